@@ -1,0 +1,1 @@
+//! The `Dns` actor: Consul's DNS interface. (Being written.)

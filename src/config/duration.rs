@@ -1,0 +1,1 @@
+//! Go durations. (Being written.)

@@ -1,0 +1,3 @@
+//! Agent flags. (Being written.)
+#[derive(Debug, Clone, Default)]
+pub struct AgentFlags {}

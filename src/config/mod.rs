@@ -1,0 +1,234 @@
+//! Agent configuration: flags and JSON/HCL files merged into one validated,
+//! immutable [`RuntimeConfig`] (Consul's `config/builder.go`).
+//!
+//! Order: defaults (dev or normal) → files in lexical order (each
+//! `-config-file`, then each `-config-dir`'s `*.json`/`*.hcl`) → flags.
+//! Scalars: the last one wins; lists (`retry_join`, `services`, `checks`,
+//! `recursors`) are appended. Errors name the file, the key and the problem.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub mod builder;
+pub mod duration;
+pub mod flags;
+
+pub use builder::{build, load_files, ConfigError};
+pub use flags::AgentFlags;
+
+/// Listener ports; `None` means disabled (`-1` in a file or flag).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ports {
+    pub dns: Option<u16>,
+    pub http: Option<u16>,
+    pub server: Option<u16>,
+    pub serf_lan: Option<u16>,
+    pub serf_wan: Option<u16>,
+}
+
+impl Default for Ports {
+    fn default() -> Self {
+        Ports { dns: Some(8600), http: Some(8500), server: Some(8300), serf_lan: Some(8301), serf_wan: Some(8302) }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DnsConfig {
+    pub allow_stale: bool,
+    pub only_passing: bool,
+    /// Answers in a UDP response without EDNS (Consul's default: 3).
+    pub udp_answer_limit: usize,
+    /// 0 = no limit.
+    pub a_record_limit: usize,
+    pub enable_truncate: bool,
+    pub node_ttl: Duration,
+    /// Service name (or `prefix*`, or `*`) → TTL.
+    pub service_ttl: Vec<(String, Duration)>,
+    pub recursor_timeout: Duration,
+    pub soa_refresh: u32,
+    pub soa_retry: u32,
+    pub soa_expire: u32,
+    pub soa_min_ttl: u32,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            allow_stale: true,
+            only_passing: false,
+            udp_answer_limit: 3,
+            a_record_limit: 0,
+            enable_truncate: false,
+            node_ttl: Duration::ZERO,
+            service_ttl: Vec::new(),
+            recursor_timeout: Duration::from_secs(2),
+            soa_refresh: 3600,
+            soa_retry: 600,
+            soa_expire: 86400,
+            soa_min_ttl: 0,
+        }
+    }
+}
+
+/// A check as written in a config file or sent to `/v1/agent/check/register`
+/// (or inline in a service). Kept whole: the health issue runs them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct CheckDefinition {
+    pub id: String,
+    pub name: String,
+    pub notes: String,
+    /// Initial status; empty = critical.
+    pub status: String,
+    pub service_id: String,
+    pub interval: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub ttl: Option<Duration>,
+    pub http: String,
+    pub method: String,
+    pub header: std::collections::BTreeMap<String, Vec<String>>,
+    pub body: String,
+    pub tls_skip_verify: bool,
+    pub tcp: String,
+    pub udp: String,
+    pub grpc: String,
+    pub args: Vec<String>,
+    pub alias_service: String,
+    pub alias_node: String,
+    pub deregister_critical_service_after: Option<Duration>,
+    pub success_before_passing: u32,
+    pub failures_before_warning: u32,
+    pub failures_before_critical: u32,
+}
+
+impl CheckDefinition {
+    /// Consul's check type name, as shown in `Type`.
+    pub fn kind(&self) -> &'static str {
+        if !self.http.is_empty() {
+            "http"
+        } else if !self.tcp.is_empty() {
+            "tcp"
+        } else if !self.udp.is_empty() {
+            "udp"
+        } else if !self.grpc.is_empty() {
+            "grpc"
+        } else if !self.args.is_empty() {
+            "script"
+        } else if self.ttl.is_some() {
+            "ttl"
+        } else if !self.alias_service.is_empty() || !self.alias_node.is_empty() {
+            "alias"
+        } else {
+            ""
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ServiceDefinition {
+    pub id: String,
+    pub name: String,
+    pub tags: Vec<String>,
+    pub address: String,
+    pub port: u16,
+    pub meta: std::collections::BTreeMap<String, String>,
+    pub weights: Option<(i32, i32)>,
+    pub enable_tag_override: bool,
+    pub kind: String,
+    pub checks: Vec<CheckDefinition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuntimeConfig {
+    pub dev: bool,
+    pub server: bool,
+    pub bootstrap: bool,
+    pub bootstrap_expect: u32,
+    pub datacenter: String,
+    pub node_name: String,
+    pub node_id: String,
+    pub node_meta: std::collections::BTreeMap<String, String>,
+    /// None only in dev mode (everything in memory).
+    pub data_dir: Option<PathBuf>,
+    pub bind_addr: IpAddr,
+    pub advertise_addr: Option<IpAddr>,
+    pub client_addrs: Vec<IpAddr>,
+    pub ports: Ports,
+    /// Always ends with a dot, e.g. `consul.`.
+    pub domain: String,
+    pub recursors: Vec<String>,
+    pub ui_enabled: bool,
+    pub log_level: String,
+    pub retry_join: Vec<String>,
+    pub retry_interval: Duration,
+    pub retry_max: u32,
+    pub rejoin_after_leave: bool,
+    pub encrypt: Option<String>,
+    pub enable_script_checks: bool,
+    pub enable_local_script_checks: bool,
+    pub leave_on_terminate: bool,
+    pub services: Vec<ServiceDefinition>,
+    pub checks: Vec<CheckDefinition>,
+    pub dns: DnsConfig,
+    pub kv_max_value_size: usize,
+    pub default_query_time: Duration,
+    pub max_query_time: Duration,
+    pub raft_snapshot_threshold: u64,
+    pub raft_trailing_logs: u64,
+    /// The files this config was read from, for `reload`.
+    pub sources: Vec<PathBuf>,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            dev: false,
+            server: false,
+            bootstrap: false,
+            bootstrap_expect: 0,
+            datacenter: "dc1".into(),
+            node_name: String::new(),
+            node_id: String::new(),
+            node_meta: Default::default(),
+            data_dir: None,
+            bind_addr: IpAddr::from([0, 0, 0, 0]),
+            advertise_addr: None,
+            client_addrs: vec![IpAddr::from([127, 0, 0, 1])],
+            ports: Ports::default(),
+            domain: "consul.".into(),
+            recursors: Vec::new(),
+            ui_enabled: false,
+            log_level: "info".into(),
+            retry_join: Vec::new(),
+            retry_interval: Duration::from_secs(30),
+            retry_max: 0,
+            rejoin_after_leave: false,
+            encrypt: None,
+            enable_script_checks: false,
+            enable_local_script_checks: false,
+            leave_on_terminate: false,
+            services: Vec::new(),
+            checks: Vec::new(),
+            dns: DnsConfig::default(),
+            kv_max_value_size: 512 * 1024,
+            default_query_time: Duration::from_secs(300),
+            max_query_time: Duration::from_secs(600),
+            raft_snapshot_threshold: 16384,
+            raft_trailing_logs: 10240,
+            sources: Vec::new(),
+        }
+    }
+}
+
+impl RuntimeConfig {
+    /// The address other agents and catalog entries use for this node.
+    pub fn advertise(&self) -> IpAddr {
+        match self.advertise_addr {
+            Some(a) => a,
+            None if self.bind_addr.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
+            None => self.bind_addr,
+        }
+    }
+}

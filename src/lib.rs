@@ -1,0 +1,14 @@
+//! Meridian: service discovery, health checking and configuration for
+//! multi-datacenter deployments, speaking Consul's HTTP, DNS, CLI and
+//! config-file interfaces. See DESIGN.md for the picture.
+
+pub mod actors;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod lan;
+pub mod rpc;
+pub mod state;
+pub mod storage;
+pub mod ui;
+pub mod wan;

@@ -1,0 +1,50 @@
+//! Raft entries: one [`Command`] per replicated write, and the one
+//! [`apply`] that maps each to a state-store call (Consul's FSM).
+//!
+//! Adding a write means: a variant, an arm in `apply`, a state-store
+//! function and a test.
+
+use serde::{Deserialize, Serialize};
+
+use super::structs::{DeregisterRequest, RegisterRequest};
+use super::StateStore;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    KvSet { key: String, value: Vec<u8>, flags: u64 },
+    KvCas { key: String, value: Vec<u8>, flags: u64, cas: u64 },
+    KvDelete { key: String },
+    KvDeleteCas { key: String, cas: u64 },
+    KvDeleteTree { prefix: String },
+    Register(RegisterRequest),
+    Deregister(DeregisterRequest),
+}
+
+/// What a write answers: `Bool` for KV verbs (`true`/`false` bodies),
+/// `Done` for catalog writes, `Rejected` when the state store refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandResult {
+    Bool(bool),
+    Done,
+    Rejected(String),
+}
+
+pub fn apply(store: &mut StateStore, index: u64, cmd: &Command) -> CommandResult {
+    let result = match cmd {
+        Command::KvSet { key, value, flags } => CommandResult::Bool(store.kv_set(index, key, value.clone(), *flags)),
+        Command::KvCas { key, value, flags, cas } => CommandResult::Bool(store.kv_cas(index, key, value.clone(), *flags, *cas)),
+        Command::KvDelete { key } => CommandResult::Bool(store.kv_delete(index, key)),
+        Command::KvDeleteCas { key, cas } => CommandResult::Bool(store.kv_delete_cas(index, key, *cas)),
+        Command::KvDeleteTree { prefix } => CommandResult::Bool(store.kv_delete_tree(index, prefix)),
+        Command::Register(req) => match store.ensure_registration(index, req) {
+            Ok(()) => CommandResult::Done,
+            Err(e) => CommandResult::Rejected(e.to_string()),
+        },
+        Command::Deregister(req) => match store.deregister(index, req) {
+            Ok(()) => CommandResult::Done,
+            Err(e) => CommandResult::Rejected(e.to_string()),
+        },
+    };
+    store.note_index(index);
+    result
+}

@@ -1,0 +1,144 @@
+//! The state store: the replicated tables of one datacenter (KV, nodes,
+//! services, checks) with their indexes and watches.
+//!
+//! Pure data-structure code: no I/O, no async. Every write takes the Raft
+//! index that produced it; every row keeps `CreateIndex`/`ModifyIndex`; the
+//! `indexes` table keeps the highest index per table and per service/node
+//! name, so a read can answer `X-Consul-Index` for exactly what it covers
+//! (deletes included). Reads may register a waiter for the rows they
+//! touched, which is how blocking queries sleep without polling.
+//!
+//! Writes arrive as [`command::Command`]s (one per Raft entry); reads as
+//! [`query::Query`]s. Both are plain data so that later forwarding to other
+//! servers and datacenters can ship them unchanged.
+
+pub mod catalog;
+pub mod command;
+pub mod kv;
+pub mod query;
+pub mod structs;
+pub mod watch;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use structs::{DirEntry, HealthCheck, Node, NodeService};
+use watch::{WatchKey, Waiter, Watches};
+
+/// Table names in the index table.
+pub(crate) const T_KVS: &str = "kvs";
+pub(crate) const T_NODES: &str = "nodes";
+pub(crate) const T_SERVICES: &str = "services";
+pub(crate) const T_CHECKS: &str = "checks";
+
+#[derive(Default)]
+pub struct StateStore {
+    kvs: BTreeMap<String, DirEntry>,
+    /// Index at which a key was deleted, so that a recursive read's index
+    /// still moves forward when its newest key goes away.
+    tombstones: BTreeMap<String, u64>,
+    nodes: BTreeMap<String, Node>,
+    /// (node, service id) → instance.
+    services: BTreeMap<(String, String), NodeService>,
+    /// (node, check id) → check.
+    checks: BTreeMap<(String, String), HealthCheck>,
+    /// service name → instances; derived from `services`.
+    by_service_name: BTreeMap<String, BTreeSet<(String, String)>>,
+    indexes: BTreeMap<String, u64>,
+    /// Highest Raft index applied (writes, and entries with no table change).
+    last_index: u64,
+    watches: Watches,
+}
+
+/// Everything the store holds, for Raft snapshots and `/v1/snapshot`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StoreSnapshot {
+    pub kvs: Vec<DirEntry>,
+    pub tombstones: BTreeMap<String, u64>,
+    pub nodes: Vec<Node>,
+    /// (node, instance) pairs.
+    pub services: Vec<(String, NodeService)>,
+    pub checks: Vec<HealthCheck>,
+    pub indexes: BTreeMap<String, u64>,
+    pub last_index: u64,
+}
+
+impl StateStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn last_index(&self) -> u64 {
+        self.last_index
+    }
+
+    /// Records that Raft applied `index` even if no table changed (blank
+    /// and membership entries), so indexes never go backwards.
+    pub fn note_index(&mut self, index: u64) {
+        self.last_index = self.last_index.max(index);
+    }
+
+    pub fn table_index(&self, name: &str) -> u64 {
+        self.indexes.get(name).copied().unwrap_or(0)
+    }
+
+    fn bump(&mut self, name: &str, index: u64) {
+        let e = self.indexes.entry(name.to_string()).or_insert(0);
+        *e = (*e).max(index);
+        self.last_index = self.last_index.max(index);
+    }
+
+    fn fire(&mut self, key: WatchKey) {
+        self.watches.fire(&key);
+    }
+
+    pub(crate) fn watch(&mut self, waiter: Option<&Waiter>, key: WatchKey) {
+        if let Some(w) = waiter {
+            self.watches.register(key, w);
+        }
+    }
+
+    pub fn snapshot(&self) -> StoreSnapshot {
+        StoreSnapshot {
+            kvs: self.kvs.values().cloned().collect(),
+            tombstones: self.tombstones.clone(),
+            nodes: self.nodes.values().cloned().collect(),
+            services: self.services.iter().map(|((n, _), s)| (n.clone(), s.clone())).collect(),
+            checks: self.checks.values().cloned().collect(),
+            indexes: self.indexes.clone(),
+            last_index: self.last_index,
+        }
+    }
+
+    /// Replaces every table with the snapshot's and wakes every blocked
+    /// query (their indexes may now mean something else).
+    pub fn restore(&mut self, snap: StoreSnapshot) {
+        let mut watches = std::mem::take(&mut self.watches);
+        *self = StateStore::default();
+        for e in snap.kvs {
+            self.kvs.insert(e.key.clone(), e);
+        }
+        self.tombstones = snap.tombstones;
+        for n in snap.nodes {
+            self.nodes.insert(n.node.clone(), n);
+        }
+        for (node, s) in snap.services {
+            self.by_service_name
+                .entry(s.service.clone())
+                .or_default()
+                .insert((node.clone(), s.id.clone()));
+            self.services.insert((node, s.id.clone()), s);
+        }
+        for c in snap.checks {
+            self.checks.insert((c.node.clone(), c.check_id.clone()), c);
+        }
+        self.indexes = snap.indexes;
+        self.last_index = snap.last_index;
+        watches.fire_all();
+        self.watches = watches;
+    }
+}
+
+#[cfg(test)]
+mod tests;

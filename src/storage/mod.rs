@@ -1,0 +1,1 @@
+//! Raft log, vote and snapshot persistence in redb. (Being written.)

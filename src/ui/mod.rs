@@ -1,0 +1,1 @@
+//! The web UI — comes with the UI issue.

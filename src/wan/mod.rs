@@ -1,0 +1,1 @@
+//! WAN gossip and datacenter routing — comes with the federation issue.

@@ -3,6 +3,7 @@
 //! config-file interfaces. See DESIGN.md for the picture.
 
 pub mod actors;
+pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod http;

@@ -11,3 +11,7 @@ pub fn build(_flags: &super::AgentFlags) -> Result<super::RuntimeConfig, ConfigE
 pub fn load_files(_paths: &[std::path::PathBuf]) -> Result<(), ConfigError> {
     Ok(())
 }
+/// Checks config files or directories without starting an agent (`meridian validate`).
+pub fn validate_paths(_paths: &[std::path::PathBuf]) -> Result<super::RuntimeConfig, ConfigError> {
+    Err(ConfigError::Invalid("not yet".into()))
+}

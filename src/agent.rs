@@ -1,9 +1,122 @@
-//! Starting and running an agent: builds the actors from a RuntimeConfig,
-//! binds the listeners, and waits for shutdown. (Being written.)
+//! Starting and running an agent: opens storage, starts the actors, binds
+//! the listeners, and runs until a leave, SIGINT or SIGTERM. SIGHUP
+//! reloads the config files.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix::Actor;
+
+use crate::actors::node::{ConfigSource, NodeActor, Reload};
+use crate::actors::raft::RaftActor;
 use crate::config::RuntimeConfig;
+use crate::http::{self, ApiState};
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        let level = match level.to_ascii_lowercase().as_str() {
+            "trace" => "trace",
+            "debug" => "debug",
+            "warn" => "warn",
+            "err" | "error" => "error",
+            _ => "info",
+        };
+        tracing_subscriber::EnvFilter::new(format!(
+            "meridian={level},openraft=warn,actix_server=warn"
+        ))
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+}
 
 /// Runs an agent until it is told to leave or is interrupted.
-pub fn run(_config: RuntimeConfig) -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+pub fn run(config: RuntimeConfig) -> anyhow::Result<()> {
+    run_with_reload(config, None)
+}
+
+/// Like [`run`], with the function that rebuilds the config on reload.
+pub fn run_with_reload(config: RuntimeConfig, reload: Option<ConfigSource>) -> anyhow::Result<()> {
+    init_logging(&config.log_level);
+    let sys = actix::System::new();
+    sys.block_on(start(config, reload))?;
+    sys.run()?;
+    Ok(())
+}
+
+/// A started agent: where it listens, and its `Node` actor.
+pub struct AgentHandle {
+    pub node: actix::Addr<NodeActor>,
+    pub http_addrs: Vec<SocketAddr>,
+    pub dns_addrs: Vec<SocketAddr>,
+}
+
+/// Starts every actor and listener on the current actix system. Ports of 0
+/// bind ephemeral ports; the handle says which.
+pub async fn start(
+    config: RuntimeConfig,
+    reload: Option<ConfigSource>,
+) -> anyhow::Result<AgentHandle> {
+    let config = Arc::new(config);
+    tracing::info!(
+        node = %config.node_name, datacenter = %config.datacenter, server = config.server, dev = config.dev,
+        "starting Meridian agent {}", env!("CARGO_PKG_VERSION")
+    );
+    let raft = if config.server {
+        Some(RaftActor::start(config.clone()).await?.0)
+    } else {
+        None
+    };
+    let node = NodeActor::new(config.clone(), raft, reload).start();
+
+    let dns_addrs = Vec::new();
+    // DNS_START
+
+    let mut http_addrs = Vec::new();
+    if let Some(port) = config.ports.http {
+        let addrs: Vec<SocketAddr> = config
+            .client_addrs
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, port))
+            .collect();
+        let (server, bound) = http::server(
+            ApiState {
+                node: node.clone(),
+                config: config.clone(),
+            },
+            &addrs,
+        )?;
+        tracing::info!(addrs = ?bound, "HTTP API listening");
+        http_addrs = bound;
+        actix::spawn(async move {
+            if let Err(e) = server.await {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+            // The HTTP server owns SIGINT/SIGTERM handling: when it stops,
+            // the agent stops.
+            actix::System::current().stop();
+        });
+    }
+
+    let hup_node = node.clone();
+    actix::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading configuration");
+            match hup_node.send(Reload).await {
+                Ok(Err(e)) => tracing::error!(error = %e, "reload failed"),
+                Err(e) => tracing::error!(error = %e, "reload failed"),
+                Ok(Ok(())) => {}
+            }
+        }
+    });
+    Ok(AgentHandle {
+        node,
+        http_addrs,
+        dns_addrs,
+    })
 }

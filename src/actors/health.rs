@@ -24,6 +24,9 @@ impl Handler<SetChecks> for HealthActor {
     type Result = ();
     fn handle(&mut self, msg: SetChecks, _: &mut Context<Self>) {
         self.checks = msg.0;
-        tracing::debug!(count = self.checks.len(), "health: check definitions updated (runners come with the health issue)");
+        tracing::debug!(
+            count = self.checks.len(),
+            "health: check definitions updated (runners come with the health issue)"
+        );
     }
 }

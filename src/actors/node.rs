@@ -2,12 +2,28 @@
 //! and checks, and the one routing step every read and write takes
 //! (Consul's `rpc.go` forward): another datacenter → WAN; on a server →
 //! the local `Raft` actor; on a client → a server of its datacenter.
+//!
+//! Local services and checks are the truth for this node: every change is
+//! written to the catalog at once, and a periodic anti-entropy pass
+//! rewrites them and removes catalog entries of this node the agent does
+//! not have (the health issue refines intervals and check output syncs).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 
-use crate::actors::raft::{RaftActor, RaftRead, RaftWrite};
-use crate::config::RuntimeConfig;
-use crate::rpc::{ReadRequest, ReadResponse, RequestError, WriteRequest, WriteResponse};
+use crate::actors::raft::{GetRaftStatus, RaftActor, RaftRead, RaftStatus, RaftWrite};
+use crate::config::{CheckDefinition, RuntimeConfig, ServiceDefinition};
+use crate::rpc::{
+    Consistency, QueryOptions, ReadRequest, ReadResponse, RequestError, WriteRequest, WriteResponse,
+};
+use crate::state::command::Command;
+use crate::state::query::{Query, QueryResult};
+use crate::state::structs::{
+    DeregisterRequest, HealthCheck, HealthStatus, NodeService, RegisterRequest, Weights,
+};
 
 /// Read through the agent's request path.
 #[derive(Message, Debug, Clone)]
@@ -19,14 +35,100 @@ pub struct Read(pub ReadRequest);
 #[rtype(result = "Result<WriteResponse, RequestError>")]
 pub struct Write(pub WriteRequest);
 
+/// Register (or replace) a local service and its checks.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), RequestError>")]
+pub struct RegisterService(pub ServiceDefinition);
+
+/// Remove a local service; `Ok(false)` when the ID is unknown.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<bool, RequestError>")]
+pub struct DeregisterService(pub String);
+
+/// The local services and checks, as `/v1/agent/services` and
+/// `/v1/agent/checks` show them.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "LocalState")]
+pub struct GetLocalState;
+
+#[derive(Debug, Clone, Default)]
+pub struct LocalState {
+    pub services: BTreeMap<String, NodeService>,
+    pub checks: BTreeMap<String, HealthCheck>,
+}
+
+/// Identity and Raft status, for `/v1/agent/self`, `members`, `status`.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "AgentInfo")]
+pub struct GetAgentInfo;
+
+#[derive(Debug, Clone)]
+pub struct AgentInfo {
+    pub config: Arc<RuntimeConfig>,
+    pub raft: Option<RaftStatus>,
+    pub local_services: usize,
+    pub local_checks: usize,
+}
+
+/// Re-read the config files and apply what can change at run time.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), String>")]
+pub struct Reload;
+
+/// How the agent rebuilds its config on reload: the same flags, re-read files.
+pub type ConfigSource = Arc<dyn Fn() -> Result<RuntimeConfig, String> + Send + Sync>;
+
+struct LocalService {
+    service: NodeService,
+    checks: Vec<HealthCheck>,
+}
+
 pub struct NodeActor {
-    config: std::sync::Arc<RuntimeConfig>,
+    config: Arc<RuntimeConfig>,
     raft: Option<Addr<RaftActor>>,
+    reload_source: Option<ConfigSource>,
+    services: BTreeMap<String, LocalService>,
+    /// Node-level checks registered on this agent (not tied to a service).
+    node_checks: BTreeMap<String, HealthCheck>,
+    /// Local state not yet confirmed in the catalog.
+    dirty: bool,
 }
 
 impl NodeActor {
-    pub fn new(config: std::sync::Arc<RuntimeConfig>, raft: Option<Addr<RaftActor>>) -> Self {
-        NodeActor { config, raft }
+    pub fn new(
+        config: Arc<RuntimeConfig>,
+        raft: Option<Addr<RaftActor>>,
+        reload_source: Option<ConfigSource>,
+    ) -> Self {
+        let mut node = NodeActor {
+            config,
+            raft,
+            reload_source,
+            services: BTreeMap::new(),
+            node_checks: BTreeMap::new(),
+            dirty: true,
+        };
+        node.load_definitions();
+        node
+    }
+
+    /// Services and checks from config files become local state.
+    fn load_definitions(&mut self) {
+        self.services.clear();
+        self.node_checks.clear();
+        for def in self.config.services.clone() {
+            let (id, svc) = build_local_service(&self.config.node_name, &def);
+            self.services.insert(id, svc);
+        }
+        for def in self.config.checks.clone() {
+            let check = build_check(&self.config.node_name, &def, None, 0);
+            match self.services.get_mut(&check.service_id) {
+                Some(s) => s.checks.push(with_service(check, &s.service)),
+                None => {
+                    self.node_checks.insert(check.check_id.clone(), check);
+                }
+            }
+        }
     }
 
     /// The forwarding decision, shared by reads and writes.
@@ -38,10 +140,249 @@ impl NodeActor {
         }
         self.raft.clone().ok_or(RequestError::NoServers)
     }
+
+    fn registration(&self, svc: &LocalService) -> RegisterRequest {
+        RegisterRequest {
+            id: self.config.node_id.clone(),
+            node: self.config.node_name.clone(),
+            address: self.config.advertise().to_string(),
+            datacenter: self.config.datacenter.clone(),
+            service: Some(svc.service.clone()),
+            checks: svc.checks.clone(),
+            skip_node_update: true,
+            ..Default::default()
+        }
+    }
+
+    /// Anti-entropy: write every local service and check, then remove
+    /// services and checks of this node that the agent no longer has.
+    fn sync_all(&mut self, ctx: &mut Context<Self>) {
+        let Ok(raft) = self.route(None) else { return };
+        let mut writes: Vec<Command> = self
+            .services
+            .values()
+            .map(|s| Command::Register(self.registration(s)))
+            .collect();
+        if !self.node_checks.is_empty() {
+            writes.push(Command::Register(RegisterRequest {
+                node: self.config.node_name.clone(),
+                checks: self.node_checks.values().cloned().collect(),
+                skip_node_update: true,
+                ..Default::default()
+            }));
+        }
+        let node = self.config.node_name.clone();
+        let keep_services: Vec<String> = self.services.keys().cloned().collect();
+        let keep_checks: Vec<String> = self
+            .services
+            .values()
+            .flat_map(|s| s.checks.iter().map(|c| c.check_id.clone()))
+            .chain(self.node_checks.keys().cloned())
+            .collect();
+        let fut = async move {
+            for cmd in writes {
+                match raft.send(RaftWrite(cmd)).await {
+                    Ok(Ok(_)) => {}
+                    // The node row comes from the leader's reconcile; until
+                    // it exists (or while there is no leader) retry later.
+                    _ => return false,
+                }
+            }
+            let read = ReadRequest {
+                opts: QueryOptions {
+                    consistency: Consistency::Stale,
+                    ..Default::default()
+                },
+                query: Query::CatalogNode { node: node.clone() },
+            };
+            let Ok(Ok(resp)) = raft.send(RaftRead(read.clone())).await else {
+                return false;
+            };
+            let mut removals = Vec::new();
+            if let QueryResult::NodeServices(Some(ns)) = resp.result {
+                for id in ns
+                    .services
+                    .keys()
+                    .filter(|id| *id != "consul" && !keep_services.contains(id))
+                {
+                    removals.push(DeregisterRequest {
+                        node: node.clone(),
+                        service_id: id.clone(),
+                        ..Default::default()
+                    });
+                }
+            }
+            let read = ReadRequest {
+                query: Query::HealthNode { node: node.clone() },
+                ..read
+            };
+            if let Ok(Ok(resp)) = raft.send(RaftRead(read)).await {
+                if let QueryResult::Checks(checks) = resp.result {
+                    for c in checks.iter().filter(|c| {
+                        c.check_id != "serfHealth"
+                            && c.service_id.is_empty()
+                            && !keep_checks.contains(&c.check_id)
+                    }) {
+                        removals.push(DeregisterRequest {
+                            node: node.clone(),
+                            check_id: c.check_id.clone(),
+                            ..Default::default()
+                        });
+                    }
+                }
+            }
+            for r in removals {
+                if !matches!(
+                    raft.send(RaftWrite(Command::Deregister(r))).await,
+                    Ok(Ok(_))
+                ) {
+                    return false;
+                }
+            }
+            true
+        };
+        ctx.spawn(fut.into_actor(self).map(|ok, act, _| act.dirty = !ok));
+    }
+}
+
+fn with_service(mut check: HealthCheck, svc: &NodeService) -> HealthCheck {
+    check.service_id = svc.id.clone();
+    check.service_name = svc.service.clone();
+    check.service_tags = svc.tags.clone();
+    check
+}
+
+/// A check definition as the catalog row it becomes, with Consul's naming:
+/// `service:<id>` (`:N` when a service has several), `Service '<name>' check`.
+fn build_check(
+    node: &str,
+    def: &CheckDefinition,
+    svc: Option<&NodeService>,
+    nth: usize,
+) -> HealthCheck {
+    let (id, name) = match svc {
+        Some(s) => (
+            if !def.id.is_empty() {
+                def.id.clone()
+            } else if nth == 0 {
+                format!("service:{}", s.id)
+            } else {
+                format!("service:{}:{}", s.id, nth)
+            },
+            if def.name.is_empty() {
+                format!("Service '{}' check", s.service)
+            } else {
+                def.name.clone()
+            },
+        ),
+        None => {
+            let id = if def.id.is_empty() {
+                def.name.clone()
+            } else {
+                def.id.clone()
+            };
+            (
+                id.clone(),
+                if def.name.is_empty() {
+                    id
+                } else {
+                    def.name.clone()
+                },
+            )
+        }
+    };
+    let status = HealthStatus::parse(&def.status)
+        .filter(|s| *s != HealthStatus::Any)
+        .unwrap_or(HealthStatus::Critical);
+    let mut definition = serde_json::Map::new();
+    let dur = |d: &Option<Duration>| d.map(|d| format!("{}s", d.as_secs_f64()));
+    for (k, v) in [
+        ("Interval", dur(&def.interval)),
+        ("Timeout", dur(&def.timeout)),
+        ("TTL", dur(&def.ttl)),
+    ] {
+        if let Some(v) = v {
+            definition.insert(k.into(), v.into());
+        }
+    }
+    for (k, v) in [
+        ("HTTP", &def.http),
+        ("TCP", &def.tcp),
+        ("UDP", &def.udp),
+        ("GRPC", &def.grpc),
+        ("Method", &def.method),
+    ] {
+        if !v.is_empty() {
+            definition.insert(k.into(), v.clone().into());
+        }
+    }
+    let check = HealthCheck {
+        node: node.to_string(),
+        check_id: id,
+        name,
+        status,
+        notes: def.notes.clone(),
+        service_id: def.service_id.clone(),
+        r#type: def.kind().to_string(),
+        definition: serde_json::Value::Object(definition),
+        ..Default::default()
+    };
+    match svc {
+        Some(s) => with_service(check, s),
+        None => check,
+    }
+}
+
+fn build_local_service(node: &str, def: &ServiceDefinition) -> (String, LocalService) {
+    let id = if def.id.is_empty() {
+        def.name.clone()
+    } else {
+        def.id.clone()
+    };
+    let service = NodeService {
+        id: id.clone(),
+        service: def.name.clone(),
+        tags: def.tags.clone(),
+        address: def.address.clone(),
+        meta: def.meta.clone(),
+        port: def.port,
+        weights: def
+            .weights
+            .map(|(passing, warning)| Weights { passing, warning })
+            .unwrap_or_default(),
+        enable_tag_override: def.enable_tag_override,
+        kind: def.kind.clone(),
+        ..Default::default()
+    };
+    let checks = def
+        .checks
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            build_check(
+                node,
+                c,
+                Some(&service),
+                if def.checks.len() > 1 { i + 1 } else { 0 },
+            )
+        })
+        .collect();
+    (id, LocalService { service, checks })
 }
 
 impl Actor for NodeActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Retry quickly while local state is not in the catalog (no leader
+        // yet at start-up); a full pass every minute catches drift.
+        ctx.run_interval(Duration::from_secs(1), |act, ctx| {
+            if act.dirty {
+                act.sync_all(ctx);
+            }
+        });
+        ctx.run_interval(Duration::from_secs(60), |act, _| act.dirty = true);
+    }
 }
 
 impl Handler<Read> for NodeActor {
@@ -51,7 +392,9 @@ impl Handler<Read> for NodeActor {
         let route = self.route(msg.0.opts.dc.as_deref());
         Box::pin(async move {
             let raft = route?;
-            raft.send(RaftRead(msg.0)).await.map_err(|_| RequestError::ShuttingDown)?
+            raft.send(RaftRead(msg.0))
+                .await
+                .map_err(|_| RequestError::ShuttingDown)?
         })
     }
 }
@@ -63,7 +406,125 @@ impl Handler<Write> for NodeActor {
         let route = self.route(msg.0.dc.as_deref());
         Box::pin(async move {
             let raft = route?;
-            raft.send(RaftWrite(msg.0.command)).await.map_err(|_| RequestError::ShuttingDown)?
+            raft.send(RaftWrite(msg.0.command))
+                .await
+                .map_err(|_| RequestError::ShuttingDown)?
         })
+    }
+}
+
+impl Handler<RegisterService> for NodeActor {
+    type Result = ResponseFuture<Result<(), RequestError>>;
+
+    fn handle(&mut self, msg: RegisterService, _: &mut Context<Self>) -> Self::Result {
+        let (id, svc) = build_local_service(&self.config.node_name, &msg.0);
+        let write = Command::Register(self.registration(&svc));
+        self.services.insert(id, svc);
+        let route = self.route(None);
+        // Write through at once so the catalog reflects the change when the
+        // call returns; if that fails, anti-entropy retries.
+        match route {
+            Ok(raft) => Box::pin(async move {
+                if !matches!(raft.send(RaftWrite(write)).await, Ok(Ok(_))) {
+                    tracing::debug!(
+                        "service registration not yet in the catalog; anti-entropy will retry"
+                    );
+                }
+                Ok(())
+            }),
+            Err(_) => Box::pin(async { Ok(()) }),
+        }
+    }
+}
+
+impl Handler<DeregisterService> for NodeActor {
+    type Result = ResponseFuture<Result<bool, RequestError>>;
+
+    fn handle(&mut self, msg: DeregisterService, _: &mut Context<Self>) -> Self::Result {
+        if self.services.remove(&msg.0).is_none() {
+            return Box::pin(async { Ok(false) });
+        }
+        let write = Command::Deregister(DeregisterRequest {
+            node: self.config.node_name.clone(),
+            service_id: msg.0,
+            ..Default::default()
+        });
+        let route = self.route(None);
+        Box::pin(async move {
+            if let Ok(raft) = route {
+                let _ = raft.send(RaftWrite(write)).await;
+            }
+            Ok(true)
+        })
+    }
+}
+
+impl Handler<GetLocalState> for NodeActor {
+    type Result = MessageResult<GetLocalState>;
+
+    fn handle(&mut self, _: GetLocalState, _: &mut Context<Self>) -> Self::Result {
+        let services = self
+            .services
+            .iter()
+            .map(|(id, s)| (id.clone(), s.service.clone()))
+            .collect();
+        let checks = self
+            .services
+            .values()
+            .flat_map(|s| s.checks.iter())
+            .chain(self.node_checks.values())
+            .map(|c| (c.check_id.clone(), c.clone()))
+            .collect();
+        MessageResult(LocalState { services, checks })
+    }
+}
+
+impl Handler<GetAgentInfo> for NodeActor {
+    type Result = ResponseFuture<AgentInfo>;
+
+    fn handle(&mut self, _: GetAgentInfo, _: &mut Context<Self>) -> Self::Result {
+        let config = self.config.clone();
+        let raft = self.raft.clone();
+        let local_services = self.services.len();
+        let local_checks = self
+            .services
+            .values()
+            .map(|s| s.checks.len())
+            .sum::<usize>()
+            + self.node_checks.len();
+        Box::pin(async move {
+            let raft = match raft {
+                Some(r) => r.send(GetRaftStatus).await.ok(),
+                None => None,
+            };
+            AgentInfo {
+                config,
+                raft,
+                local_services,
+                local_checks,
+            }
+        })
+    }
+}
+
+impl Handler<Reload> for NodeActor {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, _: Reload, ctx: &mut Context<Self>) -> Self::Result {
+        let Some(source) = self.reload_source.clone() else {
+            return Ok(());
+        };
+        let new = source()?;
+        // Identity, addresses and ports need a restart; services, checks
+        // and the rest of the definitions take effect now.
+        let mut cfg = (*self.config).clone();
+        cfg.services = new.services;
+        cfg.checks = new.checks;
+        cfg.log_level = new.log_level;
+        self.config = Arc::new(cfg);
+        self.load_definitions();
+        self.sync_all(ctx);
+        tracing::info!("configuration reloaded");
+        Ok(())
     }
 }

@@ -1,9 +1,31 @@
-//! The `Raft` actor (servers): the Raft node and the state store it drives.
+//! The `Raft` actor (servers): owns the Raft node and the state store it
+//! drives. It answers reads (with consistency modes and blocking queries)
+//! and writes, reports Raft status, and, while leader, reconciles the
+//! catalog with the agents it knows (today: itself; the cluster issue adds
+//! every LAN member).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ServerState, SnapshotPolicy};
+use tokio::sync::Notify;
+use tokio::time::Instant;
 
-use crate::rpc::{ReadRequest, ReadResponse, RequestError, WriteResponse};
+use crate::config::RuntimeConfig;
+use crate::rpc::raft_net::RaftNetworkFactoryImpl;
+use crate::rpc::{
+    Consistency, QueryMeta, QueryOptions, ReadRequest, ReadResponse, RequestError, WriteResponse,
+};
 use crate::state::command::Command;
+use crate::state::query::{execute, Query, QueryResult};
+use crate::state::structs::{HealthCheck, HealthStatus, NodeService, RegisterRequest};
+use crate::state::StateStore;
+use crate::storage::{self, fsm::lock, LogStore, NodeId, Raft, StateMachine};
+
+pub use crate::storage::fsm::SharedStore;
 
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<ReadResponse, RequestError>")]
@@ -13,22 +35,343 @@ pub struct RaftRead(pub ReadRequest);
 #[rtype(result = "Result<WriteResponse, RequestError>")]
 pub struct RaftWrite(pub Command);
 
-pub struct RaftActor {}
+/// Raft's view, for `/v1/status/*`, `/v1/agent/self` and `info`.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "RaftStatus")]
+pub struct GetRaftStatus;
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RaftStatus {
+    /// `ip:port` of the leader's server RPC address, if there is one.
+    pub leader_addr: Option<String>,
+    pub is_leader: bool,
+    /// `ip:port` of every voter.
+    pub peers: Vec<String>,
+    pub state: String,
+    pub term: u64,
+    pub last_log_index: u64,
+    pub applied_index: u64,
+    pub commit_index: u64,
+    pub last_snapshot_index: u64,
+    pub last_contact_ms: u64,
+}
+
+pub struct RaftActor {
+    raft: Raft,
+    store: SharedStore,
+    node_id: NodeId,
+    config: Arc<RuntimeConfig>,
+}
+
+/// A stable Raft id from the node's UUID: its first 8 bytes.
+pub fn raft_id(node_id: &str) -> NodeId {
+    match uuid::Uuid::parse_str(node_id) {
+        Ok(u) => u.as_u64_pair().0,
+        Err(_) => {
+            // Not a UUID (hand-written node_id): a stable hash keeps restarts consistent.
+            node_id.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+                (h ^ b as u64).wrapping_mul(0x100000001b3)
+            })
+        }
+    }
+}
+
+impl RaftActor {
+    /// Opens storage and starts Raft; bootstraps a single server when the
+    /// config says so and no Raft state exists yet.
+    pub async fn start(
+        config: Arc<RuntimeConfig>,
+    ) -> anyhow::Result<(Addr<RaftActor>, SharedStore)> {
+        let dir = config.data_dir.as_ref().map(|d| d.join("raft"));
+        let db = storage::open(dir.as_deref())?;
+        let store: SharedStore = Arc::new(std::sync::Mutex::new(StateStore::new()));
+        let sm = StateMachine::open(db.clone(), store.clone())?;
+        let log = LogStore::new(db);
+        // Failover ≈ election_max + random(min, max) with openraft's leader
+        // lease: 500 + ~375 ms keeps it under the 1.5 s goal.
+        let (hb, emin, emax) = if config.dev {
+            (50, 150, 300)
+        } else {
+            (100, 250, 500)
+        };
+        let rc = openraft::Config {
+            cluster_name: config.datacenter.clone(),
+            heartbeat_interval: hb,
+            election_timeout_min: emin,
+            election_timeout_max: emax,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.raft_snapshot_threshold.max(1)),
+            max_in_snapshot_log_to_keep: config.raft_trailing_logs,
+            ..Default::default()
+        }
+        .validate()?;
+        let node_id = raft_id(&config.node_id);
+        let raft = Raft::new(node_id, Arc::new(rc), RaftNetworkFactoryImpl, log, sm).await?;
+        if (config.bootstrap || config.bootstrap_expect == 1) && !raft.is_initialized().await? {
+            let addr = server_addr(&config);
+            tracing::info!(%addr, "bootstrapping a new single-server cluster");
+            raft.initialize(BTreeMap::from([(node_id, BasicNode { addr })]))
+                .await?;
+        }
+        let actor = RaftActor {
+            raft,
+            store: store.clone(),
+            node_id,
+            config,
+        };
+        Ok((actor.start(), store))
+    }
+
+    fn status(&self) -> RaftStatus {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership().clone();
+        let addr_of = |id: NodeId| membership.get_node(&id).map(|n| n.addr.clone());
+        RaftStatus {
+            leader_addr: m.current_leader.and_then(addr_of),
+            is_leader: m.current_leader == Some(self.node_id),
+            peers: membership.voter_ids().filter_map(addr_of).collect(),
+            state: match m.state {
+                ServerState::Leader => "Leader",
+                ServerState::Follower => "Follower",
+                ServerState::Candidate => "Candidate",
+                ServerState::Learner => "Learner",
+                ServerState::Shutdown => "Shutdown",
+            }
+            .to_string(),
+            term: m.current_term,
+            last_log_index: m.last_log_index.unwrap_or(0),
+            applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
+            commit_index: m.last_applied.map(|l| l.index).unwrap_or(0),
+            last_snapshot_index: m.snapshot.map(|l| l.index).unwrap_or(0),
+            last_contact_ms: if m.current_leader == Some(self.node_id) {
+                0
+            } else {
+                m.millis_since_quorum_ack.unwrap_or(0)
+            },
+        }
+    }
+
+    /// Leader reconcile: the catalog must hold this server with a passing
+    /// `serfHealth` and the `consul` service, as Consul's leader keeps them.
+    fn reconcile(&mut self, ctx: &mut Context<Self>) {
+        if !self.status().is_leader {
+            return;
+        }
+        let desired = self_registration(&self.config);
+        let current = {
+            let mut s = lock(&self.store);
+            let node = s.catalog_node(&self.config.node_name, None).1;
+            let checks = s.health_node(&self.config.node_name, None).1;
+            (node, checks)
+        };
+        let in_sync = match &current {
+            (Some(ns), checks) => {
+                ns.node.address == desired.address
+                    && ns.node.id == desired.id
+                    && ns.node.meta == desired.node_meta
+                    && desired.service.as_ref().is_none_or(|d| {
+                        ns.services
+                            .get(&d.id)
+                            .is_some_and(|s| s.port == d.port && s.service == d.service)
+                    })
+                    && checks
+                        .iter()
+                        .any(|c| c.check_id == "serfHealth" && c.status == HealthStatus::Passing)
+            }
+            _ => false,
+        };
+        if in_sync {
+            return;
+        }
+        let raft = self.raft.clone();
+        ctx.spawn(
+            async move {
+                if let Err(e) = raft.client_write(Command::Register(desired)).await {
+                    tracing::warn!(error = %e, "leader reconcile: registering this server failed");
+                }
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+pub fn server_addr(config: &RuntimeConfig) -> String {
+    format!(
+        "{}:{}",
+        config.advertise(),
+        config.ports.server.unwrap_or(8300)
+    )
+}
+
+/// What the leader writes for a live server: the node, its `serfHealth`
+/// check and the `consul` service.
+pub fn self_registration(config: &RuntimeConfig) -> RegisterRequest {
+    let mut meta = config.node_meta.clone();
+    meta.insert("consul-network-segment".into(), String::new());
+    meta.insert("consul-version".into(), env!("CARGO_PKG_VERSION").into());
+    RegisterRequest {
+        id: config.node_id.clone(),
+        node: config.node_name.clone(),
+        address: config.advertise().to_string(),
+        datacenter: config.datacenter.clone(),
+        tagged_addresses: BTreeMap::from([
+            ("lan".into(), config.advertise().to_string()),
+            ("wan".into(), config.advertise().to_string()),
+        ]),
+        node_meta: meta,
+        service: config.server.then(|| NodeService {
+            id: "consul".into(),
+            service: "consul".into(),
+            port: config.ports.server.unwrap_or(8300),
+            ..Default::default()
+        }),
+        check: Some(HealthCheck {
+            check_id: "serfHealth".into(),
+            name: "Serf Health Status".into(),
+            status: HealthStatus::Passing,
+            output: "Agent alive and reachable".into(),
+            r#type: String::new(),
+            definition: serde_json::json!({}),
+            ..Default::default()
+        }),
+        checks: Vec::new(),
+        skip_node_update: false,
+    }
+}
 
 impl Actor for RaftActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Reconcile as soon as leadership changes, and on an interval to
+        // repair anything a failed write left behind.
+        ctx.run_interval(Duration::from_secs(1), |act, ctx| act.reconcile(ctx));
+        let mut metrics = self.raft.metrics();
+        let me = ctx.address();
+        ctx.spawn(
+            async move {
+                let mut was_leader = false;
+                while metrics.changed().await.is_ok() {
+                    let m = metrics.borrow().clone();
+                    let leader = m.current_leader == Some(m.id) && m.state == ServerState::Leader;
+                    if leader && !was_leader {
+                        me.do_send(Reconcile);
+                    }
+                    was_leader = leader;
+                }
+            }
+            .into_actor(self),
+        );
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        let raft = self.raft.clone();
+        actix::spawn(async move {
+            let _ = raft.shutdown().await;
+        });
+    }
 }
 
-impl Handler<RaftRead> for RaftActor {
-    type Result = ResponseFuture<Result<ReadResponse, RequestError>>;
-    fn handle(&mut self, _msg: RaftRead, _: &mut Context<Self>) -> Self::Result {
-        Box::pin(async { Err(RequestError::NoLeader) })
+fn map_write_err(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> RequestError {
+    match e {
+        // The forwarding step will send this to the leader; one server
+        // without leadership has nobody to send it to.
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => RequestError::NoLeader,
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            RequestError::Internal(e.to_string())
+        }
+        RaftError::Fatal(f) => RequestError::Internal(format!("raft: {f}")),
     }
 }
 
 impl Handler<RaftWrite> for RaftActor {
     type Result = ResponseFuture<Result<WriteResponse, RequestError>>;
-    fn handle(&mut self, _msg: RaftWrite, _: &mut Context<Self>) -> Self::Result {
-        Box::pin(async { Err(RequestError::NoLeader) })
+
+    fn handle(&mut self, msg: RaftWrite, _: &mut Context<Self>) -> Self::Result {
+        let raft = self.raft.clone();
+        Box::pin(async move {
+            let resp = raft.client_write(msg.0).await.map_err(map_write_err)?;
+            Ok(WriteResponse {
+                index: resp.log_id.index,
+                result: resp.data,
+            })
+        })
+    }
+}
+
+impl Handler<RaftRead> for RaftActor {
+    type Result = ResponseFuture<Result<ReadResponse, RequestError>>;
+
+    fn handle(&mut self, msg: RaftRead, _: &mut Context<Self>) -> Self::Result {
+        let raft = self.raft.clone();
+        let store = self.store.clone();
+        let status = self.status();
+        Box::pin(async move {
+            let req = msg.0;
+            match req.opts.consistency {
+                Consistency::Consistent => {
+                    raft.ensure_linearizable().await.map_err(|e| match e {
+                        RaftError::APIError(_) => RequestError::NoLeader,
+                        RaftError::Fatal(f) => RequestError::Internal(format!("raft: {f}")),
+                    })?;
+                }
+                Consistency::Default if !status.is_leader => return Err(RequestError::NoLeader),
+                _ => {}
+            }
+            let (index, result) = blocking_query(&store, &req.opts, &req.query).await;
+            Ok(ReadResponse {
+                meta: QueryMeta {
+                    index,
+                    known_leader: status.leader_addr.is_some(),
+                    last_contact_ms: status.last_contact_ms,
+                    consistency: req.opts.consistency,
+                },
+                result,
+            })
+        })
+    }
+}
+
+/// Run leader reconcile now.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Reconcile;
+
+impl Handler<Reconcile> for RaftActor {
+    type Result = ();
+    fn handle(&mut self, _: Reconcile, ctx: &mut Context<Self>) {
+        self.reconcile(ctx);
+    }
+}
+
+impl Handler<GetRaftStatus> for RaftActor {
+    type Result = MessageResult<GetRaftStatus>;
+
+    fn handle(&mut self, _: GetRaftStatus, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.status())
+    }
+}
+
+/// Runs a query, and if the client asked to block, sleeps until a row it
+/// read changes or the wait runs out. Returns Consul's index (never 0).
+pub async fn blocking_query(
+    store: &SharedStore,
+    opts: &QueryOptions,
+    query: &Query,
+) -> (u64, QueryResult) {
+    let deadline = Instant::now() + opts.max_wait;
+    loop {
+        let waiter = Arc::new(Notify::new());
+        let blocking = opts.min_index > 0 && Instant::now() < deadline;
+        let (index, result) = {
+            let mut s = lock(store);
+            execute(&mut s, query, blocking.then_some(&waiter))
+        };
+        if !blocking || index > opts.min_index {
+            return (index.max(1), result);
+        }
+        tokio::select! {
+            _ = waiter.notified() => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
     }
 }

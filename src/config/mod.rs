@@ -31,7 +31,13 @@ pub struct Ports {
 
 impl Default for Ports {
     fn default() -> Self {
-        Ports { dns: Some(8600), http: Some(8500), server: Some(8300), serf_lan: Some(8301), serf_wan: Some(8302) }
+        Ports {
+            dns: Some(8600),
+            http: Some(8500),
+            server: Some(8300),
+            serf_lan: Some(8301),
+            serf_wan: Some(8302),
+        }
     }
 }
 

@@ -1,1 +1,122 @@
-//! The HTTP API. (Being written.)
+//! The HTTP API (Consul's `/v1/...`), one file per API area. Handlers are
+//! thin: parse, send one message to the `Node` actor, encode. Errors become
+//! statuses in `error.rs` only; query options and read headers are shared
+//! in `params.rs`.
+
+pub mod agent;
+pub mod catalog;
+pub mod error;
+pub mod health;
+pub mod kv;
+pub mod params;
+pub mod status;
+
+use std::sync::Arc;
+
+use actix::Addr;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::actors::node::{NodeActor, Read, Write};
+use crate::config::RuntimeConfig;
+use crate::rpc::{
+    QueryOptions, ReadRequest, ReadResponse, RequestError, WriteRequest, WriteResponse,
+};
+use crate::state::command::Command;
+use crate::state::query::Query;
+use error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct ApiState {
+    pub node: Addr<NodeActor>,
+    pub config: Arc<RuntimeConfig>,
+}
+
+impl ApiState {
+    pub async fn read(&self, opts: QueryOptions, query: Query) -> Result<ReadResponse, ApiError> {
+        let r = self
+            .node
+            .send(Read(ReadRequest { opts, query }))
+            .await
+            .map_err(|_| RequestError::ShuttingDown)?;
+        Ok(r?)
+    }
+
+    pub async fn write(
+        &self,
+        dc: Option<String>,
+        command: Command,
+    ) -> Result<WriteResponse, ApiError> {
+        let r = self
+            .node
+            .send(Write(WriteRequest { dc, command }))
+            .await
+            .map_err(|_| RequestError::ShuttingDown)?;
+        Ok(r?)
+    }
+}
+
+/// Every route of the API.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    kv::routes(cfg);
+    catalog::routes(cfg);
+    health::routes(cfg);
+    agent::routes(cfg);
+    status::routes(cfg);
+    cfg.default_service(web::to(not_found));
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    if req.path() == "/" {
+        return HttpResponse::Ok().content_type("text/plain").body(
+            "Meridian Agent: the web UI comes in a later release; the HTTP API is under /v1/\n",
+        );
+    }
+    let body = if req.path().starts_with("/v1/") {
+        "Invalid URL path: not a recognized HTTP API endpoint"
+    } else {
+        "Invalid URL path: if attempting to use the HTTP API, ensure the path starts with '/v1/'"
+    };
+    HttpResponse::NotFound()
+        .content_type("text/plain; charset=utf-8")
+        .body(body)
+}
+
+/// A route that answers 405 with `Allow` for methods it does not serve.
+pub(crate) fn method_not_allowed(
+    allowed: &'static str,
+) -> impl Fn(HttpRequest) -> std::future::Ready<HttpResponse> + Clone {
+    move |req: HttpRequest| {
+        std::future::ready(if req.method() == actix_web::http::Method::OPTIONS {
+            HttpResponse::Ok()
+                .insert_header(("Allow", format!("OPTIONS,{allowed}")))
+                .finish()
+        } else {
+            HttpResponse::MethodNotAllowed()
+                .insert_header(("Allow", format!("OPTIONS,{allowed}")))
+                .body(format!("method {} not allowed", req.method()))
+        })
+    }
+}
+
+/// Starts the HTTP server on every client address.
+/// Returns the server future and the addresses actually bound.
+pub fn server(
+    state: ApiState,
+    addrs: &[std::net::SocketAddr],
+) -> std::io::Result<(actix_web::dev::Server, Vec<std::net::SocketAddr>)> {
+    let mut srv = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(web::Data::new(state.clone()))
+            .app_data(web::PayloadConfig::new(64 * 1024 * 1024))
+            .wrap(actix_web::middleware::Compress::default())
+            .configure(routes)
+    })
+    .workers(2)
+    .shutdown_timeout(2);
+    for a in addrs {
+        srv = srv.bind(a)?;
+    }
+    let bound = srv.addrs();
+    Ok((srv.run(), bound))
+}

@@ -4,6 +4,10 @@
 //! between servers and datacenters come with the cluster issue; the types
 //! are plain serde data so they travel unchanged.
 
+pub mod raft_net;
 pub mod request;
 
-pub use request::{Consistency, QueryMeta, QueryOptions, ReadRequest, ReadResponse, RequestError, WriteRequest, WriteResponse};
+pub use request::{
+    Consistency, QueryMeta, QueryOptions, ReadRequest, ReadResponse, RequestError, WriteRequest,
+    WriteResponse,
+};

@@ -11,9 +11,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use thiserror::Error;
 
 use super::structs::{
-    aggregate, CheckServiceNode, DeregisterRequest, HealthCheck, HealthStatus, Node, NodeService, NodeServices, RegisterRequest, ServiceNode,
+    aggregate, CheckServiceNode, DeregisterRequest, HealthCheck, HealthStatus, Node, NodeService,
+    NodeServices, RegisterRequest, ServiceNode,
 };
-use super::watch::{WatchKey, Waiter};
+use super::watch::{Waiter, WatchKey};
 use super::{StateStore, T_CHECKS, T_NODES, T_SERVICES};
 
 #[derive(Debug, Error, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -39,13 +40,18 @@ fn node_key(name: &str) -> String {
 }
 
 fn tags_match(have: &[String], want: &[String]) -> bool {
-    want.iter().all(|w| have.iter().any(|h| h.eq_ignore_ascii_case(w)))
+    want.iter()
+        .all(|w| have.iter().any(|h| h.eq_ignore_ascii_case(w)))
 }
 
 impl StateStore {
     /// Registers a node and optionally a service and checks on it, as
     /// `/v1/catalog/register` does. Unchanged rows keep their indexes.
-    pub fn ensure_registration(&mut self, index: u64, req: &RegisterRequest) -> Result<(), CatalogError> {
+    pub fn ensure_registration(
+        &mut self,
+        index: u64,
+        req: &RegisterRequest,
+    ) -> Result<(), CatalogError> {
         if req.node.is_empty() {
             return Err(CatalogError::MissingNode);
         }
@@ -125,23 +131,39 @@ impl StateStore {
             self.unindex_service(&old, &key);
             self.service_changed(index, &old, node);
         }
-        self.by_service_name.entry(name.clone()).or_default().insert(key.clone());
+        self.by_service_name
+            .entry(name.clone())
+            .or_default()
+            .insert(key.clone());
         self.services.insert(key, svc);
         self.service_changed(index, &name, node);
     }
 
-    fn ensure_check(&mut self, index: u64, node: &str, mut check: HealthCheck) -> Result<(), CatalogError> {
+    fn ensure_check(
+        &mut self,
+        index: u64,
+        node: &str,
+        mut check: HealthCheck,
+    ) -> Result<(), CatalogError> {
         if !self.nodes.contains_key(node) {
             return Err(CatalogError::UnknownNode);
         }
         check.node = node.to_string();
         if !check.service_id.is_empty() {
-            match self.services.get(&(node.to_string(), check.service_id.clone())) {
+            match self
+                .services
+                .get(&(node.to_string(), check.service_id.clone()))
+            {
                 Some(s) => {
                     check.service_name = s.service.clone();
                     check.service_tags = s.tags.clone();
                 }
-                None => return Err(CatalogError::UnknownServiceForCheck(check.service_id.clone(), check.check_id.clone())),
+                None => {
+                    return Err(CatalogError::UnknownServiceForCheck(
+                        check.service_id.clone(),
+                        check.check_id.clone(),
+                    ))
+                }
             }
         }
         let key = (node.to_string(), check.check_id.clone());
@@ -179,7 +201,10 @@ impl StateStore {
     }
 
     fn delete_check(&mut self, index: u64, node: &str, check_id: &str) {
-        if let Some(c) = self.checks.remove(&(node.to_string(), check_id.to_string())) {
+        if let Some(c) = self
+            .checks
+            .remove(&(node.to_string(), check_id.to_string()))
+        {
             let service = (!c.service_name.is_empty()).then_some(c.service_name);
             self.check_changed(index, node, service.as_deref());
         }
@@ -187,8 +212,14 @@ impl StateStore {
 
     fn delete_service(&mut self, index: u64, node: &str, service_id: &str) {
         let key = (node.to_string(), service_id.to_string());
-        let Some(svc) = self.services.remove(&key) else { return };
-        let doomed: Vec<String> = self.node_checks_iter(node).filter(|c| c.service_id == service_id).map(|c| c.check_id.clone()).collect();
+        let Some(svc) = self.services.remove(&key) else {
+            return;
+        };
+        let doomed: Vec<String> = self
+            .node_checks_iter(node)
+            .filter(|c| c.service_id == service_id)
+            .map(|c| c.check_id.clone())
+            .collect();
         for id in doomed {
             self.checks.remove(&(node.to_string(), id));
             self.bump(T_CHECKS, index);
@@ -199,11 +230,17 @@ impl StateStore {
     }
 
     fn delete_node(&mut self, index: u64, node: &str) {
-        let ids: Vec<String> = self.node_services_iter(node).map(|s| s.id.clone()).collect();
+        let ids: Vec<String> = self
+            .node_services_iter(node)
+            .map(|s| s.id.clone())
+            .collect();
         for id in ids {
             self.delete_service(index, node, &id);
         }
-        let checks: Vec<String> = self.node_checks_iter(node).map(|c| c.check_id.clone()).collect();
+        let checks: Vec<String> = self
+            .node_checks_iter(node)
+            .map(|c| c.check_id.clone())
+            .collect();
         for id in checks {
             self.delete_check(index, node, &id);
         }
@@ -227,7 +264,10 @@ impl StateStore {
         self.fire(WatchKey::Nodes);
         self.fire(WatchKey::Node(node.to_string()));
         // Health reads of every service on this node include the node.
-        let names: BTreeSet<String> = self.node_services_iter(node).map(|s| s.service.clone()).collect();
+        let names: BTreeSet<String> = self
+            .node_services_iter(node)
+            .map(|s| s.service.clone())
+            .collect();
         for n in names {
             self.bump(&svc_key(&n), index);
             self.fire(WatchKey::Service(n));
@@ -257,12 +297,21 @@ impl StateStore {
         }
     }
 
-    fn node_services_iter<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a NodeService> + 'a {
-        self.services.range((node.to_string(), String::new())..).take_while(move |((n, _), _)| n == node).map(|(_, s)| s)
+    fn node_services_iter<'a>(
+        &'a self,
+        node: &'a str,
+    ) -> impl Iterator<Item = &'a NodeService> + 'a {
+        self.services
+            .range((node.to_string(), String::new())..)
+            .take_while(move |((n, _), _)| n == node)
+            .map(|(_, s)| s)
     }
 
     fn node_checks_iter<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a HealthCheck> + 'a {
-        self.checks.range((node.to_string(), String::new())..).take_while(move |((n, _), _)| n == node).map(|(_, c)| c)
+        self.checks
+            .range((node.to_string(), String::new())..)
+            .take_while(move |((n, _), _)| n == node)
+            .map(|(_, c)| c)
     }
 
     fn index_or(&self, key: &str, table: &str) -> u64 {
@@ -274,23 +323,43 @@ impl StateStore {
 
     pub fn catalog_nodes(&mut self, waiter: Option<&Waiter>) -> (u64, Vec<Node>) {
         self.watch(waiter, WatchKey::Nodes);
-        (self.table_index(T_NODES), self.nodes.values().cloned().collect())
+        (
+            self.table_index(T_NODES),
+            self.nodes.values().cloned().collect(),
+        )
     }
 
-    pub fn catalog_services(&mut self, waiter: Option<&Waiter>) -> (u64, BTreeMap<String, Vec<String>>) {
+    pub fn catalog_services(
+        &mut self,
+        waiter: Option<&Waiter>,
+    ) -> (u64, BTreeMap<String, Vec<String>>) {
         self.watch(waiter, WatchKey::Services);
         let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for s in self.services.values() {
-            out.entry(s.service.clone()).or_default().extend(s.tags.iter().cloned());
+            out.entry(s.service.clone())
+                .or_default()
+                .extend(s.tags.iter().cloned());
         }
-        (self.table_index(T_SERVICES), out.into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect())
+        (
+            self.table_index(T_SERVICES),
+            out.into_iter()
+                .map(|(k, v)| (k, v.into_iter().collect()))
+                .collect(),
+        )
     }
 
-    pub fn catalog_service(&mut self, name: &str, tags: &[String], waiter: Option<&Waiter>) -> (u64, Vec<ServiceNode>) {
+    pub fn catalog_service(
+        &mut self,
+        name: &str,
+        tags: &[String],
+        waiter: Option<&Waiter>,
+    ) -> (u64, Vec<ServiceNode>) {
         self.watch(waiter, WatchKey::Service(name.to_string()));
         let mut out = Vec::new();
         for key in self.by_service_name.get(name).into_iter().flatten() {
-            let (Some(svc), Some(node)) = (self.services.get(key), self.nodes.get(&key.0)) else { continue };
+            let (Some(svc), Some(node)) = (self.services.get(key), self.nodes.get(&key.0)) else {
+                continue;
+            };
             if tags_match(&svc.tags, tags) {
                 out.push(ServiceNode::new(node, svc));
             }
@@ -298,49 +367,101 @@ impl StateStore {
         (self.index_or(&svc_key(name), T_SERVICES), out)
     }
 
-    pub fn catalog_node(&mut self, node: &str, waiter: Option<&Waiter>) -> (u64, Option<NodeServices>) {
+    pub fn catalog_node(
+        &mut self,
+        node: &str,
+        waiter: Option<&Waiter>,
+    ) -> (u64, Option<NodeServices>) {
         self.watch(waiter, WatchKey::Node(node.to_string()));
         let idx = self.index_or(&node_key(node), T_NODES);
-        let Some(n) = self.nodes.get(node) else { return (idx, None) };
-        let services = self.node_services_iter(node).map(|s| (s.id.clone(), s.clone())).collect();
-        (idx, Some(NodeServices { node: n.clone(), services }))
+        let Some(n) = self.nodes.get(node) else {
+            return (idx, None);
+        };
+        let services = self
+            .node_services_iter(node)
+            .map(|s| (s.id.clone(), s.clone()))
+            .collect();
+        (
+            idx,
+            Some(NodeServices {
+                node: n.clone(),
+                services,
+            }),
+        )
     }
 
     /// Instances of a service with their node and every check that bears
     /// on them (node-level checks such as `serfHealth`, and the service's).
-    pub fn health_service(&mut self, name: &str, tags: &[String], passing_only: bool, waiter: Option<&Waiter>) -> (u64, Vec<CheckServiceNode>) {
+    pub fn health_service(
+        &mut self,
+        name: &str,
+        tags: &[String],
+        passing_only: bool,
+        waiter: Option<&Waiter>,
+    ) -> (u64, Vec<CheckServiceNode>) {
         self.watch(waiter, WatchKey::Service(name.to_string()));
         let mut idx = self.index_or(&svc_key(name), T_SERVICES);
         let mut out = Vec::new();
         for key in self.by_service_name.get(name).into_iter().flatten() {
-            let (Some(svc), Some(node)) = (self.services.get(key), self.nodes.get(&key.0)) else { continue };
+            let (Some(svc), Some(node)) = (self.services.get(key), self.nodes.get(&key.0)) else {
+                continue;
+            };
             if !tags_match(&svc.tags, tags) {
                 continue;
             }
             idx = idx.max(self.table_index(&node_key(&node.node)));
-            let checks: Vec<HealthCheck> = self.node_checks_iter(&node.node).filter(|c| c.service_id.is_empty() || c.service_id == svc.id).cloned().collect();
+            let checks: Vec<HealthCheck> = self
+                .node_checks_iter(&node.node)
+                .filter(|c| c.service_id.is_empty() || c.service_id == svc.id)
+                .cloned()
+                .collect();
             if passing_only && checks.iter().any(|c| c.status != HealthStatus::Passing) {
                 continue;
             }
-            out.push(CheckServiceNode { node: node.clone(), service: svc.clone(), checks });
+            out.push(CheckServiceNode {
+                node: node.clone(),
+                service: svc.clone(),
+                checks,
+            });
         }
         (idx, out)
     }
 
     pub fn health_node(&mut self, node: &str, waiter: Option<&Waiter>) -> (u64, Vec<HealthCheck>) {
         self.watch(waiter, WatchKey::Node(node.to_string()));
-        (self.index_or(&node_key(node), T_NODES), self.node_checks_iter(node).cloned().collect())
+        (
+            self.index_or(&node_key(node), T_NODES),
+            self.node_checks_iter(node).cloned().collect(),
+        )
     }
 
-    pub fn health_checks(&mut self, service: &str, waiter: Option<&Waiter>) -> (u64, Vec<HealthCheck>) {
+    pub fn health_checks(
+        &mut self,
+        service: &str,
+        waiter: Option<&Waiter>,
+    ) -> (u64, Vec<HealthCheck>) {
         self.watch(waiter, WatchKey::Service(service.to_string()));
-        let checks = self.checks.values().filter(|c| c.service_name == service).cloned().collect();
+        let checks = self
+            .checks
+            .values()
+            .filter(|c| c.service_name == service)
+            .cloned()
+            .collect();
         (self.index_or(&svc_key(service), T_CHECKS), checks)
     }
 
-    pub fn health_state(&mut self, state: HealthStatus, waiter: Option<&Waiter>) -> (u64, Vec<HealthCheck>) {
+    pub fn health_state(
+        &mut self,
+        state: HealthStatus,
+        waiter: Option<&Waiter>,
+    ) -> (u64, Vec<HealthCheck>) {
         self.watch(waiter, WatchKey::Checks);
-        let checks = self.checks.values().filter(|c| state == HealthStatus::Any || c.status == state).cloned().collect();
+        let checks = self
+            .checks
+            .values()
+            .filter(|c| state == HealthStatus::Any || c.status == state)
+            .cloned()
+            .collect();
         (self.table_index(T_CHECKS), checks)
     }
 

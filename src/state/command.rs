@@ -11,11 +11,27 @@ use super::StateStore;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
-    KvSet { key: String, value: Vec<u8>, flags: u64 },
-    KvCas { key: String, value: Vec<u8>, flags: u64, cas: u64 },
-    KvDelete { key: String },
-    KvDeleteCas { key: String, cas: u64 },
-    KvDeleteTree { prefix: String },
+    KvSet {
+        key: String,
+        value: Vec<u8>,
+        flags: u64,
+    },
+    KvCas {
+        key: String,
+        value: Vec<u8>,
+        flags: u64,
+        cas: u64,
+    },
+    KvDelete {
+        key: String,
+    },
+    KvDeleteCas {
+        key: String,
+        cas: u64,
+    },
+    KvDeleteTree {
+        prefix: String,
+    },
     Register(RegisterRequest),
     Deregister(DeregisterRequest),
 }
@@ -31,11 +47,22 @@ pub enum CommandResult {
 
 pub fn apply(store: &mut StateStore, index: u64, cmd: &Command) -> CommandResult {
     let result = match cmd {
-        Command::KvSet { key, value, flags } => CommandResult::Bool(store.kv_set(index, key, value.clone(), *flags)),
-        Command::KvCas { key, value, flags, cas } => CommandResult::Bool(store.kv_cas(index, key, value.clone(), *flags, *cas)),
+        Command::KvSet { key, value, flags } => {
+            CommandResult::Bool(store.kv_set(index, key, value.clone(), *flags))
+        }
+        Command::KvCas {
+            key,
+            value,
+            flags,
+            cas,
+        } => CommandResult::Bool(store.kv_cas(index, key, value.clone(), *flags, *cas)),
         Command::KvDelete { key } => CommandResult::Bool(store.kv_delete(index, key)),
-        Command::KvDeleteCas { key, cas } => CommandResult::Bool(store.kv_delete_cas(index, key, *cas)),
-        Command::KvDeleteTree { prefix } => CommandResult::Bool(store.kv_delete_tree(index, prefix)),
+        Command::KvDeleteCas { key, cas } => {
+            CommandResult::Bool(store.kv_delete_cas(index, key, *cas))
+        }
+        Command::KvDeleteTree { prefix } => {
+            CommandResult::Bool(store.kv_delete_tree(index, prefix))
+        }
         Command::Register(req) => match store.ensure_registration(index, req) {
             Ok(()) => CommandResult::Done,
             Err(e) => CommandResult::Rejected(e.to_string()),

@@ -2,7 +2,7 @@
 //! prefix and key listing with a separator.
 
 use super::structs::DirEntry;
-use super::watch::{WatchKey, Waiter};
+use super::watch::{Waiter, WatchKey};
 use super::{StateStore, T_KVS};
 
 impl StateStore {
@@ -62,7 +62,12 @@ impl StateStore {
     }
 
     pub fn kv_delete_tree(&mut self, index: u64, prefix: &str) -> bool {
-        let doomed: Vec<String> = self.kvs.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(k, _)| k.clone()).collect();
+        let doomed: Vec<String> = self
+            .kvs
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, _)| k.clone())
+            .collect();
         for k in doomed {
             self.kv_delete(index, &k);
         }
@@ -88,19 +93,45 @@ impl StateStore {
     /// `ModifyIndex` under the prefix, deletions included.
     pub fn kv_list(&mut self, prefix: &str, waiter: Option<&Waiter>) -> (u64, Vec<DirEntry>) {
         self.watch(waiter, WatchKey::KeyPrefix(prefix.to_string()));
-        let entries: Vec<DirEntry> = self.kvs.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(_, e)| e.clone()).collect();
-        let idx = entries.iter().map(|e| e.modify_index).max().unwrap_or(0).max(self.prefix_tombstone_index(prefix));
-        (if idx == 0 { self.table_index(T_KVS) } else { idx }, entries)
+        let entries: Vec<DirEntry> = self
+            .kvs
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(_, e)| e.clone())
+            .collect();
+        let idx = entries
+            .iter()
+            .map(|e| e.modify_index)
+            .max()
+            .unwrap_or(0)
+            .max(self.prefix_tombstone_index(prefix));
+        (
+            if idx == 0 {
+                self.table_index(T_KVS)
+            } else {
+                idx
+            },
+            entries,
+        )
     }
 
     /// Keys under `prefix`; with a separator, each key is cut after the
     /// first separator past the prefix and duplicates are dropped
     /// (`web/sub/a`, `web/sub/b` → `web/sub/`).
-    pub fn kv_keys(&mut self, prefix: &str, separator: Option<&str>, waiter: Option<&Waiter>) -> (u64, Vec<String>) {
+    pub fn kv_keys(
+        &mut self,
+        prefix: &str,
+        separator: Option<&str>,
+        waiter: Option<&Waiter>,
+    ) -> (u64, Vec<String>) {
         self.watch(waiter, WatchKey::KeyPrefix(prefix.to_string()));
         let mut keys: Vec<String> = Vec::new();
         let mut idx = self.prefix_tombstone_index(prefix);
-        for (k, e) in self.kvs.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix)) {
+        for (k, e) in self
+            .kvs
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+        {
             idx = idx.max(e.modify_index);
             let cut = match separator.filter(|s| !s.is_empty()) {
                 Some(sep) => match k[prefix.len()..].find(sep) {
@@ -113,10 +144,22 @@ impl StateStore {
                 keys.push(cut.to_string());
             }
         }
-        (if idx == 0 { self.table_index(T_KVS) } else { idx }, keys)
+        (
+            if idx == 0 {
+                self.table_index(T_KVS)
+            } else {
+                idx
+            },
+            keys,
+        )
     }
 
     fn prefix_tombstone_index(&self, prefix: &str) -> u64 {
-        self.tombstones.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(_, i)| *i).max().unwrap_or(0)
+        self.tombstones
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(_, i)| *i)
+            .max()
+            .unwrap_or(0)
     }
 }

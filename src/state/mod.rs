@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use structs::{DirEntry, HealthCheck, Node, NodeService};
-use watch::{WatchKey, Waiter, Watches};
+use watch::{Waiter, WatchKey, Watches};
 
 /// Table names in the index table.
 pub(crate) const T_KVS: &str = "kvs";
@@ -104,7 +104,11 @@ impl StateStore {
             kvs: self.kvs.values().cloned().collect(),
             tombstones: self.tombstones.clone(),
             nodes: self.nodes.values().cloned().collect(),
-            services: self.services.iter().map(|((n, _), s)| (n.clone(), s.clone())).collect(),
+            services: self
+                .services
+                .iter()
+                .map(|((n, _), s)| (n.clone(), s.clone()))
+                .collect(),
             checks: self.checks.values().cloned().collect(),
             indexes: self.indexes.clone(),
             last_index: self.last_index,

@@ -8,23 +8,47 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::structs::{CheckServiceNode, DirEntry, HealthCheck, HealthStatus, Node, NodeServices, ServiceNode};
+use super::structs::{
+    CheckServiceNode, DirEntry, HealthCheck, HealthStatus, Node, NodeServices, ServiceNode,
+};
 use super::watch::Waiter;
 use super::StateStore;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Query {
-    KvGet { key: String },
-    KvList { prefix: String },
-    KvKeys { prefix: String, separator: Option<String> },
+    KvGet {
+        key: String,
+    },
+    KvList {
+        prefix: String,
+    },
+    KvKeys {
+        prefix: String,
+        separator: Option<String>,
+    },
     CatalogNodes,
     CatalogServices,
-    CatalogService { name: String, tags: Vec<String> },
-    CatalogNode { node: String },
-    HealthService { name: String, tags: Vec<String>, passing: bool },
-    HealthNode { node: String },
-    HealthChecks { service: String },
-    HealthState { state: HealthStatus },
+    CatalogService {
+        name: String,
+        tags: Vec<String>,
+    },
+    CatalogNode {
+        node: String,
+    },
+    HealthService {
+        name: String,
+        tags: Vec<String>,
+        passing: bool,
+    },
+    HealthNode {
+        node: String,
+    },
+    HealthChecks {
+        service: String,
+    },
+    HealthState {
+        state: HealthStatus,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,7 +96,11 @@ pub fn execute(store: &mut StateStore, q: &Query, waiter: Option<&Waiter>) -> (u
             let (i, n) = store.catalog_node(node, waiter);
             (i, QueryResult::NodeServices(n))
         }
-        Query::HealthService { name, tags, passing } => {
+        Query::HealthService {
+            name,
+            tags,
+            passing,
+        } => {
             let (i, s) = store.health_service(name, tags, *passing, waiter);
             (i, QueryResult::CheckServiceNodes(s))
         }

@@ -75,7 +75,10 @@ pub struct Weights {
 
 impl Default for Weights {
     fn default() -> Self {
-        Weights { passing: 1, warning: 1 }
+        Weights {
+            passing: 1,
+            warning: 1,
+        }
     }
 }
 

@@ -99,7 +99,8 @@ impl Watches {
 
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.exact.values().map(Vec::len).sum::<usize>() + self.prefixes.values().map(Vec::len).sum::<usize>()
+        self.exact.values().map(Vec::len).sum::<usize>()
+            + self.prefixes.values().map(Vec::len).sum::<usize>()
     }
 }
 

@@ -1,0 +1,366 @@
+//! `/v1/agent/*`: the local agent (never forwarded): self, members,
+//! services, checks, service register/deregister, reload, leave.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use actix_web::web::{self, Payload};
+use actix_web::{HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::ApiError;
+use super::params::{decode, json as json_resp, read_body, Params};
+use super::ApiState;
+use crate::actors::node::{
+    AgentInfo, DeregisterService, GetAgentInfo, GetLocalState, RegisterService, Reload,
+};
+use crate::config::duration::parse_go_duration;
+use crate::config::{CheckDefinition, ServiceDefinition};
+use crate::rpc::RequestError;
+use crate::state::structs::Weights;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/agent/self", web::get().to(agent_self))
+        .route("/v1/agent/members", web::get().to(members))
+        .route("/v1/agent/services", web::get().to(services))
+        .route("/v1/agent/service/register", web::put().to(register))
+        .route(
+            "/v1/agent/service/deregister/{id}",
+            web::put().to(deregister),
+        )
+        .route("/v1/agent/service/{id}", web::get().to(service))
+        .route("/v1/agent/checks", web::get().to(checks))
+        .route("/v1/agent/reload", web::put().to(reload))
+        .route("/v1/agent/leave", web::put().to(leave));
+}
+
+async fn info(state: &ApiState) -> Result<AgentInfo, ApiError> {
+    Ok(state
+        .node
+        .send(GetAgentInfo)
+        .await
+        .map_err(|_| RequestError::ShuttingDown)?)
+}
+
+/// This agent as a gossip member, in Consul's shape. Until LAN gossip
+/// lands the agent is the only member it knows.
+fn member(info: &AgentInfo) -> serde_json::Value {
+    let c = &info.config;
+    let mut tags = BTreeMap::from([
+        ("role", if c.server { "consul" } else { "node" }.to_string()),
+        ("dc", c.datacenter.clone()),
+        ("segment", String::new()),
+        ("id", c.node_id.clone()),
+        ("build", format!("{}:meridian", env!("CARGO_PKG_VERSION"))),
+        ("vsn", "2".into()),
+        ("vsn_min", "2".into()),
+        ("vsn_max", "3".into()),
+    ]);
+    if c.server {
+        tags.insert("port", c.ports.server.unwrap_or(8300).to_string());
+        tags.insert("raft_vsn", "3".into());
+        if c.bootstrap {
+            tags.insert("bootstrap", "1".into());
+        }
+        if c.bootstrap_expect > 0 {
+            tags.insert("expect", c.bootstrap_expect.to_string());
+        }
+    }
+    json!({
+        "Name": c.node_name,
+        "Addr": c.advertise().to_string(),
+        "Port": c.ports.serf_lan.unwrap_or(8301),
+        "Tags": tags,
+        "Status": 1,
+        "ProtocolMin": 1, "ProtocolMax": 5, "ProtocolCur": 2,
+        "DelegateMin": 2, "DelegateMax": 5, "DelegateCur": 4,
+    })
+}
+
+async fn agent_self(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let i = info(&state).await?;
+    let c = &i.config;
+    let s = |v: &dyn ToString| v.to_string();
+    let raft = i.raft.clone().unwrap_or_default();
+    let raft_stats = if c.server {
+        json!({
+            "state": raft.state, "term": s(&raft.term), "last_log_index": s(&raft.last_log_index),
+            "commit_index": s(&raft.commit_index), "applied_index": s(&raft.applied_index),
+            "last_snapshot_index": s(&raft.last_snapshot_index), "num_peers": s(&raft.peers.len().saturating_sub(1)),
+            "last_contact": if raft.is_leader { "0".to_string() } else { format!("{}ms", raft.last_contact_ms) },
+            "latest_configuration": format!("{:?}", raft.peers), "protocol_version": "3",
+        })
+    } else {
+        json!({})
+    };
+    let body = json!({
+        "Config": {
+            "Datacenter": c.datacenter, "PrimaryDatacenter": c.datacenter, "NodeName": c.node_name, "NodeID": c.node_id,
+            "Server": c.server, "Revision": "", "Version": env!("CARGO_PKG_VERSION"), "BuildDate": "",
+        },
+        "DebugConfig": {
+            "Datacenter": c.datacenter, "NodeName": c.node_name, "NodeID": c.node_id, "ServerMode": c.server,
+            "DevMode": c.dev, "Bootstrap": c.bootstrap, "BootstrapExpect": c.bootstrap_expect,
+            "DataDir": c.data_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default(),
+            "DNSDomain": c.domain, "DNSRecursors": c.recursors, "ClientAddrs": c.client_addrs,
+            "BindAddr": c.bind_addr, "AdvertiseAddrLAN": c.advertise(), "RetryJoinLAN": c.retry_join,
+            "HTTPPort": c.ports.http.map(i64::from).unwrap_or(-1), "DNSPort": c.ports.dns.map(i64::from).unwrap_or(-1),
+            "ServerPort": c.ports.server.map(i64::from).unwrap_or(-1), "SerfPortLAN": c.ports.serf_lan.map(i64::from).unwrap_or(-1),
+            "SerfPortWAN": c.ports.serf_wan.map(i64::from).unwrap_or(-1), "UIConfig": {"Enabled": c.ui_enabled},
+        },
+        "Coord": null,
+        "Member": member(&i),
+        "Meta": c.node_meta,
+        "Stats": {
+            "agent": {"check_monitors": "0", "check_ttls": "0", "checks": s(&i.local_checks), "services": s(&i.local_services)},
+            "build": {"prerelease": "", "revision": "", "version": env!("CARGO_PKG_VERSION")},
+            "consul": {
+                "server": s(&c.server), "bootstrap": s(&c.bootstrap), "known_datacenters": "1",
+                "leader": s(&raft.is_leader), "leader_addr": raft.leader_addr.clone().unwrap_or_default(),
+            },
+            "raft": raft_stats,
+            "runtime": {"arch": std::env::consts::ARCH, "os": std::env::consts::OS, "version": "rust", "cpu_count": s(&std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))},
+        },
+    });
+    Ok(json_resp(&req, &body))
+}
+
+async fn members(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let p = Params::from(&req)?;
+    let i = info(&state).await?;
+    // A client is not in the WAN pool: Consul answers an empty list.
+    if p.has("wan") && !i.config.server {
+        return Ok(json_resp(&req, &Vec::<serde_json::Value>::new()));
+    }
+    let mut m = member(&i);
+    if p.has("wan") {
+        m["Name"] = json!(format!("{}.{}", i.config.node_name, i.config.datacenter));
+        m["Port"] = json!(i.config.ports.serf_wan.unwrap_or(8302));
+    }
+    Ok(json_resp(&req, &[m]))
+}
+
+async fn services(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let local = state
+        .node
+        .send(GetLocalState)
+        .await
+        .map_err(|_| RequestError::ShuttingDown)?;
+    let dc = state.config.datacenter.clone();
+    let out: BTreeMap<String, serde_json::Value> = local
+        .services
+        .into_iter()
+        .map(|(id, s)| (id, agent_service_json(&s, &dc)))
+        .collect();
+    Ok(json_resp(&req, &out))
+}
+
+fn agent_service_json(s: &crate::state::structs::NodeService, dc: &str) -> serde_json::Value {
+    json!({
+        "ID": s.id, "Service": s.service, "Tags": s.tags, "Meta": s.meta, "Port": s.port, "Address": s.address,
+        "TaggedAddresses": s.tagged_addresses, "Weights": s.weights, "EnableTagOverride": s.enable_tag_override,
+        "Kind": s.kind, "Datacenter": dc,
+    })
+}
+
+async fn service(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let local = state
+        .node
+        .send(GetLocalState)
+        .await
+        .map_err(|_| RequestError::ShuttingDown)?;
+    match local.services.get(id.as_str()) {
+        Some(s) => Ok(json_resp(
+            &req,
+            &agent_service_json(s, &state.config.datacenter),
+        )),
+        None => Err(ApiError::not_found(format!("unknown service ID: {id}"))),
+    }
+}
+
+async fn checks(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let local = state
+        .node
+        .send(GetLocalState)
+        .await
+        .map_err(|_| RequestError::ShuttingDown)?;
+    Ok(json_resp(&req, &local.checks))
+}
+
+/// `/v1/agent/service/register`'s body (Consul's `ServiceDefinition`).
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct ServiceRegistration {
+    #[serde(rename = "ID")]
+    id: String,
+    name: String,
+    tags: Vec<String>,
+    address: String,
+    port: u16,
+    meta: BTreeMap<String, String>,
+    weights: Option<Weights>,
+    enable_tag_override: bool,
+    kind: String,
+    check: Option<CheckRegistration>,
+    checks: Vec<CheckRegistration>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct CheckRegistration {
+    #[serde(rename = "ID", alias = "CheckID")]
+    id: String,
+    name: String,
+    notes: String,
+    status: String,
+    #[serde(rename = "ServiceID")]
+    service_id: String,
+    interval: Option<String>,
+    timeout: Option<String>,
+    #[serde(rename = "TTL")]
+    ttl: Option<String>,
+    #[serde(rename = "HTTP")]
+    http: String,
+    method: String,
+    header: BTreeMap<String, Vec<String>>,
+    body: String,
+    #[serde(rename = "TLSSkipVerify")]
+    tls_skip_verify: bool,
+    #[serde(rename = "TCP")]
+    tcp: String,
+    #[serde(rename = "UDP")]
+    udp: String,
+    #[serde(rename = "GRPC")]
+    grpc: String,
+    #[serde(alias = "ScriptArgs")]
+    args: Vec<String>,
+    alias_service: String,
+    alias_node: String,
+    deregister_critical_service_after: Option<String>,
+    success_before_passing: u32,
+    failures_before_warning: u32,
+    failures_before_critical: u32,
+}
+
+fn duration(field: &str, v: &Option<String>) -> Result<Option<Duration>, ApiError> {
+    v.as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            parse_go_duration(s)
+                .map_err(|e| ApiError::bad_request(format!("Request decode failed: {field}: {e}")))
+        })
+        .transpose()
+}
+
+impl CheckRegistration {
+    fn into_definition(self, path: &str) -> Result<CheckDefinition, ApiError> {
+        Ok(CheckDefinition {
+            interval: duration(&format!("{path}.Interval"), &self.interval)?,
+            timeout: duration(&format!("{path}.Timeout"), &self.timeout)?,
+            ttl: duration(&format!("{path}.TTL"), &self.ttl)?,
+            deregister_critical_service_after: duration(
+                &format!("{path}.DeregisterCriticalServiceAfter"),
+                &self.deregister_critical_service_after,
+            )?,
+            id: self.id,
+            name: self.name,
+            notes: self.notes,
+            status: self.status,
+            service_id: self.service_id,
+            http: self.http,
+            method: self.method,
+            header: self.header,
+            body: self.body,
+            tls_skip_verify: self.tls_skip_verify,
+            tcp: self.tcp,
+            udp: self.udp,
+            grpc: self.grpc,
+            args: self.args,
+            alias_service: self.alias_service,
+            alias_node: self.alias_node,
+            success_before_passing: self.success_before_passing,
+            failures_before_warning: self.failures_before_warning,
+            failures_before_critical: self.failures_before_critical,
+        })
+    }
+}
+
+async fn register(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    payload: Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(&req, payload, super::catalog::MAX_BODY).await?;
+    let r: ServiceRegistration = decode(&body)?;
+    if r.name.is_empty() {
+        return Err(ApiError::bad_request("Missing service name"));
+    }
+    let mut checks = Vec::new();
+    for (i, c) in r.check.into_iter().chain(r.checks).enumerate() {
+        checks.push(c.into_definition(&format!("Checks[{i}]"))?);
+    }
+    let def = ServiceDefinition {
+        id: r.id,
+        name: r.name,
+        tags: r.tags,
+        address: r.address,
+        port: r.port,
+        meta: r.meta,
+        weights: r.weights.map(|w| (w.passing, w.warning)),
+        enable_tag_override: r.enable_tag_override,
+        kind: r.kind,
+        checks,
+    };
+    state
+        .node
+        .send(RegisterService(def))
+        .await
+        .map_err(|_| RequestError::ShuttingDown)??;
+    Ok(HttpResponse::Ok().finish())
+}
+
+async fn deregister(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let found = state
+        .node
+        .send(DeregisterService(id.clone()))
+        .await
+        .map_err(|_| RequestError::ShuttingDown)??;
+    if !found {
+        return Err(ApiError::not_found(format!(
+            "Unknown service ID {:?}. Ensure that the service ID is passed, not the service name.",
+            id.as_str()
+        )));
+    }
+    Ok(HttpResponse::Ok().finish())
+}
+
+async fn reload(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    state
+        .node
+        .send(Reload)
+        .await
+        .map_err(|_| RequestError::ShuttingDown)?
+        .map_err(ApiError::internal)?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+async fn leave() -> HttpResponse {
+    // Answer first, then stop: the caller waits for this reply.
+    actix::spawn(async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        tracing::info!("graceful leave complete; shutting down");
+        actix::System::current().stop();
+    });
+    HttpResponse::Ok().finish()
+}

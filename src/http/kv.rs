@@ -1,0 +1,178 @@
+//! `/v1/kv/<key>`: get (single, `recurse`, `keys` with `separator`, `raw`),
+//! put (`flags`, `cas`), delete (`recurse`, `cas`).
+
+use actix_web::http::StatusCode;
+use actix_web::web::{self, Payload};
+use actix_web::{HttpRequest, HttpResponse};
+
+use super::error::ApiError;
+use super::params::{json_with, read_body, read_response, Params};
+use super::ApiState;
+use crate::state::command::{Command, CommandResult};
+use crate::state::query::{Query, QueryResult};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/v1/kv/{key:.*}")
+            .route(web::get().to(get))
+            .route(web::put().to(put))
+            .route(web::post().to(put))
+            .route(web::delete().to(delete))
+            .default_service(web::to(super::method_not_allowed("GET,PUT,DELETE"))),
+    );
+}
+
+/// Consul 1.22's rule: any key except path traversal and leading or
+/// trailing spaces.
+fn validate_key(key: &str) -> Result<(), ApiError> {
+    let traversal = key.split('/').any(|seg| seg == "..") || key.contains("..\\");
+    if traversal {
+        return Err(ApiError::bad_request(format!(
+            "Invalid key name {key:?}: path traversal is not allowed"
+        )));
+    }
+    if key != key.trim() {
+        return Err(ApiError::bad_request(format!(
+            "Invalid key name {key:?}: leading or trailing spaces are not allowed"
+        )));
+    }
+    Ok(())
+}
+
+fn key_of(req: &HttpRequest) -> String {
+    req.match_info().get("key").unwrap_or("").to_string()
+}
+
+async fn get(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let p = Params::from(&req)?;
+    let key = key_of(&req);
+    validate_key(&key)?;
+    let opts = p.query_options(&state.config)?;
+    let keys = p.has("keys");
+    let query = if keys {
+        Query::KvKeys {
+            prefix: key.clone(),
+            separator: p
+                .get("separator")
+                .or(p.get("seperator"))
+                .map(str::to_string),
+        }
+    } else if p.has("recurse") {
+        Query::KvList {
+            prefix: key.clone(),
+        }
+    } else if key.is_empty() {
+        return Err(ApiError::bad_request("Missing key name"));
+    } else {
+        Query::KvGet { key: key.clone() }
+    };
+    let resp = state.read(opts, query).await?;
+    let found = |b: bool| {
+        if b {
+            StatusCode::OK
+        } else {
+            StatusCode::NOT_FOUND
+        }
+    };
+    match resp.result {
+        QueryResult::Keys(k) => {
+            if k.is_empty() && !key.is_empty() {
+                return Ok(read_response(StatusCode::NOT_FOUND, &resp.meta).finish());
+            }
+            Ok(json_with(
+                read_response(StatusCode::OK, &resp.meta),
+                &req,
+                &k,
+            ))
+        }
+        QueryResult::Entries(e) => {
+            if e.is_empty() {
+                return Ok(read_response(StatusCode::NOT_FOUND, &resp.meta).finish());
+            }
+            Ok(json_with(read_response(found(true), &resp.meta), &req, &e))
+        }
+        QueryResult::Entry(Some(e)) if p.has("raw") => {
+            Ok(read_response(StatusCode::OK, &resp.meta)
+                .content_type("text/plain")
+                .insert_header(("X-Content-Type-Options", "nosniff"))
+                .insert_header(("Content-Security-Policy", "sandbox"))
+                .body(e.value))
+        }
+        QueryResult::Entry(Some(e)) => Ok(json_with(
+            read_response(StatusCode::OK, &resp.meta),
+            &req,
+            &[e],
+        )),
+        QueryResult::Entry(None) => Ok(read_response(StatusCode::NOT_FOUND, &resp.meta).finish()),
+        other => Err(ApiError::internal(format!("unexpected result {other:?}"))),
+    }
+}
+
+fn conflicting(req: &HttpRequest) -> ApiError {
+    ApiError::bad_request(format!("Conflicting flags: {}\n", req.query_string()))
+}
+
+async fn put(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    payload: Payload,
+) -> Result<HttpResponse, ApiError> {
+    let p = Params::from(&req)?;
+    let key = key_of(&req);
+    if key.is_empty() {
+        return Err(ApiError::bad_request("Missing key name"));
+    }
+    validate_key(&key)?;
+    let modes = ["cas", "acquire", "release"]
+        .iter()
+        .filter(|m| p.get(m).is_some())
+        .count();
+    if modes > 1 {
+        return Err(conflicting(&req));
+    }
+    let flags = p.u64("flags", "flags")?.unwrap_or(0);
+    let cas = p.u64("cas", "cas index")?;
+    if let Some(s) = p.get("acquire").or(p.get("release")) {
+        // Sessions come with the sessions issue; until then no session exists.
+        return Err(ApiError::internal(format!("invalid session \"{s}\"")));
+    }
+    let value = read_body(&req, payload, state.config.kv_max_value_size)
+        .await?
+        .to_vec();
+    let command = match cas {
+        Some(cas) => Command::KvCas {
+            key,
+            value,
+            flags,
+            cas,
+        },
+        None => Command::KvSet { key, value, flags },
+    };
+    let resp = state.write(p.dc(), command).await?;
+    bool_response(&req, resp.result)
+}
+
+async fn delete(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let p = Params::from(&req)?;
+    let key = key_of(&req);
+    validate_key(&key)?;
+    let recurse = p.has("recurse");
+    let cas = p.u64("cas", "cas index")?;
+    let command = match (recurse, cas) {
+        (true, Some(_)) => return Err(conflicting(&req)),
+        (true, None) => Command::KvDeleteTree { prefix: key },
+        (false, _) if key.is_empty() => return Err(ApiError::bad_request("Missing key name")),
+        (false, Some(cas)) => Command::KvDeleteCas { key, cas },
+        (false, None) => Command::KvDelete { key },
+    };
+    let resp = state.write(p.dc(), command).await?;
+    bool_response(&req, resp.result)
+}
+
+pub(crate) fn bool_response(req: &HttpRequest, r: CommandResult) -> Result<HttpResponse, ApiError> {
+    match r {
+        CommandResult::Bool(b) => Ok(super::params::json(req, &b)),
+        CommandResult::Done => Ok(super::params::json(req, &true)),
+        CommandResult::Rejected(e) => Err(ApiError::internal(e)),
+    }
+}

@@ -1,0 +1,284 @@
+//! Shared request handling: query parameters (flags count by presence),
+//! query options for blocking and consistency, JSON bodies with Consul's
+//! lenient key matching, bounded bodies, and the headers every read carries.
+
+use std::time::Duration;
+
+use actix_web::web::{Bytes, Payload};
+use actix_web::{HttpRequest, HttpResponse};
+use futures::StreamExt;
+use rand::Rng;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::error::ApiError;
+use crate::config::duration::parse_go_duration;
+use crate::config::RuntimeConfig;
+use crate::rpc::{Consistency, QueryMeta, QueryOptions};
+
+/// The query string, decoded. Repeated keys are kept (`tag=a&tag=b`).
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    pub fn from(req: &HttpRequest) -> Result<Params, ApiError> {
+        actix_web::web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+            .map(|q| Params(q.into_inner()))
+            .map_err(|e| ApiError::bad_request(format!("Invalid query string: {e}")))
+    }
+
+    /// Consul's flags count by presence: `?recurse`, `?recurse=true`, `?keys=True`.
+    pub fn has(&self, name: &str) -> bool {
+        self.0
+            .iter()
+            .any(|(k, v)| k == name && !v.eq_ignore_ascii_case("false"))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    pub fn u64(&self, name: &str, what: &str) -> Result<Option<u64>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| ApiError::bad_request(format!("Invalid {what}"))),
+        }
+    }
+
+    pub fn dc(&self) -> Option<String> {
+        self.get("dc").filter(|d| !d.is_empty()).map(str::to_string)
+    }
+
+    /// Blocking and consistency options, with Consul's defaults, clamp and
+    /// jitter (a random extra of up to wait/16 spreads wake-ups).
+    pub fn query_options(&self, cfg: &RuntimeConfig) -> Result<QueryOptions, ApiError> {
+        let stale = self.has("stale");
+        let consistent = self.has("consistent");
+        if stale && consistent {
+            return Err(ApiError::bad_request(
+                "Cannot specify ?stale with ?consistent, conflicting semantics.",
+            ));
+        }
+        let min_index = self.u64("index", "index")?.unwrap_or(0);
+        let mut wait = match self.get("wait") {
+            Some(w) => {
+                parse_go_duration(w).map_err(|_| ApiError::bad_request("Invalid wait time"))?
+            }
+            None => cfg.default_query_time,
+        };
+        if wait.is_zero() {
+            wait = cfg.default_query_time;
+        }
+        wait = wait.min(cfg.max_query_time);
+        let jitter_ms = (wait.as_millis() / 16) as u64;
+        if jitter_ms > 0 {
+            wait += Duration::from_millis(rand::thread_rng().gen_range(0..jitter_ms));
+        }
+        Ok(QueryOptions {
+            dc: self.dc(),
+            consistency: if stale {
+                Consistency::Stale
+            } else if consistent {
+                Consistency::Consistent
+            } else {
+                Consistency::Default
+            },
+            min_index,
+            max_wait: wait,
+        })
+    }
+}
+
+/// Reads a body up to `limit` bytes; larger bodies get 413 with Consul's text.
+pub async fn read_body(
+    req: &HttpRequest,
+    mut payload: Payload,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    let too_large = |n: usize| {
+        ApiError::too_large(format!("Request body({n} bytes) too large, max size: {limit} bytes. See https://developer.hashicorp.com/docs/agent/config/config-files#kv_max_value_size."))
+    };
+    if let Some(len) = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        if len > limit {
+            return Err(too_large(len));
+        }
+    }
+    let mut body = actix_web::web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::bad_request(format!("Failed to read request body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large(body.len() + chunk.len()));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Field names whose values are user maps: their keys are data, not names.
+const USER_MAPS: &[&str] = &[
+    "meta",
+    "nodemeta",
+    "servicemeta",
+    "taggedaddresses",
+    "servicetaggedaddresses",
+    "header",
+    "definition",
+];
+
+/// Known field names by their folded form (lowercase, no underscores).
+const FIELDS: &[&str] = &[
+    "ID",
+    "Name",
+    "Tags",
+    "Address",
+    "Port",
+    "Meta",
+    "Weights",
+    "Passing",
+    "Warning",
+    "EnableTagOverride",
+    "Kind",
+    "Check",
+    "Checks",
+    "Node",
+    "Datacenter",
+    "TaggedAddresses",
+    "NodeMeta",
+    "Service",
+    "ServiceID",
+    "CheckID",
+    "Status",
+    "Notes",
+    "Output",
+    "Interval",
+    "Timeout",
+    "TTL",
+    "HTTP",
+    "Method",
+    "Header",
+    "Body",
+    "TLSSkipVerify",
+    "TCP",
+    "UDP",
+    "GRPC",
+    "Args",
+    "ScriptArgs",
+    "DeregisterCriticalServiceAfter",
+    "SuccessBeforePassing",
+    "FailuresBeforeWarning",
+    "FailuresBeforeCritical",
+    "AliasService",
+    "AliasNode",
+    "SkipNodeUpdate",
+    "Definition",
+    "ServiceName",
+    "ServiceTags",
+    "Type",
+    "Value",
+    "Key",
+    "Flags",
+];
+
+fn fold(k: &str) -> String {
+    k.chars()
+        .filter(|c| *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Consul decodes request bodies case-insensitively and accepts snake_case;
+/// rewrite every known field name to its canonical spelling.
+pub fn canonicalize(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            let old = std::mem::take(map);
+            for (k, mut val) in old {
+                let f = fold(&k);
+                let key = FIELDS
+                    .iter()
+                    .find(|c| fold(c) == f)
+                    .map(|c| c.to_string())
+                    .unwrap_or(k);
+                if !USER_MAPS.contains(&f.as_str()) {
+                    canonicalize(&mut val);
+                }
+                map.insert(key, val);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(canonicalize),
+        _ => {}
+    }
+}
+
+/// Decodes a JSON body, naming the offending field on error.
+pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut v: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("Request decode failed: {e}")))?;
+    canonicalize(&mut v);
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        ApiError::bad_request(format!(
+            "Request decode failed: {}: {}",
+            e.path(),
+            e.inner()
+        ))
+    })
+}
+
+/// A JSON answer; `?pretty` indents it as Consul does.
+pub fn json<T: Serialize>(req: &HttpRequest, value: &T) -> HttpResponse {
+    json_with(HttpResponse::Ok(), req, value)
+}
+
+pub fn json_with<T: Serialize>(
+    mut builder: actix_web::HttpResponseBuilder,
+    req: &HttpRequest,
+    value: &T,
+) -> HttpResponse {
+    let pretty = req
+        .query_string()
+        .split('&')
+        .any(|p| p == "pretty" || p.starts_with("pretty="));
+    let body = if pretty {
+        serde_json::to_string_pretty(value).map(|s| s + "\n")
+    } else {
+        serde_json::to_string(value)
+    };
+    match body {
+        Ok(b) => builder.content_type("application/json").body(b),
+        Err(e) => {
+            HttpResponse::InternalServerError().body(format!("failed to encode response: {e}"))
+        }
+    }
+}
+
+/// A builder with the headers of a read: index, leader, contact, mode.
+pub fn read_response(
+    status: actix_web::http::StatusCode,
+    meta: &QueryMeta,
+) -> actix_web::HttpResponseBuilder {
+    let mut b = HttpResponse::build(status);
+    b.insert_header(("X-Consul-Index", meta.index.max(1).to_string()))
+        .insert_header(("X-Consul-KnownLeader", meta.known_leader.to_string()))
+        .insert_header(("X-Consul-LastContact", meta.last_contact_ms.to_string()))
+        .insert_header(("X-Consul-Effective-Consistency", meta.consistency.as_str()));
+    b
+}

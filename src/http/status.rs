@@ -1,0 +1,42 @@
+//! `/v1/status/leader` and `/v1/status/peers`.
+
+use actix_web::web;
+use actix_web::{HttpRequest, HttpResponse};
+
+use super::error::ApiError;
+use super::params::{json, Params};
+use super::ApiState;
+use crate::actors::node::GetAgentInfo;
+use crate::rpc::RequestError;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/status/leader", web::get().to(leader))
+        .route("/v1/status/peers", web::get().to(peers));
+}
+
+async fn raft_status(
+    req: &HttpRequest,
+    state: &ApiState,
+) -> Result<crate::actors::raft::RaftStatus, ApiError> {
+    if let Some(dc) = Params::from(req)?.dc() {
+        if dc != state.config.datacenter {
+            return Err(RequestError::NoPathToDatacenter.into());
+        }
+    }
+    let info = state
+        .node
+        .send(GetAgentInfo)
+        .await
+        .map_err(|_| RequestError::ShuttingDown)?;
+    info.raft.ok_or_else(|| RequestError::NoServers.into())
+}
+
+async fn leader(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let s = raft_status(&req, &state).await?;
+    Ok(json(&req, &s.leader_addr.unwrap_or_default()))
+}
+
+async fn peers(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let s = raft_status(&req, &state).await?;
+    Ok(json(&req, &s.peers))
+}

@@ -1,0 +1,217 @@
+//! The state machine: applies committed entries to the state store, and
+//! builds, keeps and installs snapshots of it.
+//!
+//! The state store itself lives in memory; after a restart it is rebuilt
+//! from the last snapshot plus the log (openraft re-applies up to the saved
+//! committed index). Snapshots are stored in the same redb database as the
+//! log, so the two cannot disagree after a crash.
+
+use std::io::Cursor;
+use std::sync::{Arc, Mutex};
+
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta,
+    StoredMembership,
+};
+use redb::ReadableDatabase;
+
+use super::{
+    blocking, io_err, read_err, redb_err, NodeId, StorageError, TypeConfig, KEY_SNAPSHOT, META,
+};
+use crate::state::command::{apply, CommandResult};
+use crate::state::{StateStore, StoreSnapshot};
+
+const KEY_SNAPSHOT_DATA: &str = "snapshot_data";
+
+/// The state store shared between the state machine (writer) and readers.
+pub type SharedStore = Arc<Mutex<StateStore>>;
+
+/// Locks the store; a panic elsewhere while holding it must not take every
+/// later read down with it, and the store has no invariant a half-applied
+/// entry could break (apply is a single synchronous call).
+pub fn lock(store: &SharedStore) -> std::sync::MutexGuard<'_, StateStore> {
+    store.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub struct StateMachine {
+    db: Arc<redb::Database>,
+    store: SharedStore,
+    applied: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, BasicNode>,
+}
+
+type Meta = SnapshotMeta<NodeId, BasicNode>;
+
+fn load_snapshot(db: &redb::Database) -> Result<Option<(Meta, Vec<u8>)>, StorageError> {
+    let txn = db.begin_read().map_err(redb_err)?;
+    let table = txn.open_table(META).map_err(redb_err)?;
+    let meta = match table.get(KEY_SNAPSHOT).map_err(redb_err)? {
+        Some(v) => serde_json::from_slice::<Meta>(v.value()).map_err(redb_err)?,
+        None => return Ok(None),
+    };
+    let data = match table.get(KEY_SNAPSHOT_DATA).map_err(redb_err)? {
+        Some(v) => v.value().to_vec(),
+        None => return Ok(None),
+    };
+    Ok(Some((meta, data)))
+}
+
+fn save_snapshot(db: &redb::Database, meta: &Meta, data: &[u8]) -> Result<(), StorageError> {
+    let meta_bytes = serde_json::to_vec(meta).map_err(redb_err)?;
+    let txn = db.begin_write().map_err(redb_err)?;
+    {
+        let mut table = txn.open_table(META).map_err(redb_err)?;
+        table
+            .insert(KEY_SNAPSHOT, meta_bytes.as_slice())
+            .map_err(redb_err)?;
+        table.insert(KEY_SNAPSHOT_DATA, data).map_err(redb_err)?;
+    }
+    txn.commit().map_err(redb_err)
+}
+
+impl StateMachine {
+    /// Opens the state machine, restoring the last snapshot if there is one.
+    pub fn open(db: Arc<redb::Database>, store: SharedStore) -> Result<Self, StorageError> {
+        let mut sm = StateMachine {
+            db,
+            store,
+            applied: None,
+            membership: StoredMembership::default(),
+        };
+        if let Some((meta, data)) = load_snapshot(&sm.db)? {
+            let snap: StoreSnapshot = serde_json::from_slice(&data).map_err(redb_err)?;
+            lock(&sm.store).restore(snap);
+            sm.applied = meta.last_log_id;
+            sm.membership = meta.last_membership;
+        }
+        Ok(sm)
+    }
+
+    pub fn store(&self) -> SharedStore {
+        self.store.clone()
+    }
+}
+
+pub struct SnapshotBuilder {
+    db: Arc<redb::Database>,
+    store: SharedStore,
+    applied: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, BasicNode>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(
+        &mut self,
+    ) -> Result<Snapshot<TypeConfig>, openraft::StorageError<NodeId>> {
+        // The copy is taken under the lock; encoding and the fsync are not.
+        let snap = lock(&self.store).snapshot();
+        let data = serde_json::to_vec(&snap).map_err(|e| io_err(redb_err(e)))?;
+        let snapshot_id = match self.applied {
+            Some(l) => format!("{}-{}-{}", l.leader_id, l.index, snap.last_index),
+            None => format!("empty-{}", snap.last_index),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: self.applied,
+            last_membership: self.membership.clone(),
+            snapshot_id,
+        };
+        let db = self.db.clone();
+        let (m, d) = (meta.clone(), data.clone());
+        blocking(move || save_snapshot(&db, &m, &d))
+            .await
+            .map_err(io_err)?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<
+        (Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>),
+        openraft::StorageError<NodeId>,
+    > {
+        Ok((self.applied, self.membership.clone()))
+    }
+
+    async fn apply<I>(
+        &mut self,
+        entries: I,
+    ) -> Result<Vec<CommandResult>, openraft::StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut results = Vec::new();
+        let mut store = lock(&self.store);
+        for entry in entries {
+            let index = entry.log_id.index;
+            self.applied = Some(entry.log_id);
+            match entry.payload {
+                EntryPayload::Normal(cmd) => results.push(apply(&mut store, index, &cmd)),
+                EntryPayload::Blank => {
+                    store.note_index(index);
+                    results.push(CommandResult::Done);
+                }
+                EntryPayload::Membership(m) => {
+                    store.note_index(index);
+                    self.membership = StoredMembership::new(Some(entry.log_id), m);
+                    results.push(CommandResult::Done);
+                }
+            }
+        }
+        Ok(results)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            db: self.db.clone(),
+            store: self.store.clone(),
+            applied: self.applied,
+            membership: self.membership.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, openraft::StorageError<NodeId>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &Meta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), openraft::StorageError<NodeId>> {
+        let data = snapshot.into_inner();
+        let snap: StoreSnapshot = serde_json::from_slice(&data).map_err(|e| io_err(redb_err(e)))?;
+        let db = self.db.clone();
+        let m = meta.clone();
+        blocking(move || save_snapshot(&db, &m, &data))
+            .await
+            .map_err(io_err)?;
+        lock(&self.store).restore(snap);
+        self.applied = meta.last_log_id;
+        self.membership = meta.last_membership.clone();
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, openraft::StorageError<NodeId>> {
+        let db = self.db.clone();
+        let loaded = blocking(move || load_snapshot(&db))
+            .await
+            .map_err(read_err)?;
+        Ok(loaded.map(|(meta, data)| Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        }))
+    }
+}

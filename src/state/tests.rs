@@ -1,2 +1,243 @@
+//! State store unit tests: KV semantics, indexes, watches, catalog and
+//! health reads, snapshot and restore.
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use super::command::{apply, Command, CommandResult};
+use super::query::{execute, Query, QueryResult};
+use super::structs::{DeregisterRequest, HealthCheck, HealthStatus, NodeService, RegisterRequest};
+use super::StateStore;
+
+fn waiter() -> Arc<Notify> {
+    Arc::new(Notify::new())
+}
+
+/// True when the waiter has been fired (a stored permit is consumed).
+fn fired(w: &Arc<Notify>) -> bool {
+    let fut = w.notified();
+    futures::pin_mut!(fut);
+    fut.as_mut().enable()
+}
+
+fn reg(node: &str, addr: &str, svc: Option<(&str, &str, &[&str])>, checks: Vec<HealthCheck>) -> RegisterRequest {
+    RegisterRequest {
+        node: node.into(),
+        address: addr.into(),
+        service: svc.map(|(id, name, tags)| NodeService {
+            id: id.into(),
+            service: name.into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            port: 80,
+            ..Default::default()
+        }),
+        checks,
+        ..Default::default()
+    }
+}
+
+fn check(id: &str, service_id: &str, status: HealthStatus) -> HealthCheck {
+    HealthCheck { check_id: id.into(), name: id.into(), service_id: service_id.into(), status, ..Default::default() }
+}
+
 #[test]
-fn placeholder() {}
+fn kv_set_keeps_create_index_and_moves_modify_index() {
+    let mut s = StateStore::new();
+    assert!(s.kv_set(5, "a", b"1".to_vec(), 7));
+    assert!(s.kv_set(9, "a", b"2".to_vec(), 0));
+    let (idx, e) = s.kv_get("a", None);
+    let e = e.unwrap();
+    assert_eq!((idx, e.create_index, e.modify_index, e.flags), (9, 5, 9, 0));
+    assert_eq!(e.value, b"2");
+    // Absent key: the table's index.
+    assert_eq!(s.kv_get("zzz", None), (9, None));
+}
+
+#[test]
+fn kv_cas_zero_creates_only_if_absent_and_n_must_match() {
+    let mut s = StateStore::new();
+    assert!(s.kv_cas(1, "k", b"a".to_vec(), 0, 0));
+    assert!(!s.kv_cas(2, "k", b"b".to_vec(), 0, 0), "cas=0 on an existing key");
+    assert!(!s.kv_cas(3, "k", b"b".to_vec(), 0, 99), "wrong index");
+    assert!(s.kv_cas(4, "k", b"b".to_vec(), 0, 1));
+    assert!(!s.kv_cas(5, "missing", b"x".to_vec(), 0, 4), "cas=N on an absent key");
+    assert_eq!(s.kv_get("k", None).1.unwrap().value, b"b");
+    assert!(!s.kv_delete_cas(6, "k", 0), "delete cas=0 deletes nothing");
+    assert!(!s.kv_delete_cas(6, "k", 1));
+    assert!(s.kv_delete_cas(6, "k", 4));
+    assert!(s.kv_get("k", None).1.is_none());
+}
+
+#[test]
+fn kv_list_keys_and_delete_tree() {
+    let mut s = StateStore::new();
+    for (i, k) in ["web/a", "web/sub/x", "web/sub/y", "webz", "other"].iter().enumerate() {
+        s.kv_set(i as u64 + 1, k, vec![], 0);
+    }
+    let (idx, e) = s.kv_list("web/", None);
+    assert_eq!(e.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), ["web/a", "web/sub/x", "web/sub/y"]);
+    assert_eq!(idx, 3);
+    let (_, keys) = s.kv_keys("web/", Some("/"), None);
+    assert_eq!(keys, ["web/a", "web/sub/"]);
+    let (_, keys) = s.kv_keys("", Some("/"), None);
+    assert_eq!(keys, ["other", "web/", "webz"]);
+    s.kv_delete_tree(10, "web/");
+    let (idx, e) = s.kv_list("web/", None);
+    assert!(e.is_empty());
+    assert_eq!(idx, 10, "a deleted prefix keeps a moving index (tombstones)");
+    assert!(s.kv_get("webz", None).1.is_some(), "delete-tree respects the prefix");
+}
+
+#[test]
+fn watch_on_a_key_fires_only_for_that_key() {
+    let mut s = StateStore::new();
+    s.kv_set(1, "a", vec![], 0);
+    let w = waiter();
+    s.kv_get("a", Some(&w));
+    s.kv_set(2, "b", vec![], 0);
+    s.kv_set(3, "ab", vec![], 0);
+    assert!(!fired(&w), "woke for other keys");
+    s.kv_set(4, "a", b"x".to_vec(), 0);
+    assert!(fired(&w));
+    // Absent keys can be watched too (a blocking get waiting for creation).
+    let w = waiter();
+    s.kv_get("later", Some(&w));
+    s.kv_set(5, "later", vec![], 0);
+    assert!(fired(&w));
+}
+
+#[test]
+fn prefix_watch_fires_for_keys_under_it_only() {
+    let mut s = StateStore::new();
+    let w = waiter();
+    s.kv_list("app/", Some(&w));
+    s.kv_set(1, "apple", vec![], 0);
+    assert!(!fired(&w));
+    s.kv_set(2, "app/x/y", vec![], 0);
+    assert!(fired(&w));
+    let w = waiter();
+    s.kv_keys("app/", Some("/"), Some(&w));
+    s.kv_delete(3, "app/x/y");
+    assert!(fired(&w), "deletes fire prefix watches");
+}
+
+#[test]
+fn dropped_waiters_are_swept() {
+    let mut s = StateStore::new();
+    for i in 0..10_000 {
+        let w = waiter();
+        s.kv_get(&format!("never-written-{i}"), Some(&w));
+    }
+    assert!(s.watches.len() < 5_000, "dead waiters accumulate: {}", s.watches.len());
+}
+
+#[test]
+fn register_is_idempotent_and_indexes_per_service() {
+    let mut s = StateStore::new();
+    s.ensure_registration(1, &reg("n1", "10.0.0.1", Some(("web1", "web", &["v1"])), vec![])).unwrap();
+    s.ensure_registration(2, &reg("n2", "10.0.0.2", Some(("db", "db", &[])), vec![])).unwrap();
+    let (idx_web, nodes) = s.catalog_service("web", &[], None);
+    assert_eq!((idx_web, nodes.len()), (1, 1));
+    // Re-registering the same thing changes nothing, not even indexes.
+    s.ensure_registration(3, &reg("n1", "10.0.0.1", Some(("web1", "web", &["v1"])), vec![])).unwrap();
+    let (idx, nodes) = s.catalog_service("web", &[], None);
+    assert_eq!((idx, nodes[0].modify_index), (1, 1));
+    assert_eq!(s.catalog_service("web", &["V1".into()], None).1.len(), 1, "tag match ignores case");
+    assert!(s.catalog_service("web", &["v2".into()], None).1.is_empty());
+    let (_, services) = s.catalog_services(None);
+    assert_eq!(services.get("web").unwrap(), &vec!["v1".to_string()]);
+}
+
+#[test]
+fn register_validates_and_rejects_checks_for_unknown_services() {
+    let mut s = StateStore::new();
+    assert!(s.ensure_registration(1, &reg("", "a", None, vec![])).is_err());
+    assert!(s.ensure_registration(1, &reg("n", "", None, vec![])).is_err());
+    let e = s.ensure_registration(1, &reg("n", "a", None, vec![check("c", "nope", HealthStatus::Passing)]));
+    assert!(e.unwrap_err().to_string().contains("nope"));
+}
+
+#[test]
+fn health_service_joins_node_checks_and_filters_passing() {
+    let mut s = StateStore::new();
+    s.ensure_registration(1, &reg("n1", "10.0.0.1", Some(("web", "web", &[])), vec![check("serfHealth", "", HealthStatus::Passing)])).unwrap();
+    s.ensure_registration(2, &reg("n2", "10.0.0.2", Some(("web", "web", &[])), vec![check("svc", "web", HealthStatus::Warning)])).unwrap();
+    let (_, all) = s.health_service("web", &[], false, None);
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].checks[0].check_id, "serfHealth");
+    let (_, passing) = s.health_service("web", &[], true, None);
+    assert_eq!(passing.len(), 1);
+    assert_eq!(passing[0].node.node, "n1");
+
+    // A node-level check going critical wakes health watchers of the
+    // node's services and moves their index.
+    let w = waiter();
+    let (before, _) = s.health_service("web", &[], false, Some(&w));
+    s.ensure_registration(7, &reg("n1", "10.0.0.1", None, vec![check("serfHealth", "", HealthStatus::Critical)])).unwrap();
+    assert!(fired(&w));
+    let (after, res) = s.health_service("web", &[], false, None);
+    assert!(after > before);
+    assert_eq!(res[0].aggregate_status(), HealthStatus::Critical);
+    let (_, crit) = s.health_state(HealthStatus::Critical, None);
+    assert_eq!(crit.len(), 1);
+    let (_, any) = s.health_state(HealthStatus::Any, None);
+    assert_eq!(any.len(), 2);
+}
+
+#[test]
+fn service_watch_ignores_other_services() {
+    let mut s = StateStore::new();
+    s.ensure_registration(1, &reg("n1", "a", Some(("web", "web", &[])), vec![])).unwrap();
+    let w = waiter();
+    s.catalog_service("web", &[], Some(&w));
+    s.ensure_registration(2, &reg("n2", "b", Some(("db", "db", &[])), vec![])).unwrap();
+    assert!(!fired(&w));
+    s.ensure_registration(3, &reg("n3", "c", Some(("web", "web", &[])), vec![])).unwrap();
+    assert!(fired(&w));
+}
+
+#[test]
+fn deregister_node_removes_its_services_and_checks() {
+    let mut s = StateStore::new();
+    s.ensure_registration(1, &reg("n1", "a", Some(("web", "web", &[])), vec![check("c1", "web", HealthStatus::Passing), check("serfHealth", "", HealthStatus::Passing)])).unwrap();
+    s.deregister(2, &DeregisterRequest { node: "n1".into(), check_id: "c1".into(), ..Default::default() }).unwrap();
+    assert_eq!(s.health_node("n1", None).1.len(), 1);
+    s.deregister(3, &DeregisterRequest { node: "n1".into(), ..Default::default() }).unwrap();
+    assert!(s.catalog_node("n1", None).1.is_none());
+    assert!(s.catalog_service("web", &[], None).1.is_empty());
+    assert!(s.health_state(HealthStatus::Any, None).1.is_empty());
+    let (idx, _) = s.catalog_service("web", &[], None);
+    assert_eq!(idx, 3, "a removed service's index still moves forward");
+}
+
+#[test]
+fn snapshot_restore_round_trips_and_wakes_everyone() {
+    let mut s = StateStore::new();
+    apply(&mut s, 1, &Command::KvSet { key: "k".into(), value: b"v".to_vec(), flags: 3 });
+    apply(&mut s, 2, &Command::Register(reg("n1", "a", Some(("web", "web", &["t"])), vec![check("c", "web", HealthStatus::Passing)])));
+    apply(&mut s, 3, &Command::KvDelete { key: "gone".into() });
+    let snap = s.snapshot();
+    let json = serde_json::to_vec(&snap).unwrap();
+
+    let mut t = StateStore::new();
+    let w = waiter();
+    t.kv_get("k", Some(&w));
+    t.restore(serde_json::from_slice(&json).unwrap());
+    assert!(fired(&w), "restore wakes blocked queries");
+    assert_eq!(t.snapshot(), snap);
+    assert_eq!(t.kv_get("k", None).1.unwrap().flags, 3);
+    assert_eq!(t.health_service("web", &["t".into()], true, None).1.len(), 1);
+    assert_eq!(t.last_index(), 3);
+}
+
+#[test]
+fn commands_answer_as_the_http_api_expects() {
+    let mut s = StateStore::new();
+    assert_eq!(apply(&mut s, 1, &Command::KvCas { key: "x".into(), value: vec![], flags: 0, cas: 0 }), CommandResult::Bool(true));
+    assert_eq!(apply(&mut s, 2, &Command::KvCas { key: "x".into(), value: vec![], flags: 0, cas: 0 }), CommandResult::Bool(false));
+    assert!(matches!(apply(&mut s, 3, &Command::Register(reg("", "", None, vec![]))), CommandResult::Rejected(_)));
+    let (idx, r) = execute(&mut s, &Query::KvKeys { prefix: String::new(), separator: None }, None);
+    assert_eq!((idx, r), (1, QueryResult::Keys(vec!["x".into()])));
+    assert_eq!(s.last_index(), 3, "every applied entry moves the last index");
+}

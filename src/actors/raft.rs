@@ -331,6 +331,27 @@ impl Handler<RaftRead> for RaftActor {
     }
 }
 
+/// Stop Raft (storage closed once this returns) and the actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+impl Handler<Shutdown> for RaftActor {
+    type Result = ResponseActFuture<Self, ()>;
+    fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) -> Self::Result {
+        let raft = self.raft.clone();
+        Box::pin(
+            async move {
+                if let Err(e) = raft.shutdown().await {
+                    tracing::warn!(error = %e, "raft shutdown");
+                }
+            }
+            .into_actor(self)
+            .map(|_, _, ctx| ctx.stop()),
+        )
+    }
+}
+
 /// Run leader reconcile now.
 #[derive(Message)]
 #[rtype(result = "()")]

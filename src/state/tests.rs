@@ -21,7 +21,12 @@ fn fired(w: &Arc<Notify>) -> bool {
     fut.as_mut().enable()
 }
 
-fn reg(node: &str, addr: &str, svc: Option<(&str, &str, &[&str])>, checks: Vec<HealthCheck>) -> RegisterRequest {
+fn reg(
+    node: &str,
+    addr: &str,
+    svc: Option<(&str, &str, &[&str])>,
+    checks: Vec<HealthCheck>,
+) -> RegisterRequest {
     RegisterRequest {
         node: node.into(),
         address: addr.into(),
@@ -38,7 +43,13 @@ fn reg(node: &str, addr: &str, svc: Option<(&str, &str, &[&str])>, checks: Vec<H
 }
 
 fn check(id: &str, service_id: &str, status: HealthStatus) -> HealthCheck {
-    HealthCheck { check_id: id.into(), name: id.into(), service_id: service_id.into(), status, ..Default::default() }
+    HealthCheck {
+        check_id: id.into(),
+        name: id.into(),
+        service_id: service_id.into(),
+        status,
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -58,10 +69,16 @@ fn kv_set_keeps_create_index_and_moves_modify_index() {
 fn kv_cas_zero_creates_only_if_absent_and_n_must_match() {
     let mut s = StateStore::new();
     assert!(s.kv_cas(1, "k", b"a".to_vec(), 0, 0));
-    assert!(!s.kv_cas(2, "k", b"b".to_vec(), 0, 0), "cas=0 on an existing key");
+    assert!(
+        !s.kv_cas(2, "k", b"b".to_vec(), 0, 0),
+        "cas=0 on an existing key"
+    );
     assert!(!s.kv_cas(3, "k", b"b".to_vec(), 0, 99), "wrong index");
     assert!(s.kv_cas(4, "k", b"b".to_vec(), 0, 1));
-    assert!(!s.kv_cas(5, "missing", b"x".to_vec(), 0, 4), "cas=N on an absent key");
+    assert!(
+        !s.kv_cas(5, "missing", b"x".to_vec(), 0, 4),
+        "cas=N on an absent key"
+    );
     assert_eq!(s.kv_get("k", None).1.unwrap().value, b"b");
     assert!(!s.kv_delete_cas(6, "k", 0), "delete cas=0 deletes nothing");
     assert!(!s.kv_delete_cas(6, "k", 1));
@@ -72,11 +89,17 @@ fn kv_cas_zero_creates_only_if_absent_and_n_must_match() {
 #[test]
 fn kv_list_keys_and_delete_tree() {
     let mut s = StateStore::new();
-    for (i, k) in ["web/a", "web/sub/x", "web/sub/y", "webz", "other"].iter().enumerate() {
+    for (i, k) in ["web/a", "web/sub/x", "web/sub/y", "webz", "other"]
+        .iter()
+        .enumerate()
+    {
         s.kv_set(i as u64 + 1, k, vec![], 0);
     }
     let (idx, e) = s.kv_list("web/", None);
-    assert_eq!(e.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), ["web/a", "web/sub/x", "web/sub/y"]);
+    assert_eq!(
+        e.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(),
+        ["web/a", "web/sub/x", "web/sub/y"]
+    );
     assert_eq!(idx, 3);
     let (_, keys) = s.kv_keys("web/", Some("/"), None);
     assert_eq!(keys, ["web/a", "web/sub/"]);
@@ -85,8 +108,14 @@ fn kv_list_keys_and_delete_tree() {
     s.kv_delete_tree(10, "web/");
     let (idx, e) = s.kv_list("web/", None);
     assert!(e.is_empty());
-    assert_eq!(idx, 10, "a deleted prefix keeps a moving index (tombstones)");
-    assert!(s.kv_get("webz", None).1.is_some(), "delete-tree respects the prefix");
+    assert_eq!(
+        idx, 10,
+        "a deleted prefix keeps a moving index (tombstones)"
+    );
+    assert!(
+        s.kv_get("webz", None).1.is_some(),
+        "delete-tree respects the prefix"
+    );
 }
 
 #[test]
@@ -129,21 +158,38 @@ fn dropped_waiters_are_swept() {
         let w = waiter();
         s.kv_get(&format!("never-written-{i}"), Some(&w));
     }
-    assert!(s.watches.len() < 5_000, "dead waiters accumulate: {}", s.watches.len());
+    assert!(
+        s.watches.len() < 5_000,
+        "dead waiters accumulate: {}",
+        s.watches.len()
+    );
 }
 
 #[test]
 fn register_is_idempotent_and_indexes_per_service() {
     let mut s = StateStore::new();
-    s.ensure_registration(1, &reg("n1", "10.0.0.1", Some(("web1", "web", &["v1"])), vec![])).unwrap();
-    s.ensure_registration(2, &reg("n2", "10.0.0.2", Some(("db", "db", &[])), vec![])).unwrap();
+    s.ensure_registration(
+        1,
+        &reg("n1", "10.0.0.1", Some(("web1", "web", &["v1"])), vec![]),
+    )
+    .unwrap();
+    s.ensure_registration(2, &reg("n2", "10.0.0.2", Some(("db", "db", &[])), vec![]))
+        .unwrap();
     let (idx_web, nodes) = s.catalog_service("web", &[], None);
     assert_eq!((idx_web, nodes.len()), (1, 1));
     // Re-registering the same thing changes nothing, not even indexes.
-    s.ensure_registration(3, &reg("n1", "10.0.0.1", Some(("web1", "web", &["v1"])), vec![])).unwrap();
+    s.ensure_registration(
+        3,
+        &reg("n1", "10.0.0.1", Some(("web1", "web", &["v1"])), vec![]),
+    )
+    .unwrap();
     let (idx, nodes) = s.catalog_service("web", &[], None);
     assert_eq!((idx, nodes[0].modify_index), (1, 1));
-    assert_eq!(s.catalog_service("web", &["V1".into()], None).1.len(), 1, "tag match ignores case");
+    assert_eq!(
+        s.catalog_service("web", &["V1".into()], None).1.len(),
+        1,
+        "tag match ignores case"
+    );
     assert!(s.catalog_service("web", &["v2".into()], None).1.is_empty());
     let (_, services) = s.catalog_services(None);
     assert_eq!(services.get("web").unwrap(), &vec!["v1".to_string()]);
@@ -152,17 +198,47 @@ fn register_is_idempotent_and_indexes_per_service() {
 #[test]
 fn register_validates_and_rejects_checks_for_unknown_services() {
     let mut s = StateStore::new();
-    assert!(s.ensure_registration(1, &reg("", "a", None, vec![])).is_err());
-    assert!(s.ensure_registration(1, &reg("n", "", None, vec![])).is_err());
-    let e = s.ensure_registration(1, &reg("n", "a", None, vec![check("c", "nope", HealthStatus::Passing)]));
+    assert!(s
+        .ensure_registration(1, &reg("", "a", None, vec![]))
+        .is_err());
+    assert!(s
+        .ensure_registration(1, &reg("n", "", None, vec![]))
+        .is_err());
+    let e = s.ensure_registration(
+        1,
+        &reg(
+            "n",
+            "a",
+            None,
+            vec![check("c", "nope", HealthStatus::Passing)],
+        ),
+    );
     assert!(e.unwrap_err().to_string().contains("nope"));
 }
 
 #[test]
 fn health_service_joins_node_checks_and_filters_passing() {
     let mut s = StateStore::new();
-    s.ensure_registration(1, &reg("n1", "10.0.0.1", Some(("web", "web", &[])), vec![check("serfHealth", "", HealthStatus::Passing)])).unwrap();
-    s.ensure_registration(2, &reg("n2", "10.0.0.2", Some(("web", "web", &[])), vec![check("svc", "web", HealthStatus::Warning)])).unwrap();
+    s.ensure_registration(
+        1,
+        &reg(
+            "n1",
+            "10.0.0.1",
+            Some(("web", "web", &[])),
+            vec![check("serfHealth", "", HealthStatus::Passing)],
+        ),
+    )
+    .unwrap();
+    s.ensure_registration(
+        2,
+        &reg(
+            "n2",
+            "10.0.0.2",
+            Some(("web", "web", &[])),
+            vec![check("svc", "web", HealthStatus::Warning)],
+        ),
+    )
+    .unwrap();
     let (_, all) = s.health_service("web", &[], false, None);
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].checks[0].check_id, "serfHealth");
@@ -174,7 +250,16 @@ fn health_service_joins_node_checks_and_filters_passing() {
     // node's services and moves their index.
     let w = waiter();
     let (before, _) = s.health_service("web", &[], false, Some(&w));
-    s.ensure_registration(7, &reg("n1", "10.0.0.1", None, vec![check("serfHealth", "", HealthStatus::Critical)])).unwrap();
+    s.ensure_registration(
+        7,
+        &reg(
+            "n1",
+            "10.0.0.1",
+            None,
+            vec![check("serfHealth", "", HealthStatus::Critical)],
+        ),
+    )
+    .unwrap();
     assert!(fired(&w));
     let (after, res) = s.health_service("web", &[], false, None);
     assert!(after > before);
@@ -188,22 +273,52 @@ fn health_service_joins_node_checks_and_filters_passing() {
 #[test]
 fn service_watch_ignores_other_services() {
     let mut s = StateStore::new();
-    s.ensure_registration(1, &reg("n1", "a", Some(("web", "web", &[])), vec![])).unwrap();
+    s.ensure_registration(1, &reg("n1", "a", Some(("web", "web", &[])), vec![]))
+        .unwrap();
     let w = waiter();
     s.catalog_service("web", &[], Some(&w));
-    s.ensure_registration(2, &reg("n2", "b", Some(("db", "db", &[])), vec![])).unwrap();
+    s.ensure_registration(2, &reg("n2", "b", Some(("db", "db", &[])), vec![]))
+        .unwrap();
     assert!(!fired(&w));
-    s.ensure_registration(3, &reg("n3", "c", Some(("web", "web", &[])), vec![])).unwrap();
+    s.ensure_registration(3, &reg("n3", "c", Some(("web", "web", &[])), vec![]))
+        .unwrap();
     assert!(fired(&w));
 }
 
 #[test]
 fn deregister_node_removes_its_services_and_checks() {
     let mut s = StateStore::new();
-    s.ensure_registration(1, &reg("n1", "a", Some(("web", "web", &[])), vec![check("c1", "web", HealthStatus::Passing), check("serfHealth", "", HealthStatus::Passing)])).unwrap();
-    s.deregister(2, &DeregisterRequest { node: "n1".into(), check_id: "c1".into(), ..Default::default() }).unwrap();
+    s.ensure_registration(
+        1,
+        &reg(
+            "n1",
+            "a",
+            Some(("web", "web", &[])),
+            vec![
+                check("c1", "web", HealthStatus::Passing),
+                check("serfHealth", "", HealthStatus::Passing),
+            ],
+        ),
+    )
+    .unwrap();
+    s.deregister(
+        2,
+        &DeregisterRequest {
+            node: "n1".into(),
+            check_id: "c1".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(s.health_node("n1", None).1.len(), 1);
-    s.deregister(3, &DeregisterRequest { node: "n1".into(), ..Default::default() }).unwrap();
+    s.deregister(
+        3,
+        &DeregisterRequest {
+            node: "n1".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert!(s.catalog_node("n1", None).1.is_none());
     assert!(s.catalog_service("web", &[], None).1.is_empty());
     assert!(s.health_state(HealthStatus::Any, None).1.is_empty());
@@ -214,8 +329,25 @@ fn deregister_node_removes_its_services_and_checks() {
 #[test]
 fn snapshot_restore_round_trips_and_wakes_everyone() {
     let mut s = StateStore::new();
-    apply(&mut s, 1, &Command::KvSet { key: "k".into(), value: b"v".to_vec(), flags: 3 });
-    apply(&mut s, 2, &Command::Register(reg("n1", "a", Some(("web", "web", &["t"])), vec![check("c", "web", HealthStatus::Passing)])));
+    apply(
+        &mut s,
+        1,
+        &Command::KvSet {
+            key: "k".into(),
+            value: b"v".to_vec(),
+            flags: 3,
+        },
+    );
+    apply(
+        &mut s,
+        2,
+        &Command::Register(reg(
+            "n1",
+            "a",
+            Some(("web", "web", &["t"])),
+            vec![check("c", "web", HealthStatus::Passing)],
+        )),
+    );
     apply(&mut s, 3, &Command::KvDelete { key: "gone".into() });
     let snap = s.snapshot();
     let json = serde_json::to_vec(&snap).unwrap();
@@ -227,17 +359,58 @@ fn snapshot_restore_round_trips_and_wakes_everyone() {
     assert!(fired(&w), "restore wakes blocked queries");
     assert_eq!(t.snapshot(), snap);
     assert_eq!(t.kv_get("k", None).1.unwrap().flags, 3);
-    assert_eq!(t.health_service("web", &["t".into()], true, None).1.len(), 1);
+    assert_eq!(
+        t.health_service("web", &["t".into()], true, None).1.len(),
+        1
+    );
     assert_eq!(t.last_index(), 3);
 }
 
 #[test]
 fn commands_answer_as_the_http_api_expects() {
     let mut s = StateStore::new();
-    assert_eq!(apply(&mut s, 1, &Command::KvCas { key: "x".into(), value: vec![], flags: 0, cas: 0 }), CommandResult::Bool(true));
-    assert_eq!(apply(&mut s, 2, &Command::KvCas { key: "x".into(), value: vec![], flags: 0, cas: 0 }), CommandResult::Bool(false));
-    assert!(matches!(apply(&mut s, 3, &Command::Register(reg("", "", None, vec![]))), CommandResult::Rejected(_)));
-    let (idx, r) = execute(&mut s, &Query::KvKeys { prefix: String::new(), separator: None }, None);
+    assert_eq!(
+        apply(
+            &mut s,
+            1,
+            &Command::KvCas {
+                key: "x".into(),
+                value: vec![],
+                flags: 0,
+                cas: 0
+            }
+        ),
+        CommandResult::Bool(true)
+    );
+    assert_eq!(
+        apply(
+            &mut s,
+            2,
+            &Command::KvCas {
+                key: "x".into(),
+                value: vec![],
+                flags: 0,
+                cas: 0
+            }
+        ),
+        CommandResult::Bool(false)
+    );
+    assert!(matches!(
+        apply(&mut s, 3, &Command::Register(reg("", "", None, vec![]))),
+        CommandResult::Rejected(_)
+    ));
+    let (idx, r) = execute(
+        &mut s,
+        &Query::KvKeys {
+            prefix: String::new(),
+            separator: None,
+        },
+        None,
+    );
     assert_eq!((idx, r), (1, QueryResult::Keys(vec!["x".into()])));
-    assert_eq!(s.last_index(), 3, "every applied entry moves the last index");
+    assert_eq!(
+        s.last_index(),
+        3,
+        "every applied entry moves the last index"
+    );
 }

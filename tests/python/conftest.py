@@ -1,0 +1,87 @@
+"""Starts the built `meridian` binary as a user would, for tests that use
+software nobody here wrote: the py-consul client library and dig."""
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.environ.get("MERIDIAN_BIN", os.path.join(ROOT, "target", "debug", "meridian"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Agent:
+    def __init__(self, extra_args=(), config_dir=None):
+        self.http_port = free_port()
+        self.dns_port = free_port()
+        self.log = tempfile.NamedTemporaryFile(prefix="meridian-agent-", suffix=".log", delete=False)
+        args = [
+            BIN, "agent", "-dev", "-node", "pytest-node",
+            "-http-port", str(self.http_port), "-dns-port", str(self.dns_port),
+            "-server-port", str(free_port()), "-serf-lan-port", str(free_port()),
+            "-serf-wan-port", str(free_port()),
+        ]
+        if config_dir:
+            args += ["-config-dir", config_dir]
+        args += list(extra_args)
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.wait_ready()
+
+    @property
+    def http_addr(self):
+        return f"127.0.0.1:{self.http_port}"
+
+    def wait_ready(self, timeout=30):
+        deadline = time.time() + timeout
+        url = f"http://{self.http_addr}/v1/health/node/pytest-node"
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                with urllib.request.urlopen(url, timeout=1) as r:
+                    if b"serfHealth" in r.read():
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        with open(self.log.name) as f:
+            raise RuntimeError("agent did not become ready:\n" + f.read()[-4000:])
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def dig(self, *args):
+        if not shutil.which("dig"):
+            pytest.skip("dig not installed")
+        out = subprocess.run(
+            ["dig", "@127.0.0.1", "-p", str(self.dns_port), "+tries=1", "+time=2", *args],
+            capture_output=True, text=True, timeout=20,
+        )
+        return out.stdout
+
+
+@pytest.fixture(scope="module")
+def agent():
+    d = tempfile.mkdtemp(prefix="meridian-conf-")
+    with open(os.path.join(d, "web.json"), "w") as f:
+        f.write('{"service": {"name": "web", "port": 8080, "tags": ["blue"]}}\n')
+    with open(os.path.join(d, "api.hcl"), "w") as f:
+        f.write('service {\n  name = "api"\n  port = 9090\n  tags = ["v2"]\n}\n')
+    a = Agent(config_dir=d)
+    yield a
+    a.stop()
+    shutil.rmtree(d, ignore_errors=True)

@@ -16,7 +16,13 @@ async fn run(kind: &str, addr: &str, clients: usize, secs: u64) {
     let stop = Instant::now() + Duration::from_secs(secs);
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let (client, lat, errors, addr, kind) = (client.clone(), lat.clone(), errors.clone(), addr.to_string(), kind.to_string());
+        let (client, lat, errors, addr, kind) = (
+            client.clone(),
+            lat.clone(),
+            errors.clone(),
+            addr.to_string(),
+            kind.to_string(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             let mut i = 0u64;
@@ -24,9 +30,16 @@ async fn run(kind: &str, addr: &str, clients: usize, secs: u64) {
                 let key = format!("bench/{c}/{}", i % 100);
                 let t = Instant::now();
                 let r = if kind == "put" {
-                    client.put(format!("http://{addr}/v1/kv/{key}")).body(vec![b'x'; 128]).send().await
+                    client
+                        .put(format!("http://{addr}/v1/kv/{key}"))
+                        .body(vec![b'x'; 128])
+                        .send()
+                        .await
                 } else {
-                    client.get(format!("http://{addr}/v1/kv/{key}")).send().await
+                    client
+                        .get(format!("http://{addr}/v1/kv/{key}"))
+                        .send()
+                        .await
                 };
                 match r {
                     Ok(r) if r.status().is_success() || r.status().as_u16() == 404 => {
@@ -47,7 +60,11 @@ async fn run(kind: &str, addr: &str, clients: usize, secs: u64) {
     }
     let mut l = lat.lock().await.clone();
     l.sort();
-    let p = |q: f64| l.get(((l.len() as f64 * q) as usize).min(l.len().saturating_sub(1))).copied().unwrap_or_default();
+    let p = |q: f64| {
+        l.get(((l.len() as f64 * q) as usize).min(l.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
     println!(
         "kv-{kind:<4} clients={clients:<3} ops={:<7} ops/s={:<8.0} p50={:>7.2?} p90={:>7.2?} p99={:>7.2?} max={:>7.2?} errors={}",
         l.len(),
@@ -63,7 +80,10 @@ async fn run(kind: &str, addr: &str, clients: usize, secs: u64) {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let addr = args.get(1).cloned().unwrap_or_else(|| "127.0.0.1:8500".into());
+    let addr = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "127.0.0.1:8500".into());
     let clients = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(16);
     let secs = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(10);
     run("put", &addr, clients, secs).await;

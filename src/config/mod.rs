@@ -16,7 +16,7 @@ pub mod builder;
 pub mod duration;
 pub mod flags;
 
-pub use builder::{build, load_files, validate_paths, ConfigError};
+pub use builder::{build, ensure_node_id, validate_paths, ConfigError};
 pub use flags::AgentFlags;
 
 /// Listener ports; `None` means disabled (`-1` in a file or flag).

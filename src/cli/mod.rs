@@ -1,6 +1,117 @@
-//! CLI commands. (Being written.)
+//! The `meridian` command line: one file per command. Every command but
+//! `agent`, `validate` and `version` talks to an agent's HTTP API, exactly
+//! as Consul's CLI does, so it works against any agent it can reach.
+
+mod agent;
+mod catalog;
+mod client;
+mod info;
+mod kv;
+mod leave;
+mod members;
+mod reload;
+mod validate;
+mod version;
+
+use clap::{Parser, Subcommand};
+
+pub use client::{Client, HttpArgs};
+
+#[derive(Parser)]
+#[command(
+    name = "meridian",
+    about = "Service discovery and configuration, speaking Consul's interfaces",
+    disable_version_flag = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Runs an agent.
+    Agent(crate::config::AgentFlags),
+    /// Lists the members of the cluster.
+    Members(members::Args),
+    /// Interacts with the key-value store.
+    Kv {
+        #[command(subcommand)]
+        cmd: kv::KvCmd,
+    },
+    /// Interacts with the catalog.
+    Catalog {
+        #[command(subcommand)]
+        cmd: catalog::CatalogCmd,
+    },
+    /// Provides debugging information for operators.
+    Info(HttpArgs),
+    /// Triggers the agent to reload its configuration files.
+    Reload(HttpArgs),
+    /// Gracefully leaves the cluster and shuts down the agent.
+    Leave(HttpArgs),
+    /// Checks config files or directories for validity.
+    Validate(validate::Args),
+    /// Prints the version.
+    Version,
+}
 
 /// Runs the CLI with the process arguments; returns the exit code.
-pub fn run(_args: Vec<String>) -> i32 {
-    2
+pub fn run(args: Vec<String>) -> i32 {
+    let args = crate::config::flags::go_style_args(args);
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            // Help and version are not errors; bad usage is exit 1 as in Consul.
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let result = match cli.cmd {
+        Cmd::Agent(flags) => agent::run(flags),
+        Cmd::Members(a) => members::run(a),
+        Cmd::Kv { cmd } => kv::run(cmd),
+        Cmd::Catalog { cmd } => catalog::run(cmd),
+        Cmd::Info(h) => info::run(h),
+        Cmd::Reload(h) => reload::run(h),
+        Cmd::Leave(h) => leave::run(h),
+        Cmd::Validate(a) => validate::run(a),
+        Cmd::Version => version::run(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{e:#}");
+            1
+        }
+    }
+}
+
+/// Lays rows out in columns separated by two spaces (Consul's columnize).
+pub(crate) fn columnize(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (i, cell) in r.iter().enumerate() {
+            if i + 1 == r.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }

@@ -1,0 +1,157 @@
+//! The HTTP client every command uses: address from `-http-addr`,
+//! `MERIDIAN_HTTP_ADDR` or `CONSUL_HTTP_ADDR`; `-datacenter`, `-stale` and
+//! `-token` as Consul's CLI takes them.
+
+use anyhow::{anyhow, Context, Result};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct HttpArgs {
+    /// The agent's HTTP address (default 127.0.0.1:8500).
+    #[arg(long = "http-addr")]
+    pub http_addr: Option<String>,
+    /// The datacenter to query (default: the agent's).
+    #[arg(long)]
+    pub datacenter: Option<String>,
+    /// Let any server answer, even without a leader.
+    #[arg(long)]
+    pub stale: bool,
+    /// ACL token (accepted; ACLs come later).
+    #[arg(long)]
+    pub token: Option<String>,
+}
+
+pub struct Client {
+    base: String,
+    dc: Option<String>,
+    stale: bool,
+    token: Option<String>,
+    http: reqwest::blocking::Client,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Result<Value> {
+        serde_json::from_slice(&self.body).context("the agent answered with invalid JSON")
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).trim().to_string()
+    }
+}
+
+impl Client {
+    pub fn new(args: &HttpArgs) -> Result<Client> {
+        let addr = args
+            .http_addr
+            .clone()
+            .or_else(|| std::env::var("MERIDIAN_HTTP_ADDR").ok())
+            .or_else(|| std::env::var("CONSUL_HTTP_ADDR").ok())
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| "127.0.0.1:8500".into());
+        let base = if addr.starts_with("http://") || addr.starts_with("https://") {
+            addr
+        } else {
+            format!("http://{addr}")
+        };
+        let http = reqwest::blocking::Client::builder()
+            .timeout(std::time::Duration::from_secs(660))
+            .build()?;
+        Ok(Client {
+            base: base.trim_end_matches('/').to_string(),
+            dc: args.datacenter.clone(),
+            stale: args.stale,
+            token: args.token.clone(),
+            http,
+        })
+    }
+
+    fn url(&self, path: &str, query: &[(&str, String)]) -> String {
+        let mut q: Vec<String> = query
+            .iter()
+            .map(|(k, v)| {
+                if v.is_empty() {
+                    k.to_string()
+                } else {
+                    format!("{k}={}", enc(v))
+                }
+            })
+            .collect();
+        if let Some(dc) = &self.dc {
+            q.push(format!("dc={}", enc(dc)));
+        }
+        if self.stale {
+            q.push("stale".into());
+        }
+        if q.is_empty() {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}{path}?{}", self.base, q.join("&"))
+        }
+    }
+
+    pub fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<Reply> {
+        let mut req = self.http.request(method, self.url(path, query));
+        if let Some(t) = &self.token {
+            req = req.header("X-Consul-Token", t);
+        }
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        let resp = req
+            .send()
+            .map_err(|e| anyhow!("Error querying agent: {e}"))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .bytes()
+            .map_err(|e| anyhow!("Error reading the agent's answer: {e}"))?
+            .to_vec();
+        Ok(Reply { status, body })
+    }
+
+    /// A call whose non-2xx answers (other than those in `ok`) are errors.
+    pub fn expect(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Vec<u8>>,
+        ok: &[u16],
+    ) -> Result<Reply> {
+        let r = self.call(method, path, query, body)?;
+        if (200..300).contains(&r.status) || ok.contains(&r.status) {
+            Ok(r)
+        } else {
+            Err(anyhow!(
+                "Unexpected response code: {} ({})",
+                r.status,
+                r.text()
+            ))
+        }
+    }
+
+    pub fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value> {
+        self.expect(reqwest::Method::GET, path, query, None, &[])?
+            .json()
+    }
+}
+
+/// Percent-encodes a path or query component, keeping `/` in keys.
+pub fn enc(s: &str) -> String {
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, SET).to_string()
+}

@@ -70,8 +70,18 @@ pub async fn start(
     };
     let node = NodeActor::new(config.clone(), raft, reload).start();
 
-    let dns_addrs = Vec::new();
-    // DNS_START
+    let mut dns_addrs = Vec::new();
+    if let Some(port) = config.ports.dns {
+        for ip in &config.client_addrs {
+            let (_, udp, _) = crate::actors::dns::DnsActor::start(
+                config.clone(),
+                node.clone().recipient(),
+                SocketAddr::new(*ip, port),
+            )
+            .await?;
+            dns_addrs.push(udp);
+        }
+    }
 
     let mut http_addrs = Vec::new();
     if let Some(port) = config.ports.http {

@@ -1,0 +1,187 @@
+//! Starts the built `meridian` binary as a user would, on free loopback
+//! ports, and tears it down (SIGKILL) when dropped.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_meridian");
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub struct TestAgent {
+    pub http: String,
+    pub dns_port: u16,
+    pub node: String,
+    args: Vec<String>,
+    log: PathBuf,
+    child: Option<Child>,
+    _logdir: tempfile::TempDir,
+}
+
+impl TestAgent {
+    /// `meridian agent -dev` with `extra` flags.
+    pub fn dev(extra: &[&str]) -> TestAgent {
+        let mut args = vec!["-dev".to_string()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::start(args)
+    }
+
+    /// A persisted single server that elects itself.
+    pub fn server(data_dir: &Path) -> TestAgent {
+        let args = [
+            "-server",
+            "-bootstrap-expect",
+            "1",
+            "-bind",
+            "127.0.0.1",
+            "-client",
+            "127.0.0.1",
+            "-data-dir",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([data_dir.display().to_string()])
+        .collect();
+        Self::start(args)
+    }
+
+    fn start(mut args: Vec<String>) -> TestAgent {
+        let http_port = free_port();
+        let dns_port = free_port();
+        let node = format!("node-{http_port}");
+        for (flag, port) in [
+            ("-http-port", http_port),
+            ("-dns-port", dns_port),
+            ("-server-port", free_port()),
+            ("-serf-lan-port", free_port()),
+            ("-serf-wan-port", free_port()),
+        ] {
+            args.push(flag.into());
+            args.push(port.to_string());
+        }
+        args.push("-node".into());
+        args.push(node.clone());
+        let logdir = tempfile::tempdir().expect("tempdir");
+        let log = logdir.path().join("agent.log");
+        let mut a = TestAgent {
+            http: format!("127.0.0.1:{http_port}"),
+            dns_port,
+            node,
+            args,
+            log,
+            child: None,
+            _logdir: logdir,
+        };
+        a.spawn();
+        a
+    }
+
+    fn spawn(&mut self) {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = Command::new(BIN)
+            .arg("agent")
+            .args(&self.args)
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn meridian");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    /// Ready = a leader exists and this agent is registered (serfHealth).
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let url = format!("http://{}/v1/health/node/{}", self.http, self.node);
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("agent exited with {status}:\n{}", self.log_tail());
+            }
+            if let Ok(r) = reqwest::blocking::get(&url) {
+                if r.text().map(|t| t.contains("serfHealth")).unwrap_or(false) {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("agent not ready in 30 s:\n{}", self.log_tail());
+    }
+
+    pub fn log_tail(&self) -> String {
+        let s = std::fs::read_to_string(&self.log).unwrap_or_default();
+        s.chars()
+            .rev()
+            .take(4000)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect()
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the same agent again (same flags, same ports, same data).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.http, path)
+    }
+
+    /// Runs a CLI command against this agent.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_stdin(args, None)
+    }
+
+    pub fn cli_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env("MERIDIAN_HTTP_ADDR", &self.http)
+            .env_remove("CONSUL_HTTP_ADDR")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn cli");
+        if let (Some(data), Some(mut s)) = (stdin, child.stdin.take()) {
+            s.write_all(data).expect("stdin");
+        }
+        child.wait_with_output().expect("cli output")
+    }
+}
+
+impl Drop for TestAgent {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

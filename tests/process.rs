@@ -1,0 +1,144 @@
+//! The built binary, started as a user would: durability across SIGKILL,
+//! services from config files, and config errors at start.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn sigkill_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut agent = TestAgent::server(dir.path());
+    let client = reqwest::blocking::Client::new();
+    for i in 0..1000 {
+        let r = client
+            .put(agent.url(&format!("/v1/kv/durable/{i:04}")))
+            .body(format!("v{i}"))
+            .send()
+            .unwrap();
+        assert_eq!(r.text().unwrap(), "true", "write {i} acknowledged");
+    }
+    agent.kill();
+    agent.restart();
+    let r = client
+        .get(agent.url("/v1/kv/durable/?recurse"))
+        .send()
+        .unwrap();
+    let entries: serde_json::Value = r.json().unwrap();
+    let entries = entries.as_array().unwrap();
+    assert_eq!(entries.len(), 1000, "every acknowledged write is back");
+    for (i, e) in entries.iter().enumerate() {
+        assert_eq!(e["Key"], format!("durable/{i:04}"));
+    }
+    // The node ID survives too (persisted under the data dir).
+    let node_id = std::fs::read_to_string(dir.path().join("node-id")).unwrap();
+    let me: serde_json::Value = client
+        .get(agent.url("/v1/agent/self"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(me["Config"]["NodeID"], node_id.trim());
+}
+
+#[test]
+fn services_from_config_files_reach_agent_and_catalog_and_follow_reload() {
+    let conf = tempfile::tempdir().unwrap();
+    std::fs::write(
+        conf.path().join("web.json"),
+        r#"{"service": {"name": "web", "port": 8080, "tags": ["blue"]}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        conf.path().join("api.hcl"),
+        "service {\n  name = \"api\"\n  port = 9090\n}\n",
+    )
+    .unwrap();
+    let agent = TestAgent::dev(&["-config-dir", conf.path().to_str().unwrap()]);
+    let client = reqwest::blocking::Client::new();
+    let local: serde_json::Value = client
+        .get(agent.url("/v1/agent/services"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(local["web"]["Port"], 8080);
+    assert_eq!(local["api"]["Port"], 9090);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let cat: serde_json::Value = client
+            .get(agent.url("/v1/catalog/service/api"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        if cat.as_array().is_some_and(|a| a.len() == 1) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "api never reached the catalog"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    // Reload picks up a new file and drops a removed one.
+    std::fs::remove_file(conf.path().join("api.hcl")).unwrap();
+    std::fs::write(
+        conf.path().join("db.json"),
+        r#"{"service": {"name": "db", "port": 5432}}"#,
+    )
+    .unwrap();
+    let out = agent.cli(&["reload"]);
+    assert_eq!(stdout(&out).trim(), "Configuration reload triggered");
+    let local: serde_json::Value = client
+        .get(agent.url("/v1/agent/services"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(
+        local.get("api").is_none() && local["db"]["Port"] == 5432,
+        "{local}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let cat: serde_json::Value = client
+            .get(agent.url("/v1/catalog/services"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        if cat.get("db").is_some() && cat.get("api").is_none() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "catalog did not follow the reload: {cat}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn config_errors_name_file_and_key_and_exit_nonzero() {
+    let conf = tempfile::tempdir().unwrap();
+    let bad = conf.path().join("bad.json");
+    std::fs::write(&bad, r#"{"ports": {"http": "eighty"}}"#).unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["agent", "-dev", "-config-file", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("bad.json") && err.contains("ports.http"),
+        "{err}"
+    );
+    let out = std::process::Command::new(BIN)
+        .args(["agent", "-server"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("data_dir"), "{}", stderr(&out));
+}

@@ -92,6 +92,8 @@ pub struct NodeActor {
     node_checks: BTreeMap<String, HealthCheck>,
     /// Local state not yet confirmed in the catalog.
     dirty: bool,
+    /// A sync is running; the next one waits for it.
+    syncing: bool,
 }
 
 impl NodeActor {
@@ -107,6 +109,7 @@ impl NodeActor {
             services: BTreeMap::new(),
             node_checks: BTreeMap::new(),
             dirty: true,
+            syncing: false,
         };
         node.load_definitions();
         node
@@ -141,22 +144,34 @@ impl NodeActor {
         self.raft.clone().ok_or(RequestError::NoServers)
     }
 
+    /// A service with its checks, carrying this node's own row so that a
+    /// sync never depends on the leader having registered the node first.
     fn registration(&self, svc: &LocalService) -> RegisterRequest {
         RegisterRequest {
-            id: self.config.node_id.clone(),
-            node: self.config.node_name.clone(),
-            address: self.config.advertise().to_string(),
-            datacenter: self.config.datacenter.clone(),
             service: Some(svc.service.clone()),
             checks: svc.checks.clone(),
-            skip_node_update: true,
-            ..Default::default()
+            ..self.node_row()
+        }
+    }
+
+    /// This node as the catalog holds it (the same row the leader writes,
+    /// so the two never make each other's writes look like changes).
+    fn node_row(&self) -> RegisterRequest {
+        RegisterRequest {
+            service: None,
+            check: None,
+            checks: Vec::new(),
+            ..crate::actors::raft::self_registration(&self.config)
         }
     }
 
     /// Anti-entropy: write every local service and check, then remove
     /// services and checks of this node that the agent no longer has.
     fn sync_all(&mut self, ctx: &mut Context<Self>) {
+        if self.syncing {
+            self.dirty = true;
+            return;
+        }
         let Ok(raft) = self.route(None) else { return };
         let mut writes: Vec<Command> = self
             .services
@@ -165,10 +180,8 @@ impl NodeActor {
             .collect();
         if !self.node_checks.is_empty() {
             writes.push(Command::Register(RegisterRequest {
-                node: self.config.node_name.clone(),
                 checks: self.node_checks.values().cloned().collect(),
-                skip_node_update: true,
-                ..Default::default()
+                ..self.node_row()
             }));
         }
         let node = self.config.node_name.clone();
@@ -241,7 +254,12 @@ impl NodeActor {
             }
             true
         };
-        ctx.spawn(fut.into_actor(self).map(|ok, act, _| act.dirty = !ok));
+        self.syncing = true;
+        self.dirty = false;
+        ctx.spawn(fut.into_actor(self).map(|ok, act, _| {
+            act.syncing = false;
+            act.dirty |= !ok;
+        }));
     }
 }
 
@@ -376,7 +394,8 @@ impl Actor for NodeActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Retry quickly while local state is not in the catalog (no leader
         // yet at start-up); a full pass every minute catches drift.
-        ctx.run_interval(Duration::from_secs(1), |act, ctx| {
+        self.sync_all(ctx);
+        ctx.run_interval(Duration::from_millis(200), |act, ctx| {
             if act.dirty {
                 act.sync_all(ctx);
             }

@@ -22,7 +22,7 @@ def free_port():
 
 
 class Agent:
-    def __init__(self, extra_args=(), config_dir=None):
+    def __init__(self, extra_args=(), config_dir=None, wait_for_service=None):
         self.http_port = free_port()
         self.dns_port = free_port()
         self.log = tempfile.NamedTemporaryFile(prefix="meridian-agent-", suffix=".log", delete=False)
@@ -37,20 +37,27 @@ class Agent:
         args += list(extra_args)
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
         self.wait_ready()
+        if wait_for_service:
+            # Services from files reach the catalog by anti-entropy, a moment
+            # after the leader is up.
+            self.wait_for(f"/v1/catalog/service/{wait_for_service}", b'"ServiceName"')
 
     @property
     def http_addr(self):
         return f"127.0.0.1:{self.http_port}"
 
     def wait_ready(self, timeout=30):
+        self.wait_for("/v1/health/node/pytest-node", b"serfHealth", timeout)
+
+    def wait_for(self, path, needle, timeout=30):
         deadline = time.time() + timeout
-        url = f"http://{self.http_addr}/v1/health/node/pytest-node"
+        url = f"http://{self.http_addr}{path}"
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 break
             try:
                 with urllib.request.urlopen(url, timeout=1) as r:
-                    if b"serfHealth" in r.read():
+                    if needle in r.read():
                         return
             except OSError:
                 pass
@@ -81,7 +88,7 @@ def agent():
         f.write('{"service": {"name": "web", "port": 8080, "tags": ["blue"]}}\n')
     with open(os.path.join(d, "api.hcl"), "w") as f:
         f.write('service {\n  name = "api"\n  port = 9090\n  tags = ["v2"]\n}\n')
-    a = Agent(config_dir=d)
+    a = Agent(config_dir=d, wait_for_service="api")
     yield a
     a.stop()
     shutil.rmtree(d, ignore_errors=True)

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use actix::Actor;
 
+use crate::actors::health::HealthActor;
 use crate::actors::node::{ConfigSource, NodeActor, Reload};
 use crate::actors::raft::RaftActor;
 use crate::config::RuntimeConfig;
@@ -68,7 +69,8 @@ pub async fn start(
     } else {
         None
     };
-    let node = NodeActor::new(config.clone(), raft, reload).start();
+    let health = HealthActor::default().start();
+    let node = NodeActor::new(config.clone(), raft, Some(health), reload).start();
 
     let mut dns_addrs = Vec::new();
     if let Some(port) = config.ports.dns {

@@ -55,32 +55,15 @@ fn services_from_config_files_reach_agent_and_catalog_and_follow_reload() {
     )
     .unwrap();
     let agent = TestAgent::dev(&["-config-dir", conf.path().to_str().unwrap()]);
-    let client = reqwest::blocking::Client::new();
-    let local: serde_json::Value = client
-        .get(agent.url("/v1/agent/services"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let local = agent.get_json("/v1/agent/services");
     assert_eq!(local["web"]["Port"], 8080);
     assert_eq!(local["api"]["Port"], 9090);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let cat: serde_json::Value = client
-            .get(agent.url("/v1/catalog/service/api"))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        if cat.as_array().is_some_and(|a| a.len() == 1) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "api never reached the catalog"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_for("api in the catalog", 10, || {
+        agent
+            .get_json("/v1/catalog/service/api")
+            .as_array()
+            .is_some_and(|a| a.len() == 1)
+    });
 
     // Reload picks up a new file and drops a removed one.
     std::fs::remove_file(conf.path().join("api.hcl")).unwrap();
@@ -91,33 +74,15 @@ fn services_from_config_files_reach_agent_and_catalog_and_follow_reload() {
     .unwrap();
     let out = agent.cli(&["reload"]);
     assert_eq!(stdout(&out).trim(), "Configuration reload triggered");
-    let local: serde_json::Value = client
-        .get(agent.url("/v1/agent/services"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let local = agent.get_json("/v1/agent/services");
     assert!(
         local.get("api").is_none() && local["db"]["Port"] == 5432,
         "{local}"
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let cat: serde_json::Value = client
-            .get(agent.url("/v1/catalog/services"))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        if cat.get("db").is_some() && cat.get("api").is_none() {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "catalog did not follow the reload: {cat}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_for("the catalog to follow the reload", 10, || {
+        let cat = agent.get_json("/v1/catalog/services");
+        cat.get("db").is_some() && cat.get("api").is_none()
+    });
 }
 
 #[test]

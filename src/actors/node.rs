@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
+use crate::actors::health::{HealthActor, SetChecks};
 use crate::actors::raft::{GetRaftStatus, RaftActor, RaftRead, RaftStatus, RaftWrite};
 use crate::config::{CheckDefinition, RuntimeConfig, ServiceDefinition};
 use crate::rpc::{
@@ -81,11 +82,14 @@ pub type ConfigSource = Arc<dyn Fn() -> Result<RuntimeConfig, String> + Send + S
 struct LocalService {
     service: NodeService,
     checks: Vec<HealthCheck>,
+    /// The definitions the checks came from, for the `Health` actor.
+    defs: Vec<CheckDefinition>,
 }
 
 pub struct NodeActor {
     config: Arc<RuntimeConfig>,
     raft: Option<Addr<RaftActor>>,
+    health: Option<Addr<HealthActor>>,
     reload_source: Option<ConfigSource>,
     services: BTreeMap<String, LocalService>,
     /// Node-level checks registered on this agent (not tied to a service).
@@ -100,11 +104,13 @@ impl NodeActor {
     pub fn new(
         config: Arc<RuntimeConfig>,
         raft: Option<Addr<RaftActor>>,
+        health: Option<Addr<HealthActor>>,
         reload_source: Option<ConfigSource>,
     ) -> Self {
         let mut node = NodeActor {
             config,
             raft,
+            health,
             reload_source,
             services: BTreeMap::new(),
             node_checks: BTreeMap::new(),
@@ -112,6 +118,7 @@ impl NodeActor {
             syncing: false,
         };
         node.load_definitions();
+        node.publish_checks();
         node
     }
 
@@ -126,12 +133,33 @@ impl NodeActor {
         for def in self.config.checks.clone() {
             let check = build_check(&self.config.node_name, &def, None, 0);
             match self.services.get_mut(&check.service_id) {
-                Some(s) => s.checks.push(with_service(check, &s.service)),
+                Some(s) => {
+                    s.checks.push(with_service(check, &s.service));
+                    s.defs.push(def);
+                }
                 None => {
                     self.node_checks.insert(check.check_id.clone(), check);
                 }
             }
         }
+    }
+
+    /// Tells the `Health` actor which checks this agent runs.
+    fn publish_checks(&self) {
+        let Some(health) = &self.health else { return };
+        let mut defs: Vec<CheckDefinition> = self
+            .services
+            .values()
+            .flat_map(|s| s.defs.iter().cloned())
+            .collect();
+        defs.extend(
+            self.config
+                .checks
+                .iter()
+                .filter(|c| !self.services.contains_key(&c.service_id))
+                .cloned(),
+        );
+        health.do_send(SetChecks(defs));
     }
 
     /// The forwarding decision, shared by reads and writes.
@@ -385,7 +413,18 @@ fn build_local_service(node: &str, def: &ServiceDefinition) -> (String, LocalSer
             )
         })
         .collect();
-    (id, LocalService { service, checks })
+    let defs = def.checks.iter().cloned().map(|mut c| {
+        c.service_id = id.clone();
+        c
+    });
+    (
+        id.clone(),
+        LocalService {
+            service,
+            checks,
+            defs: defs.collect(),
+        },
+    )
 }
 
 impl Actor for NodeActor {
@@ -439,6 +478,7 @@ impl Handler<RegisterService> for NodeActor {
         let (id, svc) = build_local_service(&self.config.node_name, &msg.0);
         let write = Command::Register(self.registration(&svc));
         self.services.insert(id, svc);
+        self.publish_checks();
         let route = self.route(None);
         // Write through at once so the catalog reflects the change when the
         // call returns; if that fails, anti-entropy retries.
@@ -463,6 +503,7 @@ impl Handler<DeregisterService> for NodeActor {
         if self.services.remove(&msg.0).is_none() {
             return Box::pin(async { Ok(false) });
         }
+        self.publish_checks();
         let write = Command::Deregister(DeregisterRequest {
             node: self.config.node_name.clone(),
             service_id: msg.0,
@@ -542,6 +583,7 @@ impl Handler<Reload> for NodeActor {
         cfg.log_level = new.log_level;
         self.config = Arc::new(cfg);
         self.load_definitions();
+        self.publish_checks();
         self.sync_all(ctx);
         tracing::info!("configuration reloaded");
         Ok(())

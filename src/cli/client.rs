@@ -119,7 +119,7 @@ impl Client {
     }
 
     /// A call whose non-2xx answers (other than those in `ok`) are errors.
-    pub fn expect(
+    pub fn call_ok(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -140,7 +140,7 @@ impl Client {
     }
 
     pub fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value> {
-        self.expect(reqwest::Method::GET, path, query, None, &[])?
+        self.call_ok(reqwest::Method::GET, path, query, None, &[])?
             .json()
     }
 }

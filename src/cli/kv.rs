@@ -147,7 +147,7 @@ pub fn run(cmd: KvCmd) -> Result<i32> {
                     modify_index.ok_or_else(|| anyhow!("Must specify -modify-index with -cas!"))?;
                 q.push(("cas", idx.to_string()));
             }
-            let r = c.expect(
+            let r = c.call_ok(
                 Method::PUT,
                 &format!("/v1/kv/{}", enc(&key)),
                 &q,
@@ -183,7 +183,7 @@ pub fn run(cmd: KvCmd) -> Result<i32> {
                     modify_index.ok_or_else(|| anyhow!("Must specify -modify-index with -cas!"))?;
                 q.push(("cas", idx.to_string()));
             }
-            let r = c.expect(
+            let r = c.call_ok(
                 Method::DELETE,
                 &format!("/v1/kv/{}", enc(&key)),
                 &q,
@@ -203,7 +203,7 @@ pub fn run(cmd: KvCmd) -> Result<i32> {
         }
         KvCmd::Export { http, prefix } => {
             let c = Client::new(&http)?;
-            let r = c.expect(
+            let r = c.call_ok(
                 Method::GET,
                 &format!("/v1/kv/{}", enc(&prefix)),
                 &[("recurse", String::new())],
@@ -228,7 +228,7 @@ pub fn run(cmd: KvCmd) -> Result<i32> {
                     .decode(&e.value)
                     .with_context(|| format!("Failed to base64-decode the value of {}", e.key))?;
                 let key = format!("{prefix}{}", e.key);
-                c.expect(
+                c.call_ok(
                     Method::PUT,
                     &format!("/v1/kv/{}", enc(&key)),
                     &[("flags", e.flags.to_string())],
@@ -253,7 +253,7 @@ fn get(
 ) -> Result<i32> {
     let path = format!("/v1/kv/{}", enc(key));
     if keys {
-        let r = c.expect(
+        let r = c.call_ok(
             Method::GET,
             &path,
             &[("keys", String::new()), ("separator", sep.to_string())],
@@ -272,7 +272,7 @@ fn get(
     } else {
         vec![]
     };
-    let r = c.expect(Method::GET, &path, &q, None, &[404])?;
+    let r = c.call_ok(Method::GET, &path, &q, None, &[404])?;
     if r.status == 404 {
         if recurse {
             return Ok(0);

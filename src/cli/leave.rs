@@ -5,7 +5,7 @@ use anyhow::Result;
 use super::{Client, HttpArgs};
 
 pub fn run(h: HttpArgs) -> Result<i32> {
-    Client::new(&h)?.expect(reqwest::Method::PUT, "/v1/agent/leave", &[], None, &[])?;
+    Client::new(&h)?.call_ok(reqwest::Method::PUT, "/v1/agent/leave", &[], None, &[])?;
     println!("Graceful leave complete");
     Ok(0)
 }

@@ -5,7 +5,7 @@ use anyhow::Result;
 use super::{Client, HttpArgs};
 
 pub fn run(h: HttpArgs) -> Result<i32> {
-    Client::new(&h)?.expect(reqwest::Method::PUT, "/v1/agent/reload", &[], None, &[])?;
+    Client::new(&h)?.call_ok(reqwest::Method::PUT, "/v1/agent/reload", &[], None, &[])?;
     println!("Configuration reload triggered");
     Ok(0)
 }

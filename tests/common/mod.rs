@@ -185,3 +185,22 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+impl TestAgent {
+    /// GET a path and decode its JSON.
+    pub fn get_json(&self, path: &str) -> serde_json::Value {
+        reqwest::blocking::get(self.url(path))
+            .and_then(|r| r.json())
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+}
+
+/// Polls `check` until it holds or `secs` pass (no timing assertion: the
+/// bound only keeps a broken run from hanging).
+pub fn wait_for(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check() {
+        assert!(Instant::now() < deadline, "{what}: not within {secs} s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

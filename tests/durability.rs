@@ -21,6 +21,11 @@ fn config(dir: &std::path::Path) -> Arc<RuntimeConfig> {
         // Small thresholds so that the run crosses several snapshots and purges.
         raft_snapshot_threshold: 100,
         raft_trailing_logs: 10,
+        // No RPC listener: one server talks to nobody, and tests run in parallel.
+        ports: meridian::config::Ports {
+            server: None,
+            ..Default::default()
+        },
         ..Default::default()
     })
 }

@@ -22,7 +22,7 @@ async fn dev_agent() -> Api {
         ports: meridian::config::Ports {
             http: Some(0),
             dns: None,
-            server: Some(8300),
+            server: None,
             serf_lan: None,
             serf_wan: None,
         },

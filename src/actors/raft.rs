@@ -17,7 +17,8 @@ use tokio::time::Instant;
 use crate::config::RuntimeConfig;
 use crate::rpc::raft_net::RaftNetworkFactoryImpl;
 use crate::rpc::{
-    Consistency, QueryMeta, QueryOptions, ReadRequest, ReadResponse, RequestError, WriteResponse,
+    Consistency, Pool, QueryMeta, QueryOptions, ReadRequest, ReadResponse, RequestError,
+    RpcRequest, RpcResponse, WriteRequest, WriteResponse,
 };
 use crate::state::command::Command;
 use crate::state::query::{execute, Query, QueryResult};
@@ -58,6 +59,7 @@ pub struct RaftStatus {
 
 pub struct RaftActor {
     raft: Raft,
+    pool: Pool,
     store: SharedStore,
     node_id: NodeId,
     config: Arc<RuntimeConfig>,
@@ -105,20 +107,34 @@ impl RaftActor {
         }
         .validate()?;
         let node_id = raft_id(&config.node_id);
-        let raft = Raft::new(node_id, Arc::new(rc), RaftNetworkFactoryImpl, log, sm).await?;
+        let pool = Pool::default();
+        let network = RaftNetworkFactoryImpl { pool: pool.clone() };
+        // Bind before Raft starts so a port conflict fails the start cleanly.
+        let listener = match config.ports.server {
+            Some(port) => Some(tokio::net::TcpListener::bind((config.bind_addr, port)).await?),
+            None => None,
+        };
+        let raft = Raft::new(node_id, Arc::new(rc), network, log, sm).await?;
         if (config.bootstrap || config.bootstrap_expect == 1) && !raft.is_initialized().await? {
             let addr = server_addr(&config);
             tracing::info!(%addr, "bootstrapping a new single-server cluster");
             raft.initialize(BTreeMap::from([(node_id, BasicNode { addr })]))
                 .await?;
         }
+        let rpc_raft = raft.clone();
         let actor = RaftActor {
             raft,
+            pool,
             store: store.clone(),
             node_id,
             config,
-        };
-        Ok((actor.start(), store))
+        }
+        .start();
+        if let Some(listener) = listener {
+            tracing::info!(addr = ?listener.local_addr().ok(), "server RPC listening");
+            actix::spawn(crate::rpc::server::serve(listener, rpc_raft, actor.clone()));
+        }
+        Ok((actor, store))
     }
 
     fn status(&self) -> RaftStatus {
@@ -283,39 +299,97 @@ fn map_write_err(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> R
     }
 }
 
-impl Handler<RaftWrite> for RaftActor {
-    type Result = ResponseFuture<Result<WriteResponse, RequestError>>;
+/// Where a request that needs the leader goes from here.
+enum Route {
+    Local,
+    Leader(String),
+}
 
-    fn handle(&mut self, msg: RaftWrite, _: &mut Context<Self>) -> Self::Result {
-        let raft = self.raft.clone();
-        Box::pin(async move {
-            let resp = raft.client_write(msg.0).await.map_err(map_write_err)?;
-            Ok(WriteResponse {
-                index: resp.log_id.index,
-                result: resp.data,
-            })
-        })
+/// The forwarding step for everything that needs the leader: serve it here
+/// when this server leads, send it to the leader when one is known and the
+/// request may still travel, fail fast with `No cluster leader` otherwise.
+fn leader_route(status: &RaftStatus, may_forward: bool) -> Result<Route, RequestError> {
+    if status.is_leader {
+        return Ok(Route::Local);
+    }
+    match (&status.leader_addr, may_forward) {
+        (Some(addr), true) => Ok(Route::Leader(addr.clone())),
+        _ => Err(RequestError::NoLeader),
     }
 }
 
-impl Handler<RaftRead> for RaftActor {
-    type Result = ResponseFuture<Result<ReadResponse, RequestError>>;
+/// Time for a forwarded call: the blocking wait plus room for the trip.
+fn forward_timeout(opts: &QueryOptions) -> Duration {
+    opts.max_wait + Duration::from_secs(10)
+}
 
-    fn handle(&mut self, msg: RaftRead, _: &mut Context<Self>) -> Self::Result {
-        let raft = self.raft.clone();
-        let store = self.store.clone();
-        let status = self.status();
+impl RaftActor {
+    fn write(
+        &self,
+        command: Command,
+        may_forward: bool,
+    ) -> ResponseFuture<Result<WriteResponse, RequestError>> {
+        let (raft, pool, status) = (self.raft.clone(), self.pool.clone(), self.status());
         Box::pin(async move {
-            let req = msg.0;
-            match req.opts.consistency {
-                Consistency::Consistent => {
-                    raft.ensure_linearizable().await.map_err(|e| match e {
-                        RaftError::APIError(_) => RequestError::NoLeader,
-                        RaftError::Fatal(f) => RequestError::Internal(format!("raft: {f}")),
-                    })?;
+            match raft.client_write(command.clone()).await {
+                Ok(resp) => Ok(WriteResponse {
+                    index: resp.log_id.index,
+                    result: resp.data,
+                }),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                    let addr = match (f.leader_node, may_forward) {
+                        (Some(n), true) => n.addr,
+                        _ => {
+                            return Err(leader_route(&status, may_forward)
+                                .err()
+                                .unwrap_or(RequestError::NoLeader))
+                        }
+                    };
+                    let req = RpcRequest::Write(WriteRequest { dc: None, command });
+                    match pool.call(&addr, &req, Duration::from_secs(10)).await {
+                        Ok(RpcResponse::Write(r)) => r,
+                        Ok(other) => Err(RequestError::Internal(format!(
+                            "rpc error: unexpected answer {other:?}"
+                        ))),
+                        Err(e) => Err(RequestError::Internal(e.to_string())),
+                    }
                 }
-                Consistency::Default if !status.is_leader => return Err(RequestError::NoLeader),
-                _ => {}
+                Err(e) => Err(map_write_err(e)),
+            }
+        })
+    }
+
+    fn read(
+        &self,
+        req: ReadRequest,
+        may_forward: bool,
+    ) -> ResponseFuture<Result<ReadResponse, RequestError>> {
+        let (raft, store, pool, status) = (
+            self.raft.clone(),
+            self.store.clone(),
+            self.pool.clone(),
+            self.status(),
+        );
+        Box::pin(async move {
+            let route = match req.opts.consistency {
+                Consistency::Stale => Route::Local,
+                _ => leader_route(&status, may_forward)?,
+            };
+            if let Route::Leader(addr) = route {
+                let timeout = forward_timeout(&req.opts);
+                return match pool.call(&addr, &RpcRequest::Read(req), timeout).await {
+                    Ok(RpcResponse::Read(r)) => r,
+                    Ok(other) => Err(RequestError::Internal(format!(
+                        "rpc error: unexpected answer {other:?}"
+                    ))),
+                    Err(e) => Err(RequestError::Internal(e.to_string())),
+                };
+            }
+            if req.opts.consistency == Consistency::Consistent {
+                raft.ensure_linearizable().await.map_err(|e| match e {
+                    RaftError::APIError(_) => RequestError::NoLeader,
+                    RaftError::Fatal(f) => RequestError::Internal(format!("raft: {f}")),
+                })?;
             }
             let (index, result) = blocking_query(&store, &req.opts, &req.query).await;
             Ok(ReadResponse {
@@ -327,6 +401,83 @@ impl Handler<RaftRead> for RaftActor {
                 },
                 result,
             })
+        })
+    }
+}
+
+impl Handler<RaftWrite> for RaftActor {
+    type Result = ResponseFuture<Result<WriteResponse, RequestError>>;
+
+    fn handle(&mut self, msg: RaftWrite, _: &mut Context<Self>) -> Self::Result {
+        self.write(msg.0, true)
+    }
+}
+
+impl Handler<RaftRead> for RaftActor {
+    type Result = ResponseFuture<Result<ReadResponse, RequestError>>;
+
+    fn handle(&mut self, msg: RaftRead, _: &mut Context<Self>) -> Self::Result {
+        self.read(msg.0, true)
+    }
+}
+
+/// A request another server forwarded here: served, never forwarded again
+/// (two servers that each think the other leads must not ping-pong).
+#[derive(Message, Debug)]
+#[rtype(result = "RpcResponse")]
+pub enum ServeForwarded {
+    Read(ReadRequest),
+    Write(WriteRequest),
+}
+
+impl Handler<ServeForwarded> for RaftActor {
+    type Result = ResponseFuture<RpcResponse>;
+
+    fn handle(&mut self, msg: ServeForwarded, _: &mut Context<Self>) -> Self::Result {
+        match msg {
+            ServeForwarded::Read(r) => {
+                let f = self.read(r, false);
+                Box::pin(async move { RpcResponse::Read(f.await) })
+            }
+            ServeForwarded::Write(w) => {
+                let f = self.write(w.command, false);
+                Box::pin(async move { RpcResponse::Write(f.await) })
+            }
+        }
+    }
+}
+
+/// Adds a server as a voter (the leader catches it up first). The cluster
+/// issue sends this from LAN membership events; tests send it directly.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), RequestError>")]
+pub struct AddVoter {
+    pub id: NodeId,
+    pub addr: String,
+}
+
+impl Handler<AddVoter> for RaftActor {
+    type Result = ResponseFuture<Result<(), RequestError>>;
+
+    fn handle(&mut self, msg: AddVoter, _: &mut Context<Self>) -> Self::Result {
+        let raft = self.raft.clone();
+        Box::pin(async move {
+            let internal = |e: String| RequestError::Internal(e);
+            raft.add_learner(msg.id, BasicNode { addr: msg.addr }, true)
+                .await
+                .map_err(|e| internal(e.to_string()))?;
+            let mut voters: std::collections::BTreeSet<NodeId> = raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .voter_ids()
+                .collect();
+            voters.insert(msg.id);
+            raft.change_membership(voters, false)
+                .await
+                .map_err(|e| internal(e.to_string()))?;
+            Ok(())
         })
     }
 }

@@ -1,13 +1,65 @@
-//! Server RPC. For now: the request and response types of the one request
-//! path that HTTP and DNS share (read with query options, write with a
-//! command). The framed TCP protocol and connection pool that carry them
-//! between servers and datacenters come with the cluster issue; the types
-//! are plain serde data so they travel unchanged.
+//! Server RPC (port 8300): a framed protocol over pooled TCP connections
+//! that carries Raft's messages between servers and requests forwarded to
+//! the leader. The request path's types (`request.rs`) travel unchanged, so
+//! a read or write is the same value whether it is served here, by the
+//! leader, or (later) by another datacenter.
 
+pub mod codec;
+pub mod pool;
 pub mod raft_net;
 pub mod request;
+pub mod server;
 
+use openraft::error::{InstallSnapshotError, RaftError};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub use pool::Pool;
 pub use request::{
     Consistency, QueryMeta, QueryOptions, ReadRequest, ReadResponse, RequestError, WriteRequest,
     WriteResponse,
 };
+
+use crate::storage::{NodeId, TypeConfig};
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum RpcRequest {
+    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<NodeId>),
+    InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    /// A read forwarded to the leader (served there, never forwarded again).
+    Read(ReadRequest),
+    /// A write forwarded to the leader.
+    Write(WriteRequest),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum RpcResponse {
+    AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    InstallSnapshot(
+        Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
+    ),
+    Read(Result<ReadResponse, RequestError>),
+    Write(Result<WriteResponse, RequestError>),
+    /// The request could not be decoded or served at all.
+    Failed(String),
+}
+
+#[derive(Debug, Error)]
+pub enum RpcError {
+    #[error("rpc error: cannot connect to {0}: {1}")]
+    Connect(String, String),
+    #[error("rpc error: {0} did not answer in time")]
+    Timeout(String),
+    #[error("rpc error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("rpc error: bad frame: {0}")]
+    Codec(String),
+    #[error("rpc error: unexpected answer: {0}")]
+    Unexpected(String),
+}

@@ -128,7 +128,21 @@ fn writer(db: Arc<redb::Database>, rx: mpsc::Receiver<Op>, pending: Pending) {
 }
 
 fn write_batch(db: &redb::Database, batch: &[Op]) -> Result<(), StorageError> {
-    let txn = db.begin_write().map_err(redb_err)?;
+    let mut txn = db.begin_write().map_err(redb_err)?;
+    // A batch of nothing but committed-index hints need not reach the disk
+    // now: the next durable commit carries it, and losing it is harmless.
+    if batch.iter().all(|op| {
+        matches!(
+            op,
+            Op::Meta {
+                key: KEY_COMMITTED,
+                ..
+            }
+        )
+    }) {
+        txn.set_durability(redb::Durability::None)
+            .map_err(redb_err)?;
+    }
     {
         let mut log = txn.open_table(LOG).map_err(redb_err)?;
         let mut meta = txn.open_table(META).map_err(redb_err)?;
@@ -273,19 +287,22 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     // Saving the committed index lets a restarted server re-apply its log
-    // up to it before serving, instead of waiting for a new leader.
+    // up to it before serving. It is only a hint (a lost one means less is
+    // re-applied at start), so it rides along with the next batch instead
+    // of costing openraft's core loop an fsync of its own on every commit.
     async fn save_committed(
         &mut self,
         committed: Option<LogId<NodeId>>,
     ) -> Result<(), openraft::StorageError<NodeId>> {
         let value = serde_json::to_vec(&committed).map_err(|e| io_err(redb_err(e)))?;
-        self.submit(|done| Op::Meta {
-            key: KEY_COMMITTED,
-            value,
-            done,
-        })
-        .await
-        .map_err(io_err)
+        let (done, _) = oneshot::channel();
+        self.writer
+            .send(Op::Meta {
+                key: KEY_COMMITTED,
+                value,
+                done,
+            })
+            .map_err(|_| io_err(StorageError::Redb("the Raft log writer has stopped".into())))
     }
 
     async fn read_committed(

@@ -49,6 +49,8 @@ pub fn run_with_reload(config: RuntimeConfig, reload: Option<ConfigSource>) -> a
 /// A started agent: where it listens, and its `Node` actor.
 pub struct AgentHandle {
     pub node: actix::Addr<NodeActor>,
+    /// The Raft actor, on servers.
+    pub raft: Option<actix::Addr<RaftActor>>,
     pub http_addrs: Vec<SocketAddr>,
     pub dns_addrs: Vec<SocketAddr>,
 }
@@ -70,7 +72,7 @@ pub async fn start(
         None
     };
     let health = HealthActor::default().start();
-    let node = NodeActor::new(config.clone(), raft, Some(health), reload).start();
+    let node = NodeActor::new(config.clone(), raft.clone(), Some(health), reload).start();
 
     let mut dns_addrs = Vec::new();
     if let Some(port) = config.ports.dns {
@@ -128,6 +130,7 @@ pub async fn start(
     });
     Ok(AgentHandle {
         node,
+        raft,
         http_addrs,
         dns_addrs,
     })

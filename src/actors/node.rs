@@ -201,11 +201,13 @@ impl NodeActor {
             return;
         }
         let Ok(raft) = self.route(None) else { return };
-        let mut writes: Vec<Command> = self
-            .services
-            .values()
-            .map(|s| Command::Register(self.registration(s)))
-            .collect();
+        // The node row first: an agent with no services is still a node.
+        let mut writes: Vec<Command> = vec![Command::Register(self.node_row())];
+        writes.extend(
+            self.services
+                .values()
+                .map(|s| Command::Register(self.registration(s))),
+        );
         if !self.node_checks.is_empty() {
             writes.push(Command::Register(RegisterRequest {
                 checks: self.node_checks.values().cloned().collect(),

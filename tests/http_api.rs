@@ -289,6 +289,15 @@ async fn bad_input_gets_clear_errors_and_loses_nothing() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 405);
+    let r = api
+        .client
+        .post(api.url("/v1/catalog/nodes"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    assert_eq!(r.headers()["Allow"], "OPTIONS,GET");
+    assert_eq!(r.text().await.unwrap(), "method POST not allowed");
     // Everything written before is intact.
     let (_, _, raw) = api.get("/v1/kv/keep?raw").await;
     assert_eq!(raw, "safe");

@@ -21,18 +21,51 @@ use crate::rpc::RequestError;
 use crate::state::structs::Weights;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/agent/self", web::get().to(agent_self))
-        .route("/v1/agent/members", web::get().to(members))
-        .route("/v1/agent/services", web::get().to(services))
-        .route("/v1/agent/service/register", web::put().to(register))
-        .route(
-            "/v1/agent/service/deregister/{id}",
-            web::put().to(deregister),
-        )
-        .route("/v1/agent/service/{id}", web::get().to(service))
-        .route("/v1/agent/checks", web::get().to(checks))
-        .route("/v1/agent/reload", web::put().to(reload))
-        .route("/v1/agent/leave", web::put().to(leave));
+    cfg.service(super::endpoint(
+        "/v1/agent/self",
+        "GET",
+        web::get().to(agent_self),
+    ))
+    .service(super::endpoint(
+        "/v1/agent/members",
+        "GET",
+        web::get().to(members),
+    ))
+    .service(super::endpoint(
+        "/v1/agent/services",
+        "GET",
+        web::get().to(services),
+    ))
+    .service(super::endpoint(
+        "/v1/agent/service/register",
+        "PUT",
+        web::put().to(register),
+    ))
+    .service(super::endpoint(
+        "/v1/agent/service/deregister/{id}",
+        "PUT",
+        web::put().to(deregister),
+    ))
+    .service(super::endpoint(
+        "/v1/agent/service/{id}",
+        "GET",
+        web::get().to(service),
+    ))
+    .service(super::endpoint(
+        "/v1/agent/checks",
+        "GET",
+        web::get().to(checks),
+    ))
+    .service(super::endpoint(
+        "/v1/agent/reload",
+        "PUT",
+        web::put().to(reload),
+    ))
+    .service(super::endpoint(
+        "/v1/agent/leave",
+        "PUT",
+        web::put().to(leave),
+    ));
 }
 
 async fn info(state: &ApiState) -> Result<AgentInfo, ApiError> {

@@ -17,13 +17,41 @@ use crate::state::structs::{DeregisterRequest, RegisterRequest};
 pub(crate) const MAX_BODY: usize = 512 * 1024;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/catalog/register", web::put().to(register))
-        .route("/v1/catalog/deregister", web::put().to(deregister))
-        .route("/v1/catalog/datacenters", web::get().to(datacenters))
-        .route("/v1/catalog/nodes", web::get().to(nodes))
-        .route("/v1/catalog/services", web::get().to(services))
-        .route("/v1/catalog/service/{name}", web::get().to(service))
-        .route("/v1/catalog/node/{node}", web::get().to(node));
+    cfg.service(super::endpoint(
+        "/v1/catalog/register",
+        "PUT",
+        web::put().to(register),
+    ))
+    .service(super::endpoint(
+        "/v1/catalog/deregister",
+        "PUT",
+        web::put().to(deregister),
+    ))
+    .service(super::endpoint(
+        "/v1/catalog/datacenters",
+        "GET",
+        web::get().to(datacenters),
+    ))
+    .service(super::endpoint(
+        "/v1/catalog/nodes",
+        "GET",
+        web::get().to(nodes),
+    ))
+    .service(super::endpoint(
+        "/v1/catalog/services",
+        "GET",
+        web::get().to(services),
+    ))
+    .service(super::endpoint(
+        "/v1/catalog/service/{name}",
+        "GET",
+        web::get().to(service),
+    ))
+    .service(super::endpoint(
+        "/v1/catalog/node/{node}",
+        "GET",
+        web::get().to(node),
+    ));
 }
 
 /// Encodes a read's result with its headers.

@@ -12,10 +12,26 @@ use crate::state::query::Query;
 use crate::state::structs::HealthStatus;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/health/service/{name}", web::get().to(service))
-        .route("/v1/health/node/{node}", web::get().to(node))
-        .route("/v1/health/checks/{service}", web::get().to(checks))
-        .route("/v1/health/state/{state}", web::get().to(state_));
+    cfg.service(super::endpoint(
+        "/v1/health/service/{name}",
+        "GET",
+        web::get().to(service),
+    ))
+    .service(super::endpoint(
+        "/v1/health/node/{node}",
+        "GET",
+        web::get().to(node),
+    ))
+    .service(super::endpoint(
+        "/v1/health/checks/{service}",
+        "GET",
+        web::get().to(checks),
+    ))
+    .service(super::endpoint(
+        "/v1/health/state/{state}",
+        "GET",
+        web::get().to(state_),
+    ));
 }
 
 async fn service(

@@ -82,6 +82,17 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
         .body(body)
 }
 
+/// One endpoint with one method; any other method gets Consul's 405.
+pub(crate) fn endpoint(
+    path: &str,
+    allowed: &'static str,
+    route: actix_web::Route,
+) -> actix_web::Resource {
+    web::resource(path)
+        .route(route)
+        .default_service(web::to(method_not_allowed(allowed)))
+}
+
 /// A route that answers 405 with `Allow` for methods it does not serve.
 pub(crate) fn method_not_allowed(
     allowed: &'static str,

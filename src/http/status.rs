@@ -10,8 +10,16 @@ use crate::actors::node::GetAgentInfo;
 use crate::rpc::RequestError;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/status/leader", web::get().to(leader))
-        .route("/v1/status/peers", web::get().to(peers));
+    cfg.service(super::endpoint(
+        "/v1/status/leader",
+        "GET",
+        web::get().to(leader),
+    ))
+    .service(super::endpoint(
+        "/v1/status/peers",
+        "GET",
+        web::get().to(peers),
+    ));
 }
 
 async fn raft_status(

@@ -11,7 +11,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ServerState, SnapshotPolicy};
-use tokio::sync::Notify;
+use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 
 use crate::config::RuntimeConfig;
@@ -20,7 +20,7 @@ use crate::rpc::{
     Consistency, Pool, QueryMeta, QueryOptions, ReadRequest, ReadResponse, RequestError,
     RpcRequest, RpcResponse, WriteRequest, WriteResponse,
 };
-use crate::state::command::Command;
+use crate::state::command::{Command, CommandResult};
 use crate::state::query::{execute, Query, QueryResult};
 use crate::state::structs::{HealthCheck, HealthStatus, NodeService, RegisterRequest};
 use crate::state::StateStore;
@@ -60,6 +60,9 @@ pub struct RaftStatus {
 pub struct RaftActor {
     raft: Raft,
     pool: Pool,
+    /// Writes waiting for the entry in flight to commit.
+    queue: Vec<Queued>,
+    in_flight: bool,
     store: SharedStore,
     node_id: NodeId,
     config: Arc<RuntimeConfig>,
@@ -125,6 +128,8 @@ impl RaftActor {
         let actor = RaftActor {
             raft,
             pool,
+            queue: Vec::new(),
+            in_flight: false,
             store: store.clone(),
             node_id,
             config,
@@ -318,45 +323,129 @@ fn leader_route(status: &RaftStatus, may_forward: bool) -> Result<Route, Request
     }
 }
 
+/// Most writes in one entry, and most value bytes (entries stay well
+/// under a Raft message's comfortable size).
+const MAX_BATCH: usize = 512;
+const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
+
+struct Queued {
+    command: Command,
+    may_forward: bool,
+    reply: oneshot::Sender<Result<WriteResponse, RequestError>>,
+}
+
+/// The bulk of a command, for batch sizing.
+fn command_size(c: &Command) -> usize {
+    match c {
+        Command::KvSet { key, value, .. } | Command::KvCas { key, value, .. } => {
+            key.len() + value.len()
+        }
+        Command::Batch(cmds) => cmds.iter().map(command_size).sum(),
+        _ => 256,
+    }
+}
+
+async fn forward_write(
+    pool: &Pool,
+    addr: &str,
+    command: Command,
+) -> Result<WriteResponse, RequestError> {
+    let req = RpcRequest::Write(WriteRequest { dc: None, command });
+    match pool.call(addr, &req, Duration::from_secs(10)).await {
+        Ok(RpcResponse::Write(r)) => r,
+        Ok(other) => Err(RequestError::Internal(format!(
+            "rpc error: unexpected answer {other:?}"
+        ))),
+        Err(e) => Err(RequestError::Internal(e.to_string())),
+    }
+}
+
 /// Time for a forwarded call: the blocking wait plus room for the trip.
 fn forward_timeout(opts: &QueryOptions) -> Duration {
     opts.max_wait + Duration::from_secs(10)
 }
 
 impl RaftActor {
+    /// Queues a write; the batcher sends everything queued as one entry.
     fn write(
-        &self,
+        &mut self,
         command: Command,
         may_forward: bool,
+        ctx: &mut Context<Self>,
     ) -> ResponseFuture<Result<WriteResponse, RequestError>> {
-        let (raft, pool, status) = (self.raft.clone(), self.pool.clone(), self.status());
-        Box::pin(async move {
-            match raft.client_write(command.clone()).await {
-                Ok(resp) => Ok(WriteResponse {
-                    index: resp.log_id.index,
-                    result: resp.data,
-                }),
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                    let addr = match (f.leader_node, may_forward) {
-                        (Some(n), true) => n.addr,
-                        _ => {
-                            return Err(leader_route(&status, may_forward)
-                                .err()
-                                .unwrap_or(RequestError::NoLeader))
-                        }
+        let (tx, rx) = oneshot::channel();
+        self.queue.push(Queued {
+            command,
+            may_forward,
+            reply: tx,
+        });
+        if !self.in_flight {
+            self.flush(ctx);
+        }
+        Box::pin(async move { rx.await.unwrap_or(Err(RequestError::ShuttingDown)) })
+    }
+
+    /// Sends the queued writes as one Raft entry. openraft 0.9 flushes one
+    /// append at a time, so writes that arrive while one entry is in flight
+    /// are gathered into the next: one fsync serves them all.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.queue.is_empty() {
+            return;
+        }
+        let mut bytes = 0usize;
+        let take = self.queue.iter().take_while(|q| {
+            bytes += command_size(&q.command);
+            bytes <= MAX_BATCH_BYTES
+        });
+        let n = take.count().clamp(1, MAX_BATCH);
+        let batch: Vec<Queued> = self.queue.drain(..n).collect();
+        self.in_flight = true;
+        let entry = match batch.as_slice() {
+            [one] => one.command.clone(),
+            many => Command::Batch(many.iter().map(|q| q.command.clone()).collect()),
+        };
+        let (raft, pool) = (self.raft.clone(), self.pool.clone());
+        let fut = async move {
+            match raft.client_write(entry).await {
+                Ok(resp) => {
+                    let index = resp.log_id.index;
+                    let results = match resp.data {
+                        CommandResult::Batch(r) if batch.len() > 1 => r,
+                        single => vec![single],
                     };
-                    let req = RpcRequest::Write(WriteRequest { dc: None, command });
-                    match pool.call(&addr, &req, Duration::from_secs(10)).await {
-                        Ok(RpcResponse::Write(r)) => r,
-                        Ok(other) => Err(RequestError::Internal(format!(
-                            "rpc error: unexpected answer {other:?}"
-                        ))),
-                        Err(e) => Err(RequestError::Internal(e.to_string())),
+                    for (q, result) in batch.into_iter().zip(results) {
+                        let _ = q.reply.send(Ok(WriteResponse { index, result }));
                     }
                 }
-                Err(e) => Err(map_write_err(e)),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                    let leader = f.leader_node.map(|n| n.addr);
+                    for q in batch {
+                        match (&leader, q.may_forward) {
+                            (Some(addr), true) => {
+                                let (pool, addr) = (pool.clone(), addr.clone());
+                                actix::spawn(async move {
+                                    let _ =
+                                        q.reply.send(forward_write(&pool, &addr, q.command).await);
+                                });
+                            }
+                            _ => {
+                                let _ = q.reply.send(Err(RequestError::NoLeader));
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    let e = map_write_err(e);
+                    for q in batch {
+                        let _ = q.reply.send(Err(e.clone()));
+                    }
+                }
             }
-        })
+        };
+        ctx.spawn(fut.into_actor(self).map(|_, act, ctx| {
+            act.in_flight = false;
+            act.flush(ctx);
+        }));
     }
 
     fn read(
@@ -408,8 +497,8 @@ impl RaftActor {
 impl Handler<RaftWrite> for RaftActor {
     type Result = ResponseFuture<Result<WriteResponse, RequestError>>;
 
-    fn handle(&mut self, msg: RaftWrite, _: &mut Context<Self>) -> Self::Result {
-        self.write(msg.0, true)
+    fn handle(&mut self, msg: RaftWrite, ctx: &mut Context<Self>) -> Self::Result {
+        self.write(msg.0, true, ctx)
     }
 }
 
@@ -433,14 +522,14 @@ pub enum ServeForwarded {
 impl Handler<ServeForwarded> for RaftActor {
     type Result = ResponseFuture<RpcResponse>;
 
-    fn handle(&mut self, msg: ServeForwarded, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: ServeForwarded, ctx: &mut Context<Self>) -> Self::Result {
         match msg {
             ServeForwarded::Read(r) => {
                 let f = self.read(r, false);
                 Box::pin(async move { RpcResponse::Read(f.await) })
             }
             ServeForwarded::Write(w) => {
-                let f = self.write(w.command, false);
+                let f = self.write(w.command, false, ctx);
                 Box::pin(async move { RpcResponse::Write(f.await) })
             }
         }

@@ -174,5 +174,7 @@ pub(crate) fn bool_response(req: &HttpRequest, r: CommandResult) -> Result<HttpR
         CommandResult::Bool(b) => Ok(super::params::json(req, &b)),
         CommandResult::Done => Ok(super::params::json(req, &true)),
         CommandResult::Rejected(e) => Err(ApiError::internal(e)),
+        // Batches are formed inside the Raft actor and never reach a client.
+        CommandResult::Batch(_) => Err(ApiError::internal("unexpected batch result")),
     }
 }

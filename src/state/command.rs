@@ -34,6 +34,9 @@ pub enum Command {
     },
     Register(RegisterRequest),
     Deregister(DeregisterRequest),
+    /// Writes that arrived together, applied in order under one Raft index
+    /// (one entry and one fsync for all of them).
+    Batch(Vec<Command>),
 }
 
 /// What a write answers: `Bool` for KV verbs (`true`/`false` bodies),
@@ -43,6 +46,8 @@ pub enum CommandResult {
     Bool(bool),
     Done,
     Rejected(String),
+    /// One result per command of a `Batch`, in order.
+    Batch(Vec<CommandResult>),
 }
 
 pub fn apply(store: &mut StateStore, index: u64, cmd: &Command) -> CommandResult {
@@ -71,6 +76,9 @@ pub fn apply(store: &mut StateStore, index: u64, cmd: &Command) -> CommandResult
             Ok(()) => CommandResult::Done,
             Err(e) => CommandResult::Rejected(e.to_string()),
         },
+        Command::Batch(cmds) => {
+            CommandResult::Batch(cmds.iter().map(|c| apply(store, index, c)).collect())
+        }
     };
     store.note_index(index);
     result

@@ -414,3 +414,45 @@ fn commands_answer_as_the_http_api_expects() {
         "every applied entry moves the last index"
     );
 }
+
+#[test]
+fn a_batch_applies_in_order_under_one_index() {
+    let mut s = StateStore::new();
+    let batch = Command::Batch(vec![
+        Command::KvCas {
+            key: "c".into(),
+            value: b"1".to_vec(),
+            flags: 0,
+            cas: 0,
+        },
+        Command::KvCas {
+            key: "c".into(),
+            value: b"2".to_vec(),
+            flags: 0,
+            cas: 0,
+        },
+        Command::KvSet {
+            key: "d".into(),
+            value: b"x".to_vec(),
+            flags: 0,
+        },
+        Command::KvDelete { key: "d".into() },
+    ]);
+    let r = apply(&mut s, 7, &batch);
+    assert_eq!(
+        r,
+        CommandResult::Batch(vec![
+            CommandResult::Bool(true),
+            CommandResult::Bool(false),
+            CommandResult::Bool(true),
+            CommandResult::Bool(true)
+        ])
+    );
+    let e = s.kv_get("c", None).1.unwrap();
+    assert_eq!(
+        (e.value.as_slice(), e.modify_index),
+        (&b"1"[..], 7),
+        "the second CAS saw the first"
+    );
+    assert!(s.kv_get("d", None).1.is_none());
+}

@@ -34,6 +34,8 @@ openraft::declare_raft_types!(
 pub type NodeId = u64;
 pub type Raft = openraft::Raft<TypeConfig>;
 
+const CACHE_BYTES: usize = 32 * 1024 * 1024;
+
 pub(crate) const LOG: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("log");
 pub(crate) const META: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
 
@@ -67,10 +69,15 @@ pub fn open(dir: Option<&Path>) -> Result<Arc<redb::Database>, StorageError> {
                 source,
             })?;
             let path = dir.join("raft.redb");
-            redb::Database::create(&path).map_err(|e| StorageError::Open {
-                path: path.display().to_string(),
-                source: Box::new(e),
-            })?
+            // redb's page cache defaults to 1 GiB; the log is written once
+            // and read back rarely, so a small cache keeps a server lean.
+            redb::Database::builder()
+                .set_cache_size(CACHE_BYTES)
+                .create(&path)
+                .map_err(|e| StorageError::Open {
+                    path: path.display().to_string(),
+                    source: Box::new(e),
+                })?
         }
         None => redb::Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())

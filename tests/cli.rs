@@ -110,6 +110,16 @@ fn members_catalog_info_and_validate() {
     );
     assert_eq!(stdout(&a.cli(&["catalog", "services"])), "consul\n");
     assert_eq!(stdout(&a.cli(&["catalog", "datacenters"])), "dc1\n");
+    let peers = stdout(&a.cli(&["operator", "raft", "list-peers"]));
+    let lines: Vec<&str> = peers.lines().collect();
+    assert!(
+        lines[0].starts_with("Node") && lines[0].ends_with("Trails Leader By"),
+        "{peers}"
+    );
+    assert!(
+        lines[1].starts_with(&a.node) && lines[1].contains("leader") && lines[1].contains("true"),
+        "{peers}"
+    );
     let info = stdout(&a.cli(&["info"]));
     assert!(
         info.contains("raft:\n") && info.contains("\tstate = Leader"),

@@ -109,6 +109,14 @@ async fn three_servers_replicate_and_forward_to_the_leader() {
         .await;
     }
 
+    // The operator view names every server and its role.
+    let (_, conf) = get(format!("{}/v1/operator/raft/configuration", s3.http)).await;
+    let conf: Value = serde_json::from_str(&conf).unwrap();
+    let servers = conf["Servers"].as_array().unwrap();
+    assert_eq!(servers.len(), 3, "{conf}");
+    assert_eq!(servers.iter().filter(|s| s["Leader"] == true).count(), 1);
+    assert!(servers.iter().all(|s| s["Voter"] == true));
+
     // A write on a follower is forwarded to the leader and acknowledged.
     let client = reqwest::Client::new();
     let r = client

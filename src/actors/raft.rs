@@ -55,6 +55,20 @@ pub struct RaftStatus {
     pub commit_index: u64,
     pub last_snapshot_index: u64,
     pub last_contact_ms: u64,
+    /// Every server in the Raft configuration.
+    pub servers: Vec<RaftServer>,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RaftServer {
+    pub id: NodeId,
+    /// Server RPC address, `ip:port`.
+    pub addr: String,
+    pub voter: bool,
+    pub leader: bool,
+    /// Highest log index known to be on that server (the leader knows it
+    /// for every server; a follower only for itself).
+    pub last_index: Option<u64>,
 }
 
 pub struct RaftActor {
@@ -62,6 +76,8 @@ pub struct RaftActor {
     pool: Pool,
     /// Writes waiting for the entry in flight to commit.
     queue: Vec<Queued>,
+    /// Alive while anything (log writer, state machine) holds the database.
+    db: std::sync::Weak<redb::Database>,
     in_flight: bool,
     store: SharedStore,
     node_id: NodeId,
@@ -89,6 +105,7 @@ impl RaftActor {
     ) -> anyhow::Result<(Addr<RaftActor>, SharedStore)> {
         let dir = config.data_dir.as_ref().map(|d| d.join("raft"));
         let db = storage::open(dir.as_deref())?;
+        let db_handle = Arc::downgrade(&db);
         let store: SharedStore = Arc::new(std::sync::Mutex::new(StateStore::new()));
         let sm = StateMachine::open(db.clone(), store.clone())?;
         let log = LogStore::new(db);
@@ -130,6 +147,7 @@ impl RaftActor {
             pool,
             queue: Vec::new(),
             in_flight: false,
+            db: db_handle,
             store: store.clone(),
             node_id,
             config,
@@ -146,7 +164,23 @@ impl RaftActor {
         let m = self.raft.metrics().borrow().clone();
         let membership = m.membership_config.membership().clone();
         let addr_of = |id: NodeId| membership.get_node(&id).map(|n| n.addr.clone());
+        let voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
+        let servers = membership
+            .nodes()
+            .map(|(id, n)| RaftServer {
+                id: *id,
+                addr: n.addr.clone(),
+                voter: voters.contains(id),
+                leader: m.current_leader == Some(*id),
+                last_index: match &m.replication {
+                    _ if *id == self.node_id => m.last_log_index,
+                    Some(r) => r.get(id).and_then(|l| l.map(|l| l.index)),
+                    None => None,
+                },
+            })
+            .collect();
         RaftStatus {
+            servers,
             leader_addr: m.current_leader.and_then(addr_of),
             is_leader: m.current_leader == Some(self.node_id),
             peers: membership.voter_ids().filter_map(addr_of).collect(),
@@ -579,11 +613,18 @@ pub struct Shutdown;
 impl Handler<Shutdown> for RaftActor {
     type Result = ResponseActFuture<Self, ()>;
     fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) -> Self::Result {
-        let raft = self.raft.clone();
+        let (raft, db) = (self.raft.clone(), self.db.clone());
         Box::pin(
             async move {
                 if let Err(e) = raft.shutdown().await {
                     tracing::warn!(error = %e, "raft shutdown");
+                }
+                // The log writer and the state machine let go of the
+                // database a moment after Raft stops; its file lock must be
+                // free before this returns so the store can be reopened.
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+                while db.strong_count() > 0 && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
                 }
             }
             .into_actor(self)

@@ -9,6 +9,7 @@ mod info;
 mod kv;
 mod leave;
 mod members;
+mod operator;
 mod reload;
 mod validate;
 mod version;
@@ -44,6 +45,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: catalog::CatalogCmd,
     },
+    /// Operator tools (Raft).
+    Operator {
+        #[command(subcommand)]
+        cmd: operator::OperatorCmd,
+    },
     /// Provides debugging information for operators.
     Info(HttpArgs),
     /// Triggers the agent to reload its configuration files.
@@ -73,6 +79,7 @@ pub fn run(args: Vec<String>) -> i32 {
         Cmd::Members(a) => members::run(a),
         Cmd::Kv { cmd } => kv::run(cmd),
         Cmd::Catalog { cmd } => catalog::run(cmd),
+        Cmd::Operator { cmd } => operator::run(cmd),
         Cmd::Info(h) => info::run(h),
         Cmd::Reload(h) => reload::run(h),
         Cmd::Leave(h) => leave::run(h),

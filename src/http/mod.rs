@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod error;
 pub mod health;
 pub mod kv;
+pub mod operator;
 pub mod params;
 pub mod status;
 
@@ -63,6 +64,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     health::routes(cfg);
     agent::routes(cfg);
     status::routes(cfg);
+    operator::routes(cfg);
     cfg.default_service(web::to(not_found));
 }
 

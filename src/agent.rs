@@ -72,7 +72,19 @@ pub async fn start(
         None
     };
     let health = HealthActor::default().start();
-    let node = NodeActor::new(config.clone(), raft.clone(), Some(health), reload).start();
+    let lan = match config.ports.serf_lan {
+        Some(port) => Some(
+            crate::lan::LanGossip::start(
+                config.node_name.clone(),
+                SocketAddr::new(config.bind_addr, port),
+                config.advertise(),
+                crate::lan::agent_tags(&config),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let node = NodeActor::new(config.clone(), raft.clone(), Some(health), lan, reload).start();
 
     let mut dns_addrs = Vec::new();
     if let Some(port) = config.ports.dns {

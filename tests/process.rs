@@ -179,3 +179,71 @@ fn sigkill_during_concurrent_writes_keeps_every_acknowledged_one() {
         stored.len()
     );
 }
+
+#[test]
+fn clients_join_the_pool_and_leave_or_fail_visibly() {
+    let server = TestAgent::dev(&[]);
+    let seed = format!("127.0.0.1:{}", server.serf_lan);
+    let d1 = tempfile::tempdir().unwrap();
+    let d2 = tempfile::tempdir().unwrap();
+    let c1 = TestAgent::client(d1.path(), &seed);
+    let mut c2 = TestAgent::client(d2.path(), &seed);
+    let status_of = |a: &TestAgent, name: &str| -> Option<u64> {
+        a.get_json("/v1/agent/members")
+            .as_array()?
+            .iter()
+            .find(|m| m["Name"] == name)?["Status"]
+            .as_u64()
+    };
+    wait_for("three alive members everywhere", 20, || {
+        [&server, &c1, &c2].iter().all(|a| {
+            [&server.node, &c1.node, &c2.node]
+                .iter()
+                .all(|n| status_of(a, n) == Some(1))
+        })
+    });
+    let members = stdout(&server.cli(&["members"]));
+    assert_eq!(members.lines().count(), 4, "{members}");
+    assert!(
+        members
+            .lines()
+            .any(|l| l.starts_with(&c1.node) && l.contains("alive") && l.contains("client")),
+        "{members}"
+    );
+
+    // A graceful leave is `left`; a SIGKILL is `failed`.
+    assert_eq!(
+        stdout(&c1.cli(&["leave"])).trim(),
+        "Graceful leave complete"
+    );
+    wait_for("c1 left", 20, || status_of(&server, &c1.node) == Some(3));
+    c2.kill();
+    wait_for("c2 failed", 20, || status_of(&server, &c2.node) == Some(4));
+    let members = stdout(&server.cli(&["members"]));
+    assert!(
+        members
+            .lines()
+            .any(|l| l.starts_with(&c1.node) && l.contains("left")),
+        "{members}"
+    );
+    assert!(
+        members
+            .lines()
+            .any(|l| l.starts_with(&c2.node) && l.contains("failed")),
+        "{members}"
+    );
+
+    // `meridian join` through the HTTP API.
+    let d3 = tempfile::tempdir().unwrap();
+    let c3 = TestAgent::client(d3.path(), "127.0.0.1:1");
+    let out = c3.cli(&["join", &seed]);
+    assert_eq!(
+        stdout(&out).trim(),
+        "Successfully joined cluster by contacting 1 nodes.",
+        "{}",
+        stderr(&out)
+    );
+    wait_for("c3 alive on the server", 20, || {
+        status_of(&server, &c3.node) == Some(1)
+    });
+}

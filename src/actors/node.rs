@@ -17,6 +17,7 @@ use actix::prelude::*;
 use crate::actors::health::{HealthActor, SetChecks};
 use crate::actors::raft::{GetRaftStatus, RaftActor, RaftRead, RaftStatus, RaftWrite};
 use crate::config::{CheckDefinition, RuntimeConfig, ServiceDefinition};
+use crate::lan::{LanGossip, Member, MemberStatus};
 use crate::rpc::{
     Consistency, QueryOptions, ReadRequest, ReadResponse, RequestError, WriteRequest, WriteResponse,
 };
@@ -71,6 +72,42 @@ pub struct AgentInfo {
     pub local_checks: usize,
 }
 
+/// The LAN pool's members (this agent alone when gossip is off).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Vec<Member>")]
+pub struct GetMembers;
+
+/// Join the LAN pool through these addresses (`host`, `ip`, `ip:port`);
+/// answers how many could be contacted.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<usize, String>")]
+pub struct JoinLan(pub Vec<String>);
+
+/// Leave the LAN pool gracefully (before the agent stops).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct LeaveLan;
+
+/// Resolves join addresses; a missing port means the LAN gossip port 8301.
+async fn resolve(addrs: Vec<String>) -> Vec<std::net::SocketAddr> {
+    let mut out = Vec::new();
+    for a in addrs {
+        let with_port = if a.parse::<std::net::SocketAddr>().is_ok()
+            || a.rsplit_once(':')
+                .is_some_and(|(h, p)| !h.contains(':') && p.parse::<u16>().is_ok())
+        {
+            a.clone()
+        } else {
+            format!("{a}:8301")
+        };
+        match tokio::net::lookup_host(with_port).await {
+            Ok(found) => out.extend(found.filter(|s| s.is_ipv4()).take(1)),
+            Err(e) => tracing::warn!(addr = %a, error = %e, "cannot resolve join address"),
+        }
+    }
+    out
+}
+
 /// Re-read the config files and apply what can change at run time.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<(), String>")]
@@ -90,6 +127,7 @@ pub struct NodeActor {
     config: Arc<RuntimeConfig>,
     raft: Option<Addr<RaftActor>>,
     health: Option<Addr<HealthActor>>,
+    lan: Option<Addr<LanGossip>>,
     reload_source: Option<ConfigSource>,
     services: BTreeMap<String, LocalService>,
     /// Node-level checks registered on this agent (not tied to a service).
@@ -105,12 +143,14 @@ impl NodeActor {
         config: Arc<RuntimeConfig>,
         raft: Option<Addr<RaftActor>>,
         health: Option<Addr<HealthActor>>,
+        lan: Option<Addr<LanGossip>>,
         reload_source: Option<ConfigSource>,
     ) -> Self {
         let mut node = NodeActor {
             config,
             raft,
             health,
+            lan,
             reload_source,
             services: BTreeMap::new(),
             node_checks: BTreeMap::new(),
@@ -442,6 +482,107 @@ impl Actor for NodeActor {
             }
         });
         ctx.run_interval(Duration::from_secs(60), |act, _| act.dirty = true);
+        if !self.config.retry_join.is_empty() {
+            self.retry_join(ctx, 0);
+        }
+    }
+}
+
+impl NodeActor {
+    /// `retry_join`: contacts the configured addresses until one answers
+    /// (this agent sees another member) or `retry_max` attempts are spent.
+    fn retry_join(&mut self, ctx: &mut Context<Self>, attempt: u32) {
+        let Some(lan) = self.lan.clone() else { return };
+        let addrs = self.config.retry_join.clone();
+        let (interval, max) = (self.config.retry_interval, self.config.retry_max);
+        let fut = async move {
+            let n = lan
+                .send(crate::lan::Join(resolve(addrs).await))
+                .await
+                .unwrap_or(0);
+            // Give the pool a moment to answer before judging the attempt.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let members = lan.send(crate::lan::Members).await.unwrap_or_default();
+            n > 0
+                && members
+                    .iter()
+                    .filter(|m| m.status == MemberStatus::Alive)
+                    .count()
+                    > 1
+        };
+        ctx.spawn(fut.into_actor(self).map(move |joined, act, ctx| {
+            if joined {
+                tracing::info!("joined the LAN pool");
+            } else if max == 0 || attempt + 1 < max {
+                tracing::warn!(
+                    attempt = attempt + 1,
+                    "join failed; retrying in {interval:?}"
+                );
+                ctx.run_later(interval, move |act, ctx| act.retry_join(ctx, attempt + 1));
+            } else {
+                tracing::error!("join failed after {max} attempts");
+            }
+            let _ = act;
+        }));
+    }
+
+    /// Without gossip the agent knows only itself.
+    fn self_member(&self) -> Member {
+        let c = &self.config;
+        Member {
+            name: c.node_name.clone(),
+            addr: std::net::SocketAddr::new(c.advertise(), c.ports.serf_lan.unwrap_or(8301)),
+            tags: crate::lan::agent_tags(c),
+            status: MemberStatus::Alive,
+        }
+    }
+}
+
+impl Handler<GetMembers> for NodeActor {
+    type Result = ResponseFuture<Vec<Member>>;
+
+    fn handle(&mut self, _: GetMembers, _: &mut Context<Self>) -> Self::Result {
+        let (lan, me) = (self.lan.clone(), self.self_member());
+        Box::pin(async move {
+            match lan {
+                Some(l) => l
+                    .send(crate::lan::Members)
+                    .await
+                    .unwrap_or_else(|_| vec![me]),
+                None => vec![me],
+            }
+        })
+    }
+}
+
+impl Handler<JoinLan> for NodeActor {
+    type Result = ResponseFuture<Result<usize, String>>;
+
+    fn handle(&mut self, msg: JoinLan, _: &mut Context<Self>) -> Self::Result {
+        let lan = self.lan.clone();
+        Box::pin(async move {
+            let lan =
+                lan.ok_or_else(|| "LAN gossip is disabled (ports.serf_lan = -1)".to_string())?;
+            let addrs = resolve(msg.0).await;
+            lan.send(crate::lan::Join(addrs))
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+impl Handler<LeaveLan> for NodeActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: LeaveLan, _: &mut Context<Self>) -> Self::Result {
+        let lan = self.lan.clone();
+        Box::pin(async move {
+            if let Some(l) = lan {
+                let _ = l.send(crate::lan::Leave).await;
+                // Let the leave notices and foca's broadcast go out.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        })
     }
 }
 

@@ -6,6 +6,7 @@ mod agent;
 mod catalog;
 mod client;
 mod info;
+mod join;
 mod kv;
 mod leave;
 mod members;
@@ -33,6 +34,8 @@ struct Cli {
 enum Cmd {
     /// Runs an agent.
     Agent(crate::config::AgentFlags),
+    /// Tells the agent to join a cluster through an agent already in it.
+    Join(join::Args),
     /// Lists the members of the cluster.
     Members(members::Args),
     /// Interacts with the key-value store.
@@ -76,6 +79,7 @@ pub fn run(args: Vec<String>) -> i32 {
     };
     let result = match cli.cmd {
         Cmd::Agent(flags) => agent::run(flags),
+        Cmd::Join(a) => join::run(a),
         Cmd::Members(a) => members::run(a),
         Cmd::Kv { cmd } => kv::run(cmd),
         Cmd::Catalog { cmd } => catalog::run(cmd),

@@ -13,10 +13,12 @@ use super::error::ApiError;
 use super::params::{decode, json as json_resp, read_body, Params};
 use super::ApiState;
 use crate::actors::node::{
-    AgentInfo, DeregisterService, GetAgentInfo, GetLocalState, RegisterService, Reload,
+    AgentInfo, DeregisterService, GetAgentInfo, GetLocalState, GetMembers, JoinLan, LeaveLan,
+    RegisterService, Reload,
 };
 use crate::config::duration::parse_go_duration;
 use crate::config::{CheckDefinition, ServiceDefinition};
+use crate::lan::Member;
 use crate::rpc::RequestError;
 use crate::state::structs::Weights;
 
@@ -65,6 +67,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         "/v1/agent/leave",
         "PUT",
         web::put().to(leave),
+    ))
+    .service(super::endpoint(
+        "/v1/agent/join/{addr}",
+        "PUT",
+        web::put().to(join),
     ));
 }
 
@@ -76,39 +83,25 @@ async fn info(state: &ApiState) -> Result<AgentInfo, ApiError> {
         .map_err(|_| RequestError::ShuttingDown)?)
 }
 
-/// This agent as a gossip member, in Consul's shape. Until LAN gossip
-/// lands the agent is the only member it knows.
-fn member(info: &AgentInfo) -> serde_json::Value {
-    let c = &info.config;
-    let mut tags = BTreeMap::from([
-        ("role", if c.server { "consul" } else { "node" }.to_string()),
-        ("dc", c.datacenter.clone()),
-        ("segment", String::new()),
-        ("id", c.node_id.clone()),
-        ("build", format!("{}:meridian", env!("CARGO_PKG_VERSION"))),
-        ("vsn", "2".into()),
-        ("vsn_min", "2".into()),
-        ("vsn_max", "3".into()),
-    ]);
-    if c.server {
-        tags.insert("port", c.ports.server.unwrap_or(8300).to_string());
-        tags.insert("raft_vsn", "3".into());
-        if c.bootstrap {
-            tags.insert("bootstrap", "1".into());
-        }
-        if c.bootstrap_expect > 0 {
-            tags.insert("expect", c.bootstrap_expect.to_string());
-        }
-    }
+/// A gossip member in Consul's shape (`/v1/agent/members`, `Member`).
+fn member_json(m: &Member) -> serde_json::Value {
     json!({
-        "Name": c.node_name,
-        "Addr": c.advertise().to_string(),
-        "Port": c.ports.serf_lan.unwrap_or(8301),
-        "Tags": tags,
-        "Status": 1,
+        "Name": m.name,
+        "Addr": m.addr.ip().to_string(),
+        "Port": m.addr.port(),
+        "Tags": m.tags,
+        "Status": m.status as u8,
         "ProtocolMin": 1, "ProtocolMax": 5, "ProtocolCur": 2,
         "DelegateMin": 2, "DelegateMax": 5, "DelegateCur": 4,
     })
+}
+
+async fn members_of(state: &ApiState) -> Result<Vec<Member>, ApiError> {
+    Ok(state
+        .node
+        .send(GetMembers)
+        .await
+        .map_err(|_| RequestError::ShuttingDown)?)
 }
 
 async fn agent_self(
@@ -146,7 +139,7 @@ async fn agent_self(
             "SerfPortWAN": c.ports.serf_wan.map(i64::from).unwrap_or(-1), "UIConfig": {"Enabled": c.ui_enabled},
         },
         "Coord": null,
-        "Member": member(&i),
+        "Member": members_of(&state).await?.iter().find(|m| m.name == c.node_name).map(member_json),
         "Meta": c.node_meta,
         "Stats": {
             "agent": {"check_monitors": "0", "check_ttls": "0", "checks": s(&i.local_checks), "services": s(&i.local_services)},
@@ -164,17 +157,36 @@ async fn agent_self(
 
 async fn members(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     let p = Params::from(&req)?;
-    let i = info(&state).await?;
-    // A client is not in the WAN pool: Consul answers an empty list.
-    if p.has("wan") && !i.config.server {
+    // The WAN pool comes with federation; a client is never in it.
+    if p.has("wan") {
         return Ok(json_resp(&req, &Vec::<serde_json::Value>::new()));
     }
-    let mut m = member(&i);
-    if p.has("wan") {
-        m["Name"] = json!(format!("{}.{}", i.config.node_name, i.config.datacenter));
-        m["Port"] = json!(i.config.ports.serf_wan.unwrap_or(8302));
+    let list: Vec<serde_json::Value> = members_of(&state).await?.iter().map(member_json).collect();
+    Ok(json_resp(&req, &list))
+}
+
+async fn join(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    addr: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    if Params::from(&req)?.has("wan") {
+        return Err(ApiError::internal(
+            "WAN join comes with datacenter federation",
+        ));
     }
-    Ok(json_resp(&req, &[m]))
+    let n = state
+        .node
+        .send(JoinLan(vec![addr.into_inner()]))
+        .await
+        .map_err(|_| RequestError::ShuttingDown)?
+        .map_err(ApiError::internal)?;
+    if n == 0 {
+        return Err(ApiError::internal(
+            "failed to join: no address could be contacted",
+        ));
+    }
+    Ok(HttpResponse::Ok().finish())
 }
 
 async fn services(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
@@ -388,8 +400,9 @@ async fn reload(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().finish())
 }
 
-async fn leave() -> HttpResponse {
-    // Answer first, then stop: the caller waits for this reply.
+async fn leave(state: web::Data<ApiState>) -> HttpResponse {
+    // Leave the pool first so peers see `left`, answer, then stop.
+    let _ = state.node.send(LeaveLan).await;
     actix::spawn(async {
         tokio::time::sleep(Duration::from_millis(200)).await;
         tracing::info!("graceful leave complete; shutting down");

@@ -129,6 +129,34 @@ pub struct LanGossip {
     subscribers: Vec<Recipient<MemberEvent>>,
 }
 
+/// The tags an agent gossips, in Consul's names (what `members` shows).
+pub fn agent_tags(c: &crate::config::RuntimeConfig) -> BTreeMap<String, String> {
+    let mut tags: BTreeMap<String, String> = [
+        ("role", if c.server { "consul" } else { "node" }.to_string()),
+        ("dc", c.datacenter.clone()),
+        ("segment", String::new()),
+        ("id", c.node_id.clone()),
+        ("build", format!("{}:meridian", env!("CARGO_PKG_VERSION"))),
+        ("vsn", "2".into()),
+        ("vsn_min", "2".into()),
+        ("vsn_max", "3".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    if c.server {
+        tags.insert("port".into(), c.ports.server.unwrap_or(8300).to_string());
+        tags.insert("raft_vsn".into(), "3".into());
+        if c.bootstrap {
+            tags.insert("bootstrap".into(), "1".into());
+        }
+        if c.bootstrap_expect > 0 {
+            tags.insert("expect".into(), c.bootstrap_expect.to_string());
+        }
+    }
+    tags
+}
+
 /// LAN timings: a crashed member is declared failed in about 3 s.
 pub fn lan_config(expected_size: u32) -> foca::Config {
     let mut c =

@@ -19,6 +19,9 @@ pub fn free_port() -> u16 {
 pub struct TestAgent {
     pub http: String,
     pub dns_port: u16,
+    pub serf_lan: u16,
+    /// Clients have no leader to wait for.
+    client: bool,
     pub node: String,
     args: Vec<String>,
     log: PathBuf,
@@ -53,15 +56,40 @@ impl TestAgent {
         Self::start(args)
     }
 
-    fn start(mut args: Vec<String>) -> TestAgent {
+    /// A client agent that joins the pool at `join` (ip:port).
+    pub fn client(data_dir: &Path, join: &str) -> TestAgent {
+        let args = [
+            "-bind",
+            "127.0.0.1",
+            "-client",
+            "127.0.0.1",
+            "-join",
+            join,
+            "-retry-interval",
+            "1s",
+            "-data-dir",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([data_dir.display().to_string()])
+        .collect();
+        Self::start_as(args, true)
+    }
+
+    fn start(args: Vec<String>) -> TestAgent {
+        Self::start_as(args, false)
+    }
+
+    fn start_as(mut args: Vec<String>, client: bool) -> TestAgent {
         let http_port = free_port();
         let dns_port = free_port();
+        let serf_lan = free_port();
         let node = format!("node-{http_port}");
         for (flag, port) in [
             ("-http-port", http_port),
             ("-dns-port", dns_port),
             ("-server-port", free_port()),
-            ("-serf-lan-port", free_port()),
+            ("-serf-lan-port", serf_lan),
             ("-serf-wan-port", free_port()),
         ] {
             args.push(flag.into());
@@ -74,6 +102,8 @@ impl TestAgent {
         let mut a = TestAgent {
             http: format!("127.0.0.1:{http_port}"),
             dns_port,
+            serf_lan,
+            client,
             node,
             args,
             log,
@@ -105,13 +135,20 @@ impl TestAgent {
     /// Ready = a leader exists and this agent is registered (serfHealth).
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        let url = format!("http://{}/v1/health/node/{}", self.http, self.node);
+        let (url, needle) = if self.client {
+            (format!("http://{}/v1/agent/self", self.http), "NodeName")
+        } else {
+            (
+                format!("http://{}/v1/health/node/{}", self.http, self.node),
+                "serfHealth",
+            )
+        };
         while Instant::now() < deadline {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
                 panic!("agent exited with {status}:\n{}", self.log_tail());
             }
             if let Ok(r) = reqwest::blocking::get(&url) {
-                if r.text().map(|t| t.contains("serfHealth")).unwrap_or(false) {
+                if r.text().map(|t| t.contains(needle)).unwrap_or(false) {
                     return;
                 }
             }

@@ -84,6 +84,9 @@ pub async fn start(
         ),
         None => None,
     };
+    if let (Some(r), Some(l)) = (&raft, &lan) {
+        r.do_send(crate::actors::raft::AttachLan(l.clone()));
+    }
     let node = NodeActor::new(config.clone(), raft.clone(), Some(health), lan, reload).start();
 
     let mut dns_addrs = Vec::new();

@@ -204,6 +204,22 @@ fn clients_join_the_pool_and_leave_or_fail_visibly() {
     });
     let members = stdout(&server.cli(&["members"]));
     assert_eq!(members.lines().count(), 4, "{members}");
+    // The leader reconciles every member into the catalog with serfHealth.
+    let serf = |node: &str| -> Option<String> {
+        let checks = server.get_json(&format!("/v1/health/node/{node}"));
+        checks
+            .as_array()?
+            .iter()
+            .find(|c| c["CheckID"] == "serfHealth")
+            .and_then(|c| c["Status"].as_str().map(String::from))
+    };
+    wait_for("members in the catalog", 20, || {
+        [&c1.node, &c2.node]
+            .iter()
+            .all(|n| serf(n).as_deref() == Some("passing"))
+    });
+    let nodes = stdout(&server.cli(&["catalog", "nodes"]));
+    assert_eq!(nodes.lines().count(), 4, "{nodes}");
     assert!(
         members
             .lines()
@@ -217,8 +233,16 @@ fn clients_join_the_pool_and_leave_or_fail_visibly() {
         "Graceful leave complete"
     );
     wait_for("c1 left", 20, || status_of(&server, &c1.node) == Some(3));
+    wait_for("c1 removed from the catalog", 20, || {
+        server
+            .get_json(&format!("/v1/catalog/node/{}", c1.node))
+            .is_null()
+    });
     c2.kill();
     wait_for("c2 failed", 20, || status_of(&server, &c2.node) == Some(4));
+    wait_for("c2 serfHealth critical", 20, || {
+        serf(&c2.node).as_deref() == Some("critical")
+    });
     let members = stdout(&server.cli(&["members"]));
     assert!(
         members

@@ -76,6 +76,8 @@ pub struct RaftActor {
     pool: Pool,
     /// Writes waiting for the entry in flight to commit.
     queue: Vec<Queued>,
+    /// The LAN pool, once attached: its members are reconciled into the catalog.
+    lan: Option<Addr<crate::lan::LanGossip>>,
     /// Alive while anything (log writer, state machine) holds the database.
     db: std::sync::Weak<redb::Database>,
     in_flight: bool,
@@ -148,6 +150,7 @@ impl RaftActor {
             queue: Vec::new(),
             in_flight: false,
             db: db_handle,
+            lan: None,
             store: store.clone(),
             node_id,
             config,
@@ -205,47 +208,142 @@ impl RaftActor {
         }
     }
 
-    /// Leader reconcile: the catalog must hold this server with a passing
-    /// `serfHealth` and the `consul` service, as Consul's leader keeps them.
+    /// Leader reconcile (Consul's `leader.go`): every LAN member is a node
+    /// in the catalog with a `serfHealth` check, passing while alive and
+    /// critical once failed; a member that left is removed. This server's
+    /// own row also carries its node meta. Runs on leadership, on member
+    /// events and on an interval, and writes only what differs.
     fn reconcile(&mut self, ctx: &mut Context<Self>) {
         if !self.status().is_leader {
             return;
         }
-        let desired = self_registration(&self.config);
-        let current = {
-            let mut s = lock(&self.store);
-            let node = s.catalog_node(&self.config.node_name, None).1;
-            let checks = s.health_node(&self.config.node_name, None).1;
-            (node, checks)
-        };
-        let in_sync = match &current {
-            (Some(ns), checks) => {
-                ns.node.address == desired.address
-                    && ns.node.id == desired.id
-                    && ns.node.meta == desired.node_meta
-                    && desired.service.as_ref().is_none_or(|d| {
-                        ns.services
-                            .get(&d.id)
-                            .is_some_and(|s| s.port == d.port && s.service == d.service)
-                    })
-                    && checks
-                        .iter()
-                        .any(|c| c.check_id == "serfHealth" && c.status == HealthStatus::Passing)
+        let (lan, store, me, config) = (
+            self.lan.clone(),
+            self.store.clone(),
+            ctx.address(),
+            self.config.clone(),
+        );
+        let fut = async move {
+            let members = match &lan {
+                Some(l) => l.send(crate::lan::Members).await.unwrap_or_default(),
+                None => Vec::new(),
+            };
+            let mut writes = Vec::new();
+            if let Some(w) = reconcile_self(&store, &config) {
+                writes.push(w);
             }
-            _ => false,
-        };
-        if in_sync {
-            return;
-        }
-        let raft = self.raft.clone();
-        ctx.spawn(
-            async move {
-                if let Err(e) = raft.client_write(Command::Register(desired)).await {
-                    tracing::warn!(error = %e, "leader reconcile: registering this server failed");
+            for m in members.iter().filter(|m| m.name != config.node_name) {
+                if let Some(w) = reconcile_member(&store, m, &config.datacenter) {
+                    writes.push(w);
                 }
             }
-            .into_actor(self),
-        );
+            for w in writes {
+                if let Ok(Err(e)) = me.send(RaftWrite(w)).await {
+                    tracing::warn!(error = %e, "leader reconcile write failed");
+                }
+            }
+        };
+        ctx.spawn(fut.into_actor(self));
+    }
+}
+
+fn serf_health(status: HealthStatus) -> HealthCheck {
+    let output = if status == HealthStatus::Passing {
+        "Agent alive and reachable"
+    } else {
+        "Agent not live or unreachable"
+    };
+    HealthCheck {
+        check_id: "serfHealth".into(),
+        name: "Serf Health Status".into(),
+        status,
+        output: output.into(),
+        definition: serde_json::json!({}),
+        ..Default::default()
+    }
+}
+
+/// This server's own row: address, ID, meta, `consul` service, serfHealth.
+fn reconcile_self(store: &SharedStore, config: &RuntimeConfig) -> Option<Command> {
+    let desired = self_registration(config);
+    let mut s = lock(store);
+    let node = s.catalog_node(&config.node_name, None).1;
+    let checks = s.health_node(&config.node_name, None).1;
+    let in_sync = node.is_some_and(|ns| {
+        ns.node.address == desired.address
+            && ns.node.id == desired.id
+            && ns.node.meta == desired.node_meta
+            && desired.service.as_ref().is_none_or(|d| {
+                ns.services
+                    .get(&d.id)
+                    .is_some_and(|s| s.port == d.port && s.service == d.service)
+            })
+    }) && checks
+        .iter()
+        .any(|c| c.check_id == "serfHealth" && c.status == HealthStatus::Passing);
+    (!in_sync).then(|| Command::Register(desired))
+}
+
+/// Another member's row. The member's own agent writes its meta and
+/// services (anti-entropy); the leader only makes sure the node exists at
+/// its gossip address and that serfHealth says what gossip says.
+fn reconcile_member(store: &SharedStore, m: &crate::lan::Member, dc: &str) -> Option<Command> {
+    use crate::lan::MemberStatus;
+    let mut s = lock(store);
+    let node = s.catalog_node(&m.name, None).1;
+    let serf = s
+        .health_node(&m.name, None)
+        .1
+        .into_iter()
+        .find(|c| c.check_id == "serfHealth")
+        .map(|c| c.status);
+    drop(s);
+    match m.status {
+        MemberStatus::Left => node.map(|_| {
+            Command::Deregister(crate::state::structs::DeregisterRequest {
+                node: m.name.clone(),
+                ..Default::default()
+            })
+        }),
+        MemberStatus::Leaving => None,
+        status => {
+            let health = if status == MemberStatus::Alive {
+                HealthStatus::Passing
+            } else {
+                HealthStatus::Critical
+            };
+            let address = m.addr.ip().to_string();
+            let server_port = (m.tags.get("role").map(String::as_str) == Some("consul"))
+                .then(|| m.tags.get("port").and_then(|p| p.parse().ok()))
+                .flatten();
+            let node_ok = node.as_ref().is_some_and(|ns| ns.node.address == address);
+            let service_ok = server_port.is_none_or(|p: u16| {
+                node.as_ref()
+                    .is_some_and(|ns| ns.services.get("consul").is_some_and(|s| s.port == p))
+            });
+            if node_ok && service_ok && serf == Some(health) {
+                return None;
+            }
+            // A failed member that was never registered stays out.
+            if health == HealthStatus::Critical && node.is_none() {
+                return None;
+            }
+            Some(Command::Register(RegisterRequest {
+                id: m.tags.get("id").cloned().unwrap_or_default(),
+                node: m.name.clone(),
+                address,
+                datacenter: dc.to_string(),
+                skip_node_update: node_ok,
+                service: server_port.map(|port| NodeService {
+                    id: "consul".into(),
+                    service: "consul".into(),
+                    port,
+                    ..Default::default()
+                }),
+                check: Some(serf_health(health)),
+                ..Default::default()
+            }))
+        }
     }
 }
 
@@ -279,15 +377,7 @@ pub fn self_registration(config: &RuntimeConfig) -> RegisterRequest {
             port: config.ports.server.unwrap_or(8300),
             ..Default::default()
         }),
-        check: Some(HealthCheck {
-            check_id: "serfHealth".into(),
-            name: "Serf Health Status".into(),
-            status: HealthStatus::Passing,
-            output: "Agent alive and reachable".into(),
-            r#type: String::new(),
-            definition: serde_json::json!({}),
-            ..Default::default()
-        }),
+        check: Some(serf_health(HealthStatus::Passing)),
         checks: Vec::new(),
         skip_node_update: false,
     }
@@ -630,6 +720,28 @@ impl Handler<Shutdown> for RaftActor {
             .into_actor(self)
             .map(|_, _, ctx| ctx.stop()),
         )
+    }
+}
+
+/// Hands the Raft actor the LAN pool: it subscribes to member events.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AttachLan(pub Addr<crate::lan::LanGossip>);
+
+impl Handler<AttachLan> for RaftActor {
+    type Result = ();
+    fn handle(&mut self, msg: AttachLan, ctx: &mut Context<Self>) {
+        msg.0
+            .do_send(crate::lan::Subscribe(ctx.address().recipient()));
+        self.lan = Some(msg.0);
+        self.reconcile(ctx);
+    }
+}
+
+impl Handler<crate::lan::MemberEvent> for RaftActor {
+    type Result = ();
+    fn handle(&mut self, _: crate::lan::MemberEvent, ctx: &mut Context<Self>) {
+        self.reconcile(ctx);
     }
 }
 

@@ -78,6 +78,8 @@ pub struct RaftActor {
     queue: Vec<Queued>,
     /// The LAN pool, once attached: its members are reconciled into the catalog.
     lan: Option<Addr<crate::lan::LanGossip>>,
+    /// Bootstrap (from -bootstrap-expect) is done or not needed.
+    bootstrapped: bool,
     /// Alive while anything (log writer, state machine) holds the database.
     db: std::sync::Weak<redb::Database>,
     in_flight: bool,
@@ -151,6 +153,7 @@ impl RaftActor {
             in_flight: false,
             db: db_handle,
             lan: None,
+            bootstrapped: false,
             store: store.clone(),
             node_id,
             config,
@@ -242,9 +245,94 @@ impl RaftActor {
                     tracing::warn!(error = %e, "leader reconcile write failed");
                 }
             }
+            // Servers of this datacenter in the pool become voters; a
+            // server that left gracefully stops being one.
+            let status = me.send(GetRaftStatus).await.unwrap_or_default();
+            for m in members
+                .iter()
+                .filter(|m| is_server_of(m, &config.datacenter))
+            {
+                let Some((id, addr)) = raft_peer(m) else {
+                    continue;
+                };
+                let known = status.servers.iter().any(|s| s.id == id && s.voter);
+                match m.status {
+                    crate::lan::MemberStatus::Alive if !known => {
+                        tracing::info!(server = %m.name, %addr, "adding server as a Raft voter");
+                        if let Ok(Err(e)) = me.send(AddVoter { id, addr }).await {
+                            tracing::warn!(error = %e, "adding voter failed");
+                        }
+                    }
+                    crate::lan::MemberStatus::Left if known && status.servers.len() > 1 => {
+                        tracing::info!(server = %m.name, "removing server that left from the Raft configuration");
+                        let _ = me.send(RemoveVoter(id)).await;
+                    }
+                    _ => {}
+                }
+            }
         };
         ctx.spawn(fut.into_actor(self));
     }
+
+    /// `-bootstrap-expect N`: once N servers of this datacenter (all
+    /// expecting N) are alive in the pool, bootstrap with exactly those.
+    /// Every one of them does this with the same set, which openraft allows;
+    /// a server with Raft state never bootstraps again.
+    fn try_bootstrap(&mut self, ctx: &mut Context<Self>) {
+        let expect = self.config.bootstrap_expect as usize;
+        if self.bootstrapped || expect < 2 {
+            return;
+        }
+        let Some(lan) = self.lan.clone() else { return };
+        let (raft, dc) = (self.raft.clone(), self.config.datacenter.clone());
+        let fut = async move {
+            if raft.is_initialized().await.unwrap_or(true) {
+                return true;
+            }
+            let members = lan.send(crate::lan::Members).await.unwrap_or_default();
+            let mut servers: Vec<&crate::lan::Member> = members
+                .iter()
+                .filter(|m| m.status == crate::lan::MemberStatus::Alive && is_server_of(m, &dc))
+                .filter(|m| {
+                    m.tags.get("expect").and_then(|e| e.parse::<usize>().ok()) == Some(expect)
+                })
+                .collect();
+            if servers.len() < expect {
+                return false;
+            }
+            servers.sort_by(|a, b| a.name.cmp(&b.name));
+            let voters: BTreeMap<NodeId, BasicNode> = servers
+                .iter()
+                .take(expect)
+                .filter_map(|m| raft_peer(m))
+                .map(|(id, addr)| (id, BasicNode { addr }))
+                .collect();
+            tracing::info!(servers = ?voters.values().map(|n| n.addr.clone()).collect::<Vec<_>>(), "found {expect} servers: bootstrapping");
+            match raft.initialize(voters).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::info!(error = %e, "bootstrap skipped: the cluster is already formed");
+                    true
+                }
+            }
+        };
+        ctx.spawn(
+            fut.into_actor(self)
+                .map(|done, act, _| act.bootstrapped |= done),
+        );
+    }
+}
+
+fn is_server_of(m: &crate::lan::Member, dc: &str) -> bool {
+    m.tags.get("role").map(String::as_str) == Some("consul")
+        && m.tags.get("dc").map(String::as_str) == Some(dc)
+}
+
+/// A server member's Raft id and RPC address, from its gossip tags.
+fn raft_peer(m: &crate::lan::Member) -> Option<(NodeId, String)> {
+    let id = m.tags.get("id")?;
+    let port: u16 = m.tags.get("port")?.parse().ok()?;
+    Some((raft_id(id), format!("{}:{port}", m.addr.ip())))
 }
 
 fn serf_health(status: HealthStatus) -> HealthCheck {
@@ -389,7 +477,10 @@ impl Actor for RaftActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Reconcile as soon as leadership changes, and on an interval to
         // repair anything a failed write left behind.
-        ctx.run_interval(Duration::from_secs(1), |act, ctx| act.reconcile(ctx));
+        ctx.run_interval(Duration::from_secs(1), |act, ctx| {
+            act.try_bootstrap(ctx);
+            act.reconcile(ctx);
+        });
         let mut metrics = self.raft.metrics();
         let me = ctx.address();
         ctx.spawn(
@@ -660,6 +751,33 @@ impl Handler<ServeForwarded> for RaftActor {
     }
 }
 
+/// Removes a server from the Raft configuration.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), RequestError>")]
+pub struct RemoveVoter(pub NodeId);
+
+impl Handler<RemoveVoter> for RaftActor {
+    type Result = ResponseFuture<Result<(), RequestError>>;
+
+    fn handle(&mut self, msg: RemoveVoter, _: &mut Context<Self>) -> Self::Result {
+        let raft = self.raft.clone();
+        Box::pin(async move {
+            let mut voters: std::collections::BTreeSet<NodeId> = raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .voter_ids()
+                .collect();
+            voters.remove(&msg.0);
+            raft.change_membership(voters, false)
+                .await
+                .map(|_| ())
+                .map_err(|e| RequestError::Internal(e.to_string()))
+        })
+    }
+}
+
 /// Adds a server as a voter (the leader catches it up first). The cluster
 /// issue sends this from LAN membership events; tests send it directly.
 #[derive(Message, Debug, Clone)]
@@ -734,6 +852,7 @@ impl Handler<AttachLan> for RaftActor {
         msg.0
             .do_send(crate::lan::Subscribe(ctx.address().recipient()));
         self.lan = Some(msg.0);
+        self.try_bootstrap(ctx);
         self.reconcile(ctx);
     }
 }
@@ -741,6 +860,7 @@ impl Handler<AttachLan> for RaftActor {
 impl Handler<crate::lan::MemberEvent> for RaftActor {
     type Result = ();
     fn handle(&mut self, _: crate::lan::MemberEvent, ctx: &mut Context<Self>) {
+        self.try_bootstrap(ctx);
         self.reconcile(ctx);
     }
 }

@@ -76,6 +76,32 @@ impl TestAgent {
         Self::start_as(args, true)
     }
 
+    /// A server with `-bootstrap-expect N` that joins `join` if given. It
+    /// cannot have a leader alone, so readiness is only "answering".
+    pub fn server_expect(data_dir: &Path, expect: u32, join: Option<&str>) -> TestAgent {
+        let mut args: Vec<String> = [
+            "-server",
+            "-bootstrap-expect",
+            &expect.to_string(),
+            "-bind",
+            "127.0.0.1",
+            "-client",
+            "127.0.0.1",
+            "-retry-interval",
+            "1s",
+            "-data-dir",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.push(data_dir.display().to_string());
+        if let Some(j) = join {
+            args.push("-join".into());
+            args.push(j.into());
+        }
+        Self::start_as(args, true)
+    }
+
     fn start(args: Vec<String>) -> TestAgent {
         Self::start_as(args, false)
     }
@@ -174,6 +200,13 @@ impl TestAgent {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Starts the same agent again and waits only until it answers.
+    pub fn restart_no_wait(&mut self) {
+        self.kill();
+        self.client = true;
+        self.spawn();
     }
 
     /// Starts the same agent again (same flags, same ports, same data).

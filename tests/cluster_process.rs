@@ -62,6 +62,41 @@ fn three_servers_bootstrap_replicate_and_survive_a_leader_kill() {
         });
     }
 
+    // A client agent joins and sends its requests to the servers over RPC:
+    // a write on the client is readable on every server, and back.
+    let cdir = tempfile::tempdir().unwrap();
+    let client_agent = TestAgent::client(cdir.path(), &seed);
+    wait_for("the client reaches a server", 20, || {
+        client
+            .put(client_agent.url("/v1/kv/from-client"))
+            .body("c")
+            .send()
+            .and_then(|r| r.text())
+            .is_ok_and(|t| t == "true")
+    });
+    for s in &servers {
+        wait_for("client write replicated", 10, || {
+            reqwest::blocking::get(s.url("/v1/kv/from-client?stale&raw"))
+                .and_then(|r| r.text())
+                .is_ok_and(|t| t == "c")
+        });
+    }
+    assert_eq!(
+        reqwest::blocking::get(client_agent.url("/v1/kv/k1?raw"))
+            .unwrap()
+            .text()
+            .unwrap(),
+        "v1"
+    );
+    wait_for("four nodes in the catalog", 20, || {
+        servers[0]
+            .get_json("/v1/catalog/nodes")
+            .as_array()
+            .is_some_and(|a| a.len() == 4)
+    });
+    let members = stdout(&client_agent.cli(&["members"]));
+    assert_eq!(members.lines().count(), 5, "{members}");
+
     // SIGKILL the leader: the other two elect a new one and writes resume.
     let old = leader(&servers[0]);
     let li = servers

@@ -52,7 +52,15 @@ async fn acknowledged_writes_survive_restart_through_snapshots() {
         let r = raft.send(RaftWrite(cmd)).await.unwrap().unwrap();
         assert_eq!(r.result, CommandResult::Bool(true));
     }
-    let before = raft.send(GetRaftStatus).await.unwrap();
+    // Snapshots are built in the background; wait (bounded) for one.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let before = loop {
+        let st = raft.send(GetRaftStatus).await.unwrap();
+        if st.last_snapshot_index > 0 || Instant::now() > deadline {
+            break st;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert!(
         before.last_snapshot_index > 0,
         "a snapshot was taken: {before:?}"

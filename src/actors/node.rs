@@ -108,6 +108,86 @@ async fn resolve(addrs: Vec<String>) -> Vec<std::net::SocketAddr> {
     out
 }
 
+/// Where this agent's reads and writes go.
+#[derive(Clone)]
+pub enum Upstream {
+    Local(Addr<RaftActor>),
+    /// A client agent: one of its datacenter's servers over RPC, another
+    /// one when that fails.
+    Remote {
+        servers: Vec<String>,
+        pool: crate::rpc::Pool,
+    },
+}
+
+impl Upstream {
+    pub async fn read(&self, req: ReadRequest) -> Result<ReadResponse, RequestError> {
+        match self {
+            Upstream::Local(r) => r
+                .send(RaftRead(req))
+                .await
+                .map_err(|_| RequestError::ShuttingDown)?,
+            Upstream::Remote { .. } => {
+                let timeout = req.opts.max_wait + Duration::from_secs(10);
+                match self
+                    .remote(crate::rpc::RpcRequest::AgentRead(req), timeout)
+                    .await?
+                {
+                    crate::rpc::RpcResponse::Read(r) => r,
+                    other => Err(RequestError::Internal(format!(
+                        "rpc error: unexpected answer {other:?}"
+                    ))),
+                }
+            }
+        }
+    }
+
+    pub async fn write(&self, command: Command) -> Result<WriteResponse, RequestError> {
+        match self {
+            Upstream::Local(r) => r
+                .send(RaftWrite(command))
+                .await
+                .map_err(|_| RequestError::ShuttingDown)?,
+            Upstream::Remote { .. } => match self
+                .remote(
+                    crate::rpc::RpcRequest::AgentWrite(WriteRequest { dc: None, command }),
+                    Duration::from_secs(15),
+                )
+                .await?
+            {
+                crate::rpc::RpcResponse::Write(r) => r,
+                other => Err(RequestError::Internal(format!(
+                    "rpc error: unexpected answer {other:?}"
+                ))),
+            },
+        }
+    }
+
+    /// Tries the servers in random order; the first that answers wins.
+    async fn remote(
+        &self,
+        req: crate::rpc::RpcRequest,
+        timeout: Duration,
+    ) -> Result<crate::rpc::RpcResponse, RequestError> {
+        let Upstream::Remote { servers, pool } = self else {
+            return Err(RequestError::NoServers);
+        };
+        let mut order = servers.clone();
+        rand::seq::SliceRandom::shuffle(order.as_mut_slice(), &mut rand::thread_rng());
+        let mut last = RequestError::NoServers;
+        for addr in order {
+            match pool.call(&addr, &req, timeout).await {
+                Ok(r) => return Ok(r),
+                Err(e) => {
+                    tracing::debug!(server = %addr, error = %e, "server did not answer; trying another");
+                    last = RequestError::Internal(format!("rpc error making call: {e}"));
+                }
+            }
+        }
+        Err(last)
+    }
+}
+
 /// Re-read the config files and apply what can change at run time.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<(), String>")]
@@ -128,6 +208,9 @@ pub struct NodeActor {
     raft: Option<Addr<RaftActor>>,
     health: Option<Addr<HealthActor>>,
     lan: Option<Addr<LanGossip>>,
+    /// Servers of this datacenter from the LAN pool (name → RPC address).
+    servers: BTreeMap<String, String>,
+    pool: crate::rpc::Pool,
     reload_source: Option<ConfigSource>,
     services: BTreeMap<String, LocalService>,
     /// Node-level checks registered on this agent (not tied to a service).
@@ -151,6 +234,8 @@ impl NodeActor {
             raft,
             health,
             lan,
+            servers: BTreeMap::new(),
+            pool: crate::rpc::Pool::default(),
             reload_source,
             services: BTreeMap::new(),
             node_checks: BTreeMap::new(),
@@ -202,14 +287,22 @@ impl NodeActor {
         health.do_send(SetChecks(defs));
     }
 
-    /// The forwarding decision, shared by reads and writes.
-    fn route(&self, dc: Option<&str>) -> Result<Addr<RaftActor>, RequestError> {
+    /// The forwarding decision, shared by reads and writes: this server's
+    /// Raft actor, or (on a client) the servers of the datacenter.
+    fn route(&self, dc: Option<&str>) -> Result<Upstream, RequestError> {
         if let Some(dc) = dc {
             if !dc.is_empty() && dc != self.config.datacenter {
                 return Err(RequestError::NoPathToDatacenter);
             }
         }
-        self.raft.clone().ok_or(RequestError::NoServers)
+        match &self.raft {
+            Some(r) => Ok(Upstream::Local(r.clone())),
+            None if self.servers.is_empty() => Err(RequestError::NoServers),
+            None => Ok(Upstream::Remote {
+                servers: self.servers.values().cloned().collect(),
+                pool: self.pool.clone(),
+            }),
+        }
     }
 
     /// A service with its checks, carrying this node's own row so that a
@@ -264,8 +357,8 @@ impl NodeActor {
             .collect();
         let fut = async move {
             for cmd in writes {
-                match raft.send(RaftWrite(cmd)).await {
-                    Ok(Ok(_)) => {}
+                match raft.write(cmd).await {
+                    Ok(_) => {}
                     // The node row comes from the leader's reconcile; until
                     // it exists (or while there is no leader) retry later.
                     _ => return false,
@@ -278,7 +371,7 @@ impl NodeActor {
                 },
                 query: Query::CatalogNode { node: node.clone() },
             };
-            let Ok(Ok(resp)) = raft.send(RaftRead(read.clone())).await else {
+            let Ok(resp) = raft.read(read.clone()).await else {
                 return false;
             };
             let mut removals = Vec::new();
@@ -299,7 +392,7 @@ impl NodeActor {
                 query: Query::HealthNode { node: node.clone() },
                 ..read
             };
-            if let Ok(Ok(resp)) = raft.send(RaftRead(read)).await {
+            if let Ok(resp) = raft.read(read).await {
                 if let QueryResult::Checks(checks) = resp.result {
                     for c in checks.iter().filter(|c| {
                         c.check_id != "serfHealth"
@@ -315,10 +408,7 @@ impl NodeActor {
                 }
             }
             for r in removals {
-                if !matches!(
-                    raft.send(RaftWrite(Command::Deregister(r))).await,
-                    Ok(Ok(_))
-                ) {
+                if !matches!(raft.write(Command::Deregister(r)).await, Ok(_)) {
                     return false;
                 }
             }
@@ -485,6 +575,9 @@ impl Actor for NodeActor {
         if !self.config.retry_join.is_empty() {
             self.retry_join(ctx, 0);
         }
+        if let Some(lan) = &self.lan {
+            lan.do_send(crate::lan::Subscribe(ctx.address().recipient()));
+        }
     }
 }
 
@@ -534,6 +627,28 @@ impl NodeActor {
             addr: std::net::SocketAddr::new(c.advertise(), c.ports.serf_lan.unwrap_or(8301)),
             tags: crate::lan::agent_tags(c),
             status: MemberStatus::Alive,
+        }
+    }
+}
+
+/// Keeps the list of this datacenter's servers that a client sends to.
+impl Handler<crate::lan::MemberEvent> for NodeActor {
+    type Result = ();
+
+    fn handle(&mut self, ev: crate::lan::MemberEvent, _: &mut Context<Self>) {
+        use crate::lan::MemberEvent;
+        match ev {
+            MemberEvent::Join(m) => {
+                let is_server = m.tags.get("role").map(String::as_str) == Some("consul")
+                    && m.tags.get("dc") == Some(&self.config.datacenter);
+                if let (true, Some(port)) = (is_server, m.tags.get("port")) {
+                    self.servers
+                        .insert(m.name.clone(), format!("{}:{port}", m.addr.ip()));
+                }
+            }
+            MemberEvent::Leave(m) | MemberEvent::Fail(m) => {
+                self.servers.remove(&m.name);
+            }
         }
     }
 }
@@ -591,12 +706,7 @@ impl Handler<Read> for NodeActor {
 
     fn handle(&mut self, msg: Read, _: &mut Context<Self>) -> Self::Result {
         let route = self.route(msg.0.opts.dc.as_deref());
-        Box::pin(async move {
-            let raft = route?;
-            raft.send(RaftRead(msg.0))
-                .await
-                .map_err(|_| RequestError::ShuttingDown)?
-        })
+        Box::pin(async move { route?.read(msg.0).await })
     }
 }
 
@@ -605,12 +715,7 @@ impl Handler<Write> for NodeActor {
 
     fn handle(&mut self, msg: Write, _: &mut Context<Self>) -> Self::Result {
         let route = self.route(msg.0.dc.as_deref());
-        Box::pin(async move {
-            let raft = route?;
-            raft.send(RaftWrite(msg.0.command))
-                .await
-                .map_err(|_| RequestError::ShuttingDown)?
-        })
+        Box::pin(async move { route?.write(msg.0.command).await })
     }
 }
 
@@ -627,7 +732,7 @@ impl Handler<RegisterService> for NodeActor {
         // call returns; if that fails, anti-entropy retries.
         match route {
             Ok(raft) => Box::pin(async move {
-                if !matches!(raft.send(RaftWrite(write)).await, Ok(Ok(_))) {
+                if raft.write(write).await.is_err() {
                     tracing::debug!(
                         "service registration not yet in the catalog; anti-entropy will retry"
                     );
@@ -655,7 +760,7 @@ impl Handler<DeregisterService> for NodeActor {
         let route = self.route(None);
         Box::pin(async move {
             if let Ok(raft) = route {
-                let _ = raft.send(RaftWrite(write)).await;
+                let _ = raft.write(write).await;
             }
             Ok(true)
         })

@@ -35,6 +35,11 @@ pub enum RpcRequest {
     Read(ReadRequest),
     /// A write forwarded to the leader.
     Write(WriteRequest),
+    /// A client agent's read: the receiving server routes it (to the
+    /// leader if need be), as if it had arrived on its own HTTP API.
+    AgentRead(ReadRequest),
+    /// A client agent's write, routed by the receiving server.
+    AgentWrite(WriteRequest),
 }
 
 #[derive(Debug, Serialize, Deserialize)]

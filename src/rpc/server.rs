@@ -7,7 +7,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::codec::{read_frame, write_frame};
 use super::{RpcError, RpcRequest, RpcResponse};
-use crate::actors::raft::{RaftActor, ServeForwarded};
+use crate::actors::raft::{RaftActor, RaftRead, RaftWrite, ServeForwarded};
+use crate::rpc::RequestError;
 use crate::storage::Raft;
 
 /// Accepts connections until the listener fails or the runtime stops.
@@ -59,6 +60,18 @@ async fn connection(
                 Ok(resp) => resp,
                 Err(e) => RpcResponse::Failed(e.to_string()),
             },
+            RpcRequest::AgentRead(r) => RpcResponse::Read(
+                actor
+                    .send(RaftRead(r))
+                    .await
+                    .unwrap_or(Err(RequestError::ShuttingDown)),
+            ),
+            RpcRequest::AgentWrite(w) => RpcResponse::Write(
+                actor
+                    .send(RaftWrite(w.command))
+                    .await
+                    .unwrap_or(Err(RequestError::ShuttingDown)),
+            ),
         };
         write_frame(&mut conn, &resp).await?;
     }

@@ -8,7 +8,6 @@ use serde_json::json;
 use super::error::ApiError;
 use super::params::{json as json_resp, Params};
 use super::ApiState;
-use crate::actors::node::GetAgentInfo;
 use crate::rpc::{Consistency, QueryOptions, RequestError};
 use crate::state::query::{Query, QueryResult};
 
@@ -25,15 +24,7 @@ async fn configuration(
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     let p = Params::from(&req)?;
-    if p.dc().is_some_and(|d| d != state.config.datacenter) {
-        return Err(RequestError::NoPathToDatacenter.into());
-    }
-    let info = state
-        .node
-        .send(GetAgentInfo)
-        .await
-        .map_err(|_| RequestError::ShuttingDown)?;
-    let raft = info.raft.ok_or(RequestError::NoServers)?;
+    let raft = super::status::raft_status(&req, &state).await?;
     if raft.leader_addr.is_none() && !p.has("stale") {
         return Err(RequestError::NoLeader.into());
     }

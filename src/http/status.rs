@@ -22,7 +22,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     ));
 }
 
-async fn raft_status(
+/// This server's Raft view, for a request about its own datacenter.
+pub(crate) async fn raft_status(
     req: &HttpRequest,
     state: &ApiState,
 ) -> Result<crate::actors::raft::RaftStatus, ApiError> {

@@ -122,12 +122,33 @@ pub async fn start(
             if let Err(e) = server.await {
                 tracing::error!(error = %e, "HTTP server failed");
             }
-            // The HTTP server owns SIGINT/SIGTERM handling: when it stops,
-            // the agent stops.
             actix::System::current().stop();
         });
     }
 
+    // SIGINT/SIGTERM: leave the pool first when Consul's defaults (or the
+    // config) say so, then stop everything.
+    let (sig_node, sig_config) = (node.clone(), config.clone());
+    actix::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        let leave = tokio::select! {
+            _ = int.recv() => sig_config.leaves_on_interrupt(),
+            _ = term.recv() => sig_config.leaves_on_terminate(),
+        };
+        if leave {
+            tracing::info!("signal received: leaving gracefully");
+            let _ = sig_node.send(crate::actors::node::LeaveLan).await;
+        } else {
+            tracing::info!("signal received: shutting down without leaving");
+        }
+        actix::System::current().stop();
+    });
     let hup_node = node.clone();
     actix::spawn(async move {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())

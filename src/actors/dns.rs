@@ -472,6 +472,25 @@ impl RequestHandler for DnsHandler {
     }
 }
 
+/// UDP and TCP on one port. With port 0 the UDP socket picks the port and
+/// TCP may find it taken by someone else's TCP listener: pick again.
+async fn bind_pair(
+    addr: SocketAddr,
+) -> std::io::Result<(tokio::net::UdpSocket, tokio::net::TcpListener)> {
+    let mut tries = 0;
+    loop {
+        let udp = tokio::net::UdpSocket::bind(addr).await?;
+        match tokio::net::TcpListener::bind(udp.local_addr()?).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if addr.port() == 0 && tries < 8 => {
+                tries += 1;
+                tracing::debug!(error = %e, "DNS: TCP port taken, picking another");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Owns the DNS listeners of one address; stopping the actor stops them.
 pub struct DnsActor {
     server: Option<Server<DnsHandler>>,
@@ -509,10 +528,8 @@ impl DnsActor {
                 format!("domain {:?}: {e}", config.domain),
             )
         })?;
-        let udp = tokio::net::UdpSocket::bind(addr).await?;
-        let udp_addr = udp.local_addr()?;
-        let tcp = tokio::net::TcpListener::bind(udp_addr).await?;
-        let tcp_addr = tcp.local_addr()?;
+        let (udp, tcp) = bind_pair(addr).await?;
+        let (udp_addr, tcp_addr) = (udp.local_addr()?, tcp.local_addr()?);
         let handler = DnsHandler {
             config,
             domain: domain.to_lowercase(),

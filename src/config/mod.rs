@@ -174,7 +174,10 @@ pub struct RuntimeConfig {
     pub encrypt: Option<String>,
     pub enable_script_checks: bool,
     pub enable_local_script_checks: bool,
-    pub leave_on_terminate: bool,
+    /// SIGTERM leaves the pool first; unset = Consul's default by role.
+    pub leave_on_terminate: Option<bool>,
+    /// SIGINT exits without leaving; unset = Consul's default by role.
+    pub skip_leave_on_interrupt: Option<bool>,
     pub services: Vec<ServiceDefinition>,
     pub checks: Vec<CheckDefinition>,
     pub dns: DnsConfig,
@@ -214,7 +217,8 @@ impl Default for RuntimeConfig {
             encrypt: None,
             enable_script_checks: false,
             enable_local_script_checks: false,
-            leave_on_terminate: false,
+            leave_on_terminate: None,
+            skip_leave_on_interrupt: None,
             services: Vec::new(),
             checks: Vec::new(),
             dns: DnsConfig::default(),
@@ -229,6 +233,17 @@ impl Default for RuntimeConfig {
 }
 
 impl RuntimeConfig {
+    /// Consul's defaults: clients leave on SIGTERM, servers do not (a
+    /// server that leaves shrinks the quorum).
+    pub fn leaves_on_terminate(&self) -> bool {
+        self.leave_on_terminate.unwrap_or(!self.server)
+    }
+
+    /// Consul's defaults: clients leave on SIGINT, servers do not.
+    pub fn leaves_on_interrupt(&self) -> bool {
+        !self.skip_leave_on_interrupt.unwrap_or(self.server)
+    }
+
     /// The address other agents and catalog entries use for this node.
     pub fn advertise(&self) -> IpAddr {
         match self.advertise_addr {

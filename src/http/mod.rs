@@ -126,7 +126,9 @@ pub fn server(
             .configure(routes)
     })
     .workers(2)
-    .shutdown_timeout(2);
+    .shutdown_timeout(2)
+    // The agent handles signals itself (leave or not, by role).
+    .disable_signals();
     for a in addrs {
         srv = srv.bind(a)?;
     }

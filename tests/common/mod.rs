@@ -106,7 +106,27 @@ impl TestAgent {
         Self::start_as(args, false)
     }
 
-    fn start_as(mut args: Vec<String>, client: bool) -> TestAgent {
+    /// Free ports are found by binding port 0 and letting go, so another
+    /// test process can take one first: an agent that exits with "address
+    /// in use" is started again on fresh ports (at most three times).
+    fn start_as(args: Vec<String>, client: bool) -> TestAgent {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let mut a = Self::configure(args.clone(), client);
+            a.spawn_child();
+            match a.try_ready() {
+                Ok(()) => return a,
+                Err(e) if tries < 3 && e.contains("in use") => {
+                    a.kill();
+                    continue;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    fn configure(mut args: Vec<String>, client: bool) -> TestAgent {
         let http_port = free_port();
         let dns_port = free_port();
         let serf_lan = free_port();
@@ -125,7 +145,7 @@ impl TestAgent {
         args.push(node.clone());
         let logdir = tempfile::tempdir().expect("tempdir");
         let log = logdir.path().join("agent.log");
-        let mut a = TestAgent {
+        TestAgent {
             http: format!("127.0.0.1:{http_port}"),
             dns_port,
             serf_lan,
@@ -135,12 +155,17 @@ impl TestAgent {
             log,
             child: None,
             _logdir: logdir,
-        };
-        a.spawn();
-        a
+        }
     }
 
     fn spawn(&mut self) {
+        self.spawn_child();
+        if let Err(e) = self.try_ready() {
+            panic!("{e}");
+        }
+    }
+
+    fn spawn_child(&mut self) {
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -155,11 +180,10 @@ impl TestAgent {
             .spawn()
             .expect("spawn meridian");
         self.child = Some(child);
-        self.wait_ready();
     }
 
     /// Ready = a leader exists and this agent is registered (serfHealth).
-    fn wait_ready(&mut self) {
+    fn try_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         let (url, needle) = if self.client {
             (format!("http://{}/v1/agent/self", self.http), "NodeName")
@@ -171,16 +195,16 @@ impl TestAgent {
         };
         while Instant::now() < deadline {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!("agent exited with {status}:\n{}", self.log_tail());
+                return Err(format!("agent exited with {status}:\n{}", self.log_tail()));
             }
             if let Ok(r) = reqwest::blocking::get(&url) {
                 if r.text().map(|t| t.contains(needle)).unwrap_or(false) {
-                    return;
+                    return Ok(());
                 }
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("agent not ready in 30 s:\n{}", self.log_tail());
+        Err(format!("agent not ready in 30 s:\n{}", self.log_tail()))
     }
 
     pub fn log_tail(&self) -> String {
@@ -200,6 +224,14 @@ impl TestAgent {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Sends a signal (SIGINT, SIGTERM...) and waits for the agent to exit.
+    pub fn signal(&mut self, sig: i32) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        unsafe { libc::kill(c.id() as i32, sig) };
+        c.wait().ok()
     }
 
     /// Starts the same agent again and waits only until it answers.

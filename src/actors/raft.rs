@@ -108,7 +108,7 @@ impl RaftActor {
         config: Arc<RuntimeConfig>,
     ) -> anyhow::Result<(Addr<RaftActor>, SharedStore)> {
         let dir = config.data_dir.as_ref().map(|d| d.join("raft"));
-        let db = storage::open(dir.as_deref())?;
+        let db = open_store(dir.as_deref()).await?;
         let db_handle = Arc::downgrade(&db);
         let store: SharedStore = Arc::new(std::sync::Mutex::new(StateStore::new()));
         let sm = StateMachine::open(db.clone(), store.clone())?;
@@ -431,6 +431,26 @@ fn reconcile_member(store: &SharedStore, m: &crate::lan::Member, dc: &str) -> Op
                 check: Some(serf_health(health)),
                 ..Default::default()
             }))
+        }
+    }
+}
+
+/// Opens the Raft store. A store still held by a Raft instance that is
+/// just shutting down in this process (its last handle is dropped on
+/// another thread) is waited for, briefly.
+async fn open_store(
+    dir: Option<&std::path::Path>,
+) -> Result<Arc<redb::Database>, storage::StorageError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match storage::open(dir) {
+            Err(storage::StorageError::Open { source, .. })
+                if matches!(*source, redb::DatabaseError::DatabaseAlreadyOpen)
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            other => return other,
         }
     }
 }

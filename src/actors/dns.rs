@@ -108,6 +108,8 @@ fn rfc2782(service: &str, proto: &str, dc: Option<String>) -> Lookup {
 /// The answer to one question, before encoding.
 #[derive(Debug, Default)]
 struct Answer {
+    /// False for what recursors answered: we are not the authority for it.
+    relayed: bool,
     rcode: ResponseCode,
     answers: Vec<Record>,
     authorities: Vec<Record>,
@@ -356,6 +358,7 @@ impl DnsHandler {
             {
                 Ok(Ok(msg)) => {
                     return Answer {
+                        relayed: true,
                         rcode: msg.metadata.response_code,
                         answers: msg.answers,
                         authorities: msg.authorities,
@@ -366,7 +369,10 @@ impl DnsHandler {
                 Err(_) => tracing::debug!(recursor = %addr, "recursor timed out"),
             }
         }
-        Answer::code(ResponseCode::ServFail)
+        Answer {
+            relayed: true,
+            ..Answer::code(ResponseCode::ServFail)
+        }
     }
 
     async fn answer(&self, request: &Request) -> Answer {
@@ -403,7 +409,8 @@ impl DnsHandler {
     }
 }
 
-/// One UDP round trip to a recursor.
+/// One UDP round trip to a recursor. The socket is connected, so only the
+/// recursor's datagrams are received, and a reply must carry our query's ID.
 async fn exchange(addr: SocketAddr, raw: &[u8]) -> std::io::Result<Message> {
     let bind: SocketAddr = if addr.is_ipv4() {
         ([0, 0, 0, 0], 0).into()
@@ -411,11 +418,18 @@ async fn exchange(addr: SocketAddr, raw: &[u8]) -> std::io::Result<Message> {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     };
     let sock = tokio::net::UdpSocket::bind(bind).await?;
-    sock.send_to(raw, addr).await?;
+    sock.connect(addr).await?;
+    sock.send(raw).await?;
+    let id = raw.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]));
     let mut buf = vec![0u8; 65535];
-    let (n, _) = sock.recv_from(&mut buf).await?;
-    Message::from_vec(&buf[..n])
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
+    loop {
+        let n = sock.recv(&mut buf).await?;
+        match Message::from_vec(&buf[..n]) {
+            Ok(m) if Some(m.metadata.id) == id => return Ok(m),
+            // A stray or mismatched datagram: keep waiting (the caller's timeout bounds this).
+            _ => continue,
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -438,7 +452,7 @@ impl RequestHandler for DnsHandler {
                 .truncate(self.config.dns.udp_answer_limit.max(1));
         }
         let mut meta = Metadata::response_from_request(&request.metadata);
-        meta.authoritative = true;
+        meta.authoritative = !answer.relayed;
         meta.recursion_available = !self.config.recursors.is_empty();
         meta.response_code = answer.rcode;
         let mut builder = MessageResponseBuilder::from_message_request(request);

@@ -291,7 +291,7 @@ impl NodeActor {
     /// Raft actor, or (on a client) the servers of the datacenter.
     fn route(&self, dc: Option<&str>) -> Result<Upstream, RequestError> {
         if let Some(dc) = dc {
-            if !dc.is_empty() && dc != self.config.datacenter {
+            if !dc.is_empty() && !dc.eq_ignore_ascii_case(&self.config.datacenter) {
                 return Err(RequestError::NoPathToDatacenter);
             }
         }

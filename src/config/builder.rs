@@ -680,6 +680,8 @@ fn validate(cfg: &mut RuntimeConfig, need_data_dir: bool) -> Result<(), ConfigEr
             "'bootstrap' and 'bootstrap_expect' need server mode (-server)".into(),
         ));
     }
+    // Consul lowercases the datacenter; DNS names arrive lowercased too.
+    cfg.datacenter = cfg.datacenter.to_ascii_lowercase();
     if cfg.datacenter.is_empty()
         || !cfg
             .datacenter

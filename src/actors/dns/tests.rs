@@ -331,6 +331,7 @@ async fn names_outside_the_domain_go_to_recursors() {
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
     assert_eq!(ips(&m), ["192.0.2.7"]);
     assert!(m.metadata.recursion_available);
+    assert!(!m.metadata.authoritative, "a relayed answer is not ours");
     // Our own names are still ours.
     let m = udp(server, "n1.node.consul.", RecordType::A, false).await;
     assert_eq!(ips(&m), ["10.0.0.1"]);

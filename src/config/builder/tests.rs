@@ -201,6 +201,14 @@ fn validate_paths_checks_files_without_a_data_dir() {
     );
     let cfg = validate_paths(&[d.path().to_path_buf()]).unwrap();
     assert_eq!(cfg.datacenter, "east");
+    std::fs::write(d.path().join("dc.json"), r#"{"datacenter": "EAST"}"#).unwrap();
+    assert_eq!(
+        validate_paths(&[d.path().join("dc.json")])
+            .unwrap()
+            .datacenter,
+        "east",
+        "lowercased as Consul does"
+    );
     assert_eq!(cfg.domain, "example.");
     write(d.path(), "zz.json", r#"{"ports": {"http": "x"}}"#);
     assert!(validate_paths(&[d.path().to_path_buf()])

@@ -15,20 +15,39 @@ fn leader(a: &TestAgent) -> String {
         .unwrap_or_default()
 }
 
-#[test]
-fn three_servers_bootstrap_replicate_and_survive_a_leader_kill() {
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+/// Three servers with `-bootstrap-expect 3`, once they agree on a leader.
+fn three_servers(dirs: &[tempfile::TempDir]) -> Vec<TestAgent> {
     let started = Instant::now();
     let s1 = TestAgent::server_expect(dirs[0].path(), 3, None);
     let seed = format!("127.0.0.1:{}", s1.serf_lan);
     let s2 = TestAgent::server_expect(dirs[1].path(), 3, Some(&seed));
     let s3 = TestAgent::server_expect(dirs[2].path(), 3, Some(&seed));
-    let mut servers = vec![s1, s2, s3];
+    let servers = vec![s1, s2, s3];
     wait_for("one leader seen by all three", 30, || {
         let l = leader(&servers[0]);
         !l.is_empty() && servers.iter().all(|s| leader(s) == l)
     });
     eprintln!("start to first leader: {:?}", started.elapsed());
+    servers
+}
+
+/// Index of the server that says it leads.
+fn leader_index(servers: &[TestAgent]) -> Option<usize> {
+    servers.iter().position(|s| {
+        reqwest::blocking::Client::new()
+            .get(s.url("/v1/agent/self"))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .and_then(|r| r.json::<serde_json::Value>())
+            .is_ok_and(|v| v["Stats"]["consul"]["leader"] == "true")
+    })
+}
+
+#[test]
+fn three_servers_bootstrap_replicate_and_survive_a_leader_kill() {
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut servers = three_servers(&dirs);
+    let seed = format!("127.0.0.1:{}", servers[0].serf_lan);
     for s in &servers {
         assert_eq!(
             s.get_json("/v1/status/peers").as_array().map(|a| a.len()),
@@ -134,4 +153,298 @@ fn three_servers_bootstrap_replicate_and_survive_a_leader_kill() {
             .and_then(|r| r.text())
             .is_ok_and(|t| t == "after")
     });
+}
+
+/// What one writer knows about its own key: each item `n` is appended
+/// with a CAS on the key's ModifyIndex, only after item `n - 1` is in.
+struct Writer {
+    key: String,
+    acked: Vec<u64>,
+    /// Items whose write answered with an error or no answer: they may or
+    /// may not have been applied.
+    uncertain: Vec<u64>,
+    next: u64,
+}
+
+/// `(ModifyIndex, items)` of a writer's key, from whichever server answers.
+fn read_items(
+    http: &reqwest::blocking::Client,
+    urls: &[String],
+    key: &str,
+    attempt: usize,
+) -> Option<(u64, Vec<u64>)> {
+    let url = &urls[attempt % urls.len()];
+    let r = http
+        .get(format!("{url}/v1/kv/{key}"))
+        .timeout(Duration::from_secs(3))
+        .send()
+        .ok()?;
+    if r.status() == 404 {
+        return Some((0, Vec::new()));
+    }
+    let v: serde_json::Value = r.json().ok()?;
+    let entry = &v[0];
+    let index = entry["ModifyIndex"].as_u64()?;
+    let raw = base64_decode(entry["Value"].as_str().unwrap_or(""));
+    let items = String::from_utf8(raw)
+        .ok()?
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().ok())
+        .collect::<Option<Vec<u64>>>()?;
+    Some((index, items))
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .unwrap_or_default()
+}
+
+impl Writer {
+    /// One step: read the key, append the next item with a CAS.
+    fn step(&mut self, http: &reqwest::blocking::Client, urls: &[String], attempt: usize) {
+        let Some((index, items)) = read_items(http, urls, &self.key, attempt) else {
+            return;
+        };
+        if items.contains(&self.next) {
+            // An uncertain write was applied after all.
+            self.next += 1;
+            return;
+        }
+        let mut value: Vec<String> = items.iter().map(u64::to_string).collect();
+        value.push(self.next.to_string());
+        let url = &urls[attempt % urls.len()];
+        let r = http
+            .put(format!("{url}/v1/kv/{}?cas={index}", self.key))
+            .body(value.join(","))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .and_then(|r| r.text());
+        match r.as_deref() {
+            Ok("true") => {
+                self.acked.push(self.next);
+                self.next += 1;
+            }
+            // CAS lost: an earlier uncertain write of this item got in
+            // first; the next read tells.
+            Ok("false") => {}
+            _ => self.uncertain.push(self.next),
+        }
+    }
+}
+
+#[test]
+fn concurrent_writers_lose_nothing_across_five_leader_kills() {
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut servers = three_servers(&dirs);
+    let urls: Vec<String> = servers.iter().map(|s| s.url("")).collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let last_ack = std::sync::Arc::new(std::sync::Mutex::new(Instant::now()));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (urls, stop, last_ack) = (urls.clone(), stop.clone(), last_ack.clone());
+            std::thread::spawn(move || {
+                let http = reqwest::blocking::Client::new();
+                let mut writer = Writer {
+                    key: format!("history/w{w}"),
+                    acked: Vec::new(),
+                    uncertain: Vec::new(),
+                    next: 0,
+                };
+                let mut attempt = w;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let before = writer.acked.len();
+                    writer.step(&http, &urls, attempt);
+                    if writer.acked.len() > before {
+                        *last_ack.lock().unwrap() = Instant::now();
+                    } else {
+                        // Try another server after any failure.
+                        attempt += 1;
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+                writer
+            })
+        })
+        .collect();
+
+    let mut failovers = Vec::new();
+    for kill in 0..5 {
+        std::thread::sleep(Duration::from_millis(1500));
+        let mut li = None;
+        wait_for("a leader to kill", 30, || {
+            li = leader_index(&servers);
+            li.is_some()
+        });
+        let li = li.unwrap();
+        servers[li].kill();
+        let killed_at = Instant::now();
+        while *last_ack.lock().unwrap() < killed_at {
+            if killed_at.elapsed() > Duration::from_secs(30) {
+                for (i, s) in servers.iter().enumerate() {
+                    eprintln!("--- server {i} (killed: {})\n{}", i == li, s.log_tail());
+                }
+                if std::env::var("HOLD_ON_FAILURE").is_ok() {
+                    eprintln!("HOLDING for inspection");
+                    std::thread::sleep(Duration::from_secs(300));
+                }
+                panic!("writes did not resume within 30 s of kill {}", kill + 1);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let took = *last_ack.lock().unwrap() - killed_at;
+        eprintln!(
+            "kill {}: leader SIGKILL to next acknowledged write {took:?}",
+            kill + 1
+        );
+        failovers.push(took);
+        servers[li].restart_no_wait();
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let writers: Vec<Writer> = writers.into_iter().map(|h| h.join().unwrap()).collect();
+    failovers.sort();
+    eprintln!(
+        "failover over {} kills: median {:?}, max {:?}",
+        failovers.len(),
+        failovers[failovers.len() / 2],
+        failovers[failovers.len() - 1]
+    );
+
+    // Every server ends with the same history, and each key's history is
+    // exactly 0..=k: every acknowledged item once, in order, nothing invented.
+    let http = reqwest::blocking::Client::new();
+    for w in &writers {
+        let mut finals = Vec::new();
+        for (i, s) in servers.iter().enumerate() {
+            let mut got = None;
+            wait_for("the final history on every server", 30, || {
+                got = read_items(&http, &[s.url("")], &format!("{}?stale", w.key), 0)
+                    .filter(|(_, items)| items.last() >= w.acked.last());
+                got.is_some()
+            });
+            let (_, items) = got.unwrap();
+            let expected: Vec<u64> = (0..items.len() as u64).collect();
+            assert_eq!(
+                items, expected,
+                "{} on server {i}: gaps or duplicates",
+                w.key
+            );
+            for a in &w.acked {
+                assert!(items.contains(a), "{}: acknowledged item {a} lost", w.key);
+            }
+            // Anything beyond the last acknowledged item was an uncertain write.
+            for extra in items.iter().filter(|n| **n >= w.next) {
+                assert!(
+                    w.uncertain.contains(extra),
+                    "{}: item {extra} never sent",
+                    w.key
+                );
+            }
+            finals.push(items);
+        }
+        assert!(
+            finals.windows(2).all(|p| p[0] == p[1]),
+            "{}: servers disagree",
+            w.key
+        );
+        eprintln!(
+            "{}: {} items, {} acknowledged, {} uncertain",
+            w.key,
+            finals[0].len(),
+            w.acked.len(),
+            w.uncertain.len()
+        );
+    }
+}
+
+/// One PUT, with how long its answer took and what it was.
+fn timed_put(url: &str, body: &str) -> (Duration, Result<(u16, String), String>) {
+    let started = Instant::now();
+    let r = reqwest::blocking::Client::new()
+        .put(url)
+        .body(body.to_string())
+        .timeout(Duration::from_secs(20))
+        .send()
+        .and_then(|r| Ok((r.status().as_u16(), r.text()?)))
+        .map_err(|e| e.to_string());
+    (started.elapsed(), r)
+}
+
+#[test]
+fn losing_quorum_fails_writes_fast_keeps_stale_reads_and_recovers() {
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut servers = three_servers(&dirs);
+    let li = leader_index(&servers).expect("a leader");
+    let (_, r) = timed_put(&servers[li].url("/v1/kv/q"), "before");
+    assert_eq!(r, Ok((200, "true".into())));
+    for s in &servers {
+        wait_for("q replicated", 10, || {
+            reqwest::blocking::get(s.url("/v1/kv/q?stale&raw"))
+                .and_then(|r| r.text())
+                .is_ok_and(|t| t == "before")
+        });
+    }
+
+    // Both followers die: the leader is left without a quorum.
+    for i in (0..3).filter(|i| *i != li) {
+        servers[i].kill();
+    }
+    let lost_at = Instant::now();
+    let url = servers[li].url("/v1/kv/q");
+    // Every write answers with an error, none hangs; once the leader's
+    // lease has run out they fail at once.
+    let mut last = None;
+    while lost_at.elapsed() < Duration::from_secs(12) {
+        let (took, r) = timed_put(&url, "during");
+        let (status, body) = r.expect("an answer, not a dropped connection");
+        assert_eq!(status, 500, "write without quorum: {body}");
+        if last.as_ref().is_none_or(|(_, b)| *b != body) {
+            eprintln!(
+                "write without quorum, {:?} after the loss: {status} {body:?} in {took:?}",
+                lost_at.elapsed()
+            );
+        }
+        last = Some((took, body));
+        if took < Duration::from_millis(500) && lost_at.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (took, body) = last.expect("a write attempt");
+    assert_eq!(body.trim(), "No cluster leader");
+    assert!(
+        took < Duration::from_secs(1),
+        "a write failed only after {took:?}"
+    );
+
+    // Stale reads still answer from the surviving server; default reads say why not.
+    let stale = reqwest::blocking::get(servers[li].url("/v1/kv/q?stale&raw")).unwrap();
+    assert_eq!(stale.text().unwrap(), "before");
+    let default = reqwest::blocking::get(servers[li].url("/v1/kv/q")).unwrap();
+    assert_eq!(default.status(), 500);
+    assert_eq!(default.text().unwrap().trim(), "No cluster leader");
+    assert_eq!(servers[li].get_json("/v1/status/leader"), "");
+
+    // The followers come back: a leader again, writes succeed, nothing lost.
+    for i in (0..3).filter(|i| *i != li) {
+        servers[i].restart_no_wait();
+    }
+    let back = Instant::now();
+    wait_for("writes succeed once quorum is back", 30, || {
+        timed_put(&url, "after").1 == Ok((200, "true".into()))
+    });
+    eprintln!(
+        "quorum back to first acknowledged write: {:?}",
+        back.elapsed()
+    );
+    for s in &servers {
+        wait_for("the last write everywhere", 20, || {
+            reqwest::blocking::get(s.url("/v1/kv/q?stale&raw"))
+                .and_then(|r| r.text())
+                .is_ok_and(|t| t == "after")
+        });
+    }
 }

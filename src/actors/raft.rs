@@ -71,8 +71,72 @@ pub struct RaftServer {
     pub last_index: Option<u64>,
 }
 
+/// When this server last accepted entries from a leader: a follower's
+/// `X-Consul-LastContact` (openraft's metrics only have the leader's side).
+#[derive(Clone)]
+pub struct LastContact {
+    base: std::time::Instant,
+    /// Milliseconds after `base`, plus one so that 0 means never.
+    at: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl LastContact {
+    fn new() -> Self {
+        LastContact {
+            base: std::time::Instant::now(),
+            at: Arc::default(),
+        }
+    }
+
+    pub fn touch(&self) {
+        let ms = self.base.elapsed().as_millis() as u64 + 1;
+        self.at.store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn millis_ago(&self) -> Option<u64> {
+        match self.at.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            at => Some((self.base.elapsed().as_millis() as u64 + 1).saturating_sub(at)),
+        }
+    }
+}
+
+/// How long a leader keeps serving without hearing from a quorum. Past
+/// it the leader acts as if there were none (Consul's leader lease): new
+/// writes and default reads fail fast with `No cluster leader` instead of
+/// waiting on a commit that cannot come.
+fn leader_lease(config: &RuntimeConfig) -> u64 {
+    if config.dev {
+        600
+    } else {
+        1000
+    }
+}
+
+fn lease_lost(m: &openraft::RaftMetrics<NodeId, BasicNode>, me: NodeId, lease_ms: u64) -> bool {
+    m.current_leader == Some(me)
+        && m.membership_config.membership().voter_ids().count() > 1
+        && m.millis_since_quorum_ack.is_some_and(|ms| ms > lease_ms)
+}
+
+/// Resolves once this leader's lease has run out: what its writers wait
+/// for is then unlikely to commit soon (and may never).
+async fn lease_expiry(raft: Raft, me: NodeId, lease_ms: u64) {
+    loop {
+        if lease_lost(&raft.metrics().borrow(), me, lease_ms) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Longest wait for one entry to commit before its writers get an error
+/// (Consul's 7 s RPC hold timeout); the entry may still commit later.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(7);
+
 pub struct RaftActor {
     raft: Raft,
+    contact: LastContact,
     pool: Pool,
     /// Writes waiting for the entry in flight to commit.
     queue: Vec<Queued>,
@@ -125,6 +189,9 @@ impl RaftActor {
             heartbeat_interval: hb,
             election_timeout_min: emin,
             election_timeout_max: emax,
+            // openraft allows one heartbeat interval per append: smaller
+            // payloads keep a catching-up follower within it.
+            max_payload_entries: 64,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.raft_snapshot_threshold.max(1)),
             max_in_snapshot_log_to_keep: config.raft_trailing_logs,
             ..Default::default()
@@ -146,8 +213,10 @@ impl RaftActor {
                 .await?;
         }
         let rpc_raft = raft.clone();
+        let contact = LastContact::new();
         let actor = RaftActor {
             raft,
+            contact: contact.clone(),
             pool,
             queue: Vec::new(),
             in_flight: false,
@@ -161,13 +230,27 @@ impl RaftActor {
         .start();
         if let Some(listener) = listener {
             tracing::info!(addr = ?listener.local_addr().ok(), "server RPC listening");
-            actix::spawn(crate::rpc::server::serve(listener, rpc_raft, actor.clone()));
+            actix::spawn(crate::rpc::server::serve(
+                listener,
+                rpc_raft,
+                actor.clone(),
+                contact,
+            ));
         }
         Ok((actor, store))
     }
 
+    /// This server leads by Raft's word but has not heard from a quorum
+    /// within the lease.
+    fn lease_lost(&self, m: &openraft::RaftMetrics<NodeId, BasicNode>) -> bool {
+        lease_lost(m, self.node_id, leader_lease(&self.config))
+    }
+
     fn status(&self) -> RaftStatus {
-        let m = self.raft.metrics().borrow().clone();
+        let mut m = self.raft.metrics().borrow().clone();
+        if self.lease_lost(&m) {
+            m.current_leader = None;
+        }
         let membership = m.membership_config.membership().clone();
         let addr_of = |id: NodeId| membership.get_node(&id).map(|n| n.addr.clone());
         let voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
@@ -206,7 +289,7 @@ impl RaftActor {
             last_contact_ms: if m.current_leader == Some(self.node_id) {
                 0
             } else {
-                m.millis_since_quorum_ack.unwrap_or(0)
+                self.contact.millis_ago().unwrap_or(0)
             },
         }
     }
@@ -608,6 +691,9 @@ impl RaftActor {
         may_forward: bool,
         ctx: &mut Context<Self>,
     ) -> ResponseFuture<Result<WriteResponse, RequestError>> {
+        if self.lease_lost(&self.raft.metrics().borrow()) {
+            return Box::pin(async { Err(RequestError::NoLeader) });
+        }
         let (tx, rx) = oneshot::channel();
         self.queue.push(Queued {
             command,
@@ -640,8 +726,25 @@ impl RaftActor {
             many => Command::Batch(many.iter().map(|q| q.command.clone()).collect()),
         };
         let (raft, pool) = (self.raft.clone(), self.pool.clone());
+        let (me, lease_ms) = (self.node_id, leader_lease(&self.config));
         let fut = async move {
-            match raft.client_write(entry).await {
+            // Writers learn of a lost lease or a stuck commit with an
+            // error; their entry may still commit later, as with Consul.
+            let failed = tokio::select! {
+                outcome = raft.client_write(entry) => Ok(outcome),
+                _ = tokio::time::sleep(COMMIT_TIMEOUT) => Err(RequestError::Timeout),
+                _ = lease_expiry(raft.clone(), me, lease_ms) => Err(RequestError::LeadershipLost),
+            };
+            let outcome = match failed {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    for q in batch {
+                        let _ = q.reply.send(Err(e.clone()));
+                    }
+                    return;
+                }
+            };
+            match outcome {
                 Ok(resp) => {
                     let index = resp.log_id.index;
                     let results = match resp.data {

@@ -96,4 +96,10 @@ pub enum RequestError {
     Internal(String),
     #[error("agent is shutting down")]
     ShuttingDown,
+    /// The entry was not committed in time; it may still commit later.
+    #[error("timed out enqueuing operation")]
+    Timeout,
+    /// The leader lost its quorum with the entry in flight; it may still commit.
+    #[error("leadership lost while committing log")]
+    LeadershipLost,
 }

@@ -3,23 +3,29 @@
 //! order; a bad frame closes that connection only.
 
 use actix::Addr;
+use openraft::raft::AppendEntriesResponse;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::codec::{read_frame, write_frame};
 use super::{RpcError, RpcRequest, RpcResponse};
-use crate::actors::raft::{RaftActor, RaftRead, RaftWrite, ServeForwarded};
+use crate::actors::raft::{LastContact, RaftActor, RaftRead, RaftWrite, ServeForwarded};
 use crate::rpc::RequestError;
 use crate::storage::Raft;
 
 /// Accepts connections until the listener fails or the runtime stops.
-pub async fn serve(listener: TcpListener, raft: Raft, actor: Addr<RaftActor>) {
+pub async fn serve(
+    listener: TcpListener,
+    raft: Raft,
+    actor: Addr<RaftActor>,
+    contact: LastContact,
+) {
     loop {
         match listener.accept().await {
             Ok((conn, peer)) => {
                 let _ = conn.set_nodelay(true);
-                let (raft, actor) = (raft.clone(), actor.clone());
+                let (raft, actor, contact) = (raft.clone(), actor.clone(), contact.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = connection(conn, raft, actor).await {
+                    if let Err(e) = connection(conn, raft, actor, contact).await {
                         tracing::debug!(%peer, error = %e, "rpc connection closed");
                     }
                 });
@@ -36,6 +42,7 @@ async fn connection(
     mut conn: TcpStream,
     raft: Raft,
     actor: Addr<RaftActor>,
+    contact: LastContact,
 ) -> Result<(), RpcError> {
     loop {
         let req: RpcRequest = match read_frame(&mut conn).await {
@@ -45,7 +52,15 @@ async fn connection(
         };
         let resp = match req {
             RpcRequest::AppendEntries(r) => {
-                RpcResponse::AppendEntries(raft.append_entries(r).await)
+                let resp = raft.append_entries(r).await;
+                // Only an accepted append is contact with a current leader.
+                if matches!(
+                    resp,
+                    Ok(AppendEntriesResponse::Success | AppendEntriesResponse::PartialSuccess(_))
+                ) {
+                    contact.touch();
+                }
+                RpcResponse::AppendEntries(resp)
             }
             RpcRequest::Vote(r) => RpcResponse::Vote(raft.vote(r).await),
             RpcRequest::InstallSnapshot(r) => {

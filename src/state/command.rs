@@ -13,11 +13,13 @@ use super::StateStore;
 pub enum Command {
     KvSet {
         key: String,
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
         flags: u64,
     },
     KvCas {
         key: String,
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
         flags: u64,
         cas: u64,

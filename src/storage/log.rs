@@ -200,9 +200,26 @@ fn read_range(
     let mut out = Vec::new();
     for item in iter {
         let (_, v) = item.map_err(redb_err)?;
-        out.push(serde_json::from_slice(v.value()).map_err(redb_err)?);
+        out.push(decode_entry(v.value())?);
     }
     Ok(out)
+}
+
+/// Log entries are MessagePack: compact, and values stay byte strings
+/// (JSON spelled every value byte as a number, which made replication
+/// catch-up slow enough to time out).
+fn encode_entry(e: &Entry<TypeConfig>) -> Result<Vec<u8>, StorageError> {
+    rmp_serde::to_vec_named(e).map_err(redb_err)
+}
+
+/// Reads MessagePack entries, and JSON ones written by earlier versions
+/// (a JSON entry starts with `{`, which no MessagePack map does).
+fn decode_entry(bytes: &[u8]) -> Result<Entry<TypeConfig>, StorageError> {
+    if bytes.first() == Some(&b'{') {
+        serde_json::from_slice(bytes).map_err(redb_err)
+    } else {
+        rmp_serde::from_slice(bytes).map_err(redb_err)
+    }
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -242,11 +259,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let txn = db.begin_read().map_err(redb_err)?;
             let table = txn.open_table(LOG).map_err(redb_err)?;
             let last = match table.last().map_err(redb_err)? {
-                Some((_, v)) => Some(
-                    serde_json::from_slice::<Entry<TypeConfig>>(v.value())
-                        .map_err(redb_err)?
-                        .log_id,
-                ),
+                Some((_, v)) => Some(decode_entry(v.value())?.log_id),
                 None => None,
             };
             Ok((purged, last))
@@ -327,7 +340,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         {
             let mut p = lock(&self.pending);
             for e in entries {
-                let bytes = serde_json::to_vec(&e).map_err(|err| io_err(redb_err(err)))?;
+                let bytes = encode_entry(&e).map_err(io_err)?;
                 encoded.push((e.log_id, bytes));
                 p.insert(e.log_id.index, e);
             }

@@ -79,6 +79,7 @@ pub async fn start(
                 SocketAddr::new(config.bind_addr, port),
                 config.advertise(),
                 crate::lan::agent_tags(&config),
+                crate::lan::LanOptions::from_config(&config)?,
             )
             .await?,
         ),
@@ -112,6 +113,7 @@ pub async fn start(
         let (server, bound) = http::server(
             ApiState {
                 node: node.clone(),
+                raft: raft.clone(),
                 config: config.clone(),
             },
             &addrs,

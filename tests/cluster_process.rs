@@ -146,8 +146,47 @@ fn three_servers_bootstrap_replicate_and_survive_a_leader_kill() {
         "new leader {new} (old {old})"
     );
 
-    // The killed server restarts and catches up.
+    // An operator removes the dead server from Raft through a follower
+    // (forwarded to the leader); a wrong address is named in the error.
+    let now_leading = leader_index(&servers);
+    let follower = rest
+        .iter()
+        .copied()
+        .find(|i| Some(*i) != now_leading)
+        .unwrap_or(rest[1]);
+    let out = servers[follower].cli(&[
+        "operator",
+        "raft",
+        "remove-peer",
+        &format!("-address={old}"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!("Removed peer with address \"{old}\"\n")
+    );
+    wait_for("two voters left", 10, || {
+        servers[rest[0]]
+            .get_json("/v1/status/peers")
+            .as_array()
+            .is_some_and(|a| a.len() == 2)
+    });
+    let out = servers[follower].cli(&["operator", "raft", "remove-peer", "-address=10.9.9.9:8300"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("address \"10.9.9.9:8300\" was not found in the Raft configuration"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The killed server restarts, is added back as a voter and catches up.
     servers[li].restart_no_wait();
+    wait_for("three voters again", 30, || {
+        servers[rest[0]]
+            .get_json("/v1/status/peers")
+            .as_array()
+            .is_some_and(|a| a.len() == 3)
+    });
     wait_for("restarted server catches up", 30, || {
         reqwest::blocking::get(servers[li].url("/v1/kv/k2?stale&raw"))
             .and_then(|r| r.text())
@@ -447,4 +486,195 @@ fn losing_quorum_fails_writes_fast_keeps_stale_reads_and_recovers() {
                 .is_ok_and(|t| t == "after")
         });
     }
+}
+
+fn members_of(a: &TestAgent) -> Vec<(String, String)> {
+    stdout(&a.cli(&["members"]))
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            Some((cols.first()?.to_string(), cols.get(2)?.to_string()))
+        })
+        .collect()
+}
+
+fn serf_health(a: &TestAgent, node: &str) -> Option<String> {
+    let checks = reqwest::blocking::get(a.url(&format!("/v1/health/node/{node}?stale")))
+        .ok()?
+        .json::<serde_json::Value>()
+        .ok()?;
+    checks
+        .as_array()?
+        .iter()
+        .find(|c| c["CheckID"] == "serfHealth")
+        .and_then(|c| c["Status"].as_str().map(String::from))
+}
+
+/// The tutorial's cluster: two servers and a client on their own loopback
+/// addresses with default ports, `-bootstrap-expect 2`, `-rejoin`,
+/// `-config-dir`, gossip encrypted with a key from `meridian keygen`.
+#[test]
+fn tutorial_cluster_on_default_ports_with_rejoin_and_force_leave() {
+    let key = {
+        let out = std::process::Command::new(BIN)
+            .arg("keygen")
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let conf: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    std::fs::write(
+        conf[2].path().join("web.json"),
+        r#"{"service": {"name": "web", "port": 80}}"#,
+    )
+    .unwrap();
+    let ip = |i: usize| format!("127.0.0.{}", 11 + i);
+    let args = |i: usize, join: bool| -> Vec<String> {
+        let mut a: Vec<String> = vec![
+            format!("-data-dir={}", dirs[i].path().display()),
+            format!("-node=n{}", i + 1),
+            format!("-bind={}", ip(i)),
+            format!("-client={}", ip(i)),
+            format!("-config-dir={}", conf[i].path().display()),
+            "-rejoin".into(),
+            "-encrypt".into(),
+            key.clone(),
+            "-retry-interval=1s".into(),
+        ];
+        if i < 2 {
+            a.extend(["-server".into(), "-bootstrap-expect".into(), "2".into()]);
+        }
+        if join {
+            a.extend(["-join".into(), ip(0)]);
+        }
+        a
+    };
+    let start = |i: usize| {
+        let a = args(i, true);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        TestAgent::with_args(&a, &format!("{}:8500", ip(i)), &format!("n{}", i + 1))
+    };
+    let started = Instant::now();
+    let mut agents: Vec<TestAgent> = (0..3).map(start).collect();
+    wait_for("one leader seen by all three agents", 30, || {
+        let l = leader(&agents[0]);
+        !l.is_empty() && agents.iter().all(|a| leader(a) == l)
+    });
+    eprintln!(
+        "start to a leader seen by all three: {:?}",
+        started.elapsed()
+    );
+    let l = leader(&agents[2]);
+    assert!(
+        l == format!("{}:8300", ip(0)) || l == format!("{}:8300", ip(1)),
+        "{l}"
+    );
+    wait_for("members lists all three alive", 20, || {
+        let m = members_of(&agents[2]);
+        m.len() == 3 && m.iter().all(|(_, s)| s == "alive")
+    });
+    wait_for("catalog nodes lists all three", 20, || {
+        stdout(&agents[0].cli(&["catalog", "nodes"]))
+            .lines()
+            .count()
+            == 4
+    });
+    // A write on the client is read on both servers; its file service is in the catalog.
+    let http = reqwest::blocking::Client::new();
+    let put = http
+        .put(agents[2].url("/v1/kv/tutorial"))
+        .body("hello")
+        .send()
+        .unwrap();
+    assert_eq!(put.text().unwrap(), "true");
+    for s in &agents[..2] {
+        wait_for("the client's write on both servers", 10, || {
+            reqwest::blocking::get(s.url("/v1/kv/tutorial?stale&raw"))
+                .and_then(|r| r.text())
+                .is_ok_and(|t| t == "hello")
+        });
+    }
+    wait_for("the client's service in the catalog", 10, || {
+        agents[0]
+            .get_json("/v1/catalog/service/web")
+            .as_array()
+            .is_some_and(|a| a.len() == 1)
+    });
+
+    // The client is killed: failed in members, serfHealth critical.
+    let snapshot = dirs[2].path().join("serf").join("local.snapshot");
+    wait_for(
+        "the client's member snapshot lists both servers",
+        10,
+        || {
+            std::fs::read_to_string(&snapshot)
+                .is_ok_and(|s| s.contains("127.0.0.11:8301") && s.contains("127.0.0.12:8301"))
+        },
+    );
+    agents[2].kill();
+    let killed = Instant::now();
+    wait_for("the killed client seen as failed", 20, || {
+        members_of(&agents[0])
+            .iter()
+            .any(|(n, s)| n == "n3" && s == "failed")
+    });
+    let failed_after = killed.elapsed();
+    wait_for("serfHealth critical for the killed client", 20, || {
+        serf_health(&agents[0], "n3").as_deref() == Some("critical")
+    });
+    eprintln!(
+        "client SIGKILL to failed in members: {failed_after:?}; to critical serfHealth: {:?}",
+        killed.elapsed()
+    );
+
+    // Restarted without -join, it rejoins the members it knew.
+    let no_join = args(2, false);
+    let no_join: Vec<&str> = no_join.iter().map(String::as_str).collect();
+    agents[2].restart_with(&no_join);
+    let t = Instant::now();
+    while !members_of(&agents[0])
+        .iter()
+        .any(|(n, s)| n == "n3" && s == "alive")
+    {
+        if t.elapsed() > Duration::from_secs(20) {
+            panic!(
+                "the restarted client is not alive again without -join:\n{}\n--- n1:\n{}",
+                agents[2].log_tail(),
+                agents[0].log_tail()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_for("serfHealth passing again", 20, || {
+        serf_health(&agents[0], "n3").as_deref() == Some("passing")
+    });
+
+    // Killed again and force-left: left everywhere and out of the catalog.
+    agents[2].kill();
+    wait_for("failed again", 20, || {
+        members_of(&agents[0])
+            .iter()
+            .any(|(n, s)| n == "n3" && s == "failed")
+    });
+    let out = agents[1].cli(&["force-leave", "n3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for s in &agents[..2] {
+        wait_for("n3 left on both servers", 10, || {
+            members_of(s)
+                .iter()
+                .any(|(n, st)| n == "n3" && st == "left")
+        });
+    }
+    wait_for("n3 out of the catalog", 10, || {
+        agents[0].get_json("/v1/catalog/node/n3").is_null()
+    });
+    let out = agents[1].cli(&["force-leave", "nobody"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("No node found with name 'nobody'"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -83,6 +83,33 @@ pub struct GetMembers;
 #[rtype(result = "Result<usize, String>")]
 pub struct JoinLan(pub Vec<String>);
 
+/// `force-leave`: settle a failed member as left (pruned: forgotten).
+/// Answers whether a member has that name.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<bool, String>")]
+pub struct ForceLeaveLan {
+    pub name: String,
+    pub prune: bool,
+}
+
+impl Handler<ForceLeaveLan> for NodeActor {
+    type Result = ResponseFuture<Result<bool, String>>;
+
+    fn handle(&mut self, msg: ForceLeaveLan, _: &mut Context<Self>) -> Self::Result {
+        let lan = self.lan.clone();
+        Box::pin(async move {
+            let lan =
+                lan.ok_or_else(|| "LAN gossip is disabled (ports.serf_lan = -1)".to_string())?;
+            lan.send(crate::lan::ForceLeave {
+                name: msg.name,
+                prune: msg.prune,
+            })
+            .await
+            .map_err(|e| e.to_string())
+        })
+    }
+}
+
 /// Leave the LAN pool gracefully (before the agent stops).
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
@@ -139,6 +166,25 @@ impl Upstream {
                     ))),
                 }
             }
+        }
+    }
+
+    /// Raft's view from this server, or from a server a client reaches.
+    pub async fn status(&self) -> Result<crate::actors::raft::RaftStatus, RequestError> {
+        match self {
+            Upstream::Local(r) => r
+                .send(crate::actors::raft::GetRaftStatus)
+                .await
+                .map_err(|_| RequestError::ShuttingDown),
+            Upstream::Remote { .. } => match self
+                .remote(crate::rpc::RpcRequest::Status, Duration::from_secs(5))
+                .await?
+            {
+                crate::rpc::RpcResponse::Status(s) => Ok(s),
+                other => Err(RequestError::Internal(format!(
+                    "rpc error: unexpected answer {other:?}"
+                ))),
+            },
         }
     }
 
@@ -588,11 +634,14 @@ impl NodeActor {
         let Some(lan) = self.lan.clone() else { return };
         let addrs = self.config.retry_join.clone();
         let (interval, max) = (self.config.retry_interval, self.config.retry_max);
+        let me = self.self_member().addr;
         let fut = async move {
-            let n = lan
-                .send(crate::lan::Join(resolve(addrs).await))
-                .await
-                .unwrap_or(0);
+            let addrs = resolve(addrs).await;
+            // The first server of a tutorial is told to join itself: done.
+            if !addrs.is_empty() && addrs.iter().all(|a| *a == me) {
+                return true;
+            }
+            let n = lan.send(crate::lan::Join(addrs)).await.unwrap_or(0);
             // Give the pool a moment to answer before judging the attempt.
             tokio::time::sleep(Duration::from_secs(1)).await;
             let members = lan.send(crate::lan::Members).await.unwrap_or_default();
@@ -627,6 +676,7 @@ impl NodeActor {
             addr: std::net::SocketAddr::new(c.advertise(), c.ports.serf_lan.unwrap_or(8301)),
             tags: crate::lan::agent_tags(c),
             status: MemberStatus::Alive,
+            rtt: None,
         }
     }
 }
@@ -638,7 +688,7 @@ impl Handler<crate::lan::MemberEvent> for NodeActor {
     fn handle(&mut self, ev: crate::lan::MemberEvent, _: &mut Context<Self>) {
         use crate::lan::MemberEvent;
         match ev {
-            MemberEvent::Join(m) => {
+            MemberEvent::Join(m) | MemberEvent::Update(m) => {
                 let is_server = m.tags.get("role").map(String::as_str) == Some("consul")
                     && m.tags.get("dc") == Some(&self.config.datacenter);
                 if let (true, Some(port)) = (is_server, m.tags.get("port")) {
@@ -646,7 +696,7 @@ impl Handler<crate::lan::MemberEvent> for NodeActor {
                         .insert(m.name.clone(), format!("{}:{port}", m.addr.ip()));
                 }
             }
-            MemberEvent::Leave(m) | MemberEvent::Fail(m) => {
+            MemberEvent::Leave(m) | MemberEvent::Fail(m) | MemberEvent::Reap(m) => {
                 self.servers.remove(&m.name);
             }
         }
@@ -698,6 +748,22 @@ impl Handler<LeaveLan> for NodeActor {
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
         })
+    }
+}
+
+/// Raft's view for `/v1/status/*` and the operator endpoints: this
+/// server's own, or a server's when asked on a client (as Consul forwards
+/// `Status.Leader`).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<crate::actors::raft::RaftStatus, RequestError>")]
+pub struct ServerStatus;
+
+impl Handler<ServerStatus> for NodeActor {
+    type Result = ResponseFuture<Result<crate::actors::raft::RaftStatus, RequestError>>;
+
+    fn handle(&mut self, _: ServerStatus, _: &mut Context<Self>) -> Self::Result {
+        let route = self.route(None);
+        Box::pin(async move { route?.status().await })
     }
 }
 

@@ -41,7 +41,7 @@ pub struct RaftWrite(pub Command);
 #[rtype(result = "RaftStatus")]
 pub struct GetRaftStatus;
 
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct RaftStatus {
     /// `ip:port` of the leader's server RPC address, if there is one.
     pub leader_addr: Option<String>,
@@ -59,7 +59,7 @@ pub struct RaftStatus {
     pub servers: Vec<RaftServer>,
 }
 
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct RaftServer {
     pub id: NodeId,
     /// Server RPC address, `ip:port`.
@@ -884,7 +884,11 @@ impl Handler<RemoveVoter> for RaftActor {
 
     fn handle(&mut self, msg: RemoveVoter, _: &mut Context<Self>) -> Self::Result {
         let raft = self.raft.clone();
+        let leads = self.status().is_leader;
         Box::pin(async move {
+            if !leads {
+                return Err(RequestError::NoLeader);
+            }
             let mut voters: std::collections::BTreeSet<NodeId> = raft
                 .metrics()
                 .borrow()
@@ -897,6 +901,63 @@ impl Handler<RemoveVoter> for RaftActor {
                 .await
                 .map(|_| ())
                 .map_err(|e| RequestError::Internal(e.to_string()))
+        })
+    }
+}
+
+/// `operator raft remove-peer`: a server named by its ID (node UUID or
+/// Raft id) or its server RPC address leaves the Raft configuration; a
+/// follower hands the change to the leader.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), RequestError>")]
+pub enum RemovePeer {
+    Id(String),
+    Address(String),
+}
+
+impl Handler<RemovePeer> for RaftActor {
+    type Result = ResponseFuture<Result<(), RequestError>>;
+
+    fn handle(&mut self, msg: RemovePeer, ctx: &mut Context<Self>) -> Self::Result {
+        let status = self.status();
+        let found = match &msg {
+            RemovePeer::Address(a) => status.servers.iter().find(|s| s.addr == *a),
+            RemovePeer::Id(id) => status.servers.iter().find(|s| {
+                s.id.to_string() == *id
+                    || uuid::Uuid::parse_str(id).is_ok_and(|_| s.id == raft_id(id))
+            }),
+        };
+        let Some(id) = found.map(|s| s.id) else {
+            let (what, v) = match msg {
+                RemovePeer::Id(v) => ("id", v),
+                RemovePeer::Address(v) => ("address", v),
+            };
+            return Box::pin(async move {
+                Err(RequestError::Rejected(format!(
+                    "{what} \"{v}\" was not found in the Raft configuration"
+                )))
+            });
+        };
+        let (me, pool) = (ctx.address(), self.pool.clone());
+        Box::pin(async move {
+            match leader_route(&status, true)? {
+                Route::Local => me
+                    .send(RemoveVoter(id))
+                    .await
+                    .unwrap_or(Err(RequestError::ShuttingDown)),
+                Route::Leader(addr) => {
+                    match pool
+                        .call(&addr, &RpcRequest::RemovePeer(id), Duration::from_secs(10))
+                        .await
+                    {
+                        Ok(RpcResponse::Done(r)) => r,
+                        Ok(other) => Err(RequestError::Internal(format!(
+                            "rpc error: unexpected answer {other:?}"
+                        ))),
+                        Err(e) => Err(RequestError::Internal(e.to_string())),
+                    }
+                }
+            }
         })
     }
 }
@@ -982,9 +1043,42 @@ impl Handler<AttachLan> for RaftActor {
 
 impl Handler<crate::lan::MemberEvent> for RaftActor {
     type Result = ();
-    fn handle(&mut self, _: crate::lan::MemberEvent, ctx: &mut Context<Self>) {
+    fn handle(&mut self, ev: crate::lan::MemberEvent, ctx: &mut Context<Self>) {
         self.try_bootstrap(ctx);
-        self.reconcile(ctx);
+        match ev {
+            // Reaped members are no longer listed, so the reconcile alone
+            // would not remove them: Consul's reconcileReaped.
+            crate::lan::MemberEvent::Reap(m) if self.status().is_leader => {
+                if lock(&self.store).catalog_node(&m.name, None).1.is_some() {
+                    tracing::info!(node = %m.name, "deregistering a reaped member");
+                    ctx.notify(ReapNode(m.name));
+                }
+            }
+            _ => self.reconcile(ctx),
+        }
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct ReapNode(String);
+
+impl Handler<ReapNode> for RaftActor {
+    type Result = ();
+    fn handle(&mut self, msg: ReapNode, ctx: &mut Context<Self>) {
+        let write = self.write(
+            Command::Deregister(crate::state::structs::DeregisterRequest {
+                node: msg.0,
+                ..Default::default()
+            }),
+            false,
+            ctx,
+        );
+        actix::spawn(async move {
+            if let Err(e) = write.await {
+                tracing::warn!(error = %e, "deregistering a reaped member failed");
+            }
+        });
     }
 }
 

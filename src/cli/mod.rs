@@ -5,8 +5,10 @@
 mod agent;
 mod catalog;
 mod client;
+mod force_leave;
 mod info;
 mod join;
+mod keygen;
 mod kv;
 mod leave;
 mod members;
@@ -59,6 +61,10 @@ enum Cmd {
     Reload(HttpArgs),
     /// Gracefully leaves the cluster and shuts down the agent.
     Leave(HttpArgs),
+    /// Forces a failed member of the cluster to enter the "left" state.
+    ForceLeave(force_leave::Args),
+    /// Generates a new encryption key for gossip.
+    Keygen,
     /// Checks config files or directories for validity.
     Validate(validate::Args),
     /// Prints the version.
@@ -87,6 +93,8 @@ pub fn run(args: Vec<String>) -> i32 {
         Cmd::Info(h) => info::run(h),
         Cmd::Reload(h) => reload::run(h),
         Cmd::Leave(h) => leave::run(h),
+        Cmd::ForceLeave(a) => force_leave::run(a),
+        Cmd::Keygen => keygen::run(),
         Cmd::Validate(a) => validate::run(a),
         Cmd::Version => version::run(),
     };

@@ -1,4 +1,5 @@
-//! `meridian operator raft list-peers`, in Consul's layout.
+//! `meridian operator raft list-peers` (in Consul's layout) and
+//! `operator raft remove-peer -id=ID | -address=IP:PORT`.
 
 use anyhow::Result;
 use serde_json::Value;
@@ -18,6 +19,20 @@ pub enum OperatorCmd {
 pub enum RaftCmd {
     /// Lists the Raft servers and their state.
     ListPeers(HttpArgs),
+    /// Removes a server from the Raft configuration.
+    RemovePeer(RemovePeerArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RemovePeerArgs {
+    #[command(flatten)]
+    http: HttpArgs,
+    /// The server's ID, as list-peers shows it.
+    #[arg(long)]
+    id: Option<String>,
+    /// The server's address, IP:port of its server RPC.
+    #[arg(long)]
+    address: Option<String>,
 }
 
 pub fn run(cmd: OperatorCmd) -> Result<i32> {
@@ -27,6 +42,30 @@ pub fn run(cmd: OperatorCmd) -> Result<i32> {
         } => {
             let conf = Client::new(&h)?.get("/v1/operator/raft/configuration", &[])?;
             print!("{}", format_peers(&conf));
+            Ok(0)
+        }
+        OperatorCmd::Raft {
+            cmd: RaftCmd::RemovePeer(a),
+        } => {
+            let (key, value, what) = match (&a.id, &a.address) {
+                (Some(id), None) => ("id", id.clone(), "id"),
+                (None, Some(addr)) => ("address", addr.clone(), "address"),
+                _ => {
+                    return Err(anyhow::anyhow!(
+                        "Error parsing arguments: exactly one of -id or -address is required"
+                    ))
+                }
+            };
+            Client::new(&a.http)?
+                .call_ok(
+                    reqwest::Method::DELETE,
+                    "/v1/operator/raft/peer",
+                    &[(key, value.clone())],
+                    None,
+                    &[],
+                )
+                .map_err(|e| anyhow::anyhow!("Error removing peer: {e}"))?;
+            println!("Removed peer with {what} \"{value}\"");
             Ok(0)
         }
     }

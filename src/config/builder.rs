@@ -61,10 +61,7 @@ const IGNORED: &[&str] = &[
     "disable_remote_exec",
     "disable_coordinates",
     "disable_host_node_id",
-    "reconnect_timeout",
     "reconnect_timeout_wan",
-    "encrypt_verify_incoming",
-    "encrypt_verify_outgoing",
     "translate_wan_addrs",
     "alt_domain",
     "check_update_interval",
@@ -467,7 +464,21 @@ fn apply_file(cfg: &mut RuntimeConfig, file: &str, root: &Value) -> Result<(), C
             "retry_interval" => cfg.retry_interval = a.duration()?,
             "retry_max" => cfg.retry_max = a.uint()?,
             "rejoin_after_leave" => cfg.rejoin_after_leave = a.boolean()?,
-            "encrypt" => cfg.encrypt = Some(a.string()?),
+            "encrypt" => {
+                let key = a.string()?;
+                crate::lan::keyring::parse_key(&key).map_err(|e| a.err(e.to_string()))?;
+                cfg.encrypt = Some(key);
+            }
+            "encrypt_verify_incoming" => cfg.encrypt_verify_incoming = a.boolean()?,
+            "encrypt_verify_outgoing" => cfg.encrypt_verify_outgoing = a.boolean()?,
+            "reconnect_timeout" => {
+                let d = a.duration()?;
+                // Consul's floor: shorter would reap members that are only rebooting.
+                if d < Duration::from_secs(8 * 3600) {
+                    return Err(a.err("reconnect_timeout must be at least 8h"));
+                }
+                cfg.reconnect_timeout = d;
+            }
             "enable_script_checks" => cfg.enable_script_checks = a.boolean()?,
             "enable_local_script_checks" => cfg.enable_local_script_checks = a.boolean()?,
             "leave_on_terminate" => cfg.leave_on_terminate = Some(a.boolean()?),
@@ -628,6 +639,7 @@ fn apply_flags(cfg: &mut RuntimeConfig, f: &AgentFlags) -> Result<(), ConfigErro
     set!(cfg.retry_max, f.retry_max);
     set!(cfg.rejoin_after_leave, f.rejoin);
     if let Some(e) = &f.encrypt {
+        crate::lan::keyring::parse_key(e).map_err(|err| flag_err("encrypt", err.to_string()))?;
         cfg.encrypt = Some(e.clone());
     }
     set!(cfg.enable_script_checks, f.enable_script_checks);

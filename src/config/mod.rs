@@ -172,6 +172,10 @@ pub struct RuntimeConfig {
     pub retry_max: u32,
     pub rejoin_after_leave: bool,
     pub encrypt: Option<String>,
+    pub encrypt_verify_incoming: bool,
+    pub encrypt_verify_outgoing: bool,
+    /// A failed member is forgotten (and leaves the catalog) after this.
+    pub reconnect_timeout: Duration,
     pub enable_script_checks: bool,
     pub enable_local_script_checks: bool,
     /// SIGTERM leaves the pool first; unset = Consul's default by role.
@@ -215,6 +219,9 @@ impl Default for RuntimeConfig {
             retry_max: 0,
             rejoin_after_leave: false,
             encrypt: None,
+            encrypt_verify_incoming: true,
+            encrypt_verify_outgoing: true,
+            reconnect_timeout: Duration::from_secs(72 * 3600),
             enable_script_checks: false,
             enable_local_script_checks: false,
             leave_on_terminate: None,

@@ -13,8 +13,8 @@ use super::error::ApiError;
 use super::params::{decode, json as json_resp, read_body, Params};
 use super::ApiState;
 use crate::actors::node::{
-    AgentInfo, DeregisterService, GetAgentInfo, GetLocalState, GetMembers, JoinLan, LeaveLan,
-    RegisterService, Reload,
+    AgentInfo, DeregisterService, ForceLeaveLan, GetAgentInfo, GetLocalState, GetMembers, JoinLan,
+    LeaveLan, RegisterService, Reload,
 };
 use crate::config::duration::parse_go_duration;
 use crate::config::{CheckDefinition, ServiceDefinition};
@@ -72,7 +72,37 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         "/v1/agent/join/{addr}",
         "PUT",
         web::put().to(join),
+    ))
+    .service(super::endpoint(
+        "/v1/agent/force-leave/{node}",
+        "PUT",
+        web::put().to(force_leave),
     ));
+}
+
+/// Consul's `PUT /v1/agent/force-leave/<node>` (`?prune` forgets it at once).
+async fn force_leave(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    node: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let p = Params::from(&req)?;
+    let name = node.into_inner();
+    let found = state
+        .node
+        .send(ForceLeaveLan {
+            name: name.clone(),
+            prune: p.has("prune"),
+        })
+        .await
+        .map_err(|_| RequestError::ShuttingDown)?
+        .map_err(ApiError::internal)?;
+    if !found {
+        return Err(ApiError::internal(format!(
+            "agent: No node found with name '{name}'"
+        )));
+    }
+    Ok(HttpResponse::Ok().finish())
 }
 
 async fn info(state: &ApiState) -> Result<AgentInfo, ApiError> {

@@ -30,6 +30,8 @@ use error::ApiError;
 #[derive(Clone)]
 pub struct ApiState {
     pub node: Addr<NodeActor>,
+    /// Servers only: operator endpoints that change Raft itself.
+    pub raft: Option<Addr<crate::actors::raft::RaftActor>>,
     pub config: Arc<RuntimeConfig>,
 }
 

@@ -8,6 +8,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::params::{json as json_resp, Params};
 use super::ApiState;
+use crate::actors::raft::RemovePeer;
 use crate::rpc::{Consistency, QueryOptions, RequestError};
 use crate::state::query::{Query, QueryResult};
 
@@ -16,7 +17,36 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         "/v1/operator/raft/configuration",
         "GET",
         web::get().to(configuration),
+    ))
+    .service(super::endpoint(
+        "/v1/operator/raft/peer",
+        "DELETE",
+        web::delete().to(remove_peer),
     ));
+}
+
+/// `DELETE /v1/operator/raft/peer?id=|address=`: served by the leader.
+async fn remove_peer(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let p = Params::from(&req)?;
+    let which = match (p.get("id"), p.get("address")) {
+        (Some(id), None) if !id.is_empty() => RemovePeer::Id(id.to_string()),
+        (None, Some(a)) if !a.is_empty() => RemovePeer::Address(a.to_string()),
+        _ => {
+            return Err(ApiError::bad_request(
+                "Must specify either ?id with the server's ID or ?address with IP:port of peer to remove",
+            ))
+        }
+    };
+    let raft = state.raft.as_ref().ok_or_else(|| {
+        ApiError::internal("operator raft remove-peer must be sent to a server agent")
+    })?;
+    raft.send(which)
+        .await
+        .map_err(|_| RequestError::ShuttingDown)??;
+    Ok(HttpResponse::Ok().finish())
 }
 
 async fn configuration(

@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use super::error::ApiError;
 use super::params::{json, Params};
 use super::ApiState;
-use crate::actors::node::GetAgentInfo;
+use crate::actors::node::ServerStatus;
 use crate::rpc::RequestError;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -32,12 +32,11 @@ pub(crate) async fn raft_status(
             return Err(RequestError::NoPathToDatacenter.into());
         }
     }
-    let info = state
+    Ok(state
         .node
-        .send(GetAgentInfo)
+        .send(ServerStatus)
         .await
-        .map_err(|_| RequestError::ShuttingDown)?;
-    info.raft.ok_or_else(|| RequestError::NoServers.into())
+        .map_err(|_| RequestError::ShuttingDown)??)
 }
 
 async fn leader(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {

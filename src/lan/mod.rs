@@ -6,14 +6,24 @@
 //! Our thin layer over foca: member names and tags travel in the identity
 //! (role, dc, server RPC port, build...), and a leave notice sent to every
 //! live member before leaving lets peers tell a graceful leave (`left`)
-//! from a failure (`failed`). Encryption, RTT, reconnect and tag changes at
-//! run time come with the rest of the cluster issue.
+//! from a failure (`failed`); a force-leave notice does the same for a
+//! failed member on an operator's word; tags change at run time through a
+//! new identity (peers see a rename, reported as an update); every
+//! datagram can be sealed with AES-GCM (`keyring`); pings measure
+//! round-trip times; failed members are contacted again now and then so
+//! a healed partition merges, and reaped after `reconnect_timeout`; the
+//! members known are kept in `<data-dir>/serf/local.snapshot` so that a
+//! restarted agent rejoins them (after a graceful leave only with
+//! `-rejoin`).
 
-use std::collections::{BTreeMap, HashSet};
+pub mod keyring;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use foca::{AccumulatingRuntime, Foca, NoCustomBroadcast, OwnedNotification, PostcardCodec, Timer};
@@ -64,6 +74,8 @@ pub struct Member {
     pub addr: SocketAddr,
     pub tags: BTreeMap<String, String>,
     pub status: MemberStatus,
+    /// Smoothed round-trip time of our pings to it, once measured.
+    pub rtt: Option<Duration>,
 }
 
 /// What the pool tells the other actors.
@@ -71,9 +83,92 @@ pub struct Member {
 #[rtype(result = "()")]
 pub enum MemberEvent {
     Join(Member),
+    /// Same member, new tags (or a restart that kept it alive).
+    Update(Member),
     Leave(Member),
     Fail(Member),
+    /// Gone from the pool for good: failed longer than `reconnect_timeout`,
+    /// left longer than the tombstone time, or pruned by force-leave.
+    Reap(Member),
 }
+
+/// How the pool behaves beyond SWIM's timings.
+#[derive(Clone)]
+pub struct LanOptions {
+    pub keyring: Option<keyring::Keyring>,
+    /// Where the members known are kept for a restart (`None`: nowhere).
+    pub snapshot: Option<PathBuf>,
+    pub rejoin_after_leave: bool,
+    pub reconnect_timeout: Duration,
+    pub tombstone_timeout: Duration,
+    pub reconnect_interval: Duration,
+}
+
+impl Default for LanOptions {
+    /// Consul's serf defaults.
+    fn default() -> Self {
+        LanOptions {
+            keyring: None,
+            snapshot: None,
+            rejoin_after_leave: false,
+            reconnect_timeout: Duration::from_secs(72 * 3600),
+            tombstone_timeout: Duration::from_secs(24 * 3600),
+            reconnect_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+impl LanOptions {
+    pub fn from_config(c: &crate::config::RuntimeConfig) -> Result<LanOptions, keyring::KeyError> {
+        let keyring = match &c.encrypt {
+            Some(key) => {
+                let mut ring = keyring::Keyring::new(std::slice::from_ref(key))?;
+                ring.verify_incoming = c.encrypt_verify_incoming;
+                ring.verify_outgoing = c.encrypt_verify_outgoing;
+                Some(ring)
+            }
+            None => None,
+        };
+        Ok(LanOptions {
+            keyring,
+            snapshot: c
+                .data_dir
+                .as_ref()
+                .filter(|_| !c.dev)
+                .map(|d| d.join("serf").join("local.snapshot")),
+            rejoin_after_leave: c.rejoin_after_leave,
+            reconnect_timeout: c.reconnect_timeout,
+            ..LanOptions::default()
+        })
+    }
+}
+
+/// What `<data-dir>/serf/local.snapshot` holds.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Snapshot {
+    /// The agent left gracefully: do not rejoin unless told to.
+    left: bool,
+    members: Vec<SocketAddr>,
+}
+
+/// Mark a failed member as left (`meridian force-leave`); with `prune`,
+/// forget it at once. Answers false when no member has that name.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct ForceLeave {
+    pub name: String,
+    pub prune: bool,
+}
+
+/// Gossip new tags (a new identity; peers see an update).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetTags(pub BTreeMap<String, String>);
+
+/// Drop every datagram in and out while set: a network partition, for tests.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Isolate(pub bool);
 
 /// Contact these addresses to join their pool. Answers how many were tried.
 #[derive(Message)]
@@ -110,11 +205,17 @@ pub struct Subscribe(pub Recipient<MemberEvent>);
 
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Packet(Vec<u8>);
+struct Packet(Vec<u8>, SocketAddr);
 
-/// First byte of every datagram: whose it is.
+/// First byte of every packet (inside the seal when encrypting): whose it is.
 const KIND_FOCA: u8 = 0;
 const KIND_LEAVE: u8 = 1;
+const KIND_FORCE_LEAVE: u8 = 2;
+const KIND_PING: u8 = 3;
+const KIND_PONG: u8 = 4;
+
+/// How often one member is pinged for its round-trip time.
+const PING_EVERY: Duration = Duration::from_secs(1);
 
 type Rng = rand010::rngs::StdRng;
 
@@ -127,6 +228,16 @@ pub struct LanGossip {
     /// Incarnations that announced a graceful leave.
     leaving: HashSet<(String, u64)>,
     subscribers: Vec<Recipient<MemberEvent>>,
+    opts: LanOptions,
+    /// When each member last changed status (for reaping).
+    changed: HashMap<String, Instant>,
+    /// Pings in flight: sequence number to (member, sent at).
+    pings: HashMap<u64, (String, Instant)>,
+    ping_seq: u64,
+    snapshot_dirty: bool,
+    snapshot_scheduled: bool,
+    left: bool,
+    isolated: bool,
 }
 
 /// The tags an agent gossips, in Consul's names (what `members` shows).
@@ -178,6 +289,7 @@ impl LanGossip {
         bind: SocketAddr,
         advertise: std::net::IpAddr,
         tags: BTreeMap<String, String>,
+        opts: LanOptions,
     ) -> std::io::Result<Addr<LanGossip>> {
         let socket = Arc::new(UdpSocket::bind(bind).await?);
         let local = socket.local_addr()?;
@@ -201,9 +313,10 @@ impl LanGossip {
                 addr: me.addr,
                 tags: me.tags.clone(),
                 status: MemberStatus::Alive,
+                rtt: None,
             },
         );
-        tracing::info!(addr = %me.addr, "LAN gossip listening");
+        tracing::info!(addr = %me.addr, encrypted = opts.keyring.is_some(), "LAN gossip listening");
         Ok(LanGossip {
             foca,
             runtime: AccumulatingRuntime::new(),
@@ -212,8 +325,181 @@ impl LanGossip {
             members,
             leaving: HashSet::new(),
             subscribers: Vec::new(),
+            opts,
+            changed: HashMap::new(),
+            pings: HashMap::new(),
+            ping_seq: 0,
+            snapshot_dirty: false,
+            snapshot_scheduled: false,
+            left: false,
+            isolated: false,
         }
         .start())
+    }
+
+    /// Members to rejoin from the snapshot of an earlier run, if any.
+    fn previous_members(&self) -> Vec<SocketAddr> {
+        let Some(path) = &self.opts.snapshot else {
+            return Vec::new();
+        };
+        let snap: Snapshot = match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable member snapshot");
+                Snapshot::default()
+            }),
+            Err(_) => return Vec::new(),
+        };
+        if snap.left && !self.opts.rejoin_after_leave {
+            tracing::info!("left gracefully last time: not rejoining (see -rejoin)");
+            return Vec::new();
+        }
+        snap.members
+            .into_iter()
+            .filter(|a| *a != self.me.addr)
+            .collect()
+    }
+
+    /// Writes the snapshot (atomically: a crash leaves the old one).
+    fn save_snapshot(&mut self) {
+        self.snapshot_dirty = false;
+        let Some(path) = &self.opts.snapshot else {
+            return;
+        };
+        let snap = Snapshot {
+            left: self.left,
+            members: self
+                .members
+                .values()
+                .filter(|m| m.status == MemberStatus::Alive && m.name != self.me.name)
+                .map(|m| m.addr)
+                .collect(),
+        };
+        let tmp = path.with_extension("tmp");
+        let result = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|_| std::fs::write(&tmp, serde_json::to_vec(&snap).unwrap_or_default()))
+            .and_then(|_| std::fs::rename(&tmp, path));
+        if let Err(e) = result {
+            tracing::warn!(path = %path.display(), error = %e, "cannot save the member snapshot");
+        }
+    }
+
+    fn set_status(&mut self, name: &str, status: MemberStatus) -> Option<Member> {
+        let m = self.members.get_mut(name)?;
+        m.status = status;
+        self.changed.insert(name.to_string(), Instant::now());
+        self.snapshot_dirty = true;
+        Some(m.clone())
+    }
+
+    /// Failed members past `reconnect_timeout` and left ones past the
+    /// tombstone time leave the list.
+    fn reap(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| {
+                let limit = match m.status {
+                    MemberStatus::Failed => self.opts.reconnect_timeout,
+                    MemberStatus::Left => self.opts.tombstone_timeout,
+                    _ => return false,
+                };
+                m.name != self.me.name
+                    && self
+                        .changed
+                        .get(&m.name)
+                        .is_some_and(|t| now.duration_since(*t) >= limit)
+            })
+            .map(|m| m.name.clone())
+            .collect();
+        for name in expired {
+            self.forget(&name);
+        }
+    }
+
+    fn forget(&mut self, name: &str) {
+        self.changed.remove(name);
+        if let Some(m) = self.members.remove(name) {
+            tracing::info!(member = %name, "member reaped");
+            self.snapshot_dirty = true;
+            self.notify(MemberEvent::Reap(m));
+        }
+    }
+
+    /// Contacts failed members again: after a partition heals, both sides
+    /// think the other failed and SWIM alone would never probe again.
+    fn reconnect(&mut self, ctx: &mut Context<Self>) {
+        let failed: Vec<SocketAddr> = self
+            .members
+            .values()
+            .filter(|m| m.status == MemberStatus::Failed)
+            .map(|m| m.addr)
+            .collect();
+        if !failed.is_empty() {
+            tracing::debug!(count = failed.len(), "reconnecting to failed members");
+            self.join(failed, ctx);
+        }
+    }
+
+    fn join(&mut self, addrs: Vec<SocketAddr>, ctx: &mut Context<Self>) -> usize {
+        let mut tried = 0;
+        for addr in addrs {
+            if addr == self.me.addr {
+                continue;
+            }
+            // foca needs an identity to announce to; only its address is used.
+            let dst = MemberId {
+                name: String::new(),
+                addr,
+                bump: 0,
+                tags: BTreeMap::new(),
+            };
+            if self.foca.announce(dst, &mut self.runtime).is_ok() {
+                tried += 1;
+            }
+        }
+        self.drain(ctx);
+        tried
+    }
+
+    /// Pings the next live member to learn its round-trip time.
+    fn ping(&mut self) {
+        let live: Vec<(String, SocketAddr)> = self
+            .foca
+            .iter_members()
+            .map(|m| (m.id().name.clone(), m.id().addr))
+            .collect();
+        if live.is_empty() {
+            return;
+        }
+        self.ping_seq += 1;
+        let (name, addr) = &live[(self.ping_seq as usize) % live.len()];
+        // Pings never answered must not pile up.
+        self.pings
+            .retain(|_, (_, at)| at.elapsed() < Duration::from_secs(10));
+        self.pings
+            .insert(self.ping_seq, (name.clone(), Instant::now()));
+        let mut packet = vec![KIND_PING];
+        packet.extend_from_slice(&self.ping_seq.to_be_bytes());
+        self.send(*addr, packet);
+    }
+
+    fn pong(&mut self, data: &[u8]) {
+        let Ok(seq) = <[u8; 8]>::try_from(data).map(u64::from_be_bytes) else {
+            return;
+        };
+        if let Some((name, sent)) = self.pings.remove(&seq) {
+            let sample = sent.elapsed();
+            if let Some(m) = self.members.get_mut(&name) {
+                // Smoothed like TCP's SRTT: one sample moves it by an eighth.
+                m.rtt = Some(match m.rtt {
+                    Some(old) => (old * 7 + sample) / 8,
+                    None => sample,
+                });
+            }
+        }
     }
 
     /// Carries out what foca asked for: sends, timers, notifications.
@@ -231,12 +517,35 @@ impl LanGossip {
             match n {
                 OwnedNotification::MemberUp(id) => self.member_up(id),
                 OwnedNotification::MemberDown(id) => self.member_down(id),
+                OwnedNotification::Rename(_, new) => self.member_up(new),
+                OwnedNotification::Rejoin(me) => {
+                    tracing::info!("declared down by peers: rejoined as a new incarnation");
+                    self.me = me;
+                }
                 _ => {}
             }
+        }
+        // Members change: save soon (a killed agent rejoins with what it
+        // knew), at most every 100 ms however many change at once.
+        if self.snapshot_dirty && !self.snapshot_scheduled && !self.left {
+            self.snapshot_scheduled = true;
+            ctx.run_later(Duration::from_millis(100), |act, _| {
+                act.snapshot_scheduled = false;
+                if act.snapshot_dirty && !act.left {
+                    act.save_snapshot();
+                }
+            });
         }
     }
 
     fn send(&self, dst: SocketAddr, packet: Vec<u8>) {
+        if self.isolated {
+            return;
+        }
+        let packet = match &self.opts.keyring {
+            Some(ring) => ring.seal(packet),
+            None => packet,
+        };
         let socket = self.socket.clone();
         // The async send: a fresh socket's try_send_to can say WouldBlock.
         actix::spawn(async move {
@@ -259,15 +568,27 @@ impl LanGossip {
     }
 
     fn member_up(&mut self, id: MemberId) {
+        let was_alive = self
+            .members
+            .get(&id.name)
+            .is_some_and(|m| m.status == MemberStatus::Alive);
         let m = Member {
             name: id.name.clone(),
             addr: id.addr,
             tags: id.tags.clone(),
             status: MemberStatus::Alive,
+            rtt: self.members.get(&id.name).and_then(|m| m.rtt),
         };
         self.members.insert(id.name.clone(), m.clone());
-        tracing::info!(member = %id.name, addr = %id.addr, "member joined");
-        self.notify(MemberEvent::Join(m));
+        self.changed.insert(id.name.clone(), Instant::now());
+        self.snapshot_dirty = true;
+        if was_alive {
+            tracing::info!(member = %id.name, "member updated");
+            self.notify(MemberEvent::Update(m));
+        } else {
+            tracing::info!(member = %id.name, addr = %id.addr, "member joined");
+            self.notify(MemberEvent::Join(m));
+        }
     }
 
     fn member_down(&mut self, id: MemberId) {
@@ -285,13 +606,24 @@ impl LanGossip {
         } else {
             MemberStatus::Failed
         };
+        // A force-leave may have settled it already.
+        if self
+            .members
+            .get(&id.name)
+            .is_some_and(|m| m.status == MemberStatus::Left)
+        {
+            return;
+        }
         let m = Member {
             name: id.name.clone(),
             addr: id.addr,
             tags: id.tags.clone(),
             status,
+            rtt: self.members.get(&id.name).and_then(|m| m.rtt),
         };
         self.members.insert(id.name.clone(), m.clone());
+        self.changed.insert(id.name.clone(), Instant::now());
+        self.snapshot_dirty = true;
         tracing::info!(member = %id.name, ?status, "member down");
         self.notify(if left {
             MemberEvent::Leave(m)
@@ -305,12 +637,30 @@ impl Actor for LanGossip {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        let previous = self.previous_members();
+        if !previous.is_empty() {
+            tracing::info!(
+                count = previous.len(),
+                "rejoining the members of the last run"
+            );
+            self.join(previous, ctx);
+        }
+        // The snapshot now describes this run.
+        self.snapshot_dirty = true;
+        ctx.run_interval(Duration::from_secs(1), |act, _| {
+            act.reap();
+            if act.snapshot_dirty && !act.left {
+                act.save_snapshot();
+            }
+        });
+        ctx.run_interval(self.opts.reconnect_interval, |act, ctx| act.reconnect(ctx));
+        ctx.run_interval(PING_EVERY, |act, _| act.ping());
         let (socket, me) = (self.socket.clone(), ctx.address());
         ctx.spawn(
             async move {
                 let mut buf = vec![0u8; 64 * 1024];
-                while let Ok((n, _)) = socket.recv_from(&mut buf).await {
-                    if me.try_send(Packet(buf[..n].to_vec())).is_err() {
+                while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+                    if me.try_send(Packet(buf[..n].to_vec(), from)).is_err() {
                         break;
                     }
                 }
@@ -324,7 +674,20 @@ impl Handler<Packet> for LanGossip {
     type Result = ();
 
     fn handle(&mut self, msg: Packet, ctx: &mut Context<Self>) {
-        match msg.0.split_first() {
+        if self.isolated {
+            return;
+        }
+        let packet = match &self.opts.keyring {
+            Some(ring) => match ring.open(&msg.0) {
+                Some(p) => p,
+                None => {
+                    tracing::debug!(from = %msg.1, "dropped a datagram no key opens");
+                    return;
+                }
+            },
+            None => msg.0,
+        };
+        match packet.split_first() {
             Some((&KIND_FOCA, data)) => {
                 if let Err(e) = self.foca.handle_data(data, &mut self.runtime) {
                     tracing::debug!(error = %e, "bad gossip packet");
@@ -339,8 +702,39 @@ impl Handler<Packet> for LanGossip {
                     self.leaving.insert((name, bump));
                 }
             }
+            Some((&KIND_FORCE_LEAVE, data)) => {
+                if let Ok((name, prune)) = serde_json::from_slice::<(String, bool)>(data) {
+                    self.force_leave(&name, prune);
+                }
+            }
+            Some((&KIND_PING, data)) => {
+                let mut pong = vec![KIND_PONG];
+                pong.extend_from_slice(data);
+                self.send(msg.1, pong);
+            }
+            Some((&KIND_PONG, data)) => self.pong(data),
             _ => tracing::debug!("unknown gossip packet"),
         }
+    }
+}
+
+impl LanGossip {
+    /// Settles a failed member as left here. Live members are not
+    /// touched: as in Consul, one that is alive stays (or comes back).
+    fn force_leave(&mut self, name: &str, prune: bool) -> bool {
+        let Some(status) = self.members.get(name).map(|m| m.status) else {
+            return false;
+        };
+        if status == MemberStatus::Failed || status == MemberStatus::Leaving {
+            if let Some(m) = self.set_status(name, MemberStatus::Left) {
+                tracing::info!(member = %name, "member forced to leave");
+                self.notify(MemberEvent::Leave(m));
+            }
+        }
+        if prune && status != MemberStatus::Alive {
+            self.forget(name);
+        }
+        true
     }
 }
 
@@ -348,24 +742,57 @@ impl Handler<Join> for LanGossip {
     type Result = usize;
 
     fn handle(&mut self, msg: Join, ctx: &mut Context<Self>) -> usize {
-        let mut tried = 0;
-        for addr in msg.0 {
-            if addr == self.me.addr {
-                continue;
+        self.join(msg.0, ctx)
+    }
+}
+
+impl Handler<ForceLeave> for LanGossip {
+    type Result = bool;
+
+    fn handle(&mut self, msg: ForceLeave, _: &mut Context<Self>) -> bool {
+        if !self.force_leave(&msg.name, msg.prune) {
+            return false;
+        }
+        let notice = serde_json::to_vec(&(&msg.name, msg.prune)).unwrap_or_default();
+        let mut packet = vec![KIND_FORCE_LEAVE];
+        packet.extend_from_slice(&notice);
+        for m in self.foca.iter_members() {
+            self.send(m.id().addr, packet.clone());
+        }
+        true
+    }
+}
+
+impl Handler<SetTags> for LanGossip {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetTags, ctx: &mut Context<Self>) {
+        if msg.0 == self.me.tags {
+            return;
+        }
+        let new = MemberId {
+            tags: msg.0,
+            bump: self.me.bump.wrapping_add(1),
+            ..self.me.clone()
+        };
+        match self.foca.change_identity(new.clone(), &mut self.runtime) {
+            Ok(()) => {
+                if let Some(me) = self.members.get_mut(&new.name) {
+                    me.tags = new.tags.clone();
+                }
+                self.me = new;
             }
-            // foca needs an identity to announce to; only its address is used.
-            let dst = MemberId {
-                name: String::new(),
-                addr,
-                bump: 0,
-                tags: BTreeMap::new(),
-            };
-            if self.foca.announce(dst, &mut self.runtime).is_ok() {
-                tried += 1;
-            }
+            Err(e) => tracing::warn!(error = %e, "cannot change gossip tags"),
         }
         self.drain(ctx);
-        tried
+    }
+}
+
+impl Handler<Isolate> for LanGossip {
+    type Result = ();
+
+    fn handle(&mut self, msg: Isolate, _: &mut Context<Self>) {
+        self.isolated = msg.0;
     }
 }
 
@@ -398,6 +825,8 @@ impl Handler<Leave> for LanGossip {
         if let Some(me) = self.members.get_mut(&self.me.name) {
             me.status = MemberStatus::Left;
         }
+        self.left = true;
+        self.save_snapshot();
         if let Err(e) = self.foca.leave_cluster(&mut self.runtime) {
             tracing::debug!(error = %e, "leave");
         }

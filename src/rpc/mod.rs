@@ -40,6 +40,10 @@ pub enum RpcRequest {
     AgentRead(ReadRequest),
     /// A client agent's write, routed by the receiving server.
     AgentWrite(WriteRequest),
+    /// Remove a server from the Raft configuration (served by the leader).
+    RemovePeer(NodeId),
+    /// The receiving server's Raft view (a client's `/v1/status/*`).
+    Status,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -51,6 +55,8 @@ pub enum RpcResponse {
     ),
     Read(Result<ReadResponse, RequestError>),
     Write(Result<WriteResponse, RequestError>),
+    Done(Result<(), RequestError>),
+    Status(crate::actors::raft::RaftStatus),
     /// The request could not be decoded or served at all.
     Failed(String),
 }

@@ -8,7 +8,9 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::codec::{read_frame, write_frame};
 use super::{RpcError, RpcRequest, RpcResponse};
-use crate::actors::raft::{LastContact, RaftActor, RaftRead, RaftWrite, ServeForwarded};
+use crate::actors::raft::{
+    GetRaftStatus, LastContact, RaftActor, RaftRead, RaftWrite, RemoveVoter, ServeForwarded,
+};
 use crate::rpc::RequestError;
 use crate::storage::Raft;
 
@@ -78,6 +80,16 @@ async fn connection(
             RpcRequest::AgentRead(r) => RpcResponse::Read(
                 actor
                     .send(RaftRead(r))
+                    .await
+                    .unwrap_or(Err(RequestError::ShuttingDown)),
+            ),
+            RpcRequest::Status => match actor.send(GetRaftStatus).await {
+                Ok(status) => RpcResponse::Status(status),
+                Err(e) => RpcResponse::Failed(e.to_string()),
+            },
+            RpcRequest::RemovePeer(id) => RpcResponse::Done(
+                actor
+                    .send(RemoveVoter(id))
                     .await
                     .unwrap_or(Err(RequestError::ShuttingDown)),
             ),

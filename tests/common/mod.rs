@@ -102,6 +102,34 @@ impl TestAgent {
         Self::start_as(args, true)
     }
 
+    /// An agent started exactly with `args` (default ports unless they
+    /// say otherwise), its HTTP API at `http`; ready once it answers.
+    pub fn with_args(args: &[&str], http: &str, node: &str) -> TestAgent {
+        let logdir = tempfile::tempdir().expect("tempdir");
+        let log = logdir.path().join("agent.log");
+        let mut a = TestAgent {
+            http: http.to_string(),
+            dns_port: 8600,
+            serf_lan: 8301,
+            client: true,
+            node: node.to_string(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            log,
+            child: None,
+            _logdir: logdir,
+        };
+        a.spawn();
+        a
+    }
+
+    /// Restarts with other flags (same log).
+    pub fn restart_with(&mut self, args: &[&str]) {
+        self.kill();
+        self.args = args.iter().map(|s| s.to_string()).collect();
+        self.client = true;
+        self.spawn();
+    }
+
     fn start(args: Vec<String>) -> TestAgent {
         Self::start_as(args, false)
     }

@@ -71,7 +71,7 @@ pub async fn start(
     } else {
         None
     };
-    let health = HealthActor::default().start();
+    let health = HealthActor::start_on_own_thread();
     let lan = match config.ports.serf_lan {
         Some(port) => Some(
             crate::lan::LanGossip::start(

@@ -80,6 +80,30 @@ fn three_servers_bootstrap_replicate_and_survive_a_leader_kill() {
                 .is_ok_and(|t| t == "v1")
         });
     }
+    // A follower: its stale reads say how long since the leader was heard
+    // from, and the operator view it serves is the leader's (every
+    // server's progress known).
+    let li = leader_index(&servers).expect("a leader");
+    let f = (li + 1) % 3;
+    let r = reqwest::blocking::get(servers[f].url("/v1/kv/k1?stale")).unwrap();
+    let contact: u64 = r.headers()["X-Consul-LastContact"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(contact < 5000, "last contact {contact} ms");
+    assert_eq!(r.headers()["X-Consul-KnownLeader"], "true");
+    wait_for(
+        "every server's index in the follower's operator view",
+        10,
+        || {
+            servers[f].get_json("/v1/operator/raft/configuration")["Servers"]
+                .as_array()
+                .is_some_and(|a| {
+                    a.len() == 3 && a.iter().all(|s| s["LastIndex"].as_u64() > Some(0))
+                })
+        },
+    );
 
     // A client agent joins and sends its requests to the servers over RPC:
     // a write on the client is readable on every server, and back.

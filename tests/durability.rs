@@ -32,7 +32,12 @@ fn config(dir: &std::path::Path) -> Arc<RuntimeConfig> {
 
 async fn wait_leader(raft: &actix::Addr<RaftActor>) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !raft.send(GetRaftStatus).await.unwrap().is_leader {
+    while !raft
+        .send(GetRaftStatus { leader: false })
+        .await
+        .unwrap()
+        .is_leader
+    {
         assert!(Instant::now() < deadline, "no leader");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -55,7 +60,7 @@ async fn acknowledged_writes_survive_restart_through_snapshots() {
     // Snapshots are built in the background; wait (bounded) for one.
     let deadline = Instant::now() + Duration::from_secs(10);
     let before = loop {
-        let st = raft.send(GetRaftStatus).await.unwrap();
+        let st = raft.send(GetRaftStatus { leader: false }).await.unwrap();
         if st.last_snapshot_index > 0 || Instant::now() > deadline {
             break st;
         }

@@ -46,7 +46,7 @@ fn services_from_config_files_reach_agent_and_catalog_and_follow_reload() {
     let conf = tempfile::tempdir().unwrap();
     std::fs::write(
         conf.path().join("web.json"),
-        r#"{"service": {"name": "web", "port": 8080, "tags": ["blue"]}}"#,
+        r#"{"service": {"name": "web", "port": 8080, "tags": ["blue"], "check": {"ttl": "60s"}}}"#,
     )
     .unwrap();
     std::fs::write(
@@ -54,7 +54,20 @@ fn services_from_config_files_reach_agent_and_catalog_and_follow_reload() {
         "service {\n  name = \"api\"\n  port = 9090\n}\n",
     )
     .unwrap();
+    std::fs::write(
+        conf.path().join("cache.json"),
+        r#"{"service": {"name": "cache", "port": 6379, "check": {"ttl": "60s"}}}"#,
+    )
+    .unwrap();
     let agent = TestAgent::dev(&["-config-dir", conf.path().to_str().unwrap()]);
+    let http = reqwest::blocking::Client::new();
+    for id in ["service:web", "service:cache"] {
+        let r = http
+            .put(agent.url(&format!("/v1/agent/check/pass/{id}?note=up")))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
     let local = agent.get_json("/v1/agent/services");
     assert_eq!(local["web"]["Port"], 8080);
     assert_eq!(local["api"]["Port"], 9090);
@@ -65,8 +78,15 @@ fn services_from_config_files_reach_agent_and_catalog_and_follow_reload() {
             .is_some_and(|a| a.len() == 1)
     });
 
-    // Reload picks up a new file and drops a removed one.
+    // Reload picks up a new file, drops a removed one and applies a
+    // changed one; the unchanged check keeps its state, the changed one
+    // starts over.
     std::fs::remove_file(conf.path().join("api.hcl")).unwrap();
+    std::fs::write(
+        conf.path().join("cache.json"),
+        r#"{"service": {"name": "cache", "port": 6380, "check": {"ttl": "30s"}}}"#,
+    )
+    .unwrap();
     std::fs::write(
         conf.path().join("db.json"),
         r#"{"service": {"name": "db", "port": 5432}}"#,
@@ -83,6 +103,19 @@ fn services_from_config_files_reach_agent_and_catalog_and_follow_reload() {
         let cat = agent.get_json("/v1/catalog/services");
         cat.get("db").is_some() && cat.get("api").is_none()
     });
+    assert_eq!(local["cache"]["Port"], 6380);
+    let checks = agent.get_json("/v1/agent/checks");
+    assert_eq!(checks["service:web"]["Status"], "passing", "{checks}");
+    assert_eq!(checks["service:web"]["Output"], "up");
+    assert_eq!(checks["service:cache"]["Status"], "critical", "{checks}");
+
+    // A broken file on reload is named, and the running config stays.
+    std::fs::write(conf.path().join("bad.json"), r#"{"service": {"name": 5}}"#).unwrap();
+    let out = agent.cli(&["reload"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("bad.json"), "{}", stderr(&out));
+    let checks = agent.get_json("/v1/agent/checks");
+    assert_eq!(checks["service:web"]["Status"], "passing");
 }
 
 #[test]
@@ -269,5 +302,147 @@ fn clients_join_the_pool_and_leave_or_fail_visibly() {
     );
     wait_for("c3 alive on the server", 20, || {
         status_of(&server, &c3.node) == Some(1)
+    });
+}
+
+#[test]
+fn agent_checks_ttl_updates_maintenance_and_local_health_codes() {
+    let a = TestAgent::dev(&[]);
+    let http = reqwest::blocking::Client::new();
+    let put = |path: &str, body: &str| {
+        let r = http.put(a.url(path)).body(body.to_string()).send().unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    assert_eq!(
+        put(
+            "/v1/agent/service/register",
+            r#"{"Name": "web", "Port": 80, "Check": {"TTL": "30s", "Status": "passing"}}"#
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        put(
+            "/v1/agent/check/register",
+            r#"{"Name": "disk", "TTL": "30s", "Notes": "disk space"}"#
+        )
+        .0,
+        200
+    );
+
+    // Bad definitions: 400 with the reason, nothing registered.
+    let (code, body) = put(
+        "/v1/agent/check/register",
+        r#"{"Name": "both", "HTTP": "http://127.0.0.1:1", "TCP": "127.0.0.1:1", "Interval": "10s"}"#,
+    );
+    assert_eq!((code, body.contains("http and tcp")), (400, true), "{body}");
+    let (code, body) = put(
+        "/v1/agent/check/register",
+        r#"{"Name": "neg", "TCP": "127.0.0.1:1", "Interval": "-5s"}"#,
+    );
+    assert_eq!((code, body.contains("Interval")), (400, true), "{body}");
+    let (code, body) = put(
+        "/v1/agent/check/register",
+        r#"{"Name": "sh", "Args": ["/bin/true"], "Interval": "5s"}"#,
+    );
+    assert_eq!(
+        (code, body.contains("Scripts are disabled")),
+        (400, true),
+        "{body}"
+    );
+    let (code, _) = put(
+        "/v1/agent/check/register",
+        r#"{"Name": "x", "ServiceID": "nope", "TTL": "5s"}"#,
+    );
+    assert_eq!(code, 404);
+    let checks = a.get_json("/v1/agent/checks");
+    let ids: Vec<&String> = checks.as_object().unwrap().keys().collect();
+    assert_eq!(ids, ["disk", "service:web"]);
+
+    // TTL updates: unknown check 404, bad status 400, update with output.
+    let (code, body) = put("/v1/agent/check/pass/nope", "");
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("Unknown check ID \"nope\""), "{body}");
+    let (code, _) = put("/v1/agent/check/update/disk", r#"{"Status": "bogus"}"#);
+    assert_eq!(code, 400);
+    assert_eq!(
+        put(
+            "/v1/agent/check/update/disk",
+            r#"{"Status": "warning", "Output": "90% full"}"#
+        )
+        .0,
+        200
+    );
+    let checks = a.get_json("/v1/agent/checks");
+    assert_eq!(checks["disk"]["Status"], "warning");
+    assert_eq!(checks["disk"]["Output"], "90% full");
+
+    // Local health: the node's warning check makes web warning (429).
+    let r = http
+        .get(a.url("/v1/agent/health/service/name/web"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let v: serde_json::Value = r.json().unwrap();
+    assert_eq!(v[0]["AggregatedStatus"], "warning");
+    assert_eq!(v[0]["Service"]["ID"], "web");
+    assert_eq!(put("/v1/agent/check/pass/disk", "").0, 200);
+    let r = http
+        .get(a.url("/v1/agent/health/service/id/web?format=text"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().unwrap(), "passing");
+    let r = http
+        .get(a.url("/v1/agent/health/service/id/nope"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    // Maintenance: web critical (503) and out of passing results, then back.
+    let (code, body) = put("/v1/agent/service/maintenance/web", "");
+    assert_eq!((code, body.as_str()), (400, "Missing value for enable"));
+    assert_eq!(
+        put(
+            "/v1/agent/service/maintenance/web?enable=true&reason=deploy",
+            ""
+        )
+        .0,
+        200
+    );
+    let r = http
+        .get(a.url("/v1/agent/health/service/id/web"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    wait_for("maintenance in the health API", 5, || {
+        a.get_json("/v1/health/service/web?passing")
+            .as_array()
+            .is_some_and(|x| x.is_empty())
+    });
+    let checks = a.get_json("/v1/agent/checks");
+    assert_eq!(checks["_service_maintenance:web"]["Notes"], "deploy");
+    assert_eq!(
+        put("/v1/agent/service/maintenance/web?enable=false", "").0,
+        200
+    );
+    assert_eq!(put("/v1/agent/maintenance?enable=true", "").0, 200);
+    let checks = a.get_json("/v1/agent/checks");
+    assert_eq!(checks["_node_maintenance"]["Status"], "critical");
+    assert!(checks.get("_service_maintenance:web").is_none());
+    assert_eq!(put("/v1/agent/maintenance?enable=false", "").0, 200);
+    wait_for("web passing again in the catalog", 5, || {
+        a.get_json("/v1/health/service/web?passing")
+            .as_array()
+            .is_some_and(|x| x.len() == 1)
+    });
+
+    // Deregistering a check removes it from the agent and the catalog.
+    assert_eq!(put("/v1/agent/check/deregister/disk", "").0, 200);
+    assert_eq!(put("/v1/agent/check/deregister/disk", "").0, 404);
+    wait_for("disk gone from the catalog", 5, || {
+        !a.get_json(&format!("/v1/health/node/{}", a.node))
+            .to_string()
+            .contains("\"disk\"")
     });
 }

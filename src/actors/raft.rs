@@ -36,10 +36,14 @@ pub struct RaftRead(pub ReadRequest);
 #[rtype(result = "Result<WriteResponse, RequestError>")]
 pub struct RaftWrite(pub Command);
 
-/// Raft's view, for `/v1/status/*`, `/v1/agent/self` and `info`.
+/// Raft's view, for `/v1/status/*`, `/v1/agent/self` and `info`: this
+/// server's own, or with `leader` the leader's (every server's progress,
+/// for the operator endpoints), falling back to its own.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "RaftStatus")]
-pub struct GetRaftStatus;
+pub struct GetRaftStatus {
+    pub leader: bool,
+}
 
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct RaftStatus {
@@ -330,7 +334,10 @@ impl RaftActor {
             }
             // Servers of this datacenter in the pool become voters; a
             // server that left gracefully stops being one.
-            let status = me.send(GetRaftStatus).await.unwrap_or_default();
+            let status = me
+                .send(GetRaftStatus { leader: false })
+                .await
+                .unwrap_or_default();
             for m in members
                 .iter()
                 .filter(|m| is_server_of(m, &config.datacenter))
@@ -1095,10 +1102,26 @@ impl Handler<Reconcile> for RaftActor {
 }
 
 impl Handler<GetRaftStatus> for RaftActor {
-    type Result = MessageResult<GetRaftStatus>;
+    type Result = ResponseFuture<RaftStatus>;
 
-    fn handle(&mut self, _: GetRaftStatus, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.status())
+    fn handle(&mut self, msg: GetRaftStatus, _: &mut Context<Self>) -> Self::Result {
+        let own = self.status();
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let Some(addr) = own
+                .leader_addr
+                .clone()
+                .filter(|_| msg.leader && !own.is_leader)
+            else {
+                return own;
+            };
+            // Asked once, for the leader's own view: never forwarded further.
+            let req = RpcRequest::Status { leader: false };
+            match pool.call(&addr, &req, Duration::from_secs(5)).await {
+                Ok(RpcResponse::Status(s)) => s,
+                _ => own,
+            }
+        })
     }
 }
 

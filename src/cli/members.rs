@@ -15,7 +15,7 @@ pub struct Args {
     /// Show every tag.
     #[arg(long)]
     detailed: bool,
-    /// Only members whose status matches exactly (alive, left, failed...).
+    /// Only members whose status matches (`alive`, `alive|failed`, `^left$`).
     #[arg(long)]
     status: Option<String>,
 }
@@ -40,6 +40,21 @@ fn status_text(n: i64) -> &'static str {
         4 => "failed",
         _ => "none",
     }
+}
+
+/// Consul takes `-status` as a regular expression; the forms people use
+/// are alternations of names, anchored or not (`alive|failed`, `^left$`).
+fn status_matches(pattern: &str, status: &str) -> bool {
+    pattern.split('|').any(|alt| {
+        let (start, end) = (alt.starts_with('^'), alt.ends_with('$') && alt.len() > 1);
+        let lit = alt.trim_start_matches('^').trim_end_matches('$');
+        match (start, end) {
+            (true, true) => status == lit,
+            (true, false) => status.starts_with(lit),
+            (false, true) => status.ends_with(lit),
+            (false, false) => status.contains(lit),
+        }
+    })
 }
 
 pub(crate) fn format(members: &Value, detailed: bool, status: Option<&str>) -> String {
@@ -72,7 +87,7 @@ pub(crate) fn format(members: &Value, detailed: bool, status: Option<&str>) -> S
     let mut rows = vec![header];
     for m in list {
         let st = status_text(m["Status"].as_i64().unwrap_or(0));
-        if status.is_some_and(|s| s != st) {
+        if status.is_some_and(|s| !status_matches(s, st)) {
             continue;
         }
         let tags = &m["Tags"];
@@ -115,6 +130,17 @@ pub(crate) fn format(members: &Value, detailed: bool, status: Option<&str>) -> S
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn status_filters_take_consul_style_patterns() {
+        use super::status_matches as m;
+        assert!(m("alive", "alive"));
+        assert!(m("alive|failed", "failed"));
+        assert!(!m("alive|failed", "left"));
+        assert!(m("^left$", "left"));
+        assert!(!m("^left$", "leaving"));
+        assert!(m("le", "leaving") && m("le", "left"));
+    }
+
     #[test]
     fn layout_matches_consul() {
         let m = serde_json::json!([

@@ -64,7 +64,6 @@ const IGNORED: &[&str] = &[
     "reconnect_timeout_wan",
     "translate_wan_addrs",
     "alt_domain",
-    "check_update_interval",
     "raft_protocol",
     "raft_snapshot_interval",
     "discovery_max_stale",
@@ -330,6 +329,7 @@ fn parse_check(at: &At) -> Result<CheckDefinition, ConfigError> {
             "tcp" => c.tcp = a.string()?,
             "udp" => c.udp = a.string()?,
             "grpc" => c.grpc = a.string()?,
+            "grpcusetls" => c.grpc_use_tls = a.boolean()?,
             "args" | "scriptargs" => c.args = a.strings()?,
             "aliasservice" => c.alias_service = a.string()?,
             "aliasnode" => c.alias_node = a.string()?,
@@ -339,9 +339,10 @@ fn parse_check(at: &At) -> Result<CheckDefinition, ConfigError> {
             "successbeforepassing" => c.success_before_passing = a.uint()?,
             "failuresbeforewarning" => c.failures_before_warning = a.uint()?,
             "failuresbeforecritical" => c.failures_before_critical = a.uint()?,
-            "tlsservername" | "disableredirects" | "tcpusetls" | "grpcusetls" | "h2ping"
-            | "h2pingusetls" | "dockercontainerid" | "shell" | "outputmaxsize" | "osservice"
-            | "type" => tracing::debug!(key = %a.key, "check key accepted, not used yet"),
+            "tlsservername" | "disableredirects" | "tcpusetls" | "h2ping" | "h2pingusetls"
+            | "dockercontainerid" | "shell" | "outputmaxsize" | "osservice" | "type" => {
+                tracing::debug!(key = %a.key, "check key accepted, not used yet")
+            }
             _ => return Err(a.err("unknown check key")),
         }
     }
@@ -352,6 +353,9 @@ fn parse_check(at: &At) -> Result<CheckDefinition, ConfigError> {
         || !c.args.is_empty();
     if needs_interval && c.interval.is_none() {
         return Err(at.err("interval is required for this check type"));
+    }
+    if let Err(e) = c.validate() {
+        return Err(at.err(e));
     }
     if c.kind().is_empty() {
         return Err(at.err(
@@ -470,6 +474,7 @@ fn apply_file(cfg: &mut RuntimeConfig, file: &str, root: &Value) -> Result<(), C
                 cfg.encrypt = Some(key);
             }
             "encrypt_verify_incoming" => cfg.encrypt_verify_incoming = a.boolean()?,
+            "check_update_interval" => cfg.check_update_interval = a.duration()?,
             "encrypt_verify_outgoing" => cfg.encrypt_verify_outgoing = a.boolean()?,
             "reconnect_timeout" => {
                 let d = a.duration()?;
@@ -705,6 +710,21 @@ fn validate(cfg: &mut RuntimeConfig, need_data_dir: bool) -> Result<(), ConfigEr
             cfg.datacenter
         )));
     }
+    let scripts = cfg
+        .services
+        .iter()
+        .flat_map(|s| s.checks.iter())
+        .chain(cfg.checks.iter())
+        .find(|c| !c.args.is_empty());
+    if let (Some(c), false) = (
+        scripts,
+        cfg.enable_script_checks || cfg.enable_local_script_checks,
+    ) {
+        return Err(ConfigError::Invalid(format!(
+            "check {:?}: {SCRIPTS_DISABLED}",
+            if c.name.is_empty() { &c.id } else { &c.name }
+        )));
+    }
     if cfg.node_name.is_empty() {
         return Err(ConfigError::Invalid("node_name cannot be empty".into()));
     }
@@ -734,6 +754,9 @@ fn validate(cfg: &mut RuntimeConfig, need_data_dir: bool) -> Result<(), ConfigEr
 }
 
 /// Builds the agent's config from its flags and the files they name.
+/// Consul's words when a script check meets an agent that runs none.
+pub const SCRIPTS_DISABLED: &str = "Scripts are disabled on this agent; to enable, configure 'enable_script_checks' or 'enable_local_script_checks' to true";
+
 pub fn build(flags: &AgentFlags) -> Result<RuntimeConfig, ConfigError> {
     let mut cfg = defaults(flags.dev.unwrap_or(false));
     let files = collect_files(&flags.config_file, &flags.config_dir)?;

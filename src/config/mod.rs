@@ -17,6 +17,7 @@ pub mod duration;
 pub mod flags;
 
 pub use builder::{build, ensure_node_id, validate_paths, ConfigError};
+pub use duration::format_go_duration as format_duration;
 pub use flags::AgentFlags;
 
 /// Listener ports; `None` means disabled (`-1` in a file or flag).
@@ -100,6 +101,7 @@ pub struct CheckDefinition {
     pub tcp: String,
     pub udp: String,
     pub grpc: String,
+    pub grpc_use_tls: bool,
     pub args: Vec<String>,
     pub alias_service: String,
     pub alias_node: String,
@@ -110,6 +112,32 @@ pub struct CheckDefinition {
 }
 
 impl CheckDefinition {
+    /// What makes a definition unusable whatever its source: two probe
+    /// kinds at once (Consul refuses `http` with `tcp`), zero intervals.
+    pub fn validate(&self) -> Result<(), String> {
+        let kinds: Vec<&str> = [
+            ("http", !self.http.is_empty()),
+            ("tcp", !self.tcp.is_empty()),
+            ("udp", !self.udp.is_empty()),
+            ("grpc", !self.grpc.is_empty()),
+            ("args", !self.args.is_empty()),
+            ("ttl", self.ttl.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, set)| set.then_some(k))
+        .collect();
+        if kinds.len() > 1 {
+            return Err(format!(
+                "a check can only have one of http, tcp, udp, grpc, args or ttl; this one has {}",
+                kinds.join(" and ")
+            ));
+        }
+        if self.interval.is_some_and(|d| d.is_zero()) && kinds.first() != Some(&"ttl") {
+            return Err("interval must be greater than zero".into());
+        }
+        Ok(())
+    }
+
     /// Consul's check type name, as shown in `Type`.
     pub fn kind(&self) -> &'static str {
         if !self.http.is_empty() {
@@ -174,6 +202,8 @@ pub struct RuntimeConfig {
     pub encrypt: Option<String>,
     pub encrypt_verify_incoming: bool,
     pub encrypt_verify_outgoing: bool,
+    /// How often output-only check changes reach the catalog.
+    pub check_update_interval: Duration,
     /// A failed member is forgotten (and leaves the catalog) after this.
     pub reconnect_timeout: Duration,
     pub enable_script_checks: bool,
@@ -222,6 +252,7 @@ impl Default for RuntimeConfig {
             encrypt_verify_incoming: true,
             encrypt_verify_outgoing: true,
             reconnect_timeout: Duration::from_secs(72 * 3600),
+            check_update_interval: Duration::from_secs(5),
             enable_script_checks: false,
             enable_local_script_checks: false,
             leave_on_terminate: None,

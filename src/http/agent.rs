@@ -18,7 +18,7 @@ use crate::actors::node::{
 };
 use crate::config::duration::parse_go_duration;
 use crate::config::{CheckDefinition, ServiceDefinition};
-use crate::lan::Member;
+use crate::lan::{Member, MemberStatus};
 use crate::rpc::RequestError;
 use crate::state::structs::Weights;
 
@@ -142,6 +142,8 @@ async fn agent_self(
     let c = &i.config;
     let s = |v: &dyn ToString| v.to_string();
     let raft = i.raft.clone().unwrap_or_default();
+    let members = members_of(&state).await?;
+    let count = |st: MemberStatus| members.iter().filter(|m| m.status == st).count();
     let raft_stats = if c.server {
         json!({
             "state": raft.state, "term": s(&raft.term), "last_log_index": s(&raft.last_log_index),
@@ -169,7 +171,7 @@ async fn agent_self(
             "SerfPortWAN": c.ports.serf_wan.map(i64::from).unwrap_or(-1), "UIConfig": {"Enabled": c.ui_enabled},
         },
         "Coord": null,
-        "Member": members_of(&state).await?.iter().find(|m| m.name == c.node_name).map(member_json),
+        "Member": members.iter().find(|m| m.name == c.node_name).map(member_json),
         "Meta": c.node_meta,
         "Stats": {
             "agent": {"check_monitors": "0", "check_ttls": "0", "checks": s(&i.local_checks), "services": s(&i.local_services)},
@@ -179,6 +181,13 @@ async fn agent_self(
                 "leader": s(&raft.is_leader), "leader_addr": raft.leader_addr.clone().unwrap_or_default(),
             },
             "raft": raft_stats,
+            "serf_lan": {
+                "members": s(&members.len()),
+                "failed": s(&count(MemberStatus::Failed)),
+                "left": s(&count(MemberStatus::Left)),
+                "encrypted": s(&c.encrypt.is_some()),
+                "health_score": "0", "event_queue": "0", "intent_queue": "0", "query_queue": "0",
+            },
             "runtime": {"arch": std::env::consts::ARCH, "os": std::env::consts::OS, "version": "rust", "cpu_count": s(&std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))},
         },
     });
@@ -234,7 +243,10 @@ async fn services(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpRe
     Ok(json_resp(&req, &out))
 }
 
-fn agent_service_json(s: &crate::state::structs::NodeService, dc: &str) -> serde_json::Value {
+pub(super) fn agent_service_json(
+    s: &crate::state::structs::NodeService,
+    dc: &str,
+) -> serde_json::Value {
     json!({
         "ID": s.id, "Service": s.service, "Tags": s.tags, "Meta": s.meta, "Port": s.port, "Address": s.address,
         "TaggedAddresses": s.tagged_addresses, "Weights": s.weights, "EnableTagOverride": s.enable_tag_override,
@@ -290,7 +302,7 @@ struct ServiceRegistration {
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "PascalCase", default)]
-struct CheckRegistration {
+pub(super) struct CheckRegistration {
     #[serde(rename = "ID", alias = "CheckID")]
     id: String,
     name: String,
@@ -315,6 +327,8 @@ struct CheckRegistration {
     udp: String,
     #[serde(rename = "GRPC")]
     grpc: String,
+    #[serde(rename = "GRPCUseTLS")]
+    grpc_use_tls: bool,
     #[serde(alias = "ScriptArgs")]
     args: Vec<String>,
     alias_service: String,
@@ -336,7 +350,7 @@ fn duration(field: &str, v: &Option<String>) -> Result<Option<Duration>, ApiErro
 }
 
 impl CheckRegistration {
-    fn into_definition(self, path: &str) -> Result<CheckDefinition, ApiError> {
+    pub(super) fn into_definition(self, path: &str) -> Result<CheckDefinition, ApiError> {
         Ok(CheckDefinition {
             interval: duration(&format!("{path}.Interval"), &self.interval)?,
             timeout: duration(&format!("{path}.Timeout"), &self.timeout)?,
@@ -358,6 +372,7 @@ impl CheckRegistration {
             tcp: self.tcp,
             udp: self.udp,
             grpc: self.grpc,
+            grpc_use_tls: self.grpc_use_tls,
             args: self.args,
             alias_service: self.alias_service,
             alias_node: self.alias_node,
@@ -394,9 +409,13 @@ async fn register(
         kind: r.kind,
         checks,
     };
+    let scripts_allowed = super::agent_checks::scripts_allowed(&req, &state);
     state
         .node
-        .send(RegisterService(def))
+        .send(RegisterService {
+            def,
+            scripts_allowed,
+        })
         .await
         .map_err(|_| RequestError::ShuttingDown)??;
     Ok(HttpResponse::Ok().finish())

@@ -47,6 +47,17 @@ impl From<RequestError> for ApiError {
     }
 }
 
+impl From<crate::actors::node::LocalError> for ApiError {
+    fn from(e: crate::actors::node::LocalError) -> Self {
+        use crate::actors::node::LocalError;
+        match e {
+            LocalError::Invalid(m) => ApiError::bad_request(m),
+            LocalError::NotFound(m) => ApiError::not_found(m),
+            LocalError::Request(r) => r.into(),
+        }
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         self.status

@@ -4,6 +4,7 @@
 //! in `params.rs`.
 
 pub mod agent;
+pub mod agent_checks;
 pub mod catalog;
 pub mod error;
 pub mod health;
@@ -65,6 +66,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     catalog::routes(cfg);
     health::routes(cfg);
     agent::routes(cfg);
+    agent_checks::routes(cfg);
     status::routes(cfg);
     operator::routes(cfg);
     cfg.default_service(web::to(not_found));

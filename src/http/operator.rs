@@ -54,7 +54,7 @@ async fn configuration(
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     let p = Params::from(&req)?;
-    let raft = super::status::raft_status(&req, &state).await?;
+    let raft = super::status::own_or_leader_status(&req, &state, !p.has("stale")).await?;
     if raft.leader_addr.is_none() && !p.has("stale") {
         return Err(RequestError::NoLeader.into());
     }

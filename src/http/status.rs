@@ -27,6 +27,15 @@ pub(crate) async fn raft_status(
     req: &HttpRequest,
     state: &ApiState,
 ) -> Result<crate::actors::raft::RaftStatus, ApiError> {
+    own_or_leader_status(req, state, false).await
+}
+
+/// With `leader`, the leader's view (as Consul forwards operator reads).
+pub(crate) async fn own_or_leader_status(
+    req: &HttpRequest,
+    state: &ApiState,
+    leader: bool,
+) -> Result<crate::actors::raft::RaftStatus, ApiError> {
     if let Some(dc) = Params::from(req)?.dc() {
         if dc != state.config.datacenter {
             return Err(RequestError::NoPathToDatacenter.into());
@@ -34,7 +43,7 @@ pub(crate) async fn raft_status(
     }
     Ok(state
         .node
-        .send(ServerStatus)
+        .send(ServerStatus { leader })
         .await
         .map_err(|_| RequestError::ShuttingDown)??)
 }

@@ -42,8 +42,11 @@ pub enum RpcRequest {
     AgentWrite(WriteRequest),
     /// Remove a server from the Raft configuration (served by the leader).
     RemovePeer(NodeId),
-    /// The receiving server's Raft view (a client's `/v1/status/*`).
-    Status,
+    /// The receiving server's Raft view (a client's `/v1/status/*`), or
+    /// with `leader` the leader's (which knows every server's progress).
+    Status {
+        leader: bool,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]

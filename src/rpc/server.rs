@@ -83,7 +83,7 @@ async fn connection(
                     .await
                     .unwrap_or(Err(RequestError::ShuttingDown)),
             ),
-            RpcRequest::Status => match actor.send(GetRaftStatus).await {
+            RpcRequest::Status { leader } => match actor.send(GetRaftStatus { leader }).await {
                 Ok(status) => RpcResponse::Status(status),
                 Err(e) => RpcResponse::Failed(e.to_string()),
             },

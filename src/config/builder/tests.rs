@@ -98,6 +98,7 @@ check {
   args = ["/bin/true"]
   interval = "1m"
 }
+enable_local_script_checks = true
 "#,
     );
     write(
@@ -215,4 +216,36 @@ fn validate_paths_checks_files_without_a_data_dir() {
         .unwrap_err()
         .to_string()
         .contains("ports.http"));
+}
+
+#[test]
+fn script_checks_need_scripts_enabled_and_probe_kinds_are_exclusive() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "s.json",
+        r#"{"check": {"name": "mem", "args": ["/bin/true"], "interval": "10s"}}"#,
+    );
+    let e = build(&flags_with_dir(d.path())).unwrap_err().to_string();
+    assert!(e.contains("Scripts are disabled on this agent"), "{e}");
+    write(
+        d.path(),
+        "s.json",
+        r#"{"check": {"name": "x", "http": "http://a", "tcp": "a:1", "interval": "10s"}}"#,
+    );
+    let e = build(&flags_with_dir(d.path())).unwrap_err().to_string();
+    assert!(
+        e.contains("s.json") && e.contains("check") && e.contains("http and tcp"),
+        "{e}"
+    );
+    write(
+        d.path(),
+        "s.json",
+        r#"{"check": {"name": "x", "tcp": "a:1", "interval": "-10s"}}"#,
+    );
+    let e = build(&flags_with_dir(d.path())).unwrap_err().to_string();
+    assert!(
+        e.contains("check.interval") && e.contains("negative"),
+        "{e}"
+    );
 }

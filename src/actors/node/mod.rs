@@ -8,13 +8,15 @@
 //! rewrites them and removes catalog entries of this node the agent does
 //! not have (the health issue refines intervals and check output syncs).
 
+pub mod local;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use crate::actors::health::{HealthActor, SetChecks};
+use crate::actors::health::{CheckResult, HealthActor, SetChecks, TtlTouched};
 use crate::actors::raft::{GetRaftStatus, RaftActor, RaftRead, RaftStatus, RaftWrite};
 use crate::config::{CheckDefinition, RuntimeConfig, ServiceDefinition};
 use crate::lan::{LanGossip, Member, MemberStatus};
@@ -24,8 +26,10 @@ use crate::rpc::{
 use crate::state::command::Command;
 use crate::state::query::{Query, QueryResult};
 use crate::state::structs::{
-    DeregisterRequest, HealthCheck, HealthStatus, NodeService, RegisterRequest, Weights,
+    DeregisterRequest, HealthCheck, HealthStatus, NodeService, RegisterRequest,
 };
+use local::Local;
+pub use local::LocalError;
 
 /// Read through the agent's request path.
 #[derive(Message, Debug, Clone)]
@@ -39,8 +43,56 @@ pub struct Write(pub WriteRequest);
 
 /// Register (or replace) a local service and its checks.
 #[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<(), RequestError>")]
-pub struct RegisterService(pub ServiceDefinition);
+#[rtype(result = "Result<(), LocalError>")]
+pub struct RegisterService {
+    pub def: ServiceDefinition,
+    /// The caller may register script checks (see `script_checks_allowed`).
+    pub scripts_allowed: bool,
+}
+
+/// Register (or replace) a check (`/v1/agent/check/register`).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), LocalError>")]
+pub struct RegisterCheck {
+    pub def: CheckDefinition,
+    pub scripts_allowed: bool,
+}
+
+/// Remove a check; NotFound when unknown.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), LocalError>")]
+pub struct DeregisterCheck(pub String);
+
+/// `/v1/agent/check/pass|warn|fail|update/<id>`: a TTL check's new state.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), LocalError>")]
+pub struct UpdateTtl {
+    pub id: String,
+    pub status: HealthStatus,
+    pub output: String,
+}
+
+/// Maintenance mode for the node (`service: None`) or a service.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), LocalError>")]
+pub struct Maintenance {
+    pub service: Option<String>,
+    pub enable: bool,
+    pub reason: String,
+}
+
+/// `/v1/agent/health/service/...`: local services with their checks and
+/// aggregated status.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Vec<ServiceHealth>")]
+pub struct LocalServiceHealth;
+
+#[derive(Debug, Clone)]
+pub struct ServiceHealth {
+    pub service: NodeService,
+    pub checks: Vec<HealthCheck>,
+    pub aggregated: HealthStatus,
+}
 
 /// Remove a local service; `Ok(false)` when the ID is unknown.
 #[derive(Message, Debug, Clone)]
@@ -169,15 +221,22 @@ impl Upstream {
         }
     }
 
-    /// Raft's view from this server, or from a server a client reaches.
-    pub async fn status(&self) -> Result<crate::actors::raft::RaftStatus, RequestError> {
+    /// Raft's view from this server, or from a server a client reaches;
+    /// with `leader`, the leader's view.
+    pub async fn status(
+        &self,
+        leader: bool,
+    ) -> Result<crate::actors::raft::RaftStatus, RequestError> {
         match self {
             Upstream::Local(r) => r
-                .send(crate::actors::raft::GetRaftStatus)
+                .send(crate::actors::raft::GetRaftStatus { leader })
                 .await
                 .map_err(|_| RequestError::ShuttingDown),
             Upstream::Remote { .. } => match self
-                .remote(crate::rpc::RpcRequest::Status, Duration::from_secs(5))
+                .remote(
+                    crate::rpc::RpcRequest::Status { leader },
+                    Duration::from_secs(10),
+                )
                 .await?
             {
                 crate::rpc::RpcResponse::Status(s) => Ok(s),
@@ -242,13 +301,6 @@ pub struct Reload;
 /// How the agent rebuilds its config on reload: the same flags, re-read files.
 pub type ConfigSource = Arc<dyn Fn() -> Result<RuntimeConfig, String> + Send + Sync>;
 
-struct LocalService {
-    service: NodeService,
-    checks: Vec<HealthCheck>,
-    /// The definitions the checks came from, for the `Health` actor.
-    defs: Vec<CheckDefinition>,
-}
-
 pub struct NodeActor {
     config: Arc<RuntimeConfig>,
     raft: Option<Addr<RaftActor>>,
@@ -258,14 +310,19 @@ pub struct NodeActor {
     servers: BTreeMap<String, String>,
     pool: crate::rpc::Pool,
     reload_source: Option<ConfigSource>,
-    services: BTreeMap<String, LocalService>,
-    /// Node-level checks registered on this agent (not tied to a service).
-    node_checks: BTreeMap<String, HealthCheck>,
-    /// Local state not yet confirmed in the catalog.
+    /// This node's services and checks: the truth anti-entropy writes.
+    local: Local,
+    /// Everything must be rewritten (start, drift check, failed sync).
     dirty: bool,
     /// A sync is running; the next one waits for it.
     syncing: bool,
+    /// After failed syncs (no server, no leader): wait before the next,
+    /// doubling up to `MAX_BACKOFF`.
+    backoff: Duration,
+    retry_at: Option<Instant>,
 }
+
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 impl NodeActor {
     pub fn new(
@@ -275,7 +332,11 @@ impl NodeActor {
         lan: Option<Addr<LanGossip>>,
         reload_source: Option<ConfigSource>,
     ) -> Self {
-        let mut node = NodeActor {
+        let mut local = Local::new(&config.node_name);
+        for e in local.reload(&config.services, &config.checks) {
+            tracing::error!(error = %e, "check from the config files refused");
+        }
+        NodeActor {
             config,
             raft,
             health,
@@ -283,54 +344,21 @@ impl NodeActor {
             servers: BTreeMap::new(),
             pool: crate::rpc::Pool::default(),
             reload_source,
-            services: BTreeMap::new(),
-            node_checks: BTreeMap::new(),
+            local,
             dirty: true,
             syncing: false,
-        };
-        node.load_definitions();
-        node.publish_checks();
-        node
-    }
-
-    /// Services and checks from config files become local state.
-    fn load_definitions(&mut self) {
-        self.services.clear();
-        self.node_checks.clear();
-        for def in self.config.services.clone() {
-            let (id, svc) = build_local_service(&self.config.node_name, &def);
-            self.services.insert(id, svc);
-        }
-        for def in self.config.checks.clone() {
-            let check = build_check(&self.config.node_name, &def, None, 0);
-            match self.services.get_mut(&check.service_id) {
-                Some(s) => {
-                    s.checks.push(with_service(check, &s.service));
-                    s.defs.push(def);
-                }
-                None => {
-                    self.node_checks.insert(check.check_id.clone(), check);
-                }
-            }
+            backoff: Duration::ZERO,
+            retry_at: None,
         }
     }
 
     /// Tells the `Health` actor which checks this agent runs.
-    fn publish_checks(&self) {
+    fn publish_checks(&self, ctx: &mut Context<Self>) {
         let Some(health) = &self.health else { return };
-        let mut defs: Vec<CheckDefinition> = self
-            .services
-            .values()
-            .flat_map(|s| s.defs.iter().cloned())
-            .collect();
-        defs.extend(
-            self.config
-                .checks
-                .iter()
-                .filter(|c| !self.services.contains_key(&c.service_id))
-                .cloned(),
-        );
-        health.do_send(SetChecks(defs));
+        health.do_send(SetChecks {
+            checks: self.local.specs(),
+            reporter: ctx.address().recipient(),
+        });
     }
 
     /// The forwarding decision, shared by reads and writes: this server's
@@ -351,16 +379,6 @@ impl NodeActor {
         }
     }
 
-    /// A service with its checks, carrying this node's own row so that a
-    /// sync never depends on the leader having registered the node first.
-    fn registration(&self, svc: &LocalService) -> RegisterRequest {
-        RegisterRequest {
-            service: Some(svc.service.clone()),
-            checks: svc.checks.clone(),
-            ..self.node_row()
-        }
-    }
-
     /// This node as the catalog holds it (the same row the leader writes,
     /// so the two never make each other's writes look like changes).
     fn node_row(&self) -> RegisterRequest {
@@ -372,6 +390,105 @@ impl NodeActor {
         }
     }
 
+    /// The catalog writes that bring these services ("" = node checks) up
+    /// to date; a service no longer here is deregistered.
+    fn writes_for(&mut self, ids: &[String]) -> Vec<Command> {
+        let removed = std::mem::take(&mut self.local.removed_checks);
+        let node = self.config.node_name.clone();
+        let mut writes: Vec<Command> = removed
+            .into_iter()
+            .map(|check_id| {
+                Command::Deregister(DeregisterRequest {
+                    node: node.clone(),
+                    check_id,
+                    ..Default::default()
+                })
+            })
+            .collect();
+        writes.extend(ids.iter().map(|id| {
+            if id.is_empty() || self.local.services.contains_key(id) {
+                Command::Register(self.local.registration(id, self.node_row()))
+            } else {
+                Command::Deregister(DeregisterRequest {
+                    node: self.config.node_name.clone(),
+                    service_id: id.clone(),
+                    ..Default::default()
+                })
+            }
+        }));
+        writes
+    }
+
+    /// Backs off after a failed sync, resets after a good one.
+    fn sync_done(&mut self, ok: bool) {
+        if ok {
+            self.backoff = Duration::ZERO;
+            self.retry_at = None;
+        } else {
+            self.backoff = (self.backoff * 2).clamp(Duration::from_millis(200), MAX_BACKOFF);
+            self.retry_at = Some(Instant::now() + self.backoff);
+        }
+    }
+
+    /// Writes these services' entries now and answers once they are in
+    /// the catalog (as Consul's API users expect to read their write); if
+    /// that fails, anti-entropy retries and the caller still succeeds.
+    fn write_through(
+        &mut self,
+        ids: Vec<String>,
+    ) -> ResponseActFuture<Self, Result<(), LocalError>> {
+        let Ok(upstream) = self.route(None) else {
+            return Box::pin(actix::fut::ready(Ok(())));
+        };
+        for id in &ids {
+            self.local.dirty.remove(id);
+        }
+        let writes = self.writes_for(&ids);
+        let fut = async move {
+            for w in writes {
+                if upstream.write(w).await.is_err() {
+                    return false;
+                }
+            }
+            true
+        };
+        Box::pin(fut.into_actor(self).map(move |ok, act, _| {
+            if !ok {
+                tracing::debug!("local change not yet in the catalog; anti-entropy will retry");
+                act.local.dirty.extend(ids);
+                // Removed checks it carried are the full sync's to redo.
+                act.dirty = true;
+            }
+            Ok(())
+        }))
+    }
+
+    /// The partial sync: what changed since the last one, at once.
+    fn sync_changes(&mut self, ctx: &mut Context<Self>) {
+        if self.syncing || (self.local.dirty.is_empty() && self.local.removed_checks.is_empty()) {
+            return;
+        }
+        let Ok(upstream) = self.route(None) else {
+            return;
+        };
+        let ids: Vec<String> = std::mem::take(&mut self.local.dirty).into_iter().collect();
+        let writes = self.writes_for(&ids);
+        self.syncing = true;
+        let fut = async move {
+            for w in writes {
+                if upstream.write(w).await.is_err() {
+                    return false;
+                }
+            }
+            true
+        };
+        ctx.spawn(fut.into_actor(self).map(move |ok, act, _| {
+            act.syncing = false;
+            act.dirty |= !ok;
+            act.sync_done(ok);
+        }));
+    }
+
     /// Anti-entropy: write every local service and check, then remove
     /// services and checks of this node that the agent no longer has.
     fn sync_all(&mut self, ctx: &mut Context<Self>) {
@@ -381,26 +498,16 @@ impl NodeActor {
         }
         let Ok(raft) = self.route(None) else { return };
         // The node row first: an agent with no services is still a node.
-        let mut writes: Vec<Command> = vec![Command::Register(self.node_row())];
-        writes.extend(
-            self.services
-                .values()
-                .map(|s| Command::Register(self.registration(s))),
-        );
-        if !self.node_checks.is_empty() {
-            writes.push(Command::Register(RegisterRequest {
-                checks: self.node_checks.values().cloned().collect(),
-                ..self.node_row()
-            }));
-        }
+        let mut ids: Vec<String> = vec![String::new()];
+        ids.extend(self.local.services.keys().cloned());
+        self.local.dirty.clear();
+        self.local.output_dirty.clear();
+        // The removal pass below covers removed checks.
+        self.local.removed_checks.clear();
+        let writes = self.writes_for(&ids);
         let node = self.config.node_name.clone();
-        let keep_services: Vec<String> = self.services.keys().cloned().collect();
-        let keep_checks: Vec<String> = self
-            .services
-            .values()
-            .flat_map(|s| s.checks.iter().map(|c| c.check_id.clone()))
-            .chain(self.node_checks.keys().cloned())
-            .collect();
+        let keep_services: Vec<String> = self.local.services.keys().cloned().collect();
+        let keep_checks: Vec<String> = self.local.checks.keys().cloned().collect();
         let fut = async move {
             for cmd in writes {
                 match raft.write(cmd).await {
@@ -441,9 +548,7 @@ impl NodeActor {
             if let Ok(resp) = raft.read(read).await {
                 if let QueryResult::Checks(checks) = resp.result {
                     for c in checks.iter().filter(|c| {
-                        c.check_id != "serfHealth"
-                            && c.service_id.is_empty()
-                            && !keep_checks.contains(&c.check_id)
+                        c.check_id != "serfHealth" && !keep_checks.contains(&c.check_id)
                     }) {
                         removals.push(DeregisterRequest {
                             node: node.clone(),
@@ -465,159 +570,148 @@ impl NodeActor {
         ctx.spawn(fut.into_actor(self).map(|ok, act, _| {
             act.syncing = false;
             act.dirty |= !ok;
+            act.sync_done(ok);
         }));
     }
-}
 
-fn with_service(mut check: HealthCheck, svc: &NodeService) -> HealthCheck {
-    check.service_id = svc.id.clone();
-    check.service_name = svc.service.clone();
-    check.service_tags = svc.tags.clone();
-    check
-}
+    /// Once a second: services critical past `deregister_critical_service_after`
+    /// go, and alias checks follow what they mirror.
+    fn housekeeping(&mut self, ctx: &mut Context<Self>) {
+        let expired = self.local.expired_critical(Instant::now());
+        for id in &expired {
+            tracing::info!(service = %id, "service critical past deregister_critical_service_after: deregistering");
+            self.local.remove_service(id);
+            self.local.dirty.insert(id.clone());
+        }
+        if !expired.is_empty() {
+            self.publish_checks(ctx);
+        }
+        self.update_aliases(ctx);
+    }
 
-/// A check definition as the catalog row it becomes, with Consul's naming:
-/// `service:<id>` (`:N` when a service has several), `Service '<name>' check`.
-fn build_check(
-    node: &str,
-    def: &CheckDefinition,
-    svc: Option<&NodeService>,
-    nth: usize,
-) -> HealthCheck {
-    let (id, name) = match svc {
-        Some(s) => (
-            if !def.id.is_empty() {
-                def.id.clone()
-            } else if nth == 0 {
-                format!("service:{}", s.id)
-            } else {
-                format!("service:{}:{}", s.id, nth)
-            },
-            if def.name.is_empty() {
-                format!("Service '{}' check", s.service)
-            } else {
-                def.name.clone()
-            },
-        ),
-        None => {
-            let id = if def.id.is_empty() {
-                def.name.clone()
-            } else {
-                def.id.clone()
-            };
-            (
-                id.clone(),
-                if def.name.is_empty() {
-                    id
+    /// Alias checks take the worst status of what they mirror: a local
+    /// service directly, another node's through a (stale) catalog read.
+    fn update_aliases(&mut self, ctx: &mut Context<Self>) {
+        let aliases: Vec<(String, String, String)> = self
+            .local
+            .checks
+            .iter()
+            .filter(|(_, c)| c.def.kind() == "alias")
+            .map(|(id, c)| {
+                (
+                    id.clone(),
+                    c.def.alias_node.clone(),
+                    c.def.alias_service.clone(),
+                )
+            })
+            .collect();
+        for (id, node, service) in aliases {
+            if node.is_empty() || node == self.config.node_name {
+                let worst = |svc: &str| {
+                    self.local
+                        .checks
+                        .iter()
+                        .filter(|(cid, c)| {
+                            **cid != id && (c.row.service_id == svc || c.row.service_id.is_empty())
+                        })
+                        .map(|(_, c)| c.row.status)
+                        .max()
+                        .unwrap_or(HealthStatus::Passing)
+                };
+                let (status, output) = if service.is_empty() {
+                    (worst(""), "All checks of this node considered".to_string())
+                } else if self.local.services.contains_key(&service) {
+                    (
+                        worst(&service),
+                        format!("All checks of service {service:?} considered"),
+                    )
                 } else {
-                    def.name.clone()
+                    (
+                        HealthStatus::Critical,
+                        format!("Service {service:?} could not be found"),
+                    )
+                };
+                self.local.set_status(&id, status, &output);
+                continue;
+            }
+            let Ok(upstream) = self.route(None) else {
+                continue;
+            };
+            let read = ReadRequest {
+                opts: QueryOptions {
+                    consistency: Consistency::Stale,
+                    ..Default::default()
                 },
-            )
+                query: Query::HealthNode { node: node.clone() },
+            };
+            let fut = async move { upstream.read(read).await };
+            ctx.spawn(fut.into_actor(self).map(move |r, act, _| {
+                let checks = match r {
+                    Ok(ReadResponse {
+                        result: QueryResult::Checks(c),
+                        ..
+                    }) => c,
+                    _ => return,
+                };
+                let relevant: Vec<&HealthCheck> = checks
+                    .iter()
+                    .filter(|c| {
+                        service.is_empty() || c.service_id.is_empty() || c.service_id == service
+                    })
+                    .collect();
+                let (status, output) = if relevant.is_empty() {
+                    (
+                        HealthStatus::Critical,
+                        format!("No checks found on node {node:?}"),
+                    )
+                } else {
+                    (
+                        relevant
+                            .iter()
+                            .map(|c| c.status)
+                            .max()
+                            .unwrap_or(HealthStatus::Passing),
+                        format!("Aliased checks of node {node:?}"),
+                    )
+                };
+                act.local.set_status(&id, status, &output);
+            }));
         }
-    };
-    let status = HealthStatus::parse(&def.status)
-        .filter(|s| *s != HealthStatus::Any)
-        .unwrap_or(HealthStatus::Critical);
-    let mut definition = serde_json::Map::new();
-    let dur = |d: &Option<Duration>| d.map(|d| format!("{}s", d.as_secs_f64()));
-    for (k, v) in [
-        ("Interval", dur(&def.interval)),
-        ("Timeout", dur(&def.timeout)),
-        ("TTL", dur(&def.ttl)),
-    ] {
-        if let Some(v) = v {
-            definition.insert(k.into(), v.into());
-        }
-    }
-    for (k, v) in [
-        ("HTTP", &def.http),
-        ("TCP", &def.tcp),
-        ("UDP", &def.udp),
-        ("GRPC", &def.grpc),
-        ("Method", &def.method),
-    ] {
-        if !v.is_empty() {
-            definition.insert(k.into(), v.clone().into());
-        }
-    }
-    let check = HealthCheck {
-        node: node.to_string(),
-        check_id: id,
-        name,
-        status,
-        notes: def.notes.clone(),
-        service_id: def.service_id.clone(),
-        r#type: def.kind().to_string(),
-        definition: serde_json::Value::Object(definition),
-        ..Default::default()
-    };
-    match svc {
-        Some(s) => with_service(check, s),
-        None => check,
     }
 }
 
-fn build_local_service(node: &str, def: &ServiceDefinition) -> (String, LocalService) {
-    let id = if def.id.is_empty() {
-        def.name.clone()
-    } else {
-        def.id.clone()
-    };
-    let service = NodeService {
-        id: id.clone(),
-        service: def.name.clone(),
-        tags: def.tags.clone(),
-        address: def.address.clone(),
-        meta: def.meta.clone(),
-        port: def.port,
-        weights: def
-            .weights
-            .map(|(passing, warning)| Weights { passing, warning })
-            .unwrap_or_default(),
-        enable_tag_override: def.enable_tag_override,
-        kind: def.kind.clone(),
-        ..Default::default()
-    };
-    let checks = def
-        .checks
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            build_check(
-                node,
-                c,
-                Some(&service),
-                if def.checks.len() > 1 { i + 1 } else { 0 },
-            )
-        })
-        .collect();
-    let defs = def.checks.iter().cloned().map(|mut c| {
-        c.service_id = id.clone();
-        c
-    });
-    (
-        id.clone(),
-        LocalService {
-            service,
-            checks,
-            defs: defs.collect(),
-        },
-    )
+/// Whether an API caller may register script checks: with
+/// `enable_script_checks`, or `enable_local_script_checks` from loopback.
+pub fn script_checks_allowed(config: &RuntimeConfig, peer_is_loopback: bool) -> bool {
+    config.enable_script_checks || (config.enable_local_script_checks && peer_is_loopback)
 }
 
 impl Actor for NodeActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.publish_checks(ctx);
         // Retry quickly while local state is not in the catalog (no leader
-        // yet at start-up); a full pass every minute catches drift.
+        // yet at start-up); changes go out within 100 ms; a full pass every
+        // minute catches drift; output-only changes ride along every
+        // `check_update_interval`.
         self.sync_all(ctx);
-        ctx.run_interval(Duration::from_millis(200), |act, ctx| {
+        ctx.run_interval(Duration::from_millis(100), |act, ctx| {
+            if act.retry_at.is_some_and(|t| Instant::now() < t) {
+                return;
+            }
             if act.dirty {
                 act.sync_all(ctx);
+            } else {
+                act.sync_changes(ctx);
             }
         });
         ctx.run_interval(Duration::from_secs(60), |act, _| act.dirty = true);
+        ctx.run_interval(self.config.check_update_interval, |act, _| {
+            let outputs = std::mem::take(&mut act.local.output_dirty);
+            act.local.dirty.extend(outputs);
+        });
+        ctx.run_interval(Duration::from_secs(1), |act, ctx| act.housekeeping(ctx));
         if !self.config.retry_join.is_empty() {
             self.retry_join(ctx, 0);
         }
@@ -756,14 +850,17 @@ impl Handler<LeaveLan> for NodeActor {
 /// `Status.Leader`).
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<crate::actors::raft::RaftStatus, RequestError>")]
-pub struct ServerStatus;
+pub struct ServerStatus {
+    /// The leader's view (every server's progress) rather than the nearest's.
+    pub leader: bool,
+}
 
 impl Handler<ServerStatus> for NodeActor {
     type Result = ResponseFuture<Result<crate::actors::raft::RaftStatus, RequestError>>;
 
-    fn handle(&mut self, _: ServerStatus, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: ServerStatus, _: &mut Context<Self>) -> Self::Result {
         let route = self.route(None);
-        Box::pin(async move { route?.status().await })
+        Box::pin(async move { route?.status(msg.leader).await })
     }
 }
 
@@ -786,50 +883,154 @@ impl Handler<Write> for NodeActor {
 }
 
 impl Handler<RegisterService> for NodeActor {
-    type Result = ResponseFuture<Result<(), RequestError>>;
+    type Result = ResponseActFuture<Self, Result<(), LocalError>>;
 
-    fn handle(&mut self, msg: RegisterService, _: &mut Context<Self>) -> Self::Result {
-        let (id, svc) = build_local_service(&self.config.node_name, &msg.0);
-        let write = Command::Register(self.registration(&svc));
-        self.services.insert(id, svc);
-        self.publish_checks();
-        let route = self.route(None);
-        // Write through at once so the catalog reflects the change when the
-        // call returns; if that fails, anti-entropy retries.
-        match route {
-            Ok(raft) => Box::pin(async move {
-                if raft.write(write).await.is_err() {
-                    tracing::debug!(
-                        "service registration not yet in the catalog; anti-entropy will retry"
-                    );
-                }
-                Ok(())
-            }),
-            Err(_) => Box::pin(async { Ok(()) }),
+    fn handle(&mut self, msg: RegisterService, ctx: &mut Context<Self>) -> Self::Result {
+        for c in &msg.def.checks {
+            if let Err(e) = c.validate() {
+                return Box::pin(actix::fut::ready(Err(LocalError::Invalid(e))));
+            }
+            if !c.args.is_empty() && !msg.scripts_allowed {
+                return Box::pin(actix::fut::ready(Err(LocalError::Invalid(
+                    crate::config::builder::SCRIPTS_DISABLED.into(),
+                ))));
+            }
         }
+        let id = self.local.add_service(&msg.def, false);
+        self.publish_checks(ctx);
+        self.write_through(vec![id])
     }
 }
 
 impl Handler<DeregisterService> for NodeActor {
-    type Result = ResponseFuture<Result<bool, RequestError>>;
+    type Result = ResponseActFuture<Self, Result<bool, RequestError>>;
 
-    fn handle(&mut self, msg: DeregisterService, _: &mut Context<Self>) -> Self::Result {
-        if self.services.remove(&msg.0).is_none() {
-            return Box::pin(async { Ok(false) });
+    fn handle(&mut self, msg: DeregisterService, ctx: &mut Context<Self>) -> Self::Result {
+        if !self.local.remove_service(&msg.0) {
+            return Box::pin(actix::fut::ready(Ok(false)));
         }
-        self.publish_checks();
-        let write = Command::Deregister(DeregisterRequest {
-            node: self.config.node_name.clone(),
-            service_id: msg.0,
-            ..Default::default()
-        });
-        let route = self.route(None);
-        Box::pin(async move {
-            if let Ok(raft) = route {
-                let _ = raft.write(write).await;
+        self.publish_checks(ctx);
+        Box::pin(self.write_through(vec![msg.0]).map(|_, _, _| Ok(true)))
+    }
+}
+
+impl Handler<RegisterCheck> for NodeActor {
+    type Result = ResponseActFuture<Self, Result<(), LocalError>>;
+
+    fn handle(&mut self, msg: RegisterCheck, ctx: &mut Context<Self>) -> Self::Result {
+        if !msg.def.args.is_empty() && !msg.scripts_allowed {
+            return Box::pin(actix::fut::ready(Err(LocalError::Invalid(
+                crate::config::builder::SCRIPTS_DISABLED.into(),
+            ))));
+        }
+        let service = msg.def.service_id.clone();
+        if let Err(e) = self.local.add_check(msg.def, false) {
+            return Box::pin(actix::fut::ready(Err(e)));
+        }
+        self.publish_checks(ctx);
+        self.write_through(vec![service])
+    }
+}
+
+impl Handler<DeregisterCheck> for NodeActor {
+    type Result = Result<(), LocalError>;
+
+    fn handle(&mut self, msg: DeregisterCheck, ctx: &mut Context<Self>) -> Self::Result {
+        if !self.local.remove_check(&msg.0) {
+            return Err(LocalError::NotFound(format!(
+                "Unknown check ID {:?}. Ensure that the check ID is passed, not the check name.",
+                msg.0
+            )));
+        }
+        self.publish_checks(ctx);
+        self.sync_changes(ctx);
+        Ok(())
+    }
+}
+
+impl Handler<UpdateTtl> for NodeActor {
+    type Result = ResponseActFuture<Self, Result<(), LocalError>>;
+
+    fn handle(&mut self, msg: UpdateTtl, _: &mut Context<Self>) -> Self::Result {
+        let Some(check) = self.local.checks.get(&msg.id) else {
+            return Box::pin(actix::fut::ready(Err(LocalError::NotFound(format!(
+                "Unknown check ID {:?}. Ensure that the check ID is passed, not the check name.",
+                msg.id
+            )))));
+        };
+        if check.def.ttl.is_none() {
+            return Box::pin(actix::fut::ready(Err(LocalError::Invalid(format!(
+                "CheckID {:?} does not have associated TTL",
+                msg.id
+            )))));
+        }
+        let service = check.row.service_id.clone();
+        let output = crate::actors::health::probe::truncate(msg.output);
+        self.local.set_status(&msg.id, msg.status, &output);
+        if let Some(h) = &self.health {
+            h.do_send(TtlTouched(msg.id));
+        }
+        // Status and output reach the catalog before the caller hears back.
+        self.local.output_dirty.remove(&service);
+        self.write_through(vec![service])
+    }
+}
+
+impl Handler<Maintenance> for NodeActor {
+    type Result = Result<(), LocalError>;
+
+    fn handle(&mut self, msg: Maintenance, ctx: &mut Context<Self>) -> Self::Result {
+        match &msg.service {
+            Some(id) => self
+                .local
+                .service_maintenance(id, msg.enable, &msg.reason)?,
+            None => {
+                self.local.node_maintenance(msg.enable, &msg.reason);
             }
-            Ok(true)
-        })
+        }
+        self.sync_changes(ctx);
+        Ok(())
+    }
+}
+
+impl Handler<CheckResult> for NodeActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CheckResult, ctx: &mut Context<Self>) {
+        let before = self.local.checks.get(&msg.id).map(|c| c.row.status);
+        if self
+            .local
+            .set_status(&msg.id, msg.status, &msg.output)
+            .is_some()
+            && before != Some(msg.status)
+        {
+            tracing::info!(check = %msg.id, status = msg.status.as_str(), "check status changed");
+            self.sync_changes(ctx);
+        }
+    }
+}
+
+impl Handler<LocalServiceHealth> for NodeActor {
+    type Result = MessageResult<LocalServiceHealth>;
+
+    fn handle(&mut self, _: LocalServiceHealth, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(
+            self.local
+                .services
+                .iter()
+                .map(|(id, s)| ServiceHealth {
+                    service: s.service.clone(),
+                    checks: self
+                        .local
+                        .checks
+                        .values()
+                        .filter(|c| c.row.service_id == *id || c.row.service_id.is_empty())
+                        .map(|c| c.row.clone())
+                        .collect(),
+                    aggregated: self.local.aggregated(id),
+                })
+                .collect(),
+        )
     }
 }
 
@@ -838,18 +1039,15 @@ impl Handler<GetLocalState> for NodeActor {
 
     fn handle(&mut self, _: GetLocalState, _: &mut Context<Self>) -> Self::Result {
         let services = self
+            .local
             .services
             .iter()
             .map(|(id, s)| (id.clone(), s.service.clone()))
             .collect();
-        let checks = self
-            .services
-            .values()
-            .flat_map(|s| s.checks.iter())
-            .chain(self.node_checks.values())
-            .map(|c| (c.check_id.clone(), c.clone()))
-            .collect();
-        MessageResult(LocalState { services, checks })
+        MessageResult(LocalState {
+            services,
+            checks: self.local.rows(),
+        })
     }
 }
 
@@ -859,16 +1057,11 @@ impl Handler<GetAgentInfo> for NodeActor {
     fn handle(&mut self, _: GetAgentInfo, _: &mut Context<Self>) -> Self::Result {
         let config = self.config.clone();
         let raft = self.raft.clone();
-        let local_services = self.services.len();
-        let local_checks = self
-            .services
-            .values()
-            .map(|s| s.checks.len())
-            .sum::<usize>()
-            + self.node_checks.len();
+        let local_services = self.local.services.len();
+        let local_checks = self.local.checks.len();
         Box::pin(async move {
             let raft = match raft {
-                Some(r) => r.send(GetRaftStatus).await.ok(),
+                Some(r) => r.send(GetRaftStatus { leader: false }).await.ok(),
                 None => None,
             };
             AgentInfo {
@@ -895,9 +1088,17 @@ impl Handler<Reload> for NodeActor {
         cfg.services = new.services;
         cfg.checks = new.checks;
         cfg.log_level = new.log_level;
+        cfg.enable_script_checks = new.enable_script_checks;
+        cfg.enable_local_script_checks = new.enable_local_script_checks;
         self.config = Arc::new(cfg);
-        self.load_definitions();
-        self.publish_checks();
+        for e in self
+            .local
+            .reload(&self.config.services, &self.config.checks)
+        {
+            tracing::error!(error = %e, "check from the config files refused");
+        }
+        self.publish_checks(ctx);
+        self.dirty = true;
         self.sync_all(ctx);
         tracing::info!("configuration reloaded");
         Ok(())

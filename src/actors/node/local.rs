@@ -1,0 +1,646 @@
+//! The agent's own services and checks: the truth for this node that
+//! anti-entropy writes to the catalog. Plain data and Consul's rules for
+//! it (check IDs and names, maintenance checks, aggregated health, what a
+//! reload keeps); the `Node` actor owns one and does the I/O.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use crate::config::{format_duration, CheckDefinition, ServiceDefinition};
+use crate::rpc::RequestError;
+use crate::state::structs::{HealthCheck, HealthStatus, NodeService, RegisterRequest, Weights};
+
+pub const NODE_MAINT: &str = "_node_maintenance";
+pub const SERVICE_MAINT_PREFIX: &str = "_service_maintenance:";
+
+/// What a local change can fail with, typed by the answer it deserves.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    /// Bad definition: 400.
+    #[error("{0}")]
+    Invalid(String),
+    /// Unknown service or check: 404.
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Request(#[from] RequestError),
+}
+
+#[derive(Debug, Clone)]
+pub struct LocalService {
+    pub service: NodeService,
+    /// Came from a config file: a reload may remove or change it.
+    pub from_file: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct LocalCheck {
+    pub row: HealthCheck,
+    pub def: CheckDefinition,
+    pub from_file: bool,
+    /// Since when the check is critical (`deregister_critical_service_after`).
+    pub critical_since: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+pub struct Local {
+    node: String,
+    pub services: BTreeMap<String, LocalService>,
+    pub checks: BTreeMap<String, LocalCheck>,
+    /// Services whose catalog entry is behind ("" = the node's own checks).
+    pub dirty: BTreeSet<String>,
+    /// Only check output changed: synced on `check_update_interval`.
+    pub output_dirty: BTreeSet<String>,
+    /// Checks removed here that the catalog may still hold.
+    pub removed_checks: BTreeSet<String>,
+}
+
+impl Local {
+    pub fn new(node: &str) -> Self {
+        Local {
+            node: node.to_string(),
+            ..Default::default()
+        }
+    }
+
+    /// Adds or replaces a service and its inline checks. Checks whose
+    /// definition is unchanged keep their status and output.
+    pub fn add_service(&mut self, def: &ServiceDefinition, from_file: bool) -> String {
+        let id = if def.id.is_empty() {
+            def.name.clone()
+        } else {
+            def.id.clone()
+        };
+        let service = NodeService {
+            id: id.clone(),
+            service: def.name.clone(),
+            tags: def.tags.clone(),
+            address: def.address.clone(),
+            meta: def.meta.clone(),
+            port: def.port,
+            weights: def
+                .weights
+                .map(|(passing, warning)| Weights { passing, warning })
+                .unwrap_or_default(),
+            enable_tag_override: def.enable_tag_override,
+            kind: def.kind.clone(),
+            ..Default::default()
+        };
+        let mut new_checks = Vec::new();
+        for (i, c) in def.checks.iter().enumerate() {
+            let mut c = c.clone();
+            c.service_id = id.clone();
+            let nth = if def.checks.len() > 1 { i + 1 } else { 0 };
+            new_checks.push(build_check(&self.node, &c, Some(&service), nth));
+        }
+        // Checks of the previous version of this service that are gone.
+        let keep: BTreeSet<&str> = new_checks
+            .iter()
+            .map(|(r, _)| r.check_id.as_str())
+            .collect();
+        let stale: Vec<String> = self
+            .checks
+            .iter()
+            .filter(|(cid, c)| {
+                c.row.service_id == id
+                    && !keep.contains(cid.as_str())
+                    && !cid.starts_with(SERVICE_MAINT_PREFIX)
+            })
+            .map(|(cid, _)| cid.clone())
+            .collect();
+        for cid in stale {
+            self.checks.remove(&cid);
+        }
+        self.services.insert(
+            id.clone(),
+            LocalService {
+                service: service.clone(),
+                from_file,
+            },
+        );
+        for (row, def) in new_checks {
+            self.insert_check(row, def, from_file);
+        }
+        // Service fields may have changed: refresh the copies in its checks.
+        for c in self.checks.values_mut().filter(|c| c.row.service_id == id) {
+            c.row.service_name = service.service.clone();
+            c.row.service_tags = service.tags.clone();
+        }
+        self.dirty.insert(id.clone());
+        id
+    }
+
+    fn insert_check(&mut self, mut row: HealthCheck, def: CheckDefinition, from_file: bool) {
+        let mut critical_since = (row.status == HealthStatus::Critical).then(Instant::now);
+        self.removed_checks.remove(&row.check_id);
+        if let Some(old) = self.checks.get(&row.check_id) {
+            if old.def == def {
+                row.status = old.row.status;
+                row.output = old.row.output.clone();
+                critical_since = old.critical_since;
+            }
+        }
+        self.checks.insert(
+            row.check_id.clone(),
+            LocalCheck {
+                row,
+                def,
+                from_file,
+                critical_since,
+            },
+        );
+    }
+
+    /// Removes a service and its checks; false when it is unknown.
+    pub fn remove_service(&mut self, id: &str) -> bool {
+        if self.services.remove(id).is_none() {
+            return false;
+        }
+        self.checks.retain(|_, c| c.row.service_id != id);
+        self.output_dirty.remove(id);
+        true
+    }
+
+    /// Adds or replaces a check (`/v1/agent/check/register`, files).
+    pub fn add_check(
+        &mut self,
+        def: CheckDefinition,
+        from_file: bool,
+    ) -> Result<String, LocalError> {
+        def.validate().map_err(LocalError::Invalid)?;
+        if def.kind().is_empty() {
+            return Err(LocalError::Invalid(
+                "Invalid check: must have one of HTTP, TCP, UDP, GRPC, Args, TTL or AliasService"
+                    .into(),
+            ));
+        }
+        if def.interval.is_none() && !matches!(def.kind(), "ttl" | "alias") {
+            return Err(LocalError::Invalid(
+                "Invalid check: Interval is required for this check type".into(),
+            ));
+        }
+        if def.name.is_empty() && def.id.is_empty() {
+            return Err(LocalError::Invalid("Missing check name".into()));
+        }
+        let svc = if def.service_id.is_empty() {
+            None
+        } else {
+            Some(
+                self.services
+                    .get(&def.service_id)
+                    .map(|s| s.service.clone())
+                    .ok_or_else(|| {
+                        LocalError::NotFound(format!(
+                            "ServiceID {:?} does not exist",
+                            def.service_id
+                        ))
+                    })?,
+            )
+        };
+        let (row, def) = build_check(&self.node, &def, svc.as_ref(), 0);
+        let id = row.check_id.clone();
+        self.dirty.insert(row.service_id.clone());
+        self.insert_check(row, def, from_file);
+        Ok(id)
+    }
+
+    pub fn remove_check(&mut self, id: &str) -> bool {
+        match self.checks.remove(id) {
+            Some(_) => {
+                self.removed_checks.insert(id.to_string());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A new result for a check. Status changes are synced at once,
+    /// output-only changes later. None when the check is unknown.
+    pub fn set_status(&mut self, id: &str, status: HealthStatus, output: &str) -> Option<()> {
+        let c = self.checks.get_mut(id)?;
+        if c.row.status != status {
+            c.row.status = status;
+            c.row.output = output.to_string();
+            c.critical_since = (status == HealthStatus::Critical).then(Instant::now);
+            self.dirty.insert(c.row.service_id.clone());
+        } else if c.row.output != output {
+            c.row.output = output.to_string();
+            self.output_dirty.insert(c.row.service_id.clone());
+        }
+        Some(())
+    }
+
+    /// Services whose critical check asked to deregister them by now.
+    pub fn expired_critical(&self, now: Instant) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .checks
+            .values()
+            .filter(|c| !c.row.service_id.is_empty())
+            .filter(
+                |c| match (c.def.deregister_critical_service_after, c.critical_since) {
+                    (Some(after), Some(since)) => now.duration_since(since) >= after,
+                    _ => false,
+                },
+            )
+            .map(|c| c.row.service_id.clone())
+            .collect();
+        out.dedup();
+        out
+    }
+
+    /// Re-applies the config files: their services and checks are
+    /// replaced, ones from the API stay; unchanged checks keep their state.
+    pub fn reload(
+        &mut self,
+        services: &[ServiceDefinition],
+        checks: &[CheckDefinition],
+    ) -> Vec<String> {
+        let mut errors = Vec::new();
+        let old_services: Vec<String> = self
+            .services
+            .iter()
+            .filter(|(_, s)| s.from_file)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let new_ids: BTreeSet<String> = services
+            .iter()
+            .map(|d| {
+                if d.id.is_empty() {
+                    d.name.clone()
+                } else {
+                    d.id.clone()
+                }
+            })
+            .collect();
+        for id in old_services.iter().filter(|id| !new_ids.contains(*id)) {
+            self.remove_service(id);
+            self.dirty.insert(id.clone());
+        }
+        for def in services {
+            self.add_service(def, true);
+        }
+        let file_checks: BTreeSet<String> = self
+            .checks
+            .iter()
+            .filter(|(_, c)| c.from_file && c.def.service_id.is_empty())
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut kept = BTreeSet::new();
+        for def in checks {
+            match self.add_check(def.clone(), true) {
+                Ok(id) => {
+                    kept.insert(id);
+                }
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        for id in file_checks.difference(&kept) {
+            self.remove_check(id);
+        }
+        errors
+    }
+
+    /// A service with its checks, on top of this node's own row.
+    pub fn registration(&self, service_id: &str, node_row: RegisterRequest) -> RegisterRequest {
+        RegisterRequest {
+            service: self.services.get(service_id).map(|s| s.service.clone()),
+            checks: self
+                .checks
+                .values()
+                .filter(|c| c.row.service_id == service_id)
+                .map(|c| c.row.clone())
+                .collect(),
+            ..node_row
+        }
+    }
+
+    pub fn rows(&self) -> BTreeMap<String, HealthCheck> {
+        self.checks
+            .iter()
+            .map(|(id, c)| (id.clone(), c.row.clone()))
+            .collect()
+    }
+
+    /// What the `Health` actor runs.
+    pub fn specs(&self) -> Vec<(String, CheckDefinition)> {
+        self.checks
+            .iter()
+            .filter(|(_, c)| {
+                matches!(
+                    c.def.kind(),
+                    "http" | "tcp" | "udp" | "grpc" | "script" | "ttl"
+                )
+            })
+            .map(|(id, c)| (id.clone(), c.def.clone()))
+            .collect()
+    }
+
+    /// The worst status among a service's checks and the node's own
+    /// (Consul's `AggregatedStatus`); passing when there are none.
+    pub fn aggregated(&self, service_id: &str) -> HealthStatus {
+        self.checks
+            .values()
+            .filter(|c| c.row.service_id == service_id || c.row.service_id.is_empty())
+            .map(|c| c.row.status)
+            .max()
+            .unwrap_or(HealthStatus::Passing)
+    }
+
+    /// Node maintenance on (with a reason) or off; whether anything changed.
+    pub fn node_maintenance(&mut self, enable: bool, reason: &str) -> bool {
+        if !enable {
+            return self.remove_check(NODE_MAINT);
+        }
+        let notes = if reason.is_empty() {
+            "Maintenance mode is enabled for this node, but no reason was provided. This is a default message.".to_string()
+        } else {
+            reason.to_string()
+        };
+        self.insert_maintenance(NODE_MAINT.into(), "Node Maintenance Mode", notes, None);
+        true
+    }
+
+    /// Service maintenance; NotFound for an unknown service.
+    pub fn service_maintenance(
+        &mut self,
+        id: &str,
+        enable: bool,
+        reason: &str,
+    ) -> Result<(), LocalError> {
+        let svc = self
+            .services
+            .get(id)
+            .map(|s| s.service.clone())
+            .ok_or_else(|| LocalError::NotFound(format!("Unknown service ID {id:?}")))?;
+        let check_id = format!("{SERVICE_MAINT_PREFIX}{id}");
+        if !enable {
+            self.remove_check(&check_id);
+            return Ok(());
+        }
+        let notes = if reason.is_empty() {
+            "Maintenance mode is enabled for this service, but no reason was provided. This is a default message.".to_string()
+        } else {
+            reason.to_string()
+        };
+        self.insert_maintenance(check_id, "Service Maintenance Mode", notes, Some(&svc));
+        Ok(())
+    }
+
+    fn insert_maintenance(
+        &mut self,
+        id: String,
+        name: &str,
+        notes: String,
+        svc: Option<&NodeService>,
+    ) {
+        let mut row = HealthCheck {
+            node: self.node.clone(),
+            check_id: id.clone(),
+            name: name.into(),
+            status: HealthStatus::Critical,
+            notes,
+            r#type: "maintenance".into(),
+            definition: serde_json::json!({}),
+            ..Default::default()
+        };
+        if let Some(s) = svc {
+            row.service_id = s.id.clone();
+            row.service_name = s.service.clone();
+            row.service_tags = s.tags.clone();
+        }
+        self.dirty.insert(row.service_id.clone());
+        self.checks.insert(
+            id,
+            LocalCheck {
+                row,
+                def: CheckDefinition::default(),
+                from_file: false,
+                critical_since: None,
+            },
+        );
+    }
+}
+
+/// A check definition as the catalog row it becomes, with Consul's naming:
+/// `service:<id>` (`:N` when a service has several), `Service '<name>' check`.
+pub fn build_check(
+    node: &str,
+    def: &CheckDefinition,
+    svc: Option<&NodeService>,
+    nth: usize,
+) -> (HealthCheck, CheckDefinition) {
+    let (id, name) = match svc {
+        Some(s) => (
+            if !def.id.is_empty() {
+                def.id.clone()
+            } else if nth == 0 {
+                format!("service:{}", s.id)
+            } else {
+                format!("service:{}:{}", s.id, nth)
+            },
+            if def.name.is_empty() {
+                format!("Service '{}' check", s.service)
+            } else {
+                def.name.clone()
+            },
+        ),
+        None => {
+            let id = if def.id.is_empty() {
+                def.name.clone()
+            } else {
+                def.id.clone()
+            };
+            let name = if def.name.is_empty() {
+                id.clone()
+            } else {
+                def.name.clone()
+            };
+            (id, name)
+        }
+    };
+    let status = HealthStatus::parse(&def.status)
+        .filter(|s| *s != HealthStatus::Any)
+        .unwrap_or(HealthStatus::Critical);
+    let mut definition = serde_json::Map::new();
+    let dur = |d: &Option<Duration>| d.map(format_duration);
+    for (k, v) in [
+        ("Interval", dur(&def.interval)),
+        ("Timeout", dur(&def.timeout)),
+        ("TTL", dur(&def.ttl)),
+        (
+            "DeregisterCriticalServiceAfter",
+            dur(&def.deregister_critical_service_after),
+        ),
+    ] {
+        if let Some(v) = v {
+            definition.insert(k.into(), v.into());
+        }
+    }
+    for (k, v) in [
+        ("HTTP", &def.http),
+        ("TCP", &def.tcp),
+        ("UDP", &def.udp),
+        ("GRPC", &def.grpc),
+        ("Method", &def.method),
+    ] {
+        if !v.is_empty() {
+            definition.insert(k.into(), v.clone().into());
+        }
+    }
+    let mut row = HealthCheck {
+        node: node.to_string(),
+        check_id: id,
+        name,
+        status,
+        notes: def.notes.clone(),
+        service_id: def.service_id.clone(),
+        r#type: def.kind().to_string(),
+        definition: serde_json::Value::Object(definition),
+        ..Default::default()
+    };
+    let mut def = def.clone();
+    if let Some(s) = svc {
+        row.service_id = s.id.clone();
+        row.service_name = s.service.clone();
+        row.service_tags = s.tags.clone();
+        def.service_id = s.id.clone();
+    }
+    (row, def)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn web(checks: Vec<CheckDefinition>) -> ServiceDefinition {
+        ServiceDefinition {
+            name: "web".into(),
+            port: 80,
+            checks,
+            ..Default::default()
+        }
+    }
+
+    fn ttl(secs: u64) -> CheckDefinition {
+        CheckDefinition {
+            ttl: Some(Duration::from_secs(secs)),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn check_ids_names_and_kept_state() {
+        let mut l = Local::new("n1");
+        l.add_service(&web(vec![ttl(10), ttl(20)]), true);
+        assert!(l.checks.contains_key("service:web:1") && l.checks.contains_key("service:web:2"));
+        assert_eq!(l.checks["service:web:1"].row.name, "Service 'web' check");
+        l.set_status("service:web:1", HealthStatus::Passing, "ok")
+            .unwrap();
+        // Re-registered with one check changed: the unchanged one keeps its state.
+        l.add_service(&web(vec![ttl(10), ttl(30)]), true);
+        assert_eq!(l.checks["service:web:1"].row.status, HealthStatus::Passing);
+        assert_eq!(l.checks["service:web:2"].row.status, HealthStatus::Critical);
+        // With a single check, IDs lose the suffix and stale ones go.
+        l.add_service(&web(vec![ttl(10)]), true);
+        assert_eq!(l.checks.keys().collect::<Vec<_>>(), vec!["service:web"]);
+    }
+
+    #[test]
+    fn bad_checks_are_refused_with_reasons() {
+        let mut l = Local::new("n1");
+        let both = CheckDefinition {
+            name: "x".into(),
+            http: "http://a".into(),
+            tcp: "a:1".into(),
+            interval: Some(Duration::from_secs(1)),
+            ..Default::default()
+        };
+        assert!(
+            matches!(l.add_check(both, false), Err(LocalError::Invalid(m)) if m.contains("http and tcp"))
+        );
+        let orphan = CheckDefinition {
+            name: "x".into(),
+            service_id: "nope".into(),
+            ..ttl(5)
+        };
+        assert!(matches!(
+            l.add_check(orphan, false),
+            Err(LocalError::NotFound(_))
+        ));
+        let no_interval = CheckDefinition {
+            name: "x".into(),
+            tcp: "a:1".into(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            l.add_check(no_interval, false),
+            Err(LocalError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn reload_replaces_file_entries_and_keeps_api_ones() {
+        let mut l = Local::new("n1");
+        l.add_service(&web(vec![ttl(10)]), true);
+        let api = ServiceDefinition {
+            name: "api".into(),
+            ..Default::default()
+        };
+        l.add_service(&api, false);
+        l.set_status("service:web", HealthStatus::Passing, "")
+            .unwrap();
+        let db = ServiceDefinition {
+            name: "db".into(),
+            ..Default::default()
+        };
+        let errors = l.reload(&[web(vec![ttl(10)]), db], &[]);
+        assert!(errors.is_empty());
+        assert_eq!(
+            l.services.keys().collect::<Vec<_>>(),
+            vec!["api", "db", "web"]
+        );
+        assert_eq!(l.checks["service:web"].row.status, HealthStatus::Passing);
+        l.reload(&[], &[]);
+        assert_eq!(l.services.keys().collect::<Vec<_>>(), vec!["api"]);
+        assert!(l.checks.is_empty());
+    }
+
+    #[test]
+    fn maintenance_and_aggregated_status() {
+        let mut l = Local::new("n1");
+        l.add_service(&web(vec![ttl(10)]), false);
+        l.set_status("service:web", HealthStatus::Passing, "")
+            .unwrap();
+        assert_eq!(l.aggregated("web"), HealthStatus::Passing);
+        l.service_maintenance("web", true, "").unwrap();
+        assert_eq!(l.aggregated("web"), HealthStatus::Critical);
+        assert!(l.checks["_service_maintenance:web"]
+            .row
+            .notes
+            .contains("no reason was provided"));
+        l.service_maintenance("web", false, "").unwrap();
+        l.node_maintenance(true, "patching");
+        assert_eq!(l.aggregated("web"), HealthStatus::Critical);
+        assert_eq!(l.checks[NODE_MAINT].row.notes, "patching");
+        assert!(matches!(
+            l.service_maintenance("nope", true, ""),
+            Err(LocalError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn critical_services_expire_after_their_deadline() {
+        let mut l = Local::new("n1");
+        let c = CheckDefinition {
+            deregister_critical_service_after: Some(Duration::from_secs(60)),
+            ..ttl(10)
+        };
+        l.add_service(&web(vec![c]), false);
+        let now = Instant::now();
+        assert!(l.expired_critical(now).is_empty());
+        assert_eq!(
+            l.expired_critical(now + Duration::from_secs(61)),
+            vec!["web".to_string()]
+        );
+    }
+}

@@ -437,6 +437,36 @@ fn agent_checks_ttl_updates_maintenance_and_local_health_codes() {
             .is_some_and(|x| x.len() == 1)
     });
 
+    // The same through `meridian maint`, as Consul prints it.
+    let out = a.cli(&["maint", "-enable", "-reason", "patching"]);
+    assert_eq!(
+        stdout(&out),
+        "Node entered maintenance mode\n",
+        "{}",
+        stderr(&out)
+    );
+    let out = a.cli(&["maint"]);
+    assert!(
+        stdout(&out).contains("Node:") && stdout(&out).contains("Reason: patching"),
+        "{}",
+        stdout(&out)
+    );
+    let out = a.cli(&["maint", "-disable", "-service", "web"]);
+    assert_eq!(stdout(&out), "Service maintenance is now disabled: web\n");
+    let out = a.cli(&["maint", "-disable"]);
+    assert_eq!(stdout(&out), "Node maintenance is now disabled\n");
+
+    // node-meta filters nodes; near=_agent keeps this agent's entry first.
+    wait_for("web passing after maintenance", 5, || {
+        a.get_json("/v1/health/service/web?passing&near=_agent")
+            .as_array()
+            .is_some_and(|x| x.len() == 1)
+    });
+    assert_eq!(
+        a.get_json("/v1/health/service/web?node-meta=rack:r9"),
+        serde_json::json!([])
+    );
+
     // Deregistering a check removes it from the agent and the catalog.
     assert_eq!(put("/v1/agent/check/deregister/disk", "").0, 200);
     assert_eq!(put("/v1/agent/check/deregister/disk", "").0, 404);

@@ -11,6 +11,7 @@ mod join;
 mod keygen;
 mod kv;
 mod leave;
+mod maint;
 mod members;
 mod operator;
 mod reload;
@@ -61,6 +62,8 @@ enum Cmd {
     Reload(HttpArgs),
     /// Gracefully leaves the cluster and shuts down the agent.
     Leave(HttpArgs),
+    /// Controls node or service maintenance mode.
+    Maint(maint::Args),
     /// Forces a failed member of the cluster to enter the "left" state.
     ForceLeave(force_leave::Args),
     /// Generates a new encryption key for gossip.
@@ -94,6 +97,7 @@ pub fn run(args: Vec<String>) -> i32 {
         Cmd::Reload(h) => reload::run(h),
         Cmd::Leave(h) => leave::run(h),
         Cmd::ForceLeave(a) => force_leave::run(a),
+        Cmd::Maint(a) => maint::run(a),
         Cmd::Keygen => keygen::run(),
         Cmd::Validate(a) => validate::run(a),
         Cmd::Version => version::run(),

@@ -1,14 +1,15 @@
-//! `/v1/health/*`: service/<name> (`passing`, `tag`), node/<node>,
-//! checks/<service>, state/<state>, over the stored check statuses.
+//! `/v1/health/*`: service/<name> (`passing`, `tag`, `node-meta`, `near`),
+//! node/<node>, checks/<service>, state/<state>, over the stored check
+//! statuses.
 
 use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse};
 
-use super::catalog::serve;
+use super::catalog::{answer, serve};
 use super::error::ApiError;
 use super::params::Params;
 use super::ApiState;
-use crate::state::query::Query;
+use crate::state::query::{Query, QueryResult};
 use crate::state::structs::HealthStatus;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -45,7 +46,33 @@ async fn service(
         tags: p.all("tag"),
         passing: p.has("passing"),
     };
-    serve(&req, &state, q).await
+    // `node-meta=key:value`, repeatable: every pair must match.
+    let meta: Vec<(String, String)> = p
+        .all("node-meta")
+        .iter()
+        .map(|kv| match kv.split_once(':') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (kv.clone(), String::new()),
+        })
+        .collect();
+    // Without network coordinates, `near` can only tell the named node
+    // (or this agent's, for `_agent`) from the rest: it comes first.
+    let near = p.get("near").map(|n| {
+        if n == "_agent" {
+            state.config.node_name.clone()
+        } else {
+            n.to_string()
+        }
+    });
+    let opts = p.query_options(&state.config)?;
+    let mut resp = state.read(opts, q).await?;
+    if let QueryResult::CheckServiceNodes(list) = &mut resp.result {
+        list.retain(|c| meta.iter().all(|(k, v)| c.node.meta.get(k) == Some(v)));
+        if let Some(n) = near {
+            list.sort_by_key(|c| c.node.node != n);
+        }
+    }
+    answer(&req, resp)
 }
 
 async fn node(

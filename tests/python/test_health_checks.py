@@ -191,3 +191,34 @@ def test_grpc_check_against_grpcio_health_service(agent):
     finally:
         c.agent.service.deregister("grpc-svc")
         server.stop(0)
+
+
+def test_https_check_verifies_certificates_unless_told_not_to(agent, tmp_path):
+    import ssl
+    if not shutil.which("openssl"):
+        pytest.skip("openssl not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    port = free_port()
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), Health)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    c = client(agent)
+    url = f"https://127.0.0.1:{port}/health"
+    try:
+        assert c.agent.service.register("tls-skip", port=port,
+                                        check={"HTTP": url, "Interval": "1s", "TLSSkipVerify": True})
+        assert c.agent.service.register("tls-strict", port=port,
+                                        check={"HTTP": url, "Interval": "1s"})
+        wait_until("self-signed accepted when told", 6, lambda: len(passing_nodes(c, "tls-skip")) == 1)
+        wait_until("self-signed refused otherwise", 6,
+                   lambda: "certificate" in c.health.checks("tls-strict")[1][0]["Output"].lower())
+        assert c.health.checks("tls-strict")[1][0]["Status"] == "critical"
+    finally:
+        c.agent.service.deregister("tls-skip")
+        c.agent.service.deregister("tls-strict")
+        srv.shutdown()

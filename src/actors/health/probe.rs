@@ -38,23 +38,36 @@ pub fn truncate(mut s: String) -> String {
 #[derive(Clone)]
 pub struct Clients {
     pub http: reqwest::Client,
+    /// For `tls_skip_verify` checks: any certificate is accepted.
+    pub http_insecure: reqwest::Client,
     pub grpc: reqwest::Client,
+    pub grpc_insecure: reqwest::Client,
 }
 
 impl Clients {
     pub fn new() -> Clients {
         let agent = concat!("Meridian Health Check/", env!("CARGO_PKG_VERSION"));
-        Clients {
-            http: reqwest::Client::builder()
+        let http = |insecure: bool| {
+            reqwest::Client::builder()
                 .user_agent(agent)
                 .redirect(reqwest::redirect::Policy::limited(10))
+                .danger_accept_invalid_certs(insecure)
                 .build()
-                .unwrap_or_default(),
-            grpc: reqwest::Client::builder()
+                .unwrap_or_default()
+        };
+        let grpc = |insecure: bool| {
+            reqwest::Client::builder()
                 .user_agent(agent)
                 .http2_prior_knowledge()
+                .danger_accept_invalid_certs(insecure)
                 .build()
-                .unwrap_or_default(),
+                .unwrap_or_default()
+        };
+        Clients {
+            http: http(false),
+            http_insecure: http(true),
+            grpc: grpc(false),
+            grpc_insecure: grpc(true),
         }
     }
 }
@@ -67,7 +80,11 @@ impl Default for Clients {
 
 /// Runs the probe the definition names.
 pub async fn run(def: &CheckDefinition, clients: &Clients) -> (HealthStatus, String) {
-    let http = &clients.http;
+    let (http, grpc) = if def.tls_skip_verify {
+        (&clients.http_insecure, &clients.grpc_insecure)
+    } else {
+        (&clients.http, &clients.grpc)
+    };
     let timeout = timeout_of(def);
     let probe = async {
         if !def.http.is_empty() {
@@ -77,7 +94,7 @@ pub async fn run(def: &CheckDefinition, clients: &Clients) -> (HealthStatus, Str
         } else if !def.udp.is_empty() {
             udp_probe(&def.udp, timeout).await
         } else if !def.grpc.is_empty() {
-            grpc_probe(def, &clients.grpc).await
+            grpc_probe(def, grpc).await
         } else if !def.args.is_empty() {
             script_probe(&def.args, timeout).await
         } else {

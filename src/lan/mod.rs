@@ -227,6 +227,9 @@ pub struct LanGossip {
     members: BTreeMap<String, Member>,
     /// Incarnations that announced a graceful leave.
     leaving: HashSet<(String, u64)>,
+    /// Force-leave notices for members this agent still saw alive (its
+    /// failure detection may lag the sender's): applied when they go down.
+    forced: HashMap<String, Instant>,
     subscribers: Vec<Recipient<MemberEvent>>,
     opts: LanOptions,
     /// When each member last changed status (for reaping).
@@ -324,6 +327,7 @@ impl LanGossip {
             me,
             members,
             leaving: HashSet::new(),
+            forced: HashMap::new(),
             subscribers: Vec::new(),
             opts,
             changed: HashMap::new(),
@@ -600,7 +604,11 @@ impl LanGossip {
         {
             return;
         }
-        let left = self.leaving.remove(&(id.name.clone(), id.bump));
+        let forced = self
+            .forced
+            .remove(&id.name)
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(60));
+        let left = self.leaving.remove(&(id.name.clone(), id.bump)) || forced;
         let status = if left {
             MemberStatus::Left
         } else {
@@ -730,6 +738,8 @@ impl LanGossip {
                 tracing::info!(member = %name, "member forced to leave");
                 self.notify(MemberEvent::Leave(m));
             }
+        } else if status == MemberStatus::Alive && name != self.me.name {
+            self.forced.insert(name.to_string(), Instant::now());
         }
         if prune && status != MemberStatus::Alive {
             self.forget(name);

@@ -23,8 +23,9 @@ use tokio::sync::Semaphore;
 use crate::config::CheckDefinition;
 use crate::state::structs::HealthStatus;
 
-/// Most probes running at once.
-const CONCURRENCY: usize = 64;
+/// Most probes running at once: enough that a few hundred hanging
+/// endpoints only delay the rest, never the agent itself.
+const CONCURRENCY: usize = 128;
 
 /// A check's result, to `Node`. Sent after every run that passes the
 /// thresholds; `Node` decides what changed.

@@ -316,6 +316,8 @@ pub struct NodeActor {
     dirty: bool,
     /// A sync is running; the next one waits for it.
     syncing: bool,
+    /// Live LAN members, for scaling the full-sync interval.
+    alive_members: std::collections::BTreeSet<String>,
     /// After failed syncs (no server, no leader): wait before the next,
     /// doubling up to `MAX_BACKOFF`.
     backoff: Duration,
@@ -347,6 +349,7 @@ impl NodeActor {
             local,
             dirty: true,
             syncing: false,
+            alive_members: Default::default(),
             backoff: Duration::ZERO,
             retry_at: None,
         }
@@ -417,6 +420,24 @@ impl NodeActor {
             }
         }));
         writes
+    }
+
+    /// The next full anti-entropy pass: a minute, scaled up with the
+    /// cluster's size past 128 members (Consul's `aeScale`), staggered so
+    /// agents started together do not sync together.
+    fn schedule_full_sync(&mut self, ctx: &mut Context<Self>) {
+        let n = self.alive_members.len().max(1) as f64;
+        let scale = if n <= 128.0 {
+            1.0
+        } else {
+            (n.log2() - 128f64.log2() + 1.0).ceil()
+        };
+        let base = Duration::from_secs(60).mul_f64(scale);
+        let stagger = base.mul_f64(rand::random::<f64>() / 4.0);
+        ctx.run_later(base + stagger, |act, ctx| {
+            act.dirty = true;
+            act.schedule_full_sync(ctx);
+        });
     }
 
     /// Backs off after a failed sync, resets after a good one.
@@ -706,7 +727,7 @@ impl Actor for NodeActor {
                 act.sync_changes(ctx);
             }
         });
-        ctx.run_interval(Duration::from_secs(60), |act, _| act.dirty = true);
+        self.schedule_full_sync(ctx);
         ctx.run_interval(self.config.check_update_interval, |act, _| {
             let outputs = std::mem::take(&mut act.local.output_dirty);
             act.local.dirty.extend(outputs);
@@ -783,6 +804,7 @@ impl Handler<crate::lan::MemberEvent> for NodeActor {
         use crate::lan::MemberEvent;
         match ev {
             MemberEvent::Join(m) | MemberEvent::Update(m) => {
+                self.alive_members.insert(m.name.clone());
                 let is_server = m.tags.get("role").map(String::as_str) == Some("consul")
                     && m.tags.get("dc") == Some(&self.config.datacenter);
                 if let (true, Some(port)) = (is_server, m.tags.get("port")) {
@@ -791,6 +813,7 @@ impl Handler<crate::lan::MemberEvent> for NodeActor {
                 }
             }
             MemberEvent::Leave(m) | MemberEvent::Fail(m) | MemberEvent::Reap(m) => {
+                self.alive_members.remove(&m.name);
                 self.servers.remove(&m.name);
             }
         }

@@ -88,7 +88,11 @@ pub async fn start(
     if let (Some(r), Some(l)) = (&raft, &lan) {
         r.do_send(crate::actors::raft::AttachLan(l.clone()));
     }
-    let node = NodeActor::new(config.clone(), raft.clone(), Some(health), lan, reload).start();
+    let wan = crate::wan::start(&config).await?;
+    let node = NodeActor::new(config.clone(), raft.clone(), Some(health), lan, wan, reload).start();
+    if let Some(r) = &raft {
+        r.do_send(crate::actors::raft::AttachRouter(node.clone()));
+    }
 
     let mut dns_addrs = Vec::new();
     if let Some(port) = config.ports.dns {

@@ -140,6 +140,9 @@ const COMMIT_TIMEOUT: Duration = Duration::from_secs(7);
 
 pub struct RaftActor {
     raft: Raft,
+    /// The agent's `Node` actor: client requests for other datacenters
+    /// arriving over RPC take its routing (over the WAN).
+    router: Option<Addr<crate::actors::node::NodeActor>>,
     contact: LastContact,
     pool: Pool,
     /// Writes waiting for the entry in flight to commit.
@@ -220,6 +223,7 @@ impl RaftActor {
         let contact = LastContact::new();
         let actor = RaftActor {
             raft,
+            router: None,
             contact: contact.clone(),
             pool,
             queue: Vec::new(),
@@ -687,7 +691,12 @@ async fn forward_write(
 
 /// Time for a forwarded call: the blocking wait plus room for the trip.
 fn forward_timeout(opts: &QueryOptions) -> Duration {
-    opts.max_wait + Duration::from_secs(10)
+    let wait = if opts.min_index > 0 {
+        opts.max_wait
+    } else {
+        Duration::ZERO
+    };
+    wait + Duration::from_secs(10)
 }
 
 impl RaftActor {
@@ -852,6 +861,89 @@ impl Handler<RaftRead> for RaftActor {
 
     fn handle(&mut self, msg: RaftRead, _: &mut Context<Self>) -> Self::Result {
         self.read(msg.0, true)
+    }
+}
+
+/// Lets requests for other datacenters that clients send here follow the
+/// agent's routing.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AttachRouter(pub Addr<crate::actors::node::NodeActor>);
+
+impl Handler<AttachRouter> for RaftActor {
+    type Result = ();
+    fn handle(&mut self, msg: AttachRouter, _: &mut Context<Self>) {
+        self.router = Some(msg.0);
+    }
+}
+
+/// The datacenters this server knows (a client's `/v1/catalog/datacenters`).
+#[derive(Message)]
+#[rtype(result = "Vec<String>")]
+pub struct Datacenters;
+
+impl Handler<Datacenters> for RaftActor {
+    type Result = ResponseFuture<Vec<String>>;
+    fn handle(&mut self, _: Datacenters, _: &mut Context<Self>) -> Self::Result {
+        let (router, own) = (self.router.clone(), self.config.datacenter.clone());
+        Box::pin(async move {
+            match router {
+                Some(r) => r
+                    .send(crate::actors::node::GetDatacenters)
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .unwrap_or_else(|| vec![own]),
+                None => vec![own],
+            }
+        })
+    }
+}
+
+/// A client agent's request over RPC: served here for this datacenter,
+/// sent on over the WAN for another.
+#[derive(Message, Debug)]
+#[rtype(result = "RpcResponse")]
+pub enum FromAgent {
+    Read(ReadRequest),
+    Write(WriteRequest),
+}
+
+impl Handler<FromAgent> for RaftActor {
+    type Result = ResponseFuture<RpcResponse>;
+
+    fn handle(&mut self, msg: FromAgent, ctx: &mut Context<Self>) -> Self::Result {
+        let own = self.config.datacenter.clone();
+        let foreign = |dc: &Option<String>| {
+            dc.as_deref()
+                .is_some_and(|d| !d.is_empty() && !d.eq_ignore_ascii_case(&own))
+        };
+        match (msg, self.router.clone()) {
+            (FromAgent::Read(r), Some(router)) if foreign(&r.opts.dc) => Box::pin(async move {
+                RpcResponse::Read(
+                    router
+                        .send(crate::actors::node::Read(r))
+                        .await
+                        .unwrap_or(Err(RequestError::ShuttingDown)),
+                )
+            }),
+            (FromAgent::Write(w), Some(router)) if foreign(&w.dc) => Box::pin(async move {
+                RpcResponse::Write(
+                    router
+                        .send(crate::actors::node::Write(w))
+                        .await
+                        .unwrap_or(Err(RequestError::ShuttingDown)),
+                )
+            }),
+            (FromAgent::Read(r), _) => {
+                let f = self.read(r, true);
+                Box::pin(async move { RpcResponse::Read(f.await) })
+            }
+            (FromAgent::Write(w), _) => {
+                let f = self.write(w.command, true, ctx);
+                Box::pin(async move { RpcResponse::Write(f.await) })
+            }
+        }
     }
 }
 

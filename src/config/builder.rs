@@ -45,17 +45,11 @@ const IGNORED: &[&str] = &[
     "acl",
     "tls",
     "telemetry",
-    "performance",
     "autopilot",
     "gossip_lan",
     "gossip_wan",
     "addresses",
     "advertise_addr_wan",
-    "retry_join_wan",
-    "retry_interval_wan",
-    "retry_max_wan",
-    "start_join_wan",
-    "join_wan",
     "primary_datacenter",
     "disable_update_check",
     "disable_remote_exec",
@@ -449,6 +443,16 @@ fn apply_file(cfg: &mut RuntimeConfig, file: &str, root: &Value) -> Result<(), C
             "domain" => cfg.domain = a.string()?,
             "recursors" => cfg.recursors.extend(a.strings()?),
             "ui" => cfg.ui_enabled = a.boolean()?,
+            "performance" => {
+                for (pk, pv) in a.object()? {
+                    let x = a.child(pk, pv);
+                    match pk.as_str() {
+                        "rpc_hold_timeout" => cfg.rpc_hold_timeout = x.duration()?,
+                        "raft_multiplier" | "leave_drain_time" => {}
+                        _ => return Err(x.err("unknown performance key")),
+                    }
+                }
+            }
             "ui_config" => {
                 for (uk, uv) in a.object()? {
                     let u = a.child(uk, uv);
@@ -467,6 +471,11 @@ fn apply_file(cfg: &mut RuntimeConfig, file: &str, root: &Value) -> Result<(), C
             "retry_join" | "start_join" => cfg.retry_join.extend(a.strings()?),
             "retry_interval" => cfg.retry_interval = a.duration()?,
             "retry_max" => cfg.retry_max = a.uint()?,
+            "retry_join_wan" | "start_join_wan" | "join_wan" => {
+                cfg.retry_join_wan.extend(a.strings()?)
+            }
+            "retry_interval_wan" => cfg.retry_interval_wan = a.duration()?,
+            "retry_max_wan" => cfg.retry_max_wan = a.uint()?,
             "rejoin_after_leave" => cfg.rejoin_after_leave = a.boolean()?,
             "encrypt" => {
                 let key = a.string()?;
@@ -642,6 +651,13 @@ fn apply_flags(cfg: &mut RuntimeConfig, f: &AgentFlags) -> Result<(), ConfigErro
         cfg.retry_interval = parse_go_duration(i).map_err(|e| flag_err("retry-interval", e))?;
     }
     set!(cfg.retry_max, f.retry_max);
+    cfg.retry_join_wan.extend(f.join_wan.iter().cloned());
+    cfg.retry_join_wan.extend(f.retry_join_wan.iter().cloned());
+    if let Some(i) = &f.retry_interval_wan {
+        cfg.retry_interval_wan =
+            parse_go_duration(i).map_err(|e| flag_err("retry-interval-wan", e))?;
+    }
+    set!(cfg.retry_max_wan, f.retry_max_wan);
     set!(cfg.rejoin_after_leave, f.rejoin);
     if let Some(e) = &f.encrypt {
         crate::lan::keyring::parse_key(e).map_err(|err| flag_err("encrypt", err.to_string()))?;

@@ -73,6 +73,15 @@ pub struct AgentFlags {
     pub retry_interval: Option<String>,
     #[arg(long = "retry-max")]
     pub retry_max: Option<u32>,
+    /// A server of another datacenter to join in the WAN pool.
+    #[arg(long = "join-wan")]
+    pub join_wan: Vec<String>,
+    #[arg(long = "retry-join-wan")]
+    pub retry_join_wan: Vec<String>,
+    #[arg(long = "retry-interval-wan")]
+    pub retry_interval_wan: Option<String>,
+    #[arg(long = "retry-max-wan")]
+    pub retry_max_wan: Option<u32>,
     /// Ignore a previous leave and rejoin the cluster.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub rejoin: Option<bool>,

@@ -198,10 +198,18 @@ pub struct RuntimeConfig {
     pub retry_join: Vec<String>,
     pub retry_interval: Duration,
     pub retry_max: u32,
+    /// Servers of other datacenters to join in the WAN pool (servers only).
+    pub retry_join_wan: Vec<String>,
+    pub retry_interval_wan: Duration,
+    pub retry_max_wan: u32,
     pub rejoin_after_leave: bool,
     pub encrypt: Option<String>,
     pub encrypt_verify_incoming: bool,
     pub encrypt_verify_outgoing: bool,
+    /// How long a request forwarded to another server may take beyond its
+    /// blocking wait (`performance.rpc_hold_timeout`): a datacenter whose
+    /// servers do not answer in this time is `No path to datacenter`.
+    pub rpc_hold_timeout: Duration,
     /// How often output-only check changes reach the catalog.
     pub check_update_interval: Duration,
     /// A failed member is forgotten (and leaves the catalog) after this.
@@ -247,12 +255,16 @@ impl Default for RuntimeConfig {
             retry_join: Vec::new(),
             retry_interval: Duration::from_secs(30),
             retry_max: 0,
+            retry_join_wan: Vec::new(),
+            retry_interval_wan: Duration::from_secs(30),
+            retry_max_wan: 0,
             rejoin_after_leave: false,
             encrypt: None,
             encrypt_verify_incoming: true,
             encrypt_verify_outgoing: true,
             reconnect_timeout: Duration::from_secs(72 * 3600),
             check_update_interval: Duration::from_secs(5),
+            rpc_hold_timeout: Duration::from_secs(7),
             enable_script_checks: false,
             enable_local_script_checks: false,
             leave_on_terminate: None,

@@ -13,8 +13,8 @@ use super::error::ApiError;
 use super::params::{decode, json as json_resp, read_body, Params};
 use super::ApiState;
 use crate::actors::node::{
-    AgentInfo, DeregisterService, ForceLeaveLan, GetAgentInfo, GetLocalState, GetMembers, JoinLan,
-    LeaveLan, RegisterService, Reload,
+    AgentInfo, DeregisterService, ForceLeaveLan, GetAgentInfo, GetLocalState, GetMembers,
+    GetWanMembers, JoinLan, JoinWan, LeaveLan, RegisterService, Reload,
 };
 use crate::config::duration::parse_go_duration;
 use crate::config::{CheckDefinition, ServiceDefinition};
@@ -196,11 +196,17 @@ async fn agent_self(
 
 async fn members(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     let p = Params::from(&req)?;
-    // The WAN pool comes with federation; a client is never in it.
-    if p.has("wan") {
-        return Ok(json_resp(&req, &Vec::<serde_json::Value>::new()));
-    }
-    let list: Vec<serde_json::Value> = members_of(&state).await?.iter().map(member_json).collect();
+    // The WAN pool holds servers only; a client's answer is empty.
+    let members = if p.has("wan") {
+        state
+            .node
+            .send(GetWanMembers)
+            .await
+            .map_err(|_| RequestError::ShuttingDown)?
+    } else {
+        members_of(&state).await?
+    };
+    let list: Vec<serde_json::Value> = members.iter().map(member_json).collect();
     Ok(json_resp(&req, &list))
 }
 
@@ -209,15 +215,13 @@ async fn join(
     state: web::Data<ApiState>,
     addr: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    if Params::from(&req)?.has("wan") {
-        return Err(ApiError::internal(
-            "WAN join comes with datacenter federation",
-        ));
-    }
-    let n = state
-        .node
-        .send(JoinLan(vec![addr.into_inner()]))
-        .await
+    let addrs = vec![addr.into_inner()];
+    let joined = if Params::from(&req)?.has("wan") {
+        state.node.send(JoinWan(addrs)).await
+    } else {
+        state.node.send(JoinLan(addrs)).await
+    };
+    let n = joined
         .map_err(|_| RequestError::ShuttingDown)?
         .map_err(ApiError::internal)?;
     if n == 0 {

@@ -9,6 +9,7 @@ use super::error::ApiError;
 use super::params::{decode, json, json_with, read_body, read_response, Params};
 use super::ApiState;
 use crate::rpc::ReadResponse;
+use crate::rpc::RequestError;
 use crate::state::command::Command;
 use crate::state::query::{Query, QueryResult};
 use crate::state::structs::{DeregisterRequest, RegisterRequest};
@@ -128,9 +129,17 @@ async fn deregister(
     super::kv::bool_response(&req, resp.result)
 }
 
-async fn datacenters(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
-    // One datacenter until WAN federation: the agent's own.
-    json(&req, &[state.config.datacenter.clone()])
+/// Every known datacenter, nearest first (this one first).
+async fn datacenters(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let dcs = state
+        .node
+        .send(crate::actors::node::GetDatacenters)
+        .await
+        .map_err(|_| RequestError::ShuttingDown)??;
+    Ok(json(&req, &dcs))
 }
 
 async fn nodes(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {

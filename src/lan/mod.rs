@@ -102,6 +102,8 @@ pub struct LanOptions {
     pub reconnect_timeout: Duration,
     pub tombstone_timeout: Duration,
     pub reconnect_interval: Duration,
+    /// SWIM timings; `None` = the LAN ones.
+    pub timings: Option<foca::Config>,
 }
 
 impl Default for LanOptions {
@@ -114,6 +116,7 @@ impl Default for LanOptions {
             reconnect_timeout: Duration::from_secs(72 * 3600),
             tombstone_timeout: Duration::from_secs(24 * 3600),
             reconnect_interval: Duration::from_secs(30),
+            timings: None,
         }
     }
 }
@@ -307,7 +310,8 @@ impl LanGossip {
             tags,
         };
         let rng: Rng = rand010::make_rng();
-        let foca = Foca::new(me.clone(), lan_config(32), rng, PostcardCodec);
+        let timings = opts.timings.clone().unwrap_or_else(|| lan_config(32));
+        let foca = Foca::new(me.clone(), timings, rng, PostcardCodec);
         let mut members = BTreeMap::new();
         members.insert(
             me.name.clone(),
@@ -319,7 +323,7 @@ impl LanGossip {
                 rtt: None,
             },
         );
-        tracing::info!(addr = %me.addr, encrypted = opts.keyring.is_some(), "LAN gossip listening");
+        tracing::info!(member = %me.name, addr = %me.addr, encrypted = opts.keyring.is_some(), "gossip listening");
         Ok(LanGossip {
             foca,
             runtime: AccumulatingRuntime::new(),
@@ -525,6 +529,16 @@ impl LanGossip {
                 OwnedNotification::Rejoin(me) => {
                     tracing::info!("declared down by peers: rejoined as a new incarnation");
                     self.me = me;
+                    // Tell everyone we knew, so peers that think we are
+                    // gone meet the new incarnation without waiting for
+                    // their reconnect round.
+                    let known: Vec<SocketAddr> = self
+                        .members
+                        .values()
+                        .filter(|m| m.name != self.me.name)
+                        .map(|m| m.addr)
+                        .collect();
+                    ctx.notify(Join(known));
                 }
                 _ => {}
             }

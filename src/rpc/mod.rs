@@ -47,6 +47,8 @@ pub enum RpcRequest {
     Status {
         leader: bool,
     },
+    /// The datacenters the receiving server knows, nearest first.
+    Datacenters,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -60,6 +62,7 @@ pub enum RpcResponse {
     Write(Result<WriteResponse, RequestError>),
     Done(Result<(), RequestError>),
     Status(crate::actors::raft::RaftStatus),
+    Datacenters(Vec<String>),
     /// The request could not be decoded or served at all.
     Failed(String),
 }

@@ -11,6 +11,8 @@ use tokio::net::TcpStream;
 use super::codec::{read_frame, write_frame};
 use super::{RpcError, RpcRequest, RpcResponse};
 
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Idle connections kept per server.
 const MAX_IDLE: usize = 8;
 
@@ -47,8 +49,11 @@ impl Pool {
             let mut conn = match self.take(addr) {
                 Some(c) => c,
                 None => {
-                    let c = TcpStream::connect(addr)
+                    // A server that is gone without a word (a partition)
+                    // costs at most this, whatever the call's own timeout.
+                    let c = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
                         .await
+                        .map_err(|_| RpcError::Connect(addr.to_string(), "timed out".into()))?
                         .map_err(|e| RpcError::Connect(addr.to_string(), e.to_string()))?;
                     let _ = c.set_nodelay(true);
                     c

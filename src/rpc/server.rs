@@ -9,7 +9,7 @@ use tokio::net::{TcpListener, TcpStream};
 use super::codec::{read_frame, write_frame};
 use super::{RpcError, RpcRequest, RpcResponse};
 use crate::actors::raft::{
-    GetRaftStatus, LastContact, RaftActor, RaftRead, RaftWrite, RemoveVoter, ServeForwarded,
+    Datacenters, FromAgent, GetRaftStatus, LastContact, RaftActor, RemoveVoter, ServeForwarded,
 };
 use crate::rpc::RequestError;
 use crate::storage::Raft;
@@ -77,14 +77,16 @@ async fn connection(
                 Ok(resp) => resp,
                 Err(e) => RpcResponse::Failed(e.to_string()),
             },
-            RpcRequest::AgentRead(r) => RpcResponse::Read(
-                actor
-                    .send(RaftRead(r))
-                    .await
-                    .unwrap_or(Err(RequestError::ShuttingDown)),
-            ),
+            RpcRequest::AgentRead(r) => actor
+                .send(FromAgent::Read(r))
+                .await
+                .unwrap_or(RpcResponse::Read(Err(RequestError::ShuttingDown))),
             RpcRequest::Status { leader } => match actor.send(GetRaftStatus { leader }).await {
                 Ok(status) => RpcResponse::Status(status),
+                Err(e) => RpcResponse::Failed(e.to_string()),
+            },
+            RpcRequest::Datacenters => match actor.send(Datacenters).await {
+                Ok(d) => RpcResponse::Datacenters(d),
                 Err(e) => RpcResponse::Failed(e.to_string()),
             },
             RpcRequest::RemovePeer(id) => RpcResponse::Done(
@@ -93,12 +95,10 @@ async fn connection(
                     .await
                     .unwrap_or(Err(RequestError::ShuttingDown)),
             ),
-            RpcRequest::AgentWrite(w) => RpcResponse::Write(
-                actor
-                    .send(RaftWrite(w.command))
-                    .await
-                    .unwrap_or(Err(RequestError::ShuttingDown)),
-            ),
+            RpcRequest::AgentWrite(w) => actor
+                .send(FromAgent::Write(w))
+                .await
+                .unwrap_or(RpcResponse::Write(Err(RequestError::ShuttingDown))),
         };
         write_frame(&mut conn, &resp).await?;
     }

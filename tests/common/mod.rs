@@ -20,6 +20,7 @@ pub struct TestAgent {
     pub http: String,
     pub dns_port: u16,
     pub serf_lan: u16,
+    pub serf_wan: u16,
     /// Clients have no leader to wait for.
     client: bool,
     pub node: String,
@@ -39,6 +40,11 @@ impl TestAgent {
 
     /// A persisted single server that elects itself.
     pub fn server(data_dir: &Path) -> TestAgent {
+        Self::server_with(data_dir, &[])
+    }
+
+    /// `server` with more flags (`-datacenter`, `-join-wan`...).
+    pub fn server_with(data_dir: &Path, extra: &[&str]) -> TestAgent {
         let args = [
             "-server",
             "-bootstrap-expect",
@@ -52,12 +58,17 @@ impl TestAgent {
         .iter()
         .map(|s| s.to_string())
         .chain([data_dir.display().to_string()])
+        .chain(extra.iter().map(|s| s.to_string()))
         .collect();
         Self::start(args)
     }
 
     /// A client agent that joins the pool at `join` (ip:port).
     pub fn client(data_dir: &Path, join: &str) -> TestAgent {
+        Self::client_with(data_dir, join, &[])
+    }
+
+    pub fn client_with(data_dir: &Path, join: &str, extra: &[&str]) -> TestAgent {
         let args = [
             "-bind",
             "127.0.0.1",
@@ -72,6 +83,7 @@ impl TestAgent {
         .iter()
         .map(|s| s.to_string())
         .chain([data_dir.display().to_string()])
+        .chain(extra.iter().map(|s| s.to_string()))
         .collect();
         Self::start_as(args, true)
     }
@@ -111,6 +123,7 @@ impl TestAgent {
             http: http.to_string(),
             dns_port: 8600,
             serf_lan: 8301,
+            serf_wan: 8302,
             client: true,
             node: node.to_string(),
             args: args.iter().map(|s| s.to_string()).collect(),
@@ -158,13 +171,14 @@ impl TestAgent {
         let http_port = free_port();
         let dns_port = free_port();
         let serf_lan = free_port();
+        let serf_wan = free_port();
         let node = format!("node-{http_port}");
         for (flag, port) in [
             ("-http-port", http_port),
             ("-dns-port", dns_port),
             ("-server-port", free_port()),
             ("-serf-lan-port", serf_lan),
-            ("-serf-wan-port", free_port()),
+            ("-serf-wan-port", serf_wan),
         ] {
             args.push(flag.into());
             args.push(port.to_string());
@@ -177,6 +191,7 @@ impl TestAgent {
             http: format!("127.0.0.1:{http_port}"),
             dns_port,
             serf_lan,
+            serf_wan,
             client,
             node,
             args,
@@ -260,6 +275,15 @@ impl TestAgent {
         // SAFETY: kill(2) on our own child's pid has no memory effects.
         unsafe { libc::kill(c.id() as i32, sig) };
         c.wait().ok()
+    }
+
+    /// Sends a signal without waiting (SIGSTOP/SIGCONT: a frozen agent
+    /// looks like one behind a network partition).
+    pub fn signal_no_wait(&self, sig: i32) {
+        if let Some(c) = &self.child {
+            // SAFETY: kill(2) on our own child's pid has no memory effects.
+            unsafe { libc::kill(c.id() as i32, sig) };
+        }
     }
 
     /// Starts the same agent again and waits only until it answers.

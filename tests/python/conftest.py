@@ -22,19 +22,21 @@ def free_port():
 
 
 class Agent:
-    def __init__(self, extra_args=(), config_dir=None, wait_for_service=None):
+    def __init__(self, extra_args=(), config_dir=None, wait_for_service=None, node="pytest-node"):
         self.http_port = free_port()
         self.dns_port = free_port()
+        self.serf_wan_port = free_port()
         self.log = tempfile.NamedTemporaryFile(prefix="meridian-agent-", suffix=".log", delete=False)
         args = [
-            BIN, "agent", "-dev", "-node", "pytest-node",
+            BIN, "agent", "-dev", "-node", node,
             "-http-port", str(self.http_port), "-dns-port", str(self.dns_port),
             "-server-port", str(free_port()), "-serf-lan-port", str(free_port()),
-            "-serf-wan-port", str(free_port()),
+            "-serf-wan-port", str(self.serf_wan_port),
         ]
         if config_dir:
             args += ["-config-dir", config_dir]
         args += list(extra_args)
+        self.node = node
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
         self.wait_ready()
         if wait_for_service:
@@ -47,7 +49,7 @@ class Agent:
         return f"127.0.0.1:{self.http_port}"
 
     def wait_ready(self, timeout=30):
-        self.wait_for("/v1/health/node/pytest-node", b"serfHealth", timeout)
+        self.wait_for(f"/v1/health/node/{self.node}", b"serfHealth", timeout)
 
     def wait_for(self, path, needle, timeout=30):
         deadline = time.time() + timeout

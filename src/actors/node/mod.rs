@@ -135,6 +135,80 @@ pub struct GetMembers;
 #[rtype(result = "Result<usize, String>")]
 pub struct JoinLan(pub Vec<String>);
 
+/// Join the WAN pool through servers of other datacenters (default port 8302).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<usize, String>")]
+pub struct JoinWan(pub Vec<String>);
+
+impl Handler<JoinWan> for NodeActor {
+    type Result = ResponseFuture<Result<usize, String>>;
+
+    fn handle(&mut self, msg: JoinWan, _: &mut Context<Self>) -> Self::Result {
+        let wan = self.wan.clone();
+        Box::pin(async move {
+            let wan = wan.ok_or_else(|| "WAN gossip runs on servers only".to_string())?;
+            let addrs = resolve_with_port(msg.0, 8302).await;
+            wan.send(crate::lan::Join(addrs))
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// The WAN pool's members (empty on a client: it is not in the pool).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Vec<Member>")]
+pub struct GetWanMembers;
+
+impl Handler<GetWanMembers> for NodeActor {
+    type Result = ResponseFuture<Vec<Member>>;
+
+    fn handle(&mut self, _: GetWanMembers, _: &mut Context<Self>) -> Self::Result {
+        let wan = self.wan.clone();
+        Box::pin(async move {
+            match wan {
+                Some(w) => w.send(crate::lan::Members).await.unwrap_or_default(),
+                None => Vec::new(),
+            }
+        })
+    }
+}
+
+/// Every known datacenter, nearest first (`/v1/catalog/datacenters`): from
+/// the WAN pool on a server, from a server on a client.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<Vec<String>, RequestError>")]
+pub struct GetDatacenters;
+
+impl Handler<GetDatacenters> for NodeActor {
+    type Result = ResponseFuture<Result<Vec<String>, RequestError>>;
+
+    fn handle(&mut self, _: GetDatacenters, _: &mut Context<Self>) -> Self::Result {
+        let own = self.config.datacenter.clone();
+        let wan = self.wan.clone();
+        let route = self.route(None);
+        let server = self.raft.is_some();
+        Box::pin(async move {
+            if server {
+                let members = match wan {
+                    Some(w) => w.send(crate::lan::Members).await.unwrap_or_default(),
+                    None => Vec::new(),
+                };
+                return Ok(crate::wan::datacenters(&members, &own));
+            }
+            match route?
+                .remote(crate::rpc::RpcRequest::Datacenters, Duration::from_secs(10))
+                .await?
+            {
+                crate::rpc::RpcResponse::Datacenters(d) => Ok(d),
+                other => Err(RequestError::Internal(format!(
+                    "rpc error: unexpected answer {other:?}"
+                ))),
+            }
+        })
+    }
+}
+
 /// `force-leave`: settle a failed member as left (pruned: forgotten).
 /// Answers whether a member has that name.
 #[derive(Message, Debug, Clone)]
@@ -169,6 +243,11 @@ pub struct LeaveLan;
 
 /// Resolves join addresses; a missing port means the LAN gossip port 8301.
 async fn resolve(addrs: Vec<String>) -> Vec<std::net::SocketAddr> {
+    resolve_with_port(addrs, 8301).await
+}
+
+/// Join addresses as socket addresses, `port` when they name none.
+async fn resolve_with_port(addrs: Vec<String>, port: u16) -> Vec<std::net::SocketAddr> {
     let mut out = Vec::new();
     for a in addrs {
         let with_port = if a.parse::<std::net::SocketAddr>().is_ok()
@@ -177,7 +256,7 @@ async fn resolve(addrs: Vec<String>) -> Vec<std::net::SocketAddr> {
         {
             a.clone()
         } else {
-            format!("{a}:8301")
+            format!("{a}:{port}")
         };
         match tokio::net::lookup_host(with_port).await {
             Ok(found) => out.extend(found.filter(|s| s.is_ipv4()).take(1)),
@@ -191,24 +270,82 @@ async fn resolve(addrs: Vec<String>) -> Vec<std::net::SocketAddr> {
 #[derive(Clone)]
 pub enum Upstream {
     Local(Addr<RaftActor>),
-    /// A client agent: one of its datacenter's servers over RPC, another
-    /// one when that fails.
+    /// Servers over RPC: a client's own datacenter's (the request names
+    /// `dc` when it is for another one), or a remote datacenter's.
     Remote {
         servers: Vec<String>,
         pool: crate::rpc::Pool,
+        /// The datacenter the request is for, when not the servers' own
+        /// concern to pick (a client asking for another datacenter).
+        dc: Option<String>,
+        /// Nearest first (WAN) rather than a random spread (LAN).
+        in_order: bool,
+        /// What to answer when none of them answers.
+        unreachable: RequestError,
+        /// Each call's time beyond its blocking wait.
+        hold: Duration,
+    },
+    /// Another datacenter, from a server: its live servers from the WAN pool.
+    Wan {
+        wan: Addr<crate::wan::WanGossip>,
+        dc: String,
+        pool: crate::rpc::Pool,
+        hold: Duration,
     },
 }
 
+/// A call's whole time: the blocking wait when it is a blocking query.
+fn call_timeout(opts: &QueryOptions, hold: Duration) -> Duration {
+    if opts.min_index > 0 {
+        opts.max_wait + hold
+    } else {
+        hold
+    }
+}
+
 impl Upstream {
+    /// Turns a WAN route into the servers to try right now.
+    async fn resolve(&self) -> Result<Upstream, RequestError> {
+        let Upstream::Wan {
+            wan,
+            dc,
+            pool,
+            hold,
+        } = self
+        else {
+            return Ok(self.clone());
+        };
+        let members = wan
+            .send(crate::lan::Members)
+            .await
+            .map_err(|_| RequestError::ShuttingDown)?;
+        let servers = crate::wan::servers_of(&members, dc);
+        if servers.is_empty() {
+            return Err(RequestError::NoPathToDatacenter);
+        }
+        Ok(Upstream::Remote {
+            servers,
+            pool: pool.clone(),
+            dc: Some(dc.clone()),
+            in_order: true,
+            unreachable: RequestError::NoPathToDatacenter,
+            hold: *hold,
+        })
+    }
+
     pub async fn read(&self, req: ReadRequest) -> Result<ReadResponse, RequestError> {
-        match self {
+        match self.resolve().await? {
             Upstream::Local(r) => r
                 .send(RaftRead(req))
                 .await
                 .map_err(|_| RequestError::ShuttingDown)?,
-            Upstream::Remote { .. } => {
-                let timeout = req.opts.max_wait + Duration::from_secs(10);
-                match self
+            remote => {
+                let hold = match &remote {
+                    Upstream::Remote { hold, .. } => *hold,
+                    _ => Duration::from_secs(10),
+                };
+                let timeout = call_timeout(&req.opts, hold);
+                match remote
                     .remote(crate::rpc::RpcRequest::AgentRead(req), timeout)
                     .await?
                 {
@@ -227,12 +364,12 @@ impl Upstream {
         &self,
         leader: bool,
     ) -> Result<crate::actors::raft::RaftStatus, RequestError> {
-        match self {
+        match self.resolve().await? {
             Upstream::Local(r) => r
                 .send(crate::actors::raft::GetRaftStatus { leader })
                 .await
                 .map_err(|_| RequestError::ShuttingDown),
-            Upstream::Remote { .. } => match self
+            remote => match remote
                 .remote(
                     crate::rpc::RpcRequest::Status { leader },
                     Duration::from_secs(10),
@@ -248,48 +385,62 @@ impl Upstream {
     }
 
     pub async fn write(&self, command: Command) -> Result<WriteResponse, RequestError> {
-        match self {
+        match self.resolve().await? {
             Upstream::Local(r) => r
                 .send(RaftWrite(command))
                 .await
                 .map_err(|_| RequestError::ShuttingDown)?,
-            Upstream::Remote { .. } => match self
-                .remote(
-                    crate::rpc::RpcRequest::AgentWrite(WriteRequest { dc: None, command }),
-                    Duration::from_secs(15),
-                )
-                .await?
-            {
-                crate::rpc::RpcResponse::Write(r) => r,
-                other => Err(RequestError::Internal(format!(
-                    "rpc error: unexpected answer {other:?}"
-                ))),
-            },
+            remote => {
+                let dc = match &remote {
+                    Upstream::Remote { dc, .. } => dc.clone(),
+                    _ => None,
+                };
+                match remote
+                    .remote(
+                        crate::rpc::RpcRequest::AgentWrite(WriteRequest { dc, command }),
+                        Duration::from_secs(15),
+                    )
+                    .await?
+                {
+                    crate::rpc::RpcResponse::Write(r) => r,
+                    other => Err(RequestError::Internal(format!(
+                        "rpc error: unexpected answer {other:?}"
+                    ))),
+                }
+            }
         }
     }
 
-    /// Tries the servers in random order; the first that answers wins.
+    /// Tries the servers (shuffled, or nearest first); the first that
+    /// answers wins.
     async fn remote(
         &self,
         req: crate::rpc::RpcRequest,
         timeout: Duration,
     ) -> Result<crate::rpc::RpcResponse, RequestError> {
-        let Upstream::Remote { servers, pool } = self else {
+        let Upstream::Remote {
+            servers,
+            pool,
+            in_order,
+            unreachable,
+            ..
+        } = self
+        else {
             return Err(RequestError::NoServers);
         };
         let mut order = servers.clone();
-        rand::seq::SliceRandom::shuffle(order.as_mut_slice(), &mut rand::thread_rng());
-        let mut last = RequestError::NoServers;
+        if !in_order {
+            rand::seq::SliceRandom::shuffle(order.as_mut_slice(), &mut rand::thread_rng());
+        }
         for addr in order {
             match pool.call(&addr, &req, timeout).await {
                 Ok(r) => return Ok(r),
                 Err(e) => {
                     tracing::debug!(server = %addr, error = %e, "server did not answer; trying another");
-                    last = RequestError::Internal(format!("rpc error making call: {e}"));
                 }
             }
         }
-        Err(last)
+        Err(unreachable.clone())
     }
 }
 
@@ -306,6 +457,8 @@ pub struct NodeActor {
     raft: Option<Addr<RaftActor>>,
     health: Option<Addr<HealthActor>>,
     lan: Option<Addr<LanGossip>>,
+    /// Servers only: the WAN pool, for other datacenters.
+    wan: Option<Addr<crate::wan::WanGossip>>,
     /// Servers of this datacenter from the LAN pool (name → RPC address).
     servers: BTreeMap<String, String>,
     pool: crate::rpc::Pool,
@@ -332,6 +485,7 @@ impl NodeActor {
         raft: Option<Addr<RaftActor>>,
         health: Option<Addr<HealthActor>>,
         lan: Option<Addr<LanGossip>>,
+        wan: Option<Addr<crate::wan::WanGossip>>,
         reload_source: Option<ConfigSource>,
     ) -> Self {
         let mut local = Local::new(&config.node_name);
@@ -343,6 +497,7 @@ impl NodeActor {
             raft,
             health,
             lan,
+            wan,
             servers: BTreeMap::new(),
             pool: crate::rpc::Pool::default(),
             reload_source,
@@ -367,17 +522,31 @@ impl NodeActor {
     /// The forwarding decision, shared by reads and writes: this server's
     /// Raft actor, or (on a client) the servers of the datacenter.
     fn route(&self, dc: Option<&str>) -> Result<Upstream, RequestError> {
-        if let Some(dc) = dc {
-            if !dc.is_empty() && !dc.eq_ignore_ascii_case(&self.config.datacenter) {
-                return Err(RequestError::NoPathToDatacenter);
-            }
-        }
-        match &self.raft {
-            Some(r) => Ok(Upstream::Local(r.clone())),
-            None if self.servers.is_empty() => Err(RequestError::NoServers),
-            None => Ok(Upstream::Remote {
+        let foreign = dc
+            .filter(|d| !d.is_empty() && !d.eq_ignore_ascii_case(&self.config.datacenter))
+            .map(str::to_ascii_lowercase);
+        match (&self.raft, foreign) {
+            (Some(r), None) => Ok(Upstream::Local(r.clone())),
+            (Some(_), Some(dc)) => match &self.wan {
+                Some(wan) => Ok(Upstream::Wan {
+                    wan: wan.clone(),
+                    dc,
+                    pool: self.pool.clone(),
+                    hold: self.config.rpc_hold_timeout,
+                }),
+                None => Err(RequestError::NoPathToDatacenter),
+            },
+            (None, _) if self.servers.is_empty() => Err(RequestError::NoServers),
+            // A client sends everything to its own servers; they route
+            // another datacenter's requests over the WAN.
+            (None, dc) => Ok(Upstream::Remote {
                 servers: self.servers.values().cloned().collect(),
                 pool: self.pool.clone(),
+                dc,
+                in_order: false,
+                unreachable: RequestError::NoServers,
+                // Room for the server's own hop to another datacenter.
+                hold: self.config.rpc_hold_timeout + Duration::from_secs(3),
             }),
         }
     }
@@ -736,6 +905,9 @@ impl Actor for NodeActor {
         if !self.config.retry_join.is_empty() {
             self.retry_join(ctx, 0);
         }
+        if !self.config.retry_join_wan.is_empty() {
+            self.retry_join_pool(ctx, 0, true);
+        }
         if let Some(lan) = &self.lan {
             lan.do_send(crate::lan::Subscribe(ctx.address().recipient()));
         }
@@ -746,20 +918,45 @@ impl NodeActor {
     /// `retry_join`: contacts the configured addresses until one answers
     /// (this agent sees another member) or `retry_max` attempts are spent.
     fn retry_join(&mut self, ctx: &mut Context<Self>, attempt: u32) {
-        let Some(lan) = self.lan.clone() else { return };
-        let addrs = self.config.retry_join.clone();
-        let (interval, max) = (self.config.retry_interval, self.config.retry_max);
-        let me = self.self_member().addr;
+        self.retry_join_pool(ctx, attempt, false);
+    }
+
+    /// `retry_join` / `retry_join_wan`: contacts the configured addresses
+    /// until one answers (this agent sees another member) or the attempts
+    /// are spent.
+    fn retry_join_pool(&mut self, ctx: &mut Context<Self>, attempt: u32, wan: bool) {
+        let c = &self.config;
+        let (pool, addrs, interval, max, port, name) = if wan {
+            (
+                self.wan.clone(),
+                c.retry_join_wan.clone(),
+                c.retry_interval_wan,
+                c.retry_max_wan,
+                c.ports.serf_wan.unwrap_or(8302),
+                "WAN",
+            )
+        } else {
+            (
+                self.lan.clone(),
+                c.retry_join.clone(),
+                c.retry_interval,
+                c.retry_max,
+                c.ports.serf_lan.unwrap_or(8301),
+                "LAN",
+            )
+        };
+        let Some(pool) = pool else { return };
+        let me = std::net::SocketAddr::new(c.advertise(), port);
         let fut = async move {
-            let addrs = resolve(addrs).await;
+            let addrs = resolve_with_port(addrs, port).await;
             // The first server of a tutorial is told to join itself: done.
             if !addrs.is_empty() && addrs.iter().all(|a| *a == me) {
                 return true;
             }
-            let n = lan.send(crate::lan::Join(addrs)).await.unwrap_or(0);
+            let n = pool.send(crate::lan::Join(addrs)).await.unwrap_or(0);
             // Give the pool a moment to answer before judging the attempt.
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let members = lan.send(crate::lan::Members).await.unwrap_or_default();
+            let members = pool.send(crate::lan::Members).await.unwrap_or_default();
             n > 0
                 && members
                     .iter()
@@ -767,19 +964,20 @@ impl NodeActor {
                     .count()
                     > 1
         };
-        ctx.spawn(fut.into_actor(self).map(move |joined, act, ctx| {
+        ctx.spawn(fut.into_actor(self).map(move |joined, _, ctx| {
             if joined {
-                tracing::info!("joined the LAN pool");
+                tracing::info!("joined the {name} pool");
             } else if max == 0 || attempt + 1 < max {
                 tracing::warn!(
                     attempt = attempt + 1,
-                    "join failed; retrying in {interval:?}"
+                    "{name} join failed; retrying in {interval:?}"
                 );
-                ctx.run_later(interval, move |act, ctx| act.retry_join(ctx, attempt + 1));
+                ctx.run_later(interval, move |act, ctx| {
+                    act.retry_join_pool(ctx, attempt + 1, wan)
+                });
             } else {
-                tracing::error!("join failed after {max} attempts");
+                tracing::error!("{name} join failed after {max} attempts");
             }
-            let _ = act;
         }));
     }
 
@@ -857,8 +1055,11 @@ impl Handler<LeaveLan> for NodeActor {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, _: LeaveLan, _: &mut Context<Self>) -> Self::Result {
-        let lan = self.lan.clone();
+        let (lan, wan) = (self.lan.clone(), self.wan.clone());
         Box::pin(async move {
+            if let Some(w) = wan {
+                let _ = w.send(crate::lan::Leave).await;
+            }
             if let Some(l) = lan {
                 let _ = l.send(crate::lan::Leave).await;
                 // Let the leave notices and foca's broadcast go out.

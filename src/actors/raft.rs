@@ -570,7 +570,7 @@ pub fn self_registration(config: &RuntimeConfig) -> RegisterRequest {
         datacenter: config.datacenter.clone(),
         tagged_addresses: BTreeMap::from([
             ("lan".into(), config.advertise().to_string()),
-            ("wan".into(), config.advertise().to_string()),
+            ("wan".into(), config.advertise_wan().to_string()),
         ]),
         node_meta: meta,
         service: config.server.then(|| NodeService {

@@ -5,6 +5,7 @@
 mod agent;
 mod catalog;
 mod client;
+mod demo_web;
 mod force_leave;
 mod info;
 mod join;
@@ -72,6 +73,9 @@ enum Cmd {
     Validate(validate::Args),
     /// Prints the version.
     Version,
+    /// The docker-compose demo's small web service.
+    #[command(name = "demo-web", hide = true)]
+    DemoWeb(demo_web::Args),
 }
 
 /// Runs the CLI with the process arguments; returns the exit code.
@@ -101,6 +105,7 @@ pub fn run(args: Vec<String>) -> i32 {
         Cmd::Keygen => keygen::run(),
         Cmd::Validate(a) => validate::run(a),
         Cmd::Version => version::run(),
+        Cmd::DemoWeb(a) => demo_web::run(a),
     };
     match result {
         Ok(code) => code,

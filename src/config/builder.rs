@@ -49,7 +49,6 @@ const IGNORED: &[&str] = &[
     "gossip_lan",
     "gossip_wan",
     "addresses",
-    "advertise_addr_wan",
     "primary_datacenter",
     "disable_update_check",
     "disable_remote_exec",
@@ -422,6 +421,7 @@ fn apply_file(cfg: &mut RuntimeConfig, file: &str, root: &Value) -> Result<(), C
             "bootstrap_expect" => cfg.bootstrap_expect = a.uint()?,
             "bind_addr" => cfg.bind_addr = a.ip()?,
             "advertise_addr" => cfg.advertise_addr = Some(a.ip()?),
+            "advertise_addr_wan" => cfg.advertise_addr_wan = Some(a.ip()?),
             "client_addr" => cfg.client_addrs = parse_client(&a.string()?).map_err(|e| a.err(e))?,
             "ports" => {
                 for (pk, pv) in a.object()? {
@@ -625,6 +625,12 @@ fn apply_flags(cfg: &mut RuntimeConfig, f: &AgentFlags) -> Result<(), ConfigErro
         cfg.advertise_addr = Some(
             a.parse()
                 .map_err(|_| flag_err("advertise", format!("{a:?} is not an IP address")))?,
+        );
+    }
+    if let Some(a) = &f.advertise_wan {
+        cfg.advertise_addr_wan = Some(
+            a.parse()
+                .map_err(|_| flag_err("advertise-wan", format!("{a:?} is not an IP address")))?,
         );
     }
     if let Some(c) = &f.client {

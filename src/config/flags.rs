@@ -36,6 +36,9 @@ pub struct AgentFlags {
     pub bind: Option<String>,
     #[arg(long)]
     pub advertise: Option<String>,
+    /// The address advertised to other datacenters' servers.
+    #[arg(long = "advertise-wan")]
+    pub advertise_wan: Option<String>,
     /// HTTP and DNS bind addresses (space-separated).
     #[arg(long)]
     pub client: Option<String>,

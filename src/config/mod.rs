@@ -188,6 +188,9 @@ pub struct RuntimeConfig {
     pub data_dir: Option<PathBuf>,
     pub bind_addr: IpAddr,
     pub advertise_addr: Option<IpAddr>,
+    /// The address other datacenters' servers use (WAN pool and server
+    /// RPC across datacenters); the LAN one when unset.
+    pub advertise_addr_wan: Option<IpAddr>,
     pub client_addrs: Vec<IpAddr>,
     pub ports: Ports,
     /// Always ends with a dot, e.g. `consul.`.
@@ -246,6 +249,7 @@ impl Default for RuntimeConfig {
             data_dir: None,
             bind_addr: IpAddr::from([0, 0, 0, 0]),
             advertise_addr: None,
+            advertise_addr_wan: None,
             client_addrs: vec![IpAddr::from([127, 0, 0, 1])],
             ports: Ports::default(),
             domain: "consul.".into(),
@@ -301,5 +305,9 @@ impl RuntimeConfig {
             None if self.bind_addr.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
             None => self.bind_addr,
         }
+    }
+
+    pub fn advertise_wan(&self) -> IpAddr {
+        self.advertise_addr_wan.unwrap_or_else(|| self.advertise())
     }
 }

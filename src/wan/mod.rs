@@ -49,7 +49,7 @@ pub async fn start(c: &RuntimeConfig) -> anyhow::Result<Option<Addr<WanGossip>>>
     let addr = LanGossip::start(
         format!("{}.{}", c.node_name, c.datacenter),
         SocketAddr::new(c.bind_addr, port),
-        c.advertise(),
+        c.advertise_wan(),
         crate::lan::agent_tags(c),
         opts,
     )

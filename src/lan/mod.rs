@@ -581,8 +581,12 @@ impl LanGossip {
     }
 
     fn notify(&mut self, event: MemberEvent) {
-        self.subscribers
-            .retain(|s| s.try_send(event.clone()).is_ok() || s.connected());
+        self.subscribers.retain(|s| {
+            // do_send ignores the mailbox bound: a burst of member
+            // changes must not lose any.
+            s.do_send(event.clone());
+            s.connected()
+        });
     }
 
     fn member_up(&mut self, id: MemberId) {
@@ -682,7 +686,11 @@ impl Actor for LanGossip {
             async move {
                 let mut buf = vec![0u8; 64 * 1024];
                 while let Ok((n, from)) = socket.recv_from(&mut buf).await {
-                    if me.try_send(Packet(buf[..n].to_vec(), from)).is_err() {
+                    // Waits for room in the mailbox: a burst (a member
+                    // thawing and replaying its queue) must not end the
+                    // receive loop, which would deafen this member for good.
+                    // Only a stopped actor ends it.
+                    if me.send(Packet(buf[..n].to_vec(), from)).await.is_err() {
                         break;
                     }
                 }

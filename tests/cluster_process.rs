@@ -702,3 +702,62 @@ fn tutorial_cluster_on_default_ports_with_rejoin_and_force_leave() {
         stderr(&out)
     );
 }
+
+/// A 10 s TTL session with no renewal is invalidated within 20 s (2×TTL),
+/// also when the leader is killed in between, and the lock it held is
+/// released; a renewed one lives on.
+#[test]
+fn a_ttl_session_expires_within_twice_its_ttl_across_a_leader_change() {
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut servers = three_servers(&dirs);
+    let http = reqwest::blocking::Client::new();
+    let create = |s: &TestAgent| -> String {
+        let v: serde_json::Value = http
+            .put(s.url("/v1/session/create"))
+            .body(r#"{"Name": "ttl", "TTL": "10s", "LockDelay": "0s"}"#)
+            .send()
+            .and_then(|r| r.json())
+            .unwrap();
+        v["ID"].as_str().unwrap().to_string()
+    };
+    let li = leader_index(&servers).expect("a leader");
+    let f = (li + 1) % 3;
+    let lapsed = create(&servers[f]);
+    let renewed = create(&servers[f]);
+    let created = Instant::now();
+    let r = http
+        .put(servers[f].url(&format!("/v1/kv/ttl-lock?acquire={lapsed}")))
+        .body("held")
+        .send()
+        .unwrap();
+    assert_eq!(r.text().unwrap(), "true");
+
+    // The leader dies 3 s in; the new one starts the timers afresh.
+    std::thread::sleep(Duration::from_secs(3));
+    servers[li].kill();
+    let alive = f;
+    let gone = |id: &str| {
+        http.get(servers[alive].url(&format!("/v1/session/info/{id}?stale")))
+            .send()
+            .and_then(|r| r.text())
+            .is_ok_and(|t| t == "[]")
+    };
+    while !gone(&lapsed) {
+        assert!(
+            created.elapsed() < Duration::from_secs(20),
+            "the session outlived twice its TTL"
+        );
+        // Keep the other one alive (through whichever server answers).
+        let _ = http
+            .put(servers[alive].url(&format!("/v1/session/renew/{renewed}")))
+            .send();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    eprintln!(
+        "10 s TTL session with a leader kill at 3 s invalidated after {:?}",
+        created.elapsed()
+    );
+    let e = servers[alive].get_json("/v1/kv/ttl-lock?stale");
+    assert!(e[0].get("Session").is_none(), "the lock was released: {e}");
+    assert!(!gone(&renewed), "the renewed session lives on");
+}

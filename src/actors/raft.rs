@@ -140,6 +140,10 @@ const COMMIT_TIMEOUT: Duration = Duration::from_secs(7);
 
 pub struct RaftActor {
     raft: Raft,
+    /// Leader only: when each TTL session expires unless renewed.
+    ttl_deadlines: std::collections::HashMap<String, std::time::Instant>,
+    /// Led at the last TTL pass (a new leader starts every timer afresh).
+    led: bool,
     /// The agent's `Node` actor: client requests for other datacenters
     /// arriving over RPC take its routing (over the WAN).
     router: Option<Addr<crate::actors::node::NodeActor>>,
@@ -223,6 +227,8 @@ impl RaftActor {
         let contact = LastContact::new();
         let actor = RaftActor {
             raft,
+            ttl_deadlines: Default::default(),
+            led: false,
             router: None,
             contact: contact.clone(),
             pool,
@@ -246,6 +252,68 @@ impl RaftActor {
             ));
         }
         Ok((actor, store))
+    }
+
+    fn session_ttl(&self, id: &str) -> Option<Duration> {
+        let store = lock(&self.store);
+        let ttl = &store.sessions().get(id)?.ttl;
+        crate::config::duration::parse_go_duration(ttl).ok()
+    }
+
+    fn renew_ttl(&mut self, id: &str) {
+        if let Some(ttl) = self.session_ttl(id) {
+            self.ttl_deadlines
+                .insert(id.to_string(), std::time::Instant::now() + ttl);
+        }
+    }
+
+    /// The leader's session TTL timers (Consul's `session_ttl.go`): every
+    /// TTL session is invalidated once its TTL passes without a renew. A
+    /// new leader starts every timer afresh, so a session lives at most
+    /// twice its TTL across a leadership change.
+    fn expire_sessions(&mut self, ctx: &mut Context<Self>) {
+        if !self.status().is_leader {
+            self.ttl_deadlines.clear();
+            self.led = false;
+            return;
+        }
+        let now = std::time::Instant::now();
+        let with_ttl: Vec<(String, Duration)> = {
+            let store = lock(&self.store);
+            store
+                .sessions()
+                .values()
+                .filter_map(|s| {
+                    let ttl = crate::config::duration::parse_go_duration(&s.ttl).ok()?;
+                    (!ttl.is_zero()).then(|| (s.id.clone(), ttl))
+                })
+                .collect()
+        };
+        if !self.led {
+            self.ttl_deadlines.clear();
+            self.led = true;
+        }
+        let live: std::collections::HashSet<&String> = with_ttl.iter().map(|(id, _)| id).collect();
+        self.ttl_deadlines.retain(|id, _| live.contains(id));
+        for (id, ttl) in &with_ttl {
+            self.ttl_deadlines.entry(id.clone()).or_insert(now + *ttl);
+        }
+        let expired: Vec<String> = self
+            .ttl_deadlines
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            self.ttl_deadlines.remove(&id);
+            tracing::info!(session = %id, "session TTL expired: invalidating");
+            let write = self.write(Command::SessionDestroy { id }, false, ctx);
+            actix::spawn(async move {
+                if let Err(e) = write.await {
+                    tracing::warn!(error = %e, "session invalidation failed");
+                }
+            });
+        }
     }
 
     /// This server leads by Raft's word but has not heard from a quorum
@@ -595,6 +663,9 @@ impl Actor for RaftActor {
             act.try_bootstrap(ctx);
             act.reconcile(ctx);
         });
+        ctx.run_interval(Duration::from_millis(250), |act, ctx| {
+            act.expire_sessions(ctx)
+        });
         let mut metrics = self.raft.metrics();
         let me = ctx.address();
         ctx.spawn(
@@ -709,6 +780,9 @@ impl RaftActor {
     ) -> ResponseFuture<Result<WriteResponse, RequestError>> {
         if self.lease_lost(&self.raft.metrics().borrow()) {
             return Box::pin(async { Err(RequestError::NoLeader) });
+        }
+        if let Command::SessionRenew { id } = &command {
+            self.renew_ttl(id);
         }
         let (tx, rx) = oneshot::channel();
         self.queue.push(Queued {

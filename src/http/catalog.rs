@@ -68,6 +68,7 @@ pub(crate) fn answer(req: &HttpRequest, resp: ReadResponse) -> Result<HttpRespon
         QueryResult::Entries(v) => json_with(b, req, &v),
         QueryResult::Keys(v) => json_with(b, req, &v),
         QueryResult::Entry(v) => json_with(b, req, &v),
+        QueryResult::Sessions(v) => json_with(b, req, &v),
     })
 }
 

@@ -132,21 +132,34 @@ async fn put(
     }
     let flags = p.u64("flags", "flags")?.unwrap_or(0);
     let cas = p.u64("cas", "cas index")?;
-    if let Some(s) = p.get("acquire").or(p.get("release")) {
-        // Sessions come with the sessions issue; until then no session exists.
-        return Err(ApiError::internal(format!("invalid session \"{s}\"")));
-    }
     let value = read_body(&req, payload, state.config.kv_max_value_size)
         .await?
         .to_vec();
-    let command = match cas {
-        Some(cas) => Command::KvCas {
+    let session = |s: &str| -> Result<String, ApiError> {
+        uuid::Uuid::parse_str(s)
+            .map(|_| s.to_string())
+            .map_err(|_| ApiError::internal(format!("invalid session \"{s}\"")))
+    };
+    let command = match (cas, p.get("acquire"), p.get("release")) {
+        (_, Some(s), _) => Command::KvLock {
+            key,
+            value,
+            flags,
+            session: session(s)?,
+        },
+        (_, _, Some(s)) => Command::KvUnlock {
+            key,
+            value,
+            flags,
+            session: session(s)?,
+        },
+        (Some(cas), None, None) => Command::KvCas {
             key,
             value,
             flags,
             cas,
         },
-        None => Command::KvSet { key, value, flags },
+        (None, None, None) => Command::KvSet { key, value, flags },
     };
     let resp = state.write(p.dc(), command).await?;
     bool_response(&req, resp.result)
@@ -176,5 +189,8 @@ pub(crate) fn bool_response(req: &HttpRequest, r: CommandResult) -> Result<HttpR
         CommandResult::Rejected(e) => Err(ApiError::internal(e)),
         // Batches are formed inside the Raft actor and never reach a client.
         CommandResult::Batch(_) => Err(ApiError::internal("unexpected batch result")),
+        CommandResult::Session(s) => {
+            Ok(super::params::json(req, &s.into_iter().collect::<Vec<_>>()))
+        }
     }
 }

@@ -11,6 +11,7 @@ pub mod health;
 pub mod kv;
 pub mod operator;
 pub mod params;
+pub mod session;
 pub mod status;
 
 use std::sync::Arc;
@@ -67,6 +68,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     health::routes(cfg);
     agent::routes(cfg);
     agent_checks::routes(cfg);
+    session::routes(cfg);
     status::routes(cfg);
     operator::routes(cfg);
     cfg.default_service(web::to(not_found));

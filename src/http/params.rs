@@ -196,6 +196,12 @@ const FIELDS: &[&str] = &[
     "Value",
     "Key",
     "Flags",
+    "GRPCUseTLS",
+    "LockDelay",
+    "Behavior",
+    "NodeChecks",
+    "ServiceChecks",
+    "Namespace",
 ];
 
 fn fold(k: &str) -> String {

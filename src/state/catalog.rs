@@ -179,8 +179,13 @@ impl StateStore {
         }
         check.modify_index = index;
         let service = (!check.service_name.is_empty()).then(|| check.service_name.clone());
+        let critical = check.status == HealthStatus::Critical;
+        let check_id = check.check_id.clone();
         self.checks.insert(key, check);
         self.check_changed(index, node, service.as_deref());
+        if critical {
+            self.invalidate_sessions(index, node, Some(&check_id));
+        }
         Ok(())
     }
 
@@ -207,6 +212,7 @@ impl StateStore {
         {
             let service = (!c.service_name.is_empty()).then_some(c.service_name);
             self.check_changed(index, node, service.as_deref());
+            self.invalidate_sessions(index, node, Some(check_id));
         }
     }
 
@@ -221,15 +227,17 @@ impl StateStore {
             .map(|c| c.check_id.clone())
             .collect();
         for id in doomed {
-            self.checks.remove(&(node.to_string(), id));
+            self.checks.remove(&(node.to_string(), id.clone()));
             self.bump(T_CHECKS, index);
             self.fire(WatchKey::Checks);
+            self.invalidate_sessions(index, node, Some(&id));
         }
         self.unindex_service(&svc.service, &key);
         self.service_changed(index, &svc.service, node);
     }
 
     fn delete_node(&mut self, index: u64, node: &str) {
+        self.invalidate_sessions(index, node, None);
         let ids: Vec<String> = self
             .node_services_iter(node)
             .map(|s| s.id.clone())

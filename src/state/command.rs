@@ -36,6 +36,30 @@ pub enum Command {
     },
     Register(RegisterRequest),
     Deregister(DeregisterRequest),
+    KvLock {
+        key: String,
+        #[serde(with = "serde_bytes")]
+        value: Vec<u8>,
+        flags: u64,
+        session: String,
+    },
+    KvUnlock {
+        key: String,
+        #[serde(with = "serde_bytes")]
+        value: Vec<u8>,
+        flags: u64,
+        session: String,
+    },
+    SessionCreate(super::session::Session),
+    /// Destroy (the API) or invalidate (the leader's TTL timers).
+    SessionDestroy {
+        id: String,
+    },
+    /// Through Raft so that only the leader answers (its TTL timers are
+    /// the ones that count); changes nothing.
+    SessionRenew {
+        id: String,
+    },
     /// Writes that arrived together, applied in order under one Raft index
     /// (one entry and one fsync for all of them).
     Batch(Vec<Command>),
@@ -50,6 +74,8 @@ pub enum CommandResult {
     Rejected(String),
     /// One result per command of a `Batch`, in order.
     Batch(Vec<CommandResult>),
+    /// A session after a renew; `None` when it does not exist.
+    Session(Option<super::session::Session>),
 }
 
 pub fn apply(store: &mut StateStore, index: u64, cmd: &Command) -> CommandResult {
@@ -78,6 +104,33 @@ pub fn apply(store: &mut StateStore, index: u64, cmd: &Command) -> CommandResult
             Ok(()) => CommandResult::Done,
             Err(e) => CommandResult::Rejected(e.to_string()),
         },
+        Command::KvLock {
+            key,
+            value,
+            flags,
+            session,
+        } => {
+            if store.sessions().contains_key(session) {
+                CommandResult::Bool(store.kv_lock(index, key, value.clone(), *flags, session))
+            } else {
+                CommandResult::Rejected(format!("invalid session {session:?}"))
+            }
+        }
+        Command::KvUnlock {
+            key,
+            value,
+            flags,
+            session,
+        } => CommandResult::Bool(store.kv_unlock(index, key, value.clone(), *flags, session)),
+        Command::SessionCreate(sess) => match store.session_create(index, sess.clone()) {
+            Ok(()) => CommandResult::Done,
+            Err(e) => CommandResult::Rejected(e.to_string()),
+        },
+        Command::SessionDestroy { id } => {
+            store.session_destroy(index, id);
+            CommandResult::Bool(true)
+        }
+        Command::SessionRenew { id } => CommandResult::Session(store.sessions().get(id).cloned()),
         Command::Batch(cmds) => {
             CommandResult::Batch(cmds.iter().map(|c| apply(store, index, c)).collect())
         }

@@ -74,7 +74,7 @@ impl StateStore {
         true
     }
 
-    fn kv_changed(&mut self, index: u64, key: &str) {
+    pub(crate) fn kv_changed(&mut self, index: u64, key: &str) {
         self.bump(T_KVS, index);
         self.fire(WatchKey::Key(key.to_string()));
     }

@@ -16,6 +16,7 @@ pub mod catalog;
 pub mod command;
 pub mod kv;
 pub mod query;
+pub mod session;
 pub mod structs;
 pub mod watch;
 
@@ -31,6 +32,7 @@ pub(crate) const T_KVS: &str = "kvs";
 pub(crate) const T_NODES: &str = "nodes";
 pub(crate) const T_SERVICES: &str = "services";
 pub(crate) const T_CHECKS: &str = "checks";
+pub(crate) const T_SESSIONS: &str = "sessions";
 
 #[derive(Default)]
 pub struct StateStore {
@@ -49,6 +51,9 @@ pub struct StateStore {
     /// Highest Raft index applied (writes, and entries with no table change).
     last_index: u64,
     watches: Watches,
+    sessions: BTreeMap<String, session::Session>,
+    /// Keys whose lock-delay runs (this server's clock; not replicated).
+    lock_delays: std::collections::HashMap<String, std::time::Instant>,
 }
 
 /// Everything the store holds, for Raft snapshots and `/v1/snapshot`.
@@ -60,6 +65,8 @@ pub struct StoreSnapshot {
     /// (node, instance) pairs.
     pub services: Vec<(String, NodeService)>,
     pub checks: Vec<HealthCheck>,
+    #[serde(default)]
+    pub sessions: Vec<session::Session>,
     pub indexes: BTreeMap<String, u64>,
     pub last_index: u64,
 }
@@ -110,6 +117,7 @@ impl StateStore {
                 .map(|((n, _), s)| (n.clone(), s.clone()))
                 .collect(),
             checks: self.checks.values().cloned().collect(),
+            sessions: self.sessions.values().cloned().collect(),
             indexes: self.indexes.clone(),
             last_index: self.last_index,
         }
@@ -136,6 +144,9 @@ impl StateStore {
         }
         for c in snap.checks {
             self.checks.insert((c.node.clone(), c.check_id.clone()), c);
+        }
+        for se in snap.sessions {
+            self.sessions.insert(se.id.clone(), se);
         }
         self.indexes = snap.indexes;
         self.last_index = snap.last_index;

@@ -49,10 +49,18 @@ pub enum Query {
     HealthState {
         state: HealthStatus,
     },
+    SessionInfo {
+        id: String,
+    },
+    /// Every session, or one node's.
+    SessionList {
+        node: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum QueryResult {
+    Sessions(Vec<super::session::Session>),
     Entry(Option<DirEntry>),
     Entries(Vec<DirEntry>),
     Keys(Vec<String>),
@@ -115,6 +123,14 @@ pub fn execute(store: &mut StateStore, q: &Query, waiter: Option<&Waiter>) -> (u
         Query::HealthState { state } => {
             let (i, c) = store.health_state(*state, waiter);
             (i, QueryResult::Checks(c))
+        }
+        Query::SessionInfo { id } => {
+            let (i, s) = store.session_get(id, waiter);
+            (i, QueryResult::Sessions(s.into_iter().collect()))
+        }
+        Query::SessionList { node } => {
+            let (i, s) = store.session_list(node.as_deref(), waiter);
+            (i, QueryResult::Sessions(s))
         }
     }
 }

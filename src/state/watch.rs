@@ -29,6 +29,8 @@ pub enum WatchKey {
     Service(String),
     /// One node: its row, its services and its checks.
     Node(String),
+    /// The session table.
+    Sessions,
 }
 
 /// A waiter handed to reads; fires once when any of its keys changes.

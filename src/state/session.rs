@@ -1,0 +1,369 @@
+//! Sessions and the KV locks they hold (Consul's `session.go` and the lock
+//! verbs of `kvs.go`): create, destroy, look up; `acquire` and `release`;
+//! invalidation when a session's node goes away or one of its checks goes
+//! critical, with the `release` or `delete` behavior and the lock-delay.
+//!
+//! The lock-delay is kept in memory with the wall clock of each server, as
+//! Consul does: it only ever refuses an `acquire` for a while, so servers
+//! disagreeing on it for a moment is harmless, and it is not replicated.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::structs::{DirEntry, HealthStatus};
+use super::watch::{Waiter, WatchKey};
+use super::{StateStore, T_SESSIONS};
+
+/// A session as Consul shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct Session {
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub name: String,
+    pub node: String,
+    /// Nanoseconds, as Consul's JSON has it.
+    pub lock_delay: u64,
+    pub behavior: String,
+    #[serde(rename = "TTL")]
+    pub ttl: String,
+    pub node_checks: Vec<String>,
+    pub service_checks: Vec<ServiceCheck>,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct ServiceCheck {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(default)]
+    pub namespace: String,
+}
+
+impl Session {
+    /// Every check whose going critical invalidates this session.
+    fn check_ids(&self) -> impl Iterator<Item = &str> {
+        self.node_checks
+            .iter()
+            .map(String::as_str)
+            .chain(self.service_checks.iter().map(|c| c.id.as_str()))
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SessionError {
+    #[error("Missing node registration")]
+    UnknownNode,
+    #[error("Missing check '{0}' registration")]
+    UnknownCheck(String),
+    #[error("Check '{0}' is in critical state")]
+    CriticalCheck(String),
+    #[error("Session already exists")]
+    Exists,
+}
+
+impl StateStore {
+    pub fn session_create(&mut self, index: u64, mut s: Session) -> Result<(), SessionError> {
+        if self.sessions.contains_key(&s.id) {
+            return Err(SessionError::Exists);
+        }
+        if !self.nodes.contains_key(&s.node) {
+            return Err(SessionError::UnknownNode);
+        }
+        for id in s.check_ids() {
+            match self.checks.get(&(s.node.clone(), id.to_string())) {
+                None => return Err(SessionError::UnknownCheck(id.to_string())),
+                Some(c) if c.status == HealthStatus::Critical => {
+                    return Err(SessionError::CriticalCheck(id.to_string()))
+                }
+                Some(_) => {}
+            }
+        }
+        s.create_index = index;
+        s.modify_index = index;
+        let node = s.node.clone();
+        self.sessions.insert(s.id.clone(), s);
+        self.session_changed(index, &node);
+        Ok(())
+    }
+
+    /// Ends a session: its locks are released (or their keys deleted),
+    /// with the lock-delay. True when it existed.
+    pub fn session_destroy(&mut self, index: u64, id: &str) -> bool {
+        let Some(s) = self.sessions.remove(id) else {
+            return false;
+        };
+        let held: Vec<String> = self
+            .kvs
+            .values()
+            .filter(|e| e.session.as_deref() == Some(id))
+            .map(|e| e.key.clone())
+            .collect();
+        let until = (s.lock_delay > 0).then(|| Instant::now() + Duration::from_nanos(s.lock_delay));
+        for key in held {
+            if let Some(until) = until {
+                self.lock_delays.insert(key.clone(), until);
+            }
+            if s.behavior == "delete" {
+                self.kv_delete(index, &key);
+            } else if let Some(mut e) = self.kvs.get(&key).cloned() {
+                e.session = None;
+                e.modify_index = index;
+                self.kvs.insert(key.clone(), e);
+                self.kv_changed(index, &key);
+            }
+        }
+        self.session_changed(index, &s.node);
+        true
+    }
+
+    /// Sessions on `node` that `check_id` (or, with `None`, the node
+    /// itself) backs: what must end when it goes critical or away.
+    pub(crate) fn invalidate_sessions(&mut self, index: u64, node: &str, check_id: Option<&str>) {
+        let doomed: Vec<String> = self
+            .sessions
+            .values()
+            .filter(|s| s.node == node)
+            .filter(|s| check_id.is_none_or(|c| s.check_ids().any(|id| id == c)))
+            .map(|s| s.id.clone())
+            .collect();
+        for id in doomed {
+            self.session_destroy(index, &id);
+        }
+    }
+
+    pub fn session_get(&mut self, id: &str, waiter: Option<&Waiter>) -> (u64, Option<Session>) {
+        self.watch(waiter, WatchKey::Sessions);
+        (
+            self.table_index(T_SESSIONS).max(1),
+            self.sessions.get(id).cloned(),
+        )
+    }
+
+    pub fn session_list(
+        &mut self,
+        node: Option<&str>,
+        waiter: Option<&Waiter>,
+    ) -> (u64, Vec<Session>) {
+        self.watch(waiter, WatchKey::Sessions);
+        let list = self
+            .sessions
+            .values()
+            .filter(|s| node.is_none_or(|n| s.node == n))
+            .cloned()
+            .collect();
+        (self.table_index(T_SESSIONS).max(1), list)
+    }
+
+    /// Every session, for the leader's TTL timers.
+    pub fn sessions(&self) -> &BTreeMap<String, Session> {
+        &self.sessions
+    }
+
+    /// `?acquire=`: takes the lock for `session` (a holder re-acquiring
+    /// keeps it and updates the value); refused while another session
+    /// holds it or its lock-delay runs.
+    pub fn kv_lock(
+        &mut self,
+        index: u64,
+        key: &str,
+        value: Vec<u8>,
+        flags: u64,
+        session: &str,
+    ) -> bool {
+        if !self.sessions.contains_key(session) {
+            return false;
+        }
+        if self
+            .lock_delays
+            .get(key)
+            .is_some_and(|until| Instant::now() < *until)
+        {
+            return false;
+        }
+        let existing = self.kvs.get(key).cloned();
+        let (create_index, lock_index) = match &existing {
+            Some(e) if e.session.as_deref() == Some(session) => (e.create_index, e.lock_index),
+            Some(e) if e.session.is_some() => return false,
+            Some(e) => (e.create_index, e.lock_index + 1),
+            None => (index, 1),
+        };
+        self.kvs.insert(
+            key.to_string(),
+            DirEntry {
+                lock_index,
+                key: key.to_string(),
+                flags,
+                value,
+                session: Some(session.to_string()),
+                create_index,
+                modify_index: index,
+            },
+        );
+        self.tombstones.remove(key);
+        self.kv_changed(index, key);
+        true
+    }
+
+    /// `?release=`: gives the lock up if `session` holds it.
+    pub fn kv_unlock(
+        &mut self,
+        index: u64,
+        key: &str,
+        value: Vec<u8>,
+        flags: u64,
+        session: &str,
+    ) -> bool {
+        match self.kvs.get(key) {
+            Some(e) if e.session.as_deref() == Some(session) => {
+                let mut e = e.clone();
+                e.session = None;
+                e.value = value;
+                e.flags = flags;
+                e.modify_index = index;
+                self.kvs.insert(key.to_string(), e);
+                self.kv_changed(index, key);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn session_changed(&mut self, index: u64, _node: &str) {
+        self.bump(T_SESSIONS, index);
+        self.fire(WatchKey::Sessions);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::structs::{HealthCheck, RegisterRequest};
+
+    fn store_with_node() -> StateStore {
+        let mut s = StateStore::new();
+        s.ensure_registration(
+            1,
+            &RegisterRequest {
+                node: "n1".into(),
+                address: "10.0.0.1".into(),
+                check: Some(HealthCheck {
+                    check_id: "serfHealth".into(),
+                    name: "Serf Health Status".into(),
+                    status: HealthStatus::Passing,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        s
+    }
+
+    fn session(id: &str, behavior: &str, delay_ms: u64) -> Session {
+        Session {
+            id: id.into(),
+            node: "n1".into(),
+            node_checks: vec!["serfHealth".into()],
+            behavior: behavior.into(),
+            lock_delay: delay_ms * 1_000_000,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn locks_follow_their_session() {
+        let mut s = store_with_node();
+        s.session_create(2, session("a", "release", 0)).unwrap();
+        s.session_create(3, session("b", "release", 0)).unwrap();
+        assert!(s.kv_lock(4, "lock", b"a".to_vec(), 0, "a"));
+        assert!(!s.kv_lock(5, "lock", b"b".to_vec(), 0, "b"), "held by a");
+        assert!(
+            s.kv_lock(6, "lock", b"a2".to_vec(), 0, "a"),
+            "the holder again"
+        );
+        let e = s.kvs["lock"].clone();
+        assert_eq!((e.lock_index, e.session.as_deref()), (1, Some("a")));
+        assert!(!s.kv_unlock(7, "lock", vec![], 0, "b"));
+        assert!(s.kv_unlock(8, "lock", b"free".to_vec(), 0, "a"));
+        assert!(s.kv_lock(9, "lock", b"b".to_vec(), 0, "b"));
+        assert_eq!(s.kvs["lock"].lock_index, 2);
+        assert!(
+            !s.kv_lock(10, "other", vec![], 0, "nope"),
+            "unknown session"
+        );
+    }
+
+    #[test]
+    fn a_critical_check_ends_sessions_with_their_behavior_and_lock_delay() {
+        let mut s = store_with_node();
+        s.session_create(2, session("rel", "release", 60_000))
+            .unwrap();
+        s.session_create(3, session("del", "delete", 0)).unwrap();
+        assert!(s.kv_lock(4, "k1", b"x".to_vec(), 0, "rel"));
+        assert!(s.kv_lock(5, "k2", b"y".to_vec(), 0, "del"));
+        s.ensure_registration(
+            6,
+            &RegisterRequest {
+                node: "n1".into(),
+                address: "10.0.0.1".into(),
+                check: Some(HealthCheck {
+                    check_id: "serfHealth".into(),
+                    status: HealthStatus::Critical,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(s.sessions.is_empty());
+        assert_eq!(s.kvs["k1"].session, None, "released");
+        assert!(!s.kvs.contains_key("k2"), "deleted");
+        // The lock-delay holds k1 for the next session.
+        s.ensure_registration(
+            7,
+            &RegisterRequest {
+                node: "n1".into(),
+                address: "10.0.0.1".into(),
+                check: Some(HealthCheck {
+                    check_id: "serfHealth".into(),
+                    status: HealthStatus::Passing,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        s.session_create(8, session("next", "release", 0)).unwrap();
+        assert!(!s.kv_lock(9, "k1", vec![], 0, "next"));
+        assert!(s.kv_lock(10, "k3", vec![], 0, "next"));
+    }
+
+    #[test]
+    fn sessions_need_a_node_and_healthy_checks() {
+        let mut s = store_with_node();
+        let mut bad = session("x", "release", 0);
+        bad.node = "nope".into();
+        assert_eq!(s.session_create(2, bad), Err(SessionError::UnknownNode));
+        let mut bad = session("y", "release", 0);
+        bad.node_checks = vec!["missing".into()];
+        assert_eq!(
+            s.session_create(3, bad),
+            Err(SessionError::UnknownCheck("missing".into()))
+        );
+        s.session_create(4, session("z", "release", 0)).unwrap();
+        s.deregister(
+            5,
+            &crate::state::structs::DeregisterRequest {
+                node: "n1".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(s.sessions.is_empty(), "the node went away");
+    }
+}

@@ -244,23 +244,28 @@ mod tests {
     use super::*;
     use crate::state::structs::{HealthCheck, RegisterRequest};
 
-    fn store_with_node() -> StateStore {
-        let mut s = StateStore::new();
+    /// Registers node n1 (again) with its serfHealth at `status`.
+    fn serf(s: &mut StateStore, index: u64, status: HealthStatus) {
         s.ensure_registration(
-            1,
+            index,
             &RegisterRequest {
                 node: "n1".into(),
                 address: "10.0.0.1".into(),
                 check: Some(HealthCheck {
                     check_id: "serfHealth".into(),
                     name: "Serf Health Status".into(),
-                    status: HealthStatus::Passing,
+                    status,
                     ..Default::default()
                 }),
                 ..Default::default()
             },
         )
         .unwrap();
+    }
+
+    fn store_with_node() -> StateStore {
+        let mut s = StateStore::new();
+        serf(&mut s, 1, HealthStatus::Passing);
         s
     }
 
@@ -306,38 +311,12 @@ mod tests {
         s.session_create(3, session("del", "delete", 0)).unwrap();
         assert!(s.kv_lock(4, "k1", b"x".to_vec(), 0, "rel"));
         assert!(s.kv_lock(5, "k2", b"y".to_vec(), 0, "del"));
-        s.ensure_registration(
-            6,
-            &RegisterRequest {
-                node: "n1".into(),
-                address: "10.0.0.1".into(),
-                check: Some(HealthCheck {
-                    check_id: "serfHealth".into(),
-                    status: HealthStatus::Critical,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        serf(&mut s, 6, HealthStatus::Critical);
         assert!(s.sessions.is_empty());
         assert_eq!(s.kvs["k1"].session, None, "released");
         assert!(!s.kvs.contains_key("k2"), "deleted");
         // The lock-delay holds k1 for the next session.
-        s.ensure_registration(
-            7,
-            &RegisterRequest {
-                node: "n1".into(),
-                address: "10.0.0.1".into(),
-                check: Some(HealthCheck {
-                    check_id: "serfHealth".into(),
-                    status: HealthStatus::Passing,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        serf(&mut s, 7, HealthStatus::Passing);
         s.session_create(8, session("next", "release", 0)).unwrap();
         assert!(!s.kv_lock(9, "k1", vec![], 0, "next"));
         assert!(s.kv_lock(10, "k3", vec![], 0, "next"));

@@ -192,5 +192,6 @@ pub(crate) fn bool_response(req: &HttpRequest, r: CommandResult) -> Result<HttpR
         CommandResult::Session(s) => {
             Ok(super::params::json(req, &s.into_iter().collect::<Vec<_>>()))
         }
+        CommandResult::Txn(_) => Err(ApiError::internal("unexpected transaction result")),
     }
 }

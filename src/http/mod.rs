@@ -13,6 +13,7 @@ pub mod operator;
 pub mod params;
 pub mod session;
 pub mod status;
+pub mod txn;
 
 use std::sync::Arc;
 
@@ -69,6 +70,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     agent::routes(cfg);
     agent_checks::routes(cfg);
     session::routes(cfg);
+    txn::routes(cfg);
     status::routes(cfg);
     operator::routes(cfg);
     cfg.default_service(web::to(not_found));

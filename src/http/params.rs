@@ -202,6 +202,10 @@ const FIELDS: &[&str] = &[
     "NodeChecks",
     "ServiceChecks",
     "Namespace",
+    "KV",
+    "Verb",
+    "Index",
+    "Session",
 ];
 
 fn fold(k: &str) -> String {

@@ -60,6 +60,8 @@ pub enum Command {
     SessionRenew {
         id: String,
     },
+    /// `/v1/txn`: KV operations, all or nothing.
+    Txn(Vec<super::txn::KvOp>),
     /// Writes that arrived together, applied in order under one Raft index
     /// (one entry and one fsync for all of them).
     Batch(Vec<Command>),
@@ -76,6 +78,7 @@ pub enum CommandResult {
     Batch(Vec<CommandResult>),
     /// A session after a renew; `None` when it does not exist.
     Session(Option<super::session::Session>),
+    Txn(super::txn::TxnOutcome),
 }
 
 pub fn apply(store: &mut StateStore, index: u64, cmd: &Command) -> CommandResult {
@@ -131,6 +134,7 @@ pub fn apply(store: &mut StateStore, index: u64, cmd: &Command) -> CommandResult
             CommandResult::Bool(true)
         }
         Command::SessionRenew { id } => CommandResult::Session(store.sessions().get(id).cloned()),
+        Command::Txn(ops) => CommandResult::Txn(store.txn(index, ops)),
         Command::Batch(cmds) => {
             CommandResult::Batch(cmds.iter().map(|c| apply(store, index, c)).collect())
         }

@@ -18,6 +18,7 @@ pub mod kv;
 pub mod query;
 pub mod session;
 pub mod structs;
+pub mod txn;
 pub mod watch;
 
 use std::collections::{BTreeMap, BTreeSet};

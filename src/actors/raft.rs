@@ -144,6 +144,8 @@ pub struct RaftActor {
     ttl_deadlines: std::collections::HashMap<String, std::time::Instant>,
     /// Led at the last TTL pass (a new leader starts every timer afresh).
     led: bool,
+    /// The session table's index at the last TTL pass.
+    sessions_seen: Option<u64>,
     /// The agent's `Node` actor: client requests for other datacenters
     /// arriving over RPC take its routing (over the WAN).
     router: Option<Addr<crate::actors::node::NodeActor>>,
@@ -229,6 +231,7 @@ impl RaftActor {
             raft,
             ttl_deadlines: Default::default(),
             led: false,
+            sessions_seen: None,
             router: None,
             contact: contact.clone(),
             pool,
@@ -278,25 +281,30 @@ impl RaftActor {
             return;
         }
         let now = std::time::Instant::now();
-        let with_ttl: Vec<(String, Duration)> = {
-            let store = lock(&self.store);
-            store
+        if !self.led {
+            self.ttl_deadlines.clear();
+            self.sessions_seen = None;
+            self.led = true;
+        }
+        // The session table is walked only when it changed since the last
+        // pass: new sessions get a timer, destroyed ones lose theirs.
+        let index = lock(&self.store).table_index(crate::state::T_SESSIONS);
+        if self.sessions_seen != Some(index) {
+            self.sessions_seen = Some(index);
+            let with_ttl: Vec<(String, Duration)> = lock(&self.store)
                 .sessions()
                 .values()
                 .filter_map(|s| {
                     let ttl = crate::config::duration::parse_go_duration(&s.ttl).ok()?;
                     (!ttl.is_zero()).then(|| (s.id.clone(), ttl))
                 })
-                .collect()
-        };
-        if !self.led {
-            self.ttl_deadlines.clear();
-            self.led = true;
-        }
-        let live: std::collections::HashSet<&String> = with_ttl.iter().map(|(id, _)| id).collect();
-        self.ttl_deadlines.retain(|id, _| live.contains(id));
-        for (id, ttl) in &with_ttl {
-            self.ttl_deadlines.entry(id.clone()).or_insert(now + *ttl);
+                .collect();
+            let live: std::collections::HashSet<&String> =
+                with_ttl.iter().map(|(id, _)| id).collect();
+            self.ttl_deadlines.retain(|id, _| live.contains(id));
+            for (id, ttl) in &with_ttl {
+                self.ttl_deadlines.entry(id.clone()).or_insert(now + *ttl);
+            }
         }
         let expired: Vec<String> = self
             .ttl_deadlines
@@ -305,7 +313,10 @@ impl RaftActor {
             .map(|(id, _)| id.clone())
             .collect();
         for id in expired {
-            self.ttl_deadlines.remove(&id);
+            // Retried in a second unless the destroy lands (the rescan
+            // that follows it drops the timer).
+            self.ttl_deadlines
+                .insert(id.clone(), now + Duration::from_secs(1));
             tracing::info!(session = %id, "session TTL expired: invalidating");
             let write = self.write(Command::SessionDestroy { id }, false, ctx);
             actix::spawn(async move {

@@ -15,7 +15,6 @@ use crate::actors::node::{
     script_checks_allowed, DeregisterCheck, LocalServiceHealth, Maintenance, RegisterCheck,
     ServiceHealth, UpdateTtl,
 };
-use crate::rpc::RequestError;
 use crate::state::structs::HealthStatus;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -66,13 +65,11 @@ async fn register(
     let def = r.into_definition("Check")?;
     let scripts_allowed = scripts_allowed(&req, &state);
     state
-        .node
-        .send(RegisterCheck {
+        .ask(RegisterCheck {
             def,
             scripts_allowed,
         })
-        .await
-        .map_err(|_| RequestError::ShuttingDown)??;
+        .await??;
     Ok(HttpResponse::Ok().finish())
 }
 
@@ -80,11 +77,7 @@ async fn deregister(
     state: web::Data<ApiState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .node
-        .send(DeregisterCheck(id.into_inner()))
-        .await
-        .map_err(|_| RequestError::ShuttingDown)??;
+    state.ask(DeregisterCheck(id.into_inner())).await??;
     Ok(HttpResponse::Ok().finish())
 }
 
@@ -94,11 +87,7 @@ async fn ttl(
     status: HealthStatus,
     output: String,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .node
-        .send(UpdateTtl { id, status, output })
-        .await
-        .map_err(|_| RequestError::ShuttingDown)??;
+    state.ask(UpdateTtl { id, status, output }).await??;
     Ok(HttpResponse::Ok().finish())
 }
 
@@ -173,14 +162,12 @@ async fn node_maintenance(
 ) -> Result<HttpResponse, ApiError> {
     let (enable, reason) = maintenance_params(&req)?;
     state
-        .node
-        .send(Maintenance {
+        .ask(Maintenance {
             service: None,
             enable,
             reason,
         })
-        .await
-        .map_err(|_| RequestError::ShuttingDown)??;
+        .await??;
     Ok(HttpResponse::Ok().finish())
 }
 
@@ -191,14 +178,12 @@ async fn service_maintenance(
 ) -> Result<HttpResponse, ApiError> {
     let (enable, reason) = maintenance_params(&req)?;
     state
-        .node
-        .send(Maintenance {
+        .ask(Maintenance {
             service: Some(id.into_inner()),
             enable,
             reason,
         })
-        .await
-        .map_err(|_| RequestError::ShuttingDown)??;
+        .await??;
     Ok(HttpResponse::Ok().finish())
 }
 
@@ -221,11 +206,7 @@ fn health_json(h: &ServiceHealth, dc: &str) -> serde_json::Value {
 }
 
 async fn local_health(state: &ApiState) -> Result<Vec<ServiceHealth>, ApiError> {
-    Ok(state
-        .node
-        .send(LocalServiceHealth)
-        .await
-        .map_err(|_| RequestError::ShuttingDown)?)
+    Ok(state.ask(LocalServiceHealth).await?)
 }
 
 fn answer(

@@ -48,6 +48,19 @@ impl ApiState {
         Ok(r?)
     }
 
+    /// One message to the `Node` actor; a stopped actor is `ShuttingDown`.
+    pub async fn ask<M>(&self, msg: M) -> Result<M::Result, ApiError>
+    where
+        M: actix::Message + Send + 'static,
+        M::Result: Send,
+        NodeActor: actix::Handler<M>,
+    {
+        self.node
+            .send(msg)
+            .await
+            .map_err(|_| RequestError::ShuttingDown.into())
+    }
+
     pub async fn write(
         &self,
         dc: Option<String>,

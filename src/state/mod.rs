@@ -33,7 +33,7 @@ pub(crate) const T_KVS: &str = "kvs";
 pub(crate) const T_NODES: &str = "nodes";
 pub(crate) const T_SERVICES: &str = "services";
 pub(crate) const T_CHECKS: &str = "checks";
-pub(crate) const T_SESSIONS: &str = "sessions";
+pub const T_SESSIONS: &str = "sessions";
 
 #[derive(Default)]
 pub struct StateStore {

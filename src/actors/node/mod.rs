@@ -135,6 +135,10 @@ pub struct GetMembers;
 #[rtype(result = "Result<usize, String>")]
 pub struct JoinLan(pub Vec<String>);
 
+fn lan_disabled() -> String {
+    "LAN gossip is disabled (ports.serf_lan = -1)".to_string()
+}
+
 /// Join the WAN pool through servers of other datacenters (default port 8302).
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<usize, String>")]
@@ -224,8 +228,7 @@ impl Handler<ForceLeaveLan> for NodeActor {
     fn handle(&mut self, msg: ForceLeaveLan, _: &mut Context<Self>) -> Self::Result {
         let lan = self.lan.clone();
         Box::pin(async move {
-            let lan =
-                lan.ok_or_else(|| "LAN gossip is disabled (ports.serf_lan = -1)".to_string())?;
+            let lan = lan.ok_or_else(lan_disabled)?;
             lan.send(crate::lan::ForceLeave {
                 name: msg.name,
                 prune: msg.prune,
@@ -409,6 +412,16 @@ impl Upstream {
                 }
             }
         }
+    }
+
+    /// Writes in order, stopping at the first failure; whether all went in.
+    pub async fn write_all(&self, writes: Vec<Command>) -> bool {
+        for w in writes {
+            if self.write(w).await.is_err() {
+                return false;
+            }
+        }
+        true
     }
 
     /// Tries the servers (shuffled, or nearest first); the first that
@@ -634,14 +647,7 @@ impl NodeActor {
             self.local.dirty.remove(id);
         }
         let writes = self.writes_for(&ids);
-        let fut = async move {
-            for w in writes {
-                if upstream.write(w).await.is_err() {
-                    return false;
-                }
-            }
-            true
-        };
+        let fut = async move { upstream.write_all(writes).await };
         Box::pin(fut.into_actor(self).map(move |ok, act, _| {
             if !ok {
                 tracing::debug!("local change not yet in the catalog; anti-entropy will retry");
@@ -664,14 +670,7 @@ impl NodeActor {
         let ids: Vec<String> = std::mem::take(&mut self.local.dirty).into_iter().collect();
         let writes = self.writes_for(&ids);
         self.syncing = true;
-        let fut = async move {
-            for w in writes {
-                if upstream.write(w).await.is_err() {
-                    return false;
-                }
-            }
-            true
-        };
+        let fut = async move { upstream.write_all(writes).await };
         ctx.spawn(fut.into_actor(self).map(move |ok, act, _| {
             act.syncing = false;
             act.dirty |= !ok;
@@ -699,13 +698,10 @@ impl NodeActor {
         let keep_services: Vec<String> = self.local.services.keys().cloned().collect();
         let keep_checks: Vec<String> = self.local.checks.keys().cloned().collect();
         let fut = async move {
-            for cmd in writes {
-                match raft.write(cmd).await {
-                    Ok(_) => {}
-                    // The node row comes from the leader's reconcile; until
-                    // it exists (or while there is no leader) retry later.
-                    _ => return false,
-                }
+            // The node row comes from the leader's reconcile; until it
+            // exists (or while there is no leader) retry later.
+            if !raft.write_all(writes).await {
+                return false;
             }
             let read = ReadRequest {
                 opts: QueryOptions {
@@ -748,12 +744,8 @@ impl NodeActor {
                     }
                 }
             }
-            for r in removals {
-                if !matches!(raft.write(Command::Deregister(r)).await, Ok(_)) {
-                    return false;
-                }
-            }
-            true
+            raft.write_all(removals.into_iter().map(Command::Deregister).collect())
+                .await
         };
         self.syncing = true;
         self.dirty = false;
@@ -1041,8 +1033,7 @@ impl Handler<JoinLan> for NodeActor {
     fn handle(&mut self, msg: JoinLan, _: &mut Context<Self>) -> Self::Result {
         let lan = self.lan.clone();
         Box::pin(async move {
-            let lan =
-                lan.ok_or_else(|| "LAN gossip is disabled (ports.serf_lan = -1)".to_string())?;
+            let lan = lan.ok_or_else(lan_disabled)?;
             let addrs = resolve(msg.0).await;
             lan.send(crate::lan::Join(addrs))
                 .await

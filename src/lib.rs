@@ -10,6 +10,7 @@ pub mod config;
 pub mod http;
 pub mod lan;
 pub mod rpc;
+pub mod snapshot;
 pub mod state;
 pub mod storage;
 pub mod ui;

@@ -752,6 +752,8 @@ fn command_size(c: &Command) -> usize {
             key.len() + value.len()
         }
         Command::Batch(cmds) => cmds.iter().map(command_size).sum(),
+        // A restore goes in an entry of its own.
+        Command::Restore(_) => MAX_BATCH_BYTES,
         _ => 256,
     }
 }
@@ -981,6 +983,31 @@ impl Handler<Datacenters> for RaftActor {
                     .unwrap_or_else(|| vec![own]),
                 None => vec![own],
             }
+        })
+    }
+}
+
+/// A user event that arrived over RPC, fired by this server's agent.
+#[derive(Message)]
+#[rtype(result = "Result<crate::lan::UserEvent, RequestError>")]
+pub struct RouteEvent {
+    pub dc: Option<String>,
+    pub event: crate::lan::UserEvent,
+}
+
+impl Handler<RouteEvent> for RaftActor {
+    type Result = ResponseFuture<Result<crate::lan::UserEvent, RequestError>>;
+    fn handle(&mut self, msg: RouteEvent, _: &mut Context<Self>) -> Self::Result {
+        let router = self.router.clone();
+        Box::pin(async move {
+            let router = router.ok_or(RequestError::ShuttingDown)?;
+            router
+                .send(crate::actors::node::events::FireUserEvent {
+                    dc: msg.dc,
+                    event: msg.event,
+                })
+                .await
+                .map_err(|_| RequestError::ShuttingDown)?
         })
     }
 }

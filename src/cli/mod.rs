@@ -6,6 +6,7 @@ mod agent;
 mod catalog;
 mod client;
 mod demo_web;
+mod event;
 mod force_leave;
 mod info;
 mod join;
@@ -16,6 +17,7 @@ mod maint;
 mod members;
 mod operator;
 mod reload;
+mod snapshot;
 mod validate;
 mod version;
 
@@ -57,6 +59,13 @@ enum Cmd {
         #[command(subcommand)]
         cmd: operator::OperatorCmd,
     },
+    /// Saves, restores and inspects snapshots of the datacenter's state.
+    Snapshot {
+        #[command(subcommand)]
+        cmd: snapshot::SnapshotCmd,
+    },
+    /// Fires a user event to the datacenter's agents.
+    Event(event::Args),
     /// Provides debugging information for operators.
     Info(HttpArgs),
     /// Triggers the agent to reload its configuration files.
@@ -97,6 +106,8 @@ pub fn run(args: Vec<String>) -> i32 {
         Cmd::Kv { cmd } => kv::run(cmd),
         Cmd::Catalog { cmd } => catalog::run(cmd),
         Cmd::Operator { cmd } => operator::run(cmd),
+        Cmd::Snapshot { cmd } => snapshot::run(cmd),
+        Cmd::Event(a) => event::run(a),
         Cmd::Info(h) => info::run(h),
         Cmd::Reload(h) => reload::run(h),
         Cmd::Leave(h) => leave::run(h),

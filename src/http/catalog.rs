@@ -69,6 +69,7 @@ pub(crate) fn answer(req: &HttpRequest, resp: ReadResponse) -> Result<HttpRespon
         QueryResult::Keys(v) => json_with(b, req, &v),
         QueryResult::Entry(v) => json_with(b, req, &v),
         QueryResult::Sessions(v) => json_with(b, req, &v),
+        QueryResult::Snapshot(v) => json_with(b, req, &v),
     })
 }
 

@@ -7,11 +7,13 @@ pub mod agent;
 pub mod agent_checks;
 pub mod catalog;
 pub mod error;
+pub mod event;
 pub mod health;
 pub mod kv;
 pub mod operator;
 pub mod params;
 pub mod session;
+pub mod snapshot;
 pub mod status;
 pub mod txn;
 
@@ -84,6 +86,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     agent_checks::routes(cfg);
     session::routes(cfg);
     txn::routes(cfg);
+    event::routes(cfg);
+    snapshot::routes(cfg);
     status::routes(cfg);
     operator::routes(cfg);
     cfg.default_service(web::to(not_found));

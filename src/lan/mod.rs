@@ -216,6 +216,52 @@ const KIND_LEAVE: u8 = 1;
 const KIND_FORCE_LEAVE: u8 = 2;
 const KIND_PING: u8 = 3;
 const KIND_PONG: u8 = 4;
+const KIND_USER_EVENT: u8 = 5;
+
+/// How many members a member passes a new user event on to, beyond the
+/// sender's own send to everyone it knows (which may miss members it has
+/// not met yet, or lose a datagram).
+const EVENT_FANOUT: usize = 3;
+/// Event IDs remembered so that a relayed event is delivered once.
+const EVENT_IDS_KEPT: usize = 4096;
+/// Serf's limit on a user event (name, payload and filters).
+pub const USER_EVENT_SIZE_LIMIT: usize = 512;
+
+/// A user event (`/v1/event/fire`), spread to every member of the pool.
+/// Delivery is best effort, as with Serf: no total order, no promise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Message)]
+#[rtype(result = "()")]
+pub struct UserEvent {
+    pub id: String,
+    pub name: String,
+    pub payload: Option<Vec<u8>>,
+    pub node_filter: String,
+    pub service_filter: String,
+    pub tag_filter: String,
+    pub version: u32,
+    /// Lamport time of the pool when it was fired.
+    pub ltime: u64,
+}
+
+impl UserEvent {
+    pub fn size(&self) -> usize {
+        self.name.len()
+            + self.payload.as_ref().map_or(0, Vec::len)
+            + self.node_filter.len()
+            + self.service_filter.len()
+            + self.tag_filter.len()
+    }
+}
+
+/// Fires a user event into the pool; answers it with its Lamport time.
+#[derive(Message)]
+#[rtype(result = "UserEvent")]
+pub struct FireEvent(pub UserEvent);
+
+/// Who wants the user events this member sees (its own included).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SubscribeEvents(pub Recipient<UserEvent>);
 
 /// How often one member is pinged for its round-trip time.
 const PING_EVERY: Duration = Duration::from_secs(1);
@@ -244,6 +290,9 @@ pub struct LanGossip {
     snapshot_scheduled: bool,
     left: bool,
     isolated: bool,
+    event_clock: u64,
+    event_ids: std::collections::VecDeque<String>,
+    event_subscribers: Vec<Recipient<UserEvent>>,
 }
 
 /// The tags an agent gossips, in Consul's names (what `members` shows).
@@ -341,6 +390,9 @@ impl LanGossip {
             snapshot_scheduled: false,
             left: false,
             isolated: false,
+            event_clock: 0,
+            event_ids: Default::default(),
+            event_subscribers: Vec::new(),
         }
         .start())
     }
@@ -743,6 +795,11 @@ impl Handler<Packet> for LanGossip {
                 self.send(msg.1, pong);
             }
             Some((&KIND_PONG, data)) => self.pong(data),
+            Some((&KIND_USER_EVENT, data)) => {
+                if let Ok(ev) = serde_json::from_slice::<UserEvent>(data) {
+                    self.user_event(ev, EVENT_FANOUT);
+                }
+            }
             _ => tracing::debug!("unknown gossip packet"),
         }
     }
@@ -767,6 +824,54 @@ impl LanGossip {
             self.forget(name);
         }
         true
+    }
+}
+
+impl LanGossip {
+    /// Delivers an event seen for the first time and passes it on to
+    /// `fanout` members (all of them when it starts here).
+    fn user_event(&mut self, ev: UserEvent, fanout: usize) {
+        if self.event_ids.contains(&ev.id) {
+            return;
+        }
+        if self.event_ids.len() >= EVENT_IDS_KEPT {
+            self.event_ids.pop_front();
+        }
+        self.event_ids.push_back(ev.id.clone());
+        self.event_clock = self.event_clock.max(ev.ltime);
+        let mut packet = vec![KIND_USER_EVENT];
+        packet.extend_from_slice(&serde_json::to_vec(&ev).unwrap_or_default());
+        let mut peers: Vec<SocketAddr> = self.foca.iter_members().map(|m| m.id().addr).collect();
+        rand::seq::SliceRandom::shuffle(peers.as_mut_slice(), &mut rand::thread_rng());
+        for addr in peers.into_iter().take(fanout) {
+            self.send(addr, packet.clone());
+        }
+        self.event_subscribers.retain(|s| {
+            s.do_send(ev.clone());
+            s.connected()
+        });
+    }
+}
+
+impl Handler<FireEvent> for LanGossip {
+    type Result = MessageResult<FireEvent>;
+
+    fn handle(&mut self, msg: FireEvent, _: &mut Context<Self>) -> Self::Result {
+        self.event_clock += 1;
+        let ev = UserEvent {
+            ltime: self.event_clock,
+            ..msg.0
+        };
+        self.user_event(ev.clone(), usize::MAX);
+        MessageResult(ev)
+    }
+}
+
+impl Handler<SubscribeEvents> for LanGossip {
+    type Result = ();
+
+    fn handle(&mut self, msg: SubscribeEvents, _: &mut Context<Self>) {
+        self.event_subscribers.push(msg.0);
     }
 }
 

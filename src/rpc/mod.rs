@@ -49,6 +49,12 @@ pub enum RpcRequest {
     },
     /// The datacenters the receiving server knows, nearest first.
     Datacenters,
+    /// A user event for `dc`'s LAN pool: fired there by the receiving
+    /// server, or sent on over the WAN.
+    FireEvent {
+        dc: Option<String>,
+        event: crate::lan::UserEvent,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -63,6 +69,7 @@ pub enum RpcResponse {
     Done(Result<(), RequestError>),
     Status(crate::actors::raft::RaftStatus),
     Datacenters(Vec<String>),
+    Event(Result<crate::lan::UserEvent, RequestError>),
     /// The request could not be decoded or served at all.
     Failed(String),
 }

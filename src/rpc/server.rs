@@ -9,7 +9,7 @@ use tokio::net::{TcpListener, TcpStream};
 use super::codec::{read_frame, write_frame};
 use super::{RpcError, RpcRequest, RpcResponse};
 use crate::actors::raft::{
-    Datacenters, FromAgent, GetRaftStatus, LastContact, RaftActor, RemoveVoter, ServeForwarded,
+    Datacenters, FromAgent, GetRaftStatus, RouteEvent, LastContact, RaftActor, RemoveVoter, ServeForwarded,
 };
 use crate::rpc::RequestError;
 use crate::storage::Raft;
@@ -92,6 +92,12 @@ async fn connection(
             RpcRequest::RemovePeer(id) => RpcResponse::Done(
                 actor
                     .send(RemoveVoter(id))
+                    .await
+                    .unwrap_or(Err(RequestError::ShuttingDown)),
+            ),
+            RpcRequest::FireEvent { dc, event } => RpcResponse::Event(
+                actor
+                    .send(RouteEvent { dc, event })
                     .await
                     .unwrap_or(Err(RequestError::ShuttingDown)),
             ),

@@ -62,6 +62,8 @@ pub enum Command {
     },
     /// `/v1/txn`: KV operations, all or nothing.
     Txn(Vec<super::txn::KvOp>),
+    /// `/v1/snapshot` PUT: every table replaced by the snapshot's.
+    Restore(Box<super::StoreSnapshot>),
     /// Writes that arrived together, applied in order under one Raft index
     /// (one entry and one fsync for all of them).
     Batch(Vec<Command>),
@@ -135,6 +137,10 @@ pub fn apply(store: &mut StateStore, index: u64, cmd: &Command) -> CommandResult
         }
         Command::SessionRenew { id } => CommandResult::Session(store.sessions().get(id).cloned()),
         Command::Txn(ops) => CommandResult::Txn(store.txn(index, ops)),
+        Command::Restore(snap) => {
+            store.restore_at(index, (**snap).clone());
+            CommandResult::Done
+        }
         Command::Batch(cmds) => {
             CommandResult::Batch(cmds.iter().map(|c| apply(store, index, c)).collect())
         }

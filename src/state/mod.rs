@@ -154,6 +154,20 @@ impl StateStore {
         watches.fire_all();
         self.watches = watches;
     }
+
+    /// A restore that Raft applied at `index`: the snapshot's tables, with
+    /// every table index moved up to `index` so that blocking queries of
+    /// the old state wake and see the new one as a change.
+    pub fn restore_at(&mut self, index: u64, snap: StoreSnapshot) {
+        self.restore(snap);
+        for t in [T_KVS, T_NODES, T_SERVICES, T_CHECKS, T_SESSIONS] {
+            self.bump(t, index);
+        }
+        for v in self.indexes.values_mut() {
+            *v = (*v).max(index);
+        }
+        self.last_index = self.last_index.max(index);
+    }
 }
 
 #[cfg(test)]

@@ -56,6 +56,8 @@ pub enum Query {
     SessionList {
         node: Option<String>,
     },
+    /// Every table at once (`/v1/snapshot`).
+    Snapshot,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,6 +72,7 @@ pub enum QueryResult {
     NodeServices(Option<NodeServices>),
     CheckServiceNodes(Vec<CheckServiceNode>),
     Checks(Vec<HealthCheck>),
+    Snapshot(Box<super::StoreSnapshot>),
 }
 
 /// Runs `q`, registering `waiter` on every row it reads. Returns the index
@@ -132,5 +135,6 @@ pub fn execute(store: &mut StateStore, q: &Query, waiter: Option<&Waiter>) -> (u
             let (i, s) = store.session_list(node.as_deref(), waiter);
             (i, QueryResult::Sessions(s))
         }
+        Query::Snapshot => (store.last_index(), QueryResult::Snapshot(Box::new(store.snapshot()))),
     }
 }

@@ -8,6 +8,7 @@
 //! rewrites them and removes catalog entries of this node the agent does
 //! not have (the health issue refines intervals and check output syncs).
 
+pub mod events;
 pub mod local;
 
 use std::collections::BTreeMap;
@@ -488,6 +489,7 @@ pub struct NodeActor {
     /// doubling up to `MAX_BACKOFF`.
     backoff: Duration,
     retry_at: Option<Instant>,
+    events: events::EventLog,
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -520,6 +522,7 @@ impl NodeActor {
             alive_members: Default::default(),
             backoff: Duration::ZERO,
             retry_at: None,
+            events: Default::default(),
         }
     }
 
@@ -902,6 +905,7 @@ impl Actor for NodeActor {
         }
         if let Some(lan) = &self.lan {
             lan.do_send(crate::lan::Subscribe(ctx.address().recipient()));
+            lan.do_send(crate::lan::SubscribeEvents(ctx.address().recipient()));
         }
     }
 }

@@ -123,6 +123,17 @@ pub async fn start(
             &addrs,
         )?;
         tracing::info!(addrs = ?bound, "HTTP API listening");
+        if let Some(a) = bound.first() {
+            let ip = if a.ip().is_unspecified() {
+                std::net::IpAddr::from([127, 0, 0, 1])
+            } else {
+                a.ip()
+            };
+            crate::watch::start_config_watches(
+                &config.watches,
+                format!("http://{}", SocketAddr::new(ip, a.port())),
+            );
+        }
         http_addrs = bound;
         actix::spawn(async move {
             if let Err(e) = server.await {

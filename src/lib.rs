@@ -15,3 +15,4 @@ pub mod state;
 pub mod storage;
 pub mod ui;
 pub mod wan;
+pub mod watch;

@@ -21,6 +21,7 @@ pub struct HttpArgs {
     pub token: Option<String>,
 }
 
+#[derive(Clone)]
 pub struct Client {
     base: String,
     dc: Option<String>,
@@ -32,6 +33,8 @@ pub struct Client {
 pub struct Reply {
     pub status: u16,
     pub body: Vec<u8>,
+    /// `X-Consul-Index` (0 when absent), for blocking queries.
+    pub index: u64,
 }
 
 impl Reply {
@@ -67,6 +70,11 @@ impl Client {
             token: args.token.clone(),
             http,
         })
+    }
+
+    /// `http://host:port`, for code that builds its own requests.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     fn url(&self, path: &str, query: &[(&str, String)]) -> String {
@@ -111,11 +119,21 @@ impl Client {
             .send()
             .map_err(|e| anyhow!("Error querying agent: {e}"))?;
         let status = resp.status().as_u16();
+        let index = resp
+            .headers()
+            .get("X-Consul-Index")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         let body = resp
             .bytes()
             .map_err(|e| anyhow!("Error reading the agent's answer: {e}"))?
             .to_vec();
-        Ok(Reply { status, body })
+        Ok(Reply {
+            status,
+            body,
+            index,
+        })
     }
 
     /// A call whose non-2xx answers (other than those in `ok`) are errors.

@@ -13,6 +13,7 @@ mod join;
 mod keygen;
 mod kv;
 mod leave;
+mod lock;
 mod maint;
 mod members;
 mod operator;
@@ -20,10 +21,11 @@ mod reload;
 mod snapshot;
 mod validate;
 mod version;
+mod watch;
 
 use clap::{Parser, Subcommand};
 
-pub use client::{Client, HttpArgs};
+pub use client::{enc as client_enc, Client, HttpArgs};
 
 #[derive(Parser)]
 #[command(
@@ -66,6 +68,10 @@ enum Cmd {
     },
     /// Fires a user event to the datacenter's agents.
     Event(event::Args),
+    /// Runs a command while holding a lock (or a semaphore slot).
+    Lock(lock::Args),
+    /// Watches a view of the data and runs a handler on each change.
+    Watch(watch::Args),
     /// Provides debugging information for operators.
     Info(HttpArgs),
     /// Triggers the agent to reload its configuration files.
@@ -108,6 +114,8 @@ pub fn run(args: Vec<String>) -> i32 {
         Cmd::Operator { cmd } => operator::run(cmd),
         Cmd::Snapshot { cmd } => snapshot::run(cmd),
         Cmd::Event(a) => event::run(a),
+        Cmd::Lock(a) => lock::run(a),
+        Cmd::Watch(a) => watch::run(a),
         Cmd::Info(h) => info::run(h),
         Cmd::Reload(h) => reload::run(h),
         Cmd::Leave(h) => leave::run(h),

@@ -13,9 +13,7 @@ pub enum SnapshotCmd {
     /// Restores the datacenter's state from FILE.
     Restore(FileArgs),
     /// Shows a snapshot file's metadata.
-    Inspect {
-        file: std::path::PathBuf,
-    },
+    Inspect { file: std::path::PathBuf },
 }
 
 #[derive(Debug, clap::Args)]
@@ -48,13 +46,7 @@ pub fn run(cmd: SnapshotCmd) -> Result<i32> {
             let bytes = std::fs::read(&a.file)
                 .with_context(|| format!("Error opening snapshot file {}", a.file.display()))?;
             Client::new(&a.http)?
-                .call_ok(
-                    reqwest::Method::PUT,
-                    "/v1/snapshot",
-                    &[],
-                    Some(bytes),
-                    &[],
-                )
+                .call_ok(reqwest::Method::PUT, "/v1/snapshot", &[], Some(bytes), &[])
                 .map_err(|e| anyhow!("Error restoring snapshot: {e}"))?;
             println!("Restored snapshot");
             Ok(0)
@@ -77,7 +69,10 @@ pub fn run(cmd: SnapshotCmd) -> Result<i32> {
                 vec!["Type".into(), "Count".into()],
                 vec!["KVS".into(), snap.kvs.len().to_string()],
                 vec!["Register (nodes)".into(), snap.nodes.len().to_string()],
-                vec!["Register (services)".into(), snap.services.len().to_string()],
+                vec![
+                    "Register (services)".into(),
+                    snap.services.len().to_string(),
+                ],
                 vec!["Register (checks)".into(), snap.checks.len().to_string()],
                 vec!["Session".into(), snap.sessions.len().to_string()],
             ];

@@ -75,7 +75,6 @@ const IGNORED: &[&str] = &[
     "serf_lan",
     "serf_wan",
     "serf_lan_allowed_cidrs",
-    "watches",
     "key_file",
     "cert_file",
     "ca_file",
@@ -358,6 +357,91 @@ fn parse_check(at: &At) -> Result<CheckDefinition, ConfigError> {
     Ok(c)
 }
 
+/// One `watches` entry: the view's parameters and its handler.
+fn parse_watch(at: &At) -> Result<crate::watch::WatchPlan, ConfigError> {
+    use crate::watch::{WatchHandler, WatchKind, WatchParams, WatchPlan};
+    let mut p = WatchParams::default();
+    let (mut datacenter, mut token, mut stale) = (None, None, false);
+    let (mut handler_type, mut args, mut legacy) = (None, Vec::new(), None);
+    let mut http = None;
+    for (k, v) in at.object()? {
+        let a = at.child(k, v);
+        match k.as_str() {
+            "type" => p.kind = a.string()?,
+            "key" => p.key = Some(a.string()?),
+            "prefix" => p.prefix = Some(a.string()?),
+            "service" => p.service = Some(a.string()?),
+            "tag" => p.tags = a.strings()?,
+            "passingonly" => p.passing_only = a.boolean()?,
+            "state" => p.state = Some(a.string()?),
+            "name" => p.name = Some(a.string()?),
+            "datacenter" => datacenter = Some(a.string()?),
+            "token" => token = Some(a.string()?),
+            "stale" => stale = a.boolean()?,
+            "handler_type" => handler_type = Some(a.string()?),
+            "args" => args = a.strings()?,
+            "handler" => legacy = Some(a.string()?),
+            "http_handler_config" => {
+                let (mut path, mut method) = (String::new(), "POST".to_string());
+                let (mut headers, mut timeout, mut skip) =
+                    (BTreeMap::new(), Duration::from_secs(10), false);
+                for (hk, hv) in a.object()? {
+                    let h = a.child(hk, hv);
+                    match hk.as_str() {
+                        "path" => path = h.string()?,
+                        "method" => method = h.string()?.to_ascii_uppercase(),
+                        "header" => {
+                            for (name, vals) in h.object()? {
+                                headers.insert(name.clone(), h.child(name, vals).strings()?);
+                            }
+                        }
+                        "timeout" => timeout = h.duration()?,
+                        "tls_skip_verify" => skip = h.boolean()?,
+                        _ => return Err(h.err("unknown http_handler_config key")),
+                    }
+                }
+                if path.is_empty() {
+                    return Err(a.err("http_handler_config needs a path"));
+                }
+                http = Some(WatchHandler::Http {
+                    path,
+                    method,
+                    headers,
+                    timeout,
+                    tls_skip_verify: skip,
+                });
+            }
+            _ => return Err(a.err("unknown watch key")),
+        }
+    }
+    let kind = WatchKind::from_params(&p)
+        .map_err(|e| at.err(format!("Failed to compile watch parameters: {e}")))?;
+    let handler = match (handler_type.as_deref(), http, legacy) {
+        (Some("http"), Some(h), _) => h,
+        (Some("http"), None, _) => {
+            return Err(at.err("handler_type http needs http_handler_config"))
+        }
+        (Some("script") | None, _, _) if !args.is_empty() => {
+            WatchHandler::Script { args, shell: false }
+        }
+        (Some("script") | None, _, Some(cmd)) => WatchHandler::Script {
+            args: vec![cmd],
+            shell: true,
+        },
+        (Some(other), _, _) if other != "script" => {
+            return Err(at.err(format!("invalid handler_type {other:?}")))
+        }
+        _ => return Err(at.err("a watch needs a handler (args, or handler_type http)")),
+    };
+    Ok(WatchPlan {
+        kind,
+        datacenter,
+        token,
+        stale,
+        handler,
+    })
+}
+
 fn parse_service(at: &At) -> Result<ServiceDefinition, ConfigError> {
     let mut s = ServiceDefinition::default();
     for (k, v) in at.object()? {
@@ -510,6 +594,11 @@ fn apply_file(cfg: &mut RuntimeConfig, file: &str, root: &Value) -> Result<(), C
             "check" | "checks" => {
                 for c in a.objects()? {
                     cfg.checks.push(parse_check(&c)?);
+                }
+            }
+            "watches" => {
+                for w in a.objects()? {
+                    cfg.watches.push(parse_watch(&w)?);
                 }
             }
             "limits" => {

@@ -101,9 +101,19 @@ pub struct AgentFlags {
 /// clap parses: Consul's CLI uses Go's flag package, where one dash and two
 /// are the same. `-1`, `-` (stdin) and everything after `--` stay as they are.
 pub fn go_style_args(args: Vec<String>) -> Vec<String> {
-    let mut out = Vec::with_capacity(args.len());
+    // `lock PREFIX CHILD...` and `watch ... HANDLER...`: as with Go's flag
+    // package, flags end at the first argument that is not one, and what
+    // follows (the child's own flags) passes through untouched.
+    let positionals_before_raw = match args.get(1).map(String::as_str) {
+        Some("lock") => Some(1),
+        Some("watch") => Some(0),
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(args.len() + 1);
     let mut rest = false;
-    for a in args {
+    let mut positionals = 0;
+    let mut value_expected = false;
+    for (i, a) in args.into_iter().enumerate() {
         if rest {
             out.push(a);
             continue;
@@ -114,6 +124,23 @@ pub fn go_style_args(args: Vec<String>) -> Vec<String> {
             continue;
         }
         let b = a.as_bytes();
+        let is_flag = b.len() > 1 && b[0] == b'-';
+        if let (Some(n), true) = (
+            positionals_before_raw,
+            i >= 2 && !is_flag && !value_expected,
+        ) {
+            if positionals == n {
+                out.push("--".into());
+                out.push(a);
+                rest = true;
+                continue;
+            }
+            positionals += 1;
+        }
+        value_expected = is_flag && !a.contains('=') && {
+            let name = a.trim_start_matches('-');
+            !BOOL_FLAGS.contains(&name)
+        };
         if b.len() > 2 && b[0] == b'-' && b[1].is_ascii_alphabetic() {
             out.push(format!("-{a}"));
         } else {
@@ -122,6 +149,19 @@ pub fn go_style_args(args: Vec<String>) -> Vec<String> {
     }
     out
 }
+
+/// Flags of `lock` and `watch` that take no value (a word after them is
+/// positional).
+const BOOL_FLAGS: &[&str] = &[
+    "pass-stdin",
+    "child-exit-code",
+    "verbose",
+    "stale",
+    "shell",
+    "passingonly",
+    "h",
+    "help",
+];
 
 #[cfg(test)]
 mod tests {
@@ -139,6 +179,36 @@ mod tests {
         let mut v = vec!["meridian".to_string()];
         v.extend(args.iter().map(|s| s.to_string()));
         T::try_parse_from(go_style_args(v)).expect("parses").f
+    }
+
+    #[test]
+    fn lock_and_watch_children_keep_their_flags() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            go_style_args(v(&[
+                "m", "lock", "-n", "2", "-verbose", "pfx", "sh", "-c", "x"
+            ])),
+            v(&[
+                "m",
+                "lock",
+                "-n",
+                "2",
+                "--verbose",
+                "pfx",
+                "--",
+                "sh",
+                "-c",
+                "x"
+            ])
+        );
+        assert_eq!(
+            go_style_args(v(&["m", "watch", "-type=key", "-key", "k", "cat", "-n"])),
+            v(&["m", "watch", "--type=key", "--key", "k", "--", "cat", "-n"])
+        );
+        assert_eq!(
+            go_style_args(v(&["m", "kv", "put", "-cas", "k", "-v"])),
+            v(&["m", "kv", "put", "--cas", "k", "-v"])
+        );
     }
 
     #[test]

@@ -225,6 +225,8 @@ pub struct RuntimeConfig {
     pub skip_leave_on_interrupt: Option<bool>,
     pub services: Vec<ServiceDefinition>,
     pub checks: Vec<CheckDefinition>,
+    /// `watches`: run by the agent against its own HTTP API.
+    pub watches: Vec<crate::watch::WatchPlan>,
     pub dns: DnsConfig,
     pub kv_max_value_size: usize,
     pub default_query_time: Duration,
@@ -275,6 +277,7 @@ impl Default for RuntimeConfig {
             skip_leave_on_interrupt: None,
             services: Vec::new(),
             checks: Vec::new(),
+            watches: Vec::new(),
             dns: DnsConfig::default(),
             kv_max_value_size: 512 * 1024,
             default_query_time: Duration::from_secs(300),

@@ -85,12 +85,7 @@ async fn fire(
             ApiError::bad_request(e)
         });
     }
-    let fired = state
-        .ask(FireUserEvent {
-            dc: p.dc(),
-            event,
-        })
-        .await??;
+    let fired = state.ask(FireUserEvent { dc: p.dc(), event }).await??;
     Ok(json(&req, &EventJson::from(fired)))
 }
 

@@ -9,7 +9,8 @@ use tokio::net::{TcpListener, TcpStream};
 use super::codec::{read_frame, write_frame};
 use super::{RpcError, RpcRequest, RpcResponse};
 use crate::actors::raft::{
-    Datacenters, FromAgent, GetRaftStatus, RouteEvent, LastContact, RaftActor, RemoveVoter, ServeForwarded,
+    Datacenters, FromAgent, GetRaftStatus, LastContact, RaftActor, RemoveVoter, RouteEvent,
+    ServeForwarded,
 };
 use crate::rpc::RequestError;
 use crate::storage::Raft;

@@ -135,6 +135,9 @@ pub fn execute(store: &mut StateStore, q: &Query, waiter: Option<&Waiter>) -> (u
             let (i, s) = store.session_list(node.as_deref(), waiter);
             (i, QueryResult::Sessions(s))
         }
-        Query::Snapshot => (store.last_index(), QueryResult::Snapshot(Box::new(store.snapshot()))),
+        Query::Snapshot => (
+            store.last_index(),
+            QueryResult::Snapshot(Box::new(store.snapshot())),
+        ),
     }
 }

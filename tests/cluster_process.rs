@@ -9,40 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn leader(a: &TestAgent) -> String {
-    reqwest::blocking::get(a.url("/v1/status/leader"))
-        .and_then(|r| r.json::<String>())
-        .unwrap_or_default()
-}
-
-/// Three servers with `-bootstrap-expect 3`, once they agree on a leader.
-fn three_servers(dirs: &[tempfile::TempDir]) -> Vec<TestAgent> {
-    let started = Instant::now();
-    let s1 = TestAgent::server_expect(dirs[0].path(), 3, None);
-    let seed = format!("127.0.0.1:{}", s1.serf_lan);
-    let s2 = TestAgent::server_expect(dirs[1].path(), 3, Some(&seed));
-    let s3 = TestAgent::server_expect(dirs[2].path(), 3, Some(&seed));
-    let servers = vec![s1, s2, s3];
-    wait_for("one leader seen by all three", 30, || {
-        let l = leader(&servers[0]);
-        !l.is_empty() && servers.iter().all(|s| leader(s) == l)
-    });
-    eprintln!("start to first leader: {:?}", started.elapsed());
-    servers
-}
-
-/// Index of the server that says it leads.
-fn leader_index(servers: &[TestAgent]) -> Option<usize> {
-    servers.iter().position(|s| {
-        reqwest::blocking::Client::new()
-            .get(s.url("/v1/agent/self"))
-            .timeout(Duration::from_secs(2))
-            .send()
-            .and_then(|r| r.json::<serde_json::Value>())
-            .is_ok_and(|v| v["Stats"]["consul"]["leader"] == "true")
-    })
-}
-
 #[test]
 fn three_servers_bootstrap_replicate_and_survive_a_leader_kill() {
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();

@@ -358,3 +358,38 @@ pub fn wait_for(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The leader's address as `/v1/status/leader` says it (empty: none).
+pub fn leader(a: &TestAgent) -> String {
+    reqwest::blocking::get(a.url("/v1/status/leader"))
+        .and_then(|r| r.json::<String>())
+        .unwrap_or_default()
+}
+
+/// Three servers with `-bootstrap-expect 3`, once they agree on a leader.
+pub fn three_servers(dirs: &[tempfile::TempDir]) -> Vec<TestAgent> {
+    let started = Instant::now();
+    let s1 = TestAgent::server_expect(dirs[0].path(), 3, None);
+    let seed = format!("127.0.0.1:{}", s1.serf_lan);
+    let s2 = TestAgent::server_expect(dirs[1].path(), 3, Some(&seed));
+    let s3 = TestAgent::server_expect(dirs[2].path(), 3, Some(&seed));
+    let servers = vec![s1, s2, s3];
+    wait_for("one leader seen by all three", 30, || {
+        let l = leader(&servers[0]);
+        !l.is_empty() && servers.iter().all(|s| leader(s) == l)
+    });
+    eprintln!("start to first leader: {:?}", started.elapsed());
+    servers
+}
+
+/// Index of the server that says it leads.
+pub fn leader_index(servers: &[TestAgent]) -> Option<usize> {
+    servers.iter().position(|s| {
+        reqwest::blocking::Client::new()
+            .get(s.url("/v1/agent/self"))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .and_then(|r| r.json::<serde_json::Value>())
+            .is_ok_and(|v| v["Stats"]["consul"]["leader"] == "true")
+    })
+}

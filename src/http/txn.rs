@@ -1,4 +1,4 @@
-//! `PUT /v1/txn`: KV operations applied all or nothing through one Raft
+//! `PUT /v1/txn`: KV, node, service and check operations applied all or nothing through one Raft
 //! entry, in Consul's request and answer shapes (409 with `Errors` when an
 //! operation fails, nothing written then).
 
@@ -13,7 +13,8 @@ use super::error::ApiError;
 use super::params::{decode, json_with, read_body, Params};
 use super::ApiState;
 use crate::state::command::{Command, CommandResult};
-use crate::state::txn::{KvOp, TxnOutcome};
+use crate::state::structs::{HealthCheck, Node, NodeService};
+use crate::state::txn::{KvOp, TxnOp as StateOp, TxnOutcome, TxnResult};
 
 /// Consul's cap on operations in one transaction.
 pub const MAX_OPS: usize = 64;
@@ -27,9 +28,31 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 struct TxnOp {
     #[serde(rename = "KV")]
     kv: Option<KvBody>,
-    node: Option<serde_json::Value>,
-    service: Option<serde_json::Value>,
-    check: Option<serde_json::Value>,
+    node: Option<NodeBody>,
+    service: Option<ServiceBody>,
+    check: Option<CheckBody>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct NodeBody {
+    verb: String,
+    node: Node,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ServiceBody {
+    verb: String,
+    node: String,
+    service: NodeService,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CheckBody {
+    verb: String,
+    check: HealthCheck,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -57,40 +80,80 @@ async fn txn(
             ops.len()
         )));
     }
-    let mut kv_ops = Vec::with_capacity(ops.len());
+    let mut txn_ops = Vec::with_capacity(ops.len());
     for (i, op) in ops.into_iter().enumerate() {
-        if op.node.is_some() || op.service.is_some() || op.check.is_some() {
-            return Err(ApiError::bad_request(format!(
-                "Operation {i}: only KV operations are supported in transactions so far"
-            )));
-        }
-        let kv = op
-            .kv
-            .ok_or_else(|| ApiError::bad_request(format!("Operation {i}: missing KV operation")))?;
-        let value = match kv.value.as_deref() {
-            None | Some("") => Vec::new(),
-            Some(b64) => base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .map_err(|e| ApiError::bad_request(format!("Operation {i}: KV.Value: {e}")))?,
+        let op = match op {
+            TxnOp {
+                kv: Some(kv),
+                node: None,
+                service: None,
+                check: None,
+            } => StateOp::Kv(kv_op(i, kv)?),
+            TxnOp {
+                kv: None,
+                node: Some(n),
+                service: None,
+                check: None,
+            } => StateOp::Node {
+                verb: n.verb,
+                node: n.node,
+            },
+            TxnOp {
+                kv: None,
+                node: None,
+                service: Some(s),
+                check: None,
+            } => {
+                if s.node.is_empty() {
+                    return Err(ApiError::bad_request(format!(
+                        "Operation {i}: Service.Node is required"
+                    )));
+                }
+                StateOp::Service {
+                    verb: s.verb,
+                    node: s.node,
+                    service: s.service,
+                }
+            }
+            TxnOp {
+                kv: None,
+                node: None,
+                service: None,
+                check: Some(c),
+            } => StateOp::Check {
+                verb: c.verb,
+                check: c.check,
+            },
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "Operation {i}: exactly one of KV, Node, Service or Check is required"
+                )))
+            }
         };
-        if kv.key.is_empty() && kv.verb != "get-tree" && kv.verb != "delete-tree" {
-            return Err(ApiError::bad_request(format!("Operation {i}: missing key")));
-        }
-        kv_ops.push(KvOp {
-            verb: kv.verb,
-            key: kv.key,
-            value,
-            flags: kv.flags,
-            index: kv.index,
-            session: kv.session,
-        });
+        txn_ops.push(op);
     }
-    match state.write(p.dc(), Command::Txn(kv_ops)).await?.result {
+    // KV-only transactions keep the entry format older servers read.
+    let kv_only: Option<Vec<KvOp>> = txn_ops
+        .iter()
+        .map(|o| match o {
+            StateOp::Kv(k) => Some(k.clone()),
+            _ => None,
+        })
+        .collect();
+    let command = match kv_only {
+        Some(kv) => Command::Txn(kv),
+        None => Command::TxnOps(txn_ops),
+    };
+    match state.write(p.dc(), command).await?.result {
         CommandResult::Txn(TxnOutcome::Results(results)) => {
             let results: Vec<serde_json::Value> = results
                 .into_iter()
-                .flatten()
-                .map(|e| json!({ "KV": e }))
+                .map(|r| match r {
+                    TxnResult::Kv(e) => json!({ "KV": e }),
+                    TxnResult::Node(n) => json!({ "Node": n }),
+                    TxnResult::Service(s) => json!({ "Service": s }),
+                    TxnResult::Check(c) => json!({ "Check": c }),
+                })
                 .collect();
             Ok(json_with(
                 HttpResponse::Ok(),
@@ -111,4 +174,24 @@ async fn txn(
         }
         other => Err(ApiError::internal(format!("unexpected result {other:?}"))),
     }
+}
+
+fn kv_op(i: usize, kv: KvBody) -> Result<KvOp, ApiError> {
+    let value = match kv.value.as_deref() {
+        None | Some("") => Vec::new(),
+        Some(b64) => base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|e| ApiError::bad_request(format!("Operation {i}: KV.Value: {e}")))?,
+    };
+    if kv.key.is_empty() && kv.verb != "get-tree" && kv.verb != "delete-tree" {
+        return Err(ApiError::bad_request(format!("Operation {i}: missing key")));
+    }
+    Ok(KvOp {
+        verb: kv.verb,
+        key: kv.key,
+        value,
+        flags: kv.flags,
+        index: kv.index,
+        session: kv.session,
+    })
 }

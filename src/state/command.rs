@@ -60,8 +60,10 @@ pub enum Command {
     SessionRenew {
         id: String,
     },
-    /// `/v1/txn`: KV operations, all or nothing.
+    /// `/v1/txn` as first logged: KV operations only, all or nothing.
     Txn(Vec<super::txn::KvOp>),
+    /// `/v1/txn` with any verbs, all or nothing.
+    TxnOps(Vec<super::txn::TxnOp>),
     /// `/v1/snapshot` PUT: every table replaced by the snapshot's.
     Restore(Box<super::StoreSnapshot>),
     /// Writes that arrived together, applied in order under one Raft index
@@ -71,7 +73,7 @@ pub enum Command {
 
 /// What a write answers: `Bool` for KV verbs (`true`/`false` bodies),
 /// `Done` for catalog writes, `Rejected` when the state store refused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum CommandResult {
     Bool(bool),
     Done,
@@ -137,6 +139,7 @@ pub fn apply(store: &mut StateStore, index: u64, cmd: &Command) -> CommandResult
         }
         Command::SessionRenew { id } => CommandResult::Session(store.sessions().get(id).cloned()),
         Command::Txn(ops) => CommandResult::Txn(store.txn(index, ops)),
+        Command::TxnOps(ops) => CommandResult::Txn(store.txn_ops(index, ops)),
         Command::Restore(snap) => {
             store.restore_at(index, (**snap).clone());
             CommandResult::Done

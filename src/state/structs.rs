@@ -53,6 +53,7 @@ pub struct Node {
     #[serde(rename = "ID", default)]
     pub id: String,
     pub node: String,
+    #[serde(default)]
     pub address: String,
     #[serde(default)]
     pub datacenter: String,
@@ -88,6 +89,7 @@ impl Default for Weights {
 pub struct NodeService {
     #[serde(rename = "ID", default)]
     pub id: String,
+    #[serde(default)]
     pub service: String,
     #[serde(default)]
     pub tags: Vec<String>,

@@ -1,6 +1,8 @@
 """Two datacenters joined over the WAN, seen through py-consul's `dc=`
 arguments and dig's `NAME.service.DC.consul` names."""
 
+import io
+import tarfile
 import time
 
 import consul
@@ -26,6 +28,21 @@ def test_dc_argument_and_dns_names_reach_the_other_datacenter():
         assert c2.kv.get("fed/key")[1]["Value"] == b"west"
         assert c1.kv.get("fed/key")[1] is None
         assert c1.kv.get("fed/key", dc="dc2")[1]["Value"] == b"west"
+
+        # An event fired for dc2 through dc1 reaches dc2's agents only.
+        fired = c1.event.fire("deploy", "to-west", dc="dc2")
+        deadline = time.time() + 10
+        while time.time() < deadline and not c2.event.list(name="deploy")[1]:
+            time.sleep(0.1)
+        assert [e["ID"] for e in c2.event.list(name="deploy")[1]] == [fired["ID"]]
+        assert c1.event.list(name="deploy")[1] == []
+
+        # dc2's snapshot, taken through dc1, holds dc2's data.
+        archive = c1.snapshot.save(dc="dc2")
+        assert archive[:2] == b"\x1f\x8b"
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as t:
+            state = t.extractfile("state.json").read()
+        assert b"fed/key" in state
 
         # A service of dc2, found from dc1 by the API and by DNS.
         c2.agent.service.register("api", port=7000)

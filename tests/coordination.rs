@@ -74,17 +74,19 @@ fn lock_holder_session(s: &TestAgent, key: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// A server and two client agents joined to it (and the data dirs).
+fn server_and_two_clients() -> (Vec<tempfile::TempDir>, TestAgent, TestAgent, TestAgent) {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let s = TestAgent::server(dirs[0].path());
+    let join = format!("127.0.0.1:{}", s.serf_lan);
+    let c1 = TestAgent::client(dirs[1].path(), &join);
+    let c2 = TestAgent::client(dirs[2].path(), &join);
+    (dirs, s, c1, c2)
+}
+
 #[test]
 fn lock_changes_hands_after_the_holders_agent_is_killed() {
-    let (sd, d1, d2) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
-    let s = TestAgent::server(sd.path());
-    let join = format!("127.0.0.1:{}", s.serf_lan);
-    let mut c1 = TestAgent::client(d1.path(), &join);
-    let c2 = TestAgent::client(d2.path(), &join);
+    let (_dirs, s, mut c1, c2) = server_and_two_clients();
     wait_for("both clients registered with serfHealth", 20, || {
         [&c1, &c2].iter().all(|c| {
             s.get_json(&format!("/v1/health/node/{}", c.node))
@@ -311,15 +313,7 @@ fn events_on(a: &TestAgent) -> Vec<String> {
 
 #[test]
 fn events_spread_to_every_agent_that_matches_their_filters() {
-    let (sd, d1, d2) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
-    let s = TestAgent::server(sd.path());
-    let join = format!("127.0.0.1:{}", s.serf_lan);
-    let c1 = TestAgent::client(d1.path(), &join);
-    let c2 = TestAgent::client(d2.path(), &join);
+    let (_dirs, s, c1, c2) = server_and_two_clients();
     wait_for("three members", 20, || {
         s.get_json("/v1/agent/members").as_array().map(Vec::len) == Some(3)
             && c1.get_json("/v1/agent/members").as_array().map(Vec::len) == Some(3)

@@ -360,16 +360,7 @@ impl Lock {
             return Ok(false);
         }
         holders.push(self.session.clone());
-        let holders: serde_json::Map<String, Value> = holders
-            .into_iter()
-            .map(|h| (h, Value::Bool(true)))
-            .collect();
-        let body = json!({"Limit": self.limit, "Holders": holders});
-        let cas = [
-            ("cas", modify_index.to_string()),
-            ("flags", SEMAPHORE_FLAG.to_string()),
-        ];
-        let ok = self.put(&self.lock_key(), &cas, body.to_string().into_bytes())?;
+        let ok = self.write_holders(holders, modify_index)?;
         if !ok {
             // Someone else changed it between our read and write.
             *index = 0;
@@ -454,6 +445,21 @@ impl Lock {
         true
     }
 
+    /// Replaces the semaphore's holders if `.lock` is still at
+    /// `modify_index` (0: not yet written).
+    fn write_holders(&self, holders: Vec<String>, modify_index: u64) -> Result<bool> {
+        let holders: serde_json::Map<String, Value> = holders
+            .into_iter()
+            .map(|h| (h, Value::Bool(true)))
+            .collect();
+        let body = json!({"Limit": self.limit, "Holders": holders});
+        let cas = [
+            ("cas", modify_index.to_string()),
+            ("flags", SEMAPHORE_FLAG.to_string()),
+        ];
+        self.put(&self.lock_key(), &cas, body.to_string().into_bytes())
+    }
+
     /// Gives the lock (or slot) back; best effort, the session's end frees
     /// it anyway.
     fn release(&self) {
@@ -480,19 +486,9 @@ impl Lock {
             if !lock.holders.contains(&self.session) || modify_index == 0 {
                 break;
             }
-            let holders: serde_json::Map<String, Value> = lock
-                .holders
-                .into_iter()
-                .filter(|h| *h != self.session)
-                .map(|h| (h, Value::Bool(true)))
-                .collect();
-            let body = json!({"Limit": self.limit, "Holders": holders});
-            let cas = [
-                ("cas", modify_index.to_string()),
-                ("flags", SEMAPHORE_FLAG.to_string()),
-            ];
+            let holders = lock.holders.into_iter().filter(|h| *h != self.session);
             if self
-                .put(&self.lock_key(), &cas, body.to_string().into_bytes())
+                .write_holders(holders.collect(), modify_index)
                 .unwrap_or(false)
             {
                 break;

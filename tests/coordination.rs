@@ -211,14 +211,21 @@ fn b64(s: &str) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
 }
 
+/// A read that may find nothing yet (404, not started): `null` then.
+fn try_json(a: &TestAgent, path: &str) -> Value {
+    reqwest::blocking::get(a.url(path))
+        .and_then(|r| r.json())
+        .unwrap_or(Value::Null)
+}
+
 /// Everything a snapshot must carry, read so that two clusters compare.
 fn state_of(a: &TestAgent, ext_nodes: &[&str]) -> Vec<Value> {
-    let mut out = vec![a.get_json("/v1/kv/?recurse&stale")];
+    let mut out = vec![try_json(a, "/v1/kv/?recurse&stale")];
     for n in ext_nodes {
-        out.push(a.get_json(&format!("/v1/catalog/node/{n}?stale")));
-        out.push(a.get_json(&format!("/v1/health/node/{n}?stale")));
+        out.push(try_json(a, &format!("/v1/catalog/node/{n}?stale")));
+        out.push(try_json(a, &format!("/v1/health/node/{n}?stale")));
     }
-    out.push(a.get_json("/v1/health/service/db?stale"));
+    out.push(try_json(a, "/v1/health/service/db?stale"));
     out
 }
 
@@ -253,6 +260,7 @@ fn a_snapshot_restores_into_a_new_cluster() {
         "true"
     );
     let before = state_of(&a[0], &ext);
+    assert!(before.iter().all(|v| !v.is_null()), "{before:?}");
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("backup.snap");

@@ -4,6 +4,7 @@
 
 pub mod actors;
 pub mod agent;
+pub mod bench;
 
 pub mod cli;
 pub mod config;

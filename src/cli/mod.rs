@@ -72,6 +72,8 @@ enum Cmd {
     Lock(lock::Args),
     /// Watches a view of the data and runs a handler on each change.
     Watch(watch::Args),
+    /// Load generator: throughput and latency of a workload (also against etcd).
+    Bench(crate::bench::Args),
     /// Provides debugging information for operators.
     Info(HttpArgs),
     /// Triggers the agent to reload its configuration files.
@@ -116,6 +118,7 @@ pub fn run(args: Vec<String>) -> i32 {
         Cmd::Event(a) => event::run(a),
         Cmd::Lock(a) => lock::run(a),
         Cmd::Watch(a) => watch::run(a),
+        Cmd::Bench(a) => crate::bench::run(a),
         Cmd::Info(h) => info::run(h),
         Cmd::Reload(h) => reload::run(h),
         Cmd::Leave(h) => leave::run(h),

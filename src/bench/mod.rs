@@ -86,6 +86,8 @@ pub struct Report {
     pub errors: std::collections::BTreeMap<String, u64>,
     pub throughput_ops_s: f64,
     pub latency: Option<Latency>,
+    /// The longest time between two successes (failover runs).
+    pub longest_gap_ms: Option<f64>,
     pub processes: Vec<ProcessStats>,
     pub notes: Vec<String>,
 }
@@ -236,11 +238,11 @@ async fn measure(a: &Args, plan: &Plan, ctx: Arc<Ctx>) -> Result<Report> {
     };
     let deadline = started + plan.duration;
     let mut rec = if plan.workload == Workload::Blocking {
-        blocking(a, ctx.clone(), deadline, done.clone()).await
+        blocking(a, ctx.clone(), started, deadline, done.clone()).await
     } else if a.rate > 0.0 {
-        open_loop(a.rate, ctx.clone(), deadline, done.clone()).await
+        open_loop(a.rate, ctx.clone(), started, deadline, done.clone()).await
     } else {
-        closed_loop(a.concurrency, ctx.clone(), deadline, done.clone()).await
+        closed_loop(a.concurrency, ctx.clone(), started, deadline, done.clone()).await
     };
     let elapsed = started.elapsed();
     stop.store(true, Ordering::SeqCst);
@@ -300,6 +302,9 @@ async fn measure(a: &Args, plan: &Plan, ctx: Arc<Ctx>) -> Result<Report> {
         ok,
         errors: std::mem::take(&mut rec.errors),
         throughput_ops_s: (ok as f64 / elapsed.as_secs_f64() * 10.0).round() / 10.0,
+        longest_gap_ms: rec
+            .longest_gap()
+            .map(|d| (d.as_secs_f64() * 1e5).round() / 100.0),
         latency: stats::latency(&mut rec.latencies_us),
         processes,
         notes,
@@ -309,6 +314,7 @@ async fn measure(a: &Args, plan: &Plan, ctx: Arc<Ctx>) -> Result<Report> {
 async fn closed_loop(
     clients: usize,
     ctx: Arc<Ctx>,
+    started: Instant,
     deadline: Instant,
     done: Arc<AtomicU64>,
 ) -> Recorder {
@@ -319,11 +325,19 @@ async fn closed_loop(
             let mut rec = Recorder::default();
             let mut sock = None;
             let mut seq = c as u64;
+            // The server this client talks to; the next one after an
+            // error, as clients of a cluster do when a server dies.
+            let mut server = c;
             while Instant::now() < deadline {
                 let t = Instant::now();
-                match ctx.op(c, seq, &mut sock).await {
-                    Ok(()) => rec.ok(t.elapsed()),
-                    Err(e) => rec.err(e),
+                match ctx.op(server, seq, &mut sock).await {
+                    Ok(()) => rec.ok(t.elapsed(), started.elapsed()),
+                    Err(e) => {
+                        rec.err(e);
+                        server += 1;
+                        // A refused connection answers at once: no spin.
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
                 }
                 done.fetch_add(1, Ordering::Relaxed);
                 seq += clients as u64;
@@ -344,7 +358,13 @@ async fn closed_loop(
 /// this many in flight before new ones count as dropped.
 const MAX_IN_FLIGHT: u64 = 20_000;
 
-async fn open_loop(rate: f64, ctx: Arc<Ctx>, deadline: Instant, done: Arc<AtomicU64>) -> Recorder {
+async fn open_loop(
+    rate: f64,
+    ctx: Arc<Ctx>,
+    started: Instant,
+    deadline: Instant,
+    done: Arc<AtomicU64>,
+) -> Recorder {
     let shared = Arc::new(Mutex::new(Recorder::default()));
     let in_flight = Arc::new(AtomicU64::new(0));
     let interval = Duration::from_secs_f64(1.0 / rate);
@@ -375,7 +395,7 @@ async fn open_loop(rate: f64, ctx: Arc<Ctx>, deadline: Instant, done: Arc<Atomic
             let took = due.elapsed();
             if let Ok(mut rec) = shared.lock() {
                 match r {
-                    Ok(()) => rec.ok(took),
+                    Ok(()) => rec.ok(took, started.elapsed()),
                     Err(e) => rec.err(e),
                 }
             }
@@ -393,7 +413,13 @@ async fn open_loop(rate: f64, ctx: Arc<Ctx>, deadline: Instant, done: Arc<Atomic
 
 /// `blocking`: `watchers` blocking queries on `keys` keys, one writer
 /// stamping keys at `rate` a second (10 by default).
-async fn blocking(a: &Args, ctx: Arc<Ctx>, deadline: Instant, done: Arc<AtomicU64>) -> Recorder {
+async fn blocking(
+    a: &Args,
+    ctx: Arc<Ctx>,
+    started: Instant,
+    deadline: Instant,
+    done: Arc<AtomicU64>,
+) -> Recorder {
     let rate = if a.rate > 0.0 { a.rate } else { 10.0 };
     let writer = {
         let ctx = ctx.clone();
@@ -422,7 +448,7 @@ async fn blocking(a: &Args, ctx: Arc<Ctx>, deadline: Instant, done: Arc<AtomicU6
                 let left = deadline.saturating_duration_since(Instant::now());
                 match tokio::time::timeout(left, ctx.watch_once(c, &mut index)).await {
                     Ok(Ok(Some(d))) => {
-                        rec.ok(d);
+                        rec.ok(d, started.elapsed());
                         done.fetch_add(1, Ordering::Relaxed);
                     }
                     Ok(Ok(None)) => {}
@@ -467,6 +493,9 @@ pub fn table(r: &Report) -> String {
         r.ops - r.ok,
         r.throughput_ops_s
     ));
+    if let Some(g) = r.longest_gap_ms {
+        out.push_str(&format!("longest gap between successes {g:.1} ms\n"));
+    }
     if let Some(l) = &r.latency {
         out.push_str(&format!(
             "latency ms  p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  mean {:.3}\n",

@@ -12,13 +12,27 @@ use serde::Serialize;
 pub struct Recorder {
     /// Microseconds per successful operation.
     pub latencies_us: Vec<u32>,
+    /// When each success completed, microseconds into the run.
+    pub acks_us: Vec<u64>,
     pub errors: BTreeMap<String, u64>,
 }
 
 impl Recorder {
-    pub fn ok(&mut self, took: Duration) {
+    pub fn ok(&mut self, took: Duration, at: Duration) {
         self.latencies_us
             .push(u32::try_from(took.as_micros()).unwrap_or(u32::MAX));
+        self.acks_us
+            .push(u64::try_from(at.as_micros()).unwrap_or(u64::MAX));
+    }
+
+    /// The longest stretch without a success (a failover shows here).
+    pub fn longest_gap(&mut self) -> Option<Duration> {
+        self.acks_us.sort_unstable();
+        self.acks_us
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .max()
+            .map(Duration::from_micros)
     }
 
     pub fn err(&mut self, kind: impl Into<String>) {
@@ -27,6 +41,7 @@ impl Recorder {
 
     pub fn merge(&mut self, other: Recorder) {
         self.latencies_us.extend(other.latencies_us);
+        self.acks_us.extend(other.acks_us);
         for (k, n) in other.errors {
             *self.errors.entry(k).or_insert(0) += n;
         }

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# DNS: dnsperf (Debian) against a Meridian server holding 100 services x
+# 10 instances, then against nsd (Debian) serving the same A and SRV
+# records from a zone file; queries/s and latency, same query list, same
+# dnsperf settings. Installs dnsperf and nsd if missing.
+#
+#   bash bench/dns.sh            (SECONDS_EACH=10 CLIENTS=8 to change)
+source "$(dirname "$0")/lib.sh"
+SECONDS_EACH=${SECONDS_EACH:-10}
+CLIENTS=${CLIENTS:-8}
+OUT=${OUT:-$ROOT/target/bench/dns}
+mkdir -p "$OUT"
+if ! command -v dnsperf >/dev/null || ! command -v nsd >/dev/null; then
+  log "installing dnsperf and nsd"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null && apt-get install -y -qq dnsperf nsd >/dev/null
+fi
+build
+
+meridian_cluster 1
+HTTP=127.0.0.1:19510; DNS_PORT=19511
+log "registering 100 services x 10 instances"
+python3 - "$HTTP" "$WORK" <<'PY'
+import json, sys, urllib.request
+http, work = sys.argv[1], sys.argv[2]
+zone = ["$ORIGIN consul.", "$TTL 0",
+        "@ IN SOA ns.consul. hostmaster.consul. 1 3600 600 86400 0", "@ IN NS ns.consul.", "ns IN A 127.0.0.1"]
+queries = []
+for s in range(100):
+    for i in range(10):
+        node, addr, port = f"n{s}-{i}", f"10.{s}.{i}.1", 20000 + s
+        body = {"Node": node, "Address": addr,
+                "Service": {"ID": f"svc{s}-{i}", "Service": f"svc{s}", "Port": port},
+                "Check": {"CheckID": "up", "Name": "up", "Status": "passing", "ServiceID": f"svc{s}-{i}"}}
+        req = urllib.request.Request(f"http://{http}/v1/catalog/register", data=json.dumps(body).encode(), method="PUT")
+        urllib.request.urlopen(req).read()
+        zone.append(f"svc{s}.service IN A {addr}")
+        zone.append(f"svc{s}.service IN SRV 1 1 {port} {node}.node.dc1")
+        zone.append(f"{node}.node.dc1 IN A {addr}")
+    queries += [f"svc{s}.service.consul A", f"svc{s}.service.consul SRV"]
+open(f"{work}/consul.zone", "w").write("\n".join(zone) + "\n")
+open(f"{work}/queries.txt", "w").write("\n".join(queries) + "\n")
+PY
+# Anti-entropy and the DNS cache are not in the way: answers come from
+# the catalog on every query. Check one answer before measuring.
+dig @127.0.0.1 -p $DNS_PORT svc7.service.consul +short | grep -q 10.7. || { echo "Meridian does not answer"; exit 1; }
+
+perf() { # name port
+  dnsperf -s 127.0.0.1 -p "$2" -d "$WORK/queries.txt" -l "$SECONDS_EACH" -c "$CLIENTS" -q 100 >"$OUT/$1.txt" 2>&1 || true
+  grep -E "Queries per second|Average Latency|Queries lost" "$OUT/$1.txt" | sed "s/^/  [$1] /" >&2
+}
+log "dnsperf against Meridian"
+perf meridian $DNS_PORT
+MRSS=$(awk '/VmRSS/ {print $2}' /proc/"${MPID[1]}"/status)
+
+NSD_PORT=19653
+cat >"$WORK/nsd.conf" <<CONF
+server:
+  ip-address: 127.0.0.1
+  port: $NSD_PORT
+  username: ""
+  zonesdir: "$WORK"
+  pidfile: "$WORK/nsd.pid"
+  database: ""
+  xfrdfile: "$WORK/xfrd.state"
+  zonelistfile: "$WORK/zone.list"
+  verbosity: 0
+remote-control:
+  control-enable: no
+zone:
+  name: consul
+  zonefile: consul.zone
+CONF
+nsd -c "$WORK/nsd.conf" -d >"$WORK/nsd.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 50); do dig @127.0.0.1 -p $NSD_PORT svc7.service.consul +short 2>/dev/null | grep -q 10.7. && break; sleep 0.1; done
+log "dnsperf against nsd"
+perf nsd $NSD_PORT
+
+{
+  echo "# DNS: Meridian vs nsd, 100 services x 10 instances ($(date -u +%F))"
+  echo
+  machine
+  echo
+  python3 - "$OUT" "$CLIENTS" "$SECONDS_EACH" "$MRSS" <<'PY'
+import re, sys
+d, clients, secs, rss = sys.argv[1:5]
+def get(name):
+    t = open(f"{d}/{name}.txt").read()
+    qps = float(re.search(r"Queries per second:\s+([\d.]+)", t).group(1))
+    avg = float(re.search(r"Average Latency \(s\):\s+([\d.]+)", t).group(1)) * 1000
+    lost = re.search(r"Queries lost:\s+(\d+)", t).group(1)
+    return qps, avg, lost
+m, n = get("meridian"), get("nsd")
+print(f"dnsperf -c {clients} -q 100 -l {secs}, queries alternating A and SRV over 100 names.")
+print()
+print("| server | queries/s | avg latency ms | lost |")
+print("|---|---|---|---|")
+print(f"| Meridian | {m[0]:.0f} | {m[1]:.3f} | {m[2]} |")
+print(f"| nsd (static zone) | {n[0]:.0f} | {n[1]:.3f} | {n[2]} |")
+print()
+print(f"Meridian / nsd: {m[0] / n[0]:.2f}x (target 0.8x). Meridian's RSS after the run: {int(rss) / 1024:.0f} MiB.")
+PY
+} | tee "$OUT/report.md"

@@ -63,6 +63,10 @@ pub struct Args {
     /// Server processes to report CPU and memory for (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub pids: Vec<u32>,
+    /// Each request's time limit; a client retries after it (failover
+    /// runs use a short one, as clients of a cluster do).
+    #[arg(long, default_value = "30s")]
+    pub timeout: String,
     /// Also write the report as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -97,6 +101,7 @@ struct Plan {
     target: Target,
     mode: Mode,
     duration: Duration,
+    timeout: Duration,
 }
 
 fn parse(a: &Args) -> Result<Plan> {
@@ -125,6 +130,10 @@ fn parse(a: &Args) -> Result<Plan> {
     if duration.is_zero() {
         bail!("-duration must be positive");
     }
+    let timeout = crate::config::duration::parse_go_duration(&a.timeout)
+        .ok()
+        .filter(|t| !t.is_zero())
+        .ok_or_else(|| anyhow!("invalid -timeout {:?}", a.timeout))?;
     if a.concurrency == 0 {
         bail!("-c must be at least 1");
     }
@@ -145,6 +154,7 @@ fn parse(a: &Args) -> Result<Plan> {
         target,
         mode,
         duration,
+        timeout,
     })
 }
 
@@ -161,13 +171,12 @@ pub fn run(a: Args) -> Result<i32> {
     let report = rt.block_on(async {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(a.concurrency.max(1))
-            .timeout(Duration::from_secs(
-                if plan.workload == Workload::Blocking {
-                    60
-                } else {
-                    30
-                },
-            ))
+            // Blocking queries wait up to 30 s by design.
+            .timeout(if plan.workload == Workload::Blocking {
+                plan.timeout.max(Duration::from_secs(60))
+            } else {
+                plan.timeout
+            })
             .build()?;
         let ctx = Arc::new(Ctx {
             http,
@@ -303,7 +312,7 @@ async fn measure(a: &Args, plan: &Plan, ctx: Arc<Ctx>) -> Result<Report> {
         errors: std::mem::take(&mut rec.errors),
         throughput_ops_s: (ok as f64 / elapsed.as_secs_f64() * 10.0).round() / 10.0,
         longest_gap_ms: rec
-            .longest_gap()
+            .longest_gap(elapsed)
             .map(|d| (d.as_secs_f64() * 1e5).round() / 100.0),
         latency: stats::latency(&mut rec.latencies_us),
         processes,
@@ -537,6 +546,7 @@ mod tests {
             dns_addr: "127.0.0.1:8600".into(),
             dns_name: "x.service.consul".into(),
             pids: vec![],
+            timeout: "30s".into(),
             json: None,
             quiet: true,
         }

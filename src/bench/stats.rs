@@ -25,14 +25,20 @@ impl Recorder {
             .push(u64::try_from(at.as_micros()).unwrap_or(u64::MAX));
     }
 
-    /// The longest stretch without a success (a failover shows here).
-    pub fn longest_gap(&mut self) -> Option<Duration> {
+    /// The longest stretch without a success (a failover shows here),
+    /// the end of the run included: an outage that lasts until the end
+    /// counts whole, not as nothing.
+    pub fn longest_gap(&mut self, run: Duration) -> Option<Duration> {
         self.acks_us.sort_unstable();
-        self.acks_us
+        let end = u64::try_from(run.as_micros()).unwrap_or(u64::MAX);
+        let last = *self.acks_us.last()?;
+        let inner = self
+            .acks_us
             .windows(2)
             .map(|w| w[1] - w[0])
             .max()
-            .map(Duration::from_micros)
+            .unwrap_or(0);
+        Some(Duration::from_micros(inner.max(end.saturating_sub(last))))
     }
 
     pub fn err(&mut self, kind: impl Into<String>) {
@@ -143,6 +149,26 @@ mod tests {
         assert!(latency(&mut []).is_none());
         let mut one = vec![1500];
         assert_eq!(latency(&mut one).unwrap().p999_ms, 1.5);
+    }
+
+    #[test]
+    fn the_longest_gap_counts_an_outage_until_the_end() {
+        let mut r = Recorder::default();
+        for ms in [10, 20, 520, 530] {
+            r.ok(Duration::ZERO, Duration::from_millis(ms));
+        }
+        assert_eq!(
+            r.longest_gap(Duration::from_millis(600)),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            r.longest_gap(Duration::from_millis(2000)),
+            Some(Duration::from_millis(1470))
+        );
+        assert_eq!(
+            Recorder::default().longest_gap(Duration::from_secs(1)),
+            None
+        );
     }
 
     #[test]

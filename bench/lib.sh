@@ -17,7 +17,17 @@ log() { printf '==> %s\n' "$*" >&2; }
 cleanup() {
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  keep_logs
   rm -rf "$WORK"
+}
+
+# The servers' logs go with the results (leader changes show there).
+keep_logs() {
+  if [ -n "${OUT:-}" ]; then
+    mkdir -p "$OUT/logs"
+    for f in "$WORK"/*.log; do [ -e "$f" ] && cat "$f" >>"$OUT/logs/$(basename "$f")"; done
+  fi
+  return 0
 }
 trap cleanup EXIT
 trap "exit 130" INT TERM
@@ -97,8 +107,9 @@ etcd_pids() { local out=(); for n in $(seq 1 "$1"); do out+=("${EPID[$n]}"); don
 stop_all() {
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  keep_logs
   PIDS=(); MPID=(); EPID=()
-  rm -rf "${WORK:?}"/m* "${WORK:?}"/e*
+  rm -rf "${WORK:?}"/m* "${WORK:?}"/e* "${WORK:?}"/*.log
 }
 
 # bench NAME ARGS...: one run, its JSON kept under $OUT/NAME.json.

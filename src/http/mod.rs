@@ -96,7 +96,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 async fn not_found(req: HttpRequest) -> HttpResponse {
     if req.path() == "/" {
         return HttpResponse::Ok().content_type("text/plain").body(
-            "Meridian Agent: the web UI comes in a later release; the HTTP API is under /v1/\n",
+            "Meridian Agent: the web UI is not enabled (-ui or ui_config { enabled = true }); the HTTP API is under /v1/\n",
         );
     }
     let body = if req.path().starts_with("/v1/") {
@@ -143,12 +143,18 @@ pub fn server(
     state: ApiState,
     addrs: &[std::net::SocketAddr],
 ) -> std::io::Result<(actix_web::dev::Server, Vec<std::net::SocketAddr>)> {
+    let ui = state.config.ui_enabled;
     let mut srv = actix_web::HttpServer::new(move || {
         actix_web::App::new()
             .app_data(web::Data::new(state.clone()))
             .app_data(web::PayloadConfig::new(64 * 1024 * 1024))
             .wrap(actix_web::middleware::Compress::default())
-            .configure(routes)
+            .configure(|cfg| {
+                if ui {
+                    crate::ui::routes(cfg);
+                }
+                routes(cfg);
+            })
     })
     .workers(2)
     .shutdown_timeout(2)

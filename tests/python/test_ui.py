@@ -1,0 +1,181 @@
+"""The web UI in headless Chromium (Debian's chromium + chromedriver, driven
+by Selenium): services with their health, a node, KV create/edit/delete
+checked through the HTTP API, a check going critical without a reload,
+and API errors shown on the page. Screenshots of the main pages go to
+target/ui-screenshots/."""
+
+import json
+import os
+import shutil
+import urllib.request
+
+import pytest
+
+from conftest import ROOT, Agent
+
+selenium = pytest.importorskip("selenium")
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+SHOTS = os.path.join(ROOT, "target", "ui-screenshots")
+
+
+def http(agent, method, path, body=None):
+    data = body.encode() if isinstance(body, str) else body
+    req = urllib.request.Request(f"http://{agent.http_addr}{path}", data=data, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+@pytest.fixture(scope="module")
+def ui_agent():
+    a = Agent(node="ui-node")
+    svc = {"Name": "web", "ID": "web-1", "Port": 8080, "Tags": ["blue", "v2"],
+           "Check": {"CheckID": "web-ttl", "Name": "web alive", "TTL": "10m"}}
+    http(a, "PUT", "/v1/agent/service/register", json.dumps(svc))
+    http(a, "PUT", "/v1/agent/check/pass/web-ttl?note=serving")
+    http(a, "PUT", "/v1/catalog/register", json.dumps({
+        "Node": "db-host", "Address": "10.0.0.9",
+        "Service": {"Service": "db", "Port": 5432, "Tags": ["primary"]},
+        "Check": {"CheckID": "db-up", "Name": "db up", "Status": "warning", "ServiceID": "db",
+                  "Output": "replication lag 3 s"}}))
+    a.wait_for("/v1/health/service/web", b"web alive")
+    yield a
+    a.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chrome = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    driver_bin = shutil.which("chromedriver")
+    if not (chrome and driver_bin):
+        pytest.skip("chromium and chromedriver are not installed")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chrome
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1280,900"):
+        opts.add_argument(arg)
+    d = webdriver.Chrome(service=webdriver.ChromeService(executable_path=driver_bin), options=opts)
+    d.set_page_load_timeout(30)
+    os.makedirs(SHOTS, exist_ok=True)
+    yield d
+    d.quit()
+
+
+def wait(browser, cond, timeout=15):
+    return WebDriverWait(browser, timeout).until(cond)
+
+
+def text_in(browser, css, text):
+    return wait(browser, EC.text_to_be_present_in_element((By.CSS_SELECTOR, css), text))
+
+
+def shot(browser, name):
+    browser.save_screenshot(os.path.join(SHOTS, f"{name}.png"))
+
+
+def test_root_leads_to_the_services_page_with_health(ui_agent, browser):
+    browser.get(f"http://{ui_agent.http_addr}/")
+    wait(browser, EC.url_contains("/ui/dc1/services"))
+    row = wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, 'tr[data-service="web"]')))
+    text_in(browser, 'tr[data-service="web"]', "2 passing")
+    assert "blue" in row.text
+    text_in(browser, 'tr[data-service="db"]', "1 warning")
+    # The filter box narrows the list without a request.
+    box = browser.find_element(By.CSS_SELECTOR, "input[type=search]")
+    box.send_keys("db")
+    wait(browser, lambda b: not b.find_elements(By.CSS_SELECTOR, 'tr[data-service="web"]'))
+    browser.get(f"http://{ui_agent.http_addr}/ui/dc1/services")
+    wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, 'tr[data-service="web"]')))
+    assert [o.text for o in browser.find_elements(By.CSS_SELECTOR, "#dc-switch option")] == ["dc1"]
+    shot(browser, "services")
+
+
+def test_a_service_and_its_check_going_critical_without_reload(ui_agent, browser):
+    browser.get(f"http://{ui_agent.http_addr}/ui/dc1/services/web")
+    text_in(browser, '[data-check="web-ttl"]', "passing")
+    text_in(browser, '[data-check="web-ttl"]', "serving")
+    shot(browser, "service")
+    marker = browser.execute_script("window.__noReload = 1; return window.__noReload")
+    assert marker == 1
+    status, _ = http(ui_agent, "PUT", "/v1/agent/check/fail/web-ttl?note=disk%20full")
+    assert status == 200
+    text_in(browser, '[data-check="web-ttl"]', "critical")
+    text_in(browser, '[data-check="web-ttl"]', "disk full")
+    assert browser.execute_script("return window.__noReload") == 1, "the page was reloaded"
+    http(ui_agent, "PUT", "/v1/agent/check/pass/web-ttl?note=serving")
+    text_in(browser, '[data-check="web-ttl"]', "passing")
+
+
+def test_nodes_and_a_node(ui_agent, browser):
+    browser.get(f"http://{ui_agent.http_addr}/ui/dc1/nodes")
+    text_in(browser, 'tr[data-node="db-host"]', "10.0.0.9")
+    text_in(browser, 'tr[data-node="ui-node"]', "passing")
+    shot(browser, "nodes")
+    browser.find_element(By.LINK_TEXT, "ui-node").click()
+    wait(browser, EC.url_contains("/ui/dc1/nodes/ui-node"))
+    text_in(browser, "main", "serfHealth")
+    text_in(browser, 'tr[data-service="web-1"]', "8080")
+    shot(browser, "node")
+
+
+def test_kv_create_edit_conflict_and_delete(ui_agent, browser):
+    browser.get(f"http://{ui_agent.http_addr}/ui/dc1/kv/")
+    form = wait(browser, EC.presence_of_element_located((By.ID, "kv-create")))
+    form.find_element(By.NAME, "key").send_keys("app/config")
+    form.find_element(By.NAME, "value").send_keys("color=blue")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait(browser, EC.url_contains("/ui/dc1/kv/app/config/edit"))
+    status, body = http(ui_agent, "GET", "/v1/kv/app/config?raw")
+    assert (status, body) == (200, b"color=blue")
+
+    value = wait(browser, EC.presence_of_element_located((By.ID, "kv-value")))
+    value.clear()
+    value.send_keys("color=green")
+    browser.find_element(By.ID, "kv-save").click()
+    text_in(browser, ".result", "Saved")
+    assert http(ui_agent, "GET", "/v1/kv/app/config?raw")[1] == b"color=green"
+    shot(browser, "kv-edit")
+
+    # Someone else writes in between: the UI's CAS refuses to overwrite.
+    http(ui_agent, "PUT", "/v1/kv/app/config", "color=red")
+    value.clear()
+    value.send_keys("color=mine")
+    browser.find_element(By.ID, "kv-save").click()
+    text_in(browser, ".result", "changed by someone else")
+    assert http(ui_agent, "GET", "/v1/kv/app/config?raw")[1] == b"color=red"
+
+    # The folder lists the key; delete it from a fresh page.
+    browser.get(f"http://{ui_agent.http_addr}/ui/dc1/kv/app/")
+    text_in(browser, 'tr[data-key="app/config"]', "config")
+    shot(browser, "kv")
+    browser.get(f"http://{ui_agent.http_addr}/ui/dc1/kv/app/config/edit")
+    wait(browser, EC.presence_of_element_located((By.ID, "kv-delete"))).click()
+    browser.switch_to.alert.accept()
+    wait(browser, EC.url_matches(r"/ui/dc1/kv/app/$"))
+    assert http(ui_agent, "GET", "/v1/kv/app/config")[0] == 404
+
+
+def test_api_errors_are_shown_on_the_page(ui_agent, browser):
+    browser.get(f"http://{ui_agent.http_addr}/ui/nowhere/services")
+    text_in(browser, ".error", "No path to datacenter")
+    browser.get(f"http://{ui_agent.http_addr}/ui/dc1/nodes/ghost")
+    text_in(browser, ".error", "ghost")
+    browser.get(f"http://{ui_agent.http_addr}/ui/dc1/kv/missing/key/edit")
+    text_in(browser, ".error", "does not exist")
+
+
+def test_a_phone_sized_window_still_shows_the_list(ui_agent, browser):
+    browser.set_window_size(390, 844)
+    try:
+        browser.get(f"http://{ui_agent.http_addr}/ui/dc1/services")
+        row = wait(browser, EC.visibility_of_element_located((By.CSS_SELECTOR, 'tr[data-service="web"]')))
+        assert row.size["width"] <= 390
+        shot(browser, "services-phone")
+    finally:
+        browser.set_window_size(1280, 900)

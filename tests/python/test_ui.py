@@ -179,3 +179,23 @@ def test_a_phone_sized_window_still_shows_the_list(ui_agent, browser):
         shot(browser, "services-phone")
     finally:
         browser.set_window_size(1280, 900)
+
+
+def test_the_datacenter_switcher_shows_another_datacenter(ui_agent, browser):
+    from selenium.webdriver.support.ui import Select
+    dc2 = Agent(extra_args=["-datacenter", "dc2", "-join-wan", f"127.0.0.1:{ui_agent.serf_wan_port}"],
+                node="west-1")
+    try:
+        http(dc2, "PUT", "/v1/agent/service/register", json.dumps({"Name": "west-api", "Port": 7000}))
+        dc2.wait_for("/v1/catalog/service/west-api", b"west-api")
+        ui_agent.wait_for("/v1/catalog/datacenters", b"dc2")
+        browser.get(f"http://{ui_agent.http_addr}/ui/dc1/services")
+        wait(browser, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#dc-switch option")) == 2)
+        Select(browser.find_element(By.ID, "dc-switch")).select_by_value("dc2")
+        wait(browser, EC.url_contains("/ui/dc2/services"))
+        text_in(browser, 'tr[data-service="west-api"]', "west-api")
+        assert not browser.find_elements(By.CSS_SELECTOR, 'tr[data-service="web"]')
+        browser.find_element(By.LINK_TEXT, "west-api").click()
+        text_in(browser, "main", "west-1")
+    finally:
+        dc2.stop()

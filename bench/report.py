@@ -23,16 +23,20 @@ def ratio(a, b):
     return f"{a / b:.2f}x" if b else "-"
 
 
-def matrix(runs, label):
-    rows = []
+def pairs(runs, label):
+    """(op, clients, bytes, Meridian's report, etcd's) for every run both made."""
     for name, m in runs.items():
         parts = name.split("-")
         if parts[0] != label or parts[2] != "meridian":
             continue
         e = runs.get(name.replace("-meridian-", "-etcd-"))
-        if not e:
-            continue
-        op, c, v = parts[1], parts[3][1:], parts[4][1:]
+        if e:
+            yield parts[1], parts[3][1:], parts[4][1:], m, e
+
+
+def matrix(runs, label):
+    rows = []
+    for op, c, v, m, e in pairs(runs, label):
         rows.append((op, int(c), int(v), m, e))
     rows.sort(key=lambda r: (r[0] != "put", r[2], r[1]))
     out = ["| op | clients | value | Meridian ops/s | etcd ops/s | ratio | Meridian p50 / p99 ms | etcd p50 / p99 ms | errors M / E |",
@@ -49,18 +53,12 @@ def matrix(runs, label):
 def resources(runs, label):
     out = ["| run | Meridian CPU % (sum) | Meridian RSS max MiB (each) | etcd CPU % (sum) | etcd RSS max MiB (each) |",
            "|---|---|---|---|---|"]
-    for name, m in runs.items():
-        parts = name.split("-")
-        if parts[0] != label or parts[2] != "meridian":
-            continue
-        e = runs.get(name.replace("-meridian-", "-etcd-"))
-        if not e:
-            continue
+    for op, c, v, m, e in pairs(runs, label):
         def cpu(r):
             return sum(p["cpu_percent"] for p in r["processes"])
         def rss(r):
             return " / ".join(f"{p['rss_max_mib']:.0f}" for p in r["processes"])
-        out.append(f"| {parts[1]} c{parts[3][1:]} {parts[4][1:]} B | {cpu(m):.0f} | {rss(m)} | {cpu(e):.0f} | {rss(e)} |")
+        out.append(f"| {op} c{c} {v} B | {cpu(m):.0f} | {rss(m)} | {cpu(e):.0f} | {rss(e)} |")
     return "\n".join(out)
 
 

@@ -118,6 +118,10 @@ pub async fn start(
             ApiState {
                 node: node.clone(),
                 raft: raft.clone(),
+                reader: match &raft {
+                    Some(r) => r.send(crate::actors::raft::GetLocalReader).await.ok(),
+                    None => None,
+                },
                 config: config.clone(),
             },
             &addrs,

@@ -37,11 +37,24 @@ pub struct ApiState {
     pub node: Addr<NodeActor>,
     /// Servers only: operator endpoints that change Raft itself.
     pub raft: Option<Addr<crate::actors::raft::RaftActor>>,
+    /// Servers only: reads this server can answer without the actors.
+    pub reader: Option<crate::actors::raft::LocalReader>,
     pub config: Arc<RuntimeConfig>,
 }
 
 impl ApiState {
     pub async fn read(&self, opts: QueryOptions, query: Query) -> Result<ReadResponse, ApiError> {
+        let own_dc = opts
+            .dc
+            .as_deref()
+            .is_none_or(|d| d.eq_ignore_ascii_case(&self.config.datacenter));
+        let req = ReadRequest { opts, query };
+        if let (true, Some(reader)) = (own_dc, &self.reader) {
+            if let Some(r) = reader.try_read(&req).await {
+                return Ok(r);
+            }
+        }
+        let ReadRequest { opts, query } = req;
         let r = self
             .node
             .send(Read(ReadRequest { opts, query }))

@@ -105,7 +105,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         &mut self,
     ) -> Result<Snapshot<TypeConfig>, openraft::StorageError<NodeId>> {
         // The copy is taken under the lock; encoding and the fsync are not.
+        let started = std::time::Instant::now();
         let snap = lock(&self.store).snapshot();
+        let copied = started.elapsed();
         let data = serde_json::to_vec(&snap).map_err(|e| io_err(redb_err(e)))?;
         let snapshot_id = match self.applied {
             Some(l) => format!("{}-{}-{}", l.leader_id, l.index, snap.last_index),
@@ -121,6 +123,13 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         blocking(move || save_snapshot(&db, &m, &d))
             .await
             .map_err(io_err)?;
+        tracing::info!(
+            id = %meta.snapshot_id,
+            bytes = data.len(),
+            copy_ms = copied.as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "Raft snapshot built"
+        );
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),

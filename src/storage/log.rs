@@ -11,6 +11,15 @@
 //! Entries appended but not yet committed stay in `pending`, which reads
 //! consult first: openraft may read an entry (to replicate it) before it
 //! is durable here.
+//!
+//! Purging (after a snapshot) only records how far the log is purged;
+//! the entries themselves are deleted a slice at a time, alongside later
+//! batches or while the writer is idle. openraft awaits `purge` in its core
+//! loop, and deleting the 6,000-16,000 entries a snapshot releases in one
+//! go took the writer ~1 s, on every server at once (they snapshot at the
+//! same index): no appends, no heartbeats, no commits, and writes failed
+//! with `No cluster leader` (BENCHMARKS.md). Entries at or below the
+//! marker are never read, so leaving them for a while is harmless.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -34,15 +43,14 @@ enum Op {
         entries: Vec<(LogId<NodeId>, Vec<u8>)>,
         done: LogFlushed<TypeConfig>,
     },
-    /// Delete entries in `from..` (truncate) or `..=upto` (purge, recording the marker).
+    /// Deletes entries in `from..`.
     Truncate {
         from: u64,
         done: oneshot::Sender<Result<(), String>>,
     },
-    Purge {
-        upto: LogId<NodeId>,
-        done: oneshot::Sender<Result<(), String>>,
-    },
+    /// Nobody waits for it: losing it in a crash only leaves entries the
+    /// snapshot already covers, and openraft purges them again.
+    Purge { upto: LogId<NodeId> },
     Meta {
         key: &'static str,
         value: Vec<u8>,
@@ -55,6 +63,8 @@ pub struct LogStore {
     db: Arc<redb::Database>,
     writer: mpsc::Sender<Op>,
     pending: Pending,
+    /// Purged as far as openraft knows, before the writer has recorded it.
+    purged: Arc<Mutex<Option<LogId<NodeId>>>>,
 }
 
 fn lock(p: &Pending) -> std::sync::MutexGuard<'_, BTreeMap<u64, Entry<TypeConfig>>> {
@@ -65,6 +75,7 @@ impl LogStore {
     pub fn new(db: Arc<redb::Database>) -> Self {
         let (tx, rx) = mpsc::channel();
         let pending: Pending = Arc::default();
+        let purged = read_meta::<LogId<NodeId>>(&db, KEY_PURGED).ok().flatten();
         let (wdb, wpending) = (db.clone(), pending.clone());
         // The thread ends when the last LogStore (sender) is dropped.
         std::thread::Builder::new()
@@ -76,7 +87,12 @@ impl LogStore {
             db,
             writer: tx,
             pending,
+            purged: Arc::new(Mutex::new(purged)),
         }
+    }
+
+    fn purged(&self) -> Option<LogId<NodeId>> {
+        *self.purged.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     async fn submit(
@@ -93,9 +109,42 @@ impl LogStore {
     }
 }
 
+const SLOW_BATCH: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// How long one transaction may spend deleting purged entries: a batch
+/// of appends waits that much longer at most.
+const PURGE_SLICE: std::time::Duration = std::time::Duration::from_millis(3);
+/// While nothing else is queued, purged entries go this much at a time.
+const IDLE_PURGE_SLICE: std::time::Duration = std::time::Duration::from_millis(20);
+const IDLE: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Applies queued operations in order, one transaction and one fsync per batch.
 fn writer(db: Arc<redb::Database>, rx: mpsc::Receiver<Op>, pending: Pending) {
-    while let Ok(first) = rx.recv() {
+    // Entries a purge released that are still stored (also after a restart).
+    let mut purge_upto: Option<u64> = read_meta::<LogId<NodeId>>(&db, KEY_PURGED)
+        .ok()
+        .flatten()
+        .map(|l| l.index);
+    loop {
+        let first = if purge_upto.is_some() {
+            match rx.recv_timeout(IDLE) {
+                Ok(op) => op,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Err(e) = purge_alone(&db, &mut purge_upto) {
+                        // Retried on the next pass; nobody reads those entries.
+                        tracing::warn!(error = %e, "deleting purged Raft log entries failed");
+                        std::thread::sleep(IDLE);
+                    }
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        } else {
+            match rx.recv() {
+                Ok(op) => op,
+                Err(_) => return,
+            }
+        };
         let mut batch = vec![first];
         while batch.len() < 4096 {
             match rx.try_recv() {
@@ -103,7 +152,18 @@ fn writer(db: Arc<redb::Database>, rx: mpsc::Receiver<Op>, pending: Pending) {
                 Err(_) => break,
             }
         }
-        let result = write_batch(&db, &batch).map_err(|e| e.to_string());
+        let started = std::time::Instant::now();
+        let result = write_batch(&db, &batch, &mut purge_upto).map_err(|e| e.to_string());
+        let took = started.elapsed();
+        // A slow batch holds back every follower ack and leader commit
+        // behind it: worth seeing when latency spikes are chased.
+        if took > SLOW_BATCH {
+            tracing::warn!(
+                ops = batch.len(),
+                ms = took.as_millis() as u64,
+                "slow Raft log write"
+            );
+        }
         for op in batch {
             match op {
                 Op::Append { entries, done } => {
@@ -119,15 +179,59 @@ fn writer(db: Arc<redb::Database>, rx: mpsc::Receiver<Op>, pending: Pending) {
                     }
                     done.log_io_completed(result.clone().map_err(std::io::Error::other));
                 }
-                Op::Truncate { done, .. } | Op::Purge { done, .. } | Op::Meta { done, .. } => {
+                Op::Truncate { done, .. } | Op::Meta { done, .. } => {
                     let _ = done.send(result.clone());
                 }
+                Op::Purge { .. } => {}
             }
         }
     }
 }
 
-fn write_batch(db: &redb::Database, batch: &[Op]) -> Result<(), StorageError> {
+/// Deletes purged entries from the front of the log for at most `budget`;
+/// `upto` becomes None once none are left.
+fn purge_slice(
+    log: &mut redb::Table<u64, &[u8]>,
+    upto: &mut Option<u64>,
+    budget: std::time::Duration,
+) -> Result<(), StorageError> {
+    let Some(last) = *upto else { return Ok(()) };
+    let started = std::time::Instant::now();
+    loop {
+        let first = match log.first().map_err(redb_err)? {
+            Some((k, _)) => k.value(),
+            None => u64::MAX,
+        };
+        if first > last {
+            *upto = None;
+            return Ok(());
+        }
+        if started.elapsed() >= budget {
+            return Ok(());
+        }
+        let end = first.saturating_add(15).min(last);
+        log.retain_in(first..=end, |_, _| false).map_err(redb_err)?;
+    }
+}
+
+/// A transaction of nothing but deletions, while no write waits.
+fn purge_alone(db: &redb::Database, upto: &mut Option<u64>) -> Result<(), StorageError> {
+    let txn = db.begin_write().map_err(redb_err)?;
+    let mut left = *upto;
+    {
+        let mut log = txn.open_table(LOG).map_err(redb_err)?;
+        purge_slice(&mut log, &mut left, IDLE_PURGE_SLICE)?;
+    }
+    txn.commit().map_err(redb_err)?;
+    *upto = left;
+    Ok(())
+}
+
+fn write_batch(
+    db: &redb::Database,
+    batch: &[Op],
+    purge_upto: &mut Option<u64>,
+) -> Result<(), StorageError> {
     let mut txn = db.begin_write().map_err(redb_err)?;
     // A batch of nothing but committed-index hints need not reach the disk
     // now: the next durable commit carries it, and losing it is harmless.
@@ -143,6 +247,8 @@ fn write_batch(db: &redb::Database, batch: &[Op]) -> Result<(), StorageError> {
         txn.set_durability(redb::Durability::None)
             .map_err(redb_err)?;
     }
+    // Only a committed transaction moves the purge cursor.
+    let mut left = *purge_upto;
     {
         let mut log = txn.open_table(LOG).map_err(redb_err)?;
         let mut meta = txn.open_table(META).map_err(redb_err)?;
@@ -154,34 +260,29 @@ fn write_batch(db: &redb::Database, batch: &[Op]) -> Result<(), StorageError> {
                     }
                 }
                 Op::Truncate { from, .. } => remove(&mut log, *from..)?,
-                Op::Purge { upto, .. } => {
-                    remove(&mut log, ..=upto.index)?;
+                Op::Purge { upto } => {
                     let bytes = serde_json::to_vec(upto).map_err(redb_err)?;
                     meta.insert(KEY_PURGED, bytes.as_slice())
                         .map_err(redb_err)?;
+                    left = left.max(Some(upto.index));
                 }
                 Op::Meta { key, value, .. } => {
                     meta.insert(*key, value.as_slice()).map_err(redb_err)?;
                 }
             }
         }
+        purge_slice(&mut log, &mut left, PURGE_SLICE)?;
     }
-    txn.commit().map_err(redb_err)
+    txn.commit().map_err(redb_err)?;
+    *purge_upto = left;
+    Ok(())
 }
 
 fn remove(
     log: &mut redb::Table<u64, &[u8]>,
     range: impl RangeBounds<u64>,
 ) -> Result<(), StorageError> {
-    let keys: Vec<u64> = log
-        .range(range)
-        .map_err(redb_err)?
-        .filter_map(|r| r.ok().map(|(k, _)| k.value()))
-        .collect();
-    for k in keys {
-        log.remove(k).map_err(redb_err)?;
-    }
-    Ok(())
+    log.retain_in(range, |_, _| false).map_err(redb_err)
 }
 
 fn read_range(
@@ -232,7 +333,18 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(s) => s.saturating_add(1),
             Bound::Unbounded => 0,
         };
+        // Purged entries may still be stored (deleted lazily): never shown.
+        let purged = self.purged().map_or(0, |l| l.index + 1);
+        let start = start.max(purged);
         let end = range.end_bound().cloned();
+        let empty = match end {
+            Bound::Included(e) => start > e,
+            Bound::Excluded(e) => start >= e,
+            Bound::Unbounded => false,
+        };
+        if empty {
+            return Ok(Vec::new());
+        }
         let db = self.db.clone();
         let stored = blocking(move || read_range(&db, start, end))
             .await
@@ -266,8 +378,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         })
         .await
         .map_err(read_err)?;
+        let purged = purged.max(self.purged());
         let pending_last = lock(&self.pending).values().next_back().map(|e| e.log_id);
-        let last = pending_last.max(stored_last).or(purged);
+        let last = pending_last.max(stored_last).max(purged);
         Ok(LogState {
             last_purged_log_id: purged,
             last_log_id: last,
@@ -369,8 +482,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), openraft::StorageError<NodeId>> {
         lock(&self.pending).retain(|i, _| *i > log_id.index);
-        self.submit(|done| Op::Purge { upto: log_id, done })
-            .await
-            .map_err(io_err)
+        {
+            let mut purged = self.purged.lock().unwrap_or_else(|e| e.into_inner());
+            *purged = (*purged).max(Some(log_id));
+        }
+        // Returns at once; the writer records the marker and deletes the
+        // entries later (see the module docs).
+        self.writer
+            .send(Op::Purge { upto: log_id })
+            .map_err(|_| io_err(StorageError::Redb("the Raft log writer has stopped".into())))
     }
 }

@@ -100,6 +100,8 @@ def test_a_service_and_its_check_going_critical_without_reload(ui_agent, browser
     browser.get(f"http://{ui_agent.http_addr}/ui/dc1/services/web")
     text_in(browser, '[data-check="web-ttl"]', "passing")
     text_in(browser, '[data-check="web-ttl"]', "serving")
+    # Parts a page leaves out must not show up as the word "null".
+    assert "null" not in browser.find_element(By.ID, "main").text
     shot(browser, "service")
     marker = browser.execute_script("window.__noReload = 1; return window.__noReload")
     assert marker == 1
@@ -166,6 +168,11 @@ def test_api_errors_are_shown_on_the_page(ui_agent, browser):
     text_in(browser, ".error", "No path to datacenter")
     browser.get(f"http://{ui_agent.http_addr}/ui/dc1/nodes/ghost")
     text_in(browser, ".error", "ghost")
+    # The error does not end the page: once the node exists it is drawn.
+    http(ui_agent, "PUT", "/v1/catalog/register", json.dumps({"Node": "ghost", "Address": "10.0.0.66"}))
+    text_in(browser, "main", "10.0.0.66")
+    assert not browser.find_elements(By.CSS_SELECTOR, ".error")
+    http(ui_agent, "PUT", "/v1/catalog/deregister", json.dumps({"Node": "ghost"}))
     browser.get(f"http://{ui_agent.http_addr}/ui/dc1/kv/missing/key/edit")
     text_in(browser, ".error", "does not exist")
 

@@ -73,7 +73,8 @@ function errorBox(e) {
 
 function setMain(...nodes) {
   const main = document.getElementById("main");
-  main.replaceChildren(...nodes);
+  // replaceChildren would print a left-out (null) part as the text "null".
+  main.replaceChildren(...nodes.filter((n) => n !== null && n !== undefined && n !== false));
 }
 
 function b64decode(s) {
@@ -129,7 +130,12 @@ async function live(gen, load) {
   try {
     watched = await load();
   } catch (e) {
-    if (e.name !== "AbortError" && gen === state.gen) setMain(errorBox(e));
+    if (e.name === "AbortError" || gen !== state.gen) return;
+    setMain(errorBox(e));
+    // The error stays on the page until the API answers again (a leader
+    // elected, a datacenter back): the page then draws itself.
+    await new Promise((res) => setTimeout(res, 3000));
+    if (gen === state.gen) live(gen, load);
     return;
   }
   await Promise.race(

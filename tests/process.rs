@@ -144,7 +144,18 @@ fn config_errors_name_file_and_key_and_exit_nonzero() {
 #[test]
 fn sigkill_during_concurrent_writes_keeps_every_acknowledged_one() {
     let dir = tempfile::tempdir().unwrap();
-    let mut agent = TestAgent::server(dir.path());
+    // Snapshots every 64 entries: the kill lands among snapshots and the
+    // lazy deletion of the entries they purge.
+    let conf = dir.path().join("small-snapshots.json");
+    std::fs::write(
+        &conf,
+        r#"{"raft_snapshot_threshold": 64, "raft_trailing_logs": 16}"#,
+    )
+    .unwrap();
+    let mut agent = TestAgent::server_with(
+        &dir.path().join("data"),
+        &["-config-file", conf.to_str().unwrap()],
+    );
     let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writers: Vec<_> = (0..8)
@@ -183,6 +194,8 @@ fn sigkill_during_concurrent_writes_keeps_every_acknowledged_one() {
     }
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() > 50, "the workload ran: {} writes", acked.len());
+    let snapshots = agent.log_text().matches("Raft snapshot built").count();
+    assert!(snapshots > 0, "no snapshot was built before the kill");
     agent.restart();
     let stored: std::collections::HashMap<String, String> = agent
         .get_json("/v1/kv/?recurse")
@@ -207,10 +220,18 @@ fn sigkill_during_concurrent_writes_keeps_every_acknowledged_one() {
         );
     }
     eprintln!(
-        "{} acknowledged writes before SIGKILL, all present after restart ({} keys stored)",
+        "{} acknowledged writes before SIGKILL ({snapshots} snapshots), all present after restart ({} keys stored)",
         acked.len(),
         stored.len()
     );
+    // The restarted log takes writes on top of what was purged.
+    let r = reqwest::blocking::Client::new()
+        .put(agent.url("/v1/kv/after-restart"))
+        .body("yes")
+        .send()
+        .unwrap();
+    assert_eq!(r.text().unwrap(), "true");
+    assert_eq!(agent.get_json("/v1/kv/after-restart")[0]["Value"], "eWVz");
 }
 
 #[test]

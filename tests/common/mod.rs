@@ -250,6 +250,11 @@ impl TestAgent {
         Err(format!("agent not ready in 30 s:\n{}", self.log_tail()))
     }
 
+    /// Everything the agent has logged so far (all its runs).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     pub fn log_tail(&self) -> String {
         let s = std::fs::read_to_string(&self.log).unwrap_or_default();
         s.chars()

@@ -208,6 +208,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         lock(&self.store).restore(snap);
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
+        tracing::info!(id = %meta.snapshot_id, "Raft snapshot installed from the leader");
         Ok(())
     }
 

@@ -91,6 +91,16 @@ impl TestAgent {
     /// A server with `-bootstrap-expect N` that joins `join` if given. It
     /// cannot have a leader alone, so readiness is only "answering".
     pub fn server_expect(data_dir: &Path, expect: u32, join: Option<&str>) -> TestAgent {
+        Self::server_expect_with(data_dir, expect, join, &[])
+    }
+
+    /// `server_expect` with more flags.
+    pub fn server_expect_with(
+        data_dir: &Path,
+        expect: u32,
+        join: Option<&str>,
+        extra: &[&str],
+    ) -> TestAgent {
         let mut args: Vec<String> = [
             "-server",
             "-bootstrap-expect",
@@ -111,6 +121,7 @@ impl TestAgent {
             args.push("-join".into());
             args.push(j.into());
         }
+        args.extend(extra.iter().map(|s| s.to_string()));
         Self::start_as(args, true)
     }
 
@@ -373,11 +384,16 @@ pub fn leader(a: &TestAgent) -> String {
 
 /// Three servers with `-bootstrap-expect 3`, once they agree on a leader.
 pub fn three_servers(dirs: &[tempfile::TempDir]) -> Vec<TestAgent> {
+    three_servers_with(dirs, &[])
+}
+
+/// `three_servers` with more flags for each.
+pub fn three_servers_with(dirs: &[tempfile::TempDir], extra: &[&str]) -> Vec<TestAgent> {
     let started = Instant::now();
-    let s1 = TestAgent::server_expect(dirs[0].path(), 3, None);
+    let s1 = TestAgent::server_expect_with(dirs[0].path(), 3, None, extra);
     let seed = format!("127.0.0.1:{}", s1.serf_lan);
-    let s2 = TestAgent::server_expect(dirs[1].path(), 3, Some(&seed));
-    let s3 = TestAgent::server_expect(dirs[2].path(), 3, Some(&seed));
+    let s2 = TestAgent::server_expect_with(dirs[1].path(), 3, Some(&seed), extra);
+    let s3 = TestAgent::server_expect_with(dirs[2].path(), 3, Some(&seed), extra);
     let servers = vec![s1, s2, s3];
     wait_for("one leader seen by all three", 30, || {
         let l = leader(&servers[0]);

@@ -4,72 +4,13 @@
 //! itself, comes with the rest of the cluster issue; here the test adds
 //! the voters through the same `AddVoter` message gossip will send.)
 
-use std::time::{Duration, Instant};
+mod common;
 
+use std::time::Duration;
+
+use common::inproc::{get, server, until};
 use meridian::actors::raft::{raft_id, AddVoter, GetRaftStatus};
-use meridian::agent::AgentHandle;
-use meridian::config::{Ports, RuntimeConfig};
 use serde_json::Value;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Server {
-    handle: AgentHandle,
-    http: String,
-    rpc: String,
-    id: String,
-}
-
-async fn server(name: &str, bootstrap: bool) -> Server {
-    let rpc_port = free_port();
-    let id = uuid::Uuid::new_v4().to_string();
-    let cfg = RuntimeConfig {
-        server: true,
-        bootstrap,
-        node_name: name.into(),
-        node_id: id.clone(),
-        bind_addr: [127, 0, 0, 1].into(),
-        ports: Ports {
-            http: Some(0),
-            dns: None,
-            server: Some(rpc_port),
-            serf_lan: None,
-            serf_wan: None,
-        },
-        ..Default::default()
-    };
-    let handle = meridian::agent::start(cfg, None)
-        .await
-        .expect("server starts");
-    let http = format!("http://{}", handle.http_addrs[0]);
-    Server {
-        handle,
-        http,
-        rpc: format!("127.0.0.1:{rpc_port}"),
-        id,
-    }
-}
-
-async fn until<F: std::future::Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !f().await {
-        assert!(Instant::now() < deadline, "{what}: not within 20 s");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-async fn get(url: String) -> (u16, String) {
-    match reqwest::get(url).await {
-        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
-        Err(e) => (0, e.to_string()),
-    }
-}
 
 #[actix_rt::test]
 async fn three_servers_replicate_and_forward_to_the_leader() {

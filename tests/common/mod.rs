@@ -1,7 +1,10 @@
 //! Starts the built `meridian` binary as a user would, on free loopback
-//! ports, and tears it down (SIGKILL) when dropped.
+//! ports, and tears it down (SIGKILL) when dropped. `inproc` starts agents
+//! inside the test process instead.
 
 #![allow(dead_code)]
+
+pub mod inproc;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -1,0 +1,73 @@
+//! Agents started inside the test process (`meridian::agent::start` on
+//! the current actix system) on ephemeral loopback ports, for tests that
+//! need to reach the actors themselves (Raft membership, status), and
+//! async helpers to poll and read their HTTP API.
+
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use meridian::agent::AgentHandle;
+use meridian::config::{Ports, RuntimeConfig};
+
+/// A server running in this process.
+pub struct Server {
+    pub handle: AgentHandle,
+    /// `http://ip:port` of its HTTP API.
+    pub http: String,
+    /// `127.0.0.1:port` of its server RPC (its Raft address).
+    pub rpc: String,
+    /// Its node ID (the Raft ID is derived from it).
+    pub id: String,
+}
+
+/// Starts a server named `name` with no gossip (HTTP on an ephemeral
+/// port, no DNS); with `bootstrap` it elects itself, otherwise it waits
+/// to be added as a voter.
+pub async fn server(name: &str, bootstrap: bool) -> Server {
+    let rpc_port = super::free_port();
+    let id = uuid::Uuid::new_v4().to_string();
+    let cfg = RuntimeConfig {
+        server: true,
+        bootstrap,
+        node_name: name.into(),
+        node_id: id.clone(),
+        bind_addr: [127, 0, 0, 1].into(),
+        ports: Ports {
+            http: Some(0),
+            dns: None,
+            server: Some(rpc_port),
+            serf_lan: None,
+            serf_wan: None,
+        },
+        ..Default::default()
+    };
+    let handle = meridian::agent::start(cfg, None)
+        .await
+        .expect("server starts");
+    let http = format!("http://{}", handle.http_addrs[0]);
+    Server {
+        handle,
+        http,
+        rpc: format!("127.0.0.1:{rpc_port}"),
+        id,
+    }
+}
+
+/// Polls `f` every 25 ms until it holds; panics after 20 s (the bound
+/// only keeps a broken run from hanging).
+pub async fn until<F: std::future::Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f().await {
+        assert!(Instant::now() < deadline, "{what}: not within 20 s");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// GET `url`: status and body; a transport error is status 0 with its text.
+pub async fn get(url: String) -> (u16, String) {
+    match reqwest::get(url).await {
+        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+        Err(e) => (0, e.to_string()),
+    }
+}

@@ -24,6 +24,8 @@ pub struct TestAgent {
     pub dns_port: u16,
     pub serf_lan: u16,
     pub serf_wan: u16,
+    /// Server RPC port (a server's Raft address is `127.0.0.1:server_port`).
+    pub server_port: u16,
     /// Clients have no leader to wait for.
     client: bool,
     pub node: String,
@@ -138,6 +140,7 @@ impl TestAgent {
             dns_port: 8600,
             serf_lan: 8301,
             serf_wan: 8302,
+            server_port: 8300,
             client: true,
             node: node.to_string(),
             args: args.iter().map(|s| s.to_string()).collect(),
@@ -186,11 +189,12 @@ impl TestAgent {
         let dns_port = free_port();
         let serf_lan = free_port();
         let serf_wan = free_port();
+        let server_port = free_port();
         let node = format!("node-{http_port}");
         for (flag, port) in [
             ("-http-port", http_port),
             ("-dns-port", dns_port),
-            ("-server-port", free_port()),
+            ("-server-port", server_port),
             ("-serf-lan-port", serf_lan),
             ("-serf-wan-port", serf_wan),
         ] {
@@ -206,6 +210,7 @@ impl TestAgent {
             dns_port,
             serf_lan,
             serf_wan,
+            server_port,
             client,
             node,
             args,

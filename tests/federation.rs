@@ -37,12 +37,23 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
 }
 
-#[test]
-fn three_datacenters_forward_by_dc_and_keep_their_own_data() {
-    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+/// dc1 and dc2, one server each, joined over the WAN pool (dc2 retries
+/// the join every second), and a client agent of dc1.
+struct TwoDcs {
+    dc1: TestAgent,
+    dc2: TestAgent,
+    client: TestAgent,
+    /// Declared last: dropped after the agents are killed.
+    dirs: Vec<tempfile::TempDir>,
+}
+
+/// Starts `TwoDcs` and returns once dc1's server and its client both
+/// reach dc2 with `?dc=dc2`.
+fn two_datacenters() -> TwoDcs {
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let dc1 = TestAgent::server_with(dirs[0].path(), &["-datacenter", "dc1"]);
     let wan = format!("127.0.0.1:{}", dc1.serf_wan);
-    let mut dc2 = TestAgent::server_with(
+    let dc2 = TestAgent::server_with(
         dirs[1].path(),
         &[
             "-datacenter",
@@ -53,12 +64,36 @@ fn three_datacenters_forward_by_dc_and_keep_their_own_data() {
             "1s",
         ],
     );
-    let dc3 = TestAgent::server_with(dirs[2].path(), &["-datacenter", "DC3", "-join-wan", &wan]);
     let client = TestAgent::client_with(
-        dirs[3].path(),
+        dirs[2].path(),
         &format!("127.0.0.1:{}", dc1.serf_lan),
         &["-datacenter", "dc1"],
     );
+    wait_for("dc1's server and client reach dc2", 30, || {
+        [&dc1, &client]
+            .iter()
+            .all(|a| get(&a.url("/v1/catalog/nodes?dc=dc2")).0 == 200)
+    });
+    TwoDcs {
+        dc1,
+        dc2,
+        client,
+        dirs,
+    }
+}
+
+#[test]
+fn three_datacenters_forward_by_dc_and_keep_their_own_data() {
+    // `dirs` first: bindings drop in reverse, so the directories outlive the agents.
+    let TwoDcs {
+        dirs: _dirs,
+        dc1,
+        mut dc2,
+        client,
+    } = two_datacenters();
+    let wan = format!("127.0.0.1:{}", dc1.serf_wan);
+    let dc3_dir = tempfile::tempdir().unwrap();
+    let dc3 = TestAgent::server_with(dc3_dir.path(), &["-datacenter", "DC3", "-join-wan", &wan]);
 
     // Every server sees the three in the WAN pool, as NODE.DC.
     wait_for("three servers in the WAN pool", 20, || {

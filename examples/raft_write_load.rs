@@ -25,7 +25,7 @@ async fn main() {
     });
     let (raft, _) = RaftActor::start(cfg).await.expect("raft");
     while !raft
-        .send(GetRaftStatus { leader: false })
+        .send(GetRaftStatus)
         .await
         .expect("status")
         .is_leader

@@ -5,10 +5,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use actix::Actor;
 
 use crate::actors::health::HealthActor;
-use crate::actors::node::{ConfigSource, NodeActor, Reload};
+use crate::actors::node::endpoint::Endpoint;
+use crate::actors::node::{ConfigSource, NodeActor, Reload, Router};
 use crate::actors::raft::RaftActor;
 use crate::config::RuntimeConfig;
 use crate::http::{self, ApiState};
@@ -51,6 +51,8 @@ pub struct AgentHandle {
     pub node: actix::Addr<NodeActor>,
     /// The Raft actor, on servers.
     pub raft: Option<actix::Addr<RaftActor>>,
+    /// The request path every read and write of this agent takes.
+    pub router: Router,
     pub http_addrs: Vec<SocketAddr>,
     pub dns_addrs: Vec<SocketAddr>,
 }
@@ -66,10 +68,16 @@ pub async fn start(
         node = %config.node_name, datacenter = %config.datacenter, server = config.server, dev = config.dev,
         "starting Meridian agent {}", env!("CARGO_PKG_VERSION")
     );
-    let raft = if config.server {
-        Some(RaftActor::start(config.clone()).await?.0)
+    // Bind before Raft starts so a port conflict fails the start cleanly.
+    let rpc_listener = match config.ports.server.filter(|_| config.server) {
+        Some(port) => Some(tokio::net::TcpListener::bind((config.bind_addr, port)).await?),
+        None => None,
+    };
+    let (raft, local) = if config.server {
+        let (actor, local) = RaftActor::start(config.clone()).await?;
+        (Some(actor), Some(local))
     } else {
-        None
+        (None, None)
     };
     let health = HealthActor::start_on_own_thread();
     let lan = match config.ports.serf_lan {
@@ -89,9 +97,31 @@ pub async fn start(
         r.do_send(crate::actors::raft::AttachLan(l.clone()));
     }
     let wan = crate::wan::start(&config).await?;
-    let node = NodeActor::new(config.clone(), raft.clone(), Some(health), lan, wan, reload).start();
-    if let Some(r) = &raft {
-        r.do_send(crate::actors::raft::AttachRouter(node.clone()));
+    // The router fires this datacenter's user events through the `Node`
+    // actor, which routes its own writes through the router.
+    let node_ctx = actix::Context::<NodeActor>::new();
+    use actix::AsyncContext;
+    let router = Router::new(
+        &config,
+        local.clone(),
+        wan.clone(),
+        node_ctx.address().recipient(),
+    );
+    let node = node_ctx.run(NodeActor::new(
+        config.clone(),
+        router.clone(),
+        Some(health),
+        lan,
+        wan,
+        reload,
+    ));
+    if let (Some(listener), Some(local)) = (rpc_listener, local) {
+        tracing::info!(addr = ?listener.local_addr().ok(), "server RPC listening");
+        let endpoint = Endpoint {
+            local,
+            router: router.clone(),
+        };
+        actix::spawn(crate::rpc::server::serve(listener, Arc::new(endpoint)));
     }
 
     let mut dns_addrs = Vec::new();
@@ -99,7 +129,7 @@ pub async fn start(
         for ip in &config.client_addrs {
             let (_, udp, _) = crate::actors::dns::DnsActor::start(
                 config.clone(),
-                node.clone().recipient(),
+                Arc::new(router.clone()),
                 SocketAddr::new(*ip, port),
             )
             .await?;
@@ -117,11 +147,7 @@ pub async fn start(
         let (server, bound) = http::server(
             ApiState {
                 node: node.clone(),
-                raft: raft.clone(),
-                reader: match &raft {
-                    Some(r) => r.send(crate::actors::raft::GetLocalReader).await.ok(),
-                    None => None,
-                },
+                router: router.clone(),
                 config: config.clone(),
             },
             &addrs,
@@ -188,6 +214,7 @@ pub async fn start(
     Ok(AgentHandle {
         node,
         raft,
+        router,
         http_addrs,
         dns_addrs,
     })

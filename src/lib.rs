@@ -14,6 +14,7 @@ pub mod rpc;
 pub mod snapshot;
 pub mod state;
 pub mod storage;
+pub mod structs;
 pub mod ui;
 pub mod wan;
 pub mod watch;

@@ -21,7 +21,7 @@ async fn three_servers_replicate_and_forward_to_the_leader() {
     until("s1 leads", || {
         let r = raft1.clone();
         async move {
-            r.send(GetRaftStatus { leader: false })
+            r.send(GetRaftStatus)
                 .await
                 .map(|s| s.is_leader)
                 .unwrap_or(false)

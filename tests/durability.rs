@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use meridian::actors::raft::{GetRaftStatus, RaftActor, RaftRead, RaftWrite, Shutdown};
 use meridian::config::RuntimeConfig;
-use meridian::rpc::{Consistency, QueryOptions, ReadRequest};
+use meridian::structs::{Consistency, QueryOptions, ReadRequest};
 use meridian::state::command::{Command, CommandResult};
 use meridian::state::query::{Query, QueryResult};
 
@@ -33,7 +33,7 @@ fn config(dir: &std::path::Path) -> Arc<RuntimeConfig> {
 async fn wait_leader(raft: &actix::Addr<RaftActor>) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !raft
-        .send(GetRaftStatus { leader: false })
+        .send(GetRaftStatus)
         .await
         .unwrap()
         .is_leader
@@ -60,7 +60,7 @@ async fn acknowledged_writes_survive_restart_through_snapshots() {
     // Snapshots are built in the background; wait (bounded) for one.
     let deadline = Instant::now() + Duration::from_secs(10);
     let before = loop {
-        let st = raft.send(GetRaftStatus { leader: false }).await.unwrap();
+        let st = raft.send(GetRaftStatus).await.unwrap();
         if st.last_snapshot_index > 0 || Instant::now() > deadline {
             break st;
         }

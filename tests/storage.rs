@@ -3,7 +3,6 @@
 //! purging, votes, snapshots, initial state after a restart), on disk, the
 //! way a server uses them; and the lazy purge seen from a reopened store.
 
-use std::sync::Arc;
 
 use meridian::state::StateStore;
 use meridian::storage::{self, LogStore, StateMachine, TypeConfig};
@@ -20,7 +19,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for OnD
         let db = storage::open(Some(dir.path())).expect("the Raft store opens");
         let sm = StateMachine::open(
             db.clone(),
-            Arc::new(std::sync::Mutex::new(StateStore::new())),
+            meridian::storage::fsm::new_shared(StateStore::new()),
         )
         .expect("the state machine opens");
         Ok((dir, LogStore::new(db), sm))

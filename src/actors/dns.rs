@@ -1,6 +1,7 @@
 //! The `Dns` actor: Consul's DNS interface on UDP and TCP (hickory-server's
-//! transport). It owns the listener; every lookup is a `Read` sent to the
-//! `Node` actor, so datacenter forwarding is shared with HTTP.
+//! transport). It owns the listener; every lookup is a read through the
+//! request path (the router), so datacenter forwarding and the fast local
+//! read are shared with HTTP.
 //!
 //! Names under the domain: `NAME.service[.DC].consul`, `TAG.NAME.service`,
 //! RFC 2782 `_NAME._tcp|_TAG.service` (the `service` label may be left out
@@ -24,9 +25,9 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::MessageResponseBuilder;
 use rand::seq::SliceRandom;
 
-use crate::actors::node::Read;
+use crate::actors::node::router::ReadPath;
 use crate::config::RuntimeConfig;
-use crate::rpc::{Consistency, QueryOptions, ReadRequest, RequestError};
+use crate::structs::{Consistency, QueryOptions, ReadRequest, RequestError};
 use crate::state::query::{Query, QueryResult};
 use crate::state::structs::{CheckServiceNode, HealthStatus};
 
@@ -129,7 +130,7 @@ impl Answer {
 struct DnsHandler {
     config: Arc<RuntimeConfig>,
     domain: Name,
-    node: Recipient<Read>,
+    reads: Arc<dyn ReadPath>,
 }
 
 impl DnsHandler {
@@ -200,11 +201,7 @@ impl DnsHandler {
             },
             query,
         };
-        let resp = self
-            .node
-            .send(Read(req))
-            .await
-            .map_err(|_| RequestError::ShuttingDown)??;
+        let resp = self.reads.read(req).await?;
         Ok(resp.result)
     }
 
@@ -533,7 +530,7 @@ impl DnsActor {
     /// addresses bound.
     pub async fn start(
         config: Arc<RuntimeConfig>,
-        node: Recipient<Read>,
+        reads: Arc<dyn ReadPath>,
         addr: SocketAddr,
     ) -> std::io::Result<(Addr<DnsActor>, SocketAddr, SocketAddr)> {
         let domain = Name::from_ascii(&config.domain).map_err(|e| {
@@ -547,7 +544,7 @@ impl DnsActor {
         let handler = DnsHandler {
             config,
             domain: domain.to_lowercase(),
-            node,
+            reads,
         };
         let mut server = Server::new(handler);
         server.register_socket(udp);

@@ -19,7 +19,7 @@ use crate::actors::node::{
 use crate::config::duration::parse_go_duration;
 use crate::config::{CheckDefinition, ServiceDefinition};
 use crate::lan::{Member, MemberStatus};
-use crate::rpc::RequestError;
+use crate::structs::RequestError;
 use crate::state::structs::Weights;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

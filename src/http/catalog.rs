@@ -8,8 +8,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use super::error::ApiError;
 use super::params::{decode, json, json_with, read_body, read_response, Params};
 use super::ApiState;
-use crate::rpc::ReadResponse;
-use crate::rpc::RequestError;
+use crate::structs::ReadResponse;
 use crate::state::command::Command;
 use crate::state::query::{Query, QueryResult};
 use crate::state::structs::{DeregisterRequest, RegisterRequest};
@@ -105,11 +104,14 @@ async fn register(
             s.id = s.service.clone();
         }
     }
-    if r.datacenter.is_empty() {
-        r.datacenter = state.config.datacenter.clone();
-    }
-    let dc = p.dc().or_else(|| Some(r.datacenter.clone()));
-    let resp = state.write(dc, Command::Register(r)).await?;
+    // The node lands in `?dc=`, else the body's `Datacenter`, else this
+    // one, and its row says where it landed.
+    let dc = p
+        .dc()
+        .or_else(|| (!r.datacenter.is_empty()).then(|| r.datacenter.clone()))
+        .unwrap_or_else(|| state.config.datacenter.clone());
+    r.datacenter = dc.clone();
+    let resp = state.write(Some(dc), Command::Register(r)).await?;
     super::kv::bool_response(&req, resp.result)
 }
 
@@ -136,11 +138,7 @@ async fn datacenters(
     req: HttpRequest,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
-    let dcs = state
-        .node
-        .send(crate::actors::node::GetDatacenters)
-        .await
-        .map_err(|_| RequestError::ShuttingDown)??;
+    let dcs = state.router.datacenters().await?;
     Ok(json(&req, &dcs))
 }
 

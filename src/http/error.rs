@@ -3,7 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
-use crate::rpc::RequestError;
+use crate::structs::RequestError;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{body}")]

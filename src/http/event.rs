@@ -1,5 +1,5 @@
 //! `/v1/event/fire/<name>` and `/v1/event/list`: user events in Consul's
-//! JSON shape. Firing goes through the `Node` actor (gossip here, or the
+//! JSON shape. Firing goes through the router (gossip here, or the
 //! servers for `?dc=`); the list is this agent's own view, blocking on
 //! the index Consul derives from the newest event's ID.
 
@@ -11,8 +11,9 @@ use serde::Serialize;
 use super::error::ApiError;
 use super::params::{json, json_with, read_body, Params};
 use super::ApiState;
-use crate::actors::node::events::{event_index, validate, FireUserEvent, ListEvents};
-use crate::lan::UserEvent;
+use crate::actors::node::events::{event_index, validate, ListEvents};
+use crate::structs::rpc::FireEventArgs;
+use crate::structs::{UserEvent, USER_EVENT_SIZE_LIMIT};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(super::endpoint(
@@ -79,13 +80,16 @@ async fn fire(
         ltime: 0,
     };
     if let Err(e) = validate(&event) {
-        return Err(if event.size() > crate::lan::USER_EVENT_SIZE_LIMIT {
+        return Err(if event.size() > USER_EVENT_SIZE_LIMIT {
             ApiError::too_large(e)
         } else {
             ApiError::bad_request(e)
         });
     }
-    let fired = state.ask(FireUserEvent { dc: p.dc(), event }).await??;
+    let fired = state
+        .router
+        .fire_event(FireEventArgs { dc: p.dc(), event })
+        .await?;
     Ok(json(&req, &EventJson::from(fired)))
 }
 

@@ -1,7 +1,9 @@
 //! The HTTP API (Consul's `/v1/...`), one file per API area. Handlers are
-//! thin: parse, send one message to the `Node` actor, encode. Errors become
-//! statuses in `error.rs` only; query options and read headers are shared
-//! in `params.rs`.
+//! thin: parse, hand the request to the router (reads, writes, status,
+//! events: the one request path HTTP, DNS and RPC share) or one message to
+//! the `Node` actor (this agent's own services, checks and members),
+//! encode. Errors become statuses in `error.rs` only; query options and
+//! read headers are shared in `params.rs`.
 
 pub mod agent;
 pub mod agent_checks;
@@ -22,45 +24,36 @@ use std::sync::Arc;
 use actix::Addr;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::actors::node::{NodeActor, Read, Write};
+use crate::actors::node::{NodeActor, Router};
 use crate::config::RuntimeConfig;
-use crate::rpc::{
-    QueryOptions, ReadRequest, ReadResponse, RequestError, WriteRequest, WriteResponse,
+use crate::structs::query::Query;
+use crate::structs::rpc::{Hop, StatusArgs};
+use crate::structs::{
+    Command, QueryOptions, RaftStatus, ReadRequest, ReadResponse, RequestError, WriteRequest,
+    WriteResponse,
 };
-use crate::state::command::Command;
-use crate::state::query::Query;
 use error::ApiError;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct ApiState {
     pub node: Addr<NodeActor>,
-    /// Servers only: operator endpoints that change Raft itself.
-    pub raft: Option<Addr<crate::actors::raft::RaftActor>>,
-    /// Servers only: reads this server can answer without the actors.
-    pub reader: Option<crate::actors::raft::LocalReader>,
+    pub router: Router,
     pub config: Arc<RuntimeConfig>,
 }
 
 impl ApiState {
     pub async fn read(&self, opts: QueryOptions, query: Query) -> Result<ReadResponse, ApiError> {
-        let own_dc = opts
-            .dc
-            .as_deref()
-            .is_none_or(|d| d.eq_ignore_ascii_case(&self.config.datacenter));
-        let req = ReadRequest { opts, query };
-        if let (true, Some(reader)) = (own_dc, &self.reader) {
-            if let Some(r) = reader.try_read(&req).await {
-                return Ok(r);
-            }
-        }
-        let ReadRequest { opts, query } = req;
-        let r = self
-            .node
-            .send(Read(ReadRequest { opts, query }))
-            .await
-            .map_err(|_| RequestError::ShuttingDown)?;
-        Ok(r?)
+        Ok(self.router.read(ReadRequest { opts, query }).await?)
+    }
+
+    /// Raft's view of `dc` (this one when `None`): a server's own, or with
+    /// `leader` the leader's.
+    pub async fn status(&self, dc: Option<String>, leader: bool) -> Result<RaftStatus, ApiError> {
+        Ok(self
+            .router
+            .status(StatusArgs { dc, leader }, Hop::Route)
+            .await?)
     }
 
     /// One message to the `Node` actor; a stopped actor is `ShuttingDown`.
@@ -81,12 +74,7 @@ impl ApiState {
         dc: Option<String>,
         command: Command,
     ) -> Result<WriteResponse, ApiError> {
-        let r = self
-            .node
-            .send(Write(WriteRequest { dc, command }))
-            .await
-            .map_err(|_| RequestError::ShuttingDown)?;
-        Ok(r?)
+        Ok(self.router.write(WriteRequest { dc, command }).await?)
     }
 }
 

@@ -8,8 +8,8 @@ use serde_json::json;
 use super::error::ApiError;
 use super::params::{json as json_resp, Params};
 use super::ApiState;
-use crate::actors::raft::RemovePeer;
-use crate::rpc::{Consistency, QueryOptions, RequestError};
+use crate::structs::rpc::{Hop, PeerRef, RemovePeerArgs};
+use crate::structs::{Consistency, QueryOptions, RequestError};
 use crate::state::query::{Query, QueryResult};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -25,27 +25,27 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     ));
 }
 
-/// `DELETE /v1/operator/raft/peer?id=|address=`: served by the leader.
+/// `DELETE /v1/operator/raft/peer?id=|address=`: served by the leader
+/// of the datacenter (`?dc=`).
 async fn remove_peer(
     req: HttpRequest,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     let p = Params::from(&req)?;
     let which = match (p.get("id"), p.get("address")) {
-        (Some(id), None) if !id.is_empty() => RemovePeer::Id(id.to_string()),
-        (None, Some(a)) if !a.is_empty() => RemovePeer::Address(a.to_string()),
+        (Some(id), None) if !id.is_empty() => PeerRef::Id(id.to_string()),
+        (None, Some(a)) if !a.is_empty() => PeerRef::Address(a.to_string()),
         _ => {
             return Err(ApiError::bad_request(
                 "Must specify either ?id with the server's ID or ?address with IP:port of peer to remove",
             ))
         }
     };
-    let raft = state.raft.as_ref().ok_or_else(|| {
-        ApiError::internal("operator raft remove-peer must be sent to a server agent")
-    })?;
-    raft.send(which)
-        .await
-        .map_err(|_| RequestError::ShuttingDown)??;
+    let args = RemovePeerArgs {
+        dc: p.dc(),
+        peer: which,
+    };
+    state.router.remove_peer(args, Hop::Route).await?;
     Ok(HttpResponse::Ok().finish())
 }
 
@@ -54,11 +54,12 @@ async fn configuration(
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     let p = Params::from(&req)?;
-    let raft = super::status::own_or_leader_status(&req, &state, !p.has("stale")).await?;
+    let raft = state.status(p.dc(), !p.has("stale")).await?;
     if raft.leader_addr.is_none() && !p.has("stale") {
         return Err(RequestError::NoLeader.into());
     }
     let opts = QueryOptions {
+        dc: p.dc(),
         consistency: Consistency::Stale,
         ..Default::default()
     };

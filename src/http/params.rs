@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::error::ApiError;
 use crate::config::duration::parse_go_duration;
 use crate::config::RuntimeConfig;
-use crate::rpc::{Consistency, QueryMeta, QueryOptions};
+use crate::structs::{Consistency, QueryMeta, QueryOptions};
 
 /// The query string, decoded. Repeated keys are kept (`tag=a&tag=b`).
 pub struct Params(Vec<(String, String)>);

@@ -28,13 +28,7 @@ async fn save(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpRespon
     let mut opts = p.query_options(&state.config)?;
     // A snapshot is never a blocking query.
     opts.min_index = 0;
-    let term = match p.dc() {
-        None => super::status::raft_status(&req, &state)
-            .await
-            .map(|s| s.term)
-            .unwrap_or(0),
-        Some(_) => 0,
-    };
+    let term = state.status(p.dc(), false).await.map_or(0, |s| s.term);
     let r = state.read(opts, Query::Snapshot).await?;
     let QueryResult::Snapshot(snap) = r.result else {
         return Err(ApiError::internal("unexpected answer to a snapshot read"));

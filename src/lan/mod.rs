@@ -30,6 +30,8 @@ use foca::{AccumulatingRuntime, Foca, NoCustomBroadcast, OwnedNotification, Post
 use serde::{Deserialize, Serialize};
 use tokio::net::UdpSocket;
 
+use crate::structs::UserEvent;
+
 /// A member's identity in the pool. `bump` changes on every restart so a
 /// restarted agent is a new incarnation foca can tell from the old one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,35 +226,6 @@ const KIND_USER_EVENT: u8 = 5;
 const EVENT_FANOUT: usize = 3;
 /// Event IDs remembered so that a relayed event is delivered once.
 const EVENT_IDS_KEPT: usize = 4096;
-/// Serf's limit on a user event (name, payload and filters).
-pub const USER_EVENT_SIZE_LIMIT: usize = 512;
-
-/// A user event (`/v1/event/fire`), spread to every member of the pool.
-/// Delivery is best effort, as with Serf: no total order, no promise.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Message)]
-#[rtype(result = "()")]
-pub struct UserEvent {
-    pub id: String,
-    pub name: String,
-    pub payload: Option<Vec<u8>>,
-    pub node_filter: String,
-    pub service_filter: String,
-    pub tag_filter: String,
-    pub version: u32,
-    /// Lamport time of the pool when it was fired.
-    pub ltime: u64,
-}
-
-impl UserEvent {
-    pub fn size(&self) -> usize {
-        self.name.len()
-            + self.payload.as_ref().map_or(0, Vec::len)
-            + self.node_filter.len()
-            + self.service_filter.len()
-            + self.tag_filter.len()
-    }
-}
-
 /// Fires a user event into the pool; answers it with its Lamport time.
 #[derive(Message)]
 #[rtype(result = "UserEvent")]

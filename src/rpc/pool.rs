@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 
-use super::codec::{read_frame, write_frame};
-use super::{RpcError, RpcRequest, RpcResponse};
+use super::codec::{decode, encode, read_frame, write_frame};
+use super::RpcError;
+use crate::structs::rpc::Method;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -38,13 +39,15 @@ impl Pool {
         }
     }
 
-    /// One request and its answer, within `timeout` for the whole call.
-    pub async fn call(
+    /// One call of method `M` and its answer, within `timeout` for the
+    /// whole call.
+    pub async fn call<M: Method>(
         &self,
         addr: &str,
-        req: &RpcRequest,
+        args: &M::Args,
         timeout: Duration,
-    ) -> Result<RpcResponse, RpcError> {
+    ) -> Result<M::Reply, RpcError> {
+        let body = encode(args)?;
         let fut = async {
             let mut conn = match self.take(addr) {
                 Some(c) => c,
@@ -59,10 +62,10 @@ impl Pool {
                     c
                 }
             };
-            write_frame(&mut conn, req).await?;
-            let resp: RpcResponse = read_frame(&mut conn).await?;
+            write_frame(&mut conn, &[M::ID as u8], &body).await?;
+            let answer: Result<M::Reply, String> = decode(&read_frame(&mut conn).await?)?;
             self.put(addr, conn);
-            Ok(resp)
+            answer.map_err(RpcError::Refused)
         };
         tokio::time::timeout(timeout, fut)
             .await

@@ -11,8 +11,9 @@ use openraft::raft::{
 };
 use openraft::BasicNode;
 
-use super::{Pool, RpcError, RpcRequest, RpcResponse};
-use crate::storage::{NodeId, TypeConfig};
+use super::{Pool, RpcError};
+use crate::structs::rpc::{self, Method};
+use crate::structs::{NodeId, TypeConfig};
 
 #[derive(Clone, Default)]
 pub struct RaftNetworkFactoryImpl {
@@ -38,28 +39,22 @@ impl RaftNetworkFactory<TypeConfig> for RaftNetworkFactoryImpl {
 }
 
 impl PeerClient {
-    async fn call<E: std::error::Error>(
+    /// One Raft message; the peer's Raft error comes back as a remote one.
+    async fn call<M, T, E>(
         &self,
-        req: RpcRequest,
+        args: M::Args,
         option: &RPCOption,
-    ) -> Result<RpcResponse, RPCError<NodeId, BasicNode, E>> {
-        match self.pool.call(&self.addr, &req, option.hard_ttl()).await {
-            Ok(r) => Ok(r),
+    ) -> Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>
+    where
+        M: Method<Reply = Result<T, RaftError<NodeId, E>>>,
+        E: std::error::Error,
+    {
+        match self.pool.call::<M>(&self.addr, &args, option.hard_ttl()).await {
+            Ok(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
             // A peer we cannot reach is backed off by openraft.
             Err(e @ RpcError::Connect(..)) => Err(RPCError::Unreachable(Unreachable::new(&e))),
             Err(e) => Err(RPCError::Network(NetworkError::new(&e))),
         }
-    }
-
-    fn remote<E: std::error::Error>(
-        &self,
-        e: RaftError<NodeId, E>,
-    ) -> RPCError<NodeId, BasicNode, RaftError<NodeId, E>> {
-        RPCError::RemoteError(RemoteError::new(self.target, e))
-    }
-
-    fn unexpected<E: std::error::Error>(&self, r: RpcResponse) -> RPCError<NodeId, BasicNode, E> {
-        RPCError::Network(NetworkError::new(&RpcError::Unexpected(format!("{r:?}"))))
     }
 }
 
@@ -69,10 +64,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        match self.call(RpcRequest::AppendEntries(rpc), &option).await? {
-            RpcResponse::AppendEntries(r) => r.map_err(|e| self.remote(e)),
-            other => Err(self.unexpected(other)),
-        }
+        self.call::<rpc::AppendEntries, _, _>(rpc, &option).await
     }
 
     async fn install_snapshot(
@@ -83,10 +75,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
     > {
-        match self.call(RpcRequest::InstallSnapshot(rpc), &option).await? {
-            RpcResponse::InstallSnapshot(r) => r.map_err(|e| self.remote(e)),
-            other => Err(self.unexpected(other)),
-        }
+        self.call::<rpc::InstallSnapshot, _, _>(rpc, &option).await
     }
 
     async fn vote(
@@ -94,9 +83,6 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        match self.call(RpcRequest::Vote(rpc), &option).await? {
-            RpcResponse::Vote(r) => r.map_err(|e| self.remote(e)),
-            other => Err(self.unexpected(other)),
-        }
+        self.call::<rpc::Vote, _, _>(rpc, &option).await
     }
 }

@@ -1,34 +1,55 @@
-//! The server RPC listener: decodes a request, hands it to Raft or to the
-//! `Raft` actor, encodes the answer. Each connection serves its calls in
-//! order; a bad frame closes that connection only.
+//! The server RPC listener: reads a frame, hands the method and its
+//! arguments to the [`Service`] it was given, writes the answer. Each
+//! connection serves its calls in order; a bad frame closes that
+//! connection only.
 
-use actix::Addr;
-use openraft::raft::AppendEntriesResponse;
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
 use tokio::net::{TcpListener, TcpStream};
 
-use super::codec::{read_frame, write_frame};
-use super::{RpcError, RpcRequest, RpcResponse};
-use crate::actors::raft::{
-    Datacenters, FromAgent, GetRaftStatus, LastContact, RaftActor, RemoveVoter, RouteEvent,
-    ServeForwarded,
-};
-use crate::rpc::RequestError;
-use crate::storage::Raft;
+use super::codec::{decode, encode, read_frame, write_frame};
+use super::RpcError;
+use crate::structs::rpc::{Method, MethodId};
+
+/// What serves the requests that arrive: given a method and its encoded
+/// arguments, the encoded answer (see [`answer`]).
+pub trait Service: Send + Sync + 'static {
+    fn serve(&self, method: MethodId, args: Vec<u8>) -> BoxFuture<'static, Vec<u8>>;
+}
+
+/// Decodes `M`'s arguments, runs `f` on them and encodes its answer; an
+/// undecodable request is answered with a refusal rather than a dropped
+/// connection.
+pub async fn answer<M, F, Fut>(args: &[u8], f: F) -> Vec<u8>
+where
+    M: Method,
+    F: FnOnce(M::Args) -> Fut,
+    Fut: Future<Output = M::Reply>,
+{
+    let reply: Result<M::Reply, String> = match decode::<M::Args>(args) {
+        Ok(a) => Ok(f(a).await),
+        Err(e) => Err(format!("cannot decode {:?}: {e}", M::ID)),
+    };
+    refuse_on_error(encode(&reply))
+}
+
+fn refuse_on_error(body: Result<Vec<u8>, RpcError>) -> Vec<u8> {
+    body.unwrap_or_else(|e| {
+        encode(&Err::<(), String>(e.to_string())).unwrap_or_default()
+    })
+}
 
 /// Accepts connections until the listener fails or the runtime stops.
-pub async fn serve(
-    listener: TcpListener,
-    raft: Raft,
-    actor: Addr<RaftActor>,
-    contact: LastContact,
-) {
+pub async fn serve(listener: TcpListener, service: Arc<dyn Service>) {
     loop {
         match listener.accept().await {
             Ok((conn, peer)) => {
                 let _ = conn.set_nodelay(true);
-                let (raft, actor, contact) = (raft.clone(), actor.clone(), contact.clone());
+                let service = service.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = connection(conn, raft, actor, contact).await {
+                    if let Err(e) = connection(conn, service).await {
                         tracing::debug!(%peer, error = %e, "rpc connection closed");
                     }
                 });
@@ -41,72 +62,23 @@ pub async fn serve(
     }
 }
 
-async fn connection(
-    mut conn: TcpStream,
-    raft: Raft,
-    actor: Addr<RaftActor>,
-    contact: LastContact,
-) -> Result<(), RpcError> {
+async fn connection(mut conn: TcpStream, service: Arc<dyn Service>) -> Result<(), RpcError> {
     loop {
-        let req: RpcRequest = match read_frame(&mut conn).await {
-            Ok(r) => r,
+        let mut frame = match read_frame(&mut conn).await {
+            Ok(f) => f,
             Err(RpcError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(e) => return Err(e),
         };
-        let resp = match req {
-            RpcRequest::AppendEntries(r) => {
-                let resp = raft.append_entries(r).await;
-                // Only an accepted append is contact with a current leader.
-                if matches!(
-                    resp,
-                    Ok(AppendEntriesResponse::Success | AppendEntriesResponse::PartialSuccess(_))
-                ) {
-                    contact.touch();
-                }
-                RpcResponse::AppendEntries(resp)
+        let answer = match frame.first().copied().and_then(MethodId::from_byte) {
+            Some(method) => {
+                let args = frame.split_off(1);
+                service.serve(method, args).await
             }
-            RpcRequest::Vote(r) => RpcResponse::Vote(raft.vote(r).await),
-            RpcRequest::InstallSnapshot(r) => {
-                RpcResponse::InstallSnapshot(raft.install_snapshot(r).await)
-            }
-            RpcRequest::Read(r) => match actor.send(ServeForwarded::Read(r)).await {
-                Ok(RpcResponse::Read(r)) => RpcResponse::Read(r),
-                Ok(other) => RpcResponse::Failed(format!("unexpected {other:?}")),
-                Err(e) => RpcResponse::Failed(e.to_string()),
-            },
-            RpcRequest::Write(w) => match actor.send(ServeForwarded::Write(w)).await {
-                Ok(resp) => resp,
-                Err(e) => RpcResponse::Failed(e.to_string()),
-            },
-            RpcRequest::AgentRead(r) => actor
-                .send(FromAgent::Read(r))
-                .await
-                .unwrap_or(RpcResponse::Read(Err(RequestError::ShuttingDown))),
-            RpcRequest::Status { leader } => match actor.send(GetRaftStatus { leader }).await {
-                Ok(status) => RpcResponse::Status(status),
-                Err(e) => RpcResponse::Failed(e.to_string()),
-            },
-            RpcRequest::Datacenters => match actor.send(Datacenters).await {
-                Ok(d) => RpcResponse::Datacenters(d),
-                Err(e) => RpcResponse::Failed(e.to_string()),
-            },
-            RpcRequest::RemovePeer(id) => RpcResponse::Done(
-                actor
-                    .send(RemoveVoter(id))
-                    .await
-                    .unwrap_or(Err(RequestError::ShuttingDown)),
-            ),
-            RpcRequest::FireEvent { dc, event } => RpcResponse::Event(
-                actor
-                    .send(RouteEvent { dc, event })
-                    .await
-                    .unwrap_or(Err(RequestError::ShuttingDown)),
-            ),
-            RpcRequest::AgentWrite(w) => actor
-                .send(FromAgent::Write(w))
-                .await
-                .unwrap_or(RpcResponse::Write(Err(RequestError::ShuttingDown))),
+            None => refuse_on_error(encode(&Err::<(), String>(format!(
+                "unknown method {:?}",
+                frame.first()
+            )))),
         };
-        write_frame(&mut conn, &resp).await?;
+        write_frame(&mut conn, &[], &answer).await?;
     }
 }

@@ -329,7 +329,7 @@ impl StateStore {
         }
     }
 
-    pub fn catalog_nodes(&mut self, waiter: Option<&Waiter>) -> (u64, Vec<Node>) {
+    pub fn catalog_nodes(&self, waiter: Option<&Waiter>) -> (u64, Vec<Node>) {
         self.watch(waiter, WatchKey::Nodes);
         (
             self.table_index(T_NODES),
@@ -338,7 +338,7 @@ impl StateStore {
     }
 
     pub fn catalog_services(
-        &mut self,
+        &self,
         waiter: Option<&Waiter>,
     ) -> (u64, BTreeMap<String, Vec<String>>) {
         self.watch(waiter, WatchKey::Services);
@@ -357,7 +357,7 @@ impl StateStore {
     }
 
     pub fn catalog_service(
-        &mut self,
+        &self,
         name: &str,
         tags: &[String],
         waiter: Option<&Waiter>,
@@ -376,7 +376,7 @@ impl StateStore {
     }
 
     pub fn catalog_node(
-        &mut self,
+        &self,
         node: &str,
         waiter: Option<&Waiter>,
     ) -> (u64, Option<NodeServices>) {
@@ -401,7 +401,7 @@ impl StateStore {
     /// Instances of a service with their node and every check that bears
     /// on them (node-level checks such as `serfHealth`, and the service's).
     pub fn health_service(
-        &mut self,
+        &self,
         name: &str,
         tags: &[String],
         passing_only: bool,
@@ -435,7 +435,7 @@ impl StateStore {
         (idx, out)
     }
 
-    pub fn health_node(&mut self, node: &str, waiter: Option<&Waiter>) -> (u64, Vec<HealthCheck>) {
+    pub fn health_node(&self, node: &str, waiter: Option<&Waiter>) -> (u64, Vec<HealthCheck>) {
         self.watch(waiter, WatchKey::Node(node.to_string()));
         (
             self.index_or(&node_key(node), T_NODES),
@@ -444,7 +444,7 @@ impl StateStore {
     }
 
     pub fn health_checks(
-        &mut self,
+        &self,
         service: &str,
         waiter: Option<&Waiter>,
     ) -> (u64, Vec<HealthCheck>) {
@@ -459,7 +459,7 @@ impl StateStore {
     }
 
     pub fn health_state(
-        &mut self,
+        &self,
         state: HealthStatus,
         waiter: Option<&Waiter>,
     ) -> (u64, Vec<HealthCheck>) {

@@ -81,7 +81,7 @@ impl StateStore {
 
     /// One entry. The index is the entry's `ModifyIndex`, or the table's
     /// when the key is absent (Consul's rule).
-    pub fn kv_get(&mut self, key: &str, waiter: Option<&Waiter>) -> (u64, Option<DirEntry>) {
+    pub fn kv_get(&self, key: &str, waiter: Option<&Waiter>) -> (u64, Option<DirEntry>) {
         self.watch(waiter, WatchKey::Key(key.to_string()));
         match self.kvs.get(key) {
             Some(e) => (e.modify_index, Some(e.clone())),
@@ -91,7 +91,7 @@ impl StateStore {
 
     /// Every entry under `prefix`, in key order. The index is the highest
     /// `ModifyIndex` under the prefix, deletions included.
-    pub fn kv_list(&mut self, prefix: &str, waiter: Option<&Waiter>) -> (u64, Vec<DirEntry>) {
+    pub fn kv_list(&self, prefix: &str, waiter: Option<&Waiter>) -> (u64, Vec<DirEntry>) {
         self.watch(waiter, WatchKey::KeyPrefix(prefix.to_string()));
         let entries: Vec<DirEntry> = self
             .kvs
@@ -119,7 +119,7 @@ impl StateStore {
     /// first separator past the prefix and duplicates are dropped
     /// (`web/sub/a`, `web/sub/b` → `web/sub/`).
     pub fn kv_keys(
-        &mut self,
+        &self,
         prefix: &str,
         separator: Option<&str>,
         waiter: Option<&Waiter>,

@@ -17,13 +17,14 @@ pub mod command;
 pub mod kv;
 pub mod query;
 pub mod session;
-pub mod structs;
+pub use crate::structs::catalog as structs;
+pub use crate::structs::snapshot::StoreSnapshot;
 pub mod txn;
 pub mod watch;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
 
-use serde::{Deserialize, Serialize};
 
 use structs::{DirEntry, HealthCheck, Node, NodeService};
 use watch::{Waiter, WatchKey, Watches};
@@ -51,26 +52,14 @@ pub struct StateStore {
     indexes: BTreeMap<String, u64>,
     /// Highest Raft index applied (writes, and entries with no table change).
     last_index: u64,
-    watches: Watches,
+    /// Behind its own lock so that reads, which register watches, can
+    /// share the store (`&self`) while only writes take it exclusively.
+    watches: Mutex<Watches>,
     sessions: BTreeMap<String, session::Session>,
     /// Keys whose lock-delay runs (this server's clock; not replicated).
-    lock_delays: std::collections::HashMap<String, std::time::Instant>,
+    lock_delays: std::collections::HashMap<String, tokio::time::Instant>,
 }
 
-/// Everything the store holds, for Raft snapshots and `/v1/snapshot`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct StoreSnapshot {
-    pub kvs: Vec<DirEntry>,
-    pub tombstones: BTreeMap<String, u64>,
-    pub nodes: Vec<Node>,
-    /// (node, instance) pairs.
-    pub services: Vec<(String, NodeService)>,
-    pub checks: Vec<HealthCheck>,
-    #[serde(default)]
-    pub sessions: Vec<session::Session>,
-    pub indexes: BTreeMap<String, u64>,
-    pub last_index: u64,
-}
 
 impl StateStore {
     pub fn new() -> Self {
@@ -98,12 +87,21 @@ impl StateStore {
     }
 
     fn fire(&mut self, key: WatchKey) {
-        self.watches.fire(&key);
+        self.watches
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .fire(&key);
     }
 
-    pub(crate) fn watch(&mut self, waiter: Option<&Waiter>, key: WatchKey) {
+    /// Registers `waiter` on `key`. Reads hold the store shared while they
+    /// register, and writes fire holding it exclusively, so no change can
+    /// slip between a read and its registration.
+    pub(crate) fn watch(&self, waiter: Option<&Waiter>, key: WatchKey) {
         if let Some(w) = waiter {
-            self.watches.register(key, w);
+            self.watches
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .register(key, w);
         }
     }
 
@@ -127,7 +125,7 @@ impl StateStore {
     /// Replaces every table with the snapshot's and wakes every blocked
     /// query (their indexes may now mean something else).
     pub fn restore(&mut self, snap: StoreSnapshot) {
-        let mut watches = std::mem::take(&mut self.watches);
+        let mut watches = std::mem::take(self.watches.get_mut().unwrap_or_else(|e| e.into_inner()));
         *self = StateStore::default();
         for e in snap.kvs {
             self.kvs.insert(e.key.clone(), e);
@@ -152,7 +150,7 @@ impl StateStore {
         self.indexes = snap.indexes;
         self.last_index = snap.last_index;
         watches.fire_all();
-        self.watches = watches;
+        self.watches = Mutex::new(watches);
     }
 
     /// A restore that Raft applied at `index`: the snapshot's tables, with

@@ -4,80 +4,18 @@
 //! Queries are plain data so that the request path can run them locally,
 //! on the leader, or (later) in another datacenter without change.
 
-use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
 
-use super::structs::{
-    CheckServiceNode, DirEntry, HealthCheck, HealthStatus, Node, NodeServices, ServiceNode,
-};
+pub use crate::structs::query::{Query, QueryResult};
+
 use super::watch::Waiter;
 use super::StateStore;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Query {
-    KvGet {
-        key: String,
-    },
-    KvList {
-        prefix: String,
-    },
-    KvKeys {
-        prefix: String,
-        separator: Option<String>,
-    },
-    CatalogNodes,
-    CatalogServices,
-    CatalogService {
-        name: String,
-        tags: Vec<String>,
-    },
-    CatalogNode {
-        node: String,
-    },
-    HealthService {
-        name: String,
-        tags: Vec<String>,
-        passing: bool,
-    },
-    HealthNode {
-        node: String,
-    },
-    HealthChecks {
-        service: String,
-    },
-    HealthState {
-        state: HealthStatus,
-    },
-    SessionInfo {
-        id: String,
-    },
-    /// Every session, or one node's.
-    SessionList {
-        node: Option<String>,
-    },
-    /// Every table at once (`/v1/snapshot`).
-    Snapshot,
-}
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum QueryResult {
-    Sessions(Vec<super::session::Session>),
-    Entry(Option<DirEntry>),
-    Entries(Vec<DirEntry>),
-    Keys(Vec<String>),
-    Nodes(Vec<Node>),
-    Services(BTreeMap<String, Vec<String>>),
-    ServiceNodes(Vec<ServiceNode>),
-    NodeServices(Option<NodeServices>),
-    CheckServiceNodes(Vec<CheckServiceNode>),
-    Checks(Vec<HealthCheck>),
-    Snapshot(Box<super::StoreSnapshot>),
-}
 
 /// Runs `q`, registering `waiter` on every row it reads. Returns the index
 /// that a blocking query compares with the client's `?index`.
-pub fn execute(store: &mut StateStore, q: &Query, waiter: Option<&Waiter>) -> (u64, QueryResult) {
+pub fn execute(store: &StateStore, q: &Query, waiter: Option<&Waiter>) -> (u64, QueryResult) {
     match q {
         Query::KvGet { key } => {
             let (i, e) = store.kv_get(key, waiter);

@@ -8,41 +8,18 @@
 //! disagreeing on it for a moment is harmless, and it is not replicated.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+
+pub use crate::structs::session::{ServiceCheck, Session};
 
 use super::structs::{DirEntry, HealthStatus};
 use super::watch::{Waiter, WatchKey};
 use super::{StateStore, T_SESSIONS};
 
-/// A session as Consul shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "PascalCase")]
-pub struct Session {
-    #[serde(rename = "ID")]
-    pub id: String,
-    pub name: String,
-    pub node: String,
-    /// Nanoseconds, as Consul's JSON has it.
-    pub lock_delay: u64,
-    pub behavior: String,
-    #[serde(rename = "TTL")]
-    pub ttl: String,
-    pub node_checks: Vec<String>,
-    pub service_checks: Vec<ServiceCheck>,
-    pub create_index: u64,
-    pub modify_index: u64,
-}
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "PascalCase")]
-pub struct ServiceCheck {
-    #[serde(rename = "ID")]
-    pub id: String,
-    #[serde(default)]
-    pub namespace: String,
-}
 
 impl Session {
     /// Every check whose going critical invalidates this session.
@@ -136,7 +113,7 @@ impl StateStore {
         }
     }
 
-    pub fn session_get(&mut self, id: &str, waiter: Option<&Waiter>) -> (u64, Option<Session>) {
+    pub fn session_get(&self, id: &str, waiter: Option<&Waiter>) -> (u64, Option<Session>) {
         self.watch(waiter, WatchKey::Sessions);
         (
             self.table_index(T_SESSIONS).max(1),
@@ -145,7 +122,7 @@ impl StateStore {
     }
 
     pub fn session_list(
-        &mut self,
+        &self,
         node: Option<&str>,
         waiter: Option<&Waiter>,
     ) -> (u64, Vec<Session>) {

@@ -153,15 +153,15 @@ fn prefix_watch_fires_for_keys_under_it_only() {
 
 #[test]
 fn dropped_waiters_are_swept() {
-    let mut s = StateStore::new();
+    let s = StateStore::new();
     for i in 0..10_000 {
         let w = waiter();
         s.kv_get(&format!("never-written-{i}"), Some(&w));
     }
     assert!(
-        s.watches.len() < 5_000,
+        s.watches.lock().unwrap().len() < 5_000,
         "dead waiters accumulate: {}",
-        s.watches.len()
+        s.watches.lock().unwrap().len()
     );
 }
 

@@ -9,61 +9,17 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+
+pub use crate::structs::txn::{KvOp, TxnOp, TxnOutcome, TxnResult};
 
 use super::structs::{
     DeregisterRequest, DirEntry, HealthCheck, Node, NodeService, RegisterRequest,
 };
 use super::{StateStore, T_KVS};
 
-/// One KV operation (Consul's `TxnKVOp`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KvOp {
-    pub verb: String,
-    pub key: String,
-    #[serde(with = "serde_bytes", default)]
-    pub value: Vec<u8>,
-    pub flags: u64,
-    pub index: u64,
-    pub session: String,
-}
 
-/// One operation of any kind (Consul's `TxnOp`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum TxnOp {
-    Kv(KvOp),
-    Node {
-        verb: String,
-        node: Node,
-    },
-    Service {
-        verb: String,
-        node: String,
-        service: NodeService,
-    },
-    Check {
-        verb: String,
-        check: HealthCheck,
-    },
-}
 
-/// One result row, in the order of the operations (a `get-tree` gives one
-/// per key, writes and checks of KV none or one).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum TxnResult {
-    Kv(DirEntry),
-    Node(Node),
-    Service(NodeService),
-    Check(HealthCheck),
-}
 
-/// What a transaction answers: results in order, or the errors that
-/// stopped it (nothing was written then).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum TxnOutcome {
-    Results(Vec<TxnResult>),
-    Errors(Vec<(usize, String)>),
-}
 
 /// Every table a catalog verb can reach, to put back on failure.
 struct Tables {

@@ -7,7 +7,7 @@
 //! log, so the two cannot disagree after a crash.
 
 use std::io::Cursor;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
@@ -25,13 +25,25 @@ use crate::state::{StateStore, StoreSnapshot};
 const KEY_SNAPSHOT_DATA: &str = "snapshot_data";
 
 /// The state store shared between the state machine (writer) and readers.
-pub type SharedStore = Arc<Mutex<StateStore>>;
+/// The state store, shared by the state machine (the one writer) and
+/// every reader. Reads take it shared: a blocking query or a DNS lookup
+/// never waits on another read, only on an entry being applied.
+pub type SharedStore = Arc<RwLock<StateStore>>;
 
-/// Locks the store; a panic elsewhere while holding it must not take every
-/// later read down with it, and the store has no invariant a half-applied
-/// entry could break (apply is a single synchronous call).
-pub fn lock(store: &SharedStore) -> std::sync::MutexGuard<'_, StateStore> {
-    store.lock().unwrap_or_else(|p| p.into_inner())
+pub fn new_shared(store: StateStore) -> SharedStore {
+    Arc::new(RwLock::new(store))
+}
+
+/// Reads the store. A panic elsewhere while holding it must not take
+/// every later read down with it, and the store has no invariant a
+/// half-applied entry could break (apply is a single synchronous call).
+pub fn read(store: &SharedStore) -> RwLockReadGuard<'_, StateStore> {
+    store.read().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Changes the store (applying entries, restoring snapshots).
+pub fn write(store: &SharedStore) -> RwLockWriteGuard<'_, StateStore> {
+    store.write().unwrap_or_else(|p| p.into_inner())
 }
 
 pub struct StateMachine {
@@ -81,7 +93,7 @@ impl StateMachine {
         };
         if let Some((meta, data)) = load_snapshot(&sm.db)? {
             let snap: StoreSnapshot = serde_json::from_slice(&data).map_err(redb_err)?;
-            lock(&sm.store).restore(snap);
+            write(&sm.store).restore(snap);
             sm.applied = meta.last_log_id;
             sm.membership = meta.last_membership;
         }
@@ -106,7 +118,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     ) -> Result<Snapshot<TypeConfig>, openraft::StorageError<NodeId>> {
         // The copy is taken under the lock; encoding and the fsync are not.
         let started = std::time::Instant::now();
-        let snap = lock(&self.store).snapshot();
+        let snap = read(&self.store).snapshot();
         let copied = started.elapsed();
         let data = serde_json::to_vec(&snap).map_err(|e| io_err(redb_err(e)))?;
         let snapshot_id = match self.applied {
@@ -158,7 +170,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: OptionalSend,
     {
         let mut results = Vec::new();
-        let mut store = lock(&self.store);
+        let mut store = write(&self.store);
         for entry in entries {
             let index = entry.log_id.index;
             self.applied = Some(entry.log_id);
@@ -205,7 +217,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         blocking(move || save_snapshot(&db, &m, &data))
             .await
             .map_err(io_err)?;
-        lock(&self.store).restore(snap);
+        write(&self.store).restore(snap);
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         tracing::info!(id = %meta.snapshot_id, "Raft snapshot installed from the leader");

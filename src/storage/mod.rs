@@ -12,7 +12,6 @@
 pub mod fsm;
 mod log;
 
-use std::io::Cursor;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -21,17 +20,9 @@ use thiserror::Error;
 pub use fsm::StateMachine;
 pub use log::LogStore;
 
-use crate::state::command::{Command, CommandResult};
 
-openraft::declare_raft_types!(
-    /// Meridian's Raft types: entries carry a [`Command`], applying one
-    /// answers a [`CommandResult`].
-    pub TypeConfig:
-        D = Command,
-        R = CommandResult,
-);
+pub use crate::structs::raft::{NodeId, TypeConfig};
 
-pub type NodeId = u64;
 pub type Raft = openraft::Raft<TypeConfig>;
 
 const CACHE_BYTES: usize = 32 * 1024 * 1024;

@@ -4,12 +4,11 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use actix::prelude::*;
 use hickory_proto::op::{Edns, Message, Query as DnsQuery, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 
 use super::*;
-use crate::rpc::{QueryMeta, ReadResponse};
+use crate::structs::{QueryMeta, ReadResponse};
 use crate::state::structs::{HealthCheck, NodeService, RegisterRequest};
 use crate::state::StateStore;
 
@@ -72,28 +71,28 @@ fn parses_consul_names() {
     assert_eq!(parse_labels(&labels("what.ever")), Lookup::Invalid);
 }
 
-/// A stand-in for the Node actor: answers reads from a state store.
-struct FakeNode(Arc<Mutex<StateStore>>);
+/// A stand-in for the router: answers reads from a state store.
+struct FakeReads(Arc<Mutex<StateStore>>);
 
-impl Actor for FakeNode {
-    type Context = Context<Self>;
-}
-
-impl Handler<Read> for FakeNode {
-    type Result = Result<ReadResponse, RequestError>;
-    fn handle(&mut self, msg: Read, _: &mut Context<Self>) -> Self::Result {
-        if msg.0.opts.dc.as_deref().is_some_and(|d| d != "dc1") {
-            return Err(RequestError::NoPathToDatacenter);
-        }
-        let mut s = self.0.lock().unwrap();
-        let (index, result) = crate::state::query::execute(&mut s, &msg.0.query, None);
-        Ok(ReadResponse {
-            meta: QueryMeta {
-                index,
-                ..Default::default()
-            },
-            result,
-        })
+impl ReadPath for FakeReads {
+    fn read(
+        &self,
+        req: ReadRequest,
+    ) -> futures::future::BoxFuture<'static, Result<ReadResponse, RequestError>> {
+        let answer = if req.opts.dc.as_deref().is_some_and(|d| d != "dc1") {
+            Err(RequestError::NoPathToDatacenter)
+        } else {
+            let s = self.0.lock().unwrap();
+            let (index, result) = crate::state::query::execute(&s, &req.query, None);
+            Ok(ReadResponse {
+                meta: QueryMeta {
+                    index,
+                    ..Default::default()
+                },
+                result,
+            })
+        };
+        Box::pin(async move { answer })
     }
 }
 
@@ -143,12 +142,12 @@ async fn start(recursors: Vec<String>) -> SocketAddr {
         );
     }
     register(&mut s, 9, "v6", "10.0.0.9", "", HealthStatus::Passing);
-    let node = FakeNode(Arc::new(Mutex::new(s))).start();
+    let reads = Arc::new(FakeReads(Arc::new(Mutex::new(s))));
     let config = Arc::new(RuntimeConfig {
         recursors,
         ..Default::default()
     });
-    let (_, udp, _) = DnsActor::start(config, node.recipient(), "127.0.0.1:0".parse().unwrap())
+    let (_, udp, _) = DnsActor::start(config, reads, "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     udp

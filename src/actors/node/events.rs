@@ -1,17 +1,17 @@
 //! User events on this agent (`/v1/event/*`): the last 256 it accepted
 //! after its node, service and tag filters (Consul's
-//! `shouldProcessUserEvent`), firing them into the LAN pool or, through
-//! the servers, into another datacenter's, and the signal blocking lists
-//! wait on.
+//! `shouldProcessUserEvent`), firing them into its LAN pool (the router
+//! sends another datacenter's through the servers), and the signal
+//! blocking lists wait on.
 
 use std::collections::VecDeque;
 
 use actix::prelude::*;
 use tokio::sync::watch;
 
-use super::{NodeActor, Upstream};
-use crate::lan::UserEvent;
-use crate::rpc::{RequestError, RpcRequest, RpcResponse};
+use super::router::FireLocalEvent;
+use super::NodeActor;
+use crate::structs::{RequestError, UserEvent, USER_EVENT_SIZE_LIMIT};
 
 /// Events an agent keeps (Consul's ring of 256).
 const KEPT: usize = 256;
@@ -75,10 +75,10 @@ pub fn validate(ev: &UserEvent) -> Result<(), String> {
     compile("node", &ev.node_filter)?;
     compile("service", &ev.service_filter)?;
     compile("tag", &ev.tag_filter)?;
-    if ev.size() > crate::lan::USER_EVENT_SIZE_LIMIT {
+    if ev.size() > USER_EVENT_SIZE_LIMIT {
         return Err(format!(
             "user event exceeds configured limit of {} bytes before encoding",
-            crate::lan::USER_EVENT_SIZE_LIMIT
+            USER_EVENT_SIZE_LIMIT
         ));
     }
     Ok(())
@@ -112,68 +112,31 @@ pub fn accepts<'a>(
     })
 }
 
-/// Fires an event in `dc` (the agent's own when `None`).
-#[derive(Message)]
-#[rtype(result = "Result<UserEvent, RequestError>")]
-pub struct FireUserEvent {
-    pub dc: Option<String>,
-    pub event: UserEvent,
-}
-
 /// The events this agent holds, oldest first, and a receiver that changes
 /// when another arrives.
 #[derive(Message)]
 #[rtype(result = "(Vec<UserEvent>, watch::Receiver<u64>)")]
 pub struct ListEvents;
 
-impl Handler<FireUserEvent> for NodeActor {
+impl Handler<FireLocalEvent> for NodeActor {
     type Result = ResponseFuture<Result<UserEvent, RequestError>>;
 
-    fn handle(&mut self, msg: FireUserEvent, ctx: &mut Context<Self>) -> Self::Result {
-        let foreign = msg
-            .dc
-            .as_deref()
-            .filter(|d| !d.is_empty() && !d.eq_ignore_ascii_case(&self.config.datacenter));
-        let upstream = match foreign.map(|dc| self.route(Some(dc))) {
-            None => None,
-            Some(Ok(u)) => Some(u),
-            Some(Err(e)) => return Box::pin(async move { Err(e) }),
-        };
-        match upstream {
-            // This datacenter: straight into the LAN pool.
-            None => match &self.lan {
-                Some(lan) => {
-                    let lan = lan.clone();
-                    Box::pin(async move {
-                        lan.send(crate::lan::FireEvent(msg.event))
-                            .await
-                            .map_err(|_| RequestError::ShuttingDown)
-                    })
-                }
-                // No gossip (a lone agent): this agent is the whole pool.
-                None => {
-                    let ev = msg.event;
-                    ctx.notify(ev.clone());
-                    Box::pin(async move { Ok(ev) })
-                }
-            },
-            Some(u) => Box::pin(async move {
-                let u = u.resolve().await?;
-                let dc = match &u {
-                    Upstream::Remote { dc, .. } => dc.clone(),
-                    _ => None,
-                };
-                let req = RpcRequest::FireEvent {
-                    dc,
-                    event: msg.event,
-                };
-                match u.remote(req, std::time::Duration::from_secs(15)).await? {
-                    RpcResponse::Event(r) => r,
-                    other => Err(RequestError::Internal(format!(
-                        "rpc error: unexpected answer {other:?}"
-                    ))),
-                }
-            }),
+    fn handle(&mut self, msg: FireLocalEvent, ctx: &mut Context<Self>) -> Self::Result {
+        match &self.lan {
+            Some(lan) => {
+                let lan = lan.clone();
+                Box::pin(async move {
+                    lan.send(crate::lan::FireEvent(msg.0))
+                        .await
+                        .map_err(|_| RequestError::ShuttingDown)
+                })
+            }
+            // No gossip (a lone agent): this agent is the whole pool.
+            None => {
+                let ev = msg.0;
+                ctx.notify(ev.clone());
+                Box::pin(async move { Ok(ev) })
+            }
         }
     }
 }

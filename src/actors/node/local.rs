@@ -4,10 +4,12 @@
 //! reload keeps); the `Node` actor owns one and does the I/O.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::config::{format_duration, CheckDefinition, ServiceDefinition};
-use crate::rpc::RequestError;
+use crate::structs::RequestError;
 use crate::state::structs::{HealthCheck, HealthStatus, NodeService, RegisterRequest, Weights};
 
 pub const NODE_MAINT: &str = "_node_maintenance";

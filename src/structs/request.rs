@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::state::command::{Command, CommandResult};
-use crate::state::query::{Query, QueryResult};
+use super::command::{Command, CommandResult};
+use super::query::{Query, QueryResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum Consistency {

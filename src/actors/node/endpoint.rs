@@ -1,0 +1,70 @@
+//! What a server answers on its RPC port: Raft's messages go to its Raft
+//! node; everything else enters the request path ([`Router`]) with the hop
+//! the sender gave it. This is the [`Service`] the RPC listener is handed.
+
+use futures::future::BoxFuture;
+use openraft::raft::AppendEntriesResponse;
+
+use super::router::Router;
+use crate::actors::raft::LocalServer;
+use crate::rpc::server::{answer, Service};
+use crate::structs::rpc::{self, MethodId};
+
+pub struct Endpoint {
+    pub local: LocalServer,
+    pub router: Router,
+}
+
+impl Service for Endpoint {
+    fn serve(&self, method: MethodId, args: Vec<u8>) -> BoxFuture<'static, Vec<u8>> {
+        let (local, router) = (self.local.clone(), self.router.clone());
+        Box::pin(async move {
+            match method {
+                MethodId::AppendEntries => {
+                    answer::<rpc::AppendEntries, _, _>(&args, |r| async move {
+                        let resp = local.raft().append_entries(r).await;
+                        // Only an accepted append is contact with a current leader.
+                        if matches!(
+                            resp,
+                            Ok(AppendEntriesResponse::Success
+                                | AppendEntriesResponse::PartialSuccess(_))
+                        ) {
+                            local.contact().touch();
+                        }
+                        resp
+                    })
+                    .await
+                }
+                MethodId::Vote => {
+                    answer::<rpc::Vote, _, _>(&args, |r| async move { local.raft().vote(r).await })
+                        .await
+                }
+                MethodId::InstallSnapshot => {
+                    answer::<rpc::InstallSnapshot, _, _>(&args, |r| async move {
+                        local.raft().install_snapshot(r).await
+                    })
+                    .await
+                }
+                MethodId::Read => {
+                    answer::<rpc::Read, _, _>(&args, |r| router.read_hop(r.req, r.hop)).await
+                }
+                MethodId::Write => {
+                    answer::<rpc::Write, _, _>(&args, |w| router.write_hop(w.req, w.hop)).await
+                }
+                MethodId::Status => {
+                    answer::<rpc::Status, _, _>(&args, |s| router.status(s.req, s.hop)).await
+                }
+                MethodId::Datacenters => {
+                    answer::<rpc::Datacenters, _, _>(&args, |()| router.datacenters()).await
+                }
+                MethodId::FireEvent => {
+                    answer::<rpc::FireEvent, _, _>(&args, |e| router.fire_event(e.req)).await
+                }
+                MethodId::RemovePeer => {
+                    answer::<rpc::RemovePeer, _, _>(&args, |p| router.remove_peer(p.req, p.hop))
+                        .await
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,550 @@
+//! The one request path (Consul's `rpc.go` `forwardRPC`). Every read,
+//! write, status query, user event and Raft peer removal, whether it came
+//! in by HTTP, DNS or server RPC, takes the same steps here:
+//!
+//! 1. **authorize** ([`Router::authorize`]): the named place where the
+//!    request's token will be resolved and checked (access control fills
+//!    it; today every request is allowed);
+//! 2. **another datacenter?** ([`Router::target`], the only place that
+//!    compares datacenter names): sent over the WAN to that datacenter's
+//!    servers, nearest first, the next one on failure (a server that
+//!    failed is set aside for a while, as Consul's `NotifyFailedServer`);
+//!    a client agent sends it to a server of its own datacenter, which
+//!    routes it on;
+//! 3. **served here?** a read this server may answer (stale, or while it
+//!    leads within its lease) is answered on the caller's own thread from
+//!    the shared store; a write is batched here only while this server
+//!    leads;
+//! 4. **the leader**: anything else goes to the leader once
+//!    ([`Hop::Leader`]: the leader serves it or refuses, never forwards
+//!    again); with no known leader, `No cluster leader` at once.
+//!
+//! A client agent has no local server: steps 3 and 4 are its servers'.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use actix::prelude::*;
+use futures::future::BoxFuture;
+use tokio::time::Instant;
+
+use crate::actors::raft::{raft_id, LocalServer};
+use crate::config::RuntimeConfig;
+use crate::rpc::{Pool, RpcError};
+use crate::structs::rpc::{
+    self, FireEventArgs, Hop, Method, PeerRef, RemovePeerArgs, Routed, StatusArgs,
+};
+use crate::structs::{
+    Command, Consistency, QueryOptions, RaftStatus, ReadRequest, ReadResponse, RequestError,
+    UserEvent, WriteRequest, WriteResponse,
+};
+
+/// How long a server that failed a call goes to the back of the list.
+const SET_ASIDE: Duration = Duration::from_secs(30);
+
+/// Time for a call forwarded to the leader, beyond a blocking wait.
+const LEADER_HOLD: Duration = Duration::from_secs(10);
+
+/// Time for a write sent to another server (its commit included).
+const WRITE_HOLD: Duration = Duration::from_secs(15);
+
+/// A user event for this agent's own datacenter: fired into its LAN pool.
+#[derive(Message)]
+#[rtype(result = "Result<UserEvent, RequestError>")]
+pub struct FireLocalEvent(pub UserEvent);
+
+/// Where a request is for.
+#[derive(Debug, PartialEq, Eq)]
+enum Target {
+    Here,
+    /// Another datacenter, its name lowercased.
+    Dc(String),
+}
+
+/// What is being asked, for the authorization step.
+pub enum Request<'a> {
+    Read(&'a ReadRequest),
+    Write(&'a WriteRequest),
+    Status,
+    Datacenters,
+    FireEvent(&'a FireEventArgs),
+    RemovePeer(&'a RemovePeerArgs),
+}
+
+/// Reads through the request path: what the DNS handler is given (tests
+/// give it a fake).
+pub trait ReadPath: Send + Sync + 'static {
+    fn read(&self, req: ReadRequest) -> BoxFuture<'static, Result<ReadResponse, RequestError>>;
+}
+
+#[derive(Clone)]
+pub struct Router(Arc<Inner>);
+
+struct Inner {
+    dc: String,
+    /// This server's Raft side; `None` on a client agent.
+    local: Option<LocalServer>,
+    /// This datacenter's servers from the LAN pool (name → RPC address).
+    servers: RwLock<BTreeMap<String, String>>,
+    /// Servers only: the WAN pool, for other datacenters.
+    wan: Option<Addr<crate::wan::WanGossip>>,
+    /// The agent's own LAN pool, for this datacenter's user events.
+    events: Recipient<FireLocalEvent>,
+    pool: Pool,
+    /// Servers whose last call failed, and until when they go last.
+    failed: Mutex<HashMap<String, Instant>>,
+    /// Consul's `rpc_hold_timeout`: each remote call's time beyond a
+    /// blocking wait.
+    hold: Duration,
+}
+
+impl Router {
+    pub fn new(
+        config: &RuntimeConfig,
+        local: Option<LocalServer>,
+        wan: Option<Addr<crate::wan::WanGossip>>,
+        events: Recipient<FireLocalEvent>,
+    ) -> Router {
+        Router(Arc::new(Inner {
+            dc: config.datacenter.clone(),
+            local,
+            servers: RwLock::default(),
+            wan,
+            events,
+            pool: Pool::default(),
+            failed: Mutex::default(),
+            hold: config.rpc_hold_timeout,
+        }))
+    }
+
+    /// This datacenter's server `name` serves RPC at `addr` (`None`: it
+    /// left or failed).
+    pub fn set_server(&self, name: &str, addr: Option<String>) {
+        let mut s = self.0.servers.write().unwrap_or_else(|e| e.into_inner());
+        match addr {
+            Some(a) => s.insert(name.to_string(), a),
+            None => s.remove(name),
+        };
+    }
+
+    /// This server's own Raft view; `None` on a client agent.
+    pub fn local_status(&self) -> Option<RaftStatus> {
+        self.0.local.as_ref().map(LocalServer::status)
+    }
+
+    /// The authorization step. Every request passes here before it is
+    /// routed or served; access control resolves the token into an
+    /// authorizer here and refuses with `Permission denied`.
+    fn authorize(&self, _req: Request<'_>) -> Result<(), RequestError> {
+        Ok(())
+    }
+
+    /// The one comparison of datacenter names: empty or this agent's own
+    /// (in any case) is here.
+    fn target(&self, dc: Option<&str>) -> Target {
+        match dc {
+            Some(d) if !d.is_empty() && !d.eq_ignore_ascii_case(&self.0.dc) => {
+                Target::Dc(d.to_ascii_lowercase())
+            }
+            _ => Target::Here,
+        }
+    }
+
+    /// The servers a request for `target` goes to from this agent, in
+    /// the order to try them, and the error when none answers: another
+    /// datacenter's (from a server, nearest first), or this datacenter's
+    /// (from a client, in random order; they route it on).
+    async fn servers(&self, target: &Target) -> Result<(Vec<String>, RequestError), RequestError> {
+        let list = match (target, &self.0.local) {
+            (Target::Dc(dc), Some(_)) => {
+                let wan = self.0.wan.as_ref().ok_or(RequestError::NoPathToDatacenter)?;
+                let members = wan
+                    .send(crate::lan::Members)
+                    .await
+                    .map_err(|_| RequestError::ShuttingDown)?;
+                let servers = crate::wan::servers_of(&members, dc);
+                if servers.is_empty() {
+                    return Err(RequestError::NoPathToDatacenter);
+                }
+                (servers, RequestError::NoPathToDatacenter)
+            }
+            (_, _) => {
+                let mut servers: Vec<String> = self
+                    .0
+                    .servers
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .values()
+                    .cloned()
+                    .collect();
+                if servers.is_empty() {
+                    return Err(RequestError::NoServers);
+                }
+                rand::seq::SliceRandom::shuffle(servers.as_mut_slice(), &mut rand::thread_rng());
+                (servers, RequestError::NoServers)
+            }
+        };
+        Ok(self.set_aside(list))
+    }
+
+    /// Servers that failed lately move to the back, keeping their order.
+    fn set_aside(&self, (list, none): (Vec<String>, RequestError)) -> (Vec<String>, RequestError) {
+        let now = Instant::now();
+        let mut failed = self.0.failed.lock().unwrap_or_else(|e| e.into_inner());
+        failed.retain(|_, until| *until > now);
+        let (mut ok, bad): (Vec<String>, Vec<String>) =
+            list.into_iter().partition(|s| !failed.contains_key(s));
+        ok.extend(bad);
+        (ok, none)
+    }
+
+    fn notify_failed(&self, server: &str) {
+        self.0
+            .failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(server.to_string(), Instant::now() + SET_ASIDE);
+    }
+
+    /// Another agent's server for `target`: the first that answers wins.
+    async fn remote<M: Method>(
+        &self,
+        target: &Target,
+        args: M::Args,
+        timeout: Duration,
+    ) -> Result<M::Reply, RequestError> {
+        let (servers, unreachable) = self.servers(target).await?;
+        for addr in servers {
+            match self.0.pool.call::<M>(&addr, &args, timeout).await {
+                Ok(reply) => return Ok(reply),
+                Err(e) => {
+                    tracing::debug!(server = %addr, error = %e, "server did not answer; trying another");
+                    self.notify_failed(&addr);
+                }
+            }
+        }
+        Err(unreachable)
+    }
+
+    /// One call to this datacenter's leader.
+    async fn leader<M: Method>(
+        &self,
+        addr: &str,
+        args: M::Args,
+        timeout: Duration,
+    ) -> Result<M::Reply, RequestError> {
+        self.0
+            .pool
+            .call::<M>(addr, &args, timeout)
+            .await
+            .map_err(|e: RpcError| RequestError::Internal(e.to_string()))
+    }
+
+    /// Where a request that needs the leader goes from this server: `None`
+    /// when this server leads, the leader's address when the request may
+    /// still travel, `No cluster leader` otherwise.
+    fn leader_addr(status: &RaftStatus, hop: Hop) -> Result<Option<String>, RequestError> {
+        if status.is_leader {
+            return Ok(None);
+        }
+        match (&status.leader_addr, hop) {
+            (Some(addr), Hop::Route) => Ok(Some(addr.clone())),
+            _ => Err(RequestError::NoLeader),
+        }
+    }
+
+    pub async fn read(&self, req: ReadRequest) -> Result<ReadResponse, RequestError> {
+        self.read_hop(req, Hop::Route).await
+    }
+
+    pub async fn read_hop(&self, req: ReadRequest, hop: Hop) -> Result<ReadResponse, RequestError> {
+        self.authorize(Request::Read(&req))?;
+        let target = self.target(req.opts.dc.as_deref());
+        let timeout = call_timeout(&req.opts, self.0.hold);
+        let local = match (&target, &self.0.local) {
+            (Target::Here, Some(local)) => local,
+            // Room for the server's own hop to another datacenter.
+            _ => {
+                let extra = if self.0.local.is_none() {
+                    Duration::from_secs(3)
+                } else {
+                    Duration::ZERO
+                };
+                let args = Routed {
+                    hop: Hop::Route,
+                    req,
+                };
+                return self.remote::<rpc::Read>(&target, args, timeout + extra).await?;
+            }
+        };
+        if let Some(r) = local.try_read(&req).await {
+            return Ok(r);
+        }
+        if req.opts.consistency == Consistency::Stale {
+            return local.read(req).await;
+        }
+        match Self::leader_addr(&local.status(), hop)? {
+            None => local.read(req).await,
+            Some(addr) => {
+                let timeout = call_timeout(&req.opts, LEADER_HOLD);
+                let args = Routed {
+                    hop: Hop::Leader,
+                    req,
+                };
+                self.leader::<rpc::Read>(&addr, args, timeout).await?
+            }
+        }
+    }
+
+    pub async fn write(&self, req: WriteRequest) -> Result<WriteResponse, RequestError> {
+        self.write_hop(req, Hop::Route).await
+    }
+
+    pub async fn write_hop(
+        &self,
+        req: WriteRequest,
+        hop: Hop,
+    ) -> Result<WriteResponse, RequestError> {
+        self.authorize(Request::Write(&req))?;
+        let target = self.target(req.dc.as_deref());
+        let local = match (&target, &self.0.local) {
+            (Target::Here, Some(local)) => local,
+            _ => {
+                let args = Routed {
+                    hop: Hop::Route,
+                    req,
+                };
+                return self.remote::<rpc::Write>(&target, args, WRITE_HOLD).await?;
+            }
+        };
+        let to_leader = |addr: String, command: Command| {
+            let args = Routed {
+                hop: Hop::Leader,
+                req: WriteRequest { dc: None, command },
+            };
+            async move { self.leader::<rpc::Write>(&addr, args, LEADER_HOLD).await? }
+        };
+        match Self::leader_addr(&local.status(), hop)? {
+            Some(addr) => to_leader(addr, req.command).await,
+            None => match local.write(req.command.clone()).await {
+                // Leadership moved between the look and the batch: the
+                // write goes to the new leader once.
+                Err(RequestError::NoLeader) if hop == Hop::Route => {
+                    match Self::leader_addr(&local.status(), hop) {
+                        Ok(Some(addr)) => to_leader(addr, req.command).await,
+                        _ => Err(RequestError::NoLeader),
+                    }
+                }
+                other => other,
+            },
+        }
+    }
+
+    /// Writes to this datacenter in order, stopping at the first failure;
+    /// whether all went in.
+    pub async fn write_all(&self, writes: Vec<Command>) -> bool {
+        for command in writes {
+            if self.write(WriteRequest { dc: None, command }).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Raft's view of `dc`: a server's own, or with `leader` the leader's
+    /// (every server's progress), falling back to the server's own.
+    pub async fn status(&self, args: StatusArgs, hop: Hop) -> Result<RaftStatus, RequestError> {
+        self.authorize(Request::Status)?;
+        let target = self.target(args.dc.as_deref());
+        let local = match (&target, &self.0.local) {
+            (Target::Here, Some(local)) => local,
+            _ => {
+                let args = Routed {
+                    hop: Hop::Route,
+                    req: args,
+                };
+                return self.remote::<rpc::Status>(&target, args, LEADER_HOLD).await?;
+            }
+        };
+        let own = local.status();
+        if !args.leader || hop == Hop::Leader {
+            return Ok(own);
+        }
+        let Ok(Some(addr)) = Self::leader_addr(&own, hop) else {
+            return Ok(own);
+        };
+        let args = Routed {
+            hop: Hop::Leader,
+            req: StatusArgs {
+                dc: None,
+                leader: false,
+            },
+        };
+        Ok(self
+            .leader::<rpc::Status>(&addr, args, Duration::from_secs(5))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(own))
+    }
+
+    /// Every known datacenter, nearest first: from the WAN pool on a
+    /// server, from a server on a client.
+    pub async fn datacenters(&self) -> Result<Vec<String>, RequestError> {
+        self.authorize(Request::Datacenters)?;
+        if self.0.local.is_none() {
+            return self
+                .remote::<rpc::Datacenters>(&Target::Here, (), LEADER_HOLD)
+                .await?;
+        }
+        let members = match &self.0.wan {
+            Some(w) => w.send(crate::lan::Members).await.unwrap_or_default(),
+            None => Vec::new(),
+        };
+        Ok(crate::wan::datacenters(&members, &self.0.dc))
+    }
+
+    /// Fires a user event in `dc`: into this agent's LAN pool, or through
+    /// the servers into another datacenter's.
+    pub async fn fire_event(&self, args: FireEventArgs) -> Result<UserEvent, RequestError> {
+        self.authorize(Request::FireEvent(&args))?;
+        match self.target(args.dc.as_deref()) {
+            Target::Here => self
+                .0
+                .events
+                .send(FireLocalEvent(args.event))
+                .await
+                .map_err(|_| RequestError::ShuttingDown)?,
+            target => {
+                let args = Routed {
+                    hop: Hop::Route,
+                    req: args,
+                };
+                self.remote::<rpc::FireEvent>(&target, args, WRITE_HOLD)
+                    .await?
+            }
+        }
+    }
+
+    /// `operator raft remove-peer`: the server leaves `dc`'s Raft
+    /// configuration, changed by its leader.
+    pub async fn remove_peer(&self, args: RemovePeerArgs, hop: Hop) -> Result<(), RequestError> {
+        self.authorize(Request::RemovePeer(&args))?;
+        let target = self.target(args.dc.as_deref());
+        let local = match (&target, &self.0.local) {
+            (Target::Here, Some(local)) => local,
+            _ => {
+                let args = Routed {
+                    hop: Hop::Route,
+                    req: args,
+                };
+                return self
+                    .remote::<rpc::RemovePeer>(&target, args, WRITE_HOLD)
+                    .await?;
+            }
+        };
+        let status = local.status();
+        let found = status.servers.iter().find(|s| match &args.peer {
+            PeerRef::Address(a) => s.addr == *a,
+            PeerRef::Id(id) => {
+                s.id.to_string() == *id || uuid::Uuid::parse_str(id).is_ok_and(|_| s.id == raft_id(id))
+            }
+        });
+        let Some(id) = found.map(|s| s.id) else {
+            let (what, v) = match &args.peer {
+                PeerRef::Id(v) => ("id", v),
+                PeerRef::Address(v) => ("address", v),
+            };
+            return Err(RequestError::Rejected(format!(
+                "{what} \"{v}\" was not found in the Raft configuration"
+            )));
+        };
+        match Self::leader_addr(&status, hop)? {
+            None => local.remove_voter(id).await,
+            Some(addr) => {
+                let args = Routed {
+                    hop: Hop::Leader,
+                    req: args,
+                };
+                self.leader::<rpc::RemovePeer>(&addr, args, LEADER_HOLD)
+                    .await?
+            }
+        }
+    }
+}
+
+impl ReadPath for Router {
+    fn read(&self, req: ReadRequest) -> BoxFuture<'static, Result<ReadResponse, RequestError>> {
+        let me = self.clone();
+        Box::pin(async move { me.read(req).await })
+    }
+}
+
+/// A call's whole time: the blocking wait when it is a blocking query.
+fn call_timeout(opts: &QueryOptions, hold: Duration) -> Duration {
+    if opts.min_index > 0 {
+        opts.max_wait + hold
+    } else {
+        hold
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Nobody;
+    impl Actor for Nobody {
+        type Context = Context<Self>;
+    }
+    impl Handler<FireLocalEvent> for Nobody {
+        type Result = Result<UserEvent, RequestError>;
+        fn handle(&mut self, m: FireLocalEvent, _: &mut Context<Self>) -> Self::Result {
+            Ok(m.0)
+        }
+    }
+
+    fn client() -> Router {
+        let config = RuntimeConfig {
+            datacenter: "dc1".into(),
+            ..Default::default()
+        };
+        Router::new(&config, None, None, Nobody.start().recipient())
+    }
+
+    #[actix_rt::test]
+    async fn datacenter_names_compare_without_case_and_empty_is_here() {
+        let r = client();
+        assert_eq!(r.target(None), Target::Here);
+        assert_eq!(r.target(Some("")), Target::Here);
+        assert_eq!(r.target(Some("DC1")), Target::Here);
+        assert_eq!(r.target(Some("Dc2")), Target::Dc("dc2".into()));
+    }
+
+    #[actix_rt::test]
+    async fn a_client_without_servers_says_so() {
+        let r = client();
+        let req = ReadRequest {
+            opts: QueryOptions::default(),
+            query: crate::structs::query::Query::CatalogNodes,
+        };
+        assert_eq!(r.read(req).await.unwrap_err(), RequestError::NoServers);
+    }
+
+    #[actix_rt::test]
+    async fn failed_servers_go_last_for_a_while() {
+        let r = client();
+        for (n, a) in [("a", "1"), ("b", "2"), ("c", "3")] {
+            r.set_server(n, Some(a.into()));
+        }
+        r.notify_failed("1");
+        let list = vec!["1".to_string(), "2".into(), "3".into()];
+        let (order, _) = r.set_aside((list.clone(), RequestError::NoServers));
+        assert_eq!(order, vec!["2", "3", "1"]);
+        tokio::time::pause();
+        tokio::time::advance(SET_ASIDE + Duration::from_secs(1)).await;
+        let (order, _) = r.set_aside((list, RequestError::NoServers));
+        assert_eq!(order, vec!["1", "2", "3"]);
+    }
+}

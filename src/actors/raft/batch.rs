@@ -1,0 +1,155 @@
+//! The write batcher of the leader: writes that arrive while one Raft
+//! entry is in flight are gathered into the next, so one fsync serves them
+//! all. Only writes for this server reach it (the router sends a
+//! follower's writes to the leader before they are batched); if
+//! leadership moved meanwhile, openraft refuses the entry and its writers
+//! get `No cluster leader`, which the router retries at the new leader.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio::sync::oneshot;
+
+use super::read::{lease_lost, leader_lease};
+use super::{map_write_err, RaftActor};
+use crate::storage::{NodeId, Raft};
+use crate::structs::{Command, CommandResult, RequestError, WriteResponse};
+
+/// A write for this server's Raft log (it must lead).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<WriteResponse, RequestError>")]
+pub struct RaftWrite(pub Command);
+
+impl Handler<RaftWrite> for RaftActor {
+    type Result = ResponseFuture<Result<WriteResponse, RequestError>>;
+
+    fn handle(&mut self, msg: RaftWrite, ctx: &mut Context<Self>) -> Self::Result {
+        self.write(msg.0, ctx)
+    }
+}
+
+/// Resolves once this leader's lease has run out: what its writers wait
+/// for is then unlikely to commit soon (and may never).
+async fn lease_expiry(raft: Raft, me: NodeId, lease_ms: u64) {
+    loop {
+        if lease_lost(&raft.metrics().borrow(), me, lease_ms) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Longest wait for one entry to commit before its writers get an error
+/// (Consul's 7 s RPC hold timeout); the entry may still commit later.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(7);
+
+/// Most writes in one entry, and most value bytes (entries stay well
+/// under a Raft message's comfortable size).
+const MAX_BATCH: usize = 512;
+const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
+
+pub(super) struct Queued {
+    command: Command,
+    reply: oneshot::Sender<Result<WriteResponse, RequestError>>,
+}
+
+/// The bulk of a command, for batch sizing.
+fn command_size(c: &Command) -> usize {
+    match c {
+        Command::KvSet { key, value, .. } | Command::KvCas { key, value, .. } => {
+            key.len() + value.len()
+        }
+        Command::Batch(cmds) => cmds.iter().map(command_size).sum(),
+        // A restore goes in an entry of its own.
+        Command::Restore(_) => MAX_BATCH_BYTES,
+        _ => 256,
+    }
+}
+
+impl RaftActor {
+    /// Queues a write; the batcher sends everything queued as one entry.
+    pub(super) fn write(
+        &mut self,
+        command: Command,
+        ctx: &mut Context<Self>,
+    ) -> ResponseFuture<Result<WriteResponse, RequestError>> {
+        if self.lease_lost(&self.raft.metrics().borrow()) {
+            return Box::pin(async { Err(RequestError::NoLeader) });
+        }
+        if let Command::SessionRenew { id } = &command {
+            self.renew_ttl(id);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.queue.push(Queued {
+            command,
+            reply: tx,
+        });
+        if !self.in_flight {
+            self.flush(ctx);
+        }
+        Box::pin(async move { rx.await.unwrap_or(Err(RequestError::ShuttingDown)) })
+    }
+
+    /// Sends the queued writes as one Raft entry. openraft 0.9 flushes one
+    /// append at a time, so writes that arrive while one entry is in flight
+    /// are gathered into the next: one fsync serves them all.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.queue.is_empty() {
+            return;
+        }
+        let mut bytes = 0usize;
+        let take = self.queue.iter().take_while(|q| {
+            bytes += command_size(&q.command);
+            bytes <= MAX_BATCH_BYTES
+        });
+        let n = take.count().clamp(1, MAX_BATCH);
+        let batch: Vec<Queued> = self.queue.drain(..n).collect();
+        self.in_flight = true;
+        let entry = match batch.as_slice() {
+            [one] => one.command.clone(),
+            many => Command::Batch(many.iter().map(|q| q.command.clone()).collect()),
+        };
+        let raft = self.raft.clone();
+        let (me, lease_ms) = (self.node_id, leader_lease(&self.config));
+        let fut = async move {
+            // Writers learn of a lost lease or a stuck commit with an
+            // error; their entry may still commit later, as with Consul.
+            let failed = tokio::select! {
+                outcome = raft.client_write(entry) => Ok(outcome),
+                _ = tokio::time::sleep(COMMIT_TIMEOUT) => Err(RequestError::Timeout),
+                _ = lease_expiry(raft.clone(), me, lease_ms) => Err(RequestError::LeadershipLost),
+            };
+            let outcome = match failed {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    for q in batch {
+                        let _ = q.reply.send(Err(e.clone()));
+                    }
+                    return;
+                }
+            };
+            match outcome {
+                Ok(resp) => {
+                    let index = resp.log_id.index;
+                    let results = match resp.data {
+                        CommandResult::Batch(r) if batch.len() > 1 => r,
+                        single => vec![single],
+                    };
+                    for (q, result) in batch.into_iter().zip(results) {
+                        let _ = q.reply.send(Ok(WriteResponse { index, result }));
+                    }
+                }
+                Err(e) => {
+                    let e = map_write_err(e);
+                    for q in batch {
+                        let _ = q.reply.send(Err(e.clone()));
+                    }
+                }
+            }
+        };
+        ctx.spawn(fut.into_actor(self).map(|_, act, ctx| {
+            act.in_flight = false;
+            act.flush(ctx);
+        }));
+    }
+}

@@ -1,0 +1,368 @@
+//! The `Raft` actor (servers): owns the Raft node and the state store it
+//! drives. Its files, one concern each:
+//!
+//! - this file: the actor, its start and stop, voter changes, and the
+//!   LAN pool it follows;
+//! - `batch.rs`: the write batcher (writes queued while an entry is in
+//!   flight go into the next one);
+//! - `read.rs`: the read side shared with the request path
+//!   ([`LocalServer`]): leadership and its lease, Raft status, reads
+//!   served here and blocking queries;
+//! - `leader.rs`: leader duties (reconcile of the catalog with the LAN
+//!   pool, bootstrap-expect, voters from membership);
+//! - `session_ttl.rs`: the leader's session TTL timers.
+//!
+//! Where a request goes (another datacenter, the leader) is not decided
+//! here but by the router (`actors::node::router`); this actor only ever
+//! serves what reaches it.
+
+mod batch;
+mod leader;
+mod read;
+mod session_ttl;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ServerState, SnapshotPolicy};
+
+pub use batch::RaftWrite;
+pub use leader::{self_registration, server_addr};
+pub use read::{blocking_query, LastContact, LocalServer, RaftRead};
+
+use crate::config::RuntimeConfig;
+use crate::rpc::raft_net::RaftNetworkFactoryImpl;
+use crate::state::StateStore;
+use crate::storage::{self, fsm, LogStore, NodeId, Raft, StateMachine};
+use crate::structs::{RaftStatus, RequestError};
+use leader::{ReapNode, Reconcile};
+use read::leader_lease;
+
+pub use crate::storage::fsm::SharedStore;
+
+pub struct RaftActor {
+    raft: Raft,
+    /// Leader only: the session TTL timers.
+    sessions: session_ttl::SessionTimers,
+    contact: LastContact,
+    /// Writes waiting for the entry in flight to commit.
+    queue: Vec<batch::Queued>,
+    in_flight: bool,
+    /// The LAN pool, once attached: its members are reconciled into the catalog.
+    lan: Option<Addr<crate::lan::LanGossip>>,
+    /// Bootstrap (from -bootstrap-expect) is done or not needed.
+    bootstrapped: bool,
+    /// Alive while anything (log writer, state machine) holds the database.
+    db: std::sync::Weak<redb::Database>,
+    store: SharedStore,
+    node_id: NodeId,
+    config: Arc<RuntimeConfig>,
+}
+
+/// A stable Raft id from the node's UUID: its first 8 bytes.
+pub fn raft_id(node_id: &str) -> NodeId {
+    match uuid::Uuid::parse_str(node_id) {
+        Ok(u) => u.as_u64_pair().0,
+        Err(_) => {
+            // Not a UUID (hand-written node_id): a stable hash keeps restarts consistent.
+            node_id.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+                (h ^ b as u64).wrapping_mul(0x100000001b3)
+            })
+        }
+    }
+}
+
+impl RaftActor {
+    /// Opens storage and starts Raft; bootstraps a single server when the
+    /// config says so and no Raft state exists yet. Raft's messages from
+    /// other servers reach it through the returned [`LocalServer`] (the
+    /// agent's RPC listener).
+    pub async fn start(
+        config: Arc<RuntimeConfig>,
+    ) -> anyhow::Result<(Addr<RaftActor>, LocalServer)> {
+        let dir = config.data_dir.as_ref().map(|d| d.join("raft"));
+        let db = open_store(dir.as_deref()).await?;
+        let db_handle = Arc::downgrade(&db);
+        let store: SharedStore = fsm::new_shared(StateStore::new());
+        let sm = StateMachine::open(db.clone(), store.clone())?;
+        let log = LogStore::new(db);
+        // Failover ≈ election_max + random(min, max) with openraft's leader
+        // lease: 500 + ~375 ms keeps it under the 1.5 s goal.
+        let (hb, emin, emax) = if config.dev {
+            (50, 150, 300)
+        } else {
+            (100, 250, 500)
+        };
+        let rc = openraft::Config {
+            cluster_name: config.datacenter.clone(),
+            heartbeat_interval: hb,
+            election_timeout_min: emin,
+            election_timeout_max: emax,
+            // openraft allows one heartbeat interval per append: smaller
+            // payloads keep a catching-up follower within it.
+            max_payload_entries: 64,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.raft_snapshot_threshold.max(1)),
+            max_in_snapshot_log_to_keep: config.raft_trailing_logs,
+            ..Default::default()
+        }
+        .validate()?;
+        let node_id = raft_id(&config.node_id);
+        let network = RaftNetworkFactoryImpl::default();
+        let raft = Raft::new(node_id, Arc::new(rc), network, log, sm).await?;
+        if (config.bootstrap || config.bootstrap_expect == 1) && !raft.is_initialized().await? {
+            let addr = server_addr(&config);
+            tracing::info!(%addr, "bootstrapping a new single-server cluster");
+            raft.initialize(BTreeMap::from([(node_id, BasicNode { addr })]))
+                .await?;
+        }
+        let contact = LastContact::new();
+        let lease_ms = leader_lease(&config);
+        let actor = RaftActor {
+            raft: raft.clone(),
+            sessions: Default::default(),
+            contact: contact.clone(),
+            queue: Vec::new(),
+            in_flight: false,
+            db: db_handle,
+            lan: None,
+            bootstrapped: false,
+            store: store.clone(),
+            node_id,
+            config,
+        }
+        .start();
+        let local = LocalServer::new(actor.clone(), raft, store, contact, node_id, lease_ms);
+        Ok((actor, local))
+    }
+
+    /// This server leads by Raft's word but has not heard from a quorum
+    /// within the lease.
+    fn lease_lost(&self, m: &openraft::RaftMetrics<NodeId, BasicNode>) -> bool {
+        read::lease_lost(m, self.node_id, leader_lease(&self.config))
+    }
+
+    fn status(&self) -> RaftStatus {
+        read::raft_status(
+            &self.raft,
+            self.node_id,
+            leader_lease(&self.config),
+            &self.contact,
+        )
+    }
+}
+
+impl Actor for RaftActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Reconcile as soon as leadership changes, and on an interval to
+        // repair anything a failed write left behind.
+        ctx.run_interval(Duration::from_secs(1), |act, ctx| {
+            act.try_bootstrap(ctx);
+            act.reconcile(ctx);
+        });
+        ctx.run_interval(Duration::from_millis(250), |act, ctx| {
+            act.expire_sessions(ctx)
+        });
+        let mut metrics = self.raft.metrics();
+        let me = ctx.address();
+        ctx.spawn(
+            async move {
+                let mut was_leader = false;
+                while metrics.changed().await.is_ok() {
+                    let m = metrics.borrow().clone();
+                    let leader = m.current_leader == Some(m.id) && m.state == ServerState::Leader;
+                    if leader && !was_leader {
+                        me.do_send(Reconcile);
+                    }
+                    was_leader = leader;
+                }
+            }
+            .into_actor(self),
+        );
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        let raft = self.raft.clone();
+        actix::spawn(async move {
+            let _ = raft.shutdown().await;
+        });
+    }
+}
+
+/// This server's Raft view (`/v1/agent/self`, `info`; the router asks
+/// the leader for its own when every server's progress is wanted).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "RaftStatus")]
+pub struct GetRaftStatus;
+
+impl Handler<GetRaftStatus> for RaftActor {
+    type Result = MessageResult<GetRaftStatus>;
+
+    fn handle(&mut self, _: GetRaftStatus, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.status())
+    }
+}
+
+/// Removes a server from the Raft configuration.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), RequestError>")]
+pub struct RemoveVoter(pub NodeId);
+
+impl Handler<RemoveVoter> for RaftActor {
+    type Result = ResponseFuture<Result<(), RequestError>>;
+
+    fn handle(&mut self, msg: RemoveVoter, _: &mut Context<Self>) -> Self::Result {
+        let raft = self.raft.clone();
+        let leads = self.status().is_leader;
+        Box::pin(async move {
+            if !leads {
+                return Err(RequestError::NoLeader);
+            }
+            let mut voters: std::collections::BTreeSet<NodeId> = raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .voter_ids()
+                .collect();
+            voters.remove(&msg.0);
+            raft.change_membership(voters, false)
+                .await
+                .map(|_| ())
+                .map_err(|e| RequestError::Internal(e.to_string()))
+        })
+    }
+}
+
+/// Adds a server as a voter (the leader catches it up first). The cluster
+/// issue sends this from LAN membership events; tests send it directly.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), RequestError>")]
+pub struct AddVoter {
+    pub id: NodeId,
+    pub addr: String,
+}
+
+impl Handler<AddVoter> for RaftActor {
+    type Result = ResponseFuture<Result<(), RequestError>>;
+
+    fn handle(&mut self, msg: AddVoter, _: &mut Context<Self>) -> Self::Result {
+        let raft = self.raft.clone();
+        Box::pin(async move {
+            let internal = |e: String| RequestError::Internal(e);
+            raft.add_learner(msg.id, BasicNode { addr: msg.addr }, true)
+                .await
+                .map_err(|e| internal(e.to_string()))?;
+            let mut voters: std::collections::BTreeSet<NodeId> = raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .voter_ids()
+                .collect();
+            voters.insert(msg.id);
+            raft.change_membership(voters, false)
+                .await
+                .map_err(|e| internal(e.to_string()))?;
+            Ok(())
+        })
+    }
+}
+
+/// Stop Raft (storage closed once this returns) and the actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+impl Handler<Shutdown> for RaftActor {
+    type Result = ResponseActFuture<Self, ()>;
+    fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) -> Self::Result {
+        let (raft, db) = (self.raft.clone(), self.db.clone());
+        Box::pin(
+            async move {
+                if let Err(e) = raft.shutdown().await {
+                    tracing::warn!(error = %e, "raft shutdown");
+                }
+                // The log writer and the state machine let go of the
+                // database a moment after Raft stops; its file lock must be
+                // free before this returns so the store can be reopened.
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+                while db.strong_count() > 0 && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+            .into_actor(self)
+            .map(|_, _, ctx| ctx.stop()),
+        )
+    }
+}
+
+/// Hands the Raft actor the LAN pool: it subscribes to member events.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AttachLan(pub Addr<crate::lan::LanGossip>);
+
+impl Handler<AttachLan> for RaftActor {
+    type Result = ();
+    fn handle(&mut self, msg: AttachLan, ctx: &mut Context<Self>) {
+        msg.0
+            .do_send(crate::lan::Subscribe(ctx.address().recipient()));
+        self.lan = Some(msg.0);
+        self.try_bootstrap(ctx);
+        self.reconcile(ctx);
+    }
+}
+
+impl Handler<crate::lan::MemberEvent> for RaftActor {
+    type Result = ();
+    fn handle(&mut self, ev: crate::lan::MemberEvent, ctx: &mut Context<Self>) {
+        self.try_bootstrap(ctx);
+        match ev {
+            // Reaped members are no longer listed, so the reconcile alone
+            // would not remove them: Consul's reconcileReaped.
+            crate::lan::MemberEvent::Reap(m) if self.status().is_leader => {
+                if fsm::read(&self.store).catalog_node(&m.name, None).1.is_some() {
+                    tracing::info!(node = %m.name, "deregistering a reaped member");
+                    ctx.notify(ReapNode(m.name));
+                }
+            }
+            _ => self.reconcile(ctx),
+        }
+    }
+}
+
+/// Opens the Raft store. A store still held by a Raft instance that is
+/// just shutting down in this process (its last handle is dropped on
+/// another thread) is waited for, briefly.
+async fn open_store(
+    dir: Option<&std::path::Path>,
+) -> Result<Arc<redb::Database>, storage::StorageError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match storage::open(dir) {
+            Err(storage::StorageError::Open { source, .. })
+                if matches!(*source, redb::DatabaseError::DatabaseAlreadyOpen)
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn map_write_err(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> RequestError {
+    match e {
+        // The forwarding step will send this to the leader; one server
+        // without leadership has nobody to send it to.
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => RequestError::NoLeader,
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            RequestError::Internal(e.to_string())
+        }
+        RaftError::Fatal(f) => RequestError::Internal(format!("raft: {f}")),
+    }
+}

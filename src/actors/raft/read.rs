@@ -1,0 +1,293 @@
+//! The read side of a server, shared by the `Raft` actor and the request
+//! path: whether this server leads (within its lease), its Raft status,
+//! reads served here, and blocking queries.
+//!
+//! [`LocalServer`] is the handle the router holds: it answers reads on
+//! the caller's own thread (no actor hop) and hands writes to the actor's
+//! batcher.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use openraft::error::RaftError;
+use openraft::{BasicNode, ServerState};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::batch::RaftWrite;
+use super::{RaftActor, RemoveVoter, SharedStore};
+use crate::config::RuntimeConfig;
+use crate::state::query::execute;
+use crate::storage::{fsm, NodeId, Raft};
+use crate::structs::query::{Query, QueryResult};
+use crate::structs::{
+    Command, Consistency, QueryMeta, QueryOptions, RaftServer, RaftStatus, ReadRequest,
+    ReadResponse, RequestError, WriteResponse,
+};
+
+/// When this server last accepted entries from a leader: a follower's
+/// `X-Consul-LastContact` (openraft's metrics only have the leader's side).
+#[derive(Clone)]
+pub struct LastContact {
+    base: std::time::Instant,
+    /// Milliseconds after `base`, plus one so that 0 means never.
+    at: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl LastContact {
+    pub(super) fn new() -> Self {
+        LastContact {
+            base: std::time::Instant::now(),
+            at: Arc::default(),
+        }
+    }
+
+    pub fn touch(&self) {
+        let ms = self.base.elapsed().as_millis() as u64 + 1;
+        self.at.store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn millis_ago(&self) -> Option<u64> {
+        match self.at.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            at => Some((self.base.elapsed().as_millis() as u64 + 1).saturating_sub(at)),
+        }
+    }
+}
+
+/// How long a leader keeps serving without hearing from a quorum. Past
+/// it the leader acts as if there were none (Consul's leader lease): new
+/// writes and default reads fail fast with `No cluster leader` instead of
+/// waiting on a commit that cannot come.
+pub(super) fn leader_lease(config: &RuntimeConfig) -> u64 {
+    if config.dev {
+        600
+    } else {
+        1000
+    }
+}
+
+pub(super) fn lease_lost(m: &openraft::RaftMetrics<NodeId, BasicNode>, me: NodeId, lease_ms: u64) -> bool {
+    m.current_leader == Some(me)
+        && m.membership_config.membership().voter_ids().count() > 1
+        && m.millis_since_quorum_ack.is_some_and(|ms| ms > lease_ms)
+}
+
+/// Raft's view from this server's metrics; a leader past its lease
+/// reports no leader.
+pub(crate) fn raft_status(raft: &Raft, me: NodeId, lease_ms: u64, contact: &LastContact) -> RaftStatus {
+    let mut m = raft.metrics().borrow().clone();
+    if lease_lost(&m, me, lease_ms) {
+        m.current_leader = None;
+    }
+    let membership = m.membership_config.membership().clone();
+    let addr_of = |id: NodeId| membership.get_node(&id).map(|n| n.addr.clone());
+    let voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
+    let servers = membership
+        .nodes()
+        .map(|(id, n)| RaftServer {
+            id: *id,
+            addr: n.addr.clone(),
+            voter: voters.contains(id),
+            leader: m.current_leader == Some(*id),
+            last_index: match &m.replication {
+                _ if *id == me => m.last_log_index,
+                Some(r) => r.get(id).and_then(|l| l.map(|l| l.index)),
+                None => None,
+            },
+        })
+        .collect();
+    RaftStatus {
+        servers,
+        leader_addr: m.current_leader.and_then(addr_of),
+        is_leader: m.current_leader == Some(me),
+        peers: membership.voter_ids().filter_map(addr_of).collect(),
+        state: match m.state {
+            ServerState::Leader => "Leader",
+            ServerState::Follower => "Follower",
+            ServerState::Candidate => "Candidate",
+            ServerState::Learner => "Learner",
+            ServerState::Shutdown => "Shutdown",
+        }
+        .to_string(),
+        term: m.current_term,
+        last_log_index: m.last_log_index.unwrap_or(0),
+        applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
+        commit_index: m.last_applied.map(|l| l.index).unwrap_or(0),
+        last_snapshot_index: m.snapshot.map(|l| l.index).unwrap_or(0),
+        last_contact_ms: if m.current_leader == Some(me) {
+            0
+        } else {
+            contact.millis_ago().unwrap_or(0)
+        },
+    }
+}
+
+/// Reads this server may answer on the caller's own thread: a stale read
+/// always, a default read while it leads and its lease holds. Saves the
+/// two actor hops (four thread switches) a read otherwise takes; anything
+/// else (forwarding, consistent reads) still goes through the actors.
+#[derive(Clone)]
+pub struct LocalServer {
+    actor: Addr<RaftActor>,
+    raft: Raft,
+    store: SharedStore,
+    contact: LastContact,
+    me: NodeId,
+    lease_ms: u64,
+}
+
+impl LocalServer {
+    pub(crate) fn new(
+        actor: Addr<RaftActor>,
+        raft: Raft,
+        store: SharedStore,
+        contact: LastContact,
+        me: NodeId,
+        lease_ms: u64,
+    ) -> Self {
+        LocalServer {
+            actor,
+            raft,
+            store,
+            contact,
+            me,
+            lease_ms,
+        }
+    }
+
+    /// The Raft node, for the Raft messages other servers send.
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// When this server last accepted entries from a leader.
+    pub fn contact(&self) -> &LastContact {
+        &self.contact
+    }
+
+    pub fn store(&self) -> &SharedStore {
+        &self.store
+    }
+
+    pub fn status(&self) -> RaftStatus {
+        raft_status(&self.raft, self.me, self.lease_ms, &self.contact)
+    }
+
+    /// Serves a read here: a stale one always, any other only while this
+    /// server leads (a consistent one after a quorum round).
+    pub async fn read(&self, req: ReadRequest) -> Result<ReadResponse, RequestError> {
+        let status = self.status();
+        if req.opts.consistency != Consistency::Stale && !status.is_leader {
+            return Err(RequestError::NoLeader);
+        }
+        if req.opts.consistency == Consistency::Consistent {
+            self.raft.ensure_linearizable().await.map_err(|e| match e {
+                RaftError::APIError(_) => RequestError::NoLeader,
+                RaftError::Fatal(f) => RequestError::Internal(format!("raft: {f}")),
+            })?;
+        }
+        let (index, result) = blocking_query(&self.store, &req.opts, &req.query).await;
+        Ok(ReadResponse {
+            meta: QueryMeta {
+                index,
+                known_leader: status.leader_addr.is_some(),
+                last_contact_ms: status.last_contact_ms,
+                consistency: req.opts.consistency,
+            },
+            result,
+        })
+    }
+
+    /// A write through this server's batcher (it must lead).
+    pub async fn write(&self, command: Command) -> Result<WriteResponse, RequestError> {
+        self.actor
+            .send(RaftWrite(command))
+            .await
+            .map_err(|_| RequestError::ShuttingDown)?
+    }
+
+    /// Removes a server from the Raft configuration (this server must lead).
+    pub async fn remove_voter(&self, id: NodeId) -> Result<(), RequestError> {
+        self.actor
+            .send(RemoveVoter(id))
+            .await
+            .map_err(|_| RequestError::ShuttingDown)?
+    }
+
+    /// The read's headers if this server may serve `consistency` now.
+    fn may_serve(&self, consistency: Consistency) -> Option<QueryMeta> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let leading = m.current_leader == Some(self.me) && !lease_lost(&m, self.me, self.lease_ms);
+        let meta = |known_leader: bool, last_contact_ms: u64| QueryMeta {
+            index: 0,
+            known_leader,
+            last_contact_ms,
+            consistency,
+        };
+        match consistency {
+            Consistency::Default if leading => Some(meta(true, 0)),
+            Consistency::Stale if leading => Some(meta(true, 0)),
+            // A follower's stale read: the headers say how far behind it may be.
+            Consistency::Stale if m.current_leader.is_some() => {
+                Some(meta(true, self.contact.millis_ago().unwrap_or(0)))
+            }
+            _ => None,
+        }
+    }
+
+    /// Serves the read here, or `None` when it must take the actor path.
+    pub async fn try_read(&self, req: &ReadRequest) -> Option<ReadResponse> {
+        let mut meta = self.may_serve(req.opts.consistency)?;
+        let (index, result) = blocking_query(&self.store, &req.opts, &req.query).await;
+        meta.index = index;
+        Some(ReadResponse { meta, result })
+    }
+}
+
+/// A read served by this server alone (see [`LocalServer::read`]).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<ReadResponse, RequestError>")]
+pub struct RaftRead(pub ReadRequest);
+
+impl Handler<RaftRead> for RaftActor {
+    type Result = ResponseFuture<Result<ReadResponse, RequestError>>;
+
+    fn handle(&mut self, msg: RaftRead, ctx: &mut Context<Self>) -> Self::Result {
+        let local = LocalServer::new(
+            ctx.address(),
+            self.raft.clone(),
+            self.store.clone(),
+            self.contact.clone(),
+            self.node_id,
+            leader_lease(&self.config),
+        );
+        Box::pin(async move { local.read(msg.0).await })
+    }
+}
+
+/// Runs a query, and if the client asked to block, sleeps until a row it
+/// read changes or the wait runs out. Returns Consul's index (never 0).
+pub async fn blocking_query(
+    store: &SharedStore,
+    opts: &QueryOptions,
+    query: &Query,
+) -> (u64, QueryResult) {
+    let deadline = Instant::now() + opts.max_wait;
+    loop {
+        let waiter = Arc::new(Notify::new());
+        let blocking = opts.min_index > 0 && Instant::now() < deadline;
+        let (index, result) = {
+            let s = fsm::read(store);
+            execute(&s, query, blocking.then_some(&waiter))
+        };
+        if !blocking || index > opts.min_index {
+            return (index.max(1), result);
+        }
+        tokio::select! {
+            _ = waiter.notified() => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! Everything a datacenter's state store holds, as one value: Raft
+//! snapshots and `/v1/snapshot` archives carry it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::catalog::{DirEntry, HealthCheck, Node, NodeService};
+use super::session::Session;
+
+/// Everything the store holds, for Raft snapshots and `/v1/snapshot`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StoreSnapshot {
+    pub kvs: Vec<DirEntry>,
+    pub tombstones: BTreeMap<String, u64>,
+    pub nodes: Vec<Node>,
+    /// (node, instance) pairs.
+    pub services: Vec<(String, NodeService)>,
+    pub checks: Vec<HealthCheck>,
+    #[serde(default)]
+    pub sessions: Vec<Session>,
+    pub indexes: BTreeMap<String, u64>,
+    pub last_index: u64,
+}

@@ -125,7 +125,7 @@ impl WatchKind {
 
     /// The blocking read behind the watch.
     fn request(&self) -> (String, Vec<(&'static str, String)>) {
-        let enc = crate::cli::client_enc;
+        let enc = crate::api::enc;
         match self {
             WatchKind::Key(k) => (format!("/v1/kv/{}", enc(k)), vec![]),
             WatchKind::KeyPrefix(p) => (

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
-use super::client::enc;
+use crate::api::enc;
 use super::{Client, HttpArgs};
 
 /// Consul's `api.LockFlagValue` and `api.SemaphoreFlagValue`.

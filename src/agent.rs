@@ -1,6 +1,7 @@
-//! Starting and running an agent: opens storage, starts the actors, binds
-//! the listeners, and runs until a leave, SIGINT or SIGTERM. SIGHUP
-//! reloads the config files.
+//! Starting and running an agent: opens storage, starts the actors and the
+//! gossip pools (their options read from the config here, the one place
+//! that knows both), binds the listeners, and runs until a leave, SIGINT
+//! or SIGTERM. SIGHUP reloads the config files.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +13,8 @@ use crate::actors::node::{ConfigSource, NodeActor, Reload, Router};
 use crate::actors::raft::RaftActor;
 use crate::config::RuntimeConfig;
 use crate::http::{self, ApiState};
+use crate::lan::keyring::{KeyError, Keyring};
+use crate::lan::LanOptions;
 
 fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
@@ -30,6 +33,32 @@ fn init_logging(level: &str) {
         .with_env_filter(filter)
         .with_target(false)
         .try_init();
+}
+
+/// The gossip pools' options from the config. They are read here, where
+/// the agent is assembled, so that the gossip layer does not depend on the
+/// config, which already uses the gossip layer's key parsing.
+fn lan_options(c: &RuntimeConfig) -> Result<LanOptions, KeyError> {
+    let keyring = match &c.encrypt {
+        Some(key) => {
+            let mut ring = Keyring::new(std::slice::from_ref(key))?;
+            ring.verify_incoming = c.encrypt_verify_incoming;
+            ring.verify_outgoing = c.encrypt_verify_outgoing;
+            Some(ring)
+        }
+        None => None,
+    };
+    Ok(LanOptions {
+        keyring,
+        snapshot: c
+            .data_dir
+            .as_ref()
+            .filter(|_| !c.dev)
+            .map(|d| d.join("serf").join("local.snapshot")),
+        rejoin_after_leave: c.rejoin_after_leave,
+        reconnect_timeout: c.reconnect_timeout,
+        ..LanOptions::default()
+    })
 }
 
 /// Runs an agent until it is told to leave or is interrupted.
@@ -86,8 +115,8 @@ pub async fn start(
                 config.node_name.clone(),
                 SocketAddr::new(config.bind_addr, port),
                 config.advertise(),
-                crate::lan::agent_tags(&config),
-                crate::lan::LanOptions::from_config(&config)?,
+                config.gossip_tags(),
+                lan_options(&config)?,
             )
             .await?,
         ),
@@ -96,7 +125,21 @@ pub async fn start(
     if let (Some(r), Some(l)) = (&raft, &lan) {
         r.do_send(crate::actors::raft::AttachLan(l.clone()));
     }
-    let wan = crate::wan::start(&config).await?;
+    // The WAN pool holds servers only.
+    let wan = match config.ports.serf_wan.filter(|_| config.server) {
+        Some(port) => Some(
+            crate::wan::start(
+                &config.node_name,
+                &config.datacenter,
+                SocketAddr::new(config.bind_addr, port),
+                config.advertise_wan(),
+                config.gossip_tags(),
+                lan_options(&config)?,
+            )
+            .await?,
+        ),
+        None => None,
+    };
     // The router fires this datacenter's user events through the `Node`
     // actor, which routes its own writes through the router.
     let node_ctx = actix::Context::<NodeActor>::new();

@@ -4,6 +4,7 @@
 
 pub mod actors;
 pub mod agent;
+pub mod api;
 pub mod bench;
 
 pub mod cli;

@@ -3,7 +3,9 @@
 use anyhow::Result;
 use serde_json::Value;
 
-use super::{client::enc, columnize, Client, HttpArgs};
+use crate::api::enc;
+
+use super::{columnize, Client, HttpArgs};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum CatalogCmd {

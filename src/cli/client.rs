@@ -5,6 +5,8 @@
 use anyhow::{anyhow, Context, Result};
 use serde_json::Value;
 
+use crate::api::enc;
+
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct HttpArgs {
     /// The agent's HTTP address (default 127.0.0.1:8500).
@@ -161,15 +163,4 @@ impl Client {
         self.call_ok(reqwest::Method::GET, path, query, None, &[])?
             .json()
     }
-}
-
-/// Percent-encodes a path or query component, keeping `/` in keys.
-pub fn enc(s: &str) -> String {
-    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'/')
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~');
-    percent_encoding::utf8_percent_encode(s, SET).to_string()
 }

@@ -35,7 +35,7 @@ pub fn run(a: Args) -> Result<i32> {
     let r = Client::new(&a.http)?
         .call_ok(
             reqwest::Method::PUT,
-            &format!("/v1/event/fire/{}", super::client::enc(&a.name)),
+            &format!("/v1/event/fire/{}", crate::api::enc(&a.name)),
             &query,
             a.payload.map(String::into_bytes),
             &[],

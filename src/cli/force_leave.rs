@@ -4,7 +4,9 @@
 
 use anyhow::{anyhow, Result};
 
-use super::{client::enc, Client, HttpArgs};
+use crate::api::enc;
+
+use super::{Client, HttpArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

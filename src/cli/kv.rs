@@ -9,7 +9,9 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{client::enc, Client, HttpArgs};
+use crate::api::enc;
+
+use super::{Client, HttpArgs};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum KvCmd {

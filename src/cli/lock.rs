@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
-use super::client::enc;
 use super::{Client, HttpArgs};
+use crate::api::enc;
 
 /// Consul's `api.LockFlagValue` and `api.SemaphoreFlagValue`.
 const LOCK_FLAG: u64 = 0x2ddc_cbc0_58a5_0c18;

@@ -25,7 +25,7 @@ mod watch;
 
 use clap::{Parser, Subcommand};
 
-pub use client::{enc as client_enc, Client, HttpArgs};
+pub use client::{Client, HttpArgs};
 
 #[derive(Parser)]
 #[command(

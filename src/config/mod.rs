@@ -313,4 +313,67 @@ impl RuntimeConfig {
     pub fn advertise_wan(&self) -> IpAddr {
         self.advertise_addr_wan.unwrap_or_else(|| self.advertise())
     }
+
+    /// The tags this agent gossips in the LAN and WAN pools, in Consul's
+    /// names (what `members` shows). Peers read role, datacenter and the
+    /// server RPC port from them to route and to form Raft, so they live
+    /// with the config they come from, for every layer that needs them.
+    pub fn gossip_tags(&self) -> std::collections::BTreeMap<String, String> {
+        let mut tags: std::collections::BTreeMap<String, String> = [
+            (
+                "role",
+                if self.server { "consul" } else { "node" }.to_string(),
+            ),
+            ("dc", self.datacenter.clone()),
+            ("segment", String::new()),
+            ("id", self.node_id.clone()),
+            ("build", format!("{}:meridian", env!("CARGO_PKG_VERSION"))),
+            ("vsn", "2".into()),
+            ("vsn_min", "2".into()),
+            ("vsn_max", "3".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        if self.server {
+            tags.insert("port".into(), self.ports.server.unwrap_or(8300).to_string());
+            tags.insert("raft_vsn".into(), "3".into());
+            if self.bootstrap {
+                tags.insert("bootstrap".into(), "1".into());
+            }
+            if self.bootstrap_expect > 0 {
+                tags.insert("expect".into(), self.bootstrap_expect.to_string());
+            }
+        }
+        tags
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gossip_tags_tell_servers_from_clients() {
+        let client = RuntimeConfig {
+            node_id: "id-1".into(),
+            ..RuntimeConfig::default()
+        };
+        let tags = client.gossip_tags();
+        assert_eq!(tags["role"], "node");
+        assert_eq!(tags["dc"], "dc1");
+        assert_eq!(tags["id"], "id-1");
+        assert!(!tags.contains_key("port"));
+
+        let server = RuntimeConfig {
+            server: true,
+            bootstrap_expect: 3,
+            ..RuntimeConfig::default()
+        };
+        let tags = server.gossip_tags();
+        assert_eq!(tags["role"], "consul");
+        assert_eq!(tags["port"], "8300");
+        assert_eq!(tags["expect"], "3");
+        assert!(!tags.contains_key("bootstrap"));
+    }
 }

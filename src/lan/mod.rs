@@ -123,31 +123,6 @@ impl Default for LanOptions {
     }
 }
 
-impl LanOptions {
-    pub fn from_config(c: &crate::config::RuntimeConfig) -> Result<LanOptions, keyring::KeyError> {
-        let keyring = match &c.encrypt {
-            Some(key) => {
-                let mut ring = keyring::Keyring::new(std::slice::from_ref(key))?;
-                ring.verify_incoming = c.encrypt_verify_incoming;
-                ring.verify_outgoing = c.encrypt_verify_outgoing;
-                Some(ring)
-            }
-            None => None,
-        };
-        Ok(LanOptions {
-            keyring,
-            snapshot: c
-                .data_dir
-                .as_ref()
-                .filter(|_| !c.dev)
-                .map(|d| d.join("serf").join("local.snapshot")),
-            rejoin_after_leave: c.rejoin_after_leave,
-            reconnect_timeout: c.reconnect_timeout,
-            ..LanOptions::default()
-        })
-    }
-}
-
 /// What `<data-dir>/serf/local.snapshot` holds.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Snapshot {
@@ -266,34 +241,6 @@ pub struct LanGossip {
     event_clock: u64,
     event_ids: std::collections::VecDeque<String>,
     event_subscribers: Vec<Recipient<UserEvent>>,
-}
-
-/// The tags an agent gossips, in Consul's names (what `members` shows).
-pub fn agent_tags(c: &crate::config::RuntimeConfig) -> BTreeMap<String, String> {
-    let mut tags: BTreeMap<String, String> = [
-        ("role", if c.server { "consul" } else { "node" }.to_string()),
-        ("dc", c.datacenter.clone()),
-        ("segment", String::new()),
-        ("id", c.node_id.clone()),
-        ("build", format!("{}:meridian", env!("CARGO_PKG_VERSION"))),
-        ("vsn", "2".into()),
-        ("vsn_min", "2".into()),
-        ("vsn_max", "3".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    if c.server {
-        tags.insert("port".into(), c.ports.server.unwrap_or(8300).to_string());
-        tags.insert("raft_vsn".into(), "3".into());
-        if c.bootstrap {
-            tags.insert("bootstrap".into(), "1".into());
-        }
-        if c.bootstrap_expect > 0 {
-            tags.insert("expect".into(), c.bootstrap_expect.to_string());
-        }
-    }
-    tags
 }
 
 /// LAN timings: a crashed member is declared failed in about 3 s.

@@ -9,13 +9,12 @@
 //! the datacenters known, nearest first.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::time::Duration;
 
 use actix::Addr;
 
-use crate::config::RuntimeConfig;
 use crate::lan::{LanGossip, LanOptions, Member, MemberStatus};
 
 /// The WAN pool's actor: the gossip actor with WAN settings.
@@ -37,24 +36,32 @@ pub fn wan_config(expected_size: u32) -> foca::Config {
     c
 }
 
-/// Starts this server's WAN gossip (servers only; `None` when the WAN
-/// port is disabled).
-pub async fn start(c: &RuntimeConfig) -> anyhow::Result<Option<Addr<WanGossip>>> {
-    let Some(port) = c.ports.serf_wan.filter(|_| c.server) else {
-        return Ok(None);
+/// Starts a server's WAN gossip as `NODE.DC`: the LAN pool's options
+/// (keyring, rejoin, reconnect) with WAN timings, and its snapshot beside
+/// the LAN one as `remote.snapshot`.
+pub async fn start(
+    node_name: &str,
+    datacenter: &str,
+    bind: SocketAddr,
+    advertise: IpAddr,
+    tags: BTreeMap<String, String>,
+    lan_opts: LanOptions,
+) -> std::io::Result<Addr<WanGossip>> {
+    let opts = LanOptions {
+        snapshot: lan_opts
+            .snapshot
+            .map(|p| p.with_file_name("remote.snapshot")),
+        timings: Some(wan_config(16)),
+        ..lan_opts
     };
-    let mut opts = LanOptions::from_config(c)?;
-    opts.snapshot = opts.snapshot.map(|p| p.with_file_name("remote.snapshot"));
-    opts.timings = Some(wan_config(16));
-    let addr = LanGossip::start(
-        format!("{}.{}", c.node_name, c.datacenter),
-        SocketAddr::new(c.bind_addr, port),
-        c.advertise_wan(),
-        crate::lan::agent_tags(c),
+    LanGossip::start(
+        format!("{node_name}.{datacenter}"),
+        bind,
+        advertise,
+        tags,
         opts,
     )
-    .await?;
-    Ok(Some(addr))
+    .await
 }
 
 /// The live servers of `dc` as server RPC addresses, nearest first.

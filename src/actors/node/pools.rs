@@ -193,7 +193,7 @@ impl NodeActor {
         Member {
             name: c.node_name.clone(),
             addr: std::net::SocketAddr::new(c.advertise(), c.ports.serf_lan.unwrap_or(8301)),
-            tags: crate::lan::agent_tags(c),
+            tags: c.gossip_tags(),
             status: MemberStatus::Alive,
             rtt: None,
         }

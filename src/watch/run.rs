@@ -1,170 +1,56 @@
-//! Watches: a view of the data (a key, a prefix, the services, the nodes,
-//! one service's instances, checks, events) followed with blocking
-//! queries, and a handler run with the new JSON each time its index moves.
-//! `meridian watch` runs one from the command line; `watches` in the config
-//! files are run by the agent against its own HTTP API. Both behave as
-//! Consul's: the handler gets the JSON on stdin (scripts) or as the body
-//! (HTTP), and `CONSUL_INDEX` / `X-Consul-Index` carry the index.
+//! Following a watch plan: blocking queries against an agent's HTTP API
+//! until stopped, and the plan's handler run with each new result. Used by
+//! `meridian watch` and by the agent for the config file's watches.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use thiserror::Error;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum WatchKind {
-    Key(String),
-    KeyPrefix(String),
-    Services,
-    Nodes,
-    Service {
-        service: String,
-        tags: Vec<String>,
-        passing_only: bool,
-    },
-    Checks {
-        service: Option<String>,
-        state: Option<String>,
-    },
-    Event {
-        name: Option<String>,
-    },
-}
+use super::plan::{WatchHandler, WatchKind, WatchPlan};
+use crate::api::enc;
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub enum WatchHandler {
-    /// Print the first result and stop (`meridian watch` without a handler).
-    #[default]
-    Print,
-    /// A command run on every change, the JSON on its stdin.
-    Script { args: Vec<String>, shell: bool },
-    /// An HTTP request on every change, the JSON as its body.
-    Http {
-        path: String,
-        method: String,
-        headers: BTreeMap<String, Vec<String>>,
-        timeout: Duration,
-        tls_skip_verify: bool,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WatchPlan {
-    pub kind: WatchKind,
-    pub datacenter: Option<String>,
-    pub token: Option<String>,
-    pub stale: bool,
-    pub handler: WatchHandler,
-}
-
-#[derive(Debug, Error, PartialEq)]
-pub enum WatchError {
-    #[error("{0}")]
-    Invalid(String),
-}
-
-/// The parameters of a watch, whatever they came from (flags or a file).
-#[derive(Debug, Default, Clone)]
-pub struct WatchParams {
-    pub kind: String,
-    pub key: Option<String>,
-    pub prefix: Option<String>,
-    pub service: Option<String>,
-    pub tags: Vec<String>,
-    pub passing_only: bool,
-    pub state: Option<String>,
-    pub name: Option<String>,
-}
-
-impl WatchKind {
-    /// Checks the parameters a type needs, with Consul's messages.
-    pub fn from_params(p: &WatchParams) -> Result<WatchKind, WatchError> {
-        let need = |v: &Option<String>, msg: &str| {
-            v.clone()
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| WatchError::Invalid(msg.to_string()))
-        };
-        Ok(match p.kind.as_str() {
-            "key" => WatchKind::Key(need(&p.key, "Must specify a single key to watch")?),
-            "keyprefix" => WatchKind::KeyPrefix(p.prefix.clone().ok_or_else(|| {
-                WatchError::Invalid("Must specify a single prefix to watch".into())
-            })?),
-            "services" => WatchKind::Services,
-            "nodes" => WatchKind::Nodes,
-            "service" => WatchKind::Service {
-                service: need(&p.service, "Must specify a single service to watch")?,
-                tags: p.tags.clone(),
-                passing_only: p.passing_only,
-            },
-            "checks" => {
-                if p.service.is_some() && p.state.is_some() {
-                    return Err(WatchError::Invalid(
-                        "Cannot specify service and state".into(),
-                    ));
-                }
-                WatchKind::Checks {
-                    service: p.service.clone(),
-                    state: p.state.clone(),
-                }
+/// The blocking read behind the watch.
+fn request(kind: &WatchKind) -> (String, Vec<(&'static str, String)>) {
+    match kind {
+        WatchKind::Key(k) => (format!("/v1/kv/{}", enc(k)), vec![]),
+        WatchKind::KeyPrefix(p) => (
+            format!("/v1/kv/{}", enc(p)),
+            vec![("recurse", String::new())],
+        ),
+        WatchKind::Services => ("/v1/catalog/services".into(), vec![]),
+        WatchKind::Nodes => ("/v1/catalog/nodes".into(), vec![]),
+        WatchKind::Service {
+            service,
+            tags,
+            passing_only,
+        } => {
+            let mut q: Vec<(&str, String)> = tags.iter().map(|t| ("tag", t.clone())).collect();
+            if *passing_only {
+                q.push(("passing", String::new()));
             }
-            "event" => WatchKind::Event {
-                name: p.name.clone().filter(|n| !n.is_empty()),
-            },
-            "" => return Err(WatchError::Invalid("Watch type must be specified".into())),
-            other => {
-                return Err(WatchError::Invalid(format!(
-                    "Unsupported watch type: {other}"
-                )))
-            }
-        })
-    }
-
-    /// The blocking read behind the watch.
-    fn request(&self) -> (String, Vec<(&'static str, String)>) {
-        let enc = crate::cli::client_enc;
-        match self {
-            WatchKind::Key(k) => (format!("/v1/kv/{}", enc(k)), vec![]),
-            WatchKind::KeyPrefix(p) => (
-                format!("/v1/kv/{}", enc(p)),
-                vec![("recurse", String::new())],
-            ),
-            WatchKind::Services => ("/v1/catalog/services".into(), vec![]),
-            WatchKind::Nodes => ("/v1/catalog/nodes".into(), vec![]),
-            WatchKind::Service {
-                service,
-                tags,
-                passing_only,
-            } => {
-                let mut q: Vec<(&str, String)> = tags.iter().map(|t| ("tag", t.clone())).collect();
-                if *passing_only {
-                    q.push(("passing", String::new()));
-                }
-                (format!("/v1/health/service/{}", enc(service)), q)
-            }
-            WatchKind::Checks { service, state } => match (service, state) {
-                (Some(s), _) => (format!("/v1/health/checks/{}", enc(s)), vec![]),
-                (None, s) => (
-                    format!("/v1/health/state/{}", enc(s.as_deref().unwrap_or("any"))),
-                    vec![],
-                ),
-            },
-            WatchKind::Event { name } => (
-                "/v1/event/list".into(),
-                name.iter().map(|n| ("name", n.clone())).collect(),
-            ),
+            (format!("/v1/health/service/{}", enc(service)), q)
         }
+        WatchKind::Checks { service, state } => match (service, state) {
+            (Some(s), _) => (format!("/v1/health/checks/{}", enc(s)), vec![]),
+            (None, s) => (
+                format!("/v1/health/state/{}", enc(s.as_deref().unwrap_or("any"))),
+                vec![],
+            ),
+        },
+        WatchKind::Event { name } => (
+            "/v1/event/list".into(),
+            name.iter().map(|n| ("name", n.clone())).collect(),
+        ),
     }
+}
 
-    /// What a missing key or prefix reads as.
-    fn absent(&self) -> Value {
-        match self {
-            WatchKind::Key(_) => Value::Null,
-            _ => Value::Array(vec![]),
-        }
+/// What a missing key or prefix reads as.
+fn absent(kind: &WatchKind) -> Value {
+    match kind {
+        WatchKind::Key(_) => Value::Null,
+        _ => Value::Array(vec![]),
     }
 }
 
@@ -182,7 +68,7 @@ pub fn run(
         .timeout(Duration::from_secs(660))
         .build()
         .map_err(|e| e.to_string())?;
-    let (path, mut query) = plan.kind.request();
+    let (path, mut query) = request(&plan.kind);
     if let Some(dc) = &plan.datacenter {
         query.push(("dc", dc.clone()));
     }
@@ -214,7 +100,7 @@ pub fn run(
                 200 => serde_json::from_slice::<Value>(&body)
                     .map(|v| (index, v))
                     .map_err(|e| e.to_string()),
-                404 => Ok((index, plan.kind.absent())),
+                404 => Ok((index, absent(&plan.kind))),
                 _ => Err(format!(
                     "Unexpected response code: {status} ({})",
                     String::from_utf8_lossy(&body).trim()
@@ -349,6 +235,7 @@ pub fn start_config_watches(plans: &[WatchPlan], base: String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::watch::plan::WatchParams;
 
     fn params(kind: &str) -> WatchParams {
         WatchParams {
@@ -358,24 +245,11 @@ mod tests {
     }
 
     #[test]
-    fn each_type_asks_for_what_it_needs() {
-        assert_eq!(
-            WatchKind::from_params(&params("key")),
-            Err(WatchError::Invalid(
-                "Must specify a single key to watch".into()
-            ))
-        );
-        assert!(WatchKind::from_params(&params("service")).is_err());
-        assert!(WatchKind::from_params(&params("bogus")).is_err());
-        assert!(WatchKind::from_params(&params("")).is_err());
-        let mut p = params("checks");
-        p.service = Some("web".into());
-        p.state = Some("critical".into());
-        assert!(WatchKind::from_params(&p).is_err());
+    fn each_type_reads_its_endpoint() {
         let mut p = params("keyprefix");
         p.prefix = Some("".into());
         assert_eq!(
-            WatchKind::from_params(&p).unwrap().request(),
+            request(&WatchKind::from_params(&p).unwrap()),
             ("/v1/kv/".to_string(), vec![("recurse", String::new())])
         );
         let mut p = params("service");
@@ -383,14 +257,11 @@ mod tests {
         p.tags = vec!["v1".into()];
         p.passing_only = true;
         assert_eq!(
-            WatchKind::from_params(&p).unwrap().request().1,
+            request(&WatchKind::from_params(&p).unwrap()).1,
             vec![("tag", "v1".to_string()), ("passing", String::new())]
         );
         assert_eq!(
-            WatchKind::from_params(&params("checks"))
-                .unwrap()
-                .request()
-                .0,
+            request(&WatchKind::from_params(&params("checks")).unwrap()).0,
             "/v1/health/state/any"
         );
     }

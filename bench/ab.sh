@@ -4,7 +4,7 @@
 # PUT 64 clients, 128 B; then 1,000 writes/s open loop for STEADY after
 # PREFILL of 4 KiB writes at 64 and 256 clients, enough to cross a Raft
 # snapshot as bench/kv_vs_etcd.sh does before its steady run; then one
-# node, GET 64 clients).
+# node: GET, health-service (10 instances) and DNS A/SRV, 64 clients).
 #
 #   bash bench/ab.sh OLD_BINARY NEW_BINARY      (DURATION=10s PREFILL=10s STEADY=60s)
 source "$(dirname "$0")/lib.sh"
@@ -28,6 +28,9 @@ for side in old new; do
   stop_all
   meridian_cluster 1
   bench "$side-single-get-c64" -workload kv-get -addr "$(meridian_addrs 1)" -c 64 -duration "$DURATION" -pids "$(meridian_pids 1)"
+  # health-service registers the instances the DNS run then looks up.
+  bench "$side-single-health-c64" -workload health-service -instances 10 -addr "$(meridian_addrs 1)" -c 64 -duration "$DURATION" -pids "$(meridian_pids 1)"
+  bench "$side-single-dns-c64" -workload dns -dns-addr 127.0.0.1:19511 -c 64 -duration "$DURATION" -pids "$(meridian_pids 1)"
   stop_all
 done
 python3 - "$OUT" <<'PY'
@@ -35,7 +38,8 @@ import json, sys
 d = sys.argv[1]
 print("| run | before ops/s | after ops/s | change | before p50 / p99 ms | after p50 / p99 ms | CPU % before / after |")
 print("|---|---|---|---|---|---|---|")
-for run in ("three-get-c16", "three-get-c64", "three-put-c64", "three-steady", "single-get-c64"):
+for run in ("three-get-c16", "three-get-c64", "three-put-c64", "three-steady", "single-get-c64",
+            "single-health-c64", "single-dns-c64"):
     o, n = (json.load(open(f"{d}/{s}-{run}.json")) for s in ("old", "new"))
     cpu = lambda r: sum(p["cpu_percent"] for p in r["processes"])
     lat = lambda r: f"{r['latency']['p50_ms']:.2f} / {r['latency']['p99_ms']:.2f}"

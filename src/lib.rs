@@ -1,21 +1,23 @@
 //! Meridian: service discovery, health checking and configuration for
 //! multi-datacenter deployments, speaking Consul's HTTP, DNS, CLI and
 //! config-file interfaces. See DESIGN.md for the picture.
+//!
+//! Modules are `pub` only where the binary, the integration tests or the
+//! examples reach into them; the rest is the crate's own.
 
 pub mod actors;
 pub mod agent;
-pub mod api;
-pub mod bench;
-
+pub(crate) mod api;
+pub(crate) mod bench;
 pub mod cli;
 pub mod config;
-pub mod http;
-pub mod lan;
-pub mod rpc;
-pub mod snapshot;
+pub(crate) mod http;
+pub(crate) mod lan;
+pub(crate) mod rpc;
+pub(crate) mod snapshot;
 pub mod state;
 pub mod storage;
 pub mod structs;
-pub mod ui;
-pub mod wan;
-pub mod watch;
+pub(crate) mod ui;
+pub(crate) mod wan;
+pub(crate) mod watch;

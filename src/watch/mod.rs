@@ -14,5 +14,5 @@
 pub mod plan;
 pub mod run;
 
-pub use plan::{WatchError, WatchHandler, WatchKind, WatchParams, WatchPlan};
+pub use plan::{WatchHandler, WatchKind, WatchParams, WatchPlan};
 pub use run::{invoke, run, start_config_watches};

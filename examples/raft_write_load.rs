@@ -24,12 +24,7 @@ async fn main() {
         ..Default::default()
     });
     let (raft, _) = RaftActor::start(cfg).await.expect("raft");
-    while !raft
-        .send(GetRaftStatus)
-        .await
-        .expect("status")
-        .is_leader
-    {
+    while !raft.send(GetRaftStatus).await.expect("status").is_leader {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     for clients in [1usize, 16, 64] {

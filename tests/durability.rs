@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use meridian::actors::raft::{GetRaftStatus, RaftActor, RaftRead, RaftWrite, Shutdown};
 use meridian::config::RuntimeConfig;
-use meridian::structs::{Consistency, QueryOptions, ReadRequest};
 use meridian::state::command::{Command, CommandResult};
 use meridian::state::query::{Query, QueryResult};
+use meridian::structs::{Consistency, QueryOptions, ReadRequest};
 
 fn config(dir: &std::path::Path) -> Arc<RuntimeConfig> {
     Arc::new(RuntimeConfig {
@@ -32,12 +32,7 @@ fn config(dir: &std::path::Path) -> Arc<RuntimeConfig> {
 
 async fn wait_leader(raft: &actix::Addr<RaftActor>) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !raft
-        .send(GetRaftStatus)
-        .await
-        .unwrap()
-        .is_leader
-    {
+    while !raft.send(GetRaftStatus).await.unwrap().is_leader {
         assert!(Instant::now() < deadline, "no leader");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

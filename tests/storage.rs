@@ -3,7 +3,6 @@
 //! purging, votes, snapshots, initial state after a restart), on disk, the
 //! way a server uses them; and the lazy purge seen from a reopened store.
 
-
 use meridian::state::StateStore;
 use meridian::storage::{self, LogStore, StateMachine, TypeConfig};
 use openraft::testing::{StoreBuilder, Suite};

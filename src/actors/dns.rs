@@ -27,9 +27,9 @@ use rand::seq::SliceRandom;
 
 use crate::actors::node::router::ReadPath;
 use crate::config::RuntimeConfig;
-use crate::structs::{Consistency, QueryOptions, ReadRequest, RequestError};
 use crate::state::query::{Query, QueryResult};
 use crate::state::structs::{CheckServiceNode, HealthStatus};
+use crate::structs::{Consistency, QueryOptions, ReadRequest, RequestError};
 
 /// What a name under our domain asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]

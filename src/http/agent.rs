@@ -19,8 +19,8 @@ use crate::actors::node::{
 use crate::config::duration::parse_go_duration;
 use crate::config::{CheckDefinition, ServiceDefinition};
 use crate::lan::{Member, MemberStatus};
-use crate::structs::RequestError;
 use crate::state::structs::Weights;
+use crate::structs::RequestError;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(super::endpoint(

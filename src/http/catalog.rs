@@ -8,10 +8,10 @@ use actix_web::{HttpRequest, HttpResponse};
 use super::error::ApiError;
 use super::params::{decode, json, json_with, read_body, read_response, Params};
 use super::ApiState;
-use crate::structs::ReadResponse;
 use crate::state::command::Command;
 use crate::state::query::{Query, QueryResult};
 use crate::state::structs::{DeregisterRequest, RegisterRequest};
+use crate::structs::ReadResponse;
 
 /// Request bodies beyond this are refused (Consul's txn/kv limits are 512 KiB).
 pub(crate) const MAX_BODY: usize = 512 * 1024;

@@ -8,9 +8,9 @@ use serde_json::json;
 use super::error::ApiError;
 use super::params::{json as json_resp, Params};
 use super::ApiState;
+use crate::state::query::{Query, QueryResult};
 use crate::structs::rpc::{Hop, PeerRef, RemovePeerArgs};
 use crate::structs::{Consistency, QueryOptions, RequestError};
-use crate::state::query::{Query, QueryResult};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(super::endpoint(

@@ -49,7 +49,11 @@ impl PeerClient {
         M: Method<Reply = Result<T, RaftError<NodeId, E>>>,
         E: std::error::Error,
     {
-        match self.pool.call::<M>(&self.addr, &args, option.hard_ttl()).await {
+        match self
+            .pool
+            .call::<M>(&self.addr, &args, option.hard_ttl())
+            .await
+        {
             Ok(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
             // A peer we cannot reach is backed off by openraft.
             Err(e @ RpcError::Connect(..)) => Err(RPCError::Unreachable(Unreachable::new(&e))),

@@ -36,9 +36,7 @@ where
 }
 
 fn refuse_on_error(body: Result<Vec<u8>, RpcError>) -> Vec<u8> {
-    body.unwrap_or_else(|e| {
-        encode(&Err::<(), String>(e.to_string())).unwrap_or_default()
-    })
+    body.unwrap_or_else(|e| encode(&Err::<(), String>(e.to_string())).unwrap_or_default())
 }
 
 /// Accepts connections until the listener fails or the runtime stops.

@@ -375,11 +375,7 @@ impl StateStore {
         (self.index_or(&svc_key(name), T_SERVICES), out)
     }
 
-    pub fn catalog_node(
-        &self,
-        node: &str,
-        waiter: Option<&Waiter>,
-    ) -> (u64, Option<NodeServices>) {
+    pub fn catalog_node(&self, node: &str, waiter: Option<&Waiter>) -> (u64, Option<NodeServices>) {
         self.watch(waiter, WatchKey::Node(node.to_string()));
         let idx = self.index_or(&node_key(node), T_NODES);
         let Some(n) = self.nodes.get(node) else {
@@ -443,11 +439,7 @@ impl StateStore {
         )
     }
 
-    pub fn health_checks(
-        &self,
-        service: &str,
-        waiter: Option<&Waiter>,
-    ) -> (u64, Vec<HealthCheck>) {
+    pub fn health_checks(&self, service: &str, waiter: Option<&Waiter>) -> (u64, Vec<HealthCheck>) {
         self.watch(waiter, WatchKey::Service(service.to_string()));
         let checks = self
             .checks

@@ -4,12 +4,9 @@
 //! Adding a write means: a variant, an arm in `apply`, a state-store
 //! function and a test.
 
-
 pub use crate::structs::command::{Command, CommandResult};
 
 use super::StateStore;
-
-
 
 pub fn apply(store: &mut StateStore, index: u64, cmd: &Command) -> CommandResult {
     let result = match cmd {

@@ -25,7 +25,6 @@ pub mod watch;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
-
 use structs::{DirEntry, HealthCheck, Node, NodeService};
 use watch::{Waiter, WatchKey, Watches};
 
@@ -59,7 +58,6 @@ pub struct StateStore {
     /// Keys whose lock-delay runs (this server's clock; not replicated).
     lock_delays: std::collections::HashMap<String, tokio::time::Instant>,
 }
-
 
 impl StateStore {
     pub fn new() -> Self {

@@ -4,14 +4,10 @@
 //! Queries are plain data so that the request path can run them locally,
 //! on the leader, or (later) in another datacenter without change.
 
-
-
 pub use crate::structs::query::{Query, QueryResult};
 
 use super::watch::Waiter;
 use super::StateStore;
-
-
 
 /// Runs `q`, registering `waiter` on every row it reads. Returns the index
 /// that a blocking query compares with the client's `?index`.

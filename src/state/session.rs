@@ -12,14 +12,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-
 pub use crate::structs::session::{ServiceCheck, Session};
 
 use super::structs::{DirEntry, HealthStatus};
 use super::watch::{Waiter, WatchKey};
 use super::{StateStore, T_SESSIONS};
-
-
 
 impl Session {
     /// Every check whose going critical invalidates this session.
@@ -121,11 +118,7 @@ impl StateStore {
         )
     }
 
-    pub fn session_list(
-        &self,
-        node: Option<&str>,
-        waiter: Option<&Waiter>,
-    ) -> (u64, Vec<Session>) {
+    pub fn session_list(&self, node: Option<&str>, waiter: Option<&Waiter>) -> (u64, Vec<Session>) {
         self.watch(waiter, WatchKey::Sessions);
         let list = self
             .sessions
@@ -297,6 +290,23 @@ mod tests {
         s.session_create(8, session("next", "release", 0)).unwrap();
         assert!(!s.kv_lock(9, "k1", vec![], 0, "next"));
         assert!(s.kv_lock(10, "k3", vec![], 0, "next"));
+    }
+
+    /// The lock-delay reads tokio's clock: with the clock paused, the test
+    /// steps past it instead of sleeping 15 s.
+    #[tokio::test(start_paused = true)]
+    async fn the_lock_delay_ends_when_the_clock_passes_it() {
+        let mut s = store_with_node();
+        s.session_create(2, session("a", "release", 15_000))
+            .unwrap();
+        assert!(s.kv_lock(3, "k", vec![], 0, "a"));
+        assert!(s.session_destroy(4, "a"));
+        s.session_create(5, session("b", "release", 0)).unwrap();
+        assert!(!s.kv_lock(6, "k", vec![], 0, "b"), "within the lock-delay");
+        tokio::time::advance(Duration::from_secs(14)).await;
+        assert!(!s.kv_lock(7, "k", vec![], 0, "b"), "still within it");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(s.kv_lock(8, "k", vec![], 0, "b"), "the delay is over");
     }
 
     #[test]

@@ -9,17 +9,12 @@
 
 use std::collections::BTreeMap;
 
-
 pub use crate::structs::txn::{KvOp, TxnOp, TxnOutcome, TxnResult};
 
 use super::structs::{
     DeregisterRequest, DirEntry, HealthCheck, Node, NodeService, RegisterRequest,
 };
 use super::{StateStore, T_KVS};
-
-
-
-
 
 /// Every table a catalog verb can reach, to put back on failure.
 struct Tables {

@@ -20,7 +20,6 @@ use thiserror::Error;
 pub use fsm::StateMachine;
 pub use log::LogStore;
 
-
 pub use crate::structs::raft::{NodeId, TypeConfig};
 
 pub type Raft = openraft::Raft<TypeConfig>;

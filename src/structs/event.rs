@@ -32,4 +32,3 @@ impl UserEvent {
             + self.tag_filter.len()
     }
 }
-

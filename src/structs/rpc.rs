@@ -119,8 +119,16 @@ macro_rules! method {
     };
 }
 
-method!(AppendEntries, AppendEntriesRequest<TypeConfig>, Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>);
-method!(Vote, VoteRequest<NodeId>, Result<VoteResponse<NodeId>, RaftError<NodeId>>);
+method!(
+    AppendEntries,
+    AppendEntriesRequest<TypeConfig>,
+    Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>
+);
+method!(
+    Vote,
+    VoteRequest<NodeId>,
+    Result<VoteResponse<NodeId>, RaftError<NodeId>>
+);
 method!(
     InstallSnapshot,
     InstallSnapshotRequest<TypeConfig>,

@@ -32,4 +32,3 @@ pub struct RaftServer {
     /// for every server; a follower only for itself).
     pub last_index: Option<u64>,
 }
-

@@ -8,9 +8,9 @@ use hickory_proto::op::{Edns, Message, Query as DnsQuery, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 
 use super::*;
-use crate::structs::{QueryMeta, ReadResponse};
 use crate::state::structs::{HealthCheck, NodeService, RegisterRequest};
 use crate::state::StateStore;
+use crate::structs::{QueryMeta, ReadResponse};
 
 fn labels(s: &str) -> Vec<String> {
     s.split('.')

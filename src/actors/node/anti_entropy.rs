@@ -184,7 +184,8 @@ impl NodeActor {
                     }
                 }
             }
-            router.write_all(removals.into_iter().map(Command::Deregister).collect())
+            router
+                .write_all(removals.into_iter().map(Command::Deregister).collect())
                 .await
         };
         self.syncing = true;

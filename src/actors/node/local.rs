@@ -9,8 +9,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::config::{format_duration, CheckDefinition, ServiceDefinition};
-use crate::structs::RequestError;
 use crate::state::structs::{HealthCheck, HealthStatus, NodeService, RegisterRequest, Weights};
+use crate::structs::RequestError;
 
 pub const NODE_MAINT: &str = "_node_maintenance";
 pub const SERVICE_MAINT_PREFIX: &str = "_service_maintenance:";

@@ -158,7 +158,11 @@ impl Router {
     async fn servers(&self, target: &Target) -> Result<(Vec<String>, RequestError), RequestError> {
         let list = match (target, &self.0.local) {
             (Target::Dc(dc), Some(_)) => {
-                let wan = self.0.wan.as_ref().ok_or(RequestError::NoPathToDatacenter)?;
+                let wan = self
+                    .0
+                    .wan
+                    .as_ref()
+                    .ok_or(RequestError::NoPathToDatacenter)?;
                 let members = wan
                     .send(crate::lan::Members)
                     .await
@@ -227,6 +231,15 @@ impl Router {
         Err(unreachable)
     }
 
+    /// This server's Raft side when the request is for this datacenter
+    /// and this agent is a server; `None` when it goes to other servers.
+    fn here(&self, target: &Target) -> Option<&LocalServer> {
+        match target {
+            Target::Here => self.0.local.as_ref(),
+            Target::Dc(_) => None,
+        }
+    }
+
     /// One call to this datacenter's leader.
     async fn leader<M: Method>(
         &self,
@@ -261,22 +274,18 @@ impl Router {
     pub async fn read_hop(&self, req: ReadRequest, hop: Hop) -> Result<ReadResponse, RequestError> {
         self.authorize(Request::Read(&req))?;
         let target = self.target(req.opts.dc.as_deref());
-        let timeout = call_timeout(&req.opts, self.0.hold);
-        let local = match (&target, &self.0.local) {
-            (Target::Here, Some(local)) => local,
-            // Room for the server's own hop to another datacenter.
-            _ => {
-                let extra = if self.0.local.is_none() {
-                    Duration::from_secs(3)
-                } else {
-                    Duration::ZERO
-                };
-                let args = Routed {
-                    hop: Hop::Route,
-                    req,
-                };
-                return self.remote::<rpc::Read>(&target, args, timeout + extra).await?;
-            }
+        let Some(local) = self.here(&target) else {
+            // A client leaves room for its server's own hop to another
+            // datacenter.
+            let extra = if self.0.local.is_none() {
+                Duration::from_secs(3)
+            } else {
+                Duration::ZERO
+            };
+            let timeout = call_timeout(&req.opts, self.0.hold) + extra;
+            return self
+                .remote::<rpc::Read>(&target, routed(req), timeout)
+                .await?;
         };
         if let Some(r) = local.try_read(&req).await {
             return Ok(r);
@@ -308,15 +317,10 @@ impl Router {
     ) -> Result<WriteResponse, RequestError> {
         self.authorize(Request::Write(&req))?;
         let target = self.target(req.dc.as_deref());
-        let local = match (&target, &self.0.local) {
-            (Target::Here, Some(local)) => local,
-            _ => {
-                let args = Routed {
-                    hop: Hop::Route,
-                    req,
-                };
-                return self.remote::<rpc::Write>(&target, args, WRITE_HOLD).await?;
-            }
+        let Some(local) = self.here(&target) else {
+            return self
+                .remote::<rpc::Write>(&target, routed(req), WRITE_HOLD)
+                .await?;
         };
         let to_leader = |addr: String, command: Command| {
             let args = Routed {
@@ -345,7 +349,11 @@ impl Router {
     /// whether all went in.
     pub async fn write_all(&self, writes: Vec<Command>) -> bool {
         for command in writes {
-            if self.write(WriteRequest { dc: None, command }).await.is_err() {
+            if self
+                .write(WriteRequest { dc: None, command })
+                .await
+                .is_err()
+            {
                 return false;
             }
         }
@@ -357,15 +365,10 @@ impl Router {
     pub async fn status(&self, args: StatusArgs, hop: Hop) -> Result<RaftStatus, RequestError> {
         self.authorize(Request::Status)?;
         let target = self.target(args.dc.as_deref());
-        let local = match (&target, &self.0.local) {
-            (Target::Here, Some(local)) => local,
-            _ => {
-                let args = Routed {
-                    hop: Hop::Route,
-                    req: args,
-                };
-                return self.remote::<rpc::Status>(&target, args, LEADER_HOLD).await?;
-            }
+        let Some(local) = self.here(&target) else {
+            return self
+                .remote::<rpc::Status>(&target, routed(args), LEADER_HOLD)
+                .await?;
         };
         let own = local.status();
         if !args.leader || hop == Hop::Leader {
@@ -417,11 +420,7 @@ impl Router {
                 .await
                 .map_err(|_| RequestError::ShuttingDown)?,
             target => {
-                let args = Routed {
-                    hop: Hop::Route,
-                    req: args,
-                };
-                self.remote::<rpc::FireEvent>(&target, args, WRITE_HOLD)
+                self.remote::<rpc::FireEvent>(&target, routed(args), WRITE_HOLD)
                     .await?
             }
         }
@@ -432,23 +431,17 @@ impl Router {
     pub async fn remove_peer(&self, args: RemovePeerArgs, hop: Hop) -> Result<(), RequestError> {
         self.authorize(Request::RemovePeer(&args))?;
         let target = self.target(args.dc.as_deref());
-        let local = match (&target, &self.0.local) {
-            (Target::Here, Some(local)) => local,
-            _ => {
-                let args = Routed {
-                    hop: Hop::Route,
-                    req: args,
-                };
-                return self
-                    .remote::<rpc::RemovePeer>(&target, args, WRITE_HOLD)
-                    .await?;
-            }
+        let Some(local) = self.here(&target) else {
+            return self
+                .remote::<rpc::RemovePeer>(&target, routed(args), WRITE_HOLD)
+                .await?;
         };
         let status = local.status();
         let found = status.servers.iter().find(|s| match &args.peer {
             PeerRef::Address(a) => s.addr == *a,
             PeerRef::Id(id) => {
-                s.id.to_string() == *id || uuid::Uuid::parse_str(id).is_ok_and(|_| s.id == raft_id(id))
+                s.id.to_string() == *id
+                    || uuid::Uuid::parse_str(id).is_ok_and(|_| s.id == raft_id(id))
             }
         });
         let Some(id) = found.map(|s| s.id) else {
@@ -478,6 +471,15 @@ impl ReadPath for Router {
     fn read(&self, req: ReadRequest) -> BoxFuture<'static, Result<ReadResponse, RequestError>> {
         let me = self.clone();
         Box::pin(async move { me.read(req).await })
+    }
+}
+
+/// A request for other servers to route (to their leader, or on over the
+/// WAN).
+fn routed<T>(req: T) -> Routed<T> {
+    Routed {
+        hop: Hop::Route,
+        req,
     }
 }
 

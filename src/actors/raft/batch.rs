@@ -10,7 +10,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use super::read::{lease_lost, leader_lease};
+use super::read::{leader_lease, lease_lost};
 use super::{map_write_err, RaftActor};
 use crate::storage::{NodeId, Raft};
 use crate::structs::{Command, CommandResult, RequestError, WriteResponse};
@@ -80,10 +80,7 @@ impl RaftActor {
             self.renew_ttl(id);
         }
         let (tx, rx) = oneshot::channel();
-        self.queue.push(Queued {
-            command,
-            reply: tx,
-        });
+        self.queue.push(Queued { command, reply: tx });
         if !self.in_flight {
             self.flush(ctx);
         }

@@ -86,10 +86,7 @@ impl RaftActor {
             }
             // Servers of this datacenter in the pool become voters; a
             // server that left gracefully stops being one.
-            let status = me
-                .send(GetRaftStatus)
-                .await
-                .unwrap_or_default();
+            let status = me.send(GetRaftStatus).await.unwrap_or_default();
             for m in members
                 .iter()
                 .filter(|m| is_server_of(m, &config.datacenter))

@@ -325,7 +325,11 @@ impl Handler<crate::lan::MemberEvent> for RaftActor {
             // Reaped members are no longer listed, so the reconcile alone
             // would not remove them: Consul's reconcileReaped.
             crate::lan::MemberEvent::Reap(m) if self.status().is_leader => {
-                if fsm::read(&self.store).catalog_node(&m.name, None).1.is_some() {
+                if fsm::read(&self.store)
+                    .catalog_node(&m.name, None)
+                    .1
+                    .is_some()
+                {
                     tracing::info!(node = %m.name, "deregistering a reaped member");
                     ctx.notify(ReapNode(m.name));
                 }

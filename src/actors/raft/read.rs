@@ -67,7 +67,11 @@ pub(super) fn leader_lease(config: &RuntimeConfig) -> u64 {
     }
 }
 
-pub(super) fn lease_lost(m: &openraft::RaftMetrics<NodeId, BasicNode>, me: NodeId, lease_ms: u64) -> bool {
+pub(super) fn lease_lost(
+    m: &openraft::RaftMetrics<NodeId, BasicNode>,
+    me: NodeId,
+    lease_ms: u64,
+) -> bool {
     m.current_leader == Some(me)
         && m.membership_config.membership().voter_ids().count() > 1
         && m.millis_since_quorum_ack.is_some_and(|ms| ms > lease_ms)
@@ -75,7 +79,12 @@ pub(super) fn lease_lost(m: &openraft::RaftMetrics<NodeId, BasicNode>, me: NodeI
 
 /// Raft's view from this server's metrics; a leader past its lease
 /// reports no leader.
-pub(crate) fn raft_status(raft: &Raft, me: NodeId, lease_ms: u64, contact: &LastContact) -> RaftStatus {
+pub(crate) fn raft_status(
+    raft: &Raft,
+    me: NodeId,
+    lease_ms: u64,
+    contact: &LastContact,
+) -> RaftStatus {
     let mut m = raft.metrics().borrow().clone();
     if lease_lost(&m, me, lease_ms) {
         m.current_leader = None;

@@ -33,7 +33,8 @@ impl RaftActor {
 
     pub(super) fn renew_ttl(&mut self, id: &str) {
         if let Some(ttl) = self.session_ttl(id) {
-            self.sessions.deadlines
+            self.sessions
+                .deadlines
                 .insert(id.to_string(), Instant::now() + ttl);
         }
     }
@@ -71,7 +72,10 @@ impl RaftActor {
                 with_ttl.iter().map(|(id, _)| id).collect();
             self.sessions.deadlines.retain(|id, _| live.contains(id));
             for (id, ttl) in &with_ttl {
-                self.sessions.deadlines.entry(id.clone()).or_insert(now + *ttl);
+                self.sessions
+                    .deadlines
+                    .entry(id.clone())
+                    .or_insert(now + *ttl);
             }
         }
         let expired: Vec<String> = self
@@ -84,7 +88,8 @@ impl RaftActor {
         for id in expired {
             // Retried in a second unless the destroy lands (the rescan
             // that follows it drops the timer).
-            self.sessions.deadlines
+            self.sessions
+                .deadlines
                 .insert(id.clone(), now + Duration::from_secs(1));
             tracing::info!(session = %id, "session TTL expired: invalidating");
             let write = self.write(Command::SessionDestroy { id }, ctx);

@@ -52,9 +52,13 @@ use tokio::net::UdpSocket;
 use crate::structs::UserEvent;
 pub use events::{FireEvent, SubscribeEvents};
 pub use member::{Member, MemberEvent, MemberId, MemberStatus};
-pub use membership::{ForceLeave, Join, Leave, Members, SetTags, Subscribe};
+pub use membership::{ForceLeave, Join, Leave, Members, Subscribe};
+// Reached by the pool's own tests only.
+#[cfg(test)]
+pub use membership::SetTags;
 pub use options::{lan_config, LanOptions};
 use rtt::PING_EVERY;
+#[cfg(test)]
 pub use wire::Isolate;
 use wire::Packet;
 

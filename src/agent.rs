@@ -6,7 +6,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-
 use crate::actors::health::HealthActor;
 use crate::actors::node::endpoint::Endpoint;
 use crate::actors::node::{ConfigSource, NodeActor, Reload, Router};
@@ -84,24 +83,157 @@ pub struct AgentHandle {
     pub router: Router,
     pub http_addrs: Vec<SocketAddr>,
     pub dns_addrs: Vec<SocketAddr>,
+    /// The server RPC listener (a server's Raft address has its port).
+    pub rpc_addr: Option<SocketAddr>,
+    /// The LAN gossip socket.
+    pub serf_lan_addr: Option<SocketAddr>,
+    /// The WAN gossip socket (servers only).
+    pub serf_wan_addr: Option<SocketAddr>,
+}
+
+/// A listener the agent could not open, named so that a port conflict
+/// says which of the agent's ports it is. The OS error is the source (the
+/// CLI prints the chain), not repeated in the message.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: cannot listen on {addr}")]
+pub struct ListenError {
+    pub what: &'static str,
+    pub addr: SocketAddr,
+    #[source]
+    pub source: std::io::Error,
+}
+
+fn listen_err(what: &'static str, addr: SocketAddr) -> impl FnOnce(std::io::Error) -> ListenError {
+    move |source| ListenError { what, addr, source }
+}
+
+/// A TCP listener for the HTTP API, made as actix-web's own `bind` makes
+/// it (address reuse, a backlog of 1024), but bound before the server is
+/// built so that the agent knows the port before it shares its config.
+fn bind_http(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)?.into_std()
+}
+
+/// Addresses for the "agent listening" line, comma-separated; none when
+/// the listener is disabled, which leaves the field out of the line.
+fn addr_list(addrs: &[SocketAddr]) -> Option<String> {
+    (!addrs.is_empty()).then(|| {
+        addrs
+            .iter()
+            .map(SocketAddr::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    })
 }
 
 /// Starts every actor and listener on the current actix system. Ports of 0
-/// bind ephemeral ports; the handle says which.
+/// bind ephemeral ports; the handle, the config every part of the agent
+/// reads, and the "agent listening" log line say which.
 pub async fn start(
-    config: RuntimeConfig,
+    mut config: RuntimeConfig,
     reload: Option<ConfigSource>,
 ) -> anyhow::Result<AgentHandle> {
-    let config = Arc::new(config);
     tracing::info!(
         node = %config.node_name, datacenter = %config.datacenter, server = config.server, dev = config.dev,
         "starting Meridian agent {}", env!("CARGO_PKG_VERSION")
     );
-    // Bind before Raft starts so a port conflict fails the start cleanly.
+    // Every listener is bound while the config is still this function's
+    // own, and a port of 0 in it is replaced by the port actually bound:
+    // Raft's own address, the gossip tags (the `port` tag is the RPC
+    // port), retry-join's "is this me" and /v1/agent/self all read the
+    // config, and must see the real port. Plain sockets come first, so a
+    // port conflict fails the start before gossip announces anything or
+    // Raft runs.
     let rpc_listener = match config.ports.server.filter(|_| config.server) {
-        Some(port) => Some(tokio::net::TcpListener::bind((config.bind_addr, port)).await?),
+        Some(port) => {
+            let addr = SocketAddr::new(config.bind_addr, port);
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(listen_err("server RPC", addr))?;
+            let bound = l.local_addr().map_err(listen_err("server RPC", addr))?;
+            config.ports.server = Some(bound.port());
+            Some((l, bound))
+        }
         None => None,
     };
+    // One listener per client address. With port 0 each binds its own
+    // ephemeral port; the config names the first one's (Consul's config
+    // has one HTTP port), the log line every one.
+    let mut http_listeners = Vec::new();
+    if let Some(port) = config.ports.http {
+        for ip in &config.client_addrs {
+            let addr = SocketAddr::new(*ip, port);
+            http_listeners.push(bind_http(addr).map_err(listen_err("HTTP API", addr))?);
+        }
+        if let Some(Ok(a)) = http_listeners.first().map(|l| l.local_addr()) {
+            config.ports.http = Some(a.port());
+        }
+    }
+    let mut dns_sockets = Vec::new();
+    if let Some(port) = config.ports.dns {
+        for ip in &config.client_addrs {
+            let addr = SocketAddr::new(*ip, port);
+            dns_sockets.push(
+                crate::actors::dns::bind_pair(addr)
+                    .await
+                    .map_err(listen_err("DNS", addr))?,
+            );
+        }
+        if let Some(Ok(a)) = dns_sockets.first().map(|(udp, _)| udp.local_addr()) {
+            config.ports.dns = Some(a.port());
+        }
+    }
+    // Gossip binds its UDP socket and starts at once; its tags carry the
+    // RPC port, rewritten above.
+    let lan = match config.ports.serf_lan {
+        Some(port) => {
+            let addr = SocketAddr::new(config.bind_addr, port);
+            let (lan, bound) = crate::lan::LanGossip::start(
+                config.node_name.clone(),
+                addr,
+                config.advertise(),
+                config.gossip_tags(),
+                lan_options(&config)?,
+            )
+            .await
+            .map_err(listen_err("LAN gossip", addr))?;
+            config.ports.serf_lan = Some(bound.port());
+            Some((lan, bound))
+        }
+        None => None,
+    };
+    // The WAN pool holds servers only.
+    let wan = match config.ports.serf_wan.filter(|_| config.server) {
+        Some(port) => {
+            let addr = SocketAddr::new(config.bind_addr, port);
+            let (wan, bound) = crate::wan::start(
+                &config.node_name,
+                &config.datacenter,
+                addr,
+                config.advertise_wan(),
+                config.gossip_tags(),
+                lan_options(&config)?,
+            )
+            .await
+            .map_err(listen_err("WAN gossip", addr))?;
+            config.ports.serf_wan = Some(bound.port());
+            Some((wan, bound))
+        }
+        None => None,
+    };
+    let (lan, serf_lan_addr) = lan.unzip();
+    let (wan, serf_wan_addr) = wan.unzip();
+    let (rpc_listener, rpc_addr) = rpc_listener.unzip();
+    // From here on the config is shared and no longer changes.
+    let config = Arc::new(config);
+
     let (raft, local) = if config.server {
         let (actor, local) = RaftActor::start(config.clone()).await?;
         (Some(actor), Some(local))
@@ -109,37 +241,9 @@ pub async fn start(
         (None, None)
     };
     let health = HealthActor::start_on_own_thread();
-    let lan = match config.ports.serf_lan {
-        Some(port) => Some(
-            crate::lan::LanGossip::start(
-                config.node_name.clone(),
-                SocketAddr::new(config.bind_addr, port),
-                config.advertise(),
-                config.gossip_tags(),
-                lan_options(&config)?,
-            )
-            .await?,
-        ),
-        None => None,
-    };
     if let (Some(r), Some(l)) = (&raft, &lan) {
         r.do_send(crate::actors::raft::AttachLan(l.clone()));
     }
-    // The WAN pool holds servers only.
-    let wan = match config.ports.serf_wan.filter(|_| config.server) {
-        Some(port) => Some(
-            crate::wan::start(
-                &config.node_name,
-                &config.datacenter,
-                SocketAddr::new(config.bind_addr, port),
-                config.advertise_wan(),
-                config.gossip_tags(),
-                lan_options(&config)?,
-            )
-            .await?,
-        ),
-        None => None,
-    };
     // The router fires this datacenter's user events through the `Node`
     // actor, which routes its own writes through the router.
     let node_ctx = actix::Context::<NodeActor>::new();
@@ -159,7 +263,6 @@ pub async fn start(
         reload,
     ));
     if let (Some(listener), Some(local)) = (rpc_listener, local) {
-        tracing::info!(addr = ?listener.local_addr().ok(), "server RPC listening");
         let endpoint = Endpoint {
             local,
             router: router.clone(),
@@ -168,34 +271,26 @@ pub async fn start(
     }
 
     let mut dns_addrs = Vec::new();
-    if let Some(port) = config.ports.dns {
-        for ip in &config.client_addrs {
-            let (_, udp, _) = crate::actors::dns::DnsActor::start(
-                config.clone(),
-                Arc::new(router.clone()),
-                SocketAddr::new(*ip, port),
-            )
-            .await?;
-            dns_addrs.push(udp);
-        }
+    for (udp, tcp) in dns_sockets {
+        let (_, udp, _) = crate::actors::dns::DnsActor::serve(
+            config.clone(),
+            Arc::new(router.clone()),
+            udp,
+            tcp,
+        )?;
+        dns_addrs.push(udp);
     }
 
     let mut http_addrs = Vec::new();
-    if let Some(port) = config.ports.http {
-        let addrs: Vec<SocketAddr> = config
-            .client_addrs
-            .iter()
-            .map(|ip| SocketAddr::new(*ip, port))
-            .collect();
+    if !http_listeners.is_empty() {
         let (server, bound) = http::server(
             ApiState {
                 node: node.clone(),
                 router: router.clone(),
                 config: config.clone(),
             },
-            &addrs,
+            http_listeners,
         )?;
-        tracing::info!(addrs = ?bound, "HTTP API listening");
         if let Some(a) = bound.first() {
             let ip = if a.ip().is_unspecified() {
                 std::net::IpAddr::from([127, 0, 0, 1])
@@ -215,6 +310,18 @@ pub async fn start(
             actix::System::current().stop();
         });
     }
+    // One line with every address bound (enabled listeners only), so
+    // that whoever started the agent with ports of 0 learns its ports.
+    // Tests read it; keep its name and field names.
+    let one = |a: Option<SocketAddr>| a.map(|a| a.to_string());
+    tracing::info!(
+        http = addr_list(&http_addrs).map(tracing::field::display),
+        dns = addr_list(&dns_addrs).map(tracing::field::display),
+        server = one(rpc_addr).map(tracing::field::display),
+        serf_lan = one(serf_lan_addr).map(tracing::field::display),
+        serf_wan = one(serf_wan_addr).map(tracing::field::display),
+        "agent listening"
+    );
 
     // SIGINT/SIGTERM: leave the pool first when Consul's defaults (or the
     // config) say so, then stop everything.
@@ -260,5 +367,8 @@ pub async fn start(
         router,
         http_addrs,
         dns_addrs,
+        rpc_addr,
+        serf_lan_addr,
+        serf_wan_addr,
     })
 }

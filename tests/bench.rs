@@ -180,18 +180,7 @@ fn short_runs_against_a_dev_agent_add_up() {
     counts_add_up(&r);
 }
 
-/// The agent's pid, from the process table (the harness does not expose it).
+/// The agent's pid, as the bench's `-pids` flag takes it.
 fn agent_pid(agent: &TestAgent) -> String {
-    let needle = format!("-http-port {}", agent.http.rsplit(':').next().unwrap());
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let pid = e.file_name().to_string_lossy().parse::<u32>().ok()?;
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            cmd.contains(&needle).then(|| pid.to_string())
-        })
-        .next()
-        .expect("the agent's pid")
+    agent.pid().expect("the agent runs").to_string()
 }

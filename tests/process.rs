@@ -497,3 +497,50 @@ fn agent_checks_ttl_updates_maintenance_and_local_health_codes() {
             .contains("\"disk\"")
     });
 }
+
+/// Started on port 0 for every listener (as the harness starts every
+/// agent), a server names the ports it bound wherever a port is
+/// advertised: its config, its LAN and WAN members and their RPC `port`
+/// tag, its Raft address and the `consul` service; a restart on the same
+/// ports keeps them.
+#[test]
+fn an_agent_on_port_zero_advertises_the_ports_it_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = TestAgent::server(dir.path());
+    let check = |a: &TestAgent| {
+        let http_port: u16 = a.http.rsplit(':').next().unwrap().parse().unwrap();
+        assert!(
+            [http_port, a.dns_port, a.server_port, a.serf_lan, a.serf_wan]
+                .iter()
+                .all(|p| *p != 0),
+            "every port learned: {} {} {} {} {}",
+            a.http,
+            a.dns_port,
+            a.server_port,
+            a.serf_lan,
+            a.serf_wan
+        );
+        let me = a.get_json("/v1/agent/self");
+        let c = &me["DebugConfig"];
+        assert_eq!(c["HTTPPort"], http_port);
+        assert_eq!(c["DNSPort"], a.dns_port);
+        assert_eq!(c["ServerPort"], a.server_port);
+        assert_eq!(c["SerfPortLAN"], a.serf_lan);
+        assert_eq!(c["SerfPortWAN"], a.serf_wan);
+        assert_eq!(me["Member"]["Port"], a.serf_lan);
+        assert_eq!(me["Member"]["Tags"]["port"], a.server_port.to_string());
+        let wan = a.get_json("/v1/agent/members?wan=1");
+        let wan_ports: Vec<&serde_json::Value> =
+            wan.as_array().unwrap().iter().map(|m| &m["Port"]).collect();
+        assert_eq!(wan_ports, [&serde_json::json!(a.serf_wan)]);
+        assert_eq!(leader(a), format!("127.0.0.1:{}", a.server_port));
+        let consul = a.get_json("/v1/catalog/service/consul");
+        assert_eq!(consul[0]["ServicePort"], a.server_port, "{consul}");
+    };
+    check(&a);
+    // The harness passes the learned ports again: `check` then compares
+    // what the restarted agent bound with what the first run bound.
+    a.restart();
+    wait_for("a leader after the restart", 30, || !leader(&a).is_empty());
+    check(&a);
+}

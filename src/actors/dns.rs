@@ -485,7 +485,9 @@ impl RequestHandler for DnsHandler {
 
 /// UDP and TCP on one port. With port 0 the UDP socket picks the port and
 /// TCP may find it taken by someone else's TCP listener: pick again.
-async fn bind_pair(
+/// The agent binds with this before it shares its config, so that the
+/// config can name the port bound.
+pub async fn bind_pair(
     addr: SocketAddr,
 ) -> std::io::Result<(tokio::net::UdpSocket, tokio::net::TcpListener)> {
     let mut tries = 0;
@@ -533,13 +535,24 @@ impl DnsActor {
         reads: Arc<dyn ReadPath>,
         addr: SocketAddr,
     ) -> std::io::Result<(Addr<DnsActor>, SocketAddr, SocketAddr)> {
+        let (udp, tcp) = bind_pair(addr).await?;
+        Self::serve(config, reads, udp, tcp)
+    }
+
+    /// Starts serving on sockets bound by [`bind_pair`]. Returns the actor
+    /// and the UDP and TCP addresses.
+    pub fn serve(
+        config: Arc<RuntimeConfig>,
+        reads: Arc<dyn ReadPath>,
+        udp: tokio::net::UdpSocket,
+        tcp: tokio::net::TcpListener,
+    ) -> std::io::Result<(Addr<DnsActor>, SocketAddr, SocketAddr)> {
         let domain = Name::from_ascii(&config.domain).map_err(|e| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 format!("domain {:?}: {e}", config.domain),
             )
         })?;
-        let (udp, tcp) = bind_pair(addr).await?;
         let (udp_addr, tcp_addr) = (udp.local_addr()?, tcp.local_addr()?);
         let handler = DnsHandler {
             config,

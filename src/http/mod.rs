@@ -138,11 +138,12 @@ pub(crate) fn method_not_allowed(
     }
 }
 
-/// Starts the HTTP server on every client address.
-/// Returns the server future and the addresses actually bound.
+/// Starts the HTTP server on listeners already bound (the agent binds them
+/// before it shares its config, so that the config can name the port
+/// bound). Returns the server future and the addresses served.
 pub fn server(
     state: ApiState,
-    addrs: &[std::net::SocketAddr],
+    listeners: Vec<std::net::TcpListener>,
 ) -> std::io::Result<(actix_web::dev::Server, Vec<std::net::SocketAddr>)> {
     let ui = state.config.ui_enabled;
     let mut srv = actix_web::HttpServer::new(move || {
@@ -161,8 +162,8 @@ pub fn server(
     .shutdown_timeout(2)
     // The agent handles signals itself (leave or not, by role).
     .disable_signals();
-    for a in addrs {
-        srv = srv.bind(a)?;
+    for l in listeners {
+        srv = srv.listen(l)?;
     }
     let bound = srv.addrs();
     Ok((srv.run(), bound))

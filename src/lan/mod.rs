@@ -105,14 +105,16 @@ pub struct LanGossip {
 }
 
 impl LanGossip {
-    /// Binds the UDP socket and starts the actor.
+    /// Binds the UDP socket (gossip uses no TCP) and starts the actor.
+    /// Returns the address bound too: with port 0 the caller learns the
+    /// ephemeral port, which this member also advertises.
     pub async fn start(
         name: String,
         bind: SocketAddr,
         advertise: std::net::IpAddr,
         tags: BTreeMap<String, String>,
         opts: LanOptions,
-    ) -> std::io::Result<Addr<LanGossip>> {
+    ) -> std::io::Result<(Addr<LanGossip>, SocketAddr)> {
         let socket = Arc::new(UdpSocket::bind(bind).await?);
         let local = socket.local_addr()?;
         let bump = std::time::SystemTime::now()
@@ -140,7 +142,7 @@ impl LanGossip {
             },
         );
         tracing::info!(member = %me.name, addr = %me.addr, encrypted = opts.keyring.is_some(), "gossip listening");
-        Ok(LanGossip {
+        let actor = LanGossip {
             foca,
             runtime: AccumulatingRuntime::new(),
             socket,
@@ -161,7 +163,8 @@ impl LanGossip {
             event_ids: Default::default(),
             event_subscribers: Vec::new(),
         }
-        .start())
+        .start();
+        Ok((actor, local))
     }
 }
 

@@ -16,7 +16,7 @@ async fn start_with(i: usize, opts: LanOptions) -> (Addr<LanGossip>, SocketAddr)
         ("role".to_string(), "node".to_string()),
         ("dc".to_string(), "dc1".to_string()),
     ]);
-    let a = LanGossip::start(
+    LanGossip::start(
         format!("m{i:02}"),
         "127.0.0.1:0".parse().unwrap(),
         "127.0.0.1".parse().unwrap(),
@@ -24,9 +24,7 @@ async fn start_with(i: usize, opts: LanOptions) -> (Addr<LanGossip>, SocketAddr)
         opts,
     )
     .await
-    .unwrap();
-    let addr = a.send(Members).await.unwrap()[0].addr;
-    (a, addr)
+    .unwrap()
 }
 
 async fn until(

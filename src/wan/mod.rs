@@ -38,7 +38,8 @@ pub fn wan_config(expected_size: u32) -> foca::Config {
 
 /// Starts a server's WAN gossip as `NODE.DC`: the LAN pool's options
 /// (keyring, rejoin, reconnect) with WAN timings, and its snapshot beside
-/// the LAN one as `remote.snapshot`.
+/// the LAN one as `remote.snapshot`. Returns the actor and the address
+/// bound (the ephemeral port when `bind` has port 0).
 pub async fn start(
     node_name: &str,
     datacenter: &str,
@@ -46,7 +47,7 @@ pub async fn start(
     advertise: IpAddr,
     tags: BTreeMap<String, String>,
     lan_opts: LanOptions,
-) -> std::io::Result<Addr<WanGossip>> {
+) -> std::io::Result<(Addr<WanGossip>, SocketAddr)> {
     let opts = LanOptions {
         snapshot: lan_opts
             .snapshot

@@ -21,11 +21,10 @@ pub struct Server {
     pub id: String,
 }
 
-/// Starts a server named `name` with no gossip (HTTP on an ephemeral
-/// port, no DNS); with `bootstrap` it elects itself, otherwise it waits
-/// to be added as a voter.
+/// Starts a server named `name` with no gossip (HTTP and server RPC on
+/// ephemeral ports, no DNS); with `bootstrap` it elects itself, otherwise
+/// it waits to be added as a voter.
 pub async fn server(name: &str, bootstrap: bool) -> Server {
-    let rpc_port = super::free_port();
     let id = uuid::Uuid::new_v4().to_string();
     let cfg = RuntimeConfig {
         server: true,
@@ -36,7 +35,7 @@ pub async fn server(name: &str, bootstrap: bool) -> Server {
         ports: Ports {
             http: Some(0),
             dns: None,
-            server: Some(rpc_port),
+            server: Some(0),
             serf_lan: None,
             serf_wan: None,
         },
@@ -46,10 +45,11 @@ pub async fn server(name: &str, bootstrap: bool) -> Server {
         .await
         .expect("server starts");
     let http = format!("http://{}", handle.http_addrs[0]);
+    let rpc = handle.rpc_addr.expect("a server has an RPC listener");
     Server {
         handle,
         http,
-        rpc: format!("127.0.0.1:{rpc_port}"),
+        rpc: rpc.to_string(),
         id,
     }
 }

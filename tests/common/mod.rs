@@ -1,6 +1,7 @@
-//! Starts the built `meridian` binary as a user would, on free loopback
-//! ports, and tears it down (SIGKILL) when dropped. `inproc` starts agents
-//! inside the test process instead.
+//! Starts the built `meridian` binary as a user would, on loopback ports
+//! it picks itself (port 0; the harness reads them back from the agent's
+//! "agent listening" log line), and tears it down (SIGKILL) when dropped.
+//! `inproc` starts agents inside the test process instead.
 
 #![allow(dead_code)]
 
@@ -8,15 +9,23 @@ pub mod inproc;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_meridian");
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// Where an agent's ports come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PortSource {
+    /// The caller's args say (or the defaults apply): `with_args`.
+    Given,
+    /// Not started yet: the first start passes 0 for every port and reads
+    /// the ports bound from the log.
+    Ephemeral,
+    /// Read from the first start; restarts pass them again, since Raft
+    /// peers know a server by its RPC address and clients joined its LAN
+    /// port.
+    Learned,
 }
 
 pub struct TestAgent {
@@ -29,10 +38,57 @@ pub struct TestAgent {
     /// Clients have no leader to wait for.
     client: bool,
     pub node: String,
+    /// The flags, without the port flags the harness adds itself.
     args: Vec<String>,
+    ports: PortSource,
     log: PathBuf,
+    /// Where the current run's output starts in `log` (runs append).
+    run_start: u64,
     child: Option<Child>,
     _logdir: tempfile::TempDir,
+}
+
+/// The message of the agent's log line that lists every address it bound.
+const LISTENING: &str = "agent listening";
+
+/// The addresses an "agent listening" line names, by field (`http`,
+/// `dns`, `server`, `serf_lan`, `serf_wan`; a list is comma-separated,
+/// the first is taken). `None` until the line is in `log`.
+fn listening_addrs(log: &str) -> Option<std::collections::HashMap<String, std::net::SocketAddr>> {
+    let line = log
+        .lines()
+        .map(strip_ansi)
+        .find(|l| l.contains(LISTENING))?;
+    let fields = line.split(LISTENING).nth(1)?;
+    Some(
+        fields
+            .split_whitespace()
+            .filter_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                let first = v.split(',').next()?;
+                Some((k.to_string(), first.parse().ok()?))
+            })
+            .collect(),
+    )
+}
+
+/// The agent logs with colours even to a file: drop the escape sequences.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // CSI: ESC [ parameters, then one final byte in @..~.
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) && c != '[' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl TestAgent {
@@ -144,7 +200,9 @@ impl TestAgent {
             client: true,
             node: node.to_string(),
             args: args.iter().map(|s| s.to_string()).collect(),
+            ports: PortSource::Given,
             log,
+            run_start: 0,
             child: None,
             _logdir: logdir,
         };
@@ -152,7 +210,7 @@ impl TestAgent {
         a
     }
 
-    /// Restarts with other flags (same log).
+    /// Restarts with other flags (same log, same ports).
     pub fn restart_with(&mut self, args: &[&str]) {
         self.kill();
         self.args = args.iter().map(|s| s.to_string()).collect();
@@ -164,66 +222,137 @@ impl TestAgent {
         Self::start_as(args, false)
     }
 
-    /// Free ports are found by binding port 0 and letting go, so another
-    /// test process can take one first: an agent that exits with "address
-    /// in use" is started again on fresh ports (at most three times).
-    fn start_as(args: Vec<String>, client: bool) -> TestAgent {
+    /// Every port is 0: the agent binds ports no one else holds, so there
+    /// is no race with other test processes to retry, and says which.
+    fn start_as(mut args: Vec<String>, client: bool) -> TestAgent {
+        // Unique among the agents of every test process, as node names
+        // once were by their (unique) HTTP port.
+        static STARTED: AtomicU32 = AtomicU32::new(0);
+        let node = format!(
+            "node-{}-{}",
+            std::process::id(),
+            STARTED.fetch_add(1, Ordering::Relaxed)
+        );
+        args.push("-node".into());
+        args.push(node.clone());
+        let logdir = tempfile::tempdir().expect("tempdir");
+        let log = logdir.path().join("agent.log");
+        let mut a = TestAgent {
+            http: String::new(),
+            dns_port: 0,
+            serf_lan: 0,
+            serf_wan: 0,
+            server_port: 0,
+            client,
+            node,
+            args,
+            ports: PortSource::Ephemeral,
+            log,
+            run_start: 0,
+            child: None,
+            _logdir: logdir,
+        };
+        a.spawn();
+        a
+    }
+
+    /// The flags to start the agent with: its own, then the ports.
+    fn command_args(&self) -> Vec<String> {
+        let mut args = self.args.clone();
+        let ports = match self.ports {
+            PortSource::Given => return args,
+            PortSource::Ephemeral => [0; 5],
+            // A port the agent did not bind (a client's server and WAN
+            // ports) is still 0: it is not used.
+            PortSource::Learned => [
+                self.http_port(),
+                self.dns_port,
+                self.server_port,
+                self.serf_lan,
+                self.serf_wan,
+            ],
+        };
+        for (flag, port) in [
+            "-http-port",
+            "-dns-port",
+            "-server-port",
+            "-serf-lan-port",
+            "-serf-wan-port",
+        ]
+        .into_iter()
+        .zip(ports)
+        {
+            args.push(flag.into());
+            args.push(port.to_string());
+        }
+        args
+    }
+
+    fn http_port(&self) -> u16 {
+        self.http
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Starts the agent and waits until it is ready; panics with its log
+    /// tail if it is not. A restart on the ports it had can find one taken
+    /// for a moment (a closing connection, another process's outgoing
+    /// socket on that port): it is tried again on the same ports, since
+    /// peers know the agent by them.
+    fn spawn(&mut self) {
         let mut tries = 0;
         loop {
             tries += 1;
-            let mut a = Self::configure(args.clone(), client);
-            a.spawn_child();
-            match a.try_ready() {
-                Ok(()) => return a,
-                Err(e) if tries < 3 && e.contains("in use") => {
-                    a.kill();
-                    continue;
+            self.spawn_child();
+            let ready = if self.ports == PortSource::Ephemeral {
+                self.learn_ports().and_then(|()| self.try_ready())
+            } else {
+                self.try_ready()
+            };
+            match ready {
+                Ok(()) => return,
+                Err(_)
+                    if tries < 5
+                        && self.ports != PortSource::Ephemeral
+                        && self.run_log().contains("in use") =>
+                {
+                    self.kill();
+                    std::thread::sleep(Duration::from_millis(200 * tries));
                 }
                 Err(e) => panic!("{e}"),
             }
         }
     }
 
-    fn configure(mut args: Vec<String>, client: bool) -> TestAgent {
-        let http_port = free_port();
-        let dns_port = free_port();
-        let serf_lan = free_port();
-        let serf_wan = free_port();
-        let server_port = free_port();
-        let node = format!("node-{http_port}");
-        for (flag, port) in [
-            ("-http-port", http_port),
-            ("-dns-port", dns_port),
-            ("-server-port", server_port),
-            ("-serf-lan-port", serf_lan),
-            ("-serf-wan-port", serf_wan),
-        ] {
-            args.push(flag.into());
-            args.push(port.to_string());
-        }
-        args.push("-node".into());
-        args.push(node.clone());
-        let logdir = tempfile::tempdir().expect("tempdir");
-        let log = logdir.path().join("agent.log");
-        TestAgent {
-            http: format!("127.0.0.1:{http_port}"),
-            dns_port,
-            serf_lan,
-            serf_wan,
-            server_port,
-            client,
-            node,
-            args,
-            log,
-            child: None,
-            _logdir: logdir,
-        }
-    }
-
-    fn spawn(&mut self) {
-        self.spawn_child();
-        if let Err(e) = self.try_ready() {
-            panic!("{e}");
+    /// Reads the ports of an agent started on port 0 from its log line.
+    fn learn_ports(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(addrs) = listening_addrs(&self.run_log()) {
+                let port = |k: &str| addrs.get(k).map_or(0, |a| a.port());
+                let http = addrs
+                    .get("http")
+                    .ok_or_else(|| format!("no HTTP address in the log:\n{}", self.log_tail()))?;
+                self.http = format!("127.0.0.1:{}", http.port());
+                self.dns_port = port("dns");
+                self.server_port = port("server");
+                self.serf_lan = port("serf_lan");
+                self.serf_wan = port("serf_wan");
+                self.ports = PortSource::Learned;
+                return Ok(());
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                return Err(format!("agent exited with {status}:\n{}", self.log_tail()));
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "no {LISTENING:?} line in 30 s (a log level above info hides it):\n{}",
+                    self.log_tail()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -234,14 +363,20 @@ impl TestAgent {
             .open(&self.log)
             .expect("log file");
         let err = out.try_clone().expect("log file");
+        self.run_start = out.metadata().map(|m| m.len()).unwrap_or(0);
         let child = Command::new(BIN)
             .arg("agent")
-            .args(&self.args)
+            .args(self.command_args())
             .stdout(out)
             .stderr(err)
             .spawn()
             .expect("spawn meridian");
         self.child = Some(child);
+    }
+
+    /// The agent process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Ready = a leader exists and this agent is registered (serfHealth).
@@ -272,6 +407,13 @@ impl TestAgent {
     /// Everything the agent has logged so far (all its runs).
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// What the current run has logged.
+    fn run_log(&self) -> String {
+        let all = std::fs::read(&self.log).unwrap_or_default();
+        let from = (self.run_start as usize).min(all.len());
+        String::from_utf8_lossy(&all[from..]).into_owned()
     }
 
     pub fn log_tail(&self) -> String {

@@ -249,3 +249,20 @@ fn script_checks_need_scripts_enabled_and_probe_kinds_are_exclusive() {
         "{e}"
     );
 }
+
+#[test]
+fn ports_zero_are_kept_for_the_agent_to_bind_ephemeral_ports() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "p.hcl",
+        "ports {\n  dns = 0\n  server = 0\n  serf_lan = 0\n  serf_wan = 0\n}\n",
+    );
+    let mut f = flags_with_dir(d.path());
+    f.http_port = Some(0);
+    let p = build(&f).unwrap().ports;
+    assert_eq!(
+        [p.http, p.dns, p.server, p.serf_lan, p.serf_wan],
+        [Some(0); 5]
+    );
+}

@@ -37,9 +37,13 @@ pub async fn write_frame<W: AsyncWriteExt + Unpin>(
             "frame of {len} bytes exceeds {MAX_FRAME}"
         )));
     }
-    w.write_all(&(len as u32).to_be_bytes()).await?;
-    w.write_all(head).await?;
-    w.write_all(body).await?;
+    // One write: with TCP_NODELAY each write_all could leave as a packet
+    // of its own.
+    let mut frame = Vec::with_capacity(4 + len);
+    frame.extend_from_slice(&(len as u32).to_be_bytes());
+    frame.extend_from_slice(head);
+    frame.extend_from_slice(body);
+    w.write_all(&frame).await?;
     w.flush().await?;
     Ok(())
 }

@@ -257,12 +257,13 @@ impl Router {
     /// Where a request that needs the leader goes from this server: `None`
     /// when this server leads, the leader's address when the request may
     /// still travel, `No cluster leader` otherwise.
-    fn leader_addr(status: &RaftStatus, hop: Hop) -> Result<Option<String>, RequestError> {
-        if status.is_leader {
+    fn leader_addr(local: &LocalServer, hop: Hop) -> Result<Option<String>, RequestError> {
+        let l = local.leadership();
+        if l.leads {
             return Ok(None);
         }
-        match (&status.leader_addr, hop) {
-            (Some(addr), Hop::Route) => Ok(Some(addr.clone())),
+        match (l.leader_addr, hop) {
+            (Some(addr), Hop::Route) => Ok(Some(addr)),
             _ => Err(RequestError::NoLeader),
         }
     }
@@ -293,7 +294,7 @@ impl Router {
         if req.opts.consistency == Consistency::Stale {
             return local.read(req).await;
         }
-        match Self::leader_addr(&local.status(), hop)? {
+        match Self::leader_addr(local, hop)? {
             None => local.read(req).await,
             Some(addr) => {
                 let timeout = call_timeout(&req.opts, LEADER_HOLD);
@@ -329,13 +330,13 @@ impl Router {
             };
             async move { self.leader::<rpc::Write>(&addr, args, LEADER_HOLD).await? }
         };
-        match Self::leader_addr(&local.status(), hop)? {
+        match Self::leader_addr(local, hop)? {
             Some(addr) => to_leader(addr, req.command).await,
             None => match local.write(req.command.clone()).await {
                 // Leadership moved between the look and the batch: the
                 // write goes to the new leader once.
                 Err(RequestError::NoLeader) if hop == Hop::Route => {
-                    match Self::leader_addr(&local.status(), hop) {
+                    match Self::leader_addr(local, hop) {
                         Ok(Some(addr)) => to_leader(addr, req.command).await,
                         _ => Err(RequestError::NoLeader),
                     }
@@ -374,7 +375,7 @@ impl Router {
         if !args.leader || hop == Hop::Leader {
             return Ok(own);
         }
-        let Ok(Some(addr)) = Self::leader_addr(&own, hop) else {
+        let Ok(Some(addr)) = Self::leader_addr(local, hop) else {
             return Ok(own);
         };
         let args = Routed {
@@ -453,7 +454,7 @@ impl Router {
                 "{what} \"{v}\" was not found in the Raft configuration"
             )));
         };
-        match Self::leader_addr(&status, hop)? {
+        match Self::leader_addr(local, hop)? {
             None => local.remove_voter(id).await,
             Some(addr) => {
                 let args = Routed {

@@ -31,7 +31,7 @@ use openraft::{BasicNode, ServerState, SnapshotPolicy};
 
 pub use batch::RaftWrite;
 pub use leader::{self_registration, server_addr};
-pub use read::{blocking_query, LastContact, LocalServer, RaftRead};
+pub use read::{blocking_query, LastContact, Leadership, LocalServer, RaftRead};
 
 use crate::config::RuntimeConfig;
 use crate::rpc::raft_net::RaftNetworkFactoryImpl;

@@ -136,6 +136,13 @@ pub(crate) fn raft_status(
 /// always, a default read while it leads and its lease holds. Saves the
 /// two actor hops (four thread switches) a read otherwise takes; anything
 /// else (forwarding, consistent reads) still goes through the actors.
+/// Whether this server leads (within its lease) and where the leader is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Leadership {
+    pub leads: bool,
+    pub leader_addr: Option<String>,
+}
+
 #[derive(Clone)]
 pub struct LocalServer {
     actor: Addr<RaftActor>,
@@ -181,6 +188,25 @@ impl LocalServer {
 
     pub fn status(&self) -> RaftStatus {
         raft_status(&self.raft, self.me, self.lease_ms, &self.contact)
+    }
+
+    /// Who leads, as the request path needs it for every write: read from
+    /// the metrics in place, without the copy [`Self::status`] makes.
+    pub fn leadership(&self) -> Leadership {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        if lease_lost(&m, self.me, self.lease_ms) {
+            return Leadership::default();
+        }
+        Leadership {
+            leads: m.current_leader == Some(self.me),
+            leader_addr: m.current_leader.and_then(|id| {
+                m.membership_config
+                    .membership()
+                    .get_node(&id)
+                    .map(|n| n.addr.clone())
+            }),
+        }
     }
 
     /// Serves a read here: a stale one always, any other only while this

@@ -111,7 +111,9 @@ async fn register(
         .or_else(|| (!r.datacenter.is_empty()).then(|| r.datacenter.clone()))
         .unwrap_or_else(|| state.config.datacenter.clone());
     r.datacenter = dc.clone();
-    let resp = state.write(Some(dc), Command::Register(r)).await?;
+    let resp = state
+        .write(Some(dc), p.token(), Command::Register(r))
+        .await?;
     super::kv::bool_response(&req, resp.result)
 }
 
@@ -129,7 +131,7 @@ async fn deregister(
     let dc = p
         .dc()
         .or_else(|| (!r.datacenter.is_empty()).then(|| r.datacenter.clone()));
-    let resp = state.write(dc, Command::Deregister(r)).await?;
+    let resp = state.write(dc, p.token(), Command::Deregister(r)).await?;
     super::kv::bool_response(&req, resp.result)
 }
 

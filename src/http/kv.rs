@@ -161,7 +161,7 @@ async fn put(
         },
         (None, None, None) => Command::KvSet { key, value, flags },
     };
-    let resp = state.write(p.dc(), command).await?;
+    let resp = state.write(p.dc(), p.token(), command).await?;
     bool_response(&req, resp.result)
 }
 
@@ -178,7 +178,7 @@ async fn delete(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResp
         (false, Some(cas)) => Command::KvDeleteCas { key, cas },
         (false, None) => Command::KvDelete { key },
     };
-    let resp = state.write(p.dc(), command).await?;
+    let resp = state.write(p.dc(), p.token(), command).await?;
     bool_response(&req, resp.result)
 }
 

@@ -69,12 +69,15 @@ impl ApiState {
             .map_err(|_| RequestError::ShuttingDown.into())
     }
 
+    /// A write for `dc` with the caller's token.
     pub async fn write(
         &self,
         dc: Option<String>,
+        token: Option<String>,
         command: Command,
     ) -> Result<WriteResponse, ApiError> {
-        Ok(self.router.write(WriteRequest { dc, command }).await?)
+        let req = WriteRequest { dc, command, token };
+        Ok(self.router.write(req).await?)
     }
 }
 

@@ -16,14 +16,22 @@ use crate::config::duration::parse_go_duration;
 use crate::config::RuntimeConfig;
 use crate::structs::{Consistency, QueryMeta, QueryOptions};
 
-/// The query string, decoded. Repeated keys are kept (`tag=a&tag=b`).
-pub struct Params(Vec<(String, String)>);
+/// The query string, decoded (repeated keys are kept: `tag=a&tag=b`),
+/// and the caller's ACL token.
+pub struct Params(Vec<(String, String)>, Option<String>);
 
 impl Params {
     pub fn from(req: &HttpRequest) -> Result<Params, ApiError> {
-        actix_web::web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-            .map(|q| Params(q.into_inner()))
-            .map_err(|e| ApiError::bad_request(format!("Invalid query string: {e}")))
+        let query = actix_web::web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+            .map_err(|e| ApiError::bad_request(format!("Invalid query string: {e}")))?
+            .into_inner();
+        let token = request_token(req, &query);
+        Ok(Params(query, token))
+    }
+
+    /// The caller's ACL token, where Consul looks for it.
+    pub fn token(&self) -> Option<String> {
+        self.1.clone()
     }
 
     /// Consul's flags count by presence: `?recurse`, `?recurse=true`, `?keys=True`.
@@ -98,8 +106,33 @@ impl Params {
             },
             min_index,
             max_wait: wait,
+            token: self.token(),
         })
     }
+}
+
+/// Consul's order: `?token=`, then `X-Consul-Token`, then
+/// `Authorization: Bearer`. An empty value counts as none.
+fn request_token(req: &HttpRequest, query: &[(String, String)]) -> Option<String> {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    given(
+        query
+            .iter()
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.as_str()),
+    )
+    .or_else(|| given(header("X-Consul-Token")))
+    .or_else(|| given(header("Authorization").and_then(|a| a.strip_prefix("Bearer "))))
+    .map(str::to_string)
+}
+
+fn given(t: Option<&str>) -> Option<&str> {
+    t.map(str::trim).filter(|t| !t.is_empty())
 }
 
 /// Reads a body up to `limit` bytes; larger bodies get 413 with Consul's text.
@@ -291,4 +324,42 @@ pub fn read_response(
         .insert_header(("X-Consul-LastContact", meta.last_contact_ms.to_string()))
         .insert_header(("X-Consul-Effective-Consistency", meta.consistency.as_str()));
     b
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::Params;
+
+    fn token(req: TestRequest) -> Option<String> {
+        Params::from(&req.to_http_request()).unwrap().token()
+    }
+
+    #[test]
+    fn the_token_is_found_where_consul_looks_in_its_order() {
+        assert_eq!(token(TestRequest::get().uri("/v1/kv/a")), None);
+        let all = || {
+            TestRequest::get()
+                .insert_header(("X-Consul-Token", "header"))
+                .insert_header(("Authorization", "Bearer bearer"))
+        };
+        assert_eq!(
+            token(all().uri("/v1/kv/a?token=query")).as_deref(),
+            Some("query")
+        );
+        assert_eq!(token(all().uri("/v1/kv/a")).as_deref(), Some("header"));
+        let bearer = TestRequest::get()
+            .uri("/v1/kv/a?token=")
+            .insert_header(("Authorization", "Bearer  bearer "));
+        assert_eq!(
+            token(bearer).as_deref(),
+            Some("bearer"),
+            "empty ?token= is none"
+        );
+        let basic = TestRequest::get()
+            .uri("/v1/kv/a")
+            .insert_header(("Authorization", "Basic xyz"));
+        assert_eq!(token(basic), None);
+    }
 }

@@ -138,7 +138,7 @@ async fn create(
     };
     let id = session.id.clone();
     match state
-        .write(p.dc(), Command::SessionCreate(session))
+        .write(p.dc(), p.token(), Command::SessionCreate(session))
         .await?
         .result
     {
@@ -157,6 +157,7 @@ async fn destroy(
     state
         .write(
             p.dc(),
+            p.token(),
             Command::SessionDestroy {
                 id: id.into_inner(),
             },
@@ -173,7 +174,7 @@ async fn renew(
     let p = Params::from(&req)?;
     let id = id.into_inner();
     match state
-        .write(p.dc(), Command::SessionRenew { id: id.clone() })
+        .write(p.dc(), p.token(), Command::SessionRenew { id: id.clone() })
         .await?
         .result
     {

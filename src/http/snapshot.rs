@@ -51,7 +51,7 @@ async fn restore(
     let (meta, snap) =
         crate::snapshot::decode(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let w = state
-        .write(p.dc(), Command::Restore(Box::new(snap)))
+        .write(p.dc(), p.token(), Command::Restore(Box::new(snap)))
         .await?;
     match w.result {
         CommandResult::Done => {

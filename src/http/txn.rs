@@ -144,7 +144,7 @@ async fn txn(
         Some(kv) => Command::Txn(kv),
         None => Command::TxnOps(txn_ops),
     };
-    match state.write(p.dc(), command).await?.result {
+    match state.write(p.dc(), p.token(), command).await?.result {
         CommandResult::Txn(TxnOutcome::Results(results)) => {
             let results: Vec<serde_json::Value> = results
                 .into_iter()

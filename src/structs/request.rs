@@ -41,6 +41,10 @@ pub struct QueryOptions {
     pub min_index: u64,
     /// How long a blocking query may wait (already clamped and jittered).
     pub max_wait: Duration,
+    /// The caller's ACL token (its secret), decided on the server that
+    /// serves the request; `None` = the anonymous token.
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,6 +72,9 @@ pub struct ReadResponse {
 pub struct WriteRequest {
     pub dc: Option<String>,
     pub command: Command,
+    /// The caller's ACL token, as for reads.
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -323,10 +323,16 @@ impl Router {
                 .remote::<rpc::Write>(&target, routed(req), WRITE_HOLD)
                 .await?;
         };
+        // The token travels with the write: the leader decides.
+        let token = req.token.clone();
         let to_leader = |addr: String, command: Command| {
             let args = Routed {
                 hop: Hop::Leader,
-                req: WriteRequest { dc: None, command },
+                req: WriteRequest {
+                    dc: None,
+                    command,
+                    token: token.clone(),
+                },
             };
             async move { self.leader::<rpc::Write>(&addr, args, LEADER_HOLD).await? }
         };
@@ -351,7 +357,11 @@ impl Router {
     pub async fn write_all(&self, writes: Vec<Command>) -> bool {
         for command in writes {
             if self
-                .write(WriteRequest { dc: None, command })
+                .write(WriteRequest {
+                    dc: None,
+                    command,
+                    token: None,
+                })
                 .await
                 .is_err()
             {

@@ -16,6 +16,8 @@
 //! the current name and drop links to policies or roles that were deleted
 //! since (Consul keeps the dangling links and filters them on read).
 
+#[cfg(test)]
+mod tests;
 pub mod write;
 
 use std::borrow::Cow;

@@ -69,6 +69,14 @@ pub(crate) fn answer(req: &HttpRequest, resp: ReadResponse) -> Result<HttpRespon
         QueryResult::Entry(v) => json_with(b, req, &v),
         QueryResult::Sessions(v) => json_with(b, req, &v),
         QueryResult::Snapshot(v) => json_with(b, req, &v),
+        QueryResult::AclToken(v) => json_with(b, req, &v),
+        QueryResult::AclTokens(v) => json_with(b, req, &v),
+        QueryResult::AclPolicy(v) => json_with(b, req, &v),
+        QueryResult::AclPolicies(v) => json_with(b, req, &v),
+        QueryResult::AclRole(v) => json_with(b, req, &v),
+        QueryResult::AclRoles(v) => json_with(b, req, &v),
+        QueryResult::AclBootstrap(v) => json_with(b, req, &v),
+        QueryResult::AclResolved(v) => json_with(b, req, &v),
     })
 }
 

@@ -193,5 +193,10 @@ pub(crate) fn bool_response(req: &HttpRequest, r: CommandResult) -> Result<HttpR
             Ok(super::params::json(req, &s.into_iter().collect::<Vec<_>>()))
         }
         CommandResult::Txn(_) => Err(ApiError::internal("unexpected transaction result")),
+        // ACL writes answer with their objects, through the ACL endpoints.
+        CommandResult::AclToken(_)
+        | CommandResult::AclPolicy(_)
+        | CommandResult::AclRole(_)
+        | CommandResult::AclTokensReaped(_) => Err(ApiError::internal("unexpected ACL result")),
     }
 }

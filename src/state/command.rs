@@ -70,7 +70,50 @@ pub fn apply(store: &mut StateStore, index: u64, cmd: &Command) -> CommandResult
         Command::Batch(cmds) => {
             CommandResult::Batch(cmds.iter().map(|c| apply(store, index, c)).collect())
         }
+        Command::AclInitialize { now } => CommandResult::Bool(store.acl_initialize(index, *now)),
+        Command::AclBootstrap { token, reset_index } => acl_result(
+            store.acl_bootstrap(index, token.clone(), *reset_index),
+            |t| CommandResult::AclToken(Box::new(t)),
+        ),
+        Command::AclTokenSet { token, create } => {
+            acl_result(store.acl_token_set(index, token.clone(), *create), |t| {
+                CommandResult::AclToken(Box::new(t))
+            })
+        }
+        Command::AclTokenDelete { accessor_id } => acl_result(
+            store.acl_token_delete(index, accessor_id),
+            CommandResult::Bool,
+        ),
+        Command::AclPolicySet { policy, create } => {
+            acl_result(store.acl_policy_set(index, policy.clone(), *create), |p| {
+                CommandResult::AclPolicy(Box::new(p))
+            })
+        }
+        Command::AclPolicyDelete { id } => {
+            acl_result(store.acl_policy_delete(index, id), CommandResult::Bool)
+        }
+        Command::AclRoleSet { role, create } => {
+            acl_result(store.acl_role_set(index, role.clone(), *create), |r| {
+                CommandResult::AclRole(Box::new(r))
+            })
+        }
+        Command::AclRoleDelete { id } => CommandResult::Bool(store.acl_role_delete(index, id)),
+        Command::AclTokensReapExpired { now } => {
+            CommandResult::AclTokensReaped(store.acl_tokens_reap_expired(index, *now))
+        }
     };
     store.note_index(index);
     result
+}
+
+/// An ACL write's answer: the stored object, or the refusal in Consul's
+/// words (what the HTTP layer shows).
+fn acl_result<T>(
+    r: Result<T, super::acl::AclError>,
+    ok: impl FnOnce(T) -> CommandResult,
+) -> CommandResult {
+    match r {
+        Ok(v) => ok(v),
+        Err(e) => CommandResult::Rejected(e.to_string()),
+    }
 }

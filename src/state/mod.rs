@@ -1,5 +1,6 @@
 //! The state store: the replicated tables of one datacenter (KV, nodes,
-//! services, checks) with their indexes and watches.
+//! services, checks, sessions, ACL objects) with their indexes and
+//! watches.
 //!
 //! Pure data-structure code: no I/O, no async. Every write takes the Raft
 //! index that produced it; every row keeps `CreateIndex`/`ModifyIndex`; the
@@ -12,6 +13,7 @@
 //! [`query::Query`]s. Both are plain data so that later forwarding to other
 //! servers and datacenters can ship them unchanged.
 
+pub mod acl;
 pub mod catalog;
 pub mod command;
 pub mod kv;
@@ -34,6 +36,9 @@ pub(crate) const T_NODES: &str = "nodes";
 pub(crate) const T_SERVICES: &str = "services";
 pub(crate) const T_CHECKS: &str = "checks";
 pub const T_SESSIONS: &str = "sessions";
+pub(crate) const T_ACL_TOKENS: &str = "acl-tokens";
+pub(crate) const T_ACL_POLICIES: &str = "acl-policies";
+pub(crate) const T_ACL_ROLES: &str = "acl-roles";
 
 #[derive(Default)]
 pub struct StateStore {
@@ -57,6 +62,7 @@ pub struct StateStore {
     sessions: BTreeMap<String, session::Session>,
     /// Keys whose lock-delay runs (this server's clock; not replicated).
     lock_delays: std::collections::HashMap<String, tokio::time::Instant>,
+    acl: acl::AclTables,
 }
 
 impl StateStore {
@@ -104,7 +110,7 @@ impl StateStore {
     }
 
     pub fn snapshot(&self) -> StoreSnapshot {
-        StoreSnapshot {
+        let mut snap = StoreSnapshot {
             kvs: self.kvs.values().cloned().collect(),
             tombstones: self.tombstones.clone(),
             nodes: self.nodes.values().cloned().collect(),
@@ -117,14 +123,18 @@ impl StateStore {
             sessions: self.sessions.values().cloned().collect(),
             indexes: self.indexes.clone(),
             last_index: self.last_index,
-        }
+            ..Default::default()
+        };
+        self.acl.snapshot_into(&mut snap);
+        snap
     }
 
     /// Replaces every table with the snapshot's and wakes every blocked
     /// query (their indexes may now mean something else).
-    pub fn restore(&mut self, snap: StoreSnapshot) {
+    pub fn restore(&mut self, mut snap: StoreSnapshot) {
         let mut watches = std::mem::take(self.watches.get_mut().unwrap_or_else(|e| e.into_inner()));
         *self = StateStore::default();
+        self.acl = acl::AclTables::restore_from(&mut snap);
         for e in snap.kvs {
             self.kvs.insert(e.key.clone(), e);
         }
@@ -156,7 +166,16 @@ impl StateStore {
     /// the old state wake and see the new one as a change.
     pub fn restore_at(&mut self, index: u64, snap: StoreSnapshot) {
         self.restore(snap);
-        for t in [T_KVS, T_NODES, T_SERVICES, T_CHECKS, T_SESSIONS] {
+        for t in [
+            T_KVS,
+            T_NODES,
+            T_SERVICES,
+            T_CHECKS,
+            T_SESSIONS,
+            T_ACL_TOKENS,
+            T_ACL_POLICIES,
+            T_ACL_ROLES,
+        ] {
             self.bump(t, index);
         }
         for v in self.indexes.values_mut() {

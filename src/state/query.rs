@@ -73,5 +73,58 @@ pub fn execute(store: &StateStore, q: &Query, waiter: Option<&Waiter>) -> (u64, 
             store.last_index(),
             QueryResult::Snapshot(Box::new(store.snapshot())),
         ),
+        Query::AclTokenRead { accessor_id } => {
+            let (i, t) = store.acl_token_get(accessor_id, waiter);
+            (i, QueryResult::AclToken(t.map(Box::new)))
+        }
+        Query::AclTokenBySecret { secret_id } => {
+            let (i, t) = store.acl_token_get_by_secret(secret_id, waiter);
+            (i, QueryResult::AclToken(t.map(Box::new)))
+        }
+        Query::AclTokenList {
+            policy,
+            role,
+            service_name,
+        } => {
+            let (i, t) = store.acl_token_list(
+                policy.as_deref(),
+                role.as_deref(),
+                service_name.as_deref(),
+                waiter,
+            );
+            (i, QueryResult::AclTokens(t))
+        }
+        Query::AclPolicyRead { id } => {
+            let (i, p) = store.acl_policy_get(id, waiter);
+            (i, QueryResult::AclPolicy(p.map(Box::new)))
+        }
+        Query::AclPolicyByName { name } => {
+            let (i, p) = store.acl_policy_get_by_name(name, waiter);
+            (i, QueryResult::AclPolicy(p.map(Box::new)))
+        }
+        Query::AclPolicyList => {
+            let (i, p) = store.acl_policy_list(waiter);
+            (i, QueryResult::AclPolicies(p))
+        }
+        Query::AclRoleRead { id } => {
+            let (i, r) = store.acl_role_get(id, waiter);
+            (i, QueryResult::AclRole(r.map(Box::new)))
+        }
+        Query::AclRoleByName { name } => {
+            let (i, r) = store.acl_role_get_by_name(name, waiter);
+            (i, QueryResult::AclRole(r.map(Box::new)))
+        }
+        Query::AclRoleList { policy } => {
+            let (i, r) = store.acl_role_list(policy.as_deref(), waiter);
+            (i, QueryResult::AclRoles(r))
+        }
+        Query::AclBootstrapState => {
+            let (i, b) = store.acl_bootstrap_state(waiter);
+            (i, QueryResult::AclBootstrap(b))
+        }
+        Query::AclResolve { secret, now } => {
+            let (i, r) = store.acl_resolve(secret, *now, waiter);
+            (i, QueryResult::AclResolved(r.map(Box::new)))
+        }
     }
 }

@@ -31,6 +31,12 @@ pub enum WatchKey {
     Node(String),
     /// The session table.
     Sessions,
+    /// The ACL token table (and the bootstrap record).
+    AclTokens,
+    /// The ACL policy table.
+    AclPolicies,
+    /// The ACL role table.
+    AclRoles,
 }
 
 /// A waiter handed to reads; fires once when any of its keys changes.

@@ -1,8 +1,10 @@
 //! Raft entries: one [`Command`] per replicated write, and what applying
 //! it answers.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::acl::{AclPolicy, AclRole, AclToken};
 use super::catalog::{DeregisterRequest, RegisterRequest};
 use super::session::Session;
 use super::snapshot::StoreSnapshot;
@@ -68,10 +70,60 @@ pub enum Command {
     /// Writes that arrived together, applied in order under one Raft index
     /// (one entry and one fsync for all of them).
     Batch(Vec<Command>),
+    /// The leader's first write after it wins: stores the builtin policies
+    /// (or brings their rules up to this binary's) and the anonymous token
+    /// (created at `now`, the leader's clock). Answers `Bool(changed)`.
+    AclInitialize {
+        now: DateTime<Utc>,
+    },
+    /// `/v1/acl/bootstrap`: stores the first management token, which the
+    /// leader built (IDs, `CreateTime`, the global-management link). Once
+    /// done, refused unless `reset_index` is the index it was done at (the
+    /// operator's `acl-bootstrap-reset` file).
+    AclBootstrap {
+        token: AclToken,
+        reset_index: Option<u64>,
+    },
+    /// Creates (`create`: the AccessorID and SecretID must be new) or
+    /// updates (the token must exist; its SecretID, `Local` and expiry
+    /// can't change) a token. Links may name policies and roles by ID or
+    /// by name; every one must exist.
+    AclTokenSet {
+        token: AclToken,
+        create: bool,
+    },
+    AclTokenDelete {
+        accessor_id: String,
+    },
+    /// Creates (`create`: the ID must be new) or updates a policy. Names
+    /// are unique; the builtin policies keep their rules.
+    AclPolicySet {
+        policy: AclPolicy,
+        create: bool,
+    },
+    /// Links to a deleted policy stay in tokens and roles; reads drop them.
+    AclPolicyDelete {
+        id: String,
+    },
+    AclRoleSet {
+        role: AclRole,
+        create: bool,
+    },
+    AclRoleDelete {
+        id: String,
+    },
+    /// Deletes every token whose `ExpirationTime` is before `now`, the
+    /// leader's clock (never read in `apply`, so every server agrees).
+    /// Answers `AclTokensReaped` with their AccessorIDs.
+    AclTokensReapExpired {
+        now: DateTime<Utc>,
+    },
 }
 
-/// What a write answers: `Bool` for KV verbs (`true`/`false` bodies),
-/// `Done` for catalog writes, `Rejected` when the state store refused.
+/// What a write answers: `Bool` for KV verbs (`true`/`false` bodies) and
+/// deletes (whether something was there), `Done` for catalog writes, the
+/// stored object for ACL writes, `Rejected` when the state store refused
+/// (for ACL writes, with Consul's error text).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum CommandResult {
     Bool(bool),
@@ -82,4 +134,11 @@ pub enum CommandResult {
     /// A session after a renew; `None` when it does not exist.
     Session(Option<Session>),
     Txn(TxnOutcome),
+    /// The token, policy or role as stored (links resolved to IDs and
+    /// current names).
+    AclToken(Box<AclToken>),
+    AclPolicy(Box<AclPolicy>),
+    AclRole(Box<AclRole>),
+    /// AccessorIDs of the tokens an `AclTokensReapExpired` deleted.
+    AclTokensReaped(Vec<String>),
 }

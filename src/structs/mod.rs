@@ -1,7 +1,8 @@
 //! The types every layer shares (Consul's `agent/structs`): the state
-//! store's rows, reads ([`query::Query`]) and writes ([`command::Command`]),
-//! the request path's options, answers and errors, Raft's status and type
-//! parameters, user events, and server RPC's methods.
+//! store's rows (catalog, KV, sessions, ACL objects), reads
+//! ([`query::Query`]) and writes ([`command::Command`]), the request
+//! path's options, answers and errors, Raft's status and type parameters,
+//! user events, and server RPC's methods.
 //!
 //! This module imports nothing else of the crate, so the state store,
 //! storage, the RPC transport, the actors and the HTTP API can all speak
@@ -9,9 +10,11 @@
 //! value whether it is served here, by the leader or by another
 //! datacenter.
 
+pub mod acl;
 pub mod catalog;
 pub mod command;
 pub mod event;
+pub mod go_json;
 pub mod query;
 pub mod raft;
 pub mod request;

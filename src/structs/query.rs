@@ -4,8 +4,12 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::acl::{
+    AclPolicy, AclPolicyListStub, AclRole, AclToken, AclTokenListStub, ResolvedAclToken,
+};
 use super::catalog::{
     CheckServiceNode, DirEntry, HealthCheck, HealthStatus, Node, NodeServices, ServiceNode,
 };
@@ -56,6 +60,49 @@ pub enum Query {
     },
     /// Every table at once (`/v1/snapshot`).
     Snapshot,
+    /// One token by AccessorID, expired or not (the caller decides).
+    AclTokenRead {
+        accessor_id: String,
+    },
+    /// One token by SecretID (`/v1/acl/token/self`).
+    AclTokenBySecret {
+        secret_id: String,
+    },
+    /// Every token, or those linking a policy ID, a role ID or having a
+    /// service identity for a service (Consul's `?policy=`, `?role=`,
+    /// `?servicename=`); filters given together must all match.
+    AclTokenList {
+        policy: Option<String>,
+        role: Option<String>,
+        service_name: Option<String>,
+    },
+    AclPolicyRead {
+        id: String,
+    },
+    AclPolicyByName {
+        name: String,
+    },
+    AclPolicyList,
+    AclRoleRead {
+        id: String,
+    },
+    AclRoleByName {
+        name: String,
+    },
+    /// Every role, or those linking a policy ID (`?policy=`).
+    AclRoleList {
+        policy: Option<String>,
+    },
+    /// The index ACLs were bootstrapped at, if they were: what a refused
+    /// bootstrap reports as its reset index.
+    AclBootstrapState,
+    /// A request's secret resolved for authorization (the empty secret is
+    /// the anonymous token's); a token expired as of `now` resolves to
+    /// nothing.
+    AclResolve {
+        secret: String,
+        now: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,4 +118,13 @@ pub enum QueryResult {
     CheckServiceNodes(Vec<CheckServiceNode>),
     Checks(Vec<HealthCheck>),
     Snapshot(Box<StoreSnapshot>),
+    AclToken(Option<Box<AclToken>>),
+    AclTokens(Vec<AclTokenListStub>),
+    AclPolicy(Option<Box<AclPolicy>>),
+    AclPolicies(Vec<AclPolicyListStub>),
+    AclRole(Option<Box<AclRole>>),
+    AclRoles(Vec<AclRole>),
+    /// `Some(index)` once bootstrapped.
+    AclBootstrap(Option<u64>),
+    AclResolved(Option<Box<ResolvedAclToken>>),
 }

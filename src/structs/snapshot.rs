@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::acl::{AclPolicy, AclRole, AclToken};
 use super::catalog::{DirEntry, HealthCheck, Node, NodeService};
 use super::session::Session;
 
@@ -21,4 +22,14 @@ pub struct StoreSnapshot {
     pub sessions: Vec<Session>,
     pub indexes: BTreeMap<String, u64>,
     pub last_index: u64,
+    /// ACL tables; absent from snapshots taken before ACLs existed.
+    #[serde(default)]
+    pub acl_tokens: Vec<AclToken>,
+    #[serde(default)]
+    pub acl_policies: Vec<AclPolicy>,
+    #[serde(default)]
+    pub acl_roles: Vec<AclRole>,
+    /// The index ACLs were bootstrapped at.
+    #[serde(default)]
+    pub acl_bootstrap_index: Option<u64>,
 }

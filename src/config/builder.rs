@@ -109,6 +109,9 @@ fn defaults(dev: bool) -> RuntimeConfig {
         node_name: hostname::get()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "meridian".into()),
+        // Unset until validation derives it, once every file and flag has
+        // had its say on the datacenter.
+        primary_datacenter: String::new(),
         ..Default::default()
     };
     if dev {
@@ -139,6 +142,11 @@ pub fn build(flags: &AgentFlags) -> Result<RuntimeConfig, ConfigError> {
     apply_flags(&mut cfg, flags)?;
     validate(&mut cfg, true)?;
     ensure_node_id(&mut cfg)?;
+    // Seen on reload; at start, before logging is set up, the agent logs
+    // them from the config instead.
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
     Ok(cfg)
 }
 

@@ -9,11 +9,13 @@
 //!   and the node ID kept in the data dir;
 //! - `value.rs`: the typed, key-naming reads of one value;
 //! - `file.rs`: a file's top-level keys (and `dns_config`);
+//! - `acl.rs`: the ACL keys, `primary_datacenter` and their legacy names;
 //! - `definitions.rs`: service and check definitions;
 //! - `watches.rs`: `watches` entries;
 //! - `flags.rs`: the command-line flags, applied last;
 //! - `validate.rs`: the rules across keys, checked on the merged result.
 
+mod acl;
 mod definitions;
 mod file;
 mod flags;
@@ -28,6 +30,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use super::{AgentFlags, RuntimeConfig};
+pub use acl::ACLS_NOT_ENFORCED;
 use file::apply_file;
 use flags::apply_flags;
 use validate::validate;
@@ -201,5 +204,7 @@ pub fn ensure_node_id(cfg: &mut RuntimeConfig) -> Result<(), ConfigError> {
     Ok(())
 }
 
+#[cfg(test)]
+mod acl_tests;
 #[cfg(test)]
 mod tests;

@@ -18,7 +18,7 @@ pub mod duration;
 pub mod flags;
 
 pub use acl::{AclConfig, AclDefaultPolicy, AclDownPolicy, AclTokens};
-pub use builder::{build, ensure_node_id, validate_paths, ConfigError};
+pub use builder::{build, ensure_node_id, validate_paths, ConfigError, ACLS_NOT_ENFORCED};
 pub use duration::format_go_duration as format_duration;
 pub use flags::AgentFlags;
 
@@ -308,9 +308,10 @@ impl Default for RuntimeConfig {
 
 impl RuntimeConfig {
     /// Whether the config asks for ACL enforcement (`acl.enabled`, or the
-    /// legacy `acl_datacenter`, which implies it). ACLs are not enforced
-    /// yet: an agent built from a config where this is true runs open
-    /// unless whoever assembles it acts on this.
+    /// legacy `acl_datacenter`, which implies it). ACLs are parsed but not
+    /// enforced yet: an agent built from a config where this is true runs
+    /// open unless whoever assembles it acts on this (the build warns with
+    /// [`ACLS_NOT_ENFORCED`]).
     pub fn acl_enforced(&self) -> bool {
         self.acl.enabled
     }

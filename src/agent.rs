@@ -15,7 +15,9 @@ use crate::http::{self, ApiState};
 use crate::lan::keyring::{KeyError, Keyring};
 use crate::lan::LanOptions;
 
-fn init_logging(level: &str) {
+/// Sets up logging at `level` (or `RUST_LOG`); false when a subscriber
+/// was already set, by whoever embeds the agent.
+fn init_logging(level: &str) -> bool {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         let level = match level.to_ascii_lowercase().as_str() {
             "trace" => "trace",
@@ -28,10 +30,11 @@ fn init_logging(level: &str) {
             "meridian={level},openraft=warn,actix_server=warn"
         ))
     });
-    let _ = tracing_subscriber::fmt()
+    tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .try_init();
+        .try_init()
+        .is_ok()
 }
 
 /// The gossip pools' options from the config. They are read here, where
@@ -67,7 +70,13 @@ pub fn run(config: RuntimeConfig) -> anyhow::Result<()> {
 
 /// Like [`run`], with the function that rebuilds the config on reload.
 pub fn run_with_reload(config: RuntimeConfig, reload: Option<ConfigSource>) -> anyhow::Result<()> {
-    init_logging(&config.log_level);
+    if init_logging(&config.log_level) {
+        // The build warned before there was anywhere to log to (deprecated
+        // keys, ACLs asked for but not enforced): say it now.
+        for w in &config.warnings {
+            tracing::warn!("{w}");
+        }
+    }
     let sys = actix::System::new();
     sys.block_on(start(config, reload))?;
     sys.run()?;

@@ -142,6 +142,42 @@ fn config_errors_name_file_and_key_and_exit_nonzero() {
 }
 
 #[test]
+fn acls_in_the_config_are_read_and_the_agent_says_they_are_not_enforced() {
+    let conf = tempfile::tempdir().unwrap();
+    std::fs::write(
+        conf.path().join("acl.hcl"),
+        "primary_datacenter = \"Main\"\nacl {\n  enabled = true\n  default_policy = \"deny\"\n}\nacl_master_token = \"root\"\n",
+    )
+    .unwrap();
+    let not_enforced = "acl.hcl: acl.enabled: ACLs are parsed but not enforced yet";
+    let deprecated = "acl.hcl: The 'acl_master_token' field is deprecated. Use the 'acl.tokens.initial_management' field instead.";
+    let agent = TestAgent::dev(&["-config-dir", conf.path().to_str().unwrap()]);
+    // Logged at start although the build ran before logging was set up.
+    let log = agent.log_text();
+    assert!(
+        log.contains(not_enforced) && log.contains(deprecated),
+        "{log}"
+    );
+    let me = agent.get_json("/v1/agent/self");
+    assert_eq!(me["Config"]["PrimaryDatacenter"], "main");
+    assert_eq!(me["Config"]["Datacenter"], "dc1");
+    // A reload builds again, and says it again.
+    let out = agent.cli(&["reload"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_for("the reload's warning", 10, || {
+        agent.log_text().matches(not_enforced).count() == 2
+    });
+    // `validate` prints the warnings too, then the verdict.
+    let out = std::process::Command::new(BIN)
+        .args(["validate", conf.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(stderr(&out).contains(not_enforced) && stderr(&out).contains(deprecated));
+    assert_eq!(stdout(&out).trim(), "Configuration is valid!");
+}
+
+#[test]
 fn sigkill_during_concurrent_writes_keeps_every_acknowledged_one() {
     let dir = tempfile::tempdir().unwrap();
     // Snapshots every 64 entries: the kill lands among snapshots and the

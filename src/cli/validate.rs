@@ -13,7 +13,11 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<i32> {
     match crate::config::validate_paths(&a.paths) {
-        Ok(_) => {
+        Ok(cfg) => {
+            // As Consul does: what the files deserve a warning for, then the verdict.
+            for w in &cfg.warnings {
+                eprintln!("{w}");
+            }
             println!("Configuration is valid!");
             Ok(0)
         }

@@ -9,11 +9,13 @@
 //!   and the node ID kept in the data dir;
 //! - `value.rs`: the typed, key-naming reads of one value;
 //! - `file.rs`: a file's top-level keys (and `dns_config`);
+//! - `acl.rs`: the ACL keys, `primary_datacenter` and their legacy names;
 //! - `definitions.rs`: service and check definitions;
 //! - `watches.rs`: `watches` entries;
 //! - `flags.rs`: the command-line flags, applied last;
 //! - `validate.rs`: the rules across keys, checked on the merged result.
 
+mod acl;
 mod definitions;
 mod file;
 mod flags;
@@ -28,6 +30,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use super::{AgentFlags, RuntimeConfig};
+pub use acl::ACLS_NOT_ENFORCED;
 use file::apply_file;
 use flags::apply_flags;
 use validate::validate;
@@ -109,6 +112,9 @@ fn defaults(dev: bool) -> RuntimeConfig {
         node_name: hostname::get()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "meridian".into()),
+        // Unset until validation derives it, once every file and flag has
+        // had its say on the datacenter.
+        primary_datacenter: String::new(),
         ..Default::default()
     };
     if dev {
@@ -139,6 +145,11 @@ pub fn build(flags: &AgentFlags) -> Result<RuntimeConfig, ConfigError> {
     apply_flags(&mut cfg, flags)?;
     validate(&mut cfg, true)?;
     ensure_node_id(&mut cfg)?;
+    // Seen on reload; at start, before logging is set up, the agent logs
+    // them from the config instead.
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
     Ok(cfg)
 }
 
@@ -193,5 +204,7 @@ pub fn ensure_node_id(cfg: &mut RuntimeConfig) -> Result<(), ConfigError> {
     Ok(())
 }
 
+#[cfg(test)]
+mod acl_tests;
 #[cfg(test)]
 mod tests;

@@ -12,11 +12,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub mod acl;
 pub mod builder;
 pub mod duration;
 pub mod flags;
 
-pub use builder::{build, ensure_node_id, validate_paths, ConfigError};
+pub use acl::{AclConfig, AclDefaultPolicy, AclDownPolicy, AclTokens};
+pub use builder::{build, ensure_node_id, validate_paths, ConfigError, ACLS_NOT_ENFORCED};
 pub use duration::format_go_duration as format_duration;
 pub use flags::AgentFlags;
 
@@ -181,6 +183,13 @@ pub struct RuntimeConfig {
     pub bootstrap: bool,
     pub bootstrap_expect: u32,
     pub datacenter: String,
+    /// The datacenter that is authoritative for ACLs (and the CA):
+    /// `primary_datacenter`, else the legacy `acl_datacenter`, else this
+    /// agent's own datacenter, as in Consul.
+    pub primary_datacenter: String,
+    /// `acl`; read [`RuntimeConfig::acl_enforced`] to know whether the
+    /// config asks for ACLs.
+    pub acl: AclConfig,
     pub node_name: String,
     pub node_id: String,
     pub node_meta: std::collections::BTreeMap<String, String>,
@@ -235,6 +244,11 @@ pub struct RuntimeConfig {
     pub raft_trailing_logs: u64,
     /// The files this config was read from, for `reload`.
     pub sources: Vec<PathBuf>,
+    /// What the build warned of, in Consul's words and prefixed with the
+    /// file (deprecated keys, keys with no effect, ACLs not enforced). The
+    /// build logs them, but at start it runs before logging is set up
+    /// (from this config), so the agent logs them again then.
+    pub warnings: Vec<String>,
 }
 
 impl Default for RuntimeConfig {
@@ -245,6 +259,8 @@ impl Default for RuntimeConfig {
             bootstrap: false,
             bootstrap_expect: 0,
             datacenter: "dc1".into(),
+            primary_datacenter: "dc1".into(),
+            acl: AclConfig::default(),
             node_name: String::new(),
             node_id: String::new(),
             node_meta: Default::default(),
@@ -285,11 +301,21 @@ impl Default for RuntimeConfig {
             raft_snapshot_threshold: 16384,
             raft_trailing_logs: 10240,
             sources: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 }
 
 impl RuntimeConfig {
+    /// Whether the config asks for ACL enforcement (`acl.enabled`, or the
+    /// legacy `acl_datacenter`, which implies it). ACLs are parsed but not
+    /// enforced yet: an agent built from a config where this is true runs
+    /// open unless whoever assembles it acts on this (the build warns with
+    /// [`ACLS_NOT_ENFORCED`]).
+    pub fn acl_enforced(&self) -> bool {
+        self.acl.enabled
+    }
+
     /// Consul's defaults: clients leave on SIGTERM, servers do not (a
     /// server that leaves shrinks the quorum).
     pub fn leaves_on_terminate(&self) -> bool {

@@ -157,7 +157,7 @@ async fn agent_self(
     };
     let body = json!({
         "Config": {
-            "Datacenter": c.datacenter, "PrimaryDatacenter": c.datacenter, "NodeName": c.node_name, "NodeID": c.node_id,
+            "Datacenter": c.datacenter, "PrimaryDatacenter": c.primary_datacenter, "NodeName": c.node_name, "NodeID": c.node_id,
             "Server": c.server, "Revision": "", "Version": env!("CARGO_PKG_VERSION"), "BuildDate": "",
         },
         "DebugConfig": {

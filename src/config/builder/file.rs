@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::acl::{self, AclKeys};
 use super::definitions::{parse_check, parse_service};
 use super::value::{parse_client, At};
 use super::watches::parse_watch;
@@ -16,14 +17,12 @@ use crate::config::RuntimeConfig;
 
 /// Keys Consul documents that Meridian accepts and does not act on yet.
 const IGNORED: &[&str] = &[
-    "acl",
     "tls",
     "telemetry",
     "autopilot",
     "gossip_lan",
     "gossip_wan",
     "addresses",
-    "primary_datacenter",
     "disable_update_check",
     "disable_remote_exec",
     "disable_coordinates",
@@ -78,6 +77,7 @@ pub(super) fn apply_file(
         key: String::new(),
         v: root,
     };
+    let mut acls = AclKeys::default();
     for (k, v) in top.object()? {
         let a = top.child(k, v);
         match k.as_str() {
@@ -196,12 +196,14 @@ pub(super) fn apply_file(
                     }
                 }
             }
+            k if acl::owns(k) => acls.read(k, &a)?,
             k if IGNORED.contains(&k) => {
                 tracing::debug!(key = k, file, "config key accepted, not used yet")
             }
             _ => return Err(a.err("unknown config key")),
         }
     }
+    acls.apply(cfg, file);
     Ok(())
 }
 

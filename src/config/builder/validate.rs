@@ -39,6 +39,11 @@ pub(super) fn validate(cfg: &mut RuntimeConfig, need_data_dir: bool) -> Result<(
             cfg.datacenter
         )));
     }
+    // Consul's order: primary_datacenter, else acl_datacenter (both read
+    // with their file), else this agent's own datacenter, flags included.
+    if cfg.primary_datacenter.is_empty() {
+        cfg.primary_datacenter = cfg.datacenter.clone();
+    }
     let scripts = cfg
         .services
         .iter()

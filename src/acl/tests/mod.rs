@@ -1,0 +1,3 @@
+//! Unit tests of the ACL module, one file per concern.
+
+mod parse_tests;

@@ -49,6 +49,7 @@
 //!   `check_all(Intention, Write)`.
 //! - Snapshots: `check(Acl, Write, "")`. ACL endpoints: `check(Acl, …)`.
 //!   Neither is ever granted by `default_policy = "allow"`.
+//! - Management tokens: [`Authorizer::management`].
 //!
 //! # Semantics (Consul's)
 //!
@@ -62,7 +63,8 @@
 //! - No matching rule → the default policy, except `acl` under "allow".
 //!   `mesh` and `peering` fall back to `operator` when unset.
 //! - Policies with `Datacenters` that exclude this one must be left out by
-//!   the caller before compiling.
+//!   the caller before compiling; identities do it themselves
+//!   ([`service_identity_policy`], [`node_identity_policy`]).
 //!
 //! # Files
 //!
@@ -77,12 +79,18 @@
 //!   [`AuthorizerConfig`]).
 //! - `decision.rs` [`Decision`], [`DecidedBy`] and the Consul-worded
 //!   [`PermissionDenied`].
+//! - `builtin.rs` global-management and builtin/global-read-only.
+//! - `identity.rs` service and node identity policies.
+//! - `names.rs` policy and identity name validation.
 //! - `tests/` unit tests, one file per concern.
 
 mod access;
 mod authorizer;
+mod builtin;
 mod decision;
 mod error;
+mod identity;
+mod names;
 mod parse;
 mod parse_json;
 mod rules;
@@ -92,8 +100,18 @@ mod tests;
 
 pub use access::{Access, AccessLevel, DefaultPolicy, Resource};
 pub use authorizer::{Authorizer, AuthorizerConfig};
+pub use builtin::{
+    global_management, global_read_only, GLOBAL_MANAGEMENT_DESCRIPTION, GLOBAL_MANAGEMENT_ID,
+    GLOBAL_MANAGEMENT_NAME, GLOBAL_MANAGEMENT_RULES, GLOBAL_READ_ONLY_DESCRIPTION,
+    GLOBAL_READ_ONLY_ID, GLOBAL_READ_ONLY_NAME, GLOBAL_READ_ONLY_RULES,
+};
 pub use decision::{
     permission_denied_message, DecidedBy, Decision, PermissionDenied, RuleField, ANONYMOUS_TOKEN_ID,
 };
 pub use error::{Position, RulesError, Target};
+pub use identity::{
+    node_identity_policy, node_identity_rules, node_identity_rules_text, service_identity_policy,
+    service_identity_rules, service_identity_rules_text,
+};
+pub use names::{valid_node_identity_name, valid_policy_name, valid_service_identity_name};
 pub use rules::{parse_plain_keyword, parse_rule_keyword, rule_keyword, NamedRules, Rule, Rules};

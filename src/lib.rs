@@ -5,6 +5,7 @@
 //! Modules are `pub` only where the binary, the integration tests or the
 //! examples reach into them; the rest is the crate's own.
 
+pub mod acl;
 pub mod actors;
 pub mod agent;
 pub(crate) mod api;

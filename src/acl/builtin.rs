@@ -8,70 +8,18 @@ use super::access::{AccessLevel, Resource};
 use super::authorizer::{Authorizer, AuthorizerConfig};
 use super::rules::{NamedRules, Rule, Rules};
 
-pub const GLOBAL_MANAGEMENT_ID: &str = "00000000-0000-0000-0000-000000000001";
-pub const GLOBAL_MANAGEMENT_NAME: &str = "global-management";
-pub const GLOBAL_MANAGEMENT_DESCRIPTION: &str = "Builtin Policy that grants unlimited access";
-pub const GLOBAL_MANAGEMENT_RULES: &str = r#"
-acl = "write"
-agent_prefix "" {
-	policy = "write"
-}
-event_prefix "" {
-	policy = "write"
-}
-key_prefix "" {
-	policy = "write"
-}
-keyring = "write"
-node_prefix "" {
-	policy = "write"
-}
-operator = "write"
-mesh = "write"
-peering = "write"
-query_prefix "" {
-	policy = "write"
-}
-service_prefix "" {
-	policy = "write"
-	intentions = "write"
-}
-session_prefix "" {
-	policy = "write"
-}"#;
+// One definition of the builtins' IDs, names and text: the state store's
+// (`structs::acl`), which stores them.
+pub use crate::structs::acl::{
+    GLOBAL_MANAGEMENT_POLICY_ID as GLOBAL_MANAGEMENT_ID,
+    GLOBAL_MANAGEMENT_POLICY_NAME as GLOBAL_MANAGEMENT_NAME, GLOBAL_MANAGEMENT_RULES,
+    GLOBAL_READ_ONLY_POLICY_ID as GLOBAL_READ_ONLY_ID,
+    GLOBAL_READ_ONLY_POLICY_NAME as GLOBAL_READ_ONLY_NAME, GLOBAL_READ_ONLY_RULES,
+};
 
-pub const GLOBAL_READ_ONLY_ID: &str = "00000000-0000-0000-0000-000000000002";
-pub const GLOBAL_READ_ONLY_NAME: &str = "builtin/global-read-only";
+pub const GLOBAL_MANAGEMENT_DESCRIPTION: &str = "Builtin Policy that grants unlimited access";
 pub const GLOBAL_READ_ONLY_DESCRIPTION: &str =
     "Builtin Policy that grants unlimited read-only access to all components";
-pub const GLOBAL_READ_ONLY_RULES: &str = r#"
-acl = "read"
-agent_prefix "" {
-	policy = "read"
-}
-event_prefix "" {
-	policy = "read"
-}
-key_prefix "" {
-	policy = "read"
-}
-keyring = "read"
-node_prefix "" {
-	policy = "read"
-}
-operator = "read"
-mesh = "read"
-peering = "read"
-query_prefix "" {
-	policy = "read"
-}
-service_prefix "" {
-	policy = "read"
-	intentions = "read"
-}
-session_prefix "" {
-	policy = "read"
-}"#;
 
 /// The rules both builtins have, at one level: every single value, and a
 /// catch-all prefix rule on every named resource, in the builtin text's

@@ -13,7 +13,7 @@ use super::access::{Access, AccessLevel, DefaultPolicy, Resource};
 
 /// The accessor ID of Consul's anonymous token, the token of requests that
 /// carry none. Refusals for it are worded differently.
-pub const ANONYMOUS_TOKEN_ID: &str = "00000000-0000-0000-0000-000000000002";
+pub use crate::structs::acl::ANONYMOUS_TOKEN_ID;
 
 /// Which part of a rule decided: its `policy`, its `intentions`, or (for
 /// intentions on a service rule without `intentions`) the intention level

@@ -1,6 +1,6 @@
 //! Consul's ACL rules language and a compiled authorizer.
 //!
-//! Pure code: no I/O, no async, nothing else of the crate. It turns rules
+//! Pure code: no I/O, no async; of the crate only `structs` (the builtins' definitions). It turns rules
 //! text into [`Rules`], a token's policies into an [`Authorizer`], and a
 //! permission check into a [`Decision`] that says what decided it, so a
 //! 403 can name the rule (or the default policy) that refused.

@@ -36,8 +36,11 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
     if s == "0" {
         return Ok(Duration::ZERO);
     }
-    if s.is_empty() || s.starts_with('-') {
-        return Err(format!("invalid duration {s:?}"));
+    if s.is_empty() {
+        return Err("empty duration".into());
+    }
+    if s.starts_with('-') {
+        return Err(format!("invalid duration {s:?}: it must not be negative"));
     }
     let mut total = 0f64;
     let mut rest = s.strip_prefix('+').unwrap_or(s);
@@ -58,8 +61,8 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
             "s" => 1.0,
             "m" => 60.0,
             "h" => 3600.0,
-            "" => return Err(format!("missing unit in duration {s:?}")),
-            _ => return Err(format!("unknown unit {unit:?} in duration {s:?}")),
+            "" => return Err(format!("invalid duration {s:?}: missing unit")),
+            _ => return Err(format!("invalid duration {s:?}: unknown unit {unit:?}")),
         };
         total += n * seconds;
         rest = tail;

@@ -13,6 +13,17 @@ struct Api {
 }
 
 async fn agent(acl_enabled: bool, data_dir: &Path) -> Api {
+    agent_with(
+        AclConfig {
+            enabled: acl_enabled,
+            ..Default::default()
+        },
+        data_dir,
+    )
+    .await
+}
+
+async fn agent_with(acl: AclConfig, data_dir: &Path) -> Api {
     let cfg = RuntimeConfig {
         dev: true,
         server: true,
@@ -28,10 +39,7 @@ async fn agent(acl_enabled: bool, data_dir: &Path) -> Api {
             serf_lan: None,
             serf_wan: None,
         },
-        acl: AclConfig {
-            enabled: acl_enabled,
-            ..Default::default()
-        },
+        acl,
         ..Default::default()
     };
     let h = meridian::agent::start(cfg, None)
@@ -313,4 +321,52 @@ async fn an_expired_token_reads_as_not_found() {
     assert_eq!(api.get(&format!("/v1/acl/token/{accessor}")).await.0, 403);
     let list = api.ok(api.get("/v1/acl/tokens").await).await;
     assert!(!list.to_string().contains(accessor));
+}
+
+#[actix_rt::test]
+async fn the_leader_stores_the_builtins_and_installs_the_initial_management_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = uuid::Uuid::new_v4().to_string();
+    let mut acl = AclConfig {
+        enabled: true,
+        ..Default::default()
+    };
+    acl.tokens.initial_management = secret.clone();
+    let api = agent_with(acl, dir.path()).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mine = loop {
+        let answer = api
+            .call(
+                reqwest::Method::GET,
+                "/v1/acl/token/self",
+                None,
+                Some(&secret),
+            )
+            .await;
+        if answer.0 == 200 {
+            break api.ok(answer).await;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no initial management token: {answer:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(mine["Description"], "Initial Management Token");
+    assert_eq!(mine["Policies"][0]["Name"], "global-management");
+    let policy = api
+        .ok(api.get("/v1/acl/policy/name/global-management").await)
+        .await;
+    assert!(
+        policy["CreateIndex"].as_u64().unwrap() > 0,
+        "stored: {policy}"
+    );
+    let anonymous = api
+        .ok(api
+            .get("/v1/acl/token/00000000-0000-0000-0000-000000000002")
+            .await)
+        .await;
+    assert_eq!(anonymous["Description"], "Anonymous Token");
+    // initial_management bootstrapped ACLs, as in Consul.
+    assert_eq!(api.put("/v1/acl/bootstrap", json!({})).await.0, 403);
 }

@@ -243,7 +243,7 @@ async fn tokens_policies_and_roles() {
             Some("nope"),
         )
         .await;
-    assert_eq!(unknown, (403, "ACL not found".into()));
+    assert_eq!(unknown, (404, "Supplied token does not exist".into()));
 
     let clone = api
         .ok(api
@@ -293,7 +293,11 @@ async fn tokens_policies_and_roles() {
     );
     assert_eq!(
         api.get(&format!("/v1/acl/token/{accessor}")).await,
-        (403, "ACL not found".into())
+        (404, "Requested token does not exist: ACL not found".into())
+    );
+    assert_eq!(
+        api.delete(&format!("/v1/acl/token/{accessor}")).await,
+        (404, "Cannot find token to delete".into())
     );
     assert_eq!(
         api.delete(&format!("/v1/acl/role/{rid}")).await,
@@ -303,7 +307,10 @@ async fn tokens_policies_and_roles() {
         api.delete(&format!("/v1/acl/policy/{pid}")).await,
         (200, "true".into())
     );
-    assert_eq!(api.get(&format!("/v1/acl/policy/{pid}")).await.0, 403);
+    assert_eq!(
+        api.get(&format!("/v1/acl/policy/{pid}")).await,
+        (404, "Requested policy does not exist: ACL not found".into())
+    );
 }
 
 #[actix_rt::test]
@@ -318,7 +325,7 @@ async fn an_expired_token_reads_as_not_found() {
     let accessor = token["AccessorID"].as_str().unwrap();
     assert_eq!(api.get(&format!("/v1/acl/token/{accessor}")).await.0, 200);
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(api.get(&format!("/v1/acl/token/{accessor}")).await.0, 403);
+    assert_eq!(api.get(&format!("/v1/acl/token/{accessor}")).await.0, 404);
     let list = api.ok(api.get("/v1/acl/tokens").await).await;
     assert!(!list.to_string().contains(accessor));
 }

@@ -56,12 +56,24 @@ fn require_enabled(state: &ApiState) -> Result<(), ApiError> {
     }
 }
 
-/// Consul's `acl.ErrNotFound`, which its HTTP layer answers with 403.
+/// Consul's `acl.ErrNotFound`, which its HTTP layer answers with 403
+/// where an endpoint passes it on as is (cloning a missing token).
 fn acl_not_found() -> ApiError {
     ApiError {
         status: StatusCode::FORBIDDEN,
         body: "ACL not found".into(),
     }
+}
+
+/// A read of a token, policy or role that is not there: Consul's 404 with
+/// its `ACLResourceNotExistError` text.
+fn not_exist(kind: &str) -> ApiError {
+    ApiError::not_found(format!("Requested {kind} does not exist: ACL not found"))
+}
+
+/// A delete of something that is not there (Consul's texts, 404).
+fn delete_missing(kind: &str) -> ApiError {
+    ApiError::not_found(format!("Cannot find {kind} to delete"))
 }
 
 /// The request's body decoded, or the default for an empty body (Consul's

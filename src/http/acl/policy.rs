@@ -6,8 +6,8 @@ use actix_web::web::{self, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 
 use super::{
-    acl_not_found, answer, body_or_default, new_id, read, require_enabled, resource, unexpected,
-    write,
+    answer, body_or_default, delete_missing, new_id, not_exist, read, require_enabled, resource,
+    unexpected, write,
 };
 use crate::http::error::ApiError;
 use crate::http::params::{json, Params};
@@ -96,8 +96,9 @@ async fn read_policy(
 ) -> Result<HttpResponse, ApiError> {
     require_enabled(state)?;
     match read(req, state, query).await? {
-        // Consul answers a missing policy as it does a missing token.
-        (meta, QueryResult::AclPolicy(p)) => Ok(answer(req, &meta, &p.ok_or_else(acl_not_found)?)),
+        (meta, QueryResult::AclPolicy(p)) => {
+            Ok(answer(req, &meta, &p.ok_or_else(|| not_exist("policy"))?))
+        }
         (_, other) => unexpected(other),
     }
 }
@@ -134,8 +135,11 @@ async fn delete(
     let command = Command::AclPolicyDelete {
         id: id.into_inner(),
     };
-    write(&state, &p, command).await?;
-    Ok(json(&req, &true))
+    match write(&state, &p, command).await? {
+        CommandResult::Bool(true) => Ok(json(&req, &true)),
+        CommandResult::Bool(false) => Err(delete_missing("policy")),
+        other => unexpected(other),
+    }
 }
 
 async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {

@@ -1,13 +1,15 @@
 //! `/v1/acl/role*` and `/v1/acl/roles`: create, read by ID or name,
 //! update, delete and list (optionally those linking a policy).
 
-use actix_web::http::StatusCode;
 use actix_web::web::{self, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 
-use super::{answer, body_or_default, new_id, read, require_enabled, resource, unexpected, write};
+use super::{
+    answer, body_or_default, delete_missing, new_id, not_exist, read, require_enabled, resource,
+    unexpected, write,
+};
 use crate::http::error::ApiError;
-use crate::http::params::{json, read_response, Params};
+use crate::http::params::{json, Params};
 use crate::http::ApiState;
 use crate::structs::acl::AclRole;
 use crate::structs::query::{Query, QueryResult};
@@ -94,11 +96,8 @@ async fn read_role(
 ) -> Result<HttpResponse, ApiError> {
     require_enabled(state)?;
     match read(req, state, query).await? {
-        (meta, QueryResult::AclRole(Some(r))) => Ok(answer(req, &meta, &r)),
-        // Unlike tokens and policies, Consul answers a missing role with a
-        // plain 404 and no body.
-        (meta, QueryResult::AclRole(None)) => {
-            Ok(read_response(StatusCode::NOT_FOUND, &meta).finish())
+        (meta, QueryResult::AclRole(r)) => {
+            Ok(answer(req, &meta, &r.ok_or_else(|| not_exist("role"))?))
         }
         (_, other) => unexpected(other),
     }
@@ -136,8 +135,11 @@ async fn delete(
     let command = Command::AclRoleDelete {
         id: id.into_inner(),
     };
-    write(&state, &p, command).await?;
-    Ok(json(&req, &true))
+    match write(&state, &p, command).await? {
+        CommandResult::Bool(true) => Ok(json(&req, &true)),
+        CommandResult::Bool(false) => Err(delete_missing("role")),
+        other => unexpected(other),
+    }
 }
 
 async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {

@@ -6,8 +6,8 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::{
-    acl_not_found, answer, body_or_default, check_uuid, new_id, read, require_enabled, resource,
-    unexpected, write,
+    acl_not_found, answer, body_or_default, check_uuid, delete_missing, new_id, not_exist, read,
+    require_enabled, resource, unexpected, write,
 };
 use crate::http::error::ApiError;
 use crate::http::params::{json, Params};
@@ -96,7 +96,7 @@ async fn get(
     };
     match read(&req, &state, query).await? {
         (meta, QueryResult::AclToken(t)) => {
-            let t = live(t).ok_or_else(acl_not_found)?;
+            let t = live(t).ok_or_else(|| not_exist("token"))?;
             Ok(answer(&req, &meta, &t))
         }
         (_, other) => unexpected(other),
@@ -114,12 +114,13 @@ async fn self_token(
     let secret = p
         .token()
         .unwrap_or_else(|| state.config.acl.tokens.default.clone());
+    let missing = || ApiError::not_found("Supplied token does not exist");
     if secret.is_empty() {
-        return Err(acl_not_found());
+        return Err(missing());
     }
     match read(&req, &state, Query::AclTokenBySecret { secret_id: secret }).await? {
         (meta, QueryResult::AclToken(t)) => {
-            let t = live(t).ok_or_else(acl_not_found)?;
+            let t = live(t).ok_or_else(missing)?;
             Ok(answer(&req, &meta, &t))
         }
         (_, other) => unexpected(other),
@@ -204,13 +205,16 @@ async fn delete(
     let command = Command::AclTokenDelete {
         accessor_id: id.into_inner(),
     };
-    write(&state, &p, command).await?;
-    Ok(json(&req, &true))
+    match write(&state, &p, command).await? {
+        CommandResult::Bool(true) => Ok(json(&req, &true)),
+        CommandResult::Bool(false) => Err(delete_missing("token")),
+        other => unexpected(other),
+    }
 }
 
 /// Consul's state store lists by one filter at a time.
 const ONE_FILTER: &str =
-    "can only filter by one of policy, role, serviceName, or authmethod at once";
+    "can only filter by one of policy, role, serviceName, or methodName at a time";
 
 async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     require_enabled(&state)?;

@@ -188,6 +188,16 @@ async fn tokens_policies_and_roles() {
     let pid = policy["ID"].as_str().unwrap().to_string();
     let by_name = api.ok(api.get("/v1/acl/policy/name/kv").await).await;
     assert_eq!(by_name["ID"], pid.as_str());
+    let builtin = api
+        .ok(api
+            .get("/v1/acl/policy/name/builtin/global-read-only")
+            .await)
+        .await;
+    assert_eq!(builtin["ID"], "00000000-0000-0000-0000-000000000002");
+    let escaped = api
+        .get("/v1/acl/policy/name/builtin%2Fglobal-read-only")
+        .await;
+    assert_eq!(escaped.0, 200, "{}", escaped.1);
     let policies = api.ok(api.get("/v1/acl/policies").await).await;
     assert!(policies
         .as_array()
@@ -282,6 +292,8 @@ async fn tokens_policies_and_roles() {
         .ok(api.get(&format!("/v1/acl/tokens?role={rid}")).await)
         .await;
     assert_eq!(by_role.as_array().unwrap().len(), 1, "{by_role}");
+    let by_method = api.ok(api.get("/v1/acl/tokens?authmethod=m").await).await;
+    assert_eq!(by_method, json!([]));
     let both = api
         .get(&format!("/v1/acl/tokens?policy={pid}&role={rid}"))
         .await;

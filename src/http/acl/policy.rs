@@ -23,7 +23,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::put().to(create),
     ))
     .service(crate::http::endpoint(
-        "/v1/acl/policy/name/{name}",
+        "/v1/acl/policy/name/{name:.+}",
         "GET",
         web::get().to(by_name),
     ))

@@ -1,6 +1,8 @@
 //! `/v1/acl/token*` and `/v1/acl/tokens`: create, read (by AccessorID or
 //! the caller's own secret), update, clone, delete and list.
 
+use std::time::Duration;
+
 use actix_web::web::{self, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -9,10 +11,12 @@ use super::{
     acl_not_found, answer, body_or_default, check_uuid, delete_missing, new_id, not_exist, read,
     require_enabled, resource, unexpected, write,
 };
+use crate::config::duration::format_go_duration;
 use crate::http::error::ApiError;
 use crate::http::params::{json, Params};
 use crate::http::ApiState;
 use crate::structs::acl::AclToken;
+use crate::structs::go_json::go_zero_time;
 use crate::structs::query::{Query, QueryResult};
 use crate::structs::{Command, CommandResult};
 
@@ -50,6 +54,38 @@ fn live(token: Option<Box<AclToken>>) -> Option<Box<AclToken>> {
     token.filter(|t| !t.is_expired(chrono::Utc::now()))
 }
 
+/// Consul's default bounds on a new token's lifetime
+/// (`acl_token_min_expiration_ttl`, `acl_token_max_expiration_ttl`).
+const MIN_EXPIRATION_TTL: Duration = Duration::from_secs(60);
+const MAX_EXPIRATION_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// A new token expires between one minute and a day after its creation,
+/// as Consul's servers require (with their texts). Conflicting or
+/// backwards expiries are left to the state store, which words those.
+fn check_lifetime(token: &AclToken) -> Result<(), ApiError> {
+    let at = token.expiration_time.filter(|t| *t != go_zero_time());
+    let expires_in = match (token.expiration_ttl, at) {
+        (Some(ttl), None) => ttl,
+        (None, Some(at)) => match (at - token.create_time).to_std() {
+            Ok(d) => d,
+            Err(_) => return Ok(()),
+        },
+        _ => return Ok(()),
+    };
+    let (bound, word) = if expires_in > MAX_EXPIRATION_TTL {
+        (MAX_EXPIRATION_TTL, "more")
+    } else if expires_in < MIN_EXPIRATION_TTL {
+        (MIN_EXPIRATION_TTL, "less")
+    } else {
+        return Ok(());
+    };
+    Err(ApiError::bad_request(format!(
+        "ExpirationTime cannot be {word} than {} in the future (was {})",
+        format_go_duration(bound),
+        format_go_duration(expires_in)
+    )))
+}
+
 async fn write_token(
     state: &ApiState,
     p: &Params,
@@ -81,6 +117,7 @@ async fn create(
         }
     }
     token.create_time = chrono::Utc::now();
+    check_lifetime(&token)?;
     let token = write_token(&state, &p, token, true).await?;
     Ok(json(&req, &token))
 }
@@ -191,6 +228,7 @@ async fn clone(
         create_time: chrono::Utc::now(),
         ..Default::default()
     };
+    check_lifetime(&token)?;
     let token = write_token(&state, &p, token, true).await?;
     Ok(json(&req, &token))
 }

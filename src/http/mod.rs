@@ -5,6 +5,7 @@
 //! encode. Errors become statuses in `error.rs` only; query options and
 //! read headers are shared in `params.rs`.
 
+pub mod acl;
 pub mod agent;
 pub mod agent_checks;
 pub mod catalog;
@@ -94,6 +95,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     snapshot::routes(cfg);
     status::routes(cfg);
     operator::routes(cfg);
+    acl::routes(cfg);
     cfg.default_service(web::to(not_found));
 }
 

@@ -239,6 +239,22 @@ const FIELDS: &[&str] = &[
     "Verb",
     "Index",
     "Session",
+    // ACL bodies (py-consul, for one, sends `name` and `rules`).
+    "AccessorID",
+    "SecretID",
+    "Description",
+    "Policies",
+    "Roles",
+    "ServiceIdentities",
+    "NodeIdentities",
+    "NodeName",
+    "Local",
+    "ExpirationTime",
+    "ExpirationTTL",
+    "CreateTime",
+    "Rules",
+    "Datacenters",
+    "BootstrapSecret",
 ];
 
 fn fold(k: &str) -> String {

@@ -59,6 +59,7 @@ impl RaftActor {
         if !self.status().is_leader {
             return;
         }
+        self.acl_duties(ctx);
         let (lan, store, me, config) = (
             self.lan.clone(),
             self.store.clone(),

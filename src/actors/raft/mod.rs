@@ -10,12 +10,15 @@
 //!   served here and blocking queries;
 //! - `leader.rs`: leader duties (reconcile of the catalog with the LAN
 //!   pool, bootstrap-expect, voters from membership);
+//! - `acl_leader.rs`: the leader's ACL duties (builtins, the initial
+//!   management token, reaping expired tokens);
 //! - `session_ttl.rs`: the leader's session TTL timers.
 //!
 //! Where a request goes (another datacenter, the leader) is not decided
 //! here but by the router (`actors::node::router`); this actor only ever
 //! serves what reaches it.
 
+mod acl_leader;
 mod batch;
 mod leader;
 mod read;
@@ -60,6 +63,8 @@ pub struct RaftActor {
     store: SharedStore,
     node_id: NodeId,
     config: Arc<RuntimeConfig>,
+    /// Leader only: what the ACL duties have done this term.
+    acl: acl_leader::AclDuties,
 }
 
 /// A stable Raft id from the node's UUID: its first 8 bytes.
@@ -132,6 +137,7 @@ impl RaftActor {
             store: store.clone(),
             node_id,
             config,
+            acl: Default::default(),
         }
         .start();
         let local = LocalServer::new(actor.clone(), raft, store, contact, node_id, lease_ms);

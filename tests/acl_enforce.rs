@@ -248,6 +248,17 @@ async fn deny_by_default_refuses_names_the_default_and_filters_lists() {
     assert_eq!(acl.status, 403, "{}", acl.body);
     assert!(acl.body.contains("'acl:read'"), "{}", acl.body);
 
+    // User events need event:write on their name.
+    let event = api.put("/v1/event/fire/deploy", "", Some(&app)).await;
+    assert_eq!(event.status, 403, "{}", event.body);
+    assert!(
+        event.body.contains("'event:write' on \"deploy\""),
+        "{}",
+        event.body
+    );
+    let event = api.put("/v1/event/fire/deploy", "", Some(&root)).await;
+    assert_eq!(event.status, 200, "{}", event.body);
+
     // A secret that names no token.
     let unknown = uuid::Uuid::new_v4().to_string();
     let a = api.get("/v1/kv/app/x", Some(&unknown)).await;

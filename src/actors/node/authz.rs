@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::acl::{
-    node_identity_policy, service_identity_policy, Authorizer, AuthorizerConfig, DefaultPolicy,
-    Enforcer, Lookup, NamedRules, PermissionDenied, GLOBAL_MANAGEMENT_ID,
+    node_identity_policy, service_identity_policy, Access as AclAccess, Authorizer,
+    AuthorizerConfig, DefaultPolicy, Enforcer, Lookup, NamedRules, PermissionDenied, Resource,
+    GLOBAL_MANAGEMENT_ID,
 };
 use crate::config::{AclDefaultPolicy, RuntimeConfig};
 use crate::state::query::execute;
@@ -201,6 +202,29 @@ impl Authz {
         access
             .enforcer()
             .write(&req.command, &StoreLookup(&s))
+            .map_err(denied)
+    }
+}
+
+impl Authz {
+    /// One permission outside reads and writes (user events, Raft peer
+    /// removal), on the server that acts.
+    pub fn check(
+        &self,
+        store: &SharedStore,
+        token: Option<&str>,
+        resource: Resource,
+        access: AclAccess,
+        name: &str,
+    ) -> Result<(), RequestError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let s = fsm::read(store);
+        let a = self.resolve(&s, token)?;
+        a.authz
+            .check(resource, access, name)
+            .require(&a.accessor_id, resource, access, name)
             .map_err(denied)
     }
 }

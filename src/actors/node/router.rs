@@ -35,6 +35,7 @@ use futures::future::BoxFuture;
 use tokio::time::Instant;
 
 use super::authz::{self, Authz};
+use crate::acl::{Access, Resource};
 use crate::actors::raft::{raft_id, LocalServer};
 use crate::config::RuntimeConfig;
 use crate::rpc::{Pool, RpcError};
@@ -130,6 +131,12 @@ impl Router {
     /// This server's own Raft view; `None` on a client agent.
     pub fn local_status(&self) -> Option<RaftStatus> {
         self.0.local.as_ref().map(LocalServer::status)
+    }
+
+    /// `token`, or `acl.tokens.default` when the request carried none
+    /// (HTTP handlers that build their own request arguments).
+    pub fn token_or_default(&self, token: Option<String>) -> Option<String> {
+        self.0.authz.or_default(token)
     }
 
     /// The agent's own token (`acl.tokens.agent`, else the default) for
@@ -436,12 +443,26 @@ impl Router {
     /// the servers into another datacenter's.
     pub async fn fire_event(&self, args: FireEventArgs) -> Result<UserEvent, RequestError> {
         match self.target(args.dc.as_deref()) {
-            Target::Here => self
-                .0
-                .events
-                .send(FireLocalEvent(args.event))
-                .await
-                .map_err(|_| RequestError::ShuttingDown)?,
+            Target::Here => {
+                // A server decides from its store; a client agent has none
+                // to resolve the token with (not checked there yet).
+                if let Some(local) = &self.0.local {
+                    let name = &args.event.name;
+                    let token = args.token.as_deref();
+                    self.0.authz.check(
+                        local.store(),
+                        token,
+                        Resource::Event,
+                        Access::Write,
+                        name,
+                    )?;
+                }
+                self.0
+                    .events
+                    .send(FireLocalEvent(args.event))
+                    .await
+                    .map_err(|_| RequestError::ShuttingDown)?
+            }
             target => {
                 self.remote::<rpc::FireEvent>(&target, routed(args), WRITE_HOLD)
                     .await?
@@ -476,7 +497,13 @@ impl Router {
             )));
         };
         match Self::leader_addr(local, hop)? {
-            None => local.remove_voter(id).await,
+            None => {
+                let token = args.token.as_deref();
+                self.0
+                    .authz
+                    .check(local.store(), token, Resource::Operator, Access::Write, "")?;
+                local.remove_voter(id).await
+            }
             Some(addr) => {
                 let args = Routed {
                     hop: Hop::Leader,

@@ -164,7 +164,7 @@ async fn deny_by_default_refuses_names_the_default_and_filters_lists() {
     let put = api
         .put("/v1/acl/policy", &policy.to_string(), Some(&root))
         .await;
-    assert_eq!(put.status, 200, "{}", put.body);
+    let policy_id = put.json()["ID"].as_str().unwrap().to_string();
     let token = api
         .put(
             "/v1/acl/token",
@@ -258,6 +258,20 @@ async fn deny_by_default_refuses_names_the_default_and_filters_lists() {
     );
     let event = api.put("/v1/event/fire/deploy", "", Some(&root)).await;
     assert_eq!(event.status, 200, "{}", event.body);
+
+    // A changed policy is seen at once (the cached authorizer is
+    // compiled again when the ACL tables move).
+    let wider = json!({"Name": "app", "Rules": "key_prefix \"\" { policy = \"write\" }"});
+    let put = api
+        .put(
+            &format!("/v1/acl/policy/{policy_id}"),
+            &wider.to_string(),
+            Some(&root),
+        )
+        .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    let now_ok = api.put("/v1/kv/db/x", "3", Some(&app)).await;
+    assert_eq!((now_ok.status, now_ok.body.as_str()), (200, "true"));
 
     // A secret that names no token.
     let unknown = uuid::Uuid::new_v4().to_string();

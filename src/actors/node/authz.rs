@@ -13,7 +13,7 @@ use crate::acl::{
 };
 use crate::config::{AclDefaultPolicy, RuntimeConfig};
 use crate::state::query::execute;
-use crate::state::StateStore;
+use crate::state::{StateStore, T_ACL_POLICIES, T_ACL_ROLES, T_ACL_TOKENS};
 use crate::storage::fsm::{self, SharedStore};
 use crate::structs::acl::{ResolvedAclToken, ANONYMOUS_TOKEN_SECRET};
 use crate::structs::query::{Query, QueryResult};
@@ -25,6 +25,9 @@ struct Cached {
     index: u64,
     authz: Arc<Authorizer>,
     accessor_id: String,
+    /// The token's `ExpirationTime`: it stops resolving then, before the
+    /// leader's reaper moves the index.
+    expires: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A resolved token, ready to check.
@@ -102,18 +105,27 @@ impl Authz {
     /// once per change of the ACL tables.
     fn resolve(&self, store: &StateStore, secret: Option<&str>) -> Result<Access, RequestError> {
         let secret = secret.unwrap_or(ANONYMOUS_TOKEN_SECRET);
-        let query = Query::AclResolve {
-            secret: secret.to_string(),
-            now: chrono::Utc::now(),
-        };
-        let (index, result) = execute(store, &query, None);
+        let now = chrono::Utc::now();
+        // The index `AclResolve` answers with: the three tables' highest.
+        let index = [T_ACL_TOKENS, T_ACL_POLICIES, T_ACL_ROLES]
+            .iter()
+            .map(|t| store.table_index(t))
+            .max()
+            .unwrap_or(0)
+            .max(1);
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = cache.get(secret).filter(|c| c.index == index) {
+        let fresh = |c: &&Cached| c.index == index && !c.expires.is_some_and(|e| now >= e);
+        if let Some(c) = cache.get(secret).filter(fresh) {
             return Ok(Access {
                 authz: c.authz.clone(),
                 accessor_id: c.accessor_id.clone(),
             });
         }
+        let query = Query::AclResolve {
+            secret: secret.to_string(),
+            now,
+        };
+        let (index, result) = execute(store, &query, None);
         let QueryResult::AclResolved(Some(token)) = result else {
             // Unknown or expired; an earlier answer for it is stale.
             cache.remove(secret);
@@ -129,6 +141,7 @@ impl Authz {
                 index,
                 authz: authz.clone(),
                 accessor_id: accessor_id.clone(),
+                expires: token.token.expiration_time,
             },
         );
         Ok(Access { authz, accessor_id })

@@ -142,8 +142,13 @@ impl Enforcer<'_> {
                 }
                 for c in r.check.iter().chain(&r.checks) {
                     if !c.service_id.is_empty() {
-                        let name = lookup
-                            .service_name(&r.node, &c.service_id)
+                        // The service registered with it, else the stored one.
+                        let name = r
+                            .service
+                            .as_ref()
+                            .filter(|s| s.id == c.service_id)
+                            .map(|s| s.service.clone())
+                            .or_else(|| lookup.service_name(&r.node, &c.service_id))
                             .unwrap_or_else(|| c.service_name.clone());
                         self.need(Resource::Service, Access::Write, &name)?;
                     }

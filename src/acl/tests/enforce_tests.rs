@@ -125,6 +125,30 @@ fn catalog_and_session_writes_need_node_service_and_session_write() {
         refused.to_string().contains("'node:write' on \"n1\""),
         "{refused}"
     );
+    // A check of a service registered with it is the service's.
+    let a2 = compile(
+        &[(
+            "n",
+            r#"node "n1" { policy = "write" }
+service "web" { policy = "write" }"#,
+        )],
+        DENY,
+    );
+    let reg = RegisterRequest {
+        node: "n1".into(),
+        service: Some(NodeService {
+            id: "web-2".into(),
+            service: "web".into(),
+            ..Default::default()
+        }),
+        check: Some(crate::structs::catalog::HealthCheck {
+            node: "n1".into(),
+            service_id: "web-2".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    assert!(enforcer(&a2).write(&Command::Register(reg), &Store).is_ok());
     // A service the token may write goes; the node alone does not.
     let dereg = |service_id: &str| {
         Command::Deregister(DeregisterRequest {

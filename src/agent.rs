@@ -72,7 +72,7 @@ pub fn run(config: RuntimeConfig) -> anyhow::Result<()> {
 pub fn run_with_reload(config: RuntimeConfig, reload: Option<ConfigSource>) -> anyhow::Result<()> {
     if init_logging(&config.log_level) {
         // The build warned before there was anywhere to log to (deprecated
-        // keys, ACLs asked for but not enforced): say it now.
+        // keys, what ACLs leave open): say it now.
         for w in &config.warnings {
             tracing::warn!("{w}");
         }

@@ -63,6 +63,36 @@ async fn agent_with(acl: AclConfig, data_dir: &Path) -> Api {
     api
 }
 
+/// An ACL agent whose default token is its initial management token:
+/// ACLs are enforced, so the ACL API needs `acl:write`, which token-less
+/// calls get from the default token.
+async fn managed(data_dir: &Path) -> Api {
+    let secret = uuid::Uuid::new_v4().to_string();
+    let mut acl = AclConfig {
+        enabled: true,
+        ..Default::default()
+    };
+    acl.tokens.initial_management = secret.clone();
+    acl.tokens.default = secret.clone();
+    let api = agent_with(acl, data_dir).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = api
+            .call(
+                reqwest::Method::GET,
+                "/v1/acl/token/self",
+                None,
+                Some(&secret),
+            )
+            .await;
+        if answer.0 == 200 {
+            break api;
+        }
+        assert!(Instant::now() < deadline, "no management token: {answer:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 impl Api {
     fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
@@ -160,7 +190,7 @@ async fn bootstrap_once_then_403_with_the_reset_index_and_the_reset_file_works_o
 #[actix_rt::test]
 async fn tokens_policies_and_roles() {
     let dir = tempfile::tempdir().unwrap();
-    let api = agent(true, dir.path()).await;
+    let api = managed(dir.path()).await;
 
     let (status, text) = api
         .put("/v1/acl/token", json!({"Policies": [{"Name": "nope"}]}))
@@ -328,7 +358,7 @@ async fn tokens_policies_and_roles() {
 #[actix_rt::test]
 async fn token_lifetimes_are_bounded_as_in_consul() {
     let dir = tempfile::tempdir().unwrap();
-    let api = agent(true, dir.path()).await;
+    let api = managed(dir.path()).await;
     let short = api
         .put("/v1/acl/token", json!({"ExpirationTTL": "1s"}))
         .await;
@@ -373,6 +403,8 @@ async fn the_leader_stores_the_builtins_and_installs_the_initial_management_toke
         ..Default::default()
     };
     acl.tokens.initial_management = secret.clone();
+    // Token-less reads of the ACL API need it (ACLs are enforced).
+    acl.tokens.default = secret.clone();
     let api = agent_with(acl, dir.path()).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let mine = loop {

@@ -81,6 +81,7 @@
 //!   [`PermissionDenied`].
 //! - `builtin.rs` global-management and builtin/global-read-only.
 //! - `identity.rs` service and node identity policies.
+//! - `enforce.rs` which permission each request needs ([`Enforcer`]).
 //! - `names.rs` policy and identity name validation.
 //! - `tests/` unit tests, one file per concern.
 
@@ -88,6 +89,7 @@ mod access;
 mod authorizer;
 mod builtin;
 mod decision;
+mod enforce;
 mod error;
 mod identity;
 mod names;
@@ -108,6 +110,7 @@ pub use builtin::{
 pub use decision::{
     permission_denied_message, DecidedBy, Decision, PermissionDenied, RuleField, ANONYMOUS_TOKEN_ID,
 };
+pub use enforce::{Enforcer, Lookup};
 pub use error::{Position, RulesError, Target};
 pub use identity::{
     node_identity_policy, node_identity_rules, node_identity_rules_text, service_identity_policy,

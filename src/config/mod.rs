@@ -18,7 +18,7 @@ pub mod duration;
 pub mod flags;
 
 pub use acl::{AclConfig, AclDefaultPolicy, AclDownPolicy, AclTokens};
-pub use builder::{build, ensure_node_id, validate_paths, ConfigError, ACLS_NOT_ENFORCED};
+pub use builder::{build, ensure_node_id, validate_paths, ConfigError, ACLS_PARTLY_ENFORCED};
 pub use duration::format_go_duration as format_duration;
 pub use flags::AgentFlags;
 
@@ -245,7 +245,7 @@ pub struct RuntimeConfig {
     /// The files this config was read from, for `reload`.
     pub sources: Vec<PathBuf>,
     /// What the build warned of, in Consul's words and prefixed with the
-    /// file (deprecated keys, keys with no effect, ACLs not enforced). The
+    /// file (deprecated keys, keys with no effect, ACLs partly enforced). The
     /// build logs them, but at start it runs before logging is set up
     /// (from this config), so the agent logs them again then.
     pub warnings: Vec<String>,
@@ -308,10 +308,9 @@ impl Default for RuntimeConfig {
 
 impl RuntimeConfig {
     /// Whether the config asks for ACL enforcement (`acl.enabled`, or the
-    /// legacy `acl_datacenter`, which implies it). ACLs are parsed but not
-    /// enforced yet: an agent built from a config where this is true runs
-    /// open unless whoever assembles it acts on this (the build warns with
-    /// [`ACLS_NOT_ENFORCED`]).
+    /// legacy `acl_datacenter`, which implies it). The servers enforce them
+    /// on the request path; what is still open, the build warns with
+    /// ([`ACLS_PARTLY_ENFORCED`]).
     pub fn acl_enforced(&self) -> bool {
         self.acl.enabled
     }

@@ -41,6 +41,15 @@ impl ApiError {
 
 impl From<RequestError> for ApiError {
     fn from(e: RequestError) -> Self {
+        if matches!(
+            e,
+            RequestError::PermissionDenied(_) | RequestError::AclNotFound
+        ) {
+            return ApiError {
+                status: StatusCode::FORBIDDEN,
+                body: e.to_string(),
+            };
+        }
         // Consul answers every RPC-level failure with 500 and the text;
         // clients match on the text.
         ApiError::internal(e.to_string())

@@ -88,7 +88,11 @@ async fn fire(
     }
     let fired = state
         .router
-        .fire_event(FireEventArgs { dc: p.dc(), event })
+        .fire_event(FireEventArgs {
+            dc: p.dc(),
+            event,
+            token: state.router.token_or_default(p.token()),
+        })
         .await?;
     Ok(json(&req, &EventJson::from(fired)))
 }

@@ -44,6 +44,7 @@ async fn remove_peer(
     let args = RemovePeerArgs {
         dc: p.dc(),
         peer: which,
+        token: state.router.token_or_default(p.token()),
     };
     state.router.remove_peer(args, Hop::Route).await?;
     Ok(HttpResponse::Ok().finish())

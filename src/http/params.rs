@@ -339,6 +339,9 @@ pub fn read_response(
         .insert_header(("X-Consul-KnownLeader", meta.known_leader.to_string()))
         .insert_header(("X-Consul-LastContact", meta.last_contact_ms.to_string()))
         .insert_header(("X-Consul-Effective-Consistency", meta.consistency.as_str()));
+    if meta.results_filtered {
+        b.insert_header(("X-Consul-Results-Filtered-By-ACLs", "true"));
+    }
     b
 }
 

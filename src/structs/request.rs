@@ -60,6 +60,10 @@ pub struct QueryMeta {
     pub known_leader: bool,
     pub last_contact_ms: u64,
     pub consistency: Consistency,
+    /// ACLs dropped entries the token may not read (Consul's
+    /// `X-Consul-Results-Filtered-By-ACLs`).
+    #[serde(default)]
+    pub results_filtered: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,4 +113,11 @@ pub enum RequestError {
     /// The leader lost its quorum with the entry in flight; it may still commit.
     #[error("leadership lost while committing log")]
     LeadershipLost,
+    /// The token lacks a permission: Consul's full text, naming the rule
+    /// or default policy that decided (see `acl::PermissionDenied`).
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// The request's secret names no token, or an expired one.
+    #[error("ACL not found")]
+    AclNotFound,
 }

@@ -91,6 +91,9 @@ pub struct StatusArgs {
 pub struct FireEventArgs {
     pub dc: Option<String>,
     pub event: UserEvent,
+    /// The caller's ACL token, decided where the event is fired.
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 /// A server to remove from the Raft configuration, by ID (node UUID or
@@ -105,6 +108,9 @@ pub enum PeerRef {
 pub struct RemovePeerArgs {
     pub dc: Option<String>,
     pub peer: PeerRef,
+    /// The caller's ACL token, decided by the leader.
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 macro_rules! method {

@@ -76,6 +76,8 @@ impl NodeActor {
             let read = ReadRequest {
                 opts: QueryOptions {
                     consistency: Consistency::Stale,
+                    // The agent's own read, under its own token.
+                    token: upstream.agent_token(),
                     ..Default::default()
                 },
                 query: Query::HealthNode { node: node.clone() },

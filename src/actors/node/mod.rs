@@ -14,6 +14,7 @@
 
 mod alias;
 mod anti_entropy;
+mod authz;
 pub mod endpoint;
 pub mod events;
 pub mod local;

@@ -2,9 +2,9 @@
 //! write, status query, user event and Raft peer removal, whether it came
 //! in by HTTP, DNS or server RPC, takes the same steps here:
 //!
-//! 1. **authorize** ([`Router::authorize`]): the named place where the
-//!    request's token will be resolved and checked (access control fills
-//!    it; today every request is allowed);
+//! 1. **the token**: a request that carries none takes the agent's
+//!    configured one (`acl.tokens.default`; `dns` for DNS, `agent` for the
+//!    agent's own writes and reads);
 //! 2. **another datacenter?** ([`Router::target`], the only place that
 //!    compares datacenter names): sent over the WAN to that datacenter's
 //!    servers, nearest first, the next one on failure (a server that
@@ -19,6 +19,11 @@
 //!    ([`Hop::Leader`]: the leader serves it or refuses, never forwards
 //!    again); with no known leader, `No cluster leader` at once.
 //!
+//! With ACLs on, the server that serves (step 3, or the leader of step 4)
+//! resolves the token and checks the request right before serving it
+//! (`authz.rs`); list answers are filtered. Servers that only forward do
+//! not decide: the token travels with the request.
+//!
 //! A client agent has no local server: steps 3 and 4 are its servers'.
 
 use std::collections::{BTreeMap, HashMap};
@@ -29,6 +34,8 @@ use actix::prelude::*;
 use futures::future::BoxFuture;
 use tokio::time::Instant;
 
+use super::authz::{self, Authz};
+use crate::acl::{Access, Resource};
 use crate::actors::raft::{raft_id, LocalServer};
 use crate::config::RuntimeConfig;
 use crate::rpc::{Pool, RpcError};
@@ -62,16 +69,6 @@ enum Target {
     Dc(String),
 }
 
-/// What is being asked, for the authorization step.
-pub enum Request<'a> {
-    Read(&'a ReadRequest),
-    Write(&'a WriteRequest),
-    Status,
-    Datacenters,
-    FireEvent(&'a FireEventArgs),
-    RemovePeer(&'a RemovePeerArgs),
-}
-
 /// Reads through the request path: what the DNS handler is given (tests
 /// give it a fake).
 pub trait ReadPath: Send + Sync + 'static {
@@ -97,6 +94,8 @@ struct Inner {
     /// Consul's `rpc_hold_timeout`: each remote call's time beyond a
     /// blocking wait.
     hold: Duration,
+    /// ACL enforcement: the agent's tokens and compiled authorizers.
+    authz: Authz,
 }
 
 impl Router {
@@ -115,6 +114,7 @@ impl Router {
             pool: Pool::default(),
             failed: Mutex::default(),
             hold: config.rpc_hold_timeout,
+            authz: Authz::new(config),
         }))
     }
 
@@ -133,11 +133,16 @@ impl Router {
         self.0.local.as_ref().map(LocalServer::status)
     }
 
-    /// The authorization step. Every request passes here before it is
-    /// routed or served; access control resolves the token into an
-    /// authorizer here and refuses with `Permission denied`.
-    fn authorize(&self, _req: Request<'_>) -> Result<(), RequestError> {
-        Ok(())
+    /// `token`, or `acl.tokens.default` when the request carried none
+    /// (HTTP handlers that build their own request arguments).
+    pub fn token_or_default(&self, token: Option<String>) -> Option<String> {
+        self.0.authz.or_default(token)
+    }
+
+    /// The agent's own token (`acl.tokens.agent`, else the default) for
+    /// its internal reads; `None` with ACLs off.
+    pub fn agent_token(&self) -> Option<String> {
+        self.0.authz.agent_token()
     }
 
     /// The one comparison of datacenter names: empty or this agent's own
@@ -268,12 +273,12 @@ impl Router {
         }
     }
 
-    pub async fn read(&self, req: ReadRequest) -> Result<ReadResponse, RequestError> {
+    pub async fn read(&self, mut req: ReadRequest) -> Result<ReadResponse, RequestError> {
+        req.opts.token = self.0.authz.or_default(req.opts.token.take());
         self.read_hop(req, Hop::Route).await
     }
 
     pub async fn read_hop(&self, req: ReadRequest, hop: Hop) -> Result<ReadResponse, RequestError> {
-        self.authorize(Request::Read(&req))?;
         let target = self.target(req.opts.dc.as_deref());
         let Some(local) = self.here(&target) else {
             // A client leaves room for its server's own hop to another
@@ -288,14 +293,24 @@ impl Router {
                 .remote::<rpc::Read>(&target, routed(req), timeout)
                 .await?;
         };
-        if let Some(r) = local.try_read(&req).await {
-            return Ok(r);
+        let authz = &self.0.authz;
+        if local.serves_now(req.opts.consistency) {
+            let access = authz.read(local.store(), &req)?;
+            if let Some(r) = local.try_read(&req).await {
+                return Ok(authz::filter(access.as_ref(), r));
+            }
         }
         if req.opts.consistency == Consistency::Stale {
-            return local.read(req).await;
+            let access = authz.read(local.store(), &req)?;
+            let r = local.read(req).await?;
+            return Ok(authz::filter(access.as_ref(), r));
         }
         match Self::leader_addr(local, hop)? {
-            None => local.read(req).await,
+            None => {
+                let access = authz.read(local.store(), &req)?;
+                let r = local.read(req).await?;
+                Ok(authz::filter(access.as_ref(), r))
+            }
             Some(addr) => {
                 let timeout = call_timeout(&req.opts, LEADER_HOLD);
                 let args = Routed {
@@ -307,7 +322,8 @@ impl Router {
         }
     }
 
-    pub async fn write(&self, req: WriteRequest) -> Result<WriteResponse, RequestError> {
+    pub async fn write(&self, mut req: WriteRequest) -> Result<WriteResponse, RequestError> {
+        req.token = self.0.authz.or_default(req.token.take());
         self.write_hop(req, Hop::Route).await
     }
 
@@ -316,7 +332,6 @@ impl Router {
         req: WriteRequest,
         hop: Hop,
     ) -> Result<WriteResponse, RequestError> {
-        self.authorize(Request::Write(&req))?;
         let target = self.target(req.dc.as_deref());
         let Some(local) = self.here(&target) else {
             return self
@@ -338,7 +353,13 @@ impl Router {
         };
         match Self::leader_addr(local, hop)? {
             Some(addr) => to_leader(addr, req.command).await,
-            None => match local.write(req.command.clone()).await {
+            None => match async {
+                // The leader decides, right before the write is batched.
+                self.0.authz.write(local.store(), &req)?;
+                local.write(req.command.clone()).await
+            }
+            .await
+            {
                 // Leadership moved between the look and the batch: the
                 // write goes to the new leader once.
                 Err(RequestError::NoLeader) if hop == Hop::Route => {
@@ -360,7 +381,8 @@ impl Router {
                 .write(WriteRequest {
                     dc: None,
                     command,
-                    token: None,
+                    // The agent's own writes (anti-entropy).
+                    token: self.0.authz.agent_token(),
                 })
                 .await
                 .is_err()
@@ -374,7 +396,6 @@ impl Router {
     /// Raft's view of `dc`: a server's own, or with `leader` the leader's
     /// (every server's progress), falling back to the server's own.
     pub async fn status(&self, args: StatusArgs, hop: Hop) -> Result<RaftStatus, RequestError> {
-        self.authorize(Request::Status)?;
         let target = self.target(args.dc.as_deref());
         let Some(local) = self.here(&target) else {
             return self
@@ -406,7 +427,6 @@ impl Router {
     /// Every known datacenter, nearest first: from the WAN pool on a
     /// server, from a server on a client.
     pub async fn datacenters(&self) -> Result<Vec<String>, RequestError> {
-        self.authorize(Request::Datacenters)?;
         if self.0.local.is_none() {
             return self
                 .remote::<rpc::Datacenters>(&Target::Here, (), LEADER_HOLD)
@@ -422,14 +442,27 @@ impl Router {
     /// Fires a user event in `dc`: into this agent's LAN pool, or through
     /// the servers into another datacenter's.
     pub async fn fire_event(&self, args: FireEventArgs) -> Result<UserEvent, RequestError> {
-        self.authorize(Request::FireEvent(&args))?;
         match self.target(args.dc.as_deref()) {
-            Target::Here => self
-                .0
-                .events
-                .send(FireLocalEvent(args.event))
-                .await
-                .map_err(|_| RequestError::ShuttingDown)?,
+            Target::Here => {
+                // A server decides from its store; a client agent has none
+                // to resolve the token with (not checked there yet).
+                if let Some(local) = &self.0.local {
+                    let name = &args.event.name;
+                    let token = args.token.as_deref();
+                    self.0.authz.check(
+                        local.store(),
+                        token,
+                        Resource::Event,
+                        Access::Write,
+                        name,
+                    )?;
+                }
+                self.0
+                    .events
+                    .send(FireLocalEvent(args.event))
+                    .await
+                    .map_err(|_| RequestError::ShuttingDown)?
+            }
             target => {
                 self.remote::<rpc::FireEvent>(&target, routed(args), WRITE_HOLD)
                     .await?
@@ -440,7 +473,6 @@ impl Router {
     /// `operator raft remove-peer`: the server leaves `dc`'s Raft
     /// configuration, changed by its leader.
     pub async fn remove_peer(&self, args: RemovePeerArgs, hop: Hop) -> Result<(), RequestError> {
-        self.authorize(Request::RemovePeer(&args))?;
         let target = self.target(args.dc.as_deref());
         let Some(local) = self.here(&target) else {
             return self
@@ -465,7 +497,13 @@ impl Router {
             )));
         };
         match Self::leader_addr(local, hop)? {
-            None => local.remove_voter(id).await,
+            None => {
+                let token = args.token.as_deref();
+                self.0
+                    .authz
+                    .check(local.store(), token, Resource::Operator, Access::Write, "")?;
+                local.remove_voter(id).await
+            }
             Some(addr) => {
                 let args = Routed {
                     hop: Hop::Leader,
@@ -479,7 +517,11 @@ impl Router {
 }
 
 impl ReadPath for Router {
-    fn read(&self, req: ReadRequest) -> BoxFuture<'static, Result<ReadResponse, RequestError>> {
+    fn read(&self, mut req: ReadRequest) -> BoxFuture<'static, Result<ReadResponse, RequestError>> {
+        // DNS is this path's caller: its token is `acl.tokens.dns`.
+        if req.opts.token.is_none() {
+            req.opts.token = self.0.authz.dns_token();
+        }
         let me = self.clone();
         Box::pin(async move { me.read(req).await })
     }

@@ -229,6 +229,7 @@ impl LocalServer {
                 known_leader: status.leader_addr.is_some(),
                 last_contact_ms: status.last_contact_ms,
                 consistency: req.opts.consistency,
+                results_filtered: false,
             },
             result,
         })
@@ -260,6 +261,7 @@ impl LocalServer {
             known_leader,
             last_contact_ms,
             consistency,
+            results_filtered: false,
         };
         match consistency {
             Consistency::Default if leading => Some(meta(true, 0)),
@@ -270,6 +272,12 @@ impl LocalServer {
             }
             _ => None,
         }
+    }
+
+    /// Whether [`Self::try_read`] would serve `consistency` here now: the
+    /// request path authorizes only what this server serves.
+    pub fn serves_now(&self, consistency: Consistency) -> bool {
+        self.may_serve(consistency).is_some()
     }
 
     /// Serves the read here, or `None` when it must take the actor path.

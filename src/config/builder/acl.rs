@@ -16,9 +16,10 @@ use super::value::At;
 use super::ConfigError;
 use crate::config::{AclConfig, RuntimeConfig};
 
-/// How the warning ends when a config asks for ACLs: until the ACL layer
-/// enforces them, such an agent runs open, and must say so.
-pub const ACLS_NOT_ENFORCED: &str = "ACLs are parsed but not enforced yet";
+/// How the warning ends when a config asks for ACLs: what such an agent
+/// still leaves open, so that operators know.
+pub const ACLS_PARTLY_ENFORCED: &str =
+    "ACLs are enforced on the servers' request path only: not yet on agent endpoints nor a client agent's own user events, and not replicated between datacenters";
 
 type Setter = Box<dyn FnOnce(&mut RuntimeConfig)>;
 /// Reads and checks a value at once, so that every error names the file
@@ -221,10 +222,10 @@ impl AclKeys {
         }
         if let Some(key) = enabled_by {
             // The last file to set it decides; its word replaces an earlier one's.
-            cfg.warnings.retain(|w| !w.ends_with(ACLS_NOT_ENFORCED));
+            cfg.warnings.retain(|w| !w.ends_with(ACLS_PARTLY_ENFORCED));
             if cfg.acl.enabled {
                 cfg.warnings
-                    .push(format!("{file}: {key}: {ACLS_NOT_ENFORCED}"));
+                    .push(format!("{file}: {key}: {ACLS_PARTLY_ENFORCED}"));
             }
         }
     }

@@ -116,7 +116,7 @@ fn config_acl_every_key_in_hcl_and_json() {
         );
         assert_eq!(
             warnings(&cfg),
-            [format!("{file}: acl.enabled: {ACLS_NOT_ENFORCED}")]
+            [format!("{file}: acl.enabled: {ACLS_PARTLY_ENFORCED}")]
         );
     }
 }

@@ -72,7 +72,7 @@ acl_enforce_version_8      = true
             moved("acl_enable_key_list_policy", "acl.enable_key_list_policy"),
             "old.hcl: config key \"acl_enforce_version_8\" is deprecated and should be removed"
                 .into(),
-            format!("old.hcl: acl_datacenter: {ACLS_NOT_ENFORCED}"),
+            format!("old.hcl: acl_datacenter: {ACLS_PARTLY_ENFORCED}"),
         ]
     );
     // The renamed tokens inside acl.tokens, in JSON.
@@ -184,6 +184,6 @@ fn config_acl_across_files_the_later_file_wins() {
     assert!(cfg.acl_enforced());
     assert_eq!(
         warnings(&cfg),
-        [format!("c.json: acl.enabled: {ACLS_NOT_ENFORCED}")]
+        [format!("c.json: acl.enabled: {ACLS_PARTLY_ENFORCED}")]
     );
 }

@@ -1,0 +1,234 @@
+//! Which permission each request needs, as Consul's endpoints check them,
+//! and how list answers are filtered. Pure: the caller resolves the
+//! token and passes what must be looked up in the store (a session's
+//! node, a service's name) as closures.
+
+use crate::structs::query::{Query, QueryResult};
+use crate::structs::txn::{KvOp, TxnOp};
+use crate::structs::Command;
+
+use super::{Access, Authorizer, PermissionDenied, Resource};
+
+/// What a write needs to look up in the store to be checked.
+pub trait Lookup {
+    /// The node of session `id`, if it exists.
+    fn session_node(&self, id: &str) -> Option<String>;
+    /// The name of service instance `service_id` on `node`, if it exists.
+    fn service_name(&self, node: &str, service_id: &str) -> Option<String>;
+}
+
+/// One authorizer and the AccessorID a refusal names.
+pub struct Enforcer<'a> {
+    pub authz: &'a Authorizer,
+    pub accessor_id: &'a str,
+}
+
+impl Enforcer<'_> {
+    fn need(&self, resource: Resource, access: Access, name: &str) -> Result<(), PermissionDenied> {
+        self.authz
+            .check(resource, access, name)
+            .require(self.accessor_id, resource, access, name)
+    }
+
+    fn operator(&self, resource: Resource, access: Access) -> Result<(), PermissionDenied> {
+        self.need(resource, access, "")
+    }
+
+    /// A read's up-front requirement; list answers are filtered after
+    /// (see [`Enforcer::filter`]), as Consul filters them silently.
+    pub fn read(&self, query: &Query) -> Result<(), PermissionDenied> {
+        match query {
+            Query::KvGet { key } => self.need(Resource::Key, Access::Read, key),
+            // `list` is granted with `read` unless enable_key_list_policy
+            // (the authorizer knows its config).
+            Query::KvList { prefix } | Query::KvKeys { prefix, .. } => {
+                if self.authz.config().enable_key_list_policy {
+                    self.need(Resource::Key, Access::List, prefix)
+                } else {
+                    Ok(())
+                }
+            }
+            Query::CatalogNodes
+            | Query::CatalogServices
+            | Query::CatalogService { .. }
+            | Query::CatalogNode { .. }
+            | Query::HealthService { .. }
+            | Query::HealthNode { .. }
+            | Query::HealthChecks { .. }
+            | Query::HealthState { .. }
+            | Query::SessionInfo { .. }
+            | Query::SessionList { .. } => Ok(()),
+            // The bootstrap endpoint asks before any token exists.
+            Query::AclBootstrapState => Ok(()),
+            Query::Snapshot => self.operator(Resource::Acl, Access::Write),
+            Query::AclTokenRead { .. }
+            | Query::AclTokenList { .. }
+            | Query::AclPolicyRead { .. }
+            | Query::AclPolicyByName { .. }
+            | Query::AclPolicyList
+            | Query::AclRoleRead { .. }
+            | Query::AclRoleByName { .. }
+            | Query::AclRoleList { .. } => self.operator(Resource::Acl, Access::Read),
+            // Secrets: internal lookups; from outside only management may
+            // (a token reading itself is let through by the caller).
+            Query::AclTokenBySecret { .. } | Query::AclResolve { .. } => {
+                self.operator(Resource::Acl, Access::Write)
+            }
+        }
+    }
+
+    /// Drops what the token may not read from a list answer; whether
+    /// anything was dropped (Consul's `X-Consul-Results-Filtered-By-ACLs`).
+    pub fn filter(&self, result: &mut QueryResult) -> bool {
+        let a = self.authz;
+        let key = |k: &str| a.allowed(Resource::Key, Access::Read, k);
+        let node = |n: &str| a.allowed(Resource::Node, Access::Read, n);
+        let service = |s: &str| a.allowed(Resource::Service, Access::Read, s);
+        let session = |n: &str| a.allowed(Resource::Session, Access::Read, n);
+        fn keep<T>(v: &mut Vec<T>, f: impl Fn(&T) -> bool) -> bool {
+            let before = v.len();
+            v.retain(|x| f(x));
+            v.len() != before
+        }
+        match result {
+            QueryResult::Entries(v) => keep(v, |e| key(&e.key)),
+            QueryResult::Keys(v) => keep(v, |k| key(k)),
+            QueryResult::Nodes(v) => keep(v, |n| node(&n.node)),
+            QueryResult::Services(m) => {
+                let before = m.len();
+                m.retain(|name, _| service(name));
+                m.len() != before
+            }
+            QueryResult::ServiceNodes(v) => keep(v, |s| node(&s.node) && service(&s.service_name)),
+            QueryResult::CheckServiceNodes(v) => {
+                keep(v, |c| node(&c.node.node) && service(&c.service.service))
+            }
+            QueryResult::Checks(v) => keep(v, |c| {
+                node(&c.node) && (c.service_name.is_empty() || service(&c.service_name))
+            }),
+            QueryResult::NodeServices(ns) => match ns {
+                Some(n) if !node(&n.node.node) => {
+                    *ns = None;
+                    true
+                }
+                Some(n) => {
+                    let before = n.services.len();
+                    n.services.retain(|_, s| service(&s.service));
+                    n.services.len() != before
+                }
+                None => false,
+            },
+            QueryResult::Sessions(v) => keep(v, |s| session(&s.node)),
+            _ => false,
+        }
+    }
+
+    /// A write's requirements, every one of them (a batch's and a
+    /// transaction's operations each).
+    pub fn write(&self, command: &Command, lookup: &dyn Lookup) -> Result<(), PermissionDenied> {
+        let key_write = |k: &str| self.need(Resource::Key, Access::Write, k);
+        match command {
+            Command::KvSet { key, .. }
+            | Command::KvCas { key, .. }
+            | Command::KvDelete { key }
+            | Command::KvDeleteCas { key, .. }
+            | Command::KvLock { key, .. }
+            | Command::KvUnlock { key, .. } => key_write(key),
+            Command::KvDeleteTree { prefix } => self.delete_tree(prefix),
+            Command::Register(r) => {
+                self.need(Resource::Node, Access::Write, &r.node)?;
+                if let Some(s) = &r.service {
+                    self.need(Resource::Service, Access::Write, &s.service)?;
+                }
+                for c in r.check.iter().chain(&r.checks) {
+                    if !c.service_id.is_empty() {
+                        // The service registered with it, else the stored one.
+                        let name = r
+                            .service
+                            .as_ref()
+                            .filter(|s| s.id == c.service_id)
+                            .map(|s| s.service.clone())
+                            .or_else(|| lookup.service_name(&r.node, &c.service_id))
+                            .unwrap_or_else(|| c.service_name.clone());
+                        self.need(Resource::Service, Access::Write, &name)?;
+                    }
+                }
+                Ok(())
+            }
+            Command::Deregister(d) => {
+                // Consul: a service's removal needs service:write on it
+                // (or node:write); anything else node:write.
+                if !d.service_id.is_empty() {
+                    if let Some(name) = lookup.service_name(&d.node, &d.service_id) {
+                        if self.authz.allowed(Resource::Service, Access::Write, &name) {
+                            return Ok(());
+                        }
+                    }
+                }
+                self.need(Resource::Node, Access::Write, &d.node)
+            }
+            Command::SessionCreate(s) => self.need(Resource::Session, Access::Write, &s.node),
+            Command::SessionDestroy { id } | Command::SessionRenew { id } => {
+                // An unknown session fails as it would without ACLs.
+                match lookup.session_node(id) {
+                    Some(node) => self.need(Resource::Session, Access::Write, &node),
+                    None => Ok(()),
+                }
+            }
+            Command::Txn(ops) => ops.iter().try_for_each(|op| self.kv_op(op)),
+            Command::TxnOps(ops) => ops.iter().try_for_each(|op| self.txn_op(op)),
+            Command::Batch(cmds) => cmds.iter().try_for_each(|c| self.write(c, lookup)),
+            // Anyone may bootstrap once: the store refuses a second time.
+            Command::AclBootstrap { .. } => Ok(()),
+            Command::Restore(_)
+            | Command::AclInitialize { .. }
+            | Command::AclTokenSet { .. }
+            | Command::AclTokenDelete { .. }
+            | Command::AclPolicySet { .. }
+            | Command::AclPolicyDelete { .. }
+            | Command::AclRoleSet { .. }
+            | Command::AclRoleDelete { .. }
+            | Command::AclTokensReapExpired { .. } => self.operator(Resource::Acl, Access::Write),
+        }
+    }
+
+    fn delete_tree(&self, prefix: &str) -> Result<(), PermissionDenied> {
+        self.authz.key_write_prefix(prefix).require(
+            self.accessor_id,
+            Resource::Key,
+            Access::Write,
+            prefix,
+        )
+    }
+
+    fn kv_op(&self, op: &KvOp) -> Result<(), PermissionDenied> {
+        match op.verb.as_str() {
+            "get" | "get-tree" | "check-index" | "check-session" | "check-not-exists" => {
+                self.need(Resource::Key, Access::Read, &op.key)
+            }
+            "delete-tree" => self.delete_tree(&op.key),
+            _ => self.need(Resource::Key, Access::Write, &op.key),
+        }
+    }
+
+    fn txn_op(&self, op: &TxnOp) -> Result<(), PermissionDenied> {
+        let access = |verb: &str| match verb {
+            "get" => Access::Read,
+            _ => Access::Write,
+        };
+        match op {
+            TxnOp::Kv(kv) => self.kv_op(kv),
+            TxnOp::Node { verb, node } => self.need(Resource::Node, access(verb), &node.node),
+            TxnOp::Service { verb, service, .. } => {
+                self.need(Resource::Service, access(verb), &service.service)
+            }
+            TxnOp::Check { verb, check } => {
+                if check.service_name.is_empty() {
+                    self.need(Resource::Node, access(verb), &check.node)
+                } else {
+                    self.need(Resource::Service, access(verb), &check.service_name)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! ACL enforcement on the request path: the server that serves a request
+//! resolves its token from its own store, compiles (or reuses) the
+//! token's authorizer and checks what [`crate::acl::Enforcer`] says the
+//! request needs. Forwarding servers do not decide: the token travels.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::acl::{
+    node_identity_policy, service_identity_policy, Access as AclAccess, Authorizer,
+    AuthorizerConfig, DefaultPolicy, Enforcer, Lookup, NamedRules, PermissionDenied, Resource,
+    GLOBAL_MANAGEMENT_ID,
+};
+use crate::config::{AclDefaultPolicy, RuntimeConfig};
+use crate::state::query::execute;
+use crate::state::{StateStore, T_ACL_POLICIES, T_ACL_ROLES, T_ACL_TOKENS};
+use crate::storage::fsm::{self, SharedStore};
+use crate::structs::acl::{ResolvedAclToken, ANONYMOUS_TOKEN_SECRET};
+use crate::structs::query::{Query, QueryResult};
+use crate::structs::{ReadRequest, ReadResponse, RequestError, WriteRequest};
+
+/// A token's compiled authorizer, valid while the ACL tables stay at
+/// `index`.
+struct Cached {
+    index: u64,
+    authz: Arc<Authorizer>,
+    accessor_id: String,
+    /// The token's `ExpirationTime`: it stops resolving then, before the
+    /// leader's reaper moves the index.
+    expires: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A resolved token, ready to check.
+pub struct Access {
+    authz: Arc<Authorizer>,
+    accessor_id: String,
+}
+
+impl Access {
+    fn enforcer(&self) -> Enforcer<'_> {
+        Enforcer {
+            authz: &self.authz,
+            accessor_id: &self.accessor_id,
+        }
+    }
+}
+
+/// The ACL settings the request path needs, and the authorizer cache.
+pub struct Authz {
+    enabled: bool,
+    dc: String,
+    config: AuthorizerConfig,
+    /// `acl.tokens.default`: requests that carry no token.
+    default_token: Option<String>,
+    /// `acl.tokens.agent` (else the default): the agent's own requests.
+    agent_token: Option<String>,
+    /// `acl.tokens.dns` (else the default): DNS reads.
+    dns_token: Option<String>,
+    cache: Mutex<HashMap<String, Cached>>,
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+impl Authz {
+    pub fn new(config: &RuntimeConfig) -> Authz {
+        let acl = &config.acl;
+        let default_token = non_empty(&acl.tokens.default);
+        Authz {
+            enabled: acl.enabled,
+            dc: config.datacenter.clone(),
+            config: AuthorizerConfig {
+                default_policy: match acl.default_policy {
+                    AclDefaultPolicy::Allow => DefaultPolicy::Allow,
+                    AclDefaultPolicy::Deny => DefaultPolicy::Deny,
+                },
+                enable_key_list_policy: acl.enable_key_list_policy,
+            },
+            agent_token: non_empty(&acl.tokens.agent).or_else(|| default_token.clone()),
+            dns_token: non_empty(&acl.tokens.dns).or_else(|| default_token.clone()),
+            default_token,
+            cache: Mutex::default(),
+        }
+    }
+
+    /// The token a request that carried none uses (only with ACLs on, so
+    /// that nothing changes with them off).
+    pub fn or_default(&self, token: Option<String>) -> Option<String> {
+        match token {
+            None if self.enabled => self.default_token.clone(),
+            t => t,
+        }
+    }
+
+    pub fn agent_token(&self) -> Option<String> {
+        self.agent_token.clone().filter(|_| self.enabled)
+    }
+
+    pub fn dns_token(&self) -> Option<String> {
+        self.dns_token.clone().filter(|_| self.enabled)
+    }
+
+    /// The token behind `secret` (none: the anonymous token), compiled
+    /// once per change of the ACL tables.
+    fn resolve(&self, store: &StateStore, secret: Option<&str>) -> Result<Access, RequestError> {
+        let secret = secret.unwrap_or(ANONYMOUS_TOKEN_SECRET);
+        let now = chrono::Utc::now();
+        // The index `AclResolve` answers with: the three tables' highest.
+        let index = [T_ACL_TOKENS, T_ACL_POLICIES, T_ACL_ROLES]
+            .iter()
+            .map(|t| store.table_index(t))
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = |c: &&Cached| c.index == index && !c.expires.is_some_and(|e| now >= e);
+        if let Some(c) = cache.get(secret).filter(fresh) {
+            return Ok(Access {
+                authz: c.authz.clone(),
+                accessor_id: c.accessor_id.clone(),
+            });
+        }
+        let query = Query::AclResolve {
+            secret: secret.to_string(),
+            now,
+        };
+        let (index, result) = execute(store, &query, None);
+        let QueryResult::AclResolved(Some(token)) = result else {
+            // Unknown or expired; an earlier answer for it is stale.
+            cache.remove(secret);
+            return Err(RequestError::AclNotFound);
+        };
+        // Entries of other indexes can never be used again.
+        cache.retain(|_, c| c.index == index);
+        let authz = Arc::new(self.compile(&token));
+        let accessor_id = token.token.accessor_id.clone();
+        cache.insert(
+            secret.to_string(),
+            Cached {
+                index,
+                authz: authz.clone(),
+                accessor_id: accessor_id.clone(),
+                expires: token.token.expiration_time,
+            },
+        );
+        Ok(Access { authz, accessor_id })
+    }
+
+    fn compile(&self, token: &ResolvedAclToken) -> Authorizer {
+        if token.policies.iter().any(|p| p.id == GLOBAL_MANAGEMENT_ID) {
+            return Authorizer::management();
+        }
+        let dc = self.dc.as_str();
+        let mut rules: Vec<NamedRules> = Vec::new();
+        for p in &token.policies {
+            if !p.datacenters.is_empty() && !p.datacenters.iter().any(|d| d == dc) {
+                continue;
+            }
+            match NamedRules::parse(p.name.clone(), &p.rules) {
+                Ok(r) => rules.push(r),
+                // Rules are checked when written; one that no longer parses
+                // (an older binary's) grants nothing rather than failing
+                // every request of the token.
+                Err(e) => {
+                    tracing::warn!(policy = %p.name, error = %e, "ACL policy rules do not parse")
+                }
+            }
+        }
+        rules.extend(
+            token
+                .service_identities
+                .iter()
+                .filter_map(|s| service_identity_policy(&s.service_name, &s.datacenters, dc)),
+        );
+        rules.extend(
+            token
+                .node_identities
+                .iter()
+                .filter_map(|n| node_identity_policy(&n.node_name, &n.datacenter, dc)),
+        );
+        Authorizer::compile(&rules, self.config)
+    }
+
+    /// A read this server serves: refused, or the token to filter its
+    /// answer with (`None` with ACLs off).
+    pub fn read(
+        &self,
+        store: &SharedStore,
+        req: &ReadRequest,
+    ) -> Result<Option<Access>, RequestError> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        // A token reading itself needs no permission (`/v1/acl/token/self`;
+        // its unknown secret answers as the endpoint says).
+        if let Query::AclTokenBySecret { secret_id } = &req.query {
+            if req.opts.token.as_deref() == Some(secret_id.as_str()) {
+                return Ok(None);
+            }
+        }
+        let s = fsm::read(store);
+        let access = self.resolve(&s, req.opts.token.as_deref())?;
+        access.enforcer().read(&req.query).map_err(denied)?;
+        Ok(Some(access))
+    }
+
+    /// A write this server is about to batch (it leads).
+    pub fn write(&self, store: &SharedStore, req: &WriteRequest) -> Result<(), RequestError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let s = fsm::read(store);
+        let access = self.resolve(&s, req.token.as_deref())?;
+        access
+            .enforcer()
+            .write(&req.command, &StoreLookup(&s))
+            .map_err(denied)
+    }
+}
+
+impl Authz {
+    /// One permission outside reads and writes (user events, Raft peer
+    /// removal), on the server that acts.
+    pub fn check(
+        &self,
+        store: &SharedStore,
+        token: Option<&str>,
+        resource: Resource,
+        access: AclAccess,
+        name: &str,
+    ) -> Result<(), RequestError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let s = fsm::read(store);
+        let a = self.resolve(&s, token)?;
+        a.authz
+            .check(resource, access, name)
+            .require(&a.accessor_id, resource, access, name)
+            .map_err(denied)
+    }
+}
+
+/// Drops from a served answer what the token may not read.
+pub fn filter(access: Option<&Access>, mut resp: ReadResponse) -> ReadResponse {
+    if let Some(a) = access {
+        if a.enforcer().filter(&mut resp.result) {
+            resp.meta.results_filtered = true;
+        }
+    }
+    resp
+}
+
+fn denied(e: PermissionDenied) -> RequestError {
+    RequestError::PermissionDenied(e.to_string())
+}
+
+/// The store lookups a write's check needs.
+struct StoreLookup<'a>(&'a StateStore);
+
+impl Lookup for StoreLookup<'_> {
+    fn session_node(&self, id: &str) -> Option<String> {
+        let q = Query::SessionInfo { id: id.to_string() };
+        match execute(self.0, &q, None).1 {
+            QueryResult::Sessions(v) => v.into_iter().next().map(|s| s.node),
+            _ => None,
+        }
+    }
+
+    fn service_name(&self, node: &str, service_id: &str) -> Option<String> {
+        let q = Query::CatalogNode {
+            node: node.to_string(),
+        };
+        match execute(self.0, &q, None).1 {
+            QueryResult::NodeServices(Some(ns)) => ns
+                .services
+                .values()
+                .find(|s| s.id == service_id)
+                .map(|s| s.service.clone()),
+            _ => None,
+        }
+    }
+}

@@ -23,7 +23,8 @@ def acl_agent():
     d = tempfile.mkdtemp(prefix="meridian-acl-")
     with open(os.path.join(d, "acl.hcl"), "w") as f:
         f.write("acl {\n  enabled = true\n  default_policy = \"deny\"\n}\n")
-    a = Agent(config_dir=d, node="pytest-acl")
+    # The status endpoints are open under default deny: ready = a leader.
+    a = Agent(config_dir=d, node="pytest-acl", ready=("/v1/status/leader", b'"127.0.0.1:'))
     yield a
     a.stop()
     shutil.rmtree(d, ignore_errors=True)

@@ -1,10 +1,12 @@
 //! The ACL HTTP API (`/v1/acl/*`) against an in-process dev agent: the
 //! statuses and texts Consul's clients see.
 
+mod common;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use meridian::config::{AclConfig, RuntimeConfig};
+use meridian::config::AclConfig;
 use serde_json::{json, Value};
 
 struct Api {
@@ -24,43 +26,10 @@ async fn agent(acl_enabled: bool, data_dir: &Path) -> Api {
 }
 
 async fn agent_with(acl: AclConfig, data_dir: &Path) -> Api {
-    let cfg = RuntimeConfig {
-        dev: true,
-        server: true,
-        bootstrap: true,
-        node_name: "test-node".into(),
-        node_id: uuid::Uuid::new_v4().to_string(),
-        bind_addr: [127, 0, 0, 1].into(),
-        data_dir: Some(data_dir.to_path_buf()),
-        ports: meridian::config::Ports {
-            http: Some(0),
-            dns: None,
-            server: None,
-            serf_lan: None,
-            serf_wan: None,
-        },
-        acl,
-        ..Default::default()
-    };
-    let h = meridian::agent::start(cfg, None)
-        .await
-        .expect("agent starts");
-    let api = Api {
-        base: format!("http://{}", h.http_addrs[0]),
+    Api {
+        base: common::inproc::acl_dev_agent(acl, data_dir).await,
         client: reqwest::Client::new(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let r = api.client.get(api.url("/v1/status/leader")).send().await;
-        if let Ok(r) = r {
-            if r.text().await.is_ok_and(|t| t.len() > 2) {
-                break;
-            }
-        }
-        assert!(Instant::now() < deadline, "no leader within 20 s");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    api
 }
 
 /// An ACL agent whose default token is its initial management token:

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use meridian::agent::AgentHandle;
-use meridian::config::{Ports, RuntimeConfig};
+use meridian::config::{AclConfig, Ports, RuntimeConfig};
 
 /// A server running in this process.
 pub struct Server {
@@ -70,4 +70,37 @@ pub async fn get(url: String) -> (u16, String) {
         Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
         Err(e) => (0, e.to_string()),
     }
+}
+
+/// A dev server with these ACL settings (HTTP on an ephemeral port, data
+/// under `data_dir`, for the bootstrap reset file), once it has a leader:
+/// its `http://ip:port`. `/v1/status/leader` is open under any policy.
+pub async fn acl_dev_agent(acl: AclConfig, data_dir: &std::path::Path) -> String {
+    let cfg = RuntimeConfig {
+        dev: true,
+        server: true,
+        bootstrap: true,
+        node_name: "test-node".into(),
+        node_id: uuid::Uuid::new_v4().to_string(),
+        bind_addr: [127, 0, 0, 1].into(),
+        data_dir: Some(data_dir.to_path_buf()),
+        ports: Ports {
+            http: Some(0),
+            dns: None,
+            server: None,
+            serf_lan: None,
+            serf_wan: None,
+        },
+        acl,
+        ..Default::default()
+    };
+    let h = meridian::agent::start(cfg, None)
+        .await
+        .expect("agent starts");
+    let base = format!("http://{}", h.http_addrs[0]);
+    until("a leader", || async {
+        get(format!("{base}/v1/status/leader")).await.1.len() > 2
+    })
+    .await;
+    base
 }

@@ -13,6 +13,12 @@ pub(crate) mod bench;
 pub mod cli;
 pub mod config;
 pub(crate) mod http;
+/// The HTTP API's route table, each route with its authorization
+/// decision: what the app registers, for the tests that walk it.
+pub mod route_table {
+    pub use crate::http::routes::{Decision, Need, Route};
+    pub use crate::http::table;
+}
 pub(crate) mod lan;
 pub(crate) mod rpc;
 pub(crate) mod snapshot;

@@ -9,12 +9,15 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::agent_authz as authz;
 use super::error::ApiError;
-use super::params::{decode, json as json_resp, read_body, Params};
+use super::params::{decode, json as json_resp, json_with, read_body, Params};
+use super::routes::{get, put, Decision::*, Need, Route};
 use super::ApiState;
+use crate::acl::{Access as AclAccess, Resource};
 use crate::actors::node::{
-    AgentInfo, DeregisterService, ForceLeaveLan, GetAgentInfo, GetLocalState, GetMembers,
-    GetWanMembers, JoinLan, JoinWan, LeaveLan, RegisterService, Reload,
+    AgentInfo, DeregisterService, ForceLeaveLan, GetAgentInfo, GetMembers, GetWanMembers, JoinLan,
+    JoinWan, LeaveLan, RegisterService, Reload,
 };
 use crate::config::duration::parse_go_duration;
 use crate::config::{CheckDefinition, ServiceDefinition};
@@ -22,62 +25,34 @@ use crate::lan::{Member, MemberStatus};
 use crate::state::structs::Weights;
 use crate::structs::RequestError;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(super::endpoint(
-        "/v1/agent/self",
-        "GET",
-        web::get().to(agent_self),
-    ))
-    .service(super::endpoint(
-        "/v1/agent/members",
-        "GET",
-        web::get().to(members),
-    ))
-    .service(super::endpoint(
-        "/v1/agent/services",
-        "GET",
-        web::get().to(services),
-    ))
-    .service(super::endpoint(
-        "/v1/agent/service/register",
-        "PUT",
-        web::put().to(register),
-    ))
-    .service(super::endpoint(
-        "/v1/agent/service/deregister/{id}",
-        "PUT",
-        web::put().to(deregister),
-    ))
-    .service(super::endpoint(
-        "/v1/agent/service/{id}",
-        "GET",
-        web::get().to(service),
-    ))
-    .service(super::endpoint(
-        "/v1/agent/checks",
-        "GET",
-        web::get().to(checks),
-    ))
-    .service(super::endpoint(
-        "/v1/agent/reload",
-        "PUT",
-        web::put().to(reload),
-    ))
-    .service(super::endpoint(
-        "/v1/agent/leave",
-        "PUT",
-        web::put().to(leave),
-    ))
-    .service(super::endpoint(
-        "/v1/agent/join/{addr}",
-        "PUT",
-        web::put().to(join),
-    ))
-    .service(super::endpoint(
-        "/v1/agent/force-leave/{node}",
-        "PUT",
-        web::put().to(force_leave),
-    ));
+pub fn routes() -> Vec<Route> {
+    let agent_write = Agent(Need::node(Resource::Agent, AclAccess::Write));
+    vec![
+        get(
+            "/v1/agent/self",
+            Agent(Need::node(Resource::Agent, AclAccess::Read)),
+            |r| r.to(agent_self),
+        ),
+        get("/v1/agent/members", AgentFiltered, |r| r.to(members)),
+        get("/v1/agent/services", AgentFiltered, |r| r.to(services)),
+        put("/v1/agent/service/register", AgentByRequest, |r| {
+            r.to(register)
+        }),
+        put("/v1/agent/service/deregister/{id}", AgentByRequest, |r| {
+            r.to(deregister)
+        }),
+        get("/v1/agent/service/{id}", AgentByRequest, |r| r.to(service)),
+        get("/v1/agent/checks", AgentFiltered, |r| r.to(checks)),
+        put("/v1/agent/reload", agent_write, |r| r.to(reload)),
+        put("/v1/agent/join/{addr}", agent_write, |r| r.to(join)),
+        put(
+            "/v1/agent/force-leave/{node}",
+            Agent(Need::global(Resource::Operator, AclAccess::Write)),
+            |r| r.to(force_leave),
+        ),
+        // Last: a walk of the table that follows its order leaves last.
+        put("/v1/agent/leave", agent_write, |r| r.to(leave)),
+    ]
 }
 
 /// Consul's `PUT /v1/agent/force-leave/<node>` (`?prune` forgets it at once).
@@ -196,6 +171,7 @@ async fn agent_self(
 
 async fn members(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     let p = Params::from(&req)?;
+    let access = authz::access(&req, &state).await?;
     // The WAN pool holds servers only; a client's answer is empty.
     let members = if p.has("wan") {
         state
@@ -206,8 +182,20 @@ async fn members(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpRes
     } else {
         members_of(&state).await?
     };
-    let list: Vec<serde_json::Value> = members.iter().map(member_json).collect();
-    Ok(json_resp(&req, &list))
+    // `node:read` on the member's node (a WAN member is `node.dc`).
+    let wan = p.has("wan");
+    let readable = |m: &&Member| {
+        let node = if wan {
+            m.name.rsplit_once('.').map_or(m.name.as_str(), |(n, _)| n)
+        } else {
+            m.name.as_str()
+        };
+        access.allowed(Resource::Node, AclAccess::Read, node)
+    };
+    let list: Vec<serde_json::Value> = members.iter().filter(readable).map(member_json).collect();
+    let mut b = HttpResponse::Ok();
+    authz::filtered_header(&mut b, list.len() != members.len());
+    Ok(json_with(b, &req, &list))
 }
 
 async fn join(
@@ -233,18 +221,19 @@ async fn join(
 }
 
 async fn services(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
-    let local = state
-        .node
-        .send(GetLocalState)
-        .await
-        .map_err(|_| RequestError::ShuttingDown)?;
+    let access = authz::access(&req, &state).await?;
+    let local = authz::local_state(&state).await?;
     let dc = state.config.datacenter.clone();
+    let total = local.services.len();
     let out: BTreeMap<String, serde_json::Value> = local
         .services
         .into_iter()
+        .filter(|(_, s)| access.allowed(Resource::Service, AclAccess::Read, &s.service))
         .map(|(id, s)| (id, agent_service_json(&s, &dc)))
         .collect();
-    Ok(json_resp(&req, &out))
+    let mut b = HttpResponse::Ok();
+    authz::filtered_header(&mut b, out.len() != total);
+    Ok(json_with(b, &req, &out))
 }
 
 pub(super) fn agent_service_json(
@@ -263,27 +252,27 @@ async fn service(
     state: web::Data<ApiState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let local = state
-        .node
-        .send(GetLocalState)
-        .await
-        .map_err(|_| RequestError::ShuttingDown)?;
-    match local.services.get(id.as_str()) {
-        Some(s) => Ok(json_resp(
-            &req,
-            &agent_service_json(s, &state.config.datacenter),
-        )),
-        None => Err(ApiError::not_found(format!("unknown service ID: {id}"))),
-    }
+    let access = authz::access(&req, &state).await?;
+    let local = authz::local_state(&state).await?;
+    let s = local
+        .services
+        .get(id.as_str())
+        .ok_or_else(|| ApiError::not_found(format!("unknown service ID: {id}")))?;
+    access.require(Resource::Service, AclAccess::Read, &s.service)?;
+    Ok(json_resp(
+        &req,
+        &agent_service_json(s, &state.config.datacenter),
+    ))
 }
 
 async fn checks(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
-    let local = state
-        .node
-        .send(GetLocalState)
-        .await
-        .map_err(|_| RequestError::ShuttingDown)?;
-    Ok(json_resp(&req, &local.checks))
+    let access = authz::access(&req, &state).await?;
+    let mut checks = authz::local_state(&state).await?.checks;
+    let total = checks.len();
+    checks.retain(|_, c| authz::on_check(&state, &access, c, AclAccess::Read).is_ok());
+    let mut b = HttpResponse::Ok();
+    authz::filtered_header(&mut b, checks.len() != total);
+    Ok(json_with(b, &req, &checks))
 }
 
 /// `/v1/agent/service/register`'s body (Consul's `ServiceDefinition`).
@@ -397,6 +386,9 @@ async fn register(
     if r.name.is_empty() {
         return Err(ApiError::bad_request("Missing service name"));
     }
+    // `vetServiceRegister`: the service, and the services its checks name.
+    let access = authz::access(&req, &state).await?;
+    access.require(Resource::Service, AclAccess::Write, &r.name)?;
     let mut checks = Vec::new();
     for (i, c) in r.check.into_iter().chain(r.checks).enumerate() {
         checks.push(c.into_definition(&format!("Checks[{i}]"))?);
@@ -426,9 +418,12 @@ async fn register(
 }
 
 async fn deregister(
+    req: HttpRequest,
     state: web::Data<ApiState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let access = authz::access(&req, &state).await?;
+    authz::on_service(&state, &access, &id, AclAccess::Write).await?;
     let found = state
         .node
         .send(DeregisterService(id.clone()))

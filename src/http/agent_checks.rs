@@ -8,44 +8,49 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::agent::CheckRegistration;
+use super::agent_authz as authz;
 use super::error::ApiError;
 use super::params::{decode, read_body, Params};
+use super::routes::{get, put, Decision::*, Need, Route};
 use super::ApiState;
+use crate::acl::{Access, Resource};
 use crate::actors::node::{
     script_checks_allowed, DeregisterCheck, LocalServiceHealth, Maintenance, RegisterCheck,
     ServiceHealth, UpdateTtl,
 };
 use crate::state::structs::HealthStatus;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    let put = |path: &'static str, f| super::endpoint(path, "PUT", f);
-    cfg.service(put("/v1/agent/check/register", web::put().to(register)))
-        .service(put(
-            "/v1/agent/check/deregister/{id}",
-            web::put().to(deregister),
-        ))
-        .service(put("/v1/agent/check/pass/{id}", web::put().to(pass)))
-        .service(put("/v1/agent/check/warn/{id}", web::put().to(warn)))
-        .service(put("/v1/agent/check/fail/{id}", web::put().to(fail)))
-        .service(put("/v1/agent/check/update/{id}", web::put().to(update)))
-        .service(put(
+pub fn routes() -> Vec<Route> {
+    vec![
+        put("/v1/agent/check/register", AgentByRequest, |r| {
+            r.to(register)
+        }),
+        put("/v1/agent/check/deregister/{id}", AgentByRequest, |r| {
+            r.to(deregister)
+        }),
+        put("/v1/agent/check/pass/{id}", AgentByRequest, |r| r.to(pass)),
+        put("/v1/agent/check/warn/{id}", AgentByRequest, |r| r.to(warn)),
+        put("/v1/agent/check/fail/{id}", AgentByRequest, |r| r.to(fail)),
+        put("/v1/agent/check/update/{id}", AgentByRequest, |r| {
+            r.to(update)
+        }),
+        put(
             "/v1/agent/maintenance",
-            web::put().to(node_maintenance),
-        ))
-        .service(put(
-            "/v1/agent/service/maintenance/{id}",
-            web::put().to(service_maintenance),
-        ))
-        .service(super::endpoint(
+            Agent(Need::node(Resource::Node, Access::Write)),
+            |r| r.to(node_maintenance),
+        ),
+        put("/v1/agent/service/maintenance/{id}", AgentByRequest, |r| {
+            r.to(service_maintenance)
+        }),
+        get(
             "/v1/agent/health/service/name/{name}",
-            "GET",
-            web::get().to(health_by_name),
-        ))
-        .service(super::endpoint(
-            "/v1/agent/health/service/id/{id}",
-            "GET",
-            web::get().to(health_by_id),
-        ));
+            AgentByRequest,
+            |r| r.to(health_by_name),
+        ),
+        get("/v1/agent/health/service/id/{id}", AgentByRequest, |r| {
+            r.to(health_by_id)
+        }),
+    ]
 }
 
 /// Script checks from the API need `enable_script_checks`, or
@@ -63,6 +68,8 @@ async fn register(
     let body = read_body(&req, payload, super::catalog::MAX_BODY).await?;
     let r: CheckRegistration = decode(&body)?;
     let def = r.into_definition("Check")?;
+    let access = authz::access(&req, &state).await?;
+    authz::on_new_check(&state, &access, &def.service_id).await?;
     let scripts_allowed = scripts_allowed(&req, &state);
     state
         .ask(RegisterCheck {
@@ -74,19 +81,25 @@ async fn register(
 }
 
 async fn deregister(
+    req: HttpRequest,
     state: web::Data<ApiState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let access = authz::access(&req, &state).await?;
+    authz::on_check_id(&state, &access, &id).await?;
     state.ask(DeregisterCheck(id.into_inner())).await??;
     Ok(HttpResponse::Ok().finish())
 }
 
 async fn ttl(
+    req: &HttpRequest,
     state: &ApiState,
     id: String,
     status: HealthStatus,
     output: String,
 ) -> Result<HttpResponse, ApiError> {
+    let access = authz::access(req, state).await?;
+    authz::on_check_id(state, &access, &id).await?;
     state.ask(UpdateTtl { id, status, output }).await??;
     Ok(HttpResponse::Ok().finish())
 }
@@ -100,7 +113,14 @@ async fn pass(
     state: web::Data<ApiState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    ttl(&state, id.into_inner(), HealthStatus::Passing, note(&req)?).await
+    ttl(
+        &req,
+        &state,
+        id.into_inner(),
+        HealthStatus::Passing,
+        note(&req)?,
+    )
+    .await
 }
 
 async fn warn(
@@ -108,7 +128,14 @@ async fn warn(
     state: web::Data<ApiState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    ttl(&state, id.into_inner(), HealthStatus::Warning, note(&req)?).await
+    ttl(
+        &req,
+        &state,
+        id.into_inner(),
+        HealthStatus::Warning,
+        note(&req)?,
+    )
+    .await
 }
 
 async fn fail(
@@ -116,7 +143,14 @@ async fn fail(
     state: web::Data<ApiState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    ttl(&state, id.into_inner(), HealthStatus::Critical, note(&req)?).await
+    ttl(
+        &req,
+        &state,
+        id.into_inner(),
+        HealthStatus::Critical,
+        note(&req)?,
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -137,7 +171,7 @@ async fn update(
     let status = HealthStatus::parse(&u.status)
         .filter(|s| *s != HealthStatus::Any)
         .ok_or_else(|| ApiError::bad_request(format!("Invalid check status: {:?}", u.status)))?;
-    ttl(&state, id.into_inner(), status, u.output).await
+    ttl(&req, &state, id.into_inner(), status, u.output).await
 }
 
 /// `?enable=true|false` (required) and `?reason=`.
@@ -177,6 +211,8 @@ async fn service_maintenance(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let (enable, reason) = maintenance_params(&req)?;
+    let access = authz::access(&req, &state).await?;
+    authz::on_service(&state, &access, &id, Access::Write).await?;
     state
         .ask(Maintenance {
             service: Some(id.into_inner()),
@@ -206,7 +242,7 @@ fn health_json(h: &ServiceHealth, dc: &str) -> serde_json::Value {
 }
 
 async fn local_health(state: &ApiState) -> Result<Vec<ServiceHealth>, ApiError> {
-    Ok(state.ask(LocalServiceHealth).await?)
+    state.ask(LocalServiceHealth).await
 }
 
 fn answer(
@@ -229,6 +265,8 @@ async fn health_by_name(
     state: web::Data<ApiState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let access = authz::access(&req, &state).await?;
+    access.require(Resource::Service, Access::Read, &name)?;
     let all = local_health(&state).await?;
     let matching: Vec<&ServiceHealth> = all.iter().filter(|h| h.service.service == *name).collect();
     if matching.is_empty() {
@@ -256,5 +294,7 @@ async fn health_by_id(
         .iter()
         .find(|h| h.service.id == *id)
         .ok_or_else(|| ApiError::not_found(format!("ServiceId {id} not found")))?;
+    let access = authz::access(&req, &state).await?;
+    access.require(Resource::Service, Access::Read, &h.service.service)?;
     answer(&req, h.aggregated, health_json(h, &state.config.datacenter))
 }

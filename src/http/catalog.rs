@@ -1,6 +1,7 @@
 //! `/v1/catalog/*`: register, deregister, datacenters, nodes, services,
 //! service/<name> (with `tag`), node/<node>.
 
+use super::routes::{get, put, Decision::*, Route};
 use actix_web::http::StatusCode;
 use actix_web::web::{self, Payload};
 use actix_web::{HttpRequest, HttpResponse};
@@ -16,42 +17,22 @@ use crate::structs::ReadResponse;
 /// Request bodies beyond this are refused (Consul's txn/kv limits are 512 KiB).
 pub(crate) const MAX_BODY: usize = 512 * 1024;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(super::endpoint(
-        "/v1/catalog/register",
-        "PUT",
-        web::put().to(register),
-    ))
-    .service(super::endpoint(
-        "/v1/catalog/deregister",
-        "PUT",
-        web::put().to(deregister),
-    ))
-    .service(super::endpoint(
-        "/v1/catalog/datacenters",
-        "GET",
-        web::get().to(datacenters),
-    ))
-    .service(super::endpoint(
-        "/v1/catalog/nodes",
-        "GET",
-        web::get().to(nodes),
-    ))
-    .service(super::endpoint(
-        "/v1/catalog/services",
-        "GET",
-        web::get().to(services),
-    ))
-    .service(super::endpoint(
-        "/v1/catalog/service/{name}",
-        "GET",
-        web::get().to(service),
-    ))
-    .service(super::endpoint(
-        "/v1/catalog/node/{node}",
-        "GET",
-        web::get().to(node),
-    ));
+pub fn routes() -> Vec<Route> {
+    vec![
+        put("/v1/catalog/register", RequestPath, |r| r.to(register)),
+        put("/v1/catalog/deregister", RequestPath, |r| r.to(deregister)),
+        get("/v1/catalog/datacenters", Open, |r| r.to(datacenters)),
+        get("/v1/catalog/nodes", RequestPathFiltered, |r| r.to(nodes)),
+        get("/v1/catalog/services", RequestPathFiltered, |r| {
+            r.to(services)
+        }),
+        get("/v1/catalog/service/{name}", RequestPathFiltered, |r| {
+            r.to(service)
+        }),
+        get("/v1/catalog/node/{node}", RequestPathFiltered, |r| {
+            r.to(node)
+        }),
+    ]
 }
 
 /// Encodes a read's result with its headers.

@@ -3,6 +3,7 @@
 //! servers for `?dc=`); the list is this agent's own view, blocking on
 //! the index Consul derives from the newest event's ID.
 
+use super::routes::{get, put, Decision::*, Route};
 use actix_web::web::{self, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 use base64::Engine;
@@ -11,21 +12,16 @@ use serde::Serialize;
 use super::error::ApiError;
 use super::params::{json, json_with, read_body, Params};
 use super::ApiState;
+use crate::acl::{Access, Resource};
 use crate::actors::node::events::{event_index, validate, ListEvents};
 use crate::structs::rpc::FireEventArgs;
 use crate::structs::{UserEvent, USER_EVENT_SIZE_LIMIT};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(super::endpoint(
-        "/v1/event/fire/{name}",
-        "PUT",
-        web::put().to(fire),
-    ))
-    .service(super::endpoint(
-        "/v1/event/list",
-        "GET",
-        web::get().to(list),
-    ));
+pub fn routes() -> Vec<Route> {
+    vec![
+        put("/v1/event/fire/{name}", AgentByRequest, |r| r.to(fire)),
+        get("/v1/event/list", AgentFiltered, |r| r.to(list)),
+    ]
 }
 
 /// Consul's `UserEvent` JSON (the payload as base64, `null` when empty).
@@ -101,6 +97,8 @@ async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpRespon
     let p = Params::from(&req)?;
     let opts = p.query_options(&state.config)?;
     let name = p.get("name").filter(|n| !n.is_empty()).map(str::to_string);
+    // Consul filters the list by `event:read` on each event's name.
+    let access = super::agent_authz::access(&req, &state).await?;
     let deadline = tokio::time::Instant::now() + opts.max_wait;
     loop {
         let (events, mut changed) = state.ask(ListEvents).await?;
@@ -108,11 +106,18 @@ async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpRespon
             .into_iter()
             .filter(|e| name.as_ref().is_none_or(|n| *n == e.name))
             .collect();
+        let total = events.len();
+        let events: Vec<UserEvent> = events
+            .into_iter()
+            .filter(|e| access.allowed(Resource::Event, Access::Read, &e.name))
+            .collect();
+        let filtered = events.len() != total;
         let index = events.last().map_or(0, |e| event_index(&e.id)).max(1);
         let blocking = opts.min_index > 0 && tokio::time::Instant::now() < deadline;
         if !blocking || index != opts.min_index {
             let mut b = HttpResponse::Ok();
             b.insert_header(("X-Consul-Index", index.to_string()));
+            super::agent_authz::filtered_header(&mut b, filtered);
             let out: Vec<EventJson> = events.into_iter().map(EventJson::from).collect();
             return Ok(json_with(b, &req, &out));
         }

@@ -2,6 +2,7 @@
 //! node/<node>, checks/<service>, state/<state>, over the stored check
 //! statuses.
 
+use super::routes::{get, Decision::*, Route};
 use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse};
 
@@ -12,27 +13,21 @@ use super::ApiState;
 use crate::state::query::{Query, QueryResult};
 use crate::state::structs::HealthStatus;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(super::endpoint(
-        "/v1/health/service/{name}",
-        "GET",
-        web::get().to(service),
-    ))
-    .service(super::endpoint(
-        "/v1/health/node/{node}",
-        "GET",
-        web::get().to(node),
-    ))
-    .service(super::endpoint(
-        "/v1/health/checks/{service}",
-        "GET",
-        web::get().to(checks),
-    ))
-    .service(super::endpoint(
-        "/v1/health/state/{state}",
-        "GET",
-        web::get().to(state_),
-    ));
+pub fn routes() -> Vec<Route> {
+    vec![
+        get("/v1/health/service/{name}", RequestPathFiltered, |r| {
+            r.to(service)
+        }),
+        get("/v1/health/node/{node}", RequestPathFiltered, |r| {
+            r.to(node)
+        }),
+        get("/v1/health/checks/{service}", RequestPathFiltered, |r| {
+            r.to(checks)
+        }),
+        get("/v1/health/state/{state}", RequestPathFiltered, |r| {
+            r.to(state_)
+        }),
+    ]
 }
 
 async fn service(

@@ -1,6 +1,7 @@
 //! `/v1/kv/<key>`: get (single, `recurse`, `keys` with `separator`, `raw`),
 //! put (`flags`, `cas`), delete (`recurse`, `cas`).
 
+use super::routes::{self as rt, Decision::*};
 use actix_web::http::StatusCode;
 use actix_web::web::{self, Payload};
 use actix_web::{HttpRequest, HttpResponse};
@@ -11,15 +12,16 @@ use super::ApiState;
 use crate::state::command::{Command, CommandResult};
 use crate::state::query::{Query, QueryResult};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/v1/kv/{key:.*}")
-            .route(web::get().to(get))
-            .route(web::put().to(put))
-            .route(web::post().to(put))
-            .route(web::delete().to(delete))
-            .default_service(web::to(super::method_not_allowed("GET,PUT,DELETE"))),
-    );
+pub fn routes() -> Vec<rt::Route> {
+    let path = "/v1/kv/{key:.*}";
+    vec![
+        rt::get(path, RequestPath, |r| r.to(get)),
+        rt::put(path, RequestPath, |r| r.to(put)),
+        rt::route(actix_web::http::Method::POST, path, RequestPath, |r| {
+            r.to(put)
+        }),
+        rt::delete(path, RequestPath, |r| r.to(delete)),
+    ]
 }
 
 /// Consul 1.22's rule: any key except path traversal and leading or

@@ -7,7 +7,9 @@
 
 pub mod acl;
 pub mod agent;
+pub mod agent_authz;
 pub mod agent_checks;
+pub mod agent_token;
 pub mod catalog;
 pub mod error;
 pub mod event;
@@ -15,6 +17,7 @@ pub mod health;
 pub mod kv;
 pub mod operator;
 pub mod params;
+pub mod routes;
 pub mod session;
 pub mod snapshot;
 pub mod status;
@@ -82,20 +85,29 @@ impl ApiState {
     }
 }
 
-/// Every route of the API.
+/// Every route of the API with its authorization decision, in the order
+/// actix tries them (see [`routes::register`]).
+pub fn table() -> Vec<routes::Route> {
+    let mut t = Vec::new();
+    t.extend(kv::routes());
+    t.extend(catalog::routes());
+    t.extend(health::routes());
+    t.extend(agent::routes());
+    t.extend(agent_checks::routes());
+    t.extend(agent_token::routes());
+    t.extend(session::routes());
+    t.extend(txn::routes());
+    t.extend(event::routes());
+    t.extend(snapshot::routes());
+    t.extend(status::routes());
+    t.extend(operator::routes());
+    t.extend(acl::routes());
+    t
+}
+
+/// Every route of the API, from [`table`].
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    kv::routes(cfg);
-    catalog::routes(cfg);
-    health::routes(cfg);
-    agent::routes(cfg);
-    agent_checks::routes(cfg);
-    session::routes(cfg);
-    txn::routes(cfg);
-    event::routes(cfg);
-    snapshot::routes(cfg);
-    status::routes(cfg);
-    operator::routes(cfg);
-    acl::routes(cfg);
+    routes::register(cfg, table());
     cfg.default_service(web::to(not_found));
 }
 
@@ -115,20 +127,9 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
         .body(body)
 }
 
-/// One endpoint with one method; any other method gets Consul's 405.
-pub(crate) fn endpoint(
-    path: &str,
-    allowed: &'static str,
-    route: actix_web::Route,
-) -> actix_web::Resource {
-    web::resource(path)
-        .route(route)
-        .default_service(web::to(method_not_allowed(allowed)))
-}
-
 /// A route that answers 405 with `Allow` for methods it does not serve.
 pub(crate) fn method_not_allowed(
-    allowed: &'static str,
+    allowed: String,
 ) -> impl Fn(HttpRequest) -> std::future::Ready<HttpResponse> + Clone {
     move |req: HttpRequest| {
         std::future::ready(if req.method() == actix_web::http::Method::OPTIONS {

@@ -1,6 +1,8 @@
 //! `/v1/operator/raft/configuration`: the Raft servers, named from the
 //! catalog (each server registers the `consul` service on its RPC port).
 
+use super::routes::{delete, get, Decision::*, Need, Route};
+use crate::acl::{Access, Resource};
 use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
@@ -12,17 +14,15 @@ use crate::state::query::{Query, QueryResult};
 use crate::structs::rpc::{Hop, PeerRef, RemovePeerArgs};
 use crate::structs::{Consistency, QueryOptions, RequestError};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(super::endpoint(
-        "/v1/operator/raft/configuration",
-        "GET",
-        web::get().to(configuration),
-    ))
-    .service(super::endpoint(
-        "/v1/operator/raft/peer",
-        "DELETE",
-        web::delete().to(remove_peer),
-    ));
+pub fn routes() -> Vec<Route> {
+    vec![
+        get(
+            "/v1/operator/raft/configuration",
+            Agent(Need::global(Resource::Operator, Access::Read)),
+            |r| r.to(configuration),
+        ),
+        delete("/v1/operator/raft/peer", RequestPath, |r| r.to(remove_peer)),
+    ]
 }
 
 /// `DELETE /v1/operator/raft/peer?id=|address=`: served by the leader

@@ -2,6 +2,7 @@
 //! shapes and texts). The session ID is made here, before Raft, so every
 //! server applies the same one.
 
+use super::routes::{get, put, Decision::*, Route};
 use actix_web::web::{self, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -16,37 +17,17 @@ use crate::state::command::{Command, CommandResult};
 use crate::state::query::Query;
 use crate::state::session::{ServiceCheck, Session};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(super::endpoint(
-        "/v1/session/create",
-        "PUT",
-        web::put().to(create),
-    ))
-    .service(super::endpoint(
-        "/v1/session/destroy/{id}",
-        "PUT",
-        web::put().to(destroy),
-    ))
-    .service(super::endpoint(
-        "/v1/session/renew/{id}",
-        "PUT",
-        web::put().to(renew),
-    ))
-    .service(super::endpoint(
-        "/v1/session/info/{id}",
-        "GET",
-        web::get().to(info),
-    ))
-    .service(super::endpoint(
-        "/v1/session/node/{node}",
-        "GET",
-        web::get().to(node),
-    ))
-    .service(super::endpoint(
-        "/v1/session/list",
-        "GET",
-        web::get().to(list),
-    ));
+pub fn routes() -> Vec<Route> {
+    vec![
+        put("/v1/session/create", RequestPath, |r| r.to(create)),
+        put("/v1/session/destroy/{id}", RequestPath, |r| r.to(destroy)),
+        put("/v1/session/renew/{id}", RequestPath, |r| r.to(renew)),
+        get("/v1/session/info/{id}", RequestPathFiltered, |r| r.to(info)),
+        get("/v1/session/node/{node}", RequestPathFiltered, |r| {
+            r.to(node)
+        }),
+        get("/v1/session/list", RequestPathFiltered, |r| r.to(list)),
+    ]
 }
 
 /// `LockDelay` is a Go duration string or a number of nanoseconds; as in

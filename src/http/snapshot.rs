@@ -2,6 +2,7 @@
 //! the leader unless `?stale`), PUT restores one through a single Raft
 //! entry, so every server switches to it at the same index.
 
+use super::routes::{get, put, Decision::RequestPath, Route};
 use actix_web::web::{self, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 
@@ -14,13 +15,11 @@ use crate::state::query::{Query, QueryResult};
 /// The largest archive a restore takes (the HTTP body limit).
 const MAX_ARCHIVE: usize = 64 * 1024 * 1024;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/v1/snapshot")
-            .route(web::get().to(save))
-            .route(web::put().to(restore))
-            .default_service(web::to(super::method_not_allowed("GET,PUT"))),
-    );
+pub fn routes() -> Vec<Route> {
+    vec![
+        get("/v1/snapshot", RequestPath, |r| r.to(save)),
+        put("/v1/snapshot", RequestPath, |r| r.to(restore)),
+    ]
 }
 
 async fn save(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {

@@ -1,5 +1,6 @@
 //! `/v1/status/leader` and `/v1/status/peers`, for any datacenter (`?dc=`).
 
+use super::routes::{get, Decision::Open, Route};
 use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse};
 
@@ -7,17 +8,11 @@ use super::error::ApiError;
 use super::params::{json, Params};
 use super::ApiState;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(super::endpoint(
-        "/v1/status/leader",
-        "GET",
-        web::get().to(leader),
-    ))
-    .service(super::endpoint(
-        "/v1/status/peers",
-        "GET",
-        web::get().to(peers),
-    ));
+pub fn routes() -> Vec<Route> {
+    vec![
+        get("/v1/status/leader", Open, |r| r.to(leader)),
+        get("/v1/status/peers", Open, |r| r.to(peers)),
+    ]
 }
 
 async fn leader(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {

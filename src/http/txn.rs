@@ -2,6 +2,7 @@
 //! entry, in Consul's request and answer shapes (409 with `Errors` when an
 //! operation fails, nothing written then).
 
+use super::routes::{put, Decision, Route};
 use actix_web::http::StatusCode;
 use actix_web::web::{self, Payload};
 use actix_web::{HttpRequest, HttpResponse};
@@ -19,8 +20,8 @@ use crate::state::txn::{KvOp, TxnOp as StateOp, TxnOutcome, TxnResult};
 /// Consul's cap on operations in one transaction.
 pub const MAX_OPS: usize = 64;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(super::endpoint("/v1/txn", "PUT", web::put().to(txn)));
+pub fn routes() -> Vec<Route> {
+    vec![put("/v1/txn", Decision::RequestPath, |r| r.to(txn))]
 }
 
 #[derive(Debug, Deserialize)]

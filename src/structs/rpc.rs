@@ -15,6 +15,7 @@ use openraft::raft::{
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::acl::ResolvedAclToken;
 use super::event::UserEvent;
 use super::raft::{NodeId, TypeConfig};
 use super::request::{ReadRequest, ReadResponse, RequestError, WriteRequest, WriteResponse};
@@ -40,6 +41,7 @@ pub enum MethodId {
     Datacenters = 7,
     FireEvent = 8,
     RemovePeer = 9,
+    ResolveToken = 10,
 }
 
 impl MethodId {
@@ -55,6 +57,7 @@ impl MethodId {
             Datacenters,
             FireEvent,
             RemovePeer,
+            ResolveToken,
         ]
         .into_iter()
         .find(|m| *m as u8 == b)
@@ -159,3 +162,9 @@ method!(
     FireEvent, Routed<FireEventArgs>, Result<UserEvent, RequestError>
 );
 method!(RemovePeer, Routed<RemovePeerArgs>, Result<(), RequestError>);
+method!(
+    /// A client agent's token, resolved by a server of its datacenter from
+    /// its store (the secret is the argument); `ACL not found` when it
+    /// names no live token.
+    ResolveToken, String, Result<ResolvedAclToken, RequestError>
+);

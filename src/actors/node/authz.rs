@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use super::tokens::AgentTokens;
 use crate::acl::{
     node_identity_policy, service_identity_policy, Access as AclAccess, Authorizer,
     AuthorizerConfig, DefaultPolicy, Enforcer, Lookup, NamedRules, PermissionDenied, Resource,
@@ -30,18 +31,66 @@ struct Cached {
     expires: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-/// A resolved token, ready to check.
+/// A resolved token, ready to check: what the router gives the agent's
+/// own endpoints and the request path alike.
+#[derive(Clone)]
 pub struct Access {
     authz: Arc<Authorizer>,
     accessor_id: String,
+    /// Whether decisions are made at all (ACLs on): with ACLs off every
+    /// check passes and nothing is ever reported filtered.
+    enforced: bool,
 }
 
 impl Access {
+    /// ACLs off: everything is allowed.
+    pub fn unrestricted() -> Access {
+        Access {
+            authz: Arc::new(Authorizer::management()),
+            accessor_id: String::new(),
+            enforced: false,
+        }
+    }
+
+    pub(super) fn new(authz: Arc<Authorizer>, accessor_id: String) -> Access {
+        Access {
+            authz,
+            accessor_id,
+            enforced: true,
+        }
+    }
+
     fn enforcer(&self) -> Enforcer<'_> {
         Enforcer {
             authz: &self.authz,
             accessor_id: &self.accessor_id,
         }
+    }
+
+    /// The permission, or Consul's 403 naming the rule or default that
+    /// refused.
+    pub fn require(
+        &self,
+        resource: Resource,
+        access: AclAccess,
+        name: &str,
+    ) -> Result<(), RequestError> {
+        if !self.enforced {
+            return Ok(());
+        }
+        self.authz
+            .check(resource, access, name)
+            .require(&self.accessor_id, resource, access, name)
+            .map_err(denied)
+    }
+
+    /// Whether the permission is granted (to filter a list).
+    pub fn allowed(&self, resource: Resource, access: AclAccess, name: &str) -> bool {
+        !self.enforced || self.authz.allowed(resource, access, name)
+    }
+
+    pub fn accessor_id(&self) -> &str {
+        &self.accessor_id
     }
 }
 
@@ -49,27 +98,27 @@ impl Access {
 pub struct Authz {
     enabled: bool,
     dc: String,
+    node_name: String,
     config: AuthorizerConfig,
-    /// `acl.tokens.default`: requests that carry no token.
-    default_token: Option<String>,
-    /// `acl.tokens.agent` (else the default): the agent's own requests.
-    agent_token: Option<String>,
-    /// `acl.tokens.dns` (else the default): DNS reads.
-    dns_token: Option<String>,
+    /// `acl.tokens.*`, settable at run time (`/v1/agent/token/<type>`).
+    tokens: AgentTokens,
     cache: Mutex<HashMap<String, Cached>>,
 }
 
-fn non_empty(s: &str) -> Option<String> {
-    (!s.is_empty()).then(|| s.to_string())
+fn non_empty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
 }
+
+/// Consul's accessor ID for the agent recovery token.
+const AGENT_RECOVERY_ACCESSOR: &str = "agent-recovery-token";
 
 impl Authz {
     pub fn new(config: &RuntimeConfig) -> Authz {
         let acl = &config.acl;
-        let default_token = non_empty(&acl.tokens.default);
         Authz {
             enabled: acl.enabled,
             dc: config.datacenter.clone(),
+            node_name: config.node_name.clone(),
             config: AuthorizerConfig {
                 default_policy: match acl.default_policy {
                     AclDefaultPolicy::Allow => DefaultPolicy::Allow,
@@ -77,28 +126,111 @@ impl Authz {
                 },
                 enable_key_list_policy: acl.enable_key_list_policy,
             },
-            agent_token: non_empty(&acl.tokens.agent).or_else(|| default_token.clone()),
-            dns_token: non_empty(&acl.tokens.dns).or_else(|| default_token.clone()),
-            default_token,
+            tokens: AgentTokens::new(config),
             cache: Mutex::default(),
         }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    pub fn tokens(&self) -> &AgentTokens {
+        &self.tokens
     }
 
     /// The token a request that carried none uses (only with ACLs on, so
     /// that nothing changes with them off).
     pub fn or_default(&self, token: Option<String>) -> Option<String> {
         match token {
-            None if self.enabled => self.default_token.clone(),
+            None if self.enabled => non_empty(self.tokens.get().default),
             t => t,
         }
     }
 
+    /// `acl.tokens.agent`, else the default.
     pub fn agent_token(&self) -> Option<String> {
-        self.agent_token.clone().filter(|_| self.enabled)
+        let t = self.tokens.get();
+        non_empty(t.agent)
+            .or_else(|| non_empty(t.default))
+            .filter(|_| self.enabled)
     }
 
+    /// `acl.tokens.dns`, else the default.
     pub fn dns_token(&self) -> Option<String> {
-        self.dns_token.clone().filter(|_| self.enabled)
+        let t = self.tokens.get();
+        non_empty(t.dns)
+            .or_else(|| non_empty(t.default))
+            .filter(|_| self.enabled)
+    }
+
+    /// `acl.tokens.agent_recovery`, resolved on this agent alone (it
+    /// works while no server answers): `agent:write` on this node and
+    /// `node:read` on every node, nothing else, as Consul's.
+    pub(super) fn recovery(&self, secret: Option<&str>) -> Option<Access> {
+        let recovery = self.tokens.get().agent_recovery;
+        if recovery.is_empty() || secret != Some(recovery.as_str()) {
+            return None;
+        }
+        let rules = format!(
+            "agent {:?} {{ policy = \"write\" }}\nnode_prefix \"\" {{ policy = \"read\" }}",
+            self.node_name
+        );
+        let config = AuthorizerConfig {
+            default_policy: DefaultPolicy::Deny,
+            ..self.config
+        };
+        let authz = match NamedRules::parse("agent_recovery", &rules) {
+            Ok(r) => Authorizer::compile(&[r], config),
+            Err(e) => {
+                tracing::warn!(error = %e, "agent recovery rules do not parse; it grants nothing");
+                Authorizer::compile(&[], config)
+            }
+        };
+        Some(Access::new(
+            Arc::new(authz),
+            AGENT_RECOVERY_ACCESSOR.to_string(),
+        ))
+    }
+
+    /// An authorizer with no rules under `policy` (a client's
+    /// `down_policy` of allow or deny), naming why in its accessor.
+    pub(super) fn blanket(&self, policy: DefaultPolicy, why: &str) -> Access {
+        let config = AuthorizerConfig {
+            default_policy: policy,
+            ..self.config
+        };
+        Access::new(Arc::new(Authorizer::compile(&[], config)), why.to_string())
+    }
+
+    /// The token behind `secret` from this server's store.
+    pub(super) fn resolve_here(
+        &self,
+        store: &SharedStore,
+        secret: Option<&str>,
+    ) -> Result<Access, RequestError> {
+        self.resolve(&fsm::read(store), secret)
+    }
+
+    /// What `ResolveToken` answers a client agent: the token behind
+    /// `secret` in this server's store with its policies, roles and
+    /// identities, or `ACL not found`.
+    pub(super) fn resolved_token(
+        &self,
+        store: &SharedStore,
+        secret: &str,
+    ) -> Result<ResolvedAclToken, RequestError> {
+        if !self.enabled {
+            return Err(RequestError::Rejected("ACL support disabled".into()));
+        }
+        let query = Query::AclResolve {
+            secret: secret.to_string(),
+            now: chrono::Utc::now(),
+        };
+        match execute(&fsm::read(store), &query, None).1 {
+            QueryResult::AclResolved(Some(token)) => Ok(*token),
+            _ => Err(RequestError::AclNotFound),
+        }
     }
 
     /// The token behind `secret` (none: the anonymous token), compiled
@@ -114,12 +246,9 @@ impl Authz {
             .unwrap_or(0)
             .max(1);
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        let fresh = |c: &&Cached| c.index == index && !c.expires.is_some_and(|e| now >= e);
+        let fresh = |c: &&Cached| c.index == index && c.expires.is_none_or(|e| now < e);
         if let Some(c) = cache.get(secret).filter(fresh) {
-            return Ok(Access {
-                authz: c.authz.clone(),
-                accessor_id: c.accessor_id.clone(),
-            });
+            return Ok(Access::new(c.authz.clone(), c.accessor_id.clone()));
         }
         let query = Query::AclResolve {
             secret: secret.to_string(),
@@ -144,10 +273,10 @@ impl Authz {
                 expires: token.token.expiration_time,
             },
         );
-        Ok(Access { authz, accessor_id })
+        Ok(Access::new(authz, accessor_id))
     }
 
-    fn compile(&self, token: &ResolvedAclToken) -> Authorizer {
+    pub(super) fn compile(&self, token: &ResolvedAclToken) -> Authorizer {
         if token.policies.iter().any(|p| p.id == GLOBAL_MANAGEMENT_ID) {
             return Authorizer::management();
         }
@@ -234,17 +363,13 @@ impl Authz {
             return Ok(());
         }
         let s = fsm::read(store);
-        let a = self.resolve(&s, token)?;
-        a.authz
-            .check(resource, access, name)
-            .require(&a.accessor_id, resource, access, name)
-            .map_err(denied)
+        self.resolve(&s, token)?.require(resource, access, name)
     }
 }
 
 /// Drops from a served answer what the token may not read.
 pub fn filter(access: Option<&Access>, mut resp: ReadResponse) -> ReadResponse {
-    if let Some(a) = access {
+    if let Some(a) = access.filter(|a| a.enforced) {
         if a.enforcer().filter(&mut resp.result) {
             resp.meta.results_filtered = true;
         }

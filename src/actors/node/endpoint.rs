@@ -60,6 +60,12 @@ impl Service for Endpoint {
                 MethodId::FireEvent => {
                     answer::<rpc::FireEvent, _, _>(&args, |e| router.fire_event(e.req)).await
                 }
+                MethodId::ResolveToken => {
+                    answer::<rpc::ResolveToken, _, _>(&args, |secret| async move {
+                        router.resolve_token(secret).await
+                    })
+                    .await
+                }
                 MethodId::RemovePeer => {
                     answer::<rpc::RemovePeer, _, _>(&args, |p| router.remove_peer(p.req, p.hop))
                         .await

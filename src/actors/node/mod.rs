@@ -10,7 +10,9 @@
 //! - `alias.rs`: alias checks and critical-service reaping;
 //! - `pools.rs`: the LAN and WAN gossip pools (join, leave, members);
 //! - `events.rs`: user events this agent keeps;
-//! - `local.rs`: the local state itself, as pure data.
+//! - `local.rs`: the local state itself, as pure data;
+//! - `authz.rs`: ACL decisions on the request path; `tokens.rs`: the
+//!   agent's own tokens, settable at run time and persisted.
 
 mod alias;
 mod anti_entropy;
@@ -20,6 +22,7 @@ pub mod events;
 pub mod local;
 mod pools;
 pub mod router;
+pub mod tokens;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,6 +31,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::time::Instant;
 
+pub use authz::Access;
 pub use local::LocalError;
 pub use pools::{ForceLeaveLan, GetMembers, GetWanMembers, JoinLan, JoinWan, LeaveLan};
 pub use router::Router;

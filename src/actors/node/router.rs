@@ -22,7 +22,9 @@
 //! With ACLs on, the server that serves (step 3, or the leader of step 4)
 //! resolves the token and checks the request right before serving it
 //! (`authz.rs`); list answers are filtered. Servers that only forward do
-//! not decide: the token travels with the request.
+//! not decide: the token travels with the request. The agent's own
+//! endpoints and user events get their authorizer from
+//! [`Router::access`] (`router/access.rs`), on servers and clients alike.
 //!
 //! A client agent has no local server: steps 3 and 4 are its servers'.
 
@@ -33,6 +35,8 @@ use std::time::Duration;
 use actix::prelude::*;
 use futures::future::BoxFuture;
 use tokio::time::Instant;
+
+mod access;
 
 use super::authz::{self, Authz};
 use crate::acl::{Access, Resource};
@@ -96,6 +100,8 @@ struct Inner {
     hold: Duration,
     /// ACL enforcement: the agent's tokens and compiled authorizers.
     authz: Authz,
+    /// A client agent's tokens resolved by its servers.
+    tokens: access::TokenCache,
 }
 
 impl Router {
@@ -115,6 +121,7 @@ impl Router {
             failed: Mutex::default(),
             hold: config.rpc_hold_timeout,
             authz: Authz::new(config),
+            tokens: access::TokenCache::new(config),
         }))
     }
 
@@ -444,19 +451,13 @@ impl Router {
     pub async fn fire_event(&self, args: FireEventArgs) -> Result<UserEvent, RequestError> {
         match self.target(args.dc.as_deref()) {
             Target::Here => {
-                // A server decides from its store; a client agent has none
-                // to resolve the token with (not checked there yet).
-                if let Some(local) = &self.0.local {
-                    let name = &args.event.name;
-                    let token = args.token.as_deref();
-                    self.0.authz.check(
-                        local.store(),
-                        token,
-                        Resource::Event,
-                        Access::Write,
-                        name,
-                    )?;
-                }
+                // Decided where it is fired, on a server or a client
+                // agent alike (a client asks its servers for the token).
+                self.access(args.token.clone()).await?.require(
+                    Resource::Event,
+                    Access::Write,
+                    &args.event.name,
+                )?;
                 self.0
                     .events
                     .send(FireLocalEvent(args.event))
@@ -479,6 +480,13 @@ impl Router {
                 .remote::<rpc::RemovePeer>(&target, routed(args), WRITE_HOLD)
                 .await?;
         };
+        // Refused before the peer is looked up, so a caller without
+        // `operator:write` learns nothing of the configuration; the
+        // leader decides again.
+        let token = args.token.as_deref();
+        self.0
+            .authz
+            .check(local.store(), token, Resource::Operator, Access::Write, "")?;
         let status = local.status();
         let found = status.servers.iter().find(|s| match &args.peer {
             PeerRef::Address(a) => s.addr == *a,
@@ -546,60 +554,4 @@ fn call_timeout(opts: &QueryOptions, hold: Duration) -> Duration {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    struct Nobody;
-    impl Actor for Nobody {
-        type Context = Context<Self>;
-    }
-    impl Handler<FireLocalEvent> for Nobody {
-        type Result = Result<UserEvent, RequestError>;
-        fn handle(&mut self, m: FireLocalEvent, _: &mut Context<Self>) -> Self::Result {
-            Ok(m.0)
-        }
-    }
-
-    fn client() -> Router {
-        let config = RuntimeConfig {
-            datacenter: "dc1".into(),
-            ..Default::default()
-        };
-        Router::new(&config, None, None, Nobody.start().recipient())
-    }
-
-    #[actix_rt::test]
-    async fn datacenter_names_compare_without_case_and_empty_is_here() {
-        let r = client();
-        assert_eq!(r.target(None), Target::Here);
-        assert_eq!(r.target(Some("")), Target::Here);
-        assert_eq!(r.target(Some("DC1")), Target::Here);
-        assert_eq!(r.target(Some("Dc2")), Target::Dc("dc2".into()));
-    }
-
-    #[actix_rt::test]
-    async fn a_client_without_servers_says_so() {
-        let r = client();
-        let req = ReadRequest {
-            opts: QueryOptions::default(),
-            query: crate::structs::query::Query::CatalogNodes,
-        };
-        assert_eq!(r.read(req).await.unwrap_err(), RequestError::NoServers);
-    }
-
-    #[actix_rt::test]
-    async fn failed_servers_go_last_for_a_while() {
-        let r = client();
-        for (n, a) in [("a", "1"), ("b", "2"), ("c", "3")] {
-            r.set_server(n, Some(a.into()));
-        }
-        r.notify_failed("1");
-        let list = vec!["1".to_string(), "2".into(), "3".into()];
-        let (order, _) = r.set_aside((list.clone(), RequestError::NoServers));
-        assert_eq!(order, vec!["2", "3", "1"]);
-        tokio::time::pause();
-        tokio::time::advance(SET_ASIDE + Duration::from_secs(1)).await;
-        let (order, _) = r.set_aside((list, RequestError::NoServers));
-        assert_eq!(order, vec!["1", "2", "3"]);
-    }
-}
+mod tests;

@@ -18,8 +18,7 @@ use crate::config::{AclConfig, RuntimeConfig};
 
 /// How the warning ends when a config asks for ACLs: what such an agent
 /// still leaves open, so that operators know.
-pub const ACLS_PARTLY_ENFORCED: &str =
-    "ACLs are enforced on the servers' request path only: not yet on agent endpoints nor a client agent's own user events, and not replicated between datacenters";
+pub const ACLS_PARTLY_ENFORCED: &str = "ACLs are not yet replicated between datacenters";
 
 type Setter = Box<dyn FnOnce(&mut RuntimeConfig)>;
 /// Reads and checks a value at once, so that every error names the file

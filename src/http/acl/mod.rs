@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::params::{decode, json, json_with, read_body, read_response, Params};
+use super::routes::{put, Decision, Route};
 use super::ApiState;
 use crate::structs::acl::{AclLink, AclToken, GLOBAL_MANAGEMENT_POLICY_ID};
 use crate::structs::query::{Query, QueryResult};
@@ -28,20 +29,14 @@ const BOOTSTRAP_RESET_FILE: &str = "acl-bootstrap-reset";
 
 const BOOTSTRAP_DESCRIPTION: &str = "Bootstrap Token (Global Management)";
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(super::endpoint(
-        "/v1/acl/bootstrap",
-        "PUT",
-        web::put().to(bootstrap),
-    ));
-    token::routes(cfg);
-    policy::routes(cfg);
-    role::routes(cfg);
-}
-
-/// A resource with its own set of methods; others get Consul's 405.
-fn resource(path: &str, allowed: &'static str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(super::method_not_allowed(allowed)))
+pub fn routes() -> Vec<Route> {
+    let mut t = vec![put("/v1/acl/bootstrap", Decision::Bootstrap, |r| {
+        r.to(bootstrap)
+    })];
+    t.extend(token::routes());
+    t.extend(policy::routes());
+    t.extend(role::routes());
+    t
 }
 
 /// Consul answers every ACL endpoint this way while ACLs are off.

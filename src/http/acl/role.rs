@@ -1,12 +1,13 @@
 //! `/v1/acl/role*` and `/v1/acl/roles`: create, read by ID or name,
 //! update, delete and list (optionally those linking a policy).
 
+use crate::http::routes::{self as rt, Decision::*};
 use actix_web::web::{self, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 
 use super::{
-    answer, body_or_default, delete_missing, new_id, not_exist, read, require_enabled, resource,
-    unexpected, write,
+    answer, body_or_default, delete_missing, new_id, not_exist, read, require_enabled, unexpected,
+    write,
 };
 use crate::http::error::ApiError;
 use crate::http::params::{json, Params};
@@ -15,28 +16,15 @@ use crate::structs::acl::AclRole;
 use crate::structs::query::{Query, QueryResult};
 use crate::structs::{Command, CommandResult};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(crate::http::endpoint(
-        "/v1/acl/role",
-        "PUT",
-        web::put().to(create),
-    ))
-    .service(crate::http::endpoint(
-        "/v1/acl/role/name/{name}",
-        "GET",
-        web::get().to(by_name),
-    ))
-    .service(
-        resource("/v1/acl/role/{id}", "GET,PUT,DELETE")
-            .route(web::get().to(get))
-            .route(web::put().to(update))
-            .route(web::delete().to(delete)),
-    )
-    .service(crate::http::endpoint(
-        "/v1/acl/roles",
-        "GET",
-        web::get().to(list),
-    ));
+pub fn routes() -> Vec<rt::Route> {
+    vec![
+        rt::put("/v1/acl/role", RequestPath, |r| r.to(create)),
+        rt::get("/v1/acl/role/name/{name}", RequestPath, |r| r.to(by_name)),
+        rt::get("/v1/acl/role/{id}", RequestPath, |r| r.to(get)),
+        rt::put("/v1/acl/role/{id}", RequestPath, |r| r.to(update)),
+        rt::delete("/v1/acl/role/{id}", RequestPath, |r| r.to(delete)),
+        rt::get("/v1/acl/roles", RequestPath, |r| r.to(list)),
+    ]
 }
 
 async fn write_role(

@@ -1,6 +1,7 @@
 //! `/v1/acl/token*` and `/v1/acl/tokens`: create, read (by AccessorID or
 //! the caller's own secret), update, clone, delete and list.
 
+use crate::http::routes::{self as rt, Decision::*};
 use std::time::Duration;
 
 use actix_web::web::{self, Payload};
@@ -9,7 +10,7 @@ use serde::Deserialize;
 
 use super::{
     acl_not_found, answer, body_or_default, check_uuid, delete_missing, new_id, not_exist, read,
-    require_enabled, resource, unexpected, write,
+    require_enabled, unexpected, write,
 };
 use crate::config::duration::format_go_duration;
 use crate::http::error::ApiError;
@@ -20,33 +21,16 @@ use crate::structs::go_json::go_zero_time;
 use crate::structs::query::{Query, QueryResult};
 use crate::structs::{Command, CommandResult};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(crate::http::endpoint(
-        "/v1/acl/token",
-        "PUT",
-        web::put().to(create),
-    ))
-    .service(crate::http::endpoint(
-        "/v1/acl/token/self",
-        "GET",
-        web::get().to(self_token),
-    ))
-    .service(crate::http::endpoint(
-        "/v1/acl/token/{id}/clone",
-        "PUT",
-        web::put().to(clone),
-    ))
-    .service(
-        resource("/v1/acl/token/{id}", "GET,PUT,DELETE")
-            .route(web::get().to(get))
-            .route(web::put().to(update))
-            .route(web::delete().to(delete)),
-    )
-    .service(crate::http::endpoint(
-        "/v1/acl/tokens",
-        "GET",
-        web::get().to(list),
-    ));
+pub fn routes() -> Vec<rt::Route> {
+    vec![
+        rt::put("/v1/acl/token", RequestPath, |r| r.to(create)),
+        rt::get("/v1/acl/token/self", TokenSelf, |r| r.to(self_token)),
+        rt::put("/v1/acl/token/{id}/clone", RequestPath, |r| r.to(clone)),
+        rt::get("/v1/acl/token/{id}", RequestPath, |r| r.to(get)),
+        rt::put("/v1/acl/token/{id}", RequestPath, |r| r.to(update)),
+        rt::delete("/v1/acl/token/{id}", RequestPath, |r| r.to(delete)),
+        rt::get("/v1/acl/tokens", RequestPath, |r| r.to(list)),
+    ]
 }
 
 /// A stored token the API shows: an expired one is as good as gone.

@@ -395,7 +395,10 @@ impl TestAgent {
                 return Err(format!("agent exited with {status}:\n{}", self.log_tail()));
             }
             if let Ok(r) = reqwest::blocking::get(&url) {
-                if r.text().map(|t| t.contains(needle)).unwrap_or(false) {
+                // Under ACLs' default deny, /v1/agent/self needs agent:read:
+                // a refusal is an answer too.
+                let refused = self.client && r.status() == reqwest::StatusCode::FORBIDDEN;
+                if refused || r.text().map(|t| t.contains(needle)).unwrap_or(false) {
                     return Ok(());
                 }
             }

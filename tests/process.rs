@@ -149,7 +149,11 @@ fn acls_in_the_config_are_read_and_the_agent_says_what_is_not_enforced() {
         "primary_datacenter = \"Main\"\nacl {\n  enabled = true\n  default_policy = \"deny\"\n  tokens {\n    default = \"root\"\n  }\n}\nacl_master_token = \"root\"\n",
     )
     .unwrap();
-    let not_enforced = "acl.hcl: acl.enabled: ACLs are enforced on the servers' request path only: not yet on agent endpoints nor a client agent's own user events, and not replicated between datacenters";
+    let not_enforced = format!(
+        "acl.hcl: acl.enabled: {}",
+        meridian::config::ACLS_PARTLY_ENFORCED
+    );
+    let not_enforced = not_enforced.as_str();
     let deprecated = "acl.hcl: The 'acl_master_token' field is deprecated. Use the 'acl.tokens.initial_management' field instead.";
     // The default token (management) lets the test harness's token-less
     // readiness reads through under `deny`.

@@ -431,4 +431,42 @@ async fn a_client_agent_asks_its_server_and_applies_its_down_policy() {
             }
         }
     }
+
+    // The server is back and the token is gone: async-cache answers from
+    // its (expired) entry once while it refreshes, then knows; the others
+    // ask at once.
+    let accessor = call(&sbase, "GET", "/v1/acl/token/self", Value::Null, Some(&web))
+        .await
+        .json()["AccessorID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let del = format!("/v1/acl/token/{accessor}");
+    call(&sbase, "DELETE", &del, Value::Null, Some(&root))
+        .await
+        .json_ok();
+    for (_, (h, _)) in &clients {
+        h.router.set_server("server", Some(rpc.clone()));
+    }
+    tokio::time::sleep(ttl * 2).await;
+    for (down, (_, c)) in &clients {
+        let first = call(c, "PUT", reg, service("web"), Some(&web)).await;
+        if *down == AclDownPolicy::AsyncCache {
+            assert_eq!(
+                first.status, 200,
+                "{down}: served from the cache: {}",
+                first.body
+            );
+            common::inproc::until("the background refresh", || async {
+                call(c, "PUT", reg, service("web"), Some(&web)).await.status == 403
+            })
+            .await;
+        } else {
+            assert_eq!(
+                (first.status, first.body.as_str()),
+                (403, "ACL not found"),
+                "{down}"
+            );
+        }
+    }
 }

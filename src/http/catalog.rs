@@ -1,13 +1,13 @@
 //! `/v1/catalog/*`: register, deregister, datacenters, nodes, services,
 //! service/<name> (with `tag`), node/<node>.
 
-use super::routes::{get, put, Decision::*, Route};
 use actix_web::http::StatusCode;
 use actix_web::web::{self, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 
 use super::error::ApiError;
 use super::params::{decode, json, json_with, read_body, read_response, Params};
+use super::routes::{get, put, Decision::*, Route};
 use super::ApiState;
 use crate::state::command::Command;
 use crate::state::query::{Query, QueryResult};

@@ -3,7 +3,6 @@
 //! servers for `?dc=`); the list is this agent's own view, blocking on
 //! the index Consul derives from the newest event's ID.
 
-use super::routes::{get, put, Decision::*, Route};
 use actix_web::web::{self, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 use base64::Engine;
@@ -11,6 +10,7 @@ use serde::Serialize;
 
 use super::error::ApiError;
 use super::params::{json, json_with, read_body, Params};
+use super::routes::{get, put, Decision::*, Route};
 use super::ApiState;
 use crate::acl::{Access, Resource};
 use crate::actors::node::events::{event_index, validate, ListEvents};

@@ -2,13 +2,13 @@
 //! node/<node>, checks/<service>, state/<state>, over the stored check
 //! statuses.
 
-use super::routes::{get, Decision::*, Route};
 use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse};
 
 use super::catalog::{answer, serve};
 use super::error::ApiError;
 use super::params::Params;
+use super::routes::{get, Decision::*, Route};
 use super::ApiState;
 use crate::state::query::{Query, QueryResult};
 use crate::state::structs::HealthStatus;

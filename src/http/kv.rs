@@ -1,13 +1,13 @@
 //! `/v1/kv/<key>`: get (single, `recurse`, `keys` with `separator`, `raw`),
 //! put (`flags`, `cas`), delete (`recurse`, `cas`).
 
-use super::routes::{self as rt, Decision::*};
 use actix_web::http::StatusCode;
 use actix_web::web::{self, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 
 use super::error::ApiError;
 use super::params::{json_with, read_body, read_response, Params};
+use super::routes::{self as rt, Decision::*};
 use super::ApiState;
 use crate::state::command::{Command, CommandResult};
 use crate::state::query::{Query, QueryResult};

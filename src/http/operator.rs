@@ -1,15 +1,15 @@
 //! `/v1/operator/raft/configuration`: the Raft servers, named from the
 //! catalog (each server registers the `consul` service on its RPC port).
 
-use super::routes::{delete, get, Decision::*, Need, Route};
-use crate::acl::{Access, Resource};
 use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 
 use super::error::ApiError;
 use super::params::{json as json_resp, Params};
+use super::routes::{delete, get, Decision::*, Need, Route};
 use super::ApiState;
+use crate::acl::{Access, Resource};
 use crate::state::query::{Query, QueryResult};
 use crate::structs::rpc::{Hop, PeerRef, RemovePeerArgs};
 use crate::structs::{Consistency, QueryOptions, RequestError};

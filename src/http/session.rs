@@ -2,7 +2,6 @@
 //! shapes and texts). The session ID is made here, before Raft, so every
 //! server applies the same one.
 
-use super::routes::{get, put, Decision::*, Route};
 use actix_web::web::{self, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -11,6 +10,7 @@ use serde_json::json;
 use super::catalog::serve;
 use super::error::ApiError;
 use super::params::{decode, json, read_body, Params};
+use super::routes::{get, put, Decision::*, Route};
 use super::ApiState;
 use crate::config::duration::parse_go_duration;
 use crate::state::command::{Command, CommandResult};

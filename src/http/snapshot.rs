@@ -2,12 +2,12 @@
 //! the leader unless `?stale`), PUT restores one through a single Raft
 //! entry, so every server switches to it at the same index.
 
-use super::routes::{get, put, Decision::RequestPath, Route};
 use actix_web::web::{self, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 
 use super::error::ApiError;
 use super::params::{read_body, read_response, Params};
+use super::routes::{get, put, Decision::RequestPath, Route};
 use super::ApiState;
 use crate::state::command::{Command, CommandResult};
 use crate::state::query::{Query, QueryResult};

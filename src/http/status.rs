@@ -1,11 +1,11 @@
 //! `/v1/status/leader` and `/v1/status/peers`, for any datacenter (`?dc=`).
 
-use super::routes::{get, Decision::Open, Route};
 use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse};
 
 use super::error::ApiError;
 use super::params::{json, Params};
+use super::routes::{get, Decision::Open, Route};
 use super::ApiState;
 
 pub fn routes() -> Vec<Route> {

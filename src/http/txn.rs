@@ -2,7 +2,6 @@
 //! entry, in Consul's request and answer shapes (409 with `Errors` when an
 //! operation fails, nothing written then).
 
-use super::routes::{put, Decision, Route};
 use actix_web::http::StatusCode;
 use actix_web::web::{self, Payload};
 use actix_web::{HttpRequest, HttpResponse};
@@ -12,6 +11,7 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::params::{decode, json_with, read_body, Params};
+use super::routes::{put, Decision, Route};
 use super::ApiState;
 use crate::state::command::{Command, CommandResult};
 use crate::state::structs::{HealthCheck, Node, NodeService};

@@ -2,7 +2,6 @@
 //! update, delete and list. Rules are parsed here, as Consul's endpoint
 //! does, so a policy that could never compile is never stored.
 
-use crate::http::routes::{self as rt, Decision::*};
 use actix_web::web::{self, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 
@@ -12,6 +11,7 @@ use super::{
 };
 use crate::http::error::ApiError;
 use crate::http::params::{json, Params};
+use crate::http::routes::{self as rt, Decision::*};
 use crate::http::ApiState;
 use crate::structs::acl::AclPolicy;
 use crate::structs::query::{Query, QueryResult};

@@ -1,7 +1,6 @@
 //! `/v1/acl/role*` and `/v1/acl/roles`: create, read by ID or name,
 //! update, delete and list (optionally those linking a policy).
 
-use crate::http::routes::{self as rt, Decision::*};
 use actix_web::web::{self, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 
@@ -11,6 +10,7 @@ use super::{
 };
 use crate::http::error::ApiError;
 use crate::http::params::{json, Params};
+use crate::http::routes::{self as rt, Decision::*};
 use crate::http::ApiState;
 use crate::structs::acl::AclRole;
 use crate::structs::query::{Query, QueryResult};

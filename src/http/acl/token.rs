@@ -1,7 +1,6 @@
 //! `/v1/acl/token*` and `/v1/acl/tokens`: create, read (by AccessorID or
 //! the caller's own secret), update, clone, delete and list.
 
-use crate::http::routes::{self as rt, Decision::*};
 use std::time::Duration;
 
 use actix_web::web::{self, Payload};
@@ -15,6 +14,7 @@ use super::{
 use crate::config::duration::format_go_duration;
 use crate::http::error::ApiError;
 use crate::http::params::{json, Params};
+use crate::http::routes::{self as rt, Decision::*};
 use crate::http::ApiState;
 use crate::structs::acl::AclToken;
 use crate::structs::go_json::go_zero_time;

@@ -362,10 +362,14 @@ async fn a_client_agent_asks_its_server_and_applies_its_down_policy() {
     .await;
 
     let ttl = Duration::from_millis(300);
-    let client_acl = |down: AclDownPolicy| AclConfig {
-        down_policy: down,
-        token_ttl: ttl,
-        ..deny("")
+    let client_acl = |down: AclDownPolicy| {
+        let mut acl = AclConfig {
+            down_policy: down,
+            token_ttl: ttl,
+            ..deny("")
+        };
+        acl.tokens.agent_recovery = "recover-me".into();
+        acl
     };
     let mut clients = Vec::new();
     for (name, down) in [
@@ -414,6 +418,12 @@ async fn a_client_agent_asks_its_server_and_applies_its_down_policy() {
     }
     tokio::time::sleep(ttl * 2).await;
     for (down, (_, c)) in &clients {
+        // The recovery token needs no server, whatever the down policy.
+        let me = call(c, "GET", "/v1/agent/self", Value::Null, Some("recover-me")).await;
+        assert_eq!(me.status, 200, "{down}: {}", me.body);
+        call(c, "PUT", reg, service("web"), Some("recover-me"))
+            .await
+            .denied("'service:write' on \"web\"");
         let cached = call(c, "PUT", reg, service("web"), Some(&web)).await;
         let never_seen = call(c, "PUT", reg, service("web"), Some(&fresh)).await;
         match down {

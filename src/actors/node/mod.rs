@@ -452,6 +452,9 @@ impl Handler<Reload> for NodeActor {
         cfg.log_level = new.log_level;
         cfg.enable_script_checks = new.enable_script_checks;
         cfg.enable_local_script_checks = new.enable_local_script_checks;
+        // The agent's tokens change at run time (Consul reloads them too).
+        self.router.reload_tokens(&new.acl.tokens);
+        cfg.acl.tokens = new.acl.tokens;
         self.config = Arc::new(cfg);
         for e in self
             .local

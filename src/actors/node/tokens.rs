@@ -153,6 +153,23 @@ impl AgentTokens {
     }
 }
 
+impl AgentTokens {
+    /// A reload's tokens: the config's, except where the API set one
+    /// (Consul's token sources: an API value wins over the files until
+    /// the API clears it).
+    pub fn reload(&self, config: &AclTokens) {
+        let api = self.from_api.read().unwrap_or_else(|e| e.into_inner());
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        let mut next = config.clone();
+        for (kind, value) in Persisted::from(&*api).entries() {
+            if !value.is_empty() {
+                *kind.slot(&mut next) = value;
+            }
+        }
+        *current = next;
+    }
+}
+
 impl Persisted {
     fn entries(self) -> [(TokenKind, String); 6] {
         [
@@ -259,6 +276,21 @@ mod tests {
         let again = AgentTokens::new(&c);
         assert_eq!(again.get().agent, "from-api");
         assert_eq!(again.get().dns, "dns-config");
+    }
+
+    #[test]
+    fn a_reload_takes_the_files_tokens_except_those_the_api_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(dir.path());
+        c.acl.enable_token_persistence = false;
+        let t = AgentTokens::new(&c);
+        t.set(TokenKind::Agent, "from-api".into()).unwrap();
+        let mut files = c.acl.tokens.clone();
+        files.agent = "new-agent".into();
+        files.dns = "new-dns".into();
+        t.reload(&files);
+        assert_eq!(t.get().agent, "from-api");
+        assert_eq!(t.get().dns, "new-dns");
     }
 
     #[test]

@@ -229,4 +229,9 @@ impl Router {
         }
         Ok(())
     }
+
+    /// A reload's `acl.tokens` (those set through the API stay).
+    pub fn reload_tokens(&self, tokens: &crate::config::AclTokens) {
+        self.0.authz.tokens().reload(tokens);
+    }
 }

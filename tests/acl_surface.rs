@@ -134,3 +134,65 @@ async fn every_answer_carries_the_agents_default_acl_policy() {
     let a = open.get("/v1/status/leader", None).await;
     assert_eq!((a.status, a.policy.as_deref()), (200, Some("allow")));
 }
+
+#[actix_rt::test]
+async fn token_secrets_are_hidden_from_a_token_that_may_only_read_acls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_h, api, root) = deny_agent(dir.path()).await;
+    api.put(
+        "/v1/acl/policy",
+        json!({"Name": "acl-read", "Rules": "acl = \"read\""}).to_string(),
+        Some(&root),
+    )
+    .await
+    .json();
+    let reader = api
+        .put(
+            "/v1/acl/token",
+            json!({"Policies": [{"Name": "acl-read"}]}).to_string(),
+            Some(&root),
+        )
+        .await
+        .json();
+    let reader_secret = reader["SecretID"].as_str().unwrap().to_string();
+    let other = api
+        .put("/v1/acl/token", json!({}).to_string(), Some(&root))
+        .await
+        .json();
+    let other_accessor = other["AccessorID"].as_str().unwrap();
+
+    // acl:read sees tokens, not their secrets: one token, and the list.
+    let read = api
+        .get(
+            &format!("/v1/acl/token/{other_accessor}"),
+            Some(&reader_secret),
+        )
+        .await
+        .json();
+    assert_eq!(read["AccessorID"], other_accessor);
+    assert_eq!(read["SecretID"], "<hidden>");
+    let list = api.get("/v1/acl/tokens", Some(&reader_secret)).await.json();
+    let list = list.as_array().unwrap();
+    assert!(list.len() >= 4, "{list:?}"); // anonymous, root, reader, other
+    assert!(list.iter().all(|t| t["SecretID"] == "<hidden>"), "{list:?}");
+
+    // A token reading itself sees its own secret.
+    let own = api
+        .get("/v1/acl/token/self", Some(&reader_secret))
+        .await
+        .json();
+    assert_eq!(own["SecretID"], reader_secret.as_str());
+
+    // acl:write (management) sees every secret.
+    let read = api
+        .get(&format!("/v1/acl/token/{other_accessor}"), Some(&root))
+        .await
+        .json();
+    assert_eq!(read["SecretID"], other["SecretID"]);
+    let list = api.get("/v1/acl/tokens", Some(&root)).await.json();
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["SecretID"] != "<hidden>"));
+}

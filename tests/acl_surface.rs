@@ -209,8 +209,8 @@ async fn acl_objects(api: &Api, root: &str) -> [usize; 3] {
 #[actix_rt::test]
 async fn bad_acl_input_is_a_clear_4xx_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let (_h, api, root) = deny_agent(dir.path()).await;
-    let root = Some(root.as_str());
+    let (_h, api, root_secret) = deny_agent(dir.path()).await;
+    let root = Some(root_secret.as_str());
     api.put(
         "/v1/acl/policy",
         json!({"Name": "kv", "Rules": "key_prefix \"\" { policy = \"read\" }"}).to_string(),
@@ -223,7 +223,7 @@ async fn bad_acl_input_is_a_clear_4xx_and_writes_nothing() {
         .await
         .json();
     let accessor = token["AccessorID"].as_str().unwrap();
-    let before = acl_objects(&api, root.unwrap()).await;
+    let before = acl_objects(&api, &root_secret).await;
 
     let missing = uuid::Uuid::new_v4().to_string();
     let oversized = "#".repeat(600 * 1024);
@@ -349,7 +349,7 @@ async fn bad_acl_input_is_a_clear_4xx_and_writes_nothing() {
         assert_eq!(a.status, *status, "{path} {shown}: {}", a.body);
         assert!(a.body.contains(says.as_str()), "{path} {shown}: {}", a.body);
     }
-    assert_eq!(acl_objects(&api, root.unwrap()).await, before);
+    assert_eq!(acl_objects(&api, &root_secret).await, before);
     // The token refused an unknown role kept what it had.
     let kept = api
         .get(&format!("/v1/acl/token/{accessor}"), root)

@@ -118,6 +118,6 @@ pub use identity::{
 };
 pub use names::{
     valid_node_identity_name, valid_role_name, valid_service_identity_name, validate_policy_name,
-    PolicyNameError, POLICY_NAME_MAX_LEN,
+    PolicyNameError,
 };
 pub use rules::{parse_plain_keyword, parse_rule_keyword, rule_keyword, NamedRules, Rule, Rules};

@@ -6,7 +6,7 @@
 use thiserror::Error;
 
 /// Consul's limit on a policy name's length.
-pub const POLICY_NAME_MAX_LEN: usize = 128;
+const POLICY_NAME_MAX_LEN: usize = 128;
 /// Consul's limit on role and identity names.
 const ROLE_NAME_MAX_LEN: usize = 256;
 const IDENTITY_NAME_MAX_LEN: usize = 256;

@@ -1,0 +1,175 @@
+//! `meridian acl ...`: Consul's ACL commands (`bootstrap`, `policy`,
+//! `token`, `role`, `set-agent-token`) over the `/v1/acl/*` API, with
+//! Consul's flags and output layout, plus Meridian's `acl explain`.
+//!
+//! Files: `format.rs` the pretty layouts; `input.rs` what flags turn into
+//! (rules text, links, identities, IDs from unique prefixes);
+//! `policy.rs`, `token.rs`, `role.rs` one subcommand group each;
+//! `explain.rs` the local decision.
+
+mod explain;
+mod format;
+mod input;
+mod policy;
+mod role;
+mod token;
+
+use anyhow::{anyhow, bail, Result};
+use clap::Subcommand;
+use serde_json::{json, Value};
+
+use super::{Client, HttpArgs};
+use crate::api::enc;
+
+#[derive(Subcommand)]
+pub enum AclCmd {
+    /// Bootstraps the ACL system and prints the initial management token.
+    Bootstrap(OutputArgs),
+    /// Manages policies.
+    Policy {
+        #[command(subcommand)]
+        cmd: policy::PolicyCmd,
+    },
+    /// Manages tokens.
+    Token {
+        #[command(subcommand)]
+        cmd: token::TokenCmd,
+    },
+    /// Manages roles.
+    Role {
+        #[command(subcommand)]
+        cmd: role::RoleCmd,
+    },
+    /// Sets a token the agent uses (default, agent, agent_recovery,
+    /// replication, config_file_service_registration, dns).
+    #[command(name = "set-agent-token")]
+    SetAgentToken(SetAgentTokenArgs),
+    /// Says whether a token may do something and which rule or default
+    /// decides it, without doing it (exit 0 allowed, 2 denied).
+    Explain(explain::Args),
+}
+
+/// The HTTP flags plus `-format`, shared by every command that prints an
+/// ACL object.
+#[derive(Debug, clap::Args)]
+pub struct OutputArgs {
+    #[command(flatten)]
+    pub http: HttpArgs,
+    /// Output format: pretty or json (the API's JSON).
+    #[arg(long, default_value = "pretty")]
+    pub format: String,
+    /// Also show the hash and Raft indexes.
+    #[arg(long)]
+    pub meta: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Pretty,
+    Json,
+}
+
+impl OutputArgs {
+    pub fn format(&self) -> Result<Format> {
+        match self.format.as_str() {
+            "pretty" => Ok(Format::Pretty),
+            "json" => Ok(Format::Json),
+            other => bail!("Invalid format {other:?}: must be one of pretty, json"),
+        }
+    }
+
+    pub fn client(&self) -> Result<Client> {
+        Client::new(&self.http)
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SetAgentTokenArgs {
+    #[command(flatten)]
+    http: HttpArgs,
+    /// The token's type: default, agent, agent_recovery (agent_master),
+    /// replication, config_file_service_registration or dns.
+    kind: String,
+    /// The token's secret.
+    secret: String,
+}
+
+pub fn run(cmd: AclCmd) -> Result<i32> {
+    match cmd {
+        AclCmd::Bootstrap(o) => bootstrap(o),
+        AclCmd::Policy { cmd } => policy::run(cmd),
+        AclCmd::Token { cmd } => token::run(cmd),
+        AclCmd::Role { cmd } => role::run(cmd),
+        AclCmd::SetAgentToken(a) => set_agent_token(a),
+        AclCmd::Explain(a) => explain::run(a),
+    }
+}
+
+fn bootstrap(o: OutputArgs) -> Result<i32> {
+    let format = o.format()?;
+    let token = o
+        .client()?
+        .call_ok(reqwest::Method::PUT, "/v1/acl/bootstrap", &[], None, &[])
+        .map_err(|e| anyhow!("Failed ACL bootstrapping: {e}"))?
+        .json()?;
+    print_token(&token, format, o.meta)
+}
+
+/// The token types `PUT /v1/agent/token/<type>` takes, Consul's current
+/// names and the legacy ones it still accepts.
+const AGENT_TOKEN_TYPES: &[&str] = &[
+    "default",
+    "agent",
+    "agent_recovery",
+    "agent_master",
+    "replication",
+    "config_file_service_registration",
+    "dns",
+    "acl_token",
+    "acl_agent_token",
+    "acl_agent_master_token",
+    "acl_replication_token",
+];
+
+fn set_agent_token(a: SetAgentTokenArgs) -> Result<i32> {
+    if !AGENT_TOKEN_TYPES.contains(&a.kind.as_str()) {
+        bail!(
+            "Unknown token type {:?}: one of default, agent, agent_recovery, replication, \
+             config_file_service_registration, dns",
+            a.kind
+        );
+    }
+    let body = serde_json::to_vec(&json!({ "Token": a.secret }))?;
+    Client::new(&a.http)?
+        .call_ok(
+            reqwest::Method::PUT,
+            &format!("/v1/agent/token/{}", enc(&a.kind)),
+            &[],
+            Some(body),
+            &[],
+        )
+        .map_err(|e| anyhow!("Failed to set ACL token {:?}: {e}", a.kind))?;
+    println!("ACL token {:?} set successfully", a.kind);
+    Ok(0)
+}
+
+/// The API's JSON as Consul's CLI prints it (four-space indent).
+pub(super) fn print_json(v: &Value) -> Result<i32> {
+    use serde::Serialize;
+    let mut out = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+    v.serialize(&mut ser)?;
+    println!("{}", String::from_utf8_lossy(&out));
+    Ok(0)
+}
+
+pub(super) fn print_token(t: &Value, format: Format, meta: bool) -> Result<i32> {
+    match format {
+        Format::Json => print_json(t),
+        Format::Pretty => {
+            print!("{}", format::token(t, meta));
+            Ok(0)
+        }
+    }
+}

@@ -2,88 +2,12 @@
 //! binary against a server started with `acl { enabled = true
 //! default_policy = "deny" }` on ports it picks itself.
 
+#[path = "../common/mod.rs"]
 mod common;
-
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Command, Output, Stdio};
+mod support;
 
 use common::*;
-
-/// Every variable a token could come from, so the test's own environment
-/// cannot leak one into a command.
-const TOKEN_VARS: [&str; 4] = [
-    "MERIDIAN_HTTP_TOKEN",
-    "CONSUL_HTTP_TOKEN",
-    "MERIDIAN_HTTP_TOKEN_FILE",
-    "CONSUL_HTTP_TOKEN_FILE",
-];
-
-/// Runs the CLI against `http` with only the token variables in `env`.
-fn cli_env(http: &str, args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Output {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .env("MERIDIAN_HTTP_ADDR", http)
-        .env_remove("CONSUL_HTTP_ADDR")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for v in TOKEN_VARS {
-        cmd.env_remove(v);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("spawn cli");
-    if let (Some(data), Some(mut s)) = (stdin, child.stdin.take()) {
-        s.write_all(data).expect("stdin");
-    }
-    child.wait_with_output().expect("cli output")
-}
-
-/// A successful command's stdout (panics with its stderr otherwise).
-fn ok(o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        stdout(&o),
-        stderr(&o)
-    );
-    stdout(&o)
-}
-
-/// The value after `Label:` in Consul's pretty layout.
-fn field(out: &str, label: &str) -> String {
-    out.lines()
-        .find_map(|l| l.strip_prefix(&format!("{label}:")))
-        .map(|v| v.trim().to_string())
-        .unwrap_or_else(|| panic!("no {label} in:\n{out}"))
-}
-
-fn acl_server(dir: &tempfile::TempDir) -> TestAgent {
-    let conf = dir.path().join("acl.hcl");
-    std::fs::write(
-        &conf,
-        "acl {\n  enabled = true\n  default_policy = \"deny\"\n}\n",
-    )
-    .unwrap();
-    let data = dir.path().join("data");
-    let a = TestAgent::server_expect_with(
-        &data,
-        1,
-        None,
-        &["-config-file", &conf.display().to_string()],
-    );
-    wait_for("a leader", 30, || !leader(&a).is_empty());
-    a
-}
-
-/// `extra` with `-token management` appended.
-fn with<'a>(management: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = extra.to_vec();
-    v.extend(["-token", management]);
-    v
-}
+use support::*;
 
 #[test]
 fn acl_commands_manage_tokens_that_every_command_sends() {
@@ -393,6 +317,97 @@ fn acl_commands_manage_tokens_that_every_command_sends() {
     let roles = ok(run(&with(&mgmt, &["acl", "role", "list"])));
     assert!(roles.starts_with("web-role:\n"), "{roles}");
 
+    // Updates merge or replace as Consul's do; a policy renamed by ID.
+    let extra = ok(run(&with(
+        &mgmt,
+        &[
+            "acl",
+            "policy",
+            "create",
+            "-name",
+            "extra",
+            "-rules",
+            "operator = \"read\"",
+        ],
+    )));
+    let extra_id = field(&extra, "ID");
+    let appended = ok(run(&with(
+        &mgmt,
+        &[
+            "acl",
+            "token",
+            "update",
+            "-id",
+            &app_accessor,
+            "-append-policy-name",
+            "extra",
+        ],
+    )));
+    assert!(
+        appended.contains(&format!(
+            "Policies:\n   {policy_id} - kv-writer\n   {extra_id} - extra\n"
+        )),
+        "{appended}"
+    );
+    let replaced = ok(run(&with(
+        &mgmt,
+        &[
+            "acl",
+            "token",
+            "update",
+            "-id",
+            &app_accessor,
+            "-policy-id",
+            &extra_id[..8],
+        ],
+    )));
+    assert!(
+        replaced.contains(&format!("Policies:\n   {extra_id} - extra\n"))
+            && !replaced.contains("kv-writer"),
+        "{replaced}"
+    );
+    ok(run(&with(
+        &mgmt,
+        &[
+            "acl",
+            "token",
+            "update",
+            "-id",
+            &app_accessor,
+            "-policy-name",
+            "kv-writer",
+        ],
+    )));
+    let renamed = ok(run(&with(
+        &mgmt,
+        &[
+            "acl", "policy", "update", "-id", &extra_id, "-name", "extra2",
+        ],
+    )));
+    assert!(
+        renamed.contains("Name:         extra2\n")
+            && renamed.contains("Rules:\noperator = \"read\""),
+        "{renamed}"
+    );
+    let merged = ok(run(&with(
+        &mgmt,
+        &[
+            "acl",
+            "role",
+            "update",
+            "-name",
+            "web-role",
+            "-policy-name",
+            "extra2",
+        ],
+    )));
+    assert!(
+        merged.contains(&format!(
+            "   {policy_id} - kv-writer\n   {extra_id} - extra2\n"
+        )),
+        "{merged}"
+    );
+
     // Update, clone, delete.
     let up = ok(run(&with(
         &mgmt,
@@ -494,31 +509,7 @@ fn acl_commands_manage_tokens_that_every_command_sends() {
 /// one-request HTTP listener, since the endpoint is not on this branch.
 #[test]
 fn set_agent_token_sends_consuls_request() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let server = std::thread::spawn(move || {
-        let (stream, _) = listener.accept().unwrap();
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut head = Vec::new();
-        let mut length = 0usize;
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            if line == "\r\n" || line.is_empty() {
-                break;
-            }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap();
-            }
-            head.push(line.trim_end().to_string());
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).unwrap();
-        let mut w = stream;
-        w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        (head, String::from_utf8(body).unwrap())
-    });
+    let (addr, server) = one_request_server();
     let out = cli_env(
         &addr,
         &["acl", "set-agent-token", "agent", "s3cret"],

@@ -82,20 +82,27 @@ impl TokenGrants {
             || self.services.iter().any(|(_, dcs)| !dcs.is_empty())
     }
 
-    /// The authorizer a server of `dc` compiles for this token.
-    pub fn compile(&self, dc: &str, config: AuthorizerConfig) -> Result<Authorizer> {
+    /// The authorizer a server of `dc` compiles for this token, and a
+    /// note for each policy left out because its rules do not parse (a
+    /// server grants nothing from such a policy rather than failing every
+    /// request of the token, so neither does this).
+    pub fn compile(&self, dc: &str, config: AuthorizerConfig) -> (Authorizer, Vec<String>) {
         if self.policies.iter().any(|p| p.id == GLOBAL_MANAGEMENT_ID) {
-            return Ok(Authorizer::management());
+            return (Authorizer::management(), Vec::new());
         }
         let mut rules = Vec::new();
+        let mut skipped = Vec::new();
         for p in &self.policies {
             if !p.datacenters.is_empty() && !p.datacenters.iter().any(|d| d == dc) {
                 continue;
             }
-            rules
-                .push(NamedRules::parse(p.name.clone(), &p.rules).map_err(|e| {
-                    anyhow!("Policy {:?} has rules that do not parse: {e}", p.name)
-                })?);
+            match NamedRules::parse(p.name.clone(), &p.rules) {
+                Ok(r) => rules.push(r),
+                Err(e) => skipped.push(format!(
+                    "policy {:?} left out: its rules do not parse: {e}",
+                    p.name
+                )),
+            }
         }
         rules.extend(
             self.services
@@ -107,7 +114,7 @@ impl TokenGrants {
                 .iter()
                 .filter_map(|(n, ndc)| node_identity_policy(n, ndc, dc)),
         );
-        Ok(Authorizer::compile(&rules, config))
+        (Authorizer::compile(&rules, config), skipped)
     }
 }
 
@@ -307,7 +314,10 @@ pub fn run(a: Args) -> Result<i32> {
         default_policy,
         enable_key_list_policy: false,
     };
-    let authz = grants.compile(&dc, config)?;
+    let (authz, skipped) = grants.compile(&dc, config);
+    for note in skipped {
+        eprintln!("Warning: {note}");
+    }
     let decision = permission.decide(&authz);
     println!("{}", permission.explain(&grants.accessor_id, &decision));
     Ok(if decision.allowed { 0 } else { DENIED })
@@ -343,7 +353,7 @@ mod tests {
             "key_prefix \"\" { policy = \"write\" }\nkey_prefix \"db/\" { policy = \"deny\" }",
             &[],
         );
-        let authz = g.compile("dc1", config(DefaultPolicy::Deny)).unwrap();
+        let authz = g.compile("dc1", config(DefaultPolicy::Deny)).0;
         let p = Permission::parse("key", "write", "db/x").unwrap();
         let d = p.decide(&authz);
         assert!(!d.allowed);
@@ -366,12 +376,12 @@ mod tests {
     fn the_default_policy_decides_what_no_rule_matches() {
         let g = grants("key_prefix \"app/\" { policy = \"read\" }", &[]);
         let p = Permission::parse("service", "read", "web").unwrap();
-        let deny = p.decide(&g.compile("dc1", config(DefaultPolicy::Deny)).unwrap());
+        let deny = p.decide(&g.compile("dc1", config(DefaultPolicy::Deny)).0);
         assert!(!deny.allowed);
         assert!(p
             .explain(&g.accessor_id, &deny)
             .ends_with("denied by default_policy \"deny\""));
-        let allow = p.decide(&g.compile("dc1", config(DefaultPolicy::Allow)).unwrap());
+        let allow = p.decide(&g.compile("dc1", config(DefaultPolicy::Allow)).0);
         assert!(allow.allowed);
         assert!(p
             .explain(&g.accessor_id, &allow)
@@ -383,7 +393,7 @@ mod tests {
         let mut g = grants("key_prefix \"\" { policy = \"write\" }", &["dc2"]);
         g.nodes.push(("n1".into(), "dc1".into()));
         assert!(g.needs_datacenter());
-        let authz = g.compile("dc1", config(DefaultPolicy::Deny)).unwrap();
+        let authz = g.compile("dc1", config(DefaultPolicy::Deny)).0;
         assert!(!authz.allowed(Resource::Key, Access::Write, "a"));
         let d = Permission::parse("node", "write", "n1")
             .unwrap()
@@ -393,9 +403,27 @@ mod tests {
             d.to_string().contains("in policy \"node-identity/n1\""),
             "{d}"
         );
-        let authz = g.compile("dc2", config(DefaultPolicy::Deny)).unwrap();
+        let authz = g.compile("dc2", config(DefaultPolicy::Deny)).0;
         assert!(authz.allowed(Resource::Key, Access::Write, "a"));
         assert!(!authz.allowed(Resource::Node, Access::Write, "n1"));
+    }
+
+    #[test]
+    fn a_policy_that_does_not_parse_grants_nothing_and_is_named() {
+        let mut g = grants("key_prefix \"\" { policy = \"write\" }", &[]);
+        g.policies.push(Policy {
+            id: "p2".into(),
+            name: "broken".into(),
+            rules: "key_prefix {".into(),
+            datacenters: vec![],
+        });
+        let (authz, skipped) = g.compile("dc1", config(DefaultPolicy::Deny));
+        assert!(authz.allowed(Resource::Key, Access::Write, "a"));
+        assert_eq!(skipped.len(), 1);
+        assert!(
+            skipped[0].starts_with("policy \"broken\" left out"),
+            "{skipped:?}"
+        );
     }
 
     #[test]
@@ -412,7 +440,7 @@ mod tests {
         assert!(e.contains("-name"), "{e}");
         let mut g = grants("", &[]);
         g.policies[0].id = GLOBAL_MANAGEMENT_ID.into();
-        let authz = g.compile("dc1", config(DefaultPolicy::Deny)).unwrap();
+        let authz = g.compile("dc1", config(DefaultPolicy::Deny)).0;
         assert!(authz.allowed(Resource::Acl, Access::Write, ""));
     }
 }

@@ -19,7 +19,6 @@ use clap::Subcommand;
 use serde_json::{json, Value};
 
 use super::{Client, HttpArgs};
-use crate::api::enc;
 
 #[derive(Subcommand)]
 pub enum AclCmd {
@@ -87,7 +86,7 @@ impl OutputArgs {
 pub struct SetAgentTokenArgs {
     #[command(flatten)]
     http: HttpArgs,
-    /// The token's type: default, agent, agent_recovery (agent_master),
+    /// The token's type: default, agent, recovery (formerly master),
     /// replication, config_file_service_registration or dns.
     kind: String,
     /// The token's secret.
@@ -115,35 +114,34 @@ fn bootstrap(o: OutputArgs) -> Result<i32> {
     print_token(&token, format, o.meta)
 }
 
-/// The token types `PUT /v1/agent/token/<type>` takes, Consul's current
-/// names and the legacy ones it still accepts.
-const AGENT_TOKEN_TYPES: &[&str] = &[
-    "default",
-    "agent",
-    "agent_recovery",
-    "agent_master",
-    "replication",
-    "config_file_service_registration",
-    "dns",
-    "acl_token",
-    "acl_agent_token",
-    "acl_agent_master_token",
-    "acl_replication_token",
-];
+/// The endpoint (`PUT /v1/agent/token/<type>`) for a token type as
+/// Consul's CLI names it: `recovery` was `master` / `agent_master` before
+/// Consul 1.11, and both names still work.
+fn agent_token_endpoint(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "default" => "default",
+        "agent" => "agent",
+        "recovery" | "agent_recovery" | "master" | "agent_master" => "agent_recovery",
+        "replication" => "replication",
+        "config_file_service_registration" => "config_file_service_registration",
+        "dns" => "dns",
+        _ => return None,
+    })
+}
 
 fn set_agent_token(a: SetAgentTokenArgs) -> Result<i32> {
-    if !AGENT_TOKEN_TYPES.contains(&a.kind.as_str()) {
-        bail!(
-            "Unknown token type {:?}: one of default, agent, agent_recovery, replication, \
+    let endpoint = agent_token_endpoint(&a.kind).ok_or_else(|| {
+        anyhow!(
+            "Unknown token type {:?}: one of default, agent, recovery, replication, \
              config_file_service_registration, dns",
             a.kind
-        );
-    }
+        )
+    })?;
     let body = serde_json::to_vec(&json!({ "Token": a.secret }))?;
     Client::new(&a.http)?
         .call_ok(
             reqwest::Method::PUT,
-            &format!("/v1/agent/token/{}", enc(&a.kind)),
+            &format!("/v1/agent/token/{endpoint}"),
             &[],
             Some(body),
             &[],
@@ -171,5 +169,18 @@ pub(super) fn print_token(t: &Value, format: Format, meta: bool) -> Result<i32> 
             print!("{}", format::token(t, meta));
             Ok(0)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::agent_token_endpoint;
+
+    #[test]
+    fn agent_token_types_map_to_consuls_endpoints() {
+        assert_eq!(agent_token_endpoint("recovery"), Some("agent_recovery"));
+        assert_eq!(agent_token_endpoint("master"), Some("agent_recovery"));
+        assert_eq!(agent_token_endpoint("dns"), Some("dns"));
+        assert_eq!(agent_token_endpoint("bogus"), None);
     }
 }

@@ -408,6 +408,12 @@ fn acl_commands_manage_tokens_that_every_command_sends() {
         "{merged}"
     );
 
+    // Go-style booleans: `-local` and `-local=true` alike.
+    for local in ["-local", "-local=true"] {
+        let lt = ok(run(&with(&mgmt, &["acl", "token", "create", local])));
+        assert_eq!(field(&lt, "Local"), "true");
+    }
+
     // Update, clone, delete.
     let up = ok(run(&with(
         &mgmt,

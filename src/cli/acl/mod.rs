@@ -39,8 +39,8 @@ pub enum AclCmd {
         #[command(subcommand)]
         cmd: role::RoleCmd,
     },
-    /// Sets a token the agent uses (default, agent, agent_recovery,
-    /// replication, config_file_service_registration, dns).
+    /// Sets a token the agent uses (default, agent, recovery, replication,
+    /// config_file_service_registration, dns).
     #[command(name = "set-agent-token")]
     SetAgentToken(SetAgentTokenArgs),
     /// Says whether a token may do something and which rule or default
@@ -58,7 +58,7 @@ pub struct OutputArgs {
     #[arg(long, default_value = "pretty")]
     pub format: String,
     /// Also show the hash and Raft indexes.
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "false")]
     pub meta: bool,
 }
 

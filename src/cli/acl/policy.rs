@@ -71,7 +71,7 @@ pub struct Update {
     #[arg(long = "valid-datacenter")]
     valid_datacenter: Vec<String>,
     /// Replace every field rather than merging the ones given.
-    #[arg(long = "no-merge")]
+    #[arg(long = "no-merge", num_args = 0..=1, default_missing_value = "true", default_value = "false")]
     no_merge: bool,
 }
 

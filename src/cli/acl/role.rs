@@ -93,7 +93,7 @@ pub struct Update {
     #[arg(long)]
     description: Option<String>,
     /// Replace the role's links and identities instead of adding to them.
-    #[arg(long = "no-merge")]
+    #[arg(long = "no-merge", num_args = 0..=1, default_missing_value = "true", default_value = "false")]
     no_merge: bool,
 }
 

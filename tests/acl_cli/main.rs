@@ -68,7 +68,7 @@ fn acl_commands_manage_tokens_that_every_command_sends() {
         )),
         "{listed}"
     );
-    let json: serde_json::Value = serde_json::from_str(&ok(run(&with(
+    let text = ok(run(&with(
         &mgmt,
         &[
             "acl",
@@ -79,8 +79,10 @@ fn acl_commands_manage_tokens_that_every_command_sends() {
             "-format",
             "json",
         ],
-    ))))
-    .unwrap();
+    )));
+    // The API's JSON in the API's field order, indented as Consul's CLI does.
+    assert!(text.starts_with("{\n    \"ID\": "), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(json["ID"], policy_id.as_str());
     assert!(
         json["Rules"].as_str().unwrap().contains("secret/"),

@@ -3,20 +3,22 @@
 //! Consul's flags and output layout, plus Meridian's `acl explain`.
 //!
 //! Files: `format.rs` the pretty layouts; `input.rs` what flags turn into
-//! (rules text, links, identities, IDs from unique prefixes);
+//! (rules text, links, identities, IDs from unique prefixes); `output.rs`
+//! printing an answer pretty or as the API's JSON;
 //! `policy.rs`, `token.rs`, `role.rs` one subcommand group each;
 //! `explain.rs` the local decision.
 
 mod explain;
 mod format;
 mod input;
+mod output;
 mod policy;
 mod role;
 mod token;
 
 use anyhow::{anyhow, bail, Result};
 use clap::Subcommand;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::{Client, HttpArgs};
 
@@ -106,12 +108,11 @@ pub fn run(cmd: AclCmd) -> Result<i32> {
 
 fn bootstrap(o: OutputArgs) -> Result<i32> {
     let format = o.format()?;
-    let token = o
+    let reply = o
         .client()?
         .call_ok(reqwest::Method::PUT, "/v1/acl/bootstrap", &[], None, &[])
-        .map_err(|e| anyhow!("Failed ACL bootstrapping: {e}"))?
-        .json()?;
-    print_token(&token, format, o.meta)
+        .map_err(|e| anyhow!("Failed ACL bootstrapping: {e}"))?;
+    output::print_token(&output::Answer::from_reply(reply)?, format, o.meta)
 }
 
 /// The endpoint (`PUT /v1/agent/token/<type>`) for a token type as
@@ -149,27 +150,6 @@ fn set_agent_token(a: SetAgentTokenArgs) -> Result<i32> {
         .map_err(|e| anyhow!("Failed to set ACL token {:?}: {e}", a.kind))?;
     println!("ACL token {:?} set successfully", a.kind);
     Ok(0)
-}
-
-/// The API's JSON as Consul's CLI prints it (four-space indent).
-pub(super) fn print_json(v: &Value) -> Result<i32> {
-    use serde::Serialize;
-    let mut out = Vec::new();
-    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
-    v.serialize(&mut ser)?;
-    println!("{}", String::from_utf8_lossy(&out));
-    Ok(0)
-}
-
-pub(super) fn print_token(t: &Value, format: Format, meta: bool) -> Result<i32> {
-    match format {
-        Format::Json => print_json(t),
-        Format::Pretty => {
-            print!("{}", format::token(t, meta));
-            Ok(0)
-        }
-    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 
 use super::super::Client;
 use super::input::{resolve_id, text_value, Kind};
-use super::{format, print_json, Format, OutputArgs};
+use super::output::{get, print_json, Answer, IntoAnswer};
+use super::{format, Format, OutputArgs};
 use crate::api::enc;
 
 #[derive(Subcommand)]
@@ -85,11 +86,11 @@ pub fn run(cmd: PolicyCmd) -> Result<i32> {
     }
 }
 
-fn show(p: &Value, out: &OutputArgs, format: Format) -> Result<i32> {
+fn show(p: &Answer, out: &OutputArgs, format: Format) -> Result<i32> {
     match format {
         Format::Json => print_json(p),
         Format::Pretty => {
-            print!("{}", format::policy(p, out.meta));
+            print!("{}", format::policy(&p.value, out.meta));
             Ok(0)
         }
     }
@@ -122,30 +123,25 @@ fn create(a: Create) -> Result<i32> {
             &[],
         )
         .map_err(|e| anyhow!("Failed to create new policy: {e}"))?
-        .json()?;
+        .answer()?;
     show(&p, &a.out, format)
 }
 
 fn list(o: OutputArgs) -> Result<i32> {
     let format = o.format()?;
-    let ps = o
-        .client()?
-        .get("/v1/acl/policies", &[])
+    let ps = get(&o.client()?, "/v1/acl/policies")
         .map_err(|e| anyhow!("Failed to retrieve the policy list: {e}"))?;
     match format {
         Format::Json => print_json(&ps),
         Format::Pretty => {
-            print!(
-                "{}",
-                format::policy_list(ps.as_array().map(Vec::as_slice).unwrap_or(&[]), o.meta)
-            );
+            print!("{}", format::policy_list(ps.items(), o.meta));
             Ok(0)
         }
     }
 }
 
 /// The policy the flags name, as the API answers it.
-fn fetch(c: &Client, id: Option<&str>, name: Option<&str>) -> Result<Value> {
+fn fetch(c: &Client, id: Option<&str>, name: Option<&str>) -> Result<Answer> {
     let (path, what) = match (id, name) {
         (Some(id), _) => {
             let id = resolve_id(c, Kind::Policy, id)?;
@@ -157,8 +153,7 @@ fn fetch(c: &Client, id: Option<&str>, name: Option<&str>) -> Result<Value> {
         ),
         (None, None) => bail!("Must specify either the -id or -name parameters"),
     };
-    c.get(&path, &[])
-        .map_err(|e| anyhow!("Error reading policy {what:?}: {e}"))
+    get(c, &path).map_err(|e| anyhow!("Error reading policy {what:?}: {e}"))
 }
 
 fn read(a: Select) -> Result<i32> {
@@ -170,7 +165,7 @@ fn read(a: Select) -> Result<i32> {
 fn update(a: Update) -> Result<i32> {
     let format = a.out.format()?;
     let c = a.out.client()?;
-    let current = fetch(&c, a.id.as_deref(), a.name.as_deref())?;
+    let current = fetch(&c, a.id.as_deref(), a.name.as_deref())?.value;
     let id = current
         .get("ID")
         .and_then(Value::as_str)
@@ -203,7 +198,7 @@ fn update(a: Update) -> Result<i32> {
             &[],
         )
         .map_err(|e| anyhow!("Failed to update policy {id}: {e}"))?
-        .json()?;
+        .answer()?;
     show(&p, &a.out, format)
 }
 
@@ -212,6 +207,7 @@ fn delete(a: Select) -> Result<i32> {
     let id = match (&a.id, &a.name) {
         (Some(id), _) => resolve_id(&c, Kind::Policy, id)?,
         (None, Some(_)) => fetch(&c, None, a.name.as_deref())?
+            .value
             .get("ID")
             .and_then(Value::as_str)
             .unwrap_or_default()

@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 
 use super::super::Client;
 use super::input::{links, merge_links, node_identity, resolve_id, service_identity, Kind};
-use super::{format, print_json, Format, OutputArgs};
+use super::output::{get, print_json, Answer, IntoAnswer};
+use super::{format, Format, OutputArgs};
 use crate::api::enc;
 
 #[derive(Subcommand)]
@@ -107,11 +108,11 @@ pub fn run(cmd: RoleCmd) -> Result<i32> {
     }
 }
 
-fn show(r: &Value, out: &OutputArgs, format: Format) -> Result<i32> {
+fn show(r: &Answer, out: &OutputArgs, format: Format) -> Result<i32> {
     match format {
         Format::Json => print_json(r),
         Format::Pretty => {
-            print!("{}", format::role(r, out.meta));
+            print!("{}", format::role(&r.value, out.meta));
             Ok(0)
         }
     }
@@ -144,29 +145,24 @@ fn create(a: Create) -> Result<i32> {
             &[],
         )
         .map_err(|e| anyhow!("Failed to create new role: {e}"))?
-        .json()?;
+        .answer()?;
     show(&r, &a.out, format)
 }
 
 fn list(o: OutputArgs) -> Result<i32> {
     let format = o.format()?;
-    let rs = o
-        .client()?
-        .get("/v1/acl/roles", &[])
+    let rs = get(&o.client()?, "/v1/acl/roles")
         .map_err(|e| anyhow!("Failed to retrieve the role list: {e}"))?;
     match format {
         Format::Json => print_json(&rs),
         Format::Pretty => {
-            print!(
-                "{}",
-                format::role_list(rs.as_array().map(Vec::as_slice).unwrap_or(&[]), o.meta)
-            );
+            print!("{}", format::role_list(rs.items(), o.meta));
             Ok(0)
         }
     }
 }
 
-fn fetch(c: &Client, sel: &Select) -> Result<Value> {
+fn fetch(c: &Client, sel: &Select) -> Result<Answer> {
     let (path, what) = match (&sel.id, &sel.name) {
         (Some(id), _) => {
             let id = resolve_id(c, Kind::Role, id)?;
@@ -175,8 +171,7 @@ fn fetch(c: &Client, sel: &Select) -> Result<Value> {
         (None, Some(name)) => (format!("/v1/acl/role/name/{}", enc(name)), name.clone()),
         (None, None) => bail!("Must specify either the -id or -name parameters"),
     };
-    c.get(&path, &[])
-        .map_err(|e| anyhow!("Error reading role {what:?}: {e}"))
+    get(c, &path).map_err(|e| anyhow!("Error reading role {what:?}: {e}"))
 }
 
 fn read(a: Select) -> Result<i32> {
@@ -188,7 +183,7 @@ fn read(a: Select) -> Result<i32> {
 fn update(a: Update) -> Result<i32> {
     let format = a.sel.out.format()?;
     let c = a.sel.out.client()?;
-    let mut r = fetch(&c, &a.sel)?;
+    let mut r = fetch(&c, &a.sel)?.value;
     let id = r
         .get("ID")
         .and_then(Value::as_str)
@@ -235,7 +230,7 @@ fn update(a: Update) -> Result<i32> {
             &[],
         )
         .map_err(|e| anyhow!("Failed to update role {id}: {e}"))?
-        .json()?;
+        .answer()?;
     show(&r, &a.sel.out, format)
 }
 
@@ -244,6 +239,7 @@ fn delete(a: Select) -> Result<i32> {
     let id = match &a.id {
         Some(id) => resolve_id(&c, Kind::Role, id)?,
         None => fetch(&c, &a)?
+            .value
             .get("ID")
             .and_then(Value::as_str)
             .unwrap_or_default()

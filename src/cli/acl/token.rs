@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 
 use super::super::Client;
 use super::input::{links, merge_links, node_identity, resolve_id, service_identity, Kind};
-use super::{format, print_json, print_token, Format, OutputArgs};
+use super::output::{get, print_json, print_token, Answer, IntoAnswer};
+use super::{format, Format, OutputArgs};
 use crate::api::enc;
 
 #[derive(Subcommand)]
@@ -191,23 +192,18 @@ fn create(a: Create) -> Result<i32> {
             &[],
         )
         .map_err(|e| anyhow!("Failed to create new token: {e}"))?
-        .json()?;
+        .answer()?;
     print_token(&t, format, a.out.meta)
 }
 
 fn list(o: OutputArgs) -> Result<i32> {
     let format = o.format()?;
-    let ts = o
-        .client()?
-        .get("/v1/acl/tokens", &[])
+    let ts = get(&o.client()?, "/v1/acl/tokens")
         .map_err(|e| anyhow!("Failed to retrieve the token list: {e}"))?;
     match format {
         Format::Json => print_json(&ts),
         Format::Pretty => {
-            print!(
-                "{}",
-                format::token_list(ts.as_array().map(Vec::as_slice).unwrap_or(&[]), o.meta)
-            );
+            print!("{}", format::token_list(ts.items(), o.meta));
             Ok(0)
         }
     }
@@ -221,8 +217,8 @@ fn accessor(c: &Client, sel: &Select) -> Result<String> {
     }
 }
 
-fn fetch(c: &Client, id: &str) -> Result<Value> {
-    c.get(&format!("/v1/acl/token/{}", enc(id)), &[])
+fn fetch(c: &Client, id: &str) -> Result<Answer> {
+    get(c, &format!("/v1/acl/token/{}", enc(id)))
         .map_err(|e| anyhow!("Error reading token {id:?}: {e}"))
 }
 
@@ -230,8 +226,7 @@ fn read(a: Read) -> Result<i32> {
     let format = a.sel.out.format()?;
     let c = a.sel.out.client()?;
     let t = if a.own {
-        c.get("/v1/acl/token/self", &[])
-            .map_err(|e| anyhow!("Error reading token: {e}"))?
+        get(&c, "/v1/acl/token/self").map_err(|e| anyhow!("Error reading token: {e}"))?
     } else {
         fetch(&c, &accessor(&c, &a.sel)?)?
     };
@@ -242,7 +237,7 @@ fn update(a: Update) -> Result<i32> {
     let format = a.sel.out.format()?;
     let c = a.sel.out.client()?;
     let id = accessor(&c, &a.sel)?;
-    let mut t = fetch(&c, &id)?;
+    let mut t = fetch(&c, &id)?.value;
     let g = a.grants.resolve(&c)?;
     if let Some(d) = a.description {
         t["Description"] = json!(d);
@@ -278,7 +273,7 @@ fn update(a: Update) -> Result<i32> {
             &[],
         )
         .map_err(|e| anyhow!("Failed to update token {id}: {e}"))?
-        .json()?;
+        .answer()?;
     print_token(&t, format, a.sel.out.meta)
 }
 
@@ -314,6 +309,6 @@ fn clone(a: CloneArgs) -> Result<i32> {
             &[],
         )
         .map_err(|e| anyhow!("Failed to clone token {id:?}: {e}"))?
-        .json()?;
+        .answer()?;
     print_token(&t, format, a.sel.out.meta)
 }

@@ -273,6 +273,29 @@ fn acl_commands_manage_tokens_that_every_command_sends() {
             );
         }
     }
+    // The operator's own token in the environment reads the policies of
+    // the token explained with -token.
+    let env_reader = cli_env(
+        &http,
+        &[
+            "acl",
+            "explain",
+            "-token",
+            &app,
+            "-resource",
+            "key",
+            "-name",
+            "secret/x",
+            "-access",
+            "write",
+            "-default-policy",
+            "deny",
+        ],
+        &[("CONSUL_HTTP_TOKEN", &mgmt)],
+        None,
+    );
+    assert_eq!(env_reader.status.code(), Some(2), "{}", stderr(&env_reader));
+    assert_eq!(stdout(&env_reader), why);
     let bad = run(&[
         "acl",
         "explain",

@@ -19,7 +19,7 @@ use crate::acl::{
     node_identity_policy, permission_denied_message, service_identity_policy, Access, Authorizer,
     AuthorizerConfig, Decision, DefaultPolicy, NamedRules, Resource, GLOBAL_MANAGEMENT_ID,
 };
-use crate::api::enc;
+use crate::api::{enc, TokenArgs};
 
 /// The response header that carries the agent's `acl.default_policy`.
 pub const DEFAULT_POLICY_HEADER: &str = "X-Consul-Default-ACL-Policy";
@@ -46,8 +46,9 @@ pub struct Args {
     /// X-Consul-Default-ACL-Policy header).
     #[arg(long = "default-policy")]
     default_policy: Option<String>,
-    /// A token with acl:read to read the policies and roles with, when the
-    /// explained token cannot read them itself.
+    /// A token with acl:read to read the policies and roles with (default:
+    /// when -token or -token-file names the explained token, the token of
+    /// the environment, else the explained token itself).
     #[arg(long = "reader-token")]
     reader_token: Option<String>,
 }
@@ -276,14 +277,28 @@ fn fetch_grants(c: &Client, reader: &Client) -> Result<(TokenGrants, Option<Stri
     Ok((g, header))
 }
 
+/// The token to read policies and roles with. An operator typically has a
+/// token of their own in CONSUL_HTTP_TOKEN and explains another with
+/// -token; the explained token can rarely read ACLs itself.
+fn reader_token(a: &Args) -> Result<Option<String>> {
+    if let Some(t) = &a.reader_token {
+        return Ok(Some(t.clone()));
+    }
+    let explained_by_flag = a.http.auth.token.is_some() || a.http.auth.token_file.is_some();
+    if explained_by_flag {
+        return Ok(TokenArgs::default().resolve()?);
+    }
+    Ok(None)
+}
+
 pub fn run(a: Args) -> Result<i32> {
     let permission = Permission::parse(&a.resource, &a.access, &a.name)?;
     let c = Client::new(&a.http)?;
     if c.token().is_none() {
         bail!("acl explain needs the token to explain: -token, -token-file, CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE");
     }
-    let reader = match &a.reader_token {
-        Some(t) => c.with_token(Some(t.clone())),
+    let reader = match reader_token(&a)? {
+        Some(t) => c.with_token(Some(t)),
         None => c.clone(),
     };
     let (grants, header) = fetch_grants(&c, &reader)?;

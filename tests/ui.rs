@@ -48,6 +48,10 @@ fn a_dev_agent_serves_the_ui_and_a_plain_server_does_not() {
         .unwrap()
         .starts_with("application/javascript"));
     assert!(js.text().unwrap().contains("/v1/catalog/services"));
+    // The token field's script, which app.js's calls read the token from.
+    let token_js = c.get(dev.url("/ui/assets/token.js")).send().unwrap();
+    assert_eq!(token_js.status(), 200);
+    assert!(token_js.text().unwrap().contains("X-Consul-Token"));
     let css = c.get(dev.url("/ui/assets/app.css")).send().unwrap();
     assert!(css.headers()["content-type"]
         .to_str()

@@ -9,6 +9,10 @@ use crate::structs::Command;
 
 use super::{Access, Authorizer, PermissionDenied, Resource};
 
+/// What a token's `SecretID` reads as to a caller without `acl:write`
+/// (Consul's text).
+pub const REDACTED_SECRET: &str = "<hidden>";
+
 /// What a write needs to look up in the store to be checked.
 pub trait Lookup {
     /// The node of session `id`, if it exists.
@@ -79,7 +83,10 @@ impl Enforcer<'_> {
 
     /// Drops what the token may not read from a list answer; whether
     /// anything was dropped (Consul's `X-Consul-Results-Filtered-By-ACLs`).
+    /// Token secrets are hidden from a token without `acl:write`, which
+    /// does not count as dropping (Consul's header stays off for it).
     pub fn filter(&self, result: &mut QueryResult) -> bool {
+        self.redact_secrets(result);
         let a = self.authz;
         let key = |k: &str| a.allowed(Resource::Key, Access::Read, k);
         let node = |n: &str| a.allowed(Resource::Node, Access::Read, n);
@@ -120,6 +127,24 @@ impl Enforcer<'_> {
             },
             QueryResult::Sessions(v) => keep(v, |s| session(&s.node)),
             _ => false,
+        }
+    }
+
+    /// Consul's redaction: `acl:read` is enough to see tokens, but only
+    /// `acl:write` (which could mint an equal token anyway) sees their
+    /// secrets. A token reading itself by its secret is never filtered.
+    fn redact_secrets(&self, result: &mut QueryResult) {
+        if self.authz.allowed(Resource::Acl, Access::Write, "") {
+            return;
+        }
+        match result {
+            QueryResult::AclToken(Some(t)) => t.secret_id = REDACTED_SECRET.into(),
+            QueryResult::AclTokens(v) => {
+                for t in v {
+                    t.secret_id = REDACTED_SECRET.into();
+                }
+            }
+            _ => {}
         }
     }
 

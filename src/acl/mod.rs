@@ -110,11 +110,14 @@ pub use builtin::{
 pub use decision::{
     permission_denied_message, DecidedBy, Decision, PermissionDenied, RuleField, ANONYMOUS_TOKEN_ID,
 };
-pub use enforce::{Enforcer, Lookup};
+pub use enforce::{Enforcer, Lookup, REDACTED_SECRET};
 pub use error::{Position, RulesError, Target};
 pub use identity::{
     node_identity_policy, node_identity_rules, node_identity_rules_text, service_identity_policy,
     service_identity_rules, service_identity_rules_text,
 };
-pub use names::{valid_node_identity_name, valid_policy_name, valid_service_identity_name};
+pub use names::{
+    valid_node_identity_name, valid_role_name, valid_service_identity_name, validate_policy_name,
+    PolicyNameError,
+};
 pub use rules::{parse_plain_keyword, parse_rule_keyword, rule_keyword, NamedRules, Rule, Rules};

@@ -73,6 +73,8 @@ pub struct Args {
     /// No progress lines.
     #[arg(long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub auth: crate::api::TokenArgs,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -164,12 +166,18 @@ pub fn run(a: Args) -> Result<i32> {
         .dns_addr
         .parse()
         .map_err(|_| anyhow!("invalid -dns-addr {:?}", a.dns_addr))?;
+    // etcd's gateway knows no ACL token.
+    let headers = match plan.target {
+        Target::Meridian => crate::api::token_headers(a.auth.resolve()?.as_deref())?,
+        Target::Etcd => Default::default(),
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
     let report = rt.block_on(async {
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .pool_max_idle_per_host(a.concurrency.max(1))
             // Blocking queries wait up to 30 s by design.
             .timeout(if plan.workload == Workload::Blocking {
@@ -549,6 +557,7 @@ mod tests {
             timeout: "30s".into(),
             json: None,
             quiet: true,
+            auth: Default::default(),
         }
     }
 

@@ -1,11 +1,12 @@
 //! The HTTP client every command uses: address from `-http-addr`,
-//! `MERIDIAN_HTTP_ADDR` or `CONSUL_HTTP_ADDR`; `-datacenter`, `-stale` and
-//! `-token` as Consul's CLI takes them.
+//! `MERIDIAN_HTTP_ADDR` or `CONSUL_HTTP_ADDR`; `-datacenter`, `-stale`,
+//! `-token` and `-token-file` (and their environment variables, see
+//! [`TokenArgs`]) as Consul's CLI takes them.
 
 use anyhow::{anyhow, Context, Result};
 use serde_json::Value;
 
-use crate::api::enc;
+use crate::api::{enc, TokenArgs, TOKEN_HEADER};
 
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct HttpArgs {
@@ -18,9 +19,8 @@ pub struct HttpArgs {
     /// Let any server answer, even without a leader.
     #[arg(long)]
     pub stale: bool,
-    /// ACL token (accepted; ACLs come later).
-    #[arg(long)]
-    pub token: Option<String>,
+    #[command(flatten)]
+    pub auth: TokenArgs,
 }
 
 #[derive(Clone)]
@@ -37,6 +37,7 @@ pub struct Reply {
     pub body: Vec<u8>,
     /// `X-Consul-Index` (0 when absent), for blocking queries.
     pub index: u64,
+    pub headers: reqwest::header::HeaderMap,
 }
 
 impl Reply {
@@ -69,9 +70,24 @@ impl Client {
             base: base.trim_end_matches('/').to_string(),
             dc: args.datacenter.clone(),
             stale: args.stale,
-            token: args.token.clone(),
+            token: args.auth.resolve()?,
             http,
         })
+    }
+
+    /// The ACL token this client sends, for code that builds its own
+    /// requests.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// The same client sending `token` instead (for a command that reads
+    /// with one token about another).
+    pub fn with_token(&self, token: Option<String>) -> Client {
+        Client {
+            token,
+            ..self.clone()
+        }
     }
 
     /// `http://host:port`, for code that builds its own requests.
@@ -112,7 +128,7 @@ impl Client {
     ) -> Result<Reply> {
         let mut req = self.http.request(method, self.url(path, query));
         if let Some(t) = &self.token {
-            req = req.header("X-Consul-Token", t);
+            req = req.header(TOKEN_HEADER, t);
         }
         if let Some(b) = body {
             req = req.body(b);
@@ -127,6 +143,7 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
+        let headers = resp.headers().clone();
         let body = resp
             .bytes()
             .map_err(|e| anyhow!("Error reading the agent's answer: {e}"))?
@@ -135,6 +152,7 @@ impl Client {
             status,
             body,
             index,
+            headers,
         })
     }
 

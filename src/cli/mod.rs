@@ -2,6 +2,7 @@
 //! `agent`, `validate` and `version` talks to an agent's HTTP API, exactly
 //! as Consul's CLI does, so it works against any agent it can reach.
 
+mod acl;
 mod agent;
 mod catalog;
 mod client;
@@ -42,6 +43,11 @@ struct Cli {
 enum Cmd {
     /// Runs an agent.
     Agent(crate::config::AgentFlags),
+    /// Manages ACL tokens, policies and roles; explains decisions.
+    Acl {
+        #[command(subcommand)]
+        cmd: acl::AclCmd,
+    },
     /// Tells the agent to join a cluster through an agent already in it.
     Join(join::Args),
     /// Lists the members of the cluster.
@@ -109,6 +115,7 @@ pub fn run(args: Vec<String>) -> i32 {
     };
     let result = match cli.cmd {
         Cmd::Agent(flags) => agent::run(flags),
+        Cmd::Acl { cmd } => acl::run(cmd),
         Cmd::Join(a) => join::run(a),
         Cmd::Members(a) => members::run(a),
         Cmd::Kv { cmd } => kv::run(cmd),

@@ -63,7 +63,7 @@ pub fn run(a: Args) -> Result<i32> {
     let plan = WatchPlan {
         kind,
         datacenter: a.http.datacenter.clone(),
-        token: a.http.token.clone(),
+        token: client.token().map(str::to_string),
         stale: a.http.stale,
         handler,
     };

@@ -147,6 +147,9 @@ pub(crate) fn method_not_allowed(
     }
 }
 
+/// The header naming `acl.default_policy` (`allow` or `deny`).
+pub const DEFAULT_ACL_POLICY_HEADER: &str = "X-Consul-Default-ACL-Policy";
+
 /// Starts the HTTP server on listeners already bound (the agent binds them
 /// before it shares its config, so that the config can name the port
 /// bound). Returns the server future and the addresses served.
@@ -155,11 +158,19 @@ pub fn server(
     listeners: Vec<std::net::TcpListener>,
 ) -> std::io::Result<(actix_web::dev::Server, Vec<std::net::SocketAddr>)> {
     let ui = state.config.ui_enabled;
+    // Consul sends the agent's default policy on every answer, ACLs on or
+    // off, so that a client (the web UI) knows whether a missing token
+    // means "denied" before it asks for anything.
+    let default_policy = state.config.acl.default_policy.as_str();
     let mut srv = actix_web::HttpServer::new(move || {
         actix_web::App::new()
             .app_data(web::Data::new(state.clone()))
             .app_data(web::PayloadConfig::new(64 * 1024 * 1024))
             .wrap(actix_web::middleware::Compress::default())
+            .wrap(
+                actix_web::middleware::DefaultHeaders::new()
+                    .add((DEFAULT_ACL_POLICY_HEADER, default_policy)),
+            )
             .configure(|cfg| {
                 if ui {
                     crate::ui::routes(cfg);

@@ -9,12 +9,14 @@ use actix_web::{web, HttpResponse};
 
 const INDEX: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
+const TOKEN_JS: &str = include_str!("assets/token.js");
 const APP_CSS: &str = include_str!("assets/app.css");
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(to_ui))
         .route("/ui", web::get().to(to_ui))
         .route("/ui/assets/app.js", web::get().to(app_js))
+        .route("/ui/assets/token.js", web::get().to(token_js))
         .route("/ui/assets/app.css", web::get().to(app_css))
         .route("/ui/{tail:.*}", web::get().to(index));
 }
@@ -34,10 +36,18 @@ async fn index() -> HttpResponse {
 }
 
 async fn app_js() -> HttpResponse {
+    javascript(APP_JS)
+}
+
+async fn token_js() -> HttpResponse {
+    javascript(TOKEN_JS)
+}
+
+fn javascript(body: &'static str) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/javascript; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .body(APP_JS)
+        .body(body)
 }
 
 async fn app_css() -> HttpResponse {

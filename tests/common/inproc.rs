@@ -76,6 +76,12 @@ pub async fn get(url: String) -> (u16, String) {
 /// under `data_dir`, for the bootstrap reset file), once it has a leader:
 /// its `http://ip:port`. `/v1/status/leader` is open under any policy.
 pub async fn acl_dev_agent(acl: AclConfig, data_dir: &std::path::Path) -> String {
+    acl_dev_server(acl, data_dir).await.1
+}
+
+/// [`acl_dev_agent`] with its handle, for tests that write through the
+/// request path directly (what the HTTP API would refuse to shape).
+pub async fn acl_dev_server(acl: AclConfig, data_dir: &std::path::Path) -> (AgentHandle, String) {
     let cfg = RuntimeConfig {
         dev: true,
         server: true,
@@ -102,5 +108,5 @@ pub async fn acl_dev_agent(acl: AclConfig, data_dir: &std::path::Path) -> String
         get(format!("{base}/v1/status/leader")).await.1.len() > 2
     })
     .await;
-    base
+    (h, base)
 }

@@ -2,6 +2,7 @@
 software nobody here wrote: the py-consul client library and dig."""
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -21,17 +22,23 @@ def free_port():
         return s.getsockname()[1]
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 class Agent:
     def __init__(self, extra_args=(), config_dir=None, wait_for_service=None, node="pytest-node",
-                 ready=None):
-        self.http_port = free_port()
-        self.dns_port = free_port()
-        self.serf_wan_port = free_port()
+                 ready=None, ephemeral=False):
+        # ephemeral: every port 0, learnt from the agent's "agent listening"
+        # line, so that agents started side by side never race for a port.
+        pick = (lambda: 0) if ephemeral else free_port
+        self.http_port = pick()
+        self.dns_port = pick()
+        self.serf_wan_port = pick()
         self.log = tempfile.NamedTemporaryFile(prefix="meridian-agent-", suffix=".log", delete=False)
         args = [
             BIN, "agent", "-dev", "-node", node,
             "-http-port", str(self.http_port), "-dns-port", str(self.dns_port),
-            "-server-port", str(free_port()), "-serf-lan-port", str(free_port()),
+            "-server-port", str(pick()), "-serf-lan-port", str(pick()),
             "-serf-wan-port", str(self.serf_wan_port),
         ]
         if config_dir:
@@ -39,6 +46,10 @@ class Agent:
         args += list(extra_args)
         self.node = node
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        if ephemeral:
+            ports = self.listening_ports()
+            self.http_port, self.dns_port = ports["http"], ports["dns"]
+            self.serf_wan_port = ports["serf_wan"]
         if ready:
             # Under a default-deny ACL policy the node's own health reads
             # filtered empty without a token: such agents say what ready is.
@@ -49,6 +60,22 @@ class Agent:
             # Services from files reach the catalog by anti-entropy, a moment
             # after the leader is up.
             self.wait_for(f"/v1/catalog/service/{wait_for_service}", b'"ServiceName"')
+
+    def listening_ports(self, timeout=30):
+        """The ports of the agent's "agent listening" log line, by field."""
+        deadline = time.time() + timeout
+        while time.time() < deadline and self.proc.poll() is None:
+            with open(self.log.name, errors="replace") as f:
+                for line in f:
+                    line = ANSI.sub("", line)
+                    if "agent listening" in line:
+                        fields = line.split("agent listening", 1)[1].split()
+                        pairs = (kv.split("=", 1) for kv in fields if "=" in kv)
+                        return {k: int(v.split(",")[0].rsplit(":", 1)[1]) for k, v in pairs}
+            time.sleep(0.05)
+        self.stop()
+        with open(self.log.name) as f:
+            raise RuntimeError("agent did not say where it listens:\n" + f.read()[-4000:])
 
     @property
     def http_addr(self):

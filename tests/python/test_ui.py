@@ -1,7 +1,8 @@
 """The web UI in headless Chromium (Debian's chromium + chromedriver, driven
 by Selenium): services with their health, a node, KV create/edit/delete
 checked through the HTTP API, a check going critical without a reload,
-and API errors shown on the page. Screenshots of the main pages go to
+API errors shown on the page, and under default deny the ACL token field
+(kept in localStorage, sent as X-Consul-Token) and the permission messages. Screenshots of the main pages go to
 target/ui-screenshots/."""
 
 import json
@@ -206,3 +207,66 @@ def test_the_datacenter_switcher_shows_another_datacenter(ui_agent, browser):
         text_in(browser, "main", "west-1")
     finally:
         dc2.stop()
+
+
+ACL_ROOT = "5b0b4a4e-7c7e-4d59-9a55-2f0e9d0b7e11"
+
+
+@pytest.fixture(scope="module")
+def acl_ui_agent():
+    """An agent under default deny whose agent token (the management one)
+    has put service web in the catalog."""
+    import tempfile
+    import time
+    d = tempfile.mkdtemp(prefix="meridian-ui-acl-")
+    with open(os.path.join(d, "acl.hcl"), "w") as f:
+        f.write('acl {\n  enabled = true\n  default_policy = "deny"\n'
+                f'  tokens {{\n    initial_management = "{ACL_ROOT}"\n    agent = "{ACL_ROOT}"\n  }}\n}}\n')
+    with open(os.path.join(d, "web.json"), "w") as f:
+        f.write('{"service": {"name": "web", "port": 8080}}\n')
+    a = Agent(config_dir=d, node="ui-acl-node", ephemeral=True,
+              ready=("/v1/status/leader", b'"127.0.0.1:'))
+    deadline = time.time() + 30
+    while b"web" not in http(a, "GET", f"/v1/catalog/services?token={ACL_ROOT}")[1]:
+        assert time.time() < deadline, "web never reached the catalog"
+        time.sleep(0.1)
+    yield a
+    a.stop()
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_under_default_deny_the_ui_says_so_until_a_token_is_set(acl_ui_agent, browser):
+    base = f"http://{acl_ui_agent.http_addr}"
+    # Without a token the list is filtered: the page says why, not just "0".
+    browser.get(f"{base}/ui/dc1/services")
+    text_in(browser, ".acl-filtered", "Permission denied")
+    text_in(browser, ".acl-filtered", "No ACL token is set")
+    assert not browser.find_elements(By.CSS_SELECTOR, 'tr[data-service="web"]')
+    text_in(browser, "#token-state", "no token")
+    shot(browser, "services-acl-denied")
+
+    # A 403 shows the agent's text: the permission and what decided.
+    browser.get(f"{base}/ui/dc1/kv/app/config/edit")
+    text_in(browser, ".error", "lacks permission 'key:read'")
+    text_in(browser, ".error", 'default_policy "deny"')
+    shot(browser, "kv-acl-denied")
+
+    # The management token, entered once, is kept and sent on every call.
+    browser.get(f"{base}/ui/dc1/services")
+    wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, ".acl-filtered")))
+    browser.find_element(By.ID, "token-input").send_keys(ACL_ROOT)
+    browser.find_element(By.ID, "token-set").click()
+    wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, 'tr[data-service="web"]')))
+    assert not browser.find_elements(By.CSS_SELECTOR, ".acl-filtered")
+    assert browser.execute_script("return localStorage.getItem('meridian:token')") == ACL_ROOT
+    text_in(browser, "#token-state", "token set")
+    browser.get(f"{base}/ui/dc1/kv/app/config/edit")
+    text_in(browser, ".error", "does not exist")
+    browser.get(f"{base}/ui/dc1/services")
+    wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, 'tr[data-service="web"]')))
+    shot(browser, "services-acl-token")
+
+    # Cleared, the page is back to what the anonymous token may see.
+    browser.find_element(By.ID, "token-clear").click()
+    text_in(browser, ".acl-filtered", "Permission denied")
+    assert browser.execute_script("return localStorage.getItem('meridian:token')") is None

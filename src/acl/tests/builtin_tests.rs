@@ -3,10 +3,10 @@
 use crate::acl::{
     global_management, global_read_only, node_identity_policy, node_identity_rules,
     node_identity_rules_text, service_identity_policy, service_identity_rules,
-    service_identity_rules_text, valid_node_identity_name, valid_policy_name,
-    valid_service_identity_name, Access, Authorizer, AuthorizerConfig, DefaultPolicy, Resource,
-    Rules, GLOBAL_MANAGEMENT_NAME, GLOBAL_MANAGEMENT_RULES, GLOBAL_READ_ONLY_NAME,
-    GLOBAL_READ_ONLY_RULES,
+    service_identity_rules_text, valid_node_identity_name, valid_role_name,
+    valid_service_identity_name, validate_policy_name, Access, Authorizer, AuthorizerConfig,
+    DefaultPolicy, PolicyNameError, Resource, Rules, GLOBAL_MANAGEMENT_NAME,
+    GLOBAL_MANAGEMENT_RULES, GLOBAL_READ_ONLY_NAME, GLOBAL_READ_ONLY_RULES,
 };
 
 use Access::{List, Read, Write};
@@ -262,9 +262,29 @@ fn acl_names() {
         ("has space", false),
         ("dot.name", false),
         ("ünï", false),
+        // Consul's current rule: one '/' inside a name, never leading.
+        ("team/web", true),
+        ("team/", true),
+        ("/web", false),
+        ("a/b/c", false),
+        ("web*", false),
     ];
     for (name, valid) in policy_cases {
-        assert_eq!(valid_policy_name(name), *valid, "{name:?}");
+        assert_eq!(validate_policy_name(name).is_ok(), *valid, "{name:?}");
+    }
+    // The texts the API answers with (400), Consul's words.
+    for (name, error) in [
+        (long_bad.as_str(), PolicyNameError::Length),
+        ("", PolicyNameError::Length),
+        ("builtin/x", PolicyNameError::Reserved),
+        ("/x", PolicyNameError::Reserved),
+        ("a b", PolicyNameError::Chars),
+    ] {
+        assert_eq!(validate_policy_name(name), Err(error), "{name:?}");
+    }
+    assert!(valid_role_name("ops_team-1") && valid_role_name(&"r".repeat(256)));
+    for bad in ["ops team", "", "a/b", &"r".repeat(257)] {
+        assert!(!valid_role_name(bad), "{bad:?}");
     }
     let long_id = "a".repeat(256);
     let too_long_id = "a".repeat(257);

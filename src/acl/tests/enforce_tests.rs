@@ -242,3 +242,40 @@ fn reads_check_the_key_and_lists_are_filtered() {
     let refused = e.read(&list).unwrap_err();
     assert!(refused.to_string().contains("'key:list'"), "{refused}");
 }
+
+#[test]
+fn token_secrets_are_hidden_from_acl_read_and_shown_to_acl_write() {
+    use crate::structs::acl::AclToken;
+    let token = || AclToken {
+        accessor_id: ID.into(),
+        secret_id: "b5d3c1a0-6f0e-4a8c-9d2e-0a1b2c3d4e5f".into(),
+        ..Default::default()
+    };
+    let answers = || {
+        [
+            QueryResult::AclToken(Some(Box::new(token()))),
+            QueryResult::AclTokens(vec![token().stub(), token().stub()]),
+        ]
+    };
+    let secrets = |r: &QueryResult| -> Vec<String> {
+        match r {
+            QueryResult::AclToken(Some(t)) => vec![t.secret_id.clone()],
+            QueryResult::AclTokens(v) => v.iter().map(|t| t.secret_id.clone()).collect(),
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+
+    let reader = compile(&[("r", r#"acl = "read""#)], DENY);
+    for mut r in answers() {
+        // Hiding a secret drops nothing: no filtered header.
+        assert!(!enforcer(&reader).filter(&mut r));
+        assert!(secrets(&r).iter().all(|s| s == crate::acl::REDACTED_SECRET));
+    }
+    let writer = compile(&[("w", r#"acl = "write""#)], DENY);
+    for a in [writer, Authorizer::management()] {
+        for mut r in answers() {
+            assert!(!enforcer(&a).filter(&mut r));
+            assert!(secrets(&r).iter().all(|s| s.starts_with("b5d3c1a0")));
+        }
+    }
+}

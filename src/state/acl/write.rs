@@ -17,6 +17,9 @@ use super::{
     builtin_policies, builtin_policy, policy_hash, role_hash, token_hash, AclLink, AclNodeIdentity,
     AclPolicy, AclRole, AclServiceIdentity, AclToken, ANONYMOUS_TOKEN_ID,
 };
+use crate::acl::{
+    valid_role_name, valid_service_identity_name, validate_policy_name, PolicyNameError,
+};
 use crate::state::watch::WatchKey;
 use crate::state::{StateStore, T_ACL_POLICIES, T_ACL_ROLES, T_ACL_TOKENS};
 use crate::structs::acl::{anonymous_token, is_reserved_id, RESERVED_ID_PREFIX};
@@ -78,12 +81,8 @@ pub enum AclError {
     MissingPolicyId,
     #[error("Invalid Policy: no Name is set")]
     MissingPolicyName,
-    #[error("Invalid Policy: invalid Name. Length must be greater than 0 and less than 128")]
-    PolicyNameLength,
-    #[error("Invalid Policy: invalid Name. Names cannot be prefixed with '/' or 'builtin/'")]
-    PolicyNameReserved,
-    #[error("Invalid Policy: invalid Name. Only alphanumeric characters, a single '/', '-' and '_' are allowed")]
-    PolicyNameChars,
+    #[error(transparent)]
+    PolicyName(#[from] PolicyNameError),
     #[error("Invalid Policy: A Policy with Name {0:?} already exists")]
     PolicyNameExists(String),
     #[error("Invalid Policy: ID {0} is already in use")]
@@ -110,46 +109,6 @@ pub enum AclError {
     RoleIdInUse(String),
     #[error("cannot find role {0}")]
     RoleNotFound(String),
-}
-
-fn name_chars(name: &str) -> bool {
-    name.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// Consul's policy names: 1-128 characters, alphanumerics, `-`, `_` and
-/// at most one `/`, which only Consul's own `builtin/` names start with.
-fn validate_policy_name(name: &str) -> Result<(), AclError> {
-    if name.is_empty() || name.len() > 128 {
-        return Err(AclError::PolicyNameLength);
-    }
-    if name.starts_with('/') || name.starts_with("builtin/") {
-        return Err(AclError::PolicyNameReserved);
-    }
-    let mut parts = name.splitn(2, '/');
-    let first = parts.next().unwrap_or_default();
-    let rest = parts.next().unwrap_or_default();
-    if first.is_empty() || !name_chars(first) || !name_chars(rest) {
-        return Err(AclError::PolicyNameChars);
-    }
-    Ok(())
-}
-
-/// Consul's role names: 1-256 alphanumerics, `-` and `_`.
-fn valid_role_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 256 && name_chars(name)
-}
-
-/// Service and node identity names: lowercase alphanumerics, `-` and `_`,
-/// starting and ending with an alphanumeric, at most 256 long.
-fn valid_identity_name(name: &str) -> bool {
-    let edge = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    name.len() <= 256
-        && edge(name.as_bytes().first())
-        && edge(name.as_bytes().last())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 /// One identity per service name, datacenters merged (sorted, once each),
@@ -185,7 +144,7 @@ fn check_service_identities(
                 id.service_name.clone(),
             ));
         }
-        if !valid_identity_name(&id.service_name) {
+        if !valid_service_identity_name(&id.service_name) {
             return Err(AclError::ServiceIdentityInvalidName(
                 id.service_name.clone(),
             ));
@@ -206,7 +165,7 @@ fn check_node_identities(
         if id.datacenter.is_empty() {
             return Err(AclError::NodeIdentityMissingDatacenter(on));
         }
-        if !valid_identity_name(&id.node_name) {
+        if !valid_service_identity_name(&id.node_name) {
             return Err(AclError::NodeIdentityInvalidName);
         }
         if !out.contains(&id) {
@@ -583,37 +542,6 @@ impl StateStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_follow_consuls_patterns() {
-        for ok in ["web", "a-b_C9", "team/web", "team/"] {
-            assert_eq!(validate_policy_name(ok), Ok(()), "{ok}");
-        }
-        assert_eq!(
-            validate_policy_name(&"x".repeat(129)),
-            Err(AclError::PolicyNameLength)
-        );
-        assert_eq!(
-            validate_policy_name("builtin/x"),
-            Err(AclError::PolicyNameReserved)
-        );
-        assert_eq!(
-            validate_policy_name("/x"),
-            Err(AclError::PolicyNameReserved)
-        );
-        for bad in ["a b", "a/b/c", "ä", "web*"] {
-            assert_eq!(
-                validate_policy_name(bad),
-                Err(AclError::PolicyNameChars),
-                "{bad}"
-            );
-        }
-        assert!(valid_role_name("ops_team-1") && !valid_role_name("ops team"));
-        assert!(valid_identity_name("web-1") && valid_identity_name("a"));
-        for bad in ["Web", "-web", "web_", ""] {
-            assert!(!valid_identity_name(bad), "{bad}");
-        }
-    }
 
     #[test]
     fn service_identities_merge_datacenters() {

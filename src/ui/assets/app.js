@@ -46,11 +46,15 @@ async function api(path, opts = {}) {
     url.searchParams.set("index", opts.index);
     url.searchParams.set("wait", "5m");
   }
+  const headers = {};
+  const token = aclToken();
+  if (token) headers["X-Consul-Token"] = token;
   let resp;
   try {
     resp = await fetch(url, {
       method: opts.method || "GET",
       body: opts.body,
+      headers,
       signal: opts.signal || (state.abort && state.abort.signal),
     });
   } catch (e) {
@@ -59,16 +63,35 @@ async function api(path, opts = {}) {
   }
   const text = await resp.text();
   const index = Number(resp.headers.get("X-Consul-Index") || 0);
+  // Lists the token may not see all of come back shortened, with this.
+  const filtered = resp.headers.get("X-Consul-Results-Filtered-By-ACLs") === "true";
   if (resp.status === 404 && opts.allow404) return { data: null, index, status: 404 };
   if (!resp.ok) throw new ApiError(resp.status, text.trim() || resp.statusText);
   let data = text;
   if ((resp.headers.get("Content-Type") || "").includes("json")) data = text ? JSON.parse(text) : null;
-  return { data, index, status: resp.status };
+  return { data, index, status: resp.status, filtered };
+}
+
+// What to do about a refusal: which token was used, and where to set one.
+function tokenHint() {
+  return aclToken()
+    ? "The ACL token set in this browser does not allow it."
+    : "No ACL token is set, so the agent's default (or the anonymous) token was used: set a token at the top of the page.";
 }
 
 function errorBox(e) {
+  // The agent's text says which permission and which rule or default decided.
   const what = e.status === 403 ? "Permission denied" : e.status ? `Error ${e.status}` : "Error";
-  return el("div", { class: "error", role: "alert" }, el("strong", {}, what + ": "), e.message);
+  const text = e.status === 403 ? e.message.replace(/^Permission denied:\s*/, "") : e.message;
+  return el("div", { class: "error", role: "alert" }, el("strong", {}, what + ": "), text,
+    e.status === 403 ? el("p", { class: "hint" }, tokenHint()) : null);
+}
+
+// Shown above a list the ACLs shortened (Consul filters lists silently).
+function aclFiltered(...answers) {
+  if (!answers.some((a) => a && a.filtered)) return null;
+  return el("div", { class: "notice acl-filtered", role: "status" },
+    el("strong", {}, "Permission denied: "), "some results are hidden by ACLs. ", tokenHint());
 }
 
 function setMain(...nodes) {
@@ -191,6 +214,7 @@ async function servicesPage(gen) {
     draw();
     setMain(
       el("h1", {}, "Services", el("span", { class: "muted" }, `${names.length}`)),
+      aclFiltered(svc, all),
       filterBox("services", draw),
       el("table", {},
         el("thead", {}, el("tr", {}, el("th", {}, "Service"), el("th", {}, "Health checks"), el("th", {}, "Instances"), el("th", { class: "opt" }, "Tags"))),
@@ -275,6 +299,7 @@ async function nodesPage(gen) {
     draw();
     setMain(
       el("h1", {}, "Nodes", el("span", { class: "muted" }, `${nodes.data.length}`)),
+      aclFiltered(nodes, all),
       filterBox("nodes", draw),
       el("table", {},
         el("thead", {}, el("tr", {}, el("th", {}, "Node"), el("th", {}, "Address"), el("th", {}, "Health checks"))),
@@ -372,6 +397,7 @@ async function kvListPage(gen, prefix) {
     setMain(
       kvCrumbs(prefix),
       el("h1", {}, prefix ? prefix : "Key/Value"),
+      aclFiltered(r),
       filterBox("kv", draw),
       keys.length ? el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Key"), el("th", {}, "Kind"))), body)
         : el("p", { class: "muted" }, "No keys here yet."),
@@ -522,12 +548,21 @@ document.getElementById("dc-switch").addEventListener("change", (ev) => {
   navigate(`/ui/${encodeURIComponent(ev.target.value)}/${p ? p.section : "services"}`);
 });
 
-(async function start() {
+// This agent's datacenter (reading it needs agent:read: without a token
+// that allows it, Consul's default name), then the page.
+async function start() {
   try {
-    const self = await fetch("/v1/agent/self").then((r) => r.json());
-    state.localDc = self.Config.Datacenter;
+    const self = await api("/v1/agent/self", { signal: new AbortController().signal });
+    state.localDc = self.data.Config.Datacenter;
   } catch (e) {
-    state.localDc = "dc1";
+    state.localDc = state.localDc || "dc1";
   }
   route();
-})();
+}
+
+// A new token may see more (or less): draw everything again with it.
+onTokenChange(() => {
+  state.dc = null;
+  start();
+});
+start();

@@ -52,7 +52,7 @@ fn policy_and_role_names_are_unique() {
     );
     assert_eq!(
         s.acl_policy_set(2, policy(&uuid(51), "bad name"), true),
-        Err(AclError::PolicyNameChars)
+        Err(AclError::PolicyName(crate::acl::PolicyNameError::Chars))
     );
     // Renaming frees the old name.
     s.acl_policy_set(3, policy(&uuid(50), "web2"), false)

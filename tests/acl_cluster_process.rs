@@ -167,10 +167,16 @@ service {
         Some(&api_secret),
     );
     assert_eq!(status, 403, "{text}");
-    assert_eq!(
-        call(&client, "PUT", "/v1/agent/token/agent", set, Some(&root)).0,
-        200
-    );
+    // Consul's CLI way: `acl set-agent-token` against the client.
+    let out = client.cli(&[
+        "acl",
+        "set-agent-token",
+        "-token",
+        &root,
+        "agent",
+        &agent_secret,
+    ]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
 
     // The config file's service, then one registered over HTTP with a
     // service token, reach the catalog through anti-entropy.

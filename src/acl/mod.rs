@@ -91,6 +91,7 @@ mod builtin;
 mod decision;
 mod enforce;
 mod error;
+mod grants;
 mod identity;
 mod names;
 mod parse;
@@ -112,6 +113,7 @@ pub use decision::{
 };
 pub use enforce::{Enforcer, Lookup, REDACTED_SECRET};
 pub use error::{Position, RulesError, Target};
+pub use grants::{GrantedPolicy, TokenGrants};
 pub use identity::{
     node_identity_policy, node_identity_rules, node_identity_rules_text, service_identity_policy,
     service_identity_rules, service_identity_rules_text,

@@ -8,9 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use super::tokens::AgentTokens;
 use crate::acl::{
-    node_identity_policy, service_identity_policy, Access as AclAccess, Authorizer,
-    AuthorizerConfig, DefaultPolicy, Enforcer, Lookup, NamedRules, PermissionDenied, Resource,
-    GLOBAL_MANAGEMENT_ID,
+    Access as AclAccess, Authorizer, AuthorizerConfig, DefaultPolicy, Enforcer, Lookup, NamedRules,
+    PermissionDenied, Resource, TokenGrants,
 };
 use crate::config::{AclDefaultPolicy, RuntimeConfig};
 use crate::state::query::execute;
@@ -277,38 +276,11 @@ impl Authz {
     }
 
     pub(super) fn compile(&self, token: &ResolvedAclToken) -> Authorizer {
-        if token.policies.iter().any(|p| p.id == GLOBAL_MANAGEMENT_ID) {
-            return Authorizer::management();
+        let (authz, skipped) = TokenGrants::from(token).compile(&self.dc, self.config);
+        for note in skipped {
+            tracing::warn!(token = %token.token.accessor_id, "ACL {note}");
         }
-        let dc = self.dc.as_str();
-        let mut rules: Vec<NamedRules> = Vec::new();
-        for p in &token.policies {
-            if !p.datacenters.is_empty() && !p.datacenters.iter().any(|d| d == dc) {
-                continue;
-            }
-            match NamedRules::parse(p.name.clone(), &p.rules) {
-                Ok(r) => rules.push(r),
-                // Rules are checked when written; one that no longer parses
-                // (an older binary's) grants nothing rather than failing
-                // every request of the token.
-                Err(e) => {
-                    tracing::warn!(policy = %p.name, error = %e, "ACL policy rules do not parse")
-                }
-            }
-        }
-        rules.extend(
-            token
-                .service_identities
-                .iter()
-                .filter_map(|s| service_identity_policy(&s.service_name, &s.datacenters, dc)),
-        );
-        rules.extend(
-            token
-                .node_identities
-                .iter()
-                .filter_map(|n| node_identity_policy(&n.node_name, &n.datacenter, dc)),
-        );
-        Authorizer::compile(&rules, self.config)
+        authz
     }
 
     /// A read this server serves: refused, or the token to filter its

@@ -16,8 +16,8 @@ use serde_json::Value;
 
 use super::super::{Client, HttpArgs};
 use crate::acl::{
-    node_identity_policy, permission_denied_message, service_identity_policy, Access, Authorizer,
-    AuthorizerConfig, Decision, DefaultPolicy, NamedRules, Resource, GLOBAL_MANAGEMENT_ID,
+    permission_denied_message, Access, Authorizer, AuthorizerConfig, Decision, DefaultPolicy,
+    GrantedPolicy as Policy, Resource, TokenGrants, GLOBAL_MANAGEMENT_ID,
 };
 use crate::api::{enc, TokenArgs};
 
@@ -51,72 +51,6 @@ pub struct Args {
     /// the environment, else the explained token itself).
     #[arg(long = "reader-token")]
     reader_token: Option<String>,
-}
-
-/// A policy as compiled: its name, rules and the datacenters it is
-/// limited to (empty: all).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Policy {
-    pub id: String,
-    pub name: String,
-    pub rules: String,
-    pub datacenters: Vec<String>,
-}
-
-/// Everything a token's authorizer is compiled from.
-#[derive(Debug, Clone, Default)]
-pub struct TokenGrants {
-    pub accessor_id: String,
-    pub policies: Vec<Policy>,
-    /// (service name, datacenters)
-    pub services: Vec<(String, Vec<String>)>,
-    /// (node name, datacenter)
-    pub nodes: Vec<(String, String)>,
-}
-
-impl TokenGrants {
-    /// Whether the datacenter changes the answer (else it need not be
-    /// asked for).
-    fn needs_datacenter(&self) -> bool {
-        !self.nodes.is_empty()
-            || self.policies.iter().any(|p| !p.datacenters.is_empty())
-            || self.services.iter().any(|(_, dcs)| !dcs.is_empty())
-    }
-
-    /// The authorizer a server of `dc` compiles for this token, and a
-    /// note for each policy left out because its rules do not parse (a
-    /// server grants nothing from such a policy rather than failing every
-    /// request of the token, so neither does this).
-    pub fn compile(&self, dc: &str, config: AuthorizerConfig) -> (Authorizer, Vec<String>) {
-        if self.policies.iter().any(|p| p.id == GLOBAL_MANAGEMENT_ID) {
-            return (Authorizer::management(), Vec::new());
-        }
-        let mut rules = Vec::new();
-        let mut skipped = Vec::new();
-        for p in &self.policies {
-            if !p.datacenters.is_empty() && !p.datacenters.iter().any(|d| d == dc) {
-                continue;
-            }
-            match NamedRules::parse(p.name.clone(), &p.rules) {
-                Ok(r) => rules.push(r),
-                Err(e) => skipped.push(format!(
-                    "policy {:?} left out: its rules do not parse: {e}",
-                    p.name
-                )),
-            }
-        }
-        rules.extend(
-            self.services
-                .iter()
-                .filter_map(|(s, dcs)| service_identity_policy(s, dcs, dc)),
-        );
-        rules.extend(
-            self.nodes
-                .iter()
-                .filter_map(|(n, ndc)| node_identity_policy(n, ndc, dc)),
-        );
-        (Authorizer::compile(&rules, config), skipped)
-    }
 }
 
 /// A permission to explain, parsed from the flags.

@@ -15,6 +15,7 @@ use openraft::raft::{
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::acl_replication::AclReplicationStatus;
 use super::event::UserEvent;
 use super::raft::{NodeId, TypeConfig};
 use super::request::{ReadRequest, ReadResponse, RequestError, WriteRequest, WriteResponse};
@@ -40,6 +41,7 @@ pub enum MethodId {
     Datacenters = 7,
     FireEvent = 8,
     RemovePeer = 9,
+    AclReplication = 11,
 }
 
 impl MethodId {
@@ -55,6 +57,7 @@ impl MethodId {
             Datacenters,
             FireEvent,
             RemovePeer,
+            AclReplication,
         ]
         .into_iter()
         .find(|m| *m as u8 == b)
@@ -113,6 +116,12 @@ pub struct RemovePeerArgs {
     pub token: Option<String>,
 }
 
+/// A datacenter's ACL replication status, which its leader keeps.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AclReplicationArgs {
+    pub dc: Option<String>,
+}
+
 macro_rules! method {
     ($(#[$doc:meta])* $name:ident, $args:ty, $reply:ty) => {
         $(#[$doc])*
@@ -159,3 +168,7 @@ method!(
     FireEvent, Routed<FireEventArgs>, Result<UserEvent, RequestError>
 );
 method!(RemovePeer, Routed<RemovePeerArgs>, Result<(), RequestError>);
+method!(
+    /// `/v1/acl/replication`: answered by the leader of the datacenter.
+    AclReplication, Routed<AclReplicationArgs>, Result<AclReplicationStatus, RequestError>
+);

@@ -25,6 +25,10 @@
 //! not decide: the token travels with the request.
 //!
 //! A client agent has no local server: steps 3 and 4 are its servers'.
+//!
+//! ACL writes of objects the primary datacenter owns go there (`acl.rs`).
+
+mod acl;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -80,6 +84,9 @@ pub struct Router(Arc<Inner>);
 
 struct Inner {
     dc: String,
+    /// `primary_datacenter`: where ACL policies, roles and global tokens
+    /// are written.
+    primary: String,
     /// This server's Raft side; `None` on a client agent.
     local: Option<LocalServer>,
     /// This datacenter's servers from the LAN pool (name → RPC address).
@@ -107,6 +114,7 @@ impl Router {
     ) -> Router {
         Router(Arc::new(Inner {
             dc: config.datacenter.clone(),
+            primary: config.primary_datacenter.clone(),
             local,
             servers: RwLock::default(),
             wan,
@@ -329,10 +337,10 @@ impl Router {
 
     pub async fn write_hop(
         &self,
-        req: WriteRequest,
+        mut req: WriteRequest,
         hop: Hop,
     ) -> Result<WriteResponse, RequestError> {
-        let target = self.target(req.dc.as_deref());
+        let target = self.write_target(&mut req);
         let Some(local) = self.here(&target) else {
             return self
                 .remote::<rpc::Write>(&target, routed(req), WRITE_HOLD)

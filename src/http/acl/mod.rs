@@ -1,10 +1,12 @@
-//! `/v1/acl/*`: bootstrap, tokens, policies and roles (Consul's
-//! `agent/acl_endpoint.go`). Handlers only shape requests: IDs, times and
+//! `/v1/acl/*`: bootstrap, tokens, policies, roles and the replication
+//! status (Consul's `agent/acl_endpoint.go`). Handlers only shape
+//! requests: IDs, times and
 //! the bootstrap token are made here, before Raft, so every server applies
 //! the same write; the state store makes the checks and words refusals.
 //! Deciding requests by their token is not done here.
 
 mod policy;
+mod replication;
 mod role;
 mod token;
 
@@ -37,6 +39,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     token::routes(cfg);
     policy::routes(cfg);
     role::routes(cfg);
+    replication::routes(cfg);
 }
 
 /// A resource with its own set of methods; others get Consul's 405.

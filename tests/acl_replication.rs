@@ -119,6 +119,9 @@ acl {
             &wan,
             "-retry-interval-wan",
             "1s",
+            // Its rounds are counted below.
+            "-log-level",
+            "debug",
         ],
     );
     let started = Instant::now();
@@ -239,8 +242,14 @@ acl {
     assert_eq!((code, body.as_str()), (403, "ACL not found"));
     let path = format!("/v1/acl/token/{local_accessor}");
     assert_eq!(call("GET", &dc1.url(&path), root, None).0, 404);
-    // Replication rounds since leave it where it is.
-    std::thread::sleep(Duration::from_secs(2));
+    // Nothing changes in dc1 for a while: dc2's rounds wait in dc1's
+    // blocking queries rather than poll, and leave the local token be.
+    let rounds = |a: &TestAgent| a.log_text().matches("ACL replication round").count();
+    let before = rounds(&dc2);
+    std::thread::sleep(Duration::from_secs(3));
+    let idle = rounds(&dc2) - before;
+    eprintln!("dc2's replication rounds in 3 idle seconds: {idle}");
+    assert!(idle <= 3, "{idle} rounds: polling, not blocking");
     ok("still in dc2", call("GET", &dc2.url(&path), root, None));
 
     // dc2 reports what it replicated; the primary does not replicate.
@@ -283,6 +292,15 @@ acl {
     assert_eq!(code, 403, "anonymous: {body}");
     let (code, body) = kv_get(&dc2, "app/x", Some("00000000-dead-beef-0000-000000000000"));
     assert_eq!((code, body.as_str()), (403, "ACL not found"));
+
+    // What dc2 replicated is in its Raft state: a restart, with dc1 still
+    // gone, decides the same.
+    let mut dc2 = dc2;
+    dc2.restart();
+    assert_eq!(kv_get(&dc2, "app/x", Some(app_secret)).0, 200);
+    assert_eq!(kv_put(&dc2, "app/x", Some(app_secret)).0, 403);
+    assert_eq!(kv_get(&dc2, "app/x", Some(local_secret)).0, 200);
+    assert_eq!(kv_get(&dc2, "app/x", None).0, 403);
     wait_for("dc2 reports the primary unreachable", WITHIN, || {
         let s = ok(
             "status",

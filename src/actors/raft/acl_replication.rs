@@ -242,6 +242,7 @@ impl Follow {
     /// One round: waits for the primary's table to pass `since`, then
     /// brings the local copy to it. The primary's index it reached.
     async fn round(&self, kind: AclReplicationKind, since: u64) -> Result<u64, ReplicationError> {
+        tracing::debug!(kind = kind.as_str(), since, "ACL replication round");
         let mut batch = AclReplicationBatch::new(kind);
         let index = match kind {
             AclReplicationKind::Policies => {

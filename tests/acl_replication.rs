@@ -252,6 +252,41 @@ acl {
     assert!(idle <= 3, "{idle} rounds: polling, not blocking");
     ok("still in dc2", call("GET", &dc2.url(&path), root, None));
 
+    // Updating a global token through dc2 updates the primary's; deleting
+    // the local one deletes it in dc2.
+    let app = ok(
+        "app token by secret",
+        call(
+            "GET",
+            &dc1.url("/v1/acl/token/self"),
+            Some(app_secret),
+            None,
+        ),
+    );
+    let app_path = format!("/v1/acl/token/{}", app["AccessorID"].as_str().unwrap());
+    let renamed = json!({"Description": "renamed in dc2", "Policies": [{"Name": "app"}]});
+    ok(
+        "update through dc2",
+        call("PUT", &dc2.url(&app_path), root, Some(renamed)),
+    );
+    let in_dc1 = ok("dc1's copy", call("GET", &dc1.url(&app_path), root, None));
+    assert_eq!(in_dc1["Description"], "renamed in dc2");
+    let spare = ok(
+        "a second local token",
+        call(
+            "PUT",
+            &dc2.url("/v1/acl/token"),
+            root,
+            Some(json!({"Local": true})),
+        ),
+    );
+    let spare_path = format!("/v1/acl/token/{}", spare["AccessorID"].as_str().unwrap());
+    ok(
+        "local delete",
+        call("DELETE", &dc2.url(&spare_path), root, None),
+    );
+    assert_eq!(call("GET", &dc2.url(&spare_path), root, None).0, 404);
+
     // dc2 reports what it replicated; the primary does not replicate.
     let status = ok(
         "dc2 replication status",

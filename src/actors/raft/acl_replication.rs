@@ -160,6 +160,13 @@ impl RaftActor {
         let tokens = self.config.acl.enable_token_replication;
         let primary = self.config.primary_datacenter.clone();
         tracing::info!(source = %primary, tokens, "starting ACL replication");
+        if !tokens {
+            // Consul's secondaries then resolve tokens in the primary;
+            // Meridian's decide from their own tables only.
+            tracing::warn!(
+                "acl.enable_token_replication is off: the primary's tokens are not known in this datacenter, only its policies and roles"
+            );
+        }
         self.replication_status.update(|s| {
             *s = AclReplicationStatus {
                 enabled: true,

@@ -8,16 +8,15 @@
 //! replication. A `Local` token is written, and stays, where it was made.
 
 use super::{routed, Router, Target, LEADER_HOLD};
-use crate::state::StateStore;
 use crate::storage::fsm::read;
 use crate::structs::acl_replication::AclReplicationStatus;
 use crate::structs::rpc::{self, AclReplicationArgs, Hop, Routed};
 use crate::structs::{Command, RequestError, WriteRequest};
 
 /// Whether `command` writes an object the primary datacenter owns. A
-/// token update or delete is local when the token stored here is.
-fn owned_by_primary(command: &Command, store: &StateStore) -> bool {
-    let stored_local = |id: &str| store.acl_token_get(id, None).1.is_some_and(|t| t.local);
+/// token update or delete is local when the token stored here is
+/// (`stored_local`, asked only for those writes).
+fn owned_by_primary(command: &Command, stored_local: impl Fn(&str) -> bool) -> bool {
     match command {
         Command::AclBootstrap { .. }
         | Command::AclPolicySet { .. }
@@ -47,7 +46,11 @@ impl Router {
         if primary.is_empty() || primary.eq_ignore_ascii_case(&self.0.dc) {
             return target;
         }
-        if !owned_by_primary(&req.command, &read(local.store())) {
+        let stored_local = |id: &str| {
+            let store = read(local.store());
+            store.acl_token_get(id, None).1.is_some_and(|t| t.local)
+        };
+        if !owned_by_primary(&req.command, stored_local) {
             return target;
         }
         req.dc = Some(primary.clone());
@@ -84,6 +87,7 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::StateStore;
     use crate::structs::acl::{AclPolicy, AclToken};
 
     #[test]
@@ -96,16 +100,17 @@ mod tests {
             ..Default::default()
         };
         s.acl_token_set(1, local.clone(), true).unwrap();
+        let s = |id: &str| s.acl_token_get(id, None).1.is_some_and(|t| t.local);
         let policy = Command::AclPolicySet {
             policy: AclPolicy::default(),
             create: true,
         };
-        assert!(owned_by_primary(&policy, &s));
+        assert!(owned_by_primary(&policy, s));
         let global = Command::AclTokenSet {
             token: AclToken::default(),
             create: true,
         };
-        assert!(owned_by_primary(&global, &s));
+        assert!(owned_by_primary(&global, s));
         let made_local = Command::AclTokenSet {
             token: AclToken {
                 local: true,
@@ -113,7 +118,7 @@ mod tests {
             },
             create: true,
         };
-        assert!(!owned_by_primary(&made_local, &s));
+        assert!(!owned_by_primary(&made_local, s));
         // An update that does not repeat `Local` stays with the local token.
         let update = Command::AclTokenSet {
             token: AclToken {
@@ -122,18 +127,18 @@ mod tests {
             },
             create: false,
         };
-        assert!(!owned_by_primary(&update, &s));
+        assert!(!owned_by_primary(&update, s));
         let delete = |id: &str| Command::AclTokenDelete {
             accessor_id: id.into(),
         };
-        assert!(!owned_by_primary(&delete(&local.accessor_id), &s));
-        assert!(owned_by_primary(&delete("not-here"), &s));
+        assert!(!owned_by_primary(&delete(&local.accessor_id), s));
+        assert!(owned_by_primary(&delete("not-here"), s));
         assert!(!owned_by_primary(
             &Command::AclTokensReapExpired {
                 now: chrono::Utc::now(),
                 local_only: true
             },
-            &s
+            s
         ));
     }
 }

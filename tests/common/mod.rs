@@ -131,13 +131,21 @@ impl TestAgent {
     /// `server_with` for a server under a default-deny ACL policy: ready
     /// once it has a leader, since its catalog reads need a token.
     pub fn acl_server_with(data_dir: &Path, extra: &[&str]) -> TestAgent {
-        let mut args: Vec<String> = ["-server", "-bootstrap-expect", "1", "-bind", "127.0.0.1"]
-            .iter()
-            .chain(&["-client", "127.0.0.1", "-data-dir"])
-            .map(|s| s.to_string())
-            .collect();
-        args.push(data_dir.display().to_string());
-        args.extend(extra.iter().map(|s| s.to_string()));
+        let args = [
+            "-server",
+            "-bootstrap-expect",
+            "1",
+            "-bind",
+            "127.0.0.1",
+            "-client",
+            "127.0.0.1",
+            "-data-dir",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([data_dir.display().to_string()])
+        .chain(extra.iter().map(|s| s.to_string()))
+        .collect();
         Self::start_ready(args, false, true)
     }
 

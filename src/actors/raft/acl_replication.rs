@@ -182,6 +182,11 @@ impl RaftActor {
             }
         });
         let token = &self.config.acl.tokens.replication;
+        if token.is_empty() {
+            tracing::warn!(
+                "acl.tokens.replication is not set: replication asks the primary with the default token"
+            );
+        }
         let follow = Follow {
             primary,
             token: (!token.is_empty()).then(|| token.clone()),

@@ -263,6 +263,17 @@ pub async fn start(
         wan.clone(),
         node_ctx.address().recipient(),
     );
+    if let Some(r) = &raft {
+        // ACL replication reads the primary datacenter through the request
+        // path, as any read for another datacenter goes.
+        let reads = router.clone();
+        r.do_send(crate::actors::raft::AttachRemoteReads(Arc::new(
+            move |req| {
+                let reads = reads.clone();
+                Box::pin(async move { reads.read(req).await })
+            },
+        )));
+    }
     let node = node_ctx.run(NodeActor::new(
         config.clone(),
         router.clone(),

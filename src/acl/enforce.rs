@@ -72,12 +72,15 @@ impl Enforcer<'_> {
             | Query::AclPolicyList
             | Query::AclRoleRead { .. }
             | Query::AclRoleByName { .. }
-            | Query::AclRoleList { .. } => self.operator(Resource::Acl, Access::Read),
+            | Query::AclRoleList { .. }
+            | Query::AclPolicyBatch { .. } => self.operator(Resource::Acl, Access::Read),
             // Secrets: internal lookups; from outside only management may
-            // (a token reading itself is let through by the caller).
-            Query::AclTokenBySecret { .. } | Query::AclResolve { .. } => {
-                self.operator(Resource::Acl, Access::Write)
-            }
+            // (a token reading itself is let through by the caller). Whole
+            // tokens carry their secrets: Consul's token replication needs
+            // `acl = "write"` too.
+            Query::AclTokenBySecret { .. }
+            | Query::AclResolve { .. }
+            | Query::AclTokenBatch { .. } => self.operator(Resource::Acl, Access::Write),
         }
     }
 
@@ -213,7 +216,8 @@ impl Enforcer<'_> {
             | Command::AclPolicyDelete { .. }
             | Command::AclRoleSet { .. }
             | Command::AclRoleDelete { .. }
-            | Command::AclTokensReapExpired { .. } => self.operator(Resource::Acl, Access::Write),
+            | Command::AclTokensReapExpired { .. }
+            | Command::AclReplicate(_) => self.operator(Resource::Acl, Access::Write),
         }
     }
 

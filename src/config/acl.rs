@@ -177,3 +177,15 @@ impl fmt::Debug for AclTokens {
             .finish()
     }
 }
+
+impl super::RuntimeConfig {
+    /// Whether this agent's datacenter is the primary one, authoritative
+    /// for ACL policies, roles and global tokens (datacenter names compare
+    /// without case, as everywhere in Meridian).
+    pub fn in_primary_datacenter(&self) -> bool {
+        self.primary_datacenter.is_empty()
+            || self
+                .primary_datacenter
+                .eq_ignore_ascii_case(&self.datacenter)
+    }
+}

@@ -58,6 +58,8 @@ pub(crate) fn answer(req: &HttpRequest, resp: ReadResponse) -> Result<HttpRespon
         QueryResult::AclRoles(v) => json_with(b, req, &v),
         QueryResult::AclBootstrap(v) => json_with(b, req, &v),
         QueryResult::AclResolved(v) => json_with(b, req, &v),
+        QueryResult::AclPolicyBatch(v) => json_with(b, req, &v),
+        QueryResult::AclTokenBatch(v) => json_with(b, req, &v),
     })
 }
 

@@ -2,7 +2,8 @@
 //! SecretID), policies and roles by ID (and unique name), and the index
 //! ACLs were bootstrapped at; the reads over them, including the
 //! resolution of a secret into everything an authorizer needs. The writes
-//! and their validation are in [`write`].
+//! and their validation are in [`write`]; what arrives from the primary
+//! datacenter or leaves by expiry, as whole rows, in [`replicate`].
 //!
 //! Builtins: the global-management and global-read-only policies and the
 //! anonymous token are stored by the leader's `AclInitialize` (as Consul's
@@ -16,6 +17,7 @@
 //! the current name and drop links to policies or roles that were deleted
 //! since (Consul keeps the dangling links and filters them on read).
 
+pub mod replicate;
 #[cfg(test)]
 mod tests;
 pub mod write;

@@ -98,9 +98,10 @@ pub fn apply(store: &mut StateStore, index: u64, cmd: &Command) -> CommandResult
             })
         }
         Command::AclRoleDelete { id } => CommandResult::Bool(store.acl_role_delete(index, id)),
-        Command::AclTokensReapExpired { now } => {
-            CommandResult::AclTokensReaped(store.acl_tokens_reap_expired(index, *now))
+        Command::AclTokensReapExpired { now, local_only } => {
+            CommandResult::AclTokensReaped(store.acl_tokens_reap_expired(index, *now, *local_only))
         }
+        Command::AclReplicate(batch) => CommandResult::Bool(store.acl_replicate(index, batch)),
     };
     store.note_index(index);
     result

@@ -126,5 +126,13 @@ pub fn execute(store: &StateStore, q: &Query, waiter: Option<&Waiter>) -> (u64, 
             let (i, r) = store.acl_resolve(secret, *now, waiter);
             (i, QueryResult::AclResolved(r.map(Box::new)))
         }
+        Query::AclPolicyBatch { ids } => {
+            let (i, p) = store.acl_policy_batch(ids, waiter);
+            (i, QueryResult::AclPolicyBatch(p))
+        }
+        Query::AclTokenBatch { accessor_ids } => {
+            let (i, t) = store.acl_token_batch(accessor_ids, waiter);
+            (i, QueryResult::AclTokenBatch(t))
+        }
     }
 }

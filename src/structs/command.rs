@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::acl::{AclPolicy, AclRole, AclToken};
+use super::acl_replication::AclReplicationBatch;
 use super::catalog::{DeregisterRequest, RegisterRequest};
 use super::session::Session;
 use super::snapshot::StoreSnapshot;
@@ -117,7 +118,17 @@ pub enum Command {
     /// Answers `AclTokensReaped` with their AccessorIDs.
     AclTokensReapExpired {
         now: DateTime<Utc>,
+        /// Only `Local` tokens: a secondary datacenter leaves the global
+        /// ones to the primary, which reaps them (replication then
+        /// deletes them here).
+        #[serde(default)]
+        local_only: bool,
     },
+    /// A secondary's replication round from the primary datacenter
+    /// (Consul's `ACLPolicyBatchSet`/`...Delete` and friends, as one
+    /// entry): stores the primary's objects as they are there and deletes
+    /// what it no longer has. Answers `Bool(changed)`.
+    AclReplicate(Box<AclReplicationBatch>),
 }
 
 /// What a write answers: `Bool` for KV verbs (`true`/`false` bodies) and

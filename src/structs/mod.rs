@@ -11,6 +11,7 @@
 //! datacenter.
 
 pub mod acl;
+pub mod acl_replication;
 pub mod catalog;
 pub mod command;
 pub mod event;

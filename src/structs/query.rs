@@ -103,6 +103,16 @@ pub enum Query {
         secret: String,
         now: DateTime<Utc>,
     },
+    /// Whole policies by ID, those that exist (Consul's
+    /// `ACL.PolicyBatchRead`, which replication fetches changes with).
+    AclPolicyBatch {
+        ids: Vec<String>,
+    },
+    /// Whole tokens by AccessorID, secrets included, those that exist
+    /// (Consul's `ACL.TokenBatchRead`, for token replication).
+    AclTokenBatch {
+        accessor_ids: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -127,4 +137,6 @@ pub enum QueryResult {
     /// `Some(index)` once bootstrapped.
     AclBootstrap(Option<u64>),
     AclResolved(Option<Box<ResolvedAclToken>>),
+    AclPolicyBatch(Vec<AclPolicy>),
+    AclTokenBatch(Vec<AclToken>),
 }

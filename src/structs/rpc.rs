@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::acl::ResolvedAclToken;
+use super::acl_replication::AclReplicationStatus;
 use super::event::UserEvent;
 use super::raft::{NodeId, TypeConfig};
 use super::request::{ReadRequest, ReadResponse, RequestError, WriteRequest, WriteResponse};
@@ -42,6 +43,7 @@ pub enum MethodId {
     FireEvent = 8,
     RemovePeer = 9,
     ResolveToken = 10,
+    AclReplication = 11,
 }
 
 impl MethodId {
@@ -58,6 +60,7 @@ impl MethodId {
             FireEvent,
             RemovePeer,
             ResolveToken,
+            AclReplication,
         ]
         .into_iter()
         .find(|m| *m as u8 == b)
@@ -116,6 +119,12 @@ pub struct RemovePeerArgs {
     pub token: Option<String>,
 }
 
+/// A datacenter's ACL replication status, which its leader keeps.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AclReplicationArgs {
+    pub dc: Option<String>,
+}
+
 macro_rules! method {
     ($(#[$doc:meta])* $name:ident, $args:ty, $reply:ty) => {
         $(#[$doc])*
@@ -167,4 +176,8 @@ method!(
     /// its store (the secret is the argument); `ACL not found` when it
     /// names no live token.
     ResolveToken, String, Result<ResolvedAclToken, RequestError>
+);
+method!(
+    /// `/v1/acl/replication`: answered by the leader of the datacenter.
+    AclReplication, Routed<AclReplicationArgs>, Result<AclReplicationStatus, RequestError>
 );

@@ -37,6 +37,10 @@ pub struct TestAgent {
     pub server_port: u16,
     /// Clients have no leader to wait for.
     client: bool,
+    /// Ready once a leader is known (`/v1/status/leader`, open under any
+    /// ACL policy): for agents whose other reads a default-deny policy
+    /// filters or refuses.
+    leader_ready: bool,
     pub node: String,
     /// The flags, without the port flags the harness adds itself.
     args: Vec<String>,
@@ -124,6 +128,27 @@ impl TestAgent {
         Self::start(args)
     }
 
+    /// `server_with` for a server under a default-deny ACL policy: ready
+    /// once it has a leader, since its catalog reads need a token.
+    pub fn acl_server_with(data_dir: &Path, extra: &[&str]) -> TestAgent {
+        let args = [
+            "-server",
+            "-bootstrap-expect",
+            "1",
+            "-bind",
+            "127.0.0.1",
+            "-client",
+            "127.0.0.1",
+            "-data-dir",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([data_dir.display().to_string()])
+        .chain(extra.iter().map(|s| s.to_string()))
+        .collect();
+        Self::start_ready(args, false, true)
+    }
+
     /// A client agent that joins the pool at `join` (ip:port).
     pub fn client(data_dir: &Path, join: &str) -> TestAgent {
         Self::client_with(data_dir, join, &[])
@@ -198,6 +223,7 @@ impl TestAgent {
             serf_wan: 8302,
             server_port: 8300,
             client: true,
+            leader_ready: false,
             node: node.to_string(),
             args: args.iter().map(|s| s.to_string()).collect(),
             ports: PortSource::Given,
@@ -224,7 +250,11 @@ impl TestAgent {
 
     /// Every port is 0: the agent binds ports no one else holds, so there
     /// is no race with other test processes to retry, and says which.
-    fn start_as(mut args: Vec<String>, client: bool) -> TestAgent {
+    fn start_as(args: Vec<String>, client: bool) -> TestAgent {
+        Self::start_ready(args, client, false)
+    }
+
+    fn start_ready(mut args: Vec<String>, client: bool, leader_ready: bool) -> TestAgent {
         // Unique among the agents of every test process, as node names
         // once were by their (unique) HTTP port.
         static STARTED: AtomicU32 = AtomicU32::new(0);
@@ -244,6 +274,7 @@ impl TestAgent {
             serf_wan: 0,
             server_port: 0,
             client,
+            leader_ready,
             node,
             args,
             ports: PortSource::Ephemeral,
@@ -382,7 +413,10 @@ impl TestAgent {
     /// Ready = a leader exists and this agent is registered (serfHealth).
     fn try_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
-        let (url, needle) = if self.client {
+        let (url, needle) = if self.leader_ready {
+            // A leader's address, `"127.0.0.1:port"`; `""` while none.
+            (format!("http://{}/v1/status/leader", self.http), ":")
+        } else if self.client {
             (format!("http://{}/v1/agent/self", self.http), "NodeName")
         } else {
             (

@@ -70,6 +70,12 @@ impl Service for Endpoint {
                     answer::<rpc::RemovePeer, _, _>(&args, |p| router.remove_peer(p.req, p.hop))
                         .await
                 }
+                MethodId::AclReplication => {
+                    answer::<rpc::AclReplication, _, _>(&args, |a| {
+                        router.acl_replication(a.req, a.hop)
+                    })
+                    .await
+                }
             }
         })
     }

@@ -27,6 +27,10 @@
 //! [`Router::access`] (`router/access.rs`), on servers and clients alike.
 //!
 //! A client agent has no local server: steps 3 and 4 are its servers'.
+//!
+//! ACL writes of objects the primary datacenter owns go there (`acl.rs`).
+
+mod acl;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -84,6 +88,9 @@ pub struct Router(Arc<Inner>);
 
 struct Inner {
     dc: String,
+    /// `primary_datacenter`: where ACL policies, roles and global tokens
+    /// are written.
+    primary: String,
     /// This server's Raft side; `None` on a client agent.
     local: Option<LocalServer>,
     /// This datacenter's servers from the LAN pool (name → RPC address).
@@ -113,6 +120,7 @@ impl Router {
     ) -> Router {
         Router(Arc::new(Inner {
             dc: config.datacenter.clone(),
+            primary: config.primary_datacenter.clone(),
             local,
             servers: RwLock::default(),
             wan,
@@ -336,10 +344,10 @@ impl Router {
 
     pub async fn write_hop(
         &self,
-        req: WriteRequest,
+        mut req: WriteRequest,
         hop: Hop,
     ) -> Result<WriteResponse, RequestError> {
-        let target = self.target(req.dc.as_deref());
+        let target = self.write_target(&mut req);
         let Some(local) = self.here(&target) else {
             return self
                 .remote::<rpc::Write>(&target, routed(req), WRITE_HOLD)

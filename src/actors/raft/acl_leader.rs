@@ -1,8 +1,10 @@
 //! The leader's ACL duties (Consul's `leader.go` `initializeACLs` and its
 //! expired-token reaper), when `acl.enabled`: once per leadership term,
-//! store the builtin policies and the anonymous token and install
-//! `acl.tokens.initial_management`; every `REAP_INTERVAL`, delete the
-//! tokens that expired. Times and IDs are drawn here, on the leader, and
+//! store the builtin policies and the anonymous token and, in the primary
+//! datacenter, install `acl.tokens.initial_management`; every
+//! `REAP_INTERVAL`, delete the tokens that expired (in a secondary only
+//! the local ones: the primary reaps global tokens and replication
+//! deletes them here). Times and IDs are drawn here, on the leader, and
 //! travel in the commands so that every server applies the same write.
 
 use std::time::{Duration, Instant};
@@ -43,7 +45,10 @@ impl RaftActor {
         if self.acl.initialized_term != Some(term) {
             self.acl.initialized_term = Some(term);
             let mut writes = vec![Command::AclInitialize { now }];
-            writes.extend(initial_management(&self.store, &self.config, now));
+            // A secondary gets its management tokens from the primary.
+            if self.config.in_primary_datacenter() {
+                writes.extend(initial_management(&self.store, &self.config, now));
+            }
             for command in writes {
                 let write = self.write(command, ctx);
                 ctx.spawn(write.into_actor(self).map(move |res, act, _| {
@@ -61,7 +66,11 @@ impl RaftActor {
             .is_none_or(|t| t.elapsed() >= REAP_INTERVAL)
         {
             self.acl.last_reap = Some(Instant::now());
-            let write = self.write(Command::AclTokensReapExpired { now }, ctx);
+            let reap = Command::AclTokensReapExpired {
+                now,
+                local_only: !self.config.in_primary_datacenter(),
+            };
+            let write = self.write(reap, ctx);
             ctx.spawn(write.into_actor(self).map(|res, _, _| match res {
                 Ok(r) => {
                     if let CommandResult::AclTokensReaped(ids) = r.result {

@@ -12,6 +12,8 @@
 //!   pool, bootstrap-expect, voters from membership);
 //! - `acl_leader.rs`: the leader's ACL duties (builtins, the initial
 //!   management token, reaping expired tokens);
+//! - `acl_replication.rs`: a secondary datacenter's leader following the
+//!   primary's ACL policies, roles and global tokens;
 //! - `session_ttl.rs`: the leader's session TTL timers.
 //!
 //! Where a request goes (another datacenter, the leader) is not decided
@@ -19,6 +21,7 @@
 //! serves what reaches it.
 
 mod acl_leader;
+mod acl_replication;
 mod batch;
 mod leader;
 mod read;
@@ -32,6 +35,7 @@ use actix::prelude::*;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ServerState, SnapshotPolicy};
 
+pub use acl_replication::{AttachRemoteReads, RemoteReads, ReplicationStatusHandle};
 pub use batch::RaftWrite;
 pub use leader::{self_registration, server_addr};
 pub use read::{blocking_query, LastContact, Leadership, LocalServer, RaftRead};
@@ -65,6 +69,10 @@ pub struct RaftActor {
     config: Arc<RuntimeConfig>,
     /// Leader only: what the ACL duties have done this term.
     acl: acl_leader::AclDuties,
+    /// Leader of a secondary only: the ACL replication tasks.
+    replication: acl_replication::Replication,
+    /// What replication did, shared with the request path.
+    replication_status: ReplicationStatusHandle,
 }
 
 /// A stable Raft id from the node's UUID: its first 8 bytes.
@@ -125,6 +133,7 @@ impl RaftActor {
         }
         let contact = LastContact::new();
         let lease_ms = leader_lease(&config);
+        let replication_status = ReplicationStatusHandle::default();
         let actor = RaftActor {
             raft: raft.clone(),
             sessions: Default::default(),
@@ -138,9 +147,12 @@ impl RaftActor {
             node_id,
             config,
             acl: Default::default(),
+            replication: Default::default(),
+            replication_status: replication_status.clone(),
         }
         .start();
-        let local = LocalServer::new(actor.clone(), raft, store, contact, node_id, lease_ms);
+        let local = LocalServer::new(actor.clone(), raft, store, contact, node_id, lease_ms)
+            .with_acl_replication(replication_status);
         Ok((actor, local))
     }
 
@@ -169,6 +181,7 @@ impl Actor for RaftActor {
         ctx.run_interval(Duration::from_secs(1), |act, ctx| {
             act.try_bootstrap(ctx);
             act.reconcile(ctx);
+            act.acl_replication_tick(ctx);
         });
         ctx.run_interval(Duration::from_millis(250), |act, ctx| {
             act.expire_sessions(ctx)
@@ -192,6 +205,7 @@ impl Actor for RaftActor {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        self.replication.stop();
         let raft = self.raft.clone();
         actix::spawn(async move {
             let _ = raft.shutdown().await;

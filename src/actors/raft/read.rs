@@ -14,11 +14,13 @@ use openraft::{BasicNode, ServerState};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::acl_replication::ReplicationStatusHandle;
 use super::batch::RaftWrite;
 use super::{RaftActor, RemoveVoter, SharedStore};
 use crate::config::RuntimeConfig;
 use crate::state::query::execute;
 use crate::storage::{fsm, NodeId, Raft};
+use crate::structs::acl_replication::AclReplicationStatus;
 use crate::structs::query::{Query, QueryResult};
 use crate::structs::{
     Command, Consistency, QueryMeta, QueryOptions, RaftServer, RaftStatus, ReadRequest,
@@ -151,6 +153,7 @@ pub struct LocalServer {
     contact: LastContact,
     me: NodeId,
     lease_ms: u64,
+    acl_replication: ReplicationStatusHandle,
 }
 
 impl LocalServer {
@@ -169,7 +172,20 @@ impl LocalServer {
             contact,
             me,
             lease_ms,
+            acl_replication: ReplicationStatusHandle::default(),
         }
+    }
+
+    /// The status the leader's ACL replication keeps.
+    pub(crate) fn with_acl_replication(mut self, status: ReplicationStatusHandle) -> Self {
+        self.acl_replication = status;
+        self
+    }
+
+    /// What this server's ACL replication did (Consul's answer for
+    /// `/v1/acl/replication`, which the leader gives).
+    pub fn acl_replication(&self) -> AclReplicationStatus {
+        self.acl_replication.get()
     }
 
     /// The Raft node, for the Raft messages other servers send.

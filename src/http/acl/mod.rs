@@ -1,10 +1,12 @@
-//! `/v1/acl/*`: bootstrap, tokens, policies and roles (Consul's
-//! `agent/acl_endpoint.go`). Handlers only shape requests: IDs, times and
+//! `/v1/acl/*`: bootstrap, tokens, policies, roles and the replication
+//! status (Consul's `agent/acl_endpoint.go`). Handlers only shape
+//! requests: IDs, times and
 //! the bootstrap token are made here, before Raft, so every server applies
 //! the same write; the state store makes the checks and words refusals.
 //! Deciding requests by their token is not done here.
 
 mod policy;
+mod replication;
 mod role;
 mod token;
 
@@ -36,6 +38,7 @@ pub fn routes() -> Vec<Route> {
     t.extend(token::routes());
     t.extend(policy::routes());
     t.extend(role::routes());
+    t.extend(replication::routes());
     t
 }
 

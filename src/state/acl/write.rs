@@ -303,17 +303,17 @@ impl StateStore {
         Ok(token)
     }
 
-    fn acl_tokens_changed(&mut self, index: u64) {
+    pub(super) fn acl_tokens_changed(&mut self, index: u64) {
         self.bump(T_ACL_TOKENS, index);
         self.fire(WatchKey::AclTokens);
     }
 
-    fn acl_policies_changed(&mut self, index: u64) {
+    pub(super) fn acl_policies_changed(&mut self, index: u64) {
         self.bump(T_ACL_POLICIES, index);
         self.fire(WatchKey::AclPolicies);
     }
 
-    fn acl_roles_changed(&mut self, index: u64) {
+    pub(super) fn acl_roles_changed(&mut self, index: u64) {
         self.bump(T_ACL_ROLES, index);
         self.fire(WatchKey::AclRoles);
     }
@@ -410,24 +410,6 @@ impl StateStore {
             self.acl_tokens_changed(index);
         }
         Ok(existed)
-    }
-
-    /// Deletes the tokens that expired before `now`; their AccessorIDs.
-    pub fn acl_tokens_reap_expired(&mut self, index: u64, now: DateTime<Utc>) -> Vec<String> {
-        let expired: Vec<String> = self
-            .acl
-            .tokens
-            .values()
-            .filter(|t| t.is_expired(now))
-            .map(|t| t.accessor_id.clone())
-            .collect();
-        for id in &expired {
-            self.acl.drop_token(id);
-        }
-        if !expired.is_empty() {
-            self.acl_tokens_changed(index);
-        }
-        expired
     }
 
     /// Creates or updates a policy. The rules' syntax is the caller's to

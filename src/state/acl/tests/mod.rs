@@ -2,8 +2,10 @@
 //! and its reset, token writes and their checks, expiry and reaping,
 //! resolution) and [`tables`] (policies and roles, the builtins before and
 //! after `AclInitialize`, dangling links, blocking-query indexes,
-//! snapshots).
+//! snapshots) and [`replication`] (rounds from the primary, local tokens
+//! left alone, reaping in a secondary).
 
+mod replication;
 mod tables;
 mod tokens;
 

@@ -281,18 +281,35 @@ fn expired_tokens_are_reaped_at_the_leaders_time() {
     let w = waiter();
     s.acl_token_list(None, None, None, Some(&w));
     assert_eq!(
-        apply(&mut s, 5, &Command::AclTokensReapExpired { now: at(5) }),
+        apply(
+            &mut s,
+            5,
+            &Command::AclTokensReapExpired {
+                now: at(5),
+                local_only: false,
+            }
+        ),
         CommandResult::AclTokensReaped(vec![])
     );
     assert!(!fired(&w), "nothing reaped, nothing woken");
     assert_eq!(s.table_index(T_ACL_TOKENS), 4);
     assert_eq!(
-        apply(&mut s, 6, &Command::AclTokensReapExpired { now: at(20) }),
+        apply(
+            &mut s,
+            6,
+            &Command::AclTokensReapExpired {
+                now: at(20),
+                local_only: false,
+            }
+        ),
         CommandResult::AclTokensReaped(vec![uuid(1)]),
         "a token expiring exactly now is still valid"
     );
     assert!(fired(&w));
-    assert_eq!(s.acl_tokens_reap_expired(7, at(31)), [uuid(2), uuid(3)]);
+    assert_eq!(
+        s.acl_tokens_reap_expired(7, at(31), false),
+        [uuid(2), uuid(3)]
+    );
     let left: Vec<String> = s
         .acl_token_list(None, None, None, None)
         .1

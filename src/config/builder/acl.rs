@@ -18,7 +18,8 @@ use crate::config::{AclConfig, RuntimeConfig};
 
 /// How the warning ends when a config asks for ACLs: what such an agent
 /// still leaves open, so that operators know.
-pub const ACLS_PARTLY_ENFORCED: &str = "ACLs are not yet replicated between datacenters";
+pub const ACLS_PARTLY_ENFORCED: &str =
+    "ACLs are enforced, but acl.tokens.config_file_service_registration is not used yet: services from config files are synced with acl.tokens.agent";
 
 type Setter = Box<dyn FnOnce(&mut RuntimeConfig)>;
 /// Reads and checks a value at once, so that every error names the file

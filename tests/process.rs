@@ -146,7 +146,7 @@ fn acls_in_the_config_are_read_and_the_agent_says_what_is_not_enforced() {
     let conf = tempfile::tempdir().unwrap();
     std::fs::write(
         conf.path().join("acl.hcl"),
-        "primary_datacenter = \"Main\"\nacl {\n  enabled = true\n  default_policy = \"deny\"\n  tokens {\n    default = \"root\"\n  }\n}\nacl_master_token = \"root\"\n",
+        "datacenter = \"Main\"\nprimary_datacenter = \"Main\"\nacl {\n  enabled = true\n  default_policy = \"deny\"\n  tokens {\n    default = \"root\"\n  }\n}\nacl_master_token = \"root\"\n",
     )
     .unwrap();
     let not_enforced = format!(
@@ -166,7 +166,9 @@ fn acls_in_the_config_are_read_and_the_agent_says_what_is_not_enforced() {
     );
     let me = agent.get_json("/v1/agent/self");
     assert_eq!(me["Config"]["PrimaryDatacenter"], "main");
-    assert_eq!(me["Config"]["Datacenter"], "dc1");
+    // Its own datacenter, so that it is the primary and installs the
+    // management token the default token names.
+    assert_eq!(me["Config"]["Datacenter"], "main");
     // A reload builds again, and says it again.
     let out = agent.cli(&["reload"]);
     assert!(out.status.success(), "{}", stderr(&out));

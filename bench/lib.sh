@@ -68,9 +68,9 @@ meridian_server() {
   PIDS+=($!)
 }
 
-meridian_cluster() { # COUNT
-  local count=$1
-  for n in $(seq 1 "$count"); do meridian_server "$n" "$count"; done
+meridian_cluster() { # COUNT [extra agent flags]
+  local count=$1; shift
+  for n in $(seq 1 "$count"); do meridian_server "$n" "$count" "$@"; done
   for n in $(seq 1 "$count"); do wait_http "127.0.0.1:$((19500 + n * 10))/v1/status/leader" 127 30; done
   log "meridian: $count server(s) with a leader"
 }

@@ -19,6 +19,7 @@ mod acl;
 mod definitions;
 mod file;
 mod flags;
+mod hcl1;
 mod validate;
 mod value;
 mod watches;
@@ -70,10 +71,16 @@ fn read_file(path: &Path) -> Result<Value, ConfigError> {
         source,
     })?;
     let v: Value = if path.extension().is_some_and(|e| e == "hcl") {
-        hcl::from_str(&text).map_err(|e| ConfigError::Parse {
-            file: file.clone(),
-            problem: e.to_string(),
-        })?
+        hcl::from_str(&text)
+            .or_else(|e| {
+                hcl1::one_attribute_per_line(&text)
+                    .and_then(|t| hcl::from_str(&t).ok())
+                    .ok_or(e)
+            })
+            .map_err(|e| ConfigError::Parse {
+                file: file.clone(),
+                problem: e.to_string(),
+            })?
     } else {
         serde_json::from_str(&text).map_err(|e| ConfigError::Parse {
             file: file.clone(),

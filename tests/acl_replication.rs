@@ -347,3 +347,94 @@ acl {
             && s["Running"] == true
     });
 }
+
+/// Without `enable_token_replication` (Consul's default) a secondary
+/// resolves the primary's tokens in the primary, as Consul's do: a global
+/// token made in dc1 decides in dc2 with its policies, a token local to
+/// dc1 is not found in dc2, and once dc1 is gone dc2 keeps the tokens it
+/// resolved (`down_policy = "extend-cache"`, past their TTL).
+#[test]
+fn a_secondary_without_token_replication_asks_the_primary_for_its_tokens() {
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let acl = "primary_datacenter = \"dc1\"\nacl {\n  enabled = true\n  default_policy = \"deny\"\n  token_ttl = \"1s\"\n}\n";
+    let dc1_config = write_config(dirs[2].path(), "dc1.hcl", acl);
+    let dc2_config = write_config(dirs[2].path(), "dc2.hcl", acl);
+    let mut dc1 = TestAgent::acl_server_with(
+        dirs[0].path(),
+        &["-datacenter", "dc1", "-config-file", &dc1_config],
+    );
+    let boot = ok(
+        "bootstrap",
+        call("PUT", &dc1.url("/v1/acl/bootstrap"), None, None),
+    );
+    let root = Some(boot["SecretID"].as_str().unwrap().to_string());
+    let root = root.as_deref();
+    ok(
+        "app policy",
+        call(
+            "PUT",
+            &dc1.url("/v1/acl/policy"),
+            root,
+            Some(json!({"Name": "app", "Rules": "key_prefix \"app/\" { policy = \"write\" }"})),
+        ),
+    );
+    let token = |local: bool| {
+        let t = ok(
+            "app token",
+            call(
+                "PUT",
+                &dc1.url("/v1/acl/token"),
+                root,
+                Some(json!({"Policies": [{"Name": "app"}], "Local": local})),
+            ),
+        );
+        t["SecretID"].as_str().unwrap().to_string()
+    };
+    let (global, local) = (token(false), token(true));
+
+    let wan = format!("127.0.0.1:{}", dc1.serf_wan);
+    let dc2 = TestAgent::acl_server_with(
+        dirs[1].path(),
+        &[
+            "-datacenter",
+            "dc2",
+            "-config-file",
+            &dc2_config,
+            "-retry-join-wan",
+            &wan,
+            "-retry-interval-wan",
+            "1s",
+        ],
+    );
+    let t = Instant::now();
+    wait_for("dc1's global token decides in dc2", WITHIN, || {
+        kv_put(&dc2, "app/x", Some(&global)).0 == 200
+    });
+    eprintln!("dc2 start to dc1's token working there: {:?}", t.elapsed());
+    let (code, body) = kv_put(&dc2, "db/x", Some(&global));
+    assert_eq!(code, 403, "{body}");
+    assert!(body.starts_with("Permission denied"), "{body}");
+    assert_eq!(
+        kv_put(&dc2, "app/x", Some(&local)),
+        (403, "ACL not found".to_string()),
+        "a token local to dc1 is not valid in dc2"
+    );
+    assert_eq!(
+        kv_put(&dc1, "app/x", Some(&local)).0,
+        200,
+        "but it is in dc1"
+    );
+    assert_eq!(
+        kv_put(&dc2, "app/x", Some("a0a0a0a0-0000-4000-8000-000000000000")),
+        (403, "ACL not found".to_string())
+    );
+
+    // dc1 gone: past the TTL, the token dc2 resolved still decides.
+    dc1.kill();
+    std::thread::sleep(Duration::from_millis(1500));
+    let t = Instant::now();
+    assert_eq!(kv_put(&dc2, "app/y", Some(&global)).0, 200);
+    eprintln!("a write in dc2 with dc1 down: {:?}", t.elapsed());
+    let (code, body) = kv_put(&dc2, "db/y", Some(&global));
+    assert_eq!(code, 403, "{body}");
+}

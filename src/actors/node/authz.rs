@@ -102,6 +102,13 @@ pub struct Authz {
     /// `acl.tokens.*`, settable at run time (`/v1/agent/token/<type>`).
     tokens: AgentTokens,
     cache: Mutex<HashMap<String, Cached>>,
+    /// A secondary datacenter's server without token replication: tokens
+    /// its store does not hold are the primary's, resolved there.
+    asks_primary: bool,
+    /// What the primary answered for such tokens (or what
+    /// `acl.down_policy` decided while it could not), by secret; the
+    /// router keeps it current before each decision.
+    foreign: Mutex<HashMap<String, Access>>,
 }
 
 fn non_empty(s: String) -> Option<String> {
@@ -127,7 +134,33 @@ impl Authz {
             },
             tokens: AgentTokens::new(config),
             cache: Mutex::default(),
+            asks_primary: acl.enabled
+                && !config.in_primary_datacenter()
+                && !acl.enable_token_replication,
+            foreign: Mutex::default(),
         }
+    }
+
+    /// Whether tokens unknown here are resolved by the primary
+    /// datacenter (a secondary without `acl.enable_token_replication`,
+    /// as Consul's secondaries do then).
+    pub(super) fn asks_primary(&self) -> bool {
+        self.asks_primary
+    }
+
+    /// Whether this server's own store holds the token behind `secret`.
+    pub(super) fn known_here(&self, store: &SharedStore, secret: &str) -> bool {
+        self.resolve_local(&fsm::read(store), secret).is_ok()
+    }
+
+    /// Records the primary's answer for a token unknown here (`None`: it
+    /// has no such token).
+    pub(super) fn set_foreign(&self, secret: &str, access: Option<Access>) {
+        let mut foreign = self.foreign.lock().unwrap_or_else(|e| e.into_inner());
+        match access {
+            Some(a) => foreign.insert(secret.to_string(), a),
+            None => foreign.remove(secret),
+        };
     }
 
     pub fn enabled(&self) -> bool {
@@ -236,6 +269,20 @@ impl Authz {
     /// once per change of the ACL tables.
     fn resolve(&self, store: &StateStore, secret: Option<&str>) -> Result<Access, RequestError> {
         let secret = secret.unwrap_or(ANONYMOUS_TOKEN_SECRET);
+        match self.resolve_local(store, secret) {
+            Err(RequestError::AclNotFound) if self.asks_primary => self
+                .foreign
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(secret)
+                .cloned()
+                .ok_or(RequestError::AclNotFound),
+            r => r,
+        }
+    }
+
+    /// `resolve` from this server's store alone.
+    fn resolve_local(&self, store: &StateStore, secret: &str) -> Result<Access, RequestError> {
         let now = chrono::Utc::now();
         // The index `AclResolve` answers with: the three tables' highest.
         let index = [T_ACL_TOKENS, T_ACL_POLICIES, T_ACL_ROLES]

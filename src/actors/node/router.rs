@@ -308,6 +308,7 @@ impl Router {
                 .remote::<rpc::Read>(&target, routed(req), timeout)
                 .await?;
         };
+        self.learn_foreign(local, req.opts.token.as_deref()).await?;
         let authz = &self.0.authz;
         if local.serves_now(req.opts.consistency) {
             let access = authz.read(local.store(), &req)?;
@@ -370,6 +371,7 @@ impl Router {
             Some(addr) => to_leader(addr, req.command).await,
             None => match async {
                 // The leader decides, right before the write is batched.
+                self.learn_foreign(local, req.token.as_deref()).await?;
                 self.0.authz.write(local.store(), &req)?;
                 local.write(req.command.clone()).await
             }
@@ -492,6 +494,7 @@ impl Router {
         // `operator:write` learns nothing of the configuration; the
         // leader decides again.
         let token = args.token.as_deref();
+        self.learn_foreign(local, token).await?;
         self.0
             .authz
             .check(local.store(), token, Resource::Operator, Access::Write, "")?;

@@ -161,10 +161,12 @@ impl RaftActor {
         let primary = self.config.primary_datacenter.clone();
         tracing::info!(source = %primary, tokens, "starting ACL replication");
         if !tokens {
-            // Consul's secondaries then resolve tokens in the primary;
-            // Meridian's decide from their own tables only.
-            tracing::warn!(
-                "acl.enable_token_replication is off: the primary's tokens are not known in this datacenter, only its policies and roles"
+            // As Consul's: the primary's tokens are then resolved there
+            // when a request names one (the router's `learn_foreign`),
+            // cached for the token TTL, `acl.down_policy` while it is
+            // unreachable.
+            tracing::info!(
+                "acl.enable_token_replication is off: the primary's tokens are resolved in the primary and cached"
             );
         }
         self.replication_status.update(|s| {

@@ -22,6 +22,7 @@ use super::{Router, Target};
 use crate::acl::DefaultPolicy;
 use crate::actors::node::authz::Access;
 use crate::actors::node::tokens::{self, TokenKind};
+use crate::actors::raft::LocalServer;
 use crate::config::{AclDownPolicy, RuntimeConfig};
 use crate::structs::acl::{ResolvedAclToken, ANONYMOUS_TOKEN_SECRET};
 use crate::structs::rpc;
@@ -108,18 +109,57 @@ impl Router {
             return Ok(a);
         }
         if let Some(local) = &self.0.local {
+            self.learn_foreign(local, secret.as_deref()).await?;
             return authz.resolve_here(local.store(), secret.as_deref());
         }
         let secret = secret.unwrap_or_else(|| ANONYMOUS_TOKEN_SECRET.to_string());
         self.client_access(&secret).await
     }
 
-    /// A server's answer to a client's `ResolveToken`.
+    /// A server's answer to a client's `ResolveToken`: its store's, or in
+    /// a secondary without token replication, the primary's.
     pub async fn resolve_token(&self, secret: String) -> Result<ResolvedAclToken, RequestError> {
-        match &self.0.local {
-            Some(local) => self.0.authz.resolved_token(local.store(), &secret),
-            None => Err(RequestError::NoServers),
+        let Some(local) = &self.0.local else {
+            return Err(RequestError::NoServers);
+        };
+        match self.0.authz.resolved_token(local.store(), &secret) {
+            Err(RequestError::AclNotFound) if self.0.authz.asks_primary() => {
+                let token = self
+                    .remote::<rpc::ResolveToken>(&self.primary_target(), secret, RESOLVE_HOLD)
+                    .await??;
+                global_only(token)
+            }
+            r => r,
         }
+    }
+
+    /// Before a decision on a secondary's server without token
+    /// replication: a token its store does not hold is looked up in the
+    /// primary (cached for the token TTL, `acl.down_policy` when the
+    /// primary does not answer), so that the request path, which decides
+    /// from what this server has, finds it.
+    pub(super) async fn learn_foreign(
+        &self,
+        local: &LocalServer,
+        secret: Option<&str>,
+    ) -> Result<(), RequestError> {
+        let authz = &self.0.authz;
+        let secret = secret.unwrap_or(ANONYMOUS_TOKEN_SECRET);
+        if !authz.asks_primary() || authz.known_here(local.store(), secret) {
+            return Ok(());
+        }
+        match self.client_access(secret).await {
+            Ok(access) => authz.set_foreign(secret, Some(access)),
+            Err(RequestError::AclNotFound) => authz.set_foreign(secret, None),
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    /// Where a token this agent cannot resolve itself is resolved: a
+    /// client's servers, or a secondary server's primary datacenter.
+    fn primary_target(&self) -> Target {
+        Target::Dc(self.0.primary.to_ascii_lowercase())
     }
 
     async fn client_access(&self, secret: &str) -> Result<Access, RequestError> {
@@ -150,12 +190,24 @@ impl Router {
         }
     }
 
-    /// One `ResolveToken` round: the compiled token, cached.
+    /// One `ResolveToken` round: the compiled token, cached. A client
+    /// asks its servers; a server (a secondary without token
+    /// replication) asks the primary, whose local tokens are not valid
+    /// here.
     async fn fetch(&self, secret: &str) -> Result<Access, Fetch> {
+        let (target, here) = match self.0.local {
+            Some(_) => (self.primary_target(), false),
+            None => (Target::Here, true),
+        };
         let reply = self
-            .remote::<rpc::ResolveToken>(&Target::Here, secret.to_string(), RESOLVE_HOLD)
+            .remote::<rpc::ResolveToken>(&target, secret.to_string(), RESOLVE_HOLD)
             .await
             .map_err(Fetch::Down)?;
+        let reply = if here {
+            reply
+        } else {
+            reply.and_then(global_only)
+        };
         match reply {
             Ok(token) => {
                 let authz = Arc::new(self.0.authz.compile(&token));
@@ -233,5 +285,14 @@ impl Router {
     /// A reload's `acl.tokens` (those set through the API stay).
     pub fn reload_tokens(&self, tokens: &crate::config::AclTokens) {
         self.0.authz.tokens().reload(tokens);
+    }
+}
+
+/// A token another datacenter resolved: only a global one counts here.
+fn global_only(token: ResolvedAclToken) -> Result<ResolvedAclToken, RequestError> {
+    if token.token.local {
+        Err(RequestError::AclNotFound)
+    } else {
+        Ok(token)
     }
 }

@@ -245,7 +245,7 @@ async fn measure(a: &Args, plan: &Plan, ctx: Arc<Ctx>) -> Result<Report> {
                         }
                     }
                 }
-                if progress && tick % 10 == 0 {
+                if progress && tick.is_multiple_of(10) {
                     let secs = started.elapsed().as_secs_f64();
                     let n = done.load(Ordering::Relaxed);
                     eprintln!("[{secs:>5.0} s] {n} ops, {:.0} ops/s", n as f64 / secs);

@@ -289,7 +289,7 @@ impl Ctx {
         let Some(s) = sock.as_ref() else {
             return Err("socket".into());
         };
-        let qtype = if seq % 2 == 0 {
+        let qtype = if seq.is_multiple_of(2) {
             RecordType::A
         } else {
             RecordType::SRV

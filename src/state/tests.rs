@@ -400,7 +400,7 @@ fn commands_answer_as_the_http_api_expects() {
         CommandResult::Rejected(_)
     ));
     let (idx, r) = execute(
-        &mut s,
+        &s,
         &Query::KvKeys {
             prefix: String::new(),
             separator: None,

@@ -60,7 +60,7 @@ impl Watches {
         self.registrations += 1;
         // Queries that time out leave dead entries behind on keys that never
         // change; sweep them now and then so the maps stay bounded.
-        if self.registrations % 4096 == 0 {
+        if self.registrations.is_multiple_of(4096) {
             self.sweep();
         }
     }
@@ -103,6 +103,11 @@ impl Watches {
             l.retain(|w| w.strong_count() > 0);
             !l.is_empty()
         });
+    }
+
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     #[cfg(test)]

@@ -209,7 +209,7 @@ fn reconcile_self(store: &SharedStore, config: &RuntimeConfig) -> Option<Command
     }) && checks
         .iter()
         .any(|c| c.check_id == "serfHealth" && c.status == HealthStatus::Passing);
-    (!in_sync).then(|| Command::Register(desired))
+    (!in_sync).then_some(Command::Register(desired))
 }
 
 /// Another member's row. The member's own agent writes its meta and

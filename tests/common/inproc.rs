@@ -82,7 +82,13 @@ pub async fn acl_dev_agent(acl: AclConfig, data_dir: &std::path::Path) -> String
 /// [`acl_dev_agent`] with its handle, for tests that write through the
 /// request path directly (what the HTTP API would refuse to shape).
 pub async fn acl_dev_server(acl: AclConfig, data_dir: &std::path::Path) -> (AgentHandle, String) {
-    let cfg = RuntimeConfig {
+    start_dev(dev_config(acl, data_dir)).await
+}
+
+/// The dev server [`acl_dev_server`] starts, for a test that changes a
+/// setting first.
+pub fn dev_config(acl: AclConfig, data_dir: &std::path::Path) -> RuntimeConfig {
+    RuntimeConfig {
         dev: true,
         server: true,
         bootstrap: true,
@@ -99,7 +105,11 @@ pub async fn acl_dev_server(acl: AclConfig, data_dir: &std::path::Path) -> (Agen
         },
         acl,
         ..Default::default()
-    };
+    }
+}
+
+/// Starts `cfg` and waits for a leader: its handle and `http://ip:port`.
+pub async fn start_dev(cfg: RuntimeConfig) -> (AgentHandle, String) {
     let h = meridian::agent::start(cfg, None)
         .await
         .expect("agent starts");

@@ -3,8 +3,10 @@
 //! requests: IDs, times and
 //! the bootstrap token are made here, before Raft, so every server applies
 //! the same write; the state store makes the checks and words refusals.
-//! Deciding requests by their token is not done here.
+//! Deciding requests by their token is not done here. `object.rs` holds
+//! the handlers policies and roles share.
 
+mod object;
 mod policy;
 mod replication;
 mod role;

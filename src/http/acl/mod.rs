@@ -90,6 +90,17 @@ async fn body_or_default<T: serde::de::DeserializeOwned + Default>(
     }
 }
 
+/// An update's ID: the URL's, which a body may repeat but not contradict
+/// (`mismatch` is Consul's refusal).
+fn url_id(body_id: &mut String, url_id: String, mismatch: &'static str) -> Result<(), ApiError> {
+    if body_id.is_empty() {
+        *body_id = url_id;
+    } else if *body_id != url_id {
+        return Err(ApiError::bad_request(mismatch));
+    }
+    Ok(())
+}
+
 /// A new random ID for a token, policy or role.
 fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::{
     answer, body_or_default, delete_missing, new_id, not_exist, read, require_enabled, unexpected,
-    write,
+    url_id, write,
 };
 use crate::http::error::ApiError;
 use crate::http::params::{json, Params};
@@ -81,12 +81,7 @@ pub(super) async fn update<T: AclObject>(
     require_enabled(&state)?;
     let id = id.into_inner();
     let mut object: T = body_or_default(&req, payload).await?;
-    let given = object.id_mut();
-    if given.is_empty() {
-        *given = id;
-    } else if *given != id {
-        return Err(ApiError::bad_request(T::ID_MISMATCH));
-    }
+    url_id(object.id_mut(), id, T::ID_MISMATCH)?;
     write_object(&req, &state, object, false).await
 }
 

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use meridian::agent::AgentHandle;
-use meridian::config::{AclConfig, AclDownPolicy, Ports, RuntimeConfig};
+use meridian::config::{AclConfig, AclDownPolicy, RuntimeConfig};
 use serde_json::{json, Value};
 
 use common::acl_http::{deny_config, Api};
@@ -29,18 +29,8 @@ async fn server(acl: AclConfig, root: &str, data_dir: &Path) -> (AgentHandle, Ap
 async fn client(name: &str, acl: AclConfig, rpc: &str) -> (AgentHandle, Api) {
     let cfg = RuntimeConfig {
         server: false,
-        node_name: name.into(),
-        node_id: uuid::Uuid::new_v4().to_string(),
-        bind_addr: [127, 0, 0, 1].into(),
-        ports: Ports {
-            http: Some(0),
-            dns: None,
-            server: None,
-            serf_lan: None,
-            serf_wan: None,
-        },
         acl,
-        ..Default::default()
+        ..common::inproc::loopback_config(name)
     };
     let h = meridian::agent::start(cfg, None)
         .await

@@ -43,11 +43,9 @@ async fn client(name: &str, acl: AclConfig, rpc: &str) -> (AgentHandle, Api) {
 /// A token of `rules`, made with the management token: its secret.
 async fn token(api: &Api, root: &str, name: &str, rules: &str) -> String {
     let p = json!({"Name": name, "Rules": rules});
-    api.call("PUT", "/v1/acl/policy", p, Some(root))
-        .await
-        .json();
+    api.put("/v1/acl/policy", p, Some(root)).await.json();
     let t = json!({"Policies": [{"Name": name}]});
-    let t = api.call("PUT", "/v1/acl/token", t, Some(root)).await.json();
+    let t = api.put("/v1/acl/token", t, Some(root)).await.json();
     t["SecretID"].as_str().unwrap().to_string()
 }
 
@@ -82,19 +80,13 @@ async fn agent_endpoints_follow_consuls_permissions_and_tokens_change_at_run_tim
 
     // Registering needs service:write on the service.
     let reg = "/v1/agent/service/register";
-    b.call("PUT", reg, service("web"), Some(&web))
-        .await
-        .json_ok();
-    let db = b.call("PUT", reg, service("db"), Some(&web)).await;
+    b.put(reg, service("web"), Some(&web)).await.json_ok();
+    let db = b.put(reg, service("db"), Some(&web)).await;
     db.denied("'service:write' on \"db\", denied by default_policy \"deny\"");
-    b.call("PUT", reg, service("db"), Some(&root))
-        .await
-        .json_ok();
+    b.put(reg, service("db"), Some(&root)).await.json_ok();
 
     // Lists are filtered to what the token may read, and say so.
-    let services = b
-        .call("GET", "/v1/agent/services", Value::Null, Some(&web))
-        .await;
+    let services = b.get("/v1/agent/services", Some(&web)).await;
     assert!(services.filtered);
     let ids: Vec<String> = services
         .json()
@@ -104,126 +96,77 @@ async fn agent_endpoints_follow_consuls_permissions_and_tokens_change_at_run_tim
         .cloned()
         .collect();
     assert_eq!(ids, ["web"]);
-    let checks = b
-        .call("GET", "/v1/agent/checks", Value::Null, Some(&web))
-        .await;
+    let checks = b.get("/v1/agent/checks", Some(&web)).await;
     assert!(checks.filtered);
     let ids: Vec<String> = checks.json().as_object().unwrap().keys().cloned().collect();
     assert_eq!(ids, ["web-ttl"]);
-    let all = b
-        .call("GET", "/v1/agent/services", Value::Null, Some(&root))
-        .await;
+    let all = b.get("/v1/agent/services", Some(&root)).await;
     assert!(!all.filtered);
     assert_eq!(all.json().as_object().unwrap().len(), 2);
 
     // One service: service:read; its checks: service:write of its service.
-    b.call("GET", "/v1/agent/service/db", Value::Null, Some(&web))
+    b.get("/v1/agent/service/db", Some(&web))
         .await
         .denied("'service:read' on \"db\"");
-    b.call(
-        "PUT",
-        "/v1/agent/check/pass/db-ttl",
-        Value::Null,
-        Some(&web),
-    )
-    .await
-    .denied("'service:write' on \"db\"");
-    b.call(
-        "PUT",
-        "/v1/agent/check/pass/web-ttl",
-        Value::Null,
-        Some(&web),
-    )
-    .await
-    .json_ok();
-    b.call(
-        "PUT",
-        "/v1/agent/service/deregister/db",
-        Value::Null,
-        Some(&web),
-    )
-    .await
-    .denied("'service:write' on \"db\"");
-    // A node check and node maintenance: node:write on this node.
-    let node_check = json!({"ID": "disk", "Name": "disk", "TTL": "10m"});
-    b.call("PUT", "/v1/agent/check/register", node_check, Some(&web))
+    b.put("/v1/agent/check/pass/db-ttl", (), Some(&web))
         .await
-        .denied("'node:write' on \"test-node\"");
-    b.call(
-        "PUT",
-        "/v1/agent/maintenance?enable=false",
-        Value::Null,
-        Some(&web),
-    )
-    .await
-    .denied("'node:write' on \"test-node\"");
-
-    // agent:read for self, node:read for members.
-    b.call("GET", "/v1/agent/self", Value::Null, Some(&web))
-        .await
-        .denied("'agent:read' on \"test-node\"");
-    b.call("GET", "/v1/agent/self", Value::Null, Some(&agent_reader))
+        .denied("'service:write' on \"db\"");
+    b.put("/v1/agent/check/pass/web-ttl", (), Some(&web))
         .await
         .json_ok();
-    let members = b
-        .call("GET", "/v1/agent/members", Value::Null, Some(&web))
-        .await;
+    b.put("/v1/agent/service/deregister/db", (), Some(&web))
+        .await
+        .denied("'service:write' on \"db\"");
+    // A node check and node maintenance: node:write on this node.
+    let node_check = json!({"ID": "disk", "Name": "disk", "TTL": "10m"});
+    b.put("/v1/agent/check/register", node_check, Some(&web))
+        .await
+        .denied("'node:write' on \"test-node\"");
+    b.put("/v1/agent/maintenance?enable=false", (), Some(&web))
+        .await
+        .denied("'node:write' on \"test-node\"");
+
+    // agent:read for self, node:read for members.
+    b.get("/v1/agent/self", Some(&web))
+        .await
+        .denied("'agent:read' on \"test-node\"");
+    b.get("/v1/agent/self", Some(&agent_reader)).await.json_ok();
+    let members = b.get("/v1/agent/members", Some(&web)).await;
     assert!(!members.filtered);
     assert_eq!(members.json().as_array().unwrap().len(), 1);
-    let members = b
-        .call("GET", "/v1/agent/members", Value::Null, Some(&agent_reader))
-        .await;
+    let members = b.get("/v1/agent/members", Some(&agent_reader)).await;
     assert!(members.filtered);
     assert_eq!(members.json(), json!([]));
     // Reload and leave need agent:write; force-leave operator:write.
-    b.call("PUT", "/v1/agent/reload", Value::Null, Some(&agent_reader))
+    b.put("/v1/agent/reload", (), Some(&agent_reader))
         .await
         .denied("'agent:write' on \"test-node\"");
-    b.call("PUT", "/v1/agent/force-leave/x", Value::Null, Some(&web))
+    b.put("/v1/agent/force-leave/x", (), Some(&web))
         .await
         .denied("'operator:write'");
 
     // The recovery token: agent endpoints only, on this agent only.
-    b.call("GET", "/v1/agent/self", Value::Null, Some("recover-me"))
-        .await
-        .json_ok();
-    let kv = b
-        .call("GET", "/v1/kv/x", Value::Null, Some("recover-me"))
-        .await;
+    b.get("/v1/agent/self", Some("recover-me")).await.json_ok();
+    let kv = b.get("/v1/kv/x", Some("recover-me")).await;
     assert_eq!((kv.status, kv.body.as_str()), (403, "ACL not found"));
 
     // The default token: acl:write to set, in force at once, persisted.
     let set_default = |t: &str| json!({"Token": t});
-    b.call(
-        "PUT",
-        "/v1/agent/token/default",
-        set_default(&web),
-        Some(&web),
-    )
-    .await
-    .denied("'acl:write'");
-    b.call("PUT", reg, service("web"), None)
+    b.put("/v1/agent/token/default", set_default(&web), Some(&web))
+        .await
+        .denied("'acl:write'");
+    b.put(reg, service("web"), None)
         .await
         .denied("anonymous token");
-    b.call(
-        "PUT",
-        "/v1/agent/token/acl_token",
-        set_default(&web),
-        Some(&root),
-    )
-    .await
-    .json_ok();
-    b.call("PUT", reg, service("web"), None).await.json_ok();
+    b.put("/v1/agent/token/acl_token", set_default(&web), Some(&root))
+        .await
+        .json_ok();
+    b.put(reg, service("web"), None).await.json_ok();
     let persisted = std::fs::read_to_string(dir.path().join("acl-tokens.json")).unwrap();
     let persisted: Value = serde_json::from_str(&persisted).unwrap();
     assert_eq!(persisted["default"], json!(web));
     let unknown = b
-        .call(
-            "PUT",
-            "/v1/agent/token/bogus",
-            set_default("x"),
-            Some(&root),
-        )
+        .put("/v1/agent/token/bogus", set_default("x"), Some(&root))
         .await;
     assert_eq!(unknown.status, 404, "{}", unknown.body);
 }
@@ -279,29 +222,23 @@ async fn a_client_agent_asks_its_server_and_applies_its_down_policy() {
     let reg = "/v1/agent/service/register";
     for (_, (_, c)) in &clients {
         // Decided on the client with what its server resolved.
-        c.call("PUT", reg, service("web"), Some(&web))
-            .await
-            .json_ok();
-        c.call("PUT", reg, service("db"), Some(&web))
+        c.put(reg, service("web"), Some(&web)).await.json_ok();
+        c.put(reg, service("db"), Some(&web))
             .await
             .denied("'service:write' on \"db\"");
-        c.call("PUT", reg, service("web"), None)
+        c.put(reg, service("web"), None)
             .await
             .denied("anonymous token");
-        let unknown = c
-            .call("PUT", reg, service("web"), Some("no-such-secret"))
-            .await;
+        let unknown = c.put(reg, service("web"), Some("no-such-secret")).await;
         assert_eq!(
             (unknown.status, unknown.body.as_str()),
             (403, "ACL not found")
         );
         // The client's own user events: event:write.
-        c.call("PUT", "/v1/event/fire/deploy", Value::Null, None)
+        c.put("/v1/event/fire/deploy", (), None)
             .await
             .denied("'event:write' on \"deploy\"");
-        let fired = c
-            .call("PUT", "/v1/event/fire/deploy", Value::Null, Some(&events))
-            .await;
+        let fired = c.put("/v1/event/fire/deploy", (), Some(&events)).await;
         assert_ne!(fired.status, 403, "{}", fired.body);
     }
 
@@ -312,15 +249,13 @@ async fn a_client_agent_asks_its_server_and_applies_its_down_policy() {
     tokio::time::sleep(ttl * 2).await;
     for (down, (_, c)) in &clients {
         // The recovery token needs no server, whatever the down policy.
-        let me = c
-            .call("GET", "/v1/agent/self", Value::Null, Some("recover-me"))
-            .await;
+        let me = c.get("/v1/agent/self", Some("recover-me")).await;
         assert_eq!(me.status, 200, "{down}: {}", me.body);
-        c.call("PUT", reg, service("web"), Some("recover-me"))
+        c.put(reg, service("web"), Some("recover-me"))
             .await
             .denied("'service:write' on \"web\"");
-        let cached = c.call("PUT", reg, service("web"), Some(&web)).await;
-        let never_seen = c.call("PUT", reg, service("web"), Some(&fresh)).await;
+        let cached = c.put(reg, service("web"), Some(&web)).await;
+        let never_seen = c.put(reg, service("web"), Some(&fresh)).await;
         match down {
             AclDownPolicy::ExtendCache | AclDownPolicy::AsyncCache => {
                 assert_eq!(cached.status, 200, "{down}: {}", cached.body);
@@ -340,24 +275,18 @@ async fn a_client_agent_asks_its_server_and_applies_its_down_policy() {
     // The server is back and the token is gone: async-cache answers from
     // its (expired) entry once while it refreshes, then knows; the others
     // ask at once.
-    let accessor = sbase
-        .call("GET", "/v1/acl/token/self", Value::Null, Some(&web))
-        .await
-        .json()["AccessorID"]
+    let accessor = sbase.get("/v1/acl/token/self", Some(&web)).await.json()["AccessorID"]
         .as_str()
         .unwrap()
         .to_string();
     let del = format!("/v1/acl/token/{accessor}");
-    sbase
-        .call("DELETE", &del, Value::Null, Some(&root))
-        .await
-        .json_ok();
+    sbase.delete(&del, Some(&root)).await.json_ok();
     for (_, (h, _)) in &clients {
         h.router.set_server("server", Some(rpc.clone()));
     }
     tokio::time::sleep(ttl * 2).await;
     for (down, (_, c)) in &clients {
-        let first = c.call("PUT", reg, service("web"), Some(&web)).await;
+        let first = c.put(reg, service("web"), Some(&web)).await;
         if *down == AclDownPolicy::AsyncCache {
             assert_eq!(
                 first.status, 200,
@@ -365,7 +294,7 @@ async fn a_client_agent_asks_its_server_and_applies_its_down_policy() {
                 first.body
             );
             common::inproc::until("the background refresh", || async {
-                c.call("PUT", reg, service("web"), Some(&web)).await.status == 403
+                c.put(reg, service("web"), Some(&web)).await.status == 403
             })
             .await;
         } else {

@@ -1,8 +1,7 @@
 //! Starts the built `meridian` binary as a user would, on loopback ports
 //! it picks itself (port 0; the harness reads them back from the agent's
 //! "agent listening" log line), and tears it down (SIGKILL) when dropped.
-//! `inproc` starts agents inside the test process instead; `acl_http` is
-//! the HTTP client of the in-process ACL tests.
+//! `inproc` starts agents inside the test process (`acl_http`: their ACL client).
 
 #![allow(dead_code)]
 

@@ -4,15 +4,11 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use meridian::config::AclConfig;
-use serde_json::{json, Value};
+use serde_json::json;
 
-struct Api {
-    base: String,
-    client: reqwest::Client,
-}
+use common::acl_http::Api;
 
 async fn agent(acl_enabled: bool, data_dir: &Path) -> Api {
     agent_with(
@@ -26,10 +22,7 @@ async fn agent(acl_enabled: bool, data_dir: &Path) -> Api {
 }
 
 async fn agent_with(acl: AclConfig, data_dir: &Path) -> Api {
-    Api {
-        base: common::inproc::acl_dev_agent(acl, data_dir).await,
-        client: reqwest::Client::new(),
-    }
+    Api::new(common::inproc::acl_dev_agent(acl, data_dir).await)
 }
 
 /// An ACL agent whose default token is its initial management token:
@@ -44,66 +37,8 @@ async fn managed(data_dir: &Path) -> Api {
     acl.tokens.initial_management = secret.clone();
     acl.tokens.default = secret.clone();
     let api = agent_with(acl, data_dir).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let answer = api
-            .call(
-                reqwest::Method::GET,
-                "/v1/acl/token/self",
-                None,
-                Some(&secret),
-            )
-            .await;
-        if answer.0 == 200 {
-            break api;
-        }
-        assert!(Instant::now() < deadline, "no management token: {answer:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-impl Api {
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
-    }
-
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-        token: Option<&str>,
-    ) -> (u16, String) {
-        let mut r = self.client.request(method, self.url(path));
-        if let Some(b) = body {
-            r = r.body(b.to_string());
-        }
-        if let Some(t) = token {
-            r = r.header("X-Consul-Token", t);
-        }
-        let r = r.send().await.expect("request");
-        let status = r.status().as_u16();
-        (status, r.text().await.expect("body"))
-    }
-
-    async fn get(&self, path: &str) -> (u16, String) {
-        self.call(reqwest::Method::GET, path, None, None).await
-    }
-
-    async fn put(&self, path: &str, body: Value) -> (u16, String) {
-        self.call(reqwest::Method::PUT, path, Some(body), None)
-            .await
-    }
-
-    async fn delete(&self, path: &str) -> (u16, String) {
-        self.call(reqwest::Method::DELETE, path, None, None).await
-    }
-
-    /// A 200 answer's JSON.
-    async fn ok(&self, answer: (u16, String)) -> Value {
-        assert_eq!(answer.0, 200, "{}", answer.1);
-        serde_json::from_str(&answer.1).expect("json")
-    }
+    api.until_token(&secret).await;
+    api
 }
 
 #[actix_rt::test]
@@ -117,26 +52,26 @@ async fn every_acl_endpoint_answers_401_while_acls_are_disabled() {
         "/v1/acl/token/self",
     ] {
         assert_eq!(
-            api.get(path).await,
+            api.get(path, None).await.pair(),
             (401, "ACL support disabled".into()),
             "{path}"
         );
     }
-    let answer = api.put("/v1/acl/bootstrap", json!({})).await;
-    assert_eq!(answer, (401, "ACL support disabled".into()));
+    let answer = api.put("/v1/acl/bootstrap", json!({}), None).await;
+    assert_eq!(answer.pair(), (401, "ACL support disabled".into()));
 }
 
 #[actix_rt::test]
 async fn bootstrap_once_then_403_with_the_reset_index_and_the_reset_file_works_once() {
     let dir = tempfile::tempdir().unwrap();
     let api = agent(true, dir.path()).await;
-    let first = api.ok(api.put("/v1/acl/bootstrap", json!({})).await).await;
+    let first = api.put("/v1/acl/bootstrap", json!({}), None).await.json();
     assert_eq!(first["Description"], "Bootstrap Token (Global Management)");
     assert_eq!(first["ID"], first["SecretID"]);
     assert_eq!(first["Policies"][0]["Name"], "global-management");
     let index = first["CreateIndex"].as_u64().unwrap();
 
-    let (status, text) = api.put("/v1/acl/bootstrap", json!({})).await;
+    let (status, text) = api.put("/v1/acl/bootstrap", json!({}), None).await.pair();
     assert_eq!(status, 403);
     assert_eq!(
         text,
@@ -147,13 +82,19 @@ async fn bootstrap_once_then_403_with_the_reset_index_and_the_reset_file_works_o
     std::fs::write(&reset, format!("{index}\n")).unwrap();
     let secret = uuid::Uuid::new_v4().to_string();
     let again = api
-        .ok(api
-            .put("/v1/acl/bootstrap", json!({ "BootstrapSecret": secret }))
-            .await)
-        .await;
+        .put(
+            "/v1/acl/bootstrap",
+            json!({ "BootstrapSecret": secret }),
+            None,
+        )
+        .await
+        .json();
     assert_eq!(again["SecretID"], secret.as_str());
     assert!(!reset.exists(), "the reset file is used once");
-    assert_eq!(api.put("/v1/acl/bootstrap", json!({})).await.0, 403);
+    assert_eq!(
+        api.put("/v1/acl/bootstrap", json!({}), None).await.status,
+        403
+    );
 }
 
 #[actix_rt::test]
@@ -162,8 +103,13 @@ async fn tokens_policies_and_roles() {
     let api = managed(dir.path()).await;
 
     let (status, text) = api
-        .put("/v1/acl/token", json!({"Policies": [{"Name": "nope"}]}))
-        .await;
+        .put(
+            "/v1/acl/token",
+            json!({"Policies": [{"Name": "nope"}]}),
+            None,
+        )
+        .await
+        .pair();
     assert_eq!(status, 400);
     assert!(text.contains("\"nope\""), "{text}");
 
@@ -171,33 +117,34 @@ async fn tokens_policies_and_roles() {
         .put(
             "/v1/acl/policy",
             json!({"Name": "bad", "Rules": "key_prefix \"\" {\n  policy = \"wrte\"\n}"}),
+            None,
         )
-        .await;
+        .await
+        .pair();
     assert_eq!(status, 400);
     assert!(text.contains("line 2, column"), "{text}");
 
     let policy = api
-        .ok(api
-            .put(
-                "/v1/acl/policy",
-                json!({"Name": "kv", "Rules": "key_prefix \"\" { policy = \"read\" }"}),
-            )
-            .await)
-        .await;
+        .put(
+            "/v1/acl/policy",
+            json!({"Name": "kv", "Rules": "key_prefix \"\" { policy = \"read\" }"}),
+            None,
+        )
+        .await
+        .json();
     let pid = policy["ID"].as_str().unwrap().to_string();
-    let by_name = api.ok(api.get("/v1/acl/policy/name/kv").await).await;
+    let by_name = api.get("/v1/acl/policy/name/kv", None).await.json();
     assert_eq!(by_name["ID"], pid.as_str());
     let builtin = api
-        .ok(api
-            .get("/v1/acl/policy/name/builtin/global-read-only")
-            .await)
-        .await;
+        .get("/v1/acl/policy/name/builtin/global-read-only", None)
+        .await
+        .json();
     assert_eq!(builtin["ID"], "00000000-0000-0000-0000-000000000002");
     let escaped = api
-        .get("/v1/acl/policy/name/builtin%2Fglobal-read-only")
+        .get("/v1/acl/policy/name/builtin%2Fglobal-read-only", None)
         .await;
-    assert_eq!(escaped.0, 200, "{}", escaped.1);
-    let policies = api.ok(api.get("/v1/acl/policies").await).await;
+    assert_eq!(escaped.status, 200, "{}", escaped.body);
+    let policies = api.get("/v1/acl/policies", None).await.json();
     assert!(policies
         .as_array()
         .unwrap()
@@ -205,60 +152,49 @@ async fn tokens_policies_and_roles() {
         .all(|p| p.get("Rules").is_none()));
 
     let role = api
-        .ok(api
-            .put(
-                "/v1/acl/role",
-                json!({"Name": "r1", "Policies": [{"ID": pid}]}),
-            )
-            .await)
-        .await;
+        .put(
+            "/v1/acl/role",
+            json!({"Name": "r1", "Policies": [{"ID": pid}]}),
+            None,
+        )
+        .await
+        .json();
     let rid = role["ID"].as_str().unwrap().to_string();
     assert_eq!(
-        api.ok(api.get("/v1/acl/role/name/r1").await).await["ID"],
+        api.get("/v1/acl/role/name/r1", None).await.json()["ID"],
         rid.as_str()
     );
-    assert_eq!(api.get("/v1/acl/role/missing").await.0, 404);
+    assert_eq!(api.get("/v1/acl/role/missing", None).await.status, 404);
     let roles = api
-        .ok(api.get(&format!("/v1/acl/roles?policy={pid}")).await)
-        .await;
+        .get(&format!("/v1/acl/roles?policy={pid}"), None)
+        .await
+        .json();
     assert_eq!(roles.as_array().unwrap().len(), 1);
 
     let token = api
-        .ok(api
-            .put(
-                "/v1/acl/token",
-                json!({"Description": "web", "Policies": [{"Name": "kv"}]}),
-            )
-            .await)
-        .await;
+        .put(
+            "/v1/acl/token",
+            json!({"Description": "web", "Policies": [{"Name": "kv"}]}),
+            None,
+        )
+        .await
+        .json();
     let (accessor, secret) = (
         token["AccessorID"].as_str().unwrap().to_string(),
         token["SecretID"].as_str().unwrap().to_string(),
     );
-    let mine = api
-        .call(
-            reqwest::Method::GET,
-            "/v1/acl/token/self",
-            None,
-            Some(&secret),
-        )
-        .await;
-    assert_eq!(api.ok(mine).await["AccessorID"], accessor.as_str());
-    let unknown = api
-        .call(
-            reqwest::Method::GET,
-            "/v1/acl/token/self",
-            None,
-            Some("nope"),
-        )
-        .await;
-    assert_eq!(unknown, (404, "Supplied token does not exist".into()));
+    let mine = api.get("/v1/acl/token/self", Some(&secret)).await;
+    assert_eq!(mine.json()["AccessorID"], accessor.as_str());
+    let unknown = api.get("/v1/acl/token/self", Some("nope")).await;
+    assert_eq!(
+        unknown.pair(),
+        (404, "Supplied token does not exist".into())
+    );
 
     let clone = api
-        .ok(api
-            .put(&format!("/v1/acl/token/{accessor}/clone"), json!({}))
-            .await)
-        .await;
+        .put(&format!("/v1/acl/token/{accessor}/clone"), json!({}), None)
+        .await
+        .json();
     assert_ne!(clone["AccessorID"], accessor.as_str());
     assert_eq!(clone["Description"], "web");
     assert_eq!(clone["Policies"][0]["ID"], pid.as_str());
@@ -267,59 +203,73 @@ async fn tokens_policies_and_roles() {
         .put(
             &format!("/v1/acl/token/{accessor}"),
             json!({"AccessorID": uuid::Uuid::new_v4().to_string()}),
+            None,
         )
-        .await;
+        .await
+        .pair();
     assert_eq!(
         (status, text.as_str()),
         (400, "Token Accessor ID in URL and payload do not match")
     );
     let updated = api
-        .ok(api
-            .put(
-                &format!("/v1/acl/token/{accessor}"),
-                json!({"Description": "web2", "Roles": [{"Name": "r1"}]}),
-            )
-            .await)
-        .await;
+        .put(
+            &format!("/v1/acl/token/{accessor}"),
+            json!({"Description": "web2", "Roles": [{"Name": "r1"}]}),
+            None,
+        )
+        .await
+        .json();
     assert_eq!(updated["SecretID"], secret.as_str());
 
     let by_policy = api
-        .ok(api.get(&format!("/v1/acl/tokens?policy={pid}")).await)
-        .await;
+        .get(&format!("/v1/acl/tokens?policy={pid}"), None)
+        .await
+        .json();
     assert_eq!(by_policy.as_array().unwrap().len(), 1, "{by_policy}");
     let by_role = api
-        .ok(api.get(&format!("/v1/acl/tokens?role={rid}")).await)
-        .await;
+        .get(&format!("/v1/acl/tokens?role={rid}"), None)
+        .await
+        .json();
     assert_eq!(by_role.as_array().unwrap().len(), 1, "{by_role}");
-    let by_method = api.ok(api.get("/v1/acl/tokens?authmethod=m").await).await;
+    let by_method = api.get("/v1/acl/tokens?authmethod=m", None).await.json();
     assert_eq!(by_method, json!([]));
     let both = api
-        .get(&format!("/v1/acl/tokens?policy={pid}&role={rid}"))
+        .get(&format!("/v1/acl/tokens?policy={pid}&role={rid}"), None)
         .await;
-    assert_eq!(both.0, 500, "{}", both.1);
+    assert_eq!(both.status, 500, "{}", both.body);
 
     assert_eq!(
-        api.delete(&format!("/v1/acl/token/{accessor}")).await,
+        api.delete(&format!("/v1/acl/token/{accessor}"), None)
+            .await
+            .pair(),
         (200, "true".into())
     );
     assert_eq!(
-        api.get(&format!("/v1/acl/token/{accessor}")).await,
+        api.get(&format!("/v1/acl/token/{accessor}"), None)
+            .await
+            .pair(),
         (404, "Requested token does not exist: ACL not found".into())
     );
     assert_eq!(
-        api.delete(&format!("/v1/acl/token/{accessor}")).await,
+        api.delete(&format!("/v1/acl/token/{accessor}"), None)
+            .await
+            .pair(),
         (404, "Cannot find token to delete".into())
     );
     assert_eq!(
-        api.delete(&format!("/v1/acl/role/{rid}")).await,
+        api.delete(&format!("/v1/acl/role/{rid}"), None)
+            .await
+            .pair(),
         (200, "true".into())
     );
     assert_eq!(
-        api.delete(&format!("/v1/acl/policy/{pid}")).await,
+        api.delete(&format!("/v1/acl/policy/{pid}"), None)
+            .await
+            .pair(),
         (200, "true".into())
     );
     assert_eq!(
-        api.get(&format!("/v1/acl/policy/{pid}")).await,
+        api.get(&format!("/v1/acl/policy/{pid}"), None).await.pair(),
         (404, "Requested policy does not exist: ACL not found".into())
     );
 }
@@ -329,37 +279,36 @@ async fn token_lifetimes_are_bounded_as_in_consul() {
     let dir = tempfile::tempdir().unwrap();
     let api = managed(dir.path()).await;
     let short = api
-        .put("/v1/acl/token", json!({"ExpirationTTL": "1s"}))
+        .put("/v1/acl/token", json!({"ExpirationTTL": "1s"}), None)
         .await;
     assert_eq!(
-        short,
+        short.pair(),
         (
             400,
             "ExpirationTime cannot be less than 1m0s in the future (was 1s)".into()
         )
     );
     let long = api
-        .put("/v1/acl/token", json!({"ExpirationTTL": "25h"}))
+        .put("/v1/acl/token", json!({"ExpirationTTL": "25h"}), None)
         .await;
     assert_eq!(
-        long,
+        long.pair(),
         (
             400,
             "ExpirationTime cannot be more than 24h0m0s in the future (was 25h0m0s)".into()
         )
     );
     let token = api
-        .ok(api
-            .put("/v1/acl/token", json!({"ExpirationTTL": "2m"}))
-            .await)
-        .await;
+        .put("/v1/acl/token", json!({"ExpirationTTL": "2m"}), None)
+        .await
+        .json();
     let created: chrono::DateTime<chrono::Utc> =
         serde_json::from_value(token["CreateTime"].clone()).unwrap();
     let expires: chrono::DateTime<chrono::Utc> =
         serde_json::from_value(token["ExpirationTime"].clone()).unwrap();
     assert_eq!(expires - created, chrono::Duration::minutes(2));
     let accessor = token["AccessorID"].as_str().unwrap();
-    let list = api.ok(api.get("/v1/acl/tokens").await).await;
+    let list = api.get("/v1/acl/tokens", None).await.json();
     assert!(list.to_string().contains(accessor));
 }
 
@@ -375,40 +324,26 @@ async fn the_leader_stores_the_builtins_and_installs_the_initial_management_toke
     // Token-less reads of the ACL API need it (ACLs are enforced).
     acl.tokens.default = secret.clone();
     let api = agent_with(acl, dir.path()).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mine = loop {
-        let answer = api
-            .call(
-                reqwest::Method::GET,
-                "/v1/acl/token/self",
-                None,
-                Some(&secret),
-            )
-            .await;
-        if answer.0 == 200 {
-            break api.ok(answer).await;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no initial management token: {answer:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    api.until_token(&secret).await;
+    let mine = api.get("/v1/acl/token/self", Some(&secret)).await.json();
     assert_eq!(mine["Description"], "Initial Management Token");
     assert_eq!(mine["Policies"][0]["Name"], "global-management");
     let policy = api
-        .ok(api.get("/v1/acl/policy/name/global-management").await)
-        .await;
+        .get("/v1/acl/policy/name/global-management", None)
+        .await
+        .json();
     assert!(
         policy["CreateIndex"].as_u64().unwrap() > 0,
         "stored: {policy}"
     );
     let anonymous = api
-        .ok(api
-            .get("/v1/acl/token/00000000-0000-0000-0000-000000000002")
-            .await)
-        .await;
+        .get("/v1/acl/token/00000000-0000-0000-0000-000000000002", None)
+        .await
+        .json();
     assert_eq!(anonymous["Description"], "Anonymous Token");
     // initial_management bootstrapped ACLs, as in Consul.
-    assert_eq!(api.put("/v1/acl/bootstrap", json!({})).await.0, 403);
+    assert_eq!(
+        api.put("/v1/acl/bootstrap", json!({}), None).await.status,
+        403
+    );
 }

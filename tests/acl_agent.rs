@@ -6,135 +6,46 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use meridian::agent::AgentHandle;
-use meridian::config::{AclConfig, AclDefaultPolicy, AclDownPolicy, Ports, RuntimeConfig};
+use meridian::config::{AclConfig, AclDownPolicy, RuntimeConfig};
 use serde_json::{json, Value};
 
-const FILTERED: &str = "X-Consul-Results-Filtered-By-ACLs";
+use common::acl_http::{deny_config, Api};
 
-struct Answer {
-    status: u16,
-    filtered: bool,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        assert_eq!(self.status, 200, "{}", self.body);
-        serde_json::from_str(&self.body).expect("json")
-    }
-
-    fn denied(&self, perm: &str) {
-        assert_eq!(self.status, 403, "{}", self.body);
-        assert!(
-            self.body.starts_with("Permission denied") && self.body.contains(perm),
-            "{perm}: {}",
-            self.body
-        );
-    }
-}
-
-async fn call(base: &str, method: &str, path: &str, body: Value, token: Option<&str>) -> Answer {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut r = reqwest::Client::new().request(method, format!("{base}{path}"));
-    if !body.is_null() {
-        r = r.body(body.to_string());
-    }
-    if let Some(t) = token {
-        r = r.header("X-Consul-Token", t);
-    }
-    let r = r.send().await.expect("request");
-    Answer {
-        status: r.status().as_u16(),
-        filtered: r.headers().get(FILTERED).is_some_and(|v| v == "true"),
-        body: r.text().await.unwrap_or_default(),
-    }
-}
-
-fn deny(root: &str) -> AclConfig {
-    let mut acl = AclConfig {
-        enabled: true,
-        default_policy: AclDefaultPolicy::Deny,
-        ..Default::default()
-    };
-    acl.tokens.initial_management = root.to_string();
-    acl
-}
-
-/// A dev server under `acl` with server RPC on an ephemeral port, once
-/// its management token works: the handle and its HTTP base.
-async fn server(acl: AclConfig, root: &str, data_dir: &Path) -> (AgentHandle, String) {
-    let cfg = RuntimeConfig {
-        dev: true,
-        server: true,
-        bootstrap: true,
-        node_name: "test-node".into(),
-        node_id: uuid::Uuid::new_v4().to_string(),
-        bind_addr: [127, 0, 0, 1].into(),
-        data_dir: Some(data_dir.to_path_buf()),
-        ports: Ports {
-            http: Some(0),
-            dns: None,
-            server: Some(0),
-            serf_lan: None,
-            serf_wan: None,
-        },
-        acl,
-        ..Default::default()
-    };
-    let h = meridian::agent::start(cfg, None)
-        .await
-        .expect("server starts");
-    let base = format!("http://{}", h.http_addrs[0]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while call(&base, "GET", "/v1/acl/token/self", Value::Null, Some(root))
-        .await
-        .status
-        != 200
-    {
-        assert!(Instant::now() < deadline, "no management token");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (h, base)
+/// A dev server under `acl` with server RPC on an ephemeral port (its
+/// clients ask it over RPC), once its management token works.
+async fn server(acl: AclConfig, root: &str, data_dir: &Path) -> (AgentHandle, Api) {
+    let mut cfg = common::inproc::dev_config(acl, data_dir);
+    cfg.ports.server = Some(0);
+    let (h, base) = common::inproc::start_dev(cfg).await;
+    let api = Api::new(base);
+    api.until_token(root).await;
+    (h, api)
 }
 
 /// A client agent (no store, no gossip) whose one server is `rpc`.
-async fn client(name: &str, acl: AclConfig, rpc: &str) -> (AgentHandle, String) {
+async fn client(name: &str, acl: AclConfig, rpc: &str) -> (AgentHandle, Api) {
     let cfg = RuntimeConfig {
         server: false,
-        node_name: name.into(),
-        node_id: uuid::Uuid::new_v4().to_string(),
-        bind_addr: [127, 0, 0, 1].into(),
-        ports: Ports {
-            http: Some(0),
-            dns: None,
-            server: None,
-            serf_lan: None,
-            serf_wan: None,
-        },
         acl,
-        ..Default::default()
+        ..common::inproc::loopback_config(name)
     };
     let h = meridian::agent::start(cfg, None)
         .await
         .expect("client starts");
     h.router.set_server("server", Some(rpc.to_string()));
-    let base = format!("http://{}", h.http_addrs[0]);
-    (h, base)
+    let api = Api::new(format!("http://{}", h.http_addrs[0]));
+    (h, api)
 }
 
 /// A token of `rules`, made with the management token: its secret.
-async fn token(base: &str, root: &str, name: &str, rules: &str) -> String {
+async fn token(api: &Api, root: &str, name: &str, rules: &str) -> String {
     let p = json!({"Name": name, "Rules": rules});
-    call(base, "PUT", "/v1/acl/policy", p, Some(root))
-        .await
-        .json();
+    api.put("/v1/acl/policy", p, Some(root)).await.json();
     let t = json!({"Policies": [{"Name": name}]});
-    let t = call(base, "PUT", "/v1/acl/token", t, Some(root))
-        .await
-        .json();
+    let t = api.put("/v1/acl/token", t, Some(root)).await.json();
     t["SecretID"].as_str().unwrap().to_string()
 }
 
@@ -146,11 +57,11 @@ fn service(name: &str) -> Value {
 async fn agent_endpoints_follow_consuls_permissions_and_tokens_change_at_run_time() {
     let dir = tempfile::tempdir().unwrap();
     let root = uuid::Uuid::new_v4().to_string();
-    let mut acl = deny(&root);
+    let mut acl = deny_config(&root);
     acl.enable_token_persistence = true;
     acl.tokens.agent_recovery = "recover-me".into();
-    let (_h, base) = server(acl, &root, dir.path()).await;
-    let b = base.as_str();
+    let (_h, api) = server(acl, &root, dir.path()).await;
+    let b = &api;
 
     let web = token(
         b,
@@ -169,17 +80,13 @@ async fn agent_endpoints_follow_consuls_permissions_and_tokens_change_at_run_tim
 
     // Registering needs service:write on the service.
     let reg = "/v1/agent/service/register";
-    call(b, "PUT", reg, service("web"), Some(&web))
-        .await
-        .json_ok();
-    let db = call(b, "PUT", reg, service("db"), Some(&web)).await;
+    b.put(reg, service("web"), Some(&web)).await.json_ok();
+    let db = b.put(reg, service("db"), Some(&web)).await;
     db.denied("'service:write' on \"db\", denied by default_policy \"deny\"");
-    call(b, "PUT", reg, service("db"), Some(&root))
-        .await
-        .json_ok();
+    b.put(reg, service("db"), Some(&root)).await.json_ok();
 
     // Lists are filtered to what the token may read, and say so.
-    let services = call(b, "GET", "/v1/agent/services", Value::Null, Some(&web)).await;
+    let services = b.get("/v1/agent/services", Some(&web)).await;
     assert!(services.filtered);
     let ids: Vec<String> = services
         .json()
@@ -189,154 +96,86 @@ async fn agent_endpoints_follow_consuls_permissions_and_tokens_change_at_run_tim
         .cloned()
         .collect();
     assert_eq!(ids, ["web"]);
-    let checks = call(b, "GET", "/v1/agent/checks", Value::Null, Some(&web)).await;
+    let checks = b.get("/v1/agent/checks", Some(&web)).await;
     assert!(checks.filtered);
     let ids: Vec<String> = checks.json().as_object().unwrap().keys().cloned().collect();
     assert_eq!(ids, ["web-ttl"]);
-    let all = call(b, "GET", "/v1/agent/services", Value::Null, Some(&root)).await;
+    let all = b.get("/v1/agent/services", Some(&root)).await;
     assert!(!all.filtered);
     assert_eq!(all.json().as_object().unwrap().len(), 2);
 
     // One service: service:read; its checks: service:write of its service.
-    call(b, "GET", "/v1/agent/service/db", Value::Null, Some(&web))
+    b.get("/v1/agent/service/db", Some(&web))
         .await
         .denied("'service:read' on \"db\"");
-    call(
-        b,
-        "PUT",
-        "/v1/agent/check/pass/db-ttl",
-        Value::Null,
-        Some(&web),
-    )
-    .await
-    .denied("'service:write' on \"db\"");
-    call(
-        b,
-        "PUT",
-        "/v1/agent/check/pass/web-ttl",
-        Value::Null,
-        Some(&web),
-    )
-    .await
-    .json_ok();
-    call(
-        b,
-        "PUT",
-        "/v1/agent/service/deregister/db",
-        Value::Null,
-        Some(&web),
-    )
-    .await
-    .denied("'service:write' on \"db\"");
-    // A node check and node maintenance: node:write on this node.
-    let node_check = json!({"ID": "disk", "Name": "disk", "TTL": "10m"});
-    call(b, "PUT", "/v1/agent/check/register", node_check, Some(&web))
+    b.put("/v1/agent/check/pass/db-ttl", (), Some(&web))
         .await
-        .denied("'node:write' on \"test-node\"");
-    call(
-        b,
-        "PUT",
-        "/v1/agent/maintenance?enable=false",
-        Value::Null,
-        Some(&web),
-    )
-    .await
-    .denied("'node:write' on \"test-node\"");
-
-    // agent:read for self, node:read for members.
-    call(b, "GET", "/v1/agent/self", Value::Null, Some(&web))
-        .await
-        .denied("'agent:read' on \"test-node\"");
-    call(b, "GET", "/v1/agent/self", Value::Null, Some(&agent_reader))
+        .denied("'service:write' on \"db\"");
+    b.put("/v1/agent/check/pass/web-ttl", (), Some(&web))
         .await
         .json_ok();
-    let members = call(b, "GET", "/v1/agent/members", Value::Null, Some(&web)).await;
+    b.put("/v1/agent/service/deregister/db", (), Some(&web))
+        .await
+        .denied("'service:write' on \"db\"");
+    // A node check and node maintenance: node:write on this node.
+    let node_check = json!({"ID": "disk", "Name": "disk", "TTL": "10m"});
+    b.put("/v1/agent/check/register", node_check, Some(&web))
+        .await
+        .denied("'node:write' on \"test-node\"");
+    b.put("/v1/agent/maintenance?enable=false", (), Some(&web))
+        .await
+        .denied("'node:write' on \"test-node\"");
+
+    // agent:read for self, node:read for members.
+    b.get("/v1/agent/self", Some(&web))
+        .await
+        .denied("'agent:read' on \"test-node\"");
+    b.get("/v1/agent/self", Some(&agent_reader)).await.json_ok();
+    let members = b.get("/v1/agent/members", Some(&web)).await;
     assert!(!members.filtered);
     assert_eq!(members.json().as_array().unwrap().len(), 1);
-    let members = call(
-        b,
-        "GET",
-        "/v1/agent/members",
-        Value::Null,
-        Some(&agent_reader),
-    )
-    .await;
+    let members = b.get("/v1/agent/members", Some(&agent_reader)).await;
     assert!(members.filtered);
     assert_eq!(members.json(), json!([]));
     // Reload and leave need agent:write; force-leave operator:write.
-    call(
-        b,
-        "PUT",
-        "/v1/agent/reload",
-        Value::Null,
-        Some(&agent_reader),
-    )
-    .await
-    .denied("'agent:write' on \"test-node\"");
-    call(b, "PUT", "/v1/agent/force-leave/x", Value::Null, Some(&web))
+    b.put("/v1/agent/reload", (), Some(&agent_reader))
+        .await
+        .denied("'agent:write' on \"test-node\"");
+    b.put("/v1/agent/force-leave/x", (), Some(&web))
         .await
         .denied("'operator:write'");
 
     // The recovery token: agent endpoints only, on this agent only.
-    call(b, "GET", "/v1/agent/self", Value::Null, Some("recover-me"))
-        .await
-        .json_ok();
-    let kv = call(b, "GET", "/v1/kv/x", Value::Null, Some("recover-me")).await;
+    b.get("/v1/agent/self", Some("recover-me")).await.json_ok();
+    let kv = b.get("/v1/kv/x", Some("recover-me")).await;
     assert_eq!((kv.status, kv.body.as_str()), (403, "ACL not found"));
 
     // The default token: acl:write to set, in force at once, persisted.
     let set_default = |t: &str| json!({"Token": t});
-    call(
-        b,
-        "PUT",
-        "/v1/agent/token/default",
-        set_default(&web),
-        Some(&web),
-    )
-    .await
-    .denied("'acl:write'");
-    call(b, "PUT", reg, service("web"), None)
+    b.put("/v1/agent/token/default", set_default(&web), Some(&web))
+        .await
+        .denied("'acl:write'");
+    b.put(reg, service("web"), None)
         .await
         .denied("anonymous token");
-    call(
-        b,
-        "PUT",
-        "/v1/agent/token/acl_token",
-        set_default(&web),
-        Some(&root),
-    )
-    .await
-    .json_ok();
-    call(b, "PUT", reg, service("web"), None).await.json_ok();
+    b.put("/v1/agent/token/acl_token", set_default(&web), Some(&root))
+        .await
+        .json_ok();
+    b.put(reg, service("web"), None).await.json_ok();
     let persisted = std::fs::read_to_string(dir.path().join("acl-tokens.json")).unwrap();
     let persisted: Value = serde_json::from_str(&persisted).unwrap();
     assert_eq!(persisted["default"], json!(web));
-    let unknown = call(
-        b,
-        "PUT",
-        "/v1/agent/token/bogus",
-        set_default("x"),
-        Some(&root),
-    )
-    .await;
+    let unknown = b
+        .put("/v1/agent/token/bogus", set_default("x"), Some(&root))
+        .await;
     assert_eq!(unknown.status, 404, "{}", unknown.body);
-}
-
-trait Ok200 {
-    fn json_ok(&self);
-}
-
-impl Ok200 for Answer {
-    fn json_ok(&self) {
-        assert_eq!(self.status, 200, "{}", self.body);
-    }
 }
 
 #[actix_rt::test]
 async fn a_client_agent_asks_its_server_and_applies_its_down_policy() {
     let dir = tempfile::tempdir().unwrap();
     let root = uuid::Uuid::new_v4().to_string();
-    let (s, sbase) = server(deny(&root), &root, dir.path()).await;
+    let (s, sbase) = server(deny_config(&root), &root, dir.path()).await;
     let rpc = s.rpc_addr.expect("server RPC").to_string();
     let web = token(
         &sbase,
@@ -366,7 +205,7 @@ async fn a_client_agent_asks_its_server_and_applies_its_down_policy() {
         let mut acl = AclConfig {
             down_policy: down,
             token_ttl: ttl,
-            ..deny("")
+            ..deny_config("")
         };
         acl.tokens.agent_recovery = "recover-me".into();
         acl
@@ -383,32 +222,23 @@ async fn a_client_agent_asks_its_server_and_applies_its_down_policy() {
     let reg = "/v1/agent/service/register";
     for (_, (_, c)) in &clients {
         // Decided on the client with what its server resolved.
-        call(c, "PUT", reg, service("web"), Some(&web))
-            .await
-            .json_ok();
-        call(c, "PUT", reg, service("db"), Some(&web))
+        c.put(reg, service("web"), Some(&web)).await.json_ok();
+        c.put(reg, service("db"), Some(&web))
             .await
             .denied("'service:write' on \"db\"");
-        call(c, "PUT", reg, service("web"), None)
+        c.put(reg, service("web"), None)
             .await
             .denied("anonymous token");
-        let unknown = call(c, "PUT", reg, service("web"), Some("no-such-secret")).await;
+        let unknown = c.put(reg, service("web"), Some("no-such-secret")).await;
         assert_eq!(
             (unknown.status, unknown.body.as_str()),
             (403, "ACL not found")
         );
         // The client's own user events: event:write.
-        call(c, "PUT", "/v1/event/fire/deploy", Value::Null, None)
+        c.put("/v1/event/fire/deploy", (), None)
             .await
             .denied("'event:write' on \"deploy\"");
-        let fired = call(
-            c,
-            "PUT",
-            "/v1/event/fire/deploy",
-            Value::Null,
-            Some(&events),
-        )
-        .await;
+        let fired = c.put("/v1/event/fire/deploy", (), Some(&events)).await;
         assert_ne!(fired.status, 403, "{}", fired.body);
     }
 
@@ -419,13 +249,13 @@ async fn a_client_agent_asks_its_server_and_applies_its_down_policy() {
     tokio::time::sleep(ttl * 2).await;
     for (down, (_, c)) in &clients {
         // The recovery token needs no server, whatever the down policy.
-        let me = call(c, "GET", "/v1/agent/self", Value::Null, Some("recover-me")).await;
+        let me = c.get("/v1/agent/self", Some("recover-me")).await;
         assert_eq!(me.status, 200, "{down}: {}", me.body);
-        call(c, "PUT", reg, service("web"), Some("recover-me"))
+        c.put(reg, service("web"), Some("recover-me"))
             .await
             .denied("'service:write' on \"web\"");
-        let cached = call(c, "PUT", reg, service("web"), Some(&web)).await;
-        let never_seen = call(c, "PUT", reg, service("web"), Some(&fresh)).await;
+        let cached = c.put(reg, service("web"), Some(&web)).await;
+        let never_seen = c.put(reg, service("web"), Some(&fresh)).await;
         match down {
             AclDownPolicy::ExtendCache | AclDownPolicy::AsyncCache => {
                 assert_eq!(cached.status, 200, "{down}: {}", cached.body);
@@ -445,22 +275,18 @@ async fn a_client_agent_asks_its_server_and_applies_its_down_policy() {
     // The server is back and the token is gone: async-cache answers from
     // its (expired) entry once while it refreshes, then knows; the others
     // ask at once.
-    let accessor = call(&sbase, "GET", "/v1/acl/token/self", Value::Null, Some(&web))
-        .await
-        .json()["AccessorID"]
+    let accessor = sbase.get("/v1/acl/token/self", Some(&web)).await.json()["AccessorID"]
         .as_str()
         .unwrap()
         .to_string();
     let del = format!("/v1/acl/token/{accessor}");
-    call(&sbase, "DELETE", &del, Value::Null, Some(&root))
-        .await
-        .json_ok();
+    sbase.delete(&del, Some(&root)).await.json_ok();
     for (_, (h, _)) in &clients {
         h.router.set_server("server", Some(rpc.clone()));
     }
     tokio::time::sleep(ttl * 2).await;
     for (down, (_, c)) in &clients {
-        let first = call(c, "PUT", reg, service("web"), Some(&web)).await;
+        let first = c.put(reg, service("web"), Some(&web)).await;
         if *down == AclDownPolicy::AsyncCache {
             assert_eq!(
                 first.status, 200,
@@ -468,7 +294,7 @@ async fn a_client_agent_asks_its_server_and_applies_its_down_policy() {
                 first.body
             );
             common::inproc::until("the background refresh", || async {
-                call(c, "PUT", reg, service("web"), Some(&web)).await.status == 403
+                c.put(reg, service("web"), Some(&web)).await.status == 403
             })
             .await;
         } else {

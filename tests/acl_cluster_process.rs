@@ -43,6 +43,16 @@ fn ok_json(a: &TestAgent, method: &str, path: &str, body: Value, token: &str) ->
     serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
+/// A token of one new policy `name` with `rules`, made with the
+/// management token `root`: its secret.
+fn policy_token(a: &TestAgent, name: &str, rules: &str, root: &str) -> String {
+    let policy = json!({"Name": name, "Rules": rules});
+    ok_json(a, "PUT", "/v1/acl/policy", policy, root);
+    let token = json!({"Policies": [{"Name": name}]});
+    let token = ok_json(a, "PUT", "/v1/acl/token", token, root);
+    token["SecretID"].as_str().unwrap().to_string()
+}
+
 /// Nodes of `service` in the catalog, as management sees them.
 fn catalog_nodes(a: &TestAgent, service: &str, root: &str) -> Vec<String> {
     let (status, text) = call(
@@ -121,36 +131,8 @@ service {
         "node \"{node}\" {{ policy = \"write\" }}\nservice_prefix \"\" {{ policy = \"write\" }}"
     );
     let s = &servers[0];
-    ok_json(
-        s,
-        "PUT",
-        "/v1/acl/policy",
-        json!({"Name": "client-agent", "Rules": rules}),
-        &root,
-    );
-    let agent = ok_json(
-        s,
-        "PUT",
-        "/v1/acl/token",
-        json!({"Policies": [{"Name": "client-agent"}]}),
-        &root,
-    );
-    let agent_secret = agent["SecretID"].as_str().unwrap().to_string();
-    ok_json(
-        s,
-        "PUT",
-        "/v1/acl/policy",
-        json!({"Name": "api", "Rules": "service \"api\" { policy = \"write\" }"}),
-        &root,
-    );
-    let api = ok_json(
-        s,
-        "PUT",
-        "/v1/acl/token",
-        json!({"Policies": [{"Name": "api"}]}),
-        &root,
-    );
-    let api_secret = api["SecretID"].as_str().unwrap().to_string();
+    let agent_secret = policy_token(s, "client-agent", &rules, &root);
+    let api_secret = policy_token(s, "api", "service \"api\" { policy = \"write\" }", &root);
 
     // Without a token the client refuses; the agent token is set through
     // the client (its management check is resolved by a server).
@@ -230,21 +212,7 @@ service {
         Some(&api_secret),
     );
     assert_eq!(status, 200);
-    ok_json(
-        s,
-        "PUT",
-        "/v1/acl/policy",
-        json!({"Name": "late", "Rules": "service \"api\" { policy = \"write\" }"}),
-        &root,
-    );
-    let late = ok_json(
-        s,
-        "PUT",
-        "/v1/acl/token",
-        json!({"Policies": [{"Name": "late"}]}),
-        &root,
-    );
-    let late_secret = late["SecretID"].as_str().unwrap().to_string();
+    let late_secret = policy_token(s, "late", "service \"api\" { policy = \"write\" }", &root);
 
     // Every server stops; the cache entries pass their TTL.
     for server in &mut servers {

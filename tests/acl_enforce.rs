@@ -4,99 +4,14 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use meridian::config::{AclConfig, AclDefaultPolicy};
-use serde_json::{json, Value};
+use serde_json::json;
 
-const FILTERED: &str = "X-Consul-Results-Filtered-By-ACLs";
-
-struct Api {
-    base: String,
-    client: reqwest::Client,
-}
-
-/// What an answer brought: status, the filtered header, body.
-struct Answer {
-    status: u16,
-    filtered: bool,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        assert_eq!(self.status, 200, "{}", self.body);
-        serde_json::from_str(&self.body).expect("json")
-    }
-}
+use common::acl_http::{deny_agent, Api};
 
 async fn agent(acl: AclConfig, data_dir: &Path) -> Api {
-    Api {
-        base: common::inproc::acl_dev_agent(acl, data_dir).await,
-        client: reqwest::Client::new(),
-    }
-}
-
-/// A deny-by-default agent and its management secret, once the leader
-/// has installed it.
-async fn deny_agent(data_dir: &Path) -> (Api, String) {
-    let root = uuid::Uuid::new_v4().to_string();
-    let mut acl = AclConfig {
-        enabled: true,
-        default_policy: AclDefaultPolicy::Deny,
-        ..Default::default()
-    };
-    acl.tokens.initial_management = root.clone();
-    let api = agent(acl, data_dir).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let a = api.get("/v1/acl/token/self", Some(&root)).await;
-        if a.status == 200 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no management token: {}", a.body);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (api, root)
-}
-
-impl Api {
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
-    }
-
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<String>,
-        token: Option<&str>,
-    ) -> Answer {
-        let mut r = self.client.request(method, self.url(path));
-        if let Some(b) = body {
-            r = r.body(b);
-        }
-        if let Some(t) = token {
-            r = r.header("X-Consul-Token", t);
-        }
-        let r = r.send().await.expect("request");
-        let status = r.status().as_u16();
-        let filtered = r.headers().get(FILTERED).is_some_and(|v| v == "true");
-        Answer {
-            status,
-            filtered,
-            body: r.text().await.expect("body"),
-        }
-    }
-
-    async fn get(&self, path: &str, token: Option<&str>) -> Answer {
-        self.call(reqwest::Method::GET, path, None, token).await
-    }
-
-    async fn put(&self, path: &str, body: &str, token: Option<&str>) -> Answer {
-        self.call(reqwest::Method::PUT, path, Some(body.to_string()), token)
-            .await
-    }
+    Api::new(common::inproc::acl_dev_agent(acl, data_dir).await)
 }
 
 #[actix_rt::test]
@@ -158,7 +73,7 @@ async fn deny_by_default_refuses_names_the_default_and_filters_lists() {
     );
     // A recursive delete above app/ covers db/ too.
     let tree = api
-        .call(reqwest::Method::DELETE, "/v1/kv/?recurse", None, Some(&app))
+        .call(reqwest::Method::DELETE, "/v1/kv/?recurse", (), Some(&app))
         .await;
     assert_eq!(tree.status, 403, "{}", tree.body);
 
@@ -262,15 +177,10 @@ async fn the_default_token_serves_token_less_requests() {
     acl.tokens.initial_management = root.clone();
     acl.tokens.default = root.clone();
     let api = agent(acl, dir.path()).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let a = api.put("/v1/kv/k", "v", None).await;
-        if a.status == 200 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{}", a.body);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::inproc::until("the default token", || async {
+        api.put("/v1/kv/k", "v", None).await.status == 200
+    })
+    .await;
     // A token the request carries replaces the default one.
     let a = api.get("/v1/kv/k", Some("anonymous")).await;
     assert_eq!(a.status, 403, "{}", a.body);

@@ -11,77 +11,19 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
-use meridian::config::{AclConfig, AclDefaultPolicy};
 use meridian::route_table::{Decision, Route};
 use serde_json::{json, Value};
 
-const FILTERED: &str = "X-Consul-Results-Filtered-By-ACLs";
-
-struct Answer {
-    status: u16,
-    filtered: bool,
-    body: String,
-}
-
-struct Api {
-    base: String,
-    client: reqwest::Client,
-}
+use common::acl_http::{deny_agent, Api};
 
 impl Api {
-    async fn call(&self, method: &str, path: &str, body: &[u8], token: Option<&str>) -> Answer {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut r = self
-            .client
-            .request(method, format!("{}{}", self.base, path))
-            .body(body.to_vec());
-        if let Some(t) = token {
-            r = r.header("X-Consul-Token", t);
-        }
-        let r = r.send().await.expect("request");
-        Answer {
-            status: r.status().as_u16(),
-            filtered: r.headers().get(FILTERED).is_some_and(|v| v == "true"),
-            body: String::from_utf8_lossy(&r.bytes().await.expect("body")).into_owned(),
-        }
-    }
-
     /// A fixture write with the management token; it must succeed.
     async fn setup(&self, method: &str, path: &str, body: Value, root: &str) -> Value {
-        let a = self
-            .call(method, path, body.to_string().as_bytes(), Some(root))
-            .await;
+        let a = self.call(method, path, body, Some(root)).await;
         assert_eq!(a.status, 200, "{method} {path}: {}", a.body);
         serde_json::from_str(&a.body).unwrap_or(Value::Null)
     }
-}
-
-/// A deny-by-default dev agent and its management secret.
-async fn deny_agent(data_dir: &Path) -> (Api, String) {
-    let root = uuid::Uuid::new_v4().to_string();
-    let mut acl = AclConfig {
-        enabled: true,
-        default_policy: AclDefaultPolicy::Deny,
-        ..Default::default()
-    };
-    acl.tokens.initial_management = root.clone();
-    let api = Api {
-        base: common::inproc::acl_dev_agent(acl, data_dir).await,
-        client: reqwest::Client::new(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while api
-        .call("GET", "/v1/acl/token/self", b"", Some(&root))
-        .await
-        .status
-        != 200
-    {
-        assert!(Instant::now() < deadline, "no management token");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (api, root)
 }
 
 /// IDs of the objects the probes name, made with the management token.

@@ -5,117 +5,24 @@
 
 mod common;
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use meridian::agent::AgentHandle;
-use meridian::config::{AclConfig, AclDefaultPolicy};
-use serde_json::{json, Value};
+use meridian::config::AclConfig;
+use serde_json::json;
 
-const POLICY_HEADER: &str = "X-Consul-Default-ACL-Policy";
-
-struct Api {
-    base: String,
-    client: reqwest::Client,
-}
-
-/// What an answer brought: status, the default-policy header, body.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    policy: Option<String>,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        assert_eq!(self.status, 200, "{}", self.body);
-        serde_json::from_str(&self.body).expect("json")
-    }
-}
-
-/// A deny-by-default agent, its handle and its management secret, once
-/// the leader has installed that token.
-async fn deny_agent(data_dir: &Path) -> (AgentHandle, Api, String) {
-    let root = uuid::Uuid::new_v4().to_string();
-    let mut acl = AclConfig {
-        enabled: true,
-        default_policy: AclDefaultPolicy::Deny,
-        ..Default::default()
-    };
-    acl.tokens.initial_management = root.clone();
-    let (handle, base) = common::inproc::acl_dev_server(acl, data_dir).await;
-    let api = Api {
-        base,
-        client: reqwest::Client::new(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let a = api.get("/v1/acl/token/self", Some(&root)).await;
-        if a.status == 200 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no management token: {}", a.body);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (handle, api, root)
-}
-
-impl Api {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<String>,
-        token: Option<&str>,
-    ) -> Answer {
-        let mut r = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(b) = body {
-            r = r.body(b);
-        }
-        if let Some(t) = token {
-            r = r.header("X-Consul-Token", t);
-        }
-        let r = r.send().await.expect("request");
-        let status = r.status().as_u16();
-        let policy = r
-            .headers()
-            .get(POLICY_HEADER)
-            .map(|v| v.to_str().expect("ascii header").to_string());
-        Answer {
-            status,
-            policy,
-            body: r.text().await.expect("body"),
-        }
-    }
-
-    async fn get(&self, path: &str, token: Option<&str>) -> Answer {
-        self.call(reqwest::Method::GET, path, None, token).await
-    }
-
-    async fn put(&self, path: &str, body: impl Into<String>, token: Option<&str>) -> Answer {
-        self.call(reqwest::Method::PUT, path, Some(body.into()), token)
-            .await
-    }
-
-    /// How many objects a list endpoint shows the management token.
-    async fn count(&self, path: &str, root: &str) -> usize {
-        let list = self.get(path, Some(root)).await.json();
-        list.as_array().expect("a list").len()
-    }
-}
+use common::acl_http::{deny_server, Api};
 
 #[actix_rt::test]
 async fn every_answer_carries_the_agents_default_acl_policy() {
     let dir = tempfile::tempdir().unwrap();
-    let (_h, api, root) = deny_agent(dir.path()).await;
+    let (_h, api, root) = deny_server(dir.path()).await;
     let answers = [
         api.get("/v1/status/leader", None).await,
         api.get("/v1/kv/x", Some(&root)).await,
         api.put("/v1/kv/x", "1", None).await,
         api.get("/v1/acl/token/self", Some("unknown-secret")).await,
         api.get("/v1/nope", None).await,
-        api.call(reqwest::Method::POST, "/v1/acl/bootstrap", None, None)
+        api.call(reqwest::Method::POST, "/v1/acl/bootstrap", (), None)
             .await,
         api.put("/v1/acl/policy", "{", Some(&root)).await,
     ];
@@ -127,10 +34,7 @@ async fn every_answer_carries_the_agents_default_acl_policy() {
 
     // Consul sends it with ACLs off too (its default, `allow`).
     let other = tempfile::tempdir().unwrap();
-    let open = Api {
-        base: common::inproc::acl_dev_agent(AclConfig::default(), other.path()).await,
-        client: reqwest::Client::new(),
-    };
+    let open = Api::new(common::inproc::acl_dev_agent(AclConfig::default(), other.path()).await);
     let a = open.get("/v1/status/leader", None).await;
     assert_eq!((a.status, a.policy.as_deref()), (200, Some("allow")));
 }
@@ -138,7 +42,7 @@ async fn every_answer_carries_the_agents_default_acl_policy() {
 #[actix_rt::test]
 async fn token_secrets_are_hidden_from_a_token_that_may_only_read_acls() {
     let dir = tempfile::tempdir().unwrap();
-    let (_h, api, root) = deny_agent(dir.path()).await;
+    let (_h, api, root) = deny_server(dir.path()).await;
     api.put(
         "/v1/acl/policy",
         json!({"Name": "acl-read", "Rules": "acl = \"read\""}).to_string(),
@@ -209,7 +113,7 @@ async fn acl_objects(api: &Api, root: &str) -> [usize; 3] {
 #[actix_rt::test]
 async fn bad_acl_input_is_a_clear_4xx_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let (_h, api, root_secret) = deny_agent(dir.path()).await;
+    let (_h, api, root_secret) = deny_server(dir.path()).await;
     let root = Some(root_secret.as_str());
     api.put(
         "/v1/acl/policy",
@@ -364,7 +268,7 @@ async fn an_expired_token_is_not_found_at_once() {
     use meridian::structs::{Command, WriteRequest};
 
     let dir = tempfile::tempdir().unwrap();
-    let (handle, api, root) = deny_agent(dir.path()).await;
+    let (handle, api, root) = deny_server(dir.path()).await;
     let policy = api
         .put(
             "/v1/acl/policy",

@@ -19,6 +19,8 @@ fn acl_commands_manage_tokens_that_every_command_sends() {
     // Bootstrap: Consul's layout, the management policy linked.
     let boot = ok(run(&["acl", "bootstrap"]));
     let mgmt = field(&boot, "SecretID");
+    // `meridian acl ARGS -token MGMT`, which must succeed: its stdout.
+    let mgmt_acl = |args: &[&str]| ok(run(&with(&mgmt, &[&["acl"][..], args].concat())));
     assert!(
         boot.contains("Description:      Bootstrap Token (Global Management)\n")
             && boot.contains("Local:            false\n")
@@ -28,12 +30,7 @@ fn acl_commands_manage_tokens_that_every_command_sends() {
         "{boot}"
     );
     let again = run(&["acl", "bootstrap"]);
-    assert_eq!(again.status.code(), Some(1));
-    assert!(
-        stderr(&again).contains("ACL bootstrap no longer allowed"),
-        "{}",
-        stderr(&again)
-    );
+    fails_saying(&again, "ACL bootstrap no longer allowed");
 
     // A policy from a rules file, read back by name as JSON.
     let rules = dir.path().join("rules.hcl");
@@ -42,44 +39,29 @@ fn acl_commands_manage_tokens_that_every_command_sends() {
         "key_prefix \"\" { policy = \"write\" }\nkey_prefix \"secret/\" { policy = \"deny\" }\n",
     )
     .unwrap();
-    let p = ok(run(&with(
-        &mgmt,
-        &[
-            "acl",
-            "policy",
-            "create",
-            "-name",
-            "kv-writer",
-            "-description",
-            "apps",
-            "-rules",
-            &format!("@{}", rules.display()),
-        ],
-    )));
+    let p = mgmt_acl(&[
+        "policy",
+        "create",
+        "-name",
+        "kv-writer",
+        "-description",
+        "apps",
+        "-rules",
+        &format!("@{}", rules.display()),
+    ]);
     let policy_id = field(&p, "ID");
     assert!(
         p.contains("Name:         kv-writer\n") && p.contains("Rules:\nkey_prefix \"\""),
         "{p}"
     );
-    let listed = ok(run(&with(&mgmt, &["acl", "policy", "list"])));
+    let listed = mgmt_acl(&["policy", "list"]);
     assert!(
         listed.contains(&format!(
             "kv-writer:\n   ID:           {policy_id}\n   Description:  apps\n"
         )),
         "{listed}"
     );
-    let text = ok(run(&with(
-        &mgmt,
-        &[
-            "acl",
-            "policy",
-            "read",
-            "-name",
-            "kv-writer",
-            "-format",
-            "json",
-        ],
-    )));
+    let text = mgmt_acl(&["policy", "read", "-name", "kv-writer", "-format", "json"]);
     // The API's JSON in the API's field order, indented as Consul's CLI does.
     assert!(text.starts_with("{\n    \"ID\": "), "{text}");
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -90,23 +72,16 @@ fn acl_commands_manage_tokens_that_every_command_sends() {
     );
 
     // A token with that policy; read by a unique prefix of its accessor.
-    let t = ok(run(&with(
-        &mgmt,
-        &[
-            "acl",
-            "token",
-            "create",
-            "-description",
-            "app token",
-            "-policy-name",
-            "kv-writer",
-        ],
-    )));
+    let t = mgmt_acl(&[
+        "token",
+        "create",
+        "-description",
+        "app token",
+        "-policy-name",
+        "kv-writer",
+    ]);
     let (app, app_accessor) = (field(&t, "SecretID"), field(&t, "AccessorID"));
-    let read = ok(run(&with(
-        &mgmt,
-        &["acl", "token", "read", "-id", &app_accessor[..8]],
-    )));
+    let read = mgmt_acl(&["token", "read", "-id", &app_accessor[..8]]);
     assert_eq!(field(&read, "AccessorID"), app_accessor);
     assert!(
         read.contains(&format!("Policies:\n   {policy_id} - kv-writer\n")),
@@ -114,7 +89,7 @@ fn acl_commands_manage_tokens_that_every_command_sends() {
     );
     let own = ok(run(&["acl", "token", "read", "-self", "-token", &app]));
     assert_eq!(field(&own, "Description"), "app token");
-    let all = ok(run(&with(&mgmt, &["acl", "token", "list"])));
+    let all = mgmt_acl(&["token", "list"]);
     assert!(
         all.contains(&format!("AccessorID:       {app_accessor}\n")),
         "{all}"
@@ -123,13 +98,9 @@ fn acl_commands_manage_tokens_that_every_command_sends() {
     // kv with the token, without one, and with it from each variable.
     ok(run(&["kv", "put", "-token", &app, "app/x", "1"]));
     let denied = run(&["kv", "put", "app/x", "2"]);
-    assert_eq!(denied.status.code(), Some(1));
-    assert!(
-        stderr(&denied).contains(
-            "Permission denied: anonymous token lacks permission 'key:write' on \"app/x\""
-        ),
-        "{}",
-        stderr(&denied)
+    fails_saying(
+        &denied,
+        "Permission denied: anonymous token lacks permission 'key:write' on \"app/x\"",
     );
     let token_file = dir.path().join("app.token");
     std::fs::write(&token_file, format!("{app}\n")).unwrap();
@@ -162,11 +133,9 @@ fn acl_commands_manage_tokens_that_every_command_sends() {
         "/nonexistent/meridian.token",
         "app/y",
     ]);
-    assert_eq!(missing.status.code(), Some(1));
-    assert!(
-        stderr(&missing).contains("Error loading token file /nonexistent/meridian.token"),
-        "{}",
-        stderr(&missing)
+    fails_saying(
+        &missing,
+        "Error loading token file /nonexistent/meridian.token",
     );
 
     // The load generator sends the token too.
@@ -265,12 +234,7 @@ fn acl_commands_manage_tokens_that_every_command_sends() {
             assert_eq!(by_agent.status.code(), Some(0), "{}", stderr(&by_agent));
         }
         None => {
-            assert_eq!(by_agent.status.code(), Some(1));
-            assert!(
-                stderr(&by_agent).contains("-default-policy"),
-                "{}",
-                stderr(&by_agent)
-            );
+            fails_saying(&by_agent, "-default-policy");
         }
     }
     // The operator's own token in the environment reads the policies of
@@ -306,126 +270,89 @@ fn acl_commands_manage_tokens_that_every_command_sends() {
         "-access",
         "read",
     ]);
-    assert_eq!(bad.status.code(), Some(1));
-    assert!(
-        stderr(&bad).contains("Invalid -resource \"kv\""),
-        "{}",
-        stderr(&bad)
-    );
+    fails_saying(&bad, "Invalid -resource \"kv\"");
 
     // Roles: a token through a role, with a service identity.
-    let r = ok(run(&with(
-        &mgmt,
-        &[
-            "acl",
-            "role",
-            "create",
-            "-name",
-            "web-role",
-            "-policy-name",
-            "kv-writer",
-            "-service-identity",
-            "web:dc1",
-        ],
-    )));
+    let r = mgmt_acl(&[
+        "role",
+        "create",
+        "-name",
+        "web-role",
+        "-policy-name",
+        "kv-writer",
+        "-service-identity",
+        "web:dc1",
+    ]);
     assert!(
         r.contains(&format!("Policies:\n   {policy_id} - kv-writer\n"))
             && r.contains("Service Identities:\n   web (Datacenters: dc1)\n"),
         "{r}"
     );
-    let rt = ok(run(&with(
-        &mgmt,
-        &["acl", "token", "create", "-role-name", "web-role"],
-    )));
+    let rt = mgmt_acl(&["token", "create", "-role-name", "web-role"]);
     let role_token = field(&rt, "SecretID");
     ok(run(&["kv", "put", "-token", &role_token, "role/x", "1"]));
-    let roles = ok(run(&with(&mgmt, &["acl", "role", "list"])));
+    let roles = mgmt_acl(&["role", "list"]);
     assert!(roles.starts_with("web-role:\n"), "{roles}");
 
     // Updates merge or replace as Consul's do; a policy renamed by ID.
-    let extra = ok(run(&with(
-        &mgmt,
-        &[
-            "acl",
-            "policy",
-            "create",
-            "-name",
-            "extra",
-            "-rules",
-            "operator = \"read\"",
-        ],
-    )));
+    let extra = mgmt_acl(&[
+        "policy",
+        "create",
+        "-name",
+        "extra",
+        "-rules",
+        "operator = \"read\"",
+    ]);
     let extra_id = field(&extra, "ID");
-    let appended = ok(run(&with(
-        &mgmt,
-        &[
-            "acl",
-            "token",
-            "update",
-            "-id",
-            &app_accessor,
-            "-append-policy-name",
-            "extra",
-        ],
-    )));
+    let appended = mgmt_acl(&[
+        "token",
+        "update",
+        "-id",
+        &app_accessor,
+        "-append-policy-name",
+        "extra",
+    ]);
     assert!(
         appended.contains(&format!(
             "Policies:\n   {policy_id} - kv-writer\n   {extra_id} - extra\n"
         )),
         "{appended}"
     );
-    let replaced = ok(run(&with(
-        &mgmt,
-        &[
-            "acl",
-            "token",
-            "update",
-            "-id",
-            &app_accessor,
-            "-policy-id",
-            &extra_id[..8],
-        ],
-    )));
+    let replaced = mgmt_acl(&[
+        "token",
+        "update",
+        "-id",
+        &app_accessor,
+        "-policy-id",
+        &extra_id[..8],
+    ]);
     assert!(
         replaced.contains(&format!("Policies:\n   {extra_id} - extra\n"))
             && !replaced.contains("kv-writer"),
         "{replaced}"
     );
-    ok(run(&with(
-        &mgmt,
-        &[
-            "acl",
-            "token",
-            "update",
-            "-id",
-            &app_accessor,
-            "-policy-name",
-            "kv-writer",
-        ],
-    )));
-    let renamed = ok(run(&with(
-        &mgmt,
-        &[
-            "acl", "policy", "update", "-id", &extra_id, "-name", "extra2",
-        ],
-    )));
+    mgmt_acl(&[
+        "token",
+        "update",
+        "-id",
+        &app_accessor,
+        "-policy-name",
+        "kv-writer",
+    ]);
+    let renamed = mgmt_acl(&["policy", "update", "-id", &extra_id, "-name", "extra2"]);
     assert!(
         renamed.contains("Name:         extra2\n")
             && renamed.contains("Rules:\noperator = \"read\""),
         "{renamed}"
     );
-    let merged = ok(run(&with(
-        &mgmt,
-        &[
-            "acl",
-            "role",
-            "update",
-            "-name",
-            "web-role",
-            "-policy-name",
-            "extra2",
-        ],
-    )));
+    let merged = mgmt_acl(&[
+        "role",
+        "update",
+        "-name",
+        "web-role",
+        "-policy-name",
+        "extra2",
+    ]);
     assert!(
         merged.contains(&format!(
             "   {policy_id} - kv-writer\n   {extra_id} - extra2\n"
@@ -435,40 +362,32 @@ fn acl_commands_manage_tokens_that_every_command_sends() {
 
     // Go-style booleans: `-local` and `-local=true` alike.
     for local in ["-local", "-local=true"] {
-        let lt = ok(run(&with(&mgmt, &["acl", "token", "create", local])));
+        let lt = mgmt_acl(&["token", "create", local]);
         assert_eq!(field(&lt, "Local"), "true");
     }
 
     // Update, clone, delete.
-    let up = ok(run(&with(
-        &mgmt,
-        &[
-            "acl",
-            "token",
-            "update",
-            "-id",
-            &app_accessor,
-            "-description",
-            "renamed",
-        ],
-    )));
+    let up = mgmt_acl(&[
+        "token",
+        "update",
+        "-id",
+        &app_accessor,
+        "-description",
+        "renamed",
+    ]);
     assert_eq!(field(&up, "Description"), "renamed");
     assert!(
         up.contains(&format!("   {policy_id} - kv-writer\n")),
         "{up}"
     );
-    let cl = ok(run(&with(
-        &mgmt,
-        &[
-            "acl",
-            "token",
-            "clone",
-            "-id",
-            &app_accessor,
-            "-description",
-            "copy",
-        ],
-    )));
+    let cl = mgmt_acl(&[
+        "token",
+        "clone",
+        "-id",
+        &app_accessor,
+        "-description",
+        "copy",
+    ]);
     let (clone_secret, clone_accessor) = (field(&cl, "SecretID"), field(&cl, "AccessorID"));
     assert_ne!(clone_accessor, app_accessor);
     ok(run(&[
@@ -479,10 +398,7 @@ fn acl_commands_manage_tokens_that_every_command_sends() {
         "app/clone",
         "1",
     ]));
-    let del = ok(run(&with(
-        &mgmt,
-        &["acl", "token", "delete", "-id", &clone_accessor],
-    )));
+    let del = mgmt_acl(&["token", "delete", "-id", &clone_accessor]);
     assert_eq!(
         del,
         format!("Token \"{clone_accessor}\" deleted successfully\n")
@@ -515,18 +431,9 @@ fn acl_commands_manage_tokens_that_every_command_sends() {
         "{}",
         stderr(&now_denied)
     );
-    ok(run(&with(
-        &mgmt,
-        &["acl", "role", "delete", "-name", "web-role"],
-    )));
-    ok(run(&with(
-        &mgmt,
-        &["acl", "token", "delete", "-id", &app_accessor],
-    )));
-    let pd = ok(run(&with(
-        &mgmt,
-        &["acl", "policy", "delete", "-name", "kv-writer"],
-    )));
+    mgmt_acl(&["role", "delete", "-name", "web-role"]);
+    mgmt_acl(&["token", "delete", "-id", &app_accessor]);
+    let pd = mgmt_acl(&["policy", "delete", "-name", "kv-writer"]);
     assert_eq!(pd, format!("Policy \"{policy_id}\" deleted successfully\n"));
     let after = run(&with(
         &mgmt,
@@ -560,10 +467,5 @@ fn set_agent_token_sends_consuls_request() {
         serde_json::json!({"Token": "s3cret"})
     );
     let bad = cli_env(&addr, &["acl", "set-agent-token", "bogus", "x"], &[], None);
-    assert_eq!(bad.status.code(), Some(1));
-    assert!(
-        stderr(&bad).contains("Unknown token type \"bogus\""),
-        "{}",
-        stderr(&bad)
-    );
+    fails_saying(&bad, "Unknown token type \"bogus\"");
 }

@@ -52,6 +52,12 @@ pub fn ok(o: Output) -> String {
 }
 
 /// The value after `Label:` in Consul's pretty layout.
+/// Asserts the command exited 1 and its stderr says `says`.
+pub fn fails_saying(o: &Output, says: &str) {
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(o).contains(says), "{}", stderr(o));
+}
+
 pub fn field(out: &str, label: &str) -> String {
     out.lines()
         .find_map(|l| l.strip_prefix(&format!("{label}:")))

@@ -25,22 +25,11 @@ pub struct Server {
 /// ephemeral ports, no DNS); with `bootstrap` it elects itself, otherwise
 /// it waits to be added as a voter.
 pub async fn server(name: &str, bootstrap: bool) -> Server {
-    let id = uuid::Uuid::new_v4().to_string();
-    let cfg = RuntimeConfig {
-        server: true,
-        bootstrap,
-        node_name: name.into(),
-        node_id: id.clone(),
-        bind_addr: [127, 0, 0, 1].into(),
-        ports: Ports {
-            http: Some(0),
-            dns: None,
-            server: Some(0),
-            serf_lan: None,
-            serf_wan: None,
-        },
-        ..Default::default()
-    };
+    let mut cfg = loopback_config(name);
+    let id = cfg.node_id.clone();
+    cfg.server = true;
+    cfg.bootstrap = bootstrap;
+    cfg.ports.server = Some(0);
     let handle = meridian::agent::start(cfg, None)
         .await
         .expect("server starts");
@@ -82,14 +71,29 @@ pub async fn acl_dev_agent(acl: AclConfig, data_dir: &std::path::Path) -> String
 /// [`acl_dev_agent`] with its handle, for tests that write through the
 /// request path directly (what the HTTP API would refuse to shape).
 pub async fn acl_dev_server(acl: AclConfig, data_dir: &std::path::Path) -> (AgentHandle, String) {
-    let cfg = RuntimeConfig {
+    start_dev(dev_config(acl, data_dir)).await
+}
+
+/// The dev server [`acl_dev_server`] starts, for a test that changes a
+/// setting first.
+pub fn dev_config(acl: AclConfig, data_dir: &std::path::Path) -> RuntimeConfig {
+    RuntimeConfig {
         dev: true,
         server: true,
         bootstrap: true,
-        node_name: "test-node".into(),
+        data_dir: Some(data_dir.to_path_buf()),
+        acl,
+        ..loopback_config("test-node")
+    }
+}
+
+/// An agent named `name` (a new node ID) with only its HTTP API, on an
+/// ephemeral port of 127.0.0.1: no DNS, server RPC or gossip.
+pub fn loopback_config(name: &str) -> RuntimeConfig {
+    RuntimeConfig {
+        node_name: name.into(),
         node_id: uuid::Uuid::new_v4().to_string(),
         bind_addr: [127, 0, 0, 1].into(),
-        data_dir: Some(data_dir.to_path_buf()),
         ports: Ports {
             http: Some(0),
             dns: None,
@@ -97,9 +101,12 @@ pub async fn acl_dev_server(acl: AclConfig, data_dir: &std::path::Path) -> (Agen
             serf_lan: None,
             serf_wan: None,
         },
-        acl,
         ..Default::default()
-    };
+    }
+}
+
+/// Starts `cfg` and waits for a leader: its handle and `http://ip:port`.
+pub async fn start_dev(cfg: RuntimeConfig) -> (AgentHandle, String) {
     let h = meridian::agent::start(cfg, None)
         .await
         .expect("agent starts");

@@ -1,10 +1,11 @@
 //! Starts the built `meridian` binary as a user would, on loopback ports
 //! it picks itself (port 0; the harness reads them back from the agent's
 //! "agent listening" log line), and tears it down (SIGKILL) when dropped.
-//! `inproc` starts agents inside the test process instead.
+//! `inproc` starts agents inside the test process (`acl_http`: their ACL client).
 
 #![allow(dead_code)]
 
+pub mod acl_http;
 pub mod inproc;
 
 use std::path::{Path, PathBuf};

@@ -63,7 +63,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn list_path(self) -> &'static str {
+    pub fn list_path(self) -> &'static str {
         match self {
             Kind::Token => "/v1/acl/tokens",
             Kind::Policy => "/v1/acl/policies",
@@ -76,11 +76,20 @@ impl Kind {
             Kind::Policy | Kind::Role => "ID",
         }
     }
-    fn name(self) -> &'static str {
+    /// As the API paths and Consul's messages spell it.
+    pub fn name(self) -> &'static str {
         match self {
             Kind::Token => "token",
             Kind::Policy => "policy",
             Kind::Role => "role",
+        }
+    }
+    /// [`Kind::name`] starting a sentence.
+    pub fn title(self) -> &'static str {
+        match self {
+            Kind::Token => "Token",
+            Kind::Policy => "Policy",
+            Kind::Role => "Role",
         }
     }
     /// Names Consul accepts in place of the builtins' IDs.
@@ -147,6 +156,42 @@ pub fn merge_links(list: &mut Vec<Value>, more: Vec<Value>) {
             list.push(l);
         }
     }
+}
+
+/// Sets `v[key]` to its list with `more` added (to none of it with
+/// `replace`): links merged by ID or name ([`merge_links`]), identities
+/// added when not already there.
+pub fn add_to_list(v: &mut Value, key: &str, more: Vec<Value>, replace: bool) {
+    let mut list: Vec<Value> = if replace {
+        Vec::new()
+    } else {
+        v.get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    if matches!(key, "Policies" | "Roles") {
+        merge_links(&mut list, more);
+    } else {
+        let new: Vec<Value> = more.into_iter().filter(|m| !list.contains(m)).collect();
+        list.extend(new);
+    }
+    v[key] = json!(list);
+}
+
+/// The `-service-identity` and `-node-identity` flags as the API's
+/// identities.
+pub fn identities(services: &[String], nodes: &[String]) -> Result<(Vec<Value>, Vec<Value>)> {
+    Ok((
+        services
+            .iter()
+            .map(|s| service_identity(s))
+            .collect::<Result<_>>()?,
+        nodes
+            .iter()
+            .map(|s| node_identity(s))
+            .collect::<Result<_>>()?,
+    ))
 }
 
 #[cfg(test)]

@@ -4,13 +4,15 @@
 //!
 //! Files: `format.rs` the pretty layouts; `input.rs` what flags turn into
 //! (rules text, links, identities, IDs from unique prefixes); `output.rs`
-//! printing an answer pretty or as the API's JSON;
+//! printing an answer pretty or as the API's JSON; `object.rs` the
+//! requests every kind of object shares (list, read, write, delete);
 //! `policy.rs`, `token.rs`, `role.rs` one subcommand group each;
 //! `explain.rs` the local decision.
 
 mod explain;
 mod format;
 mod input;
+mod object;
 mod output;
 mod policy;
 mod role;
@@ -112,7 +114,8 @@ fn bootstrap(o: OutputArgs) -> Result<i32> {
         .client()?
         .call_ok(reqwest::Method::PUT, "/v1/acl/bootstrap", &[], None, &[])
         .map_err(|e| anyhow!("Failed ACL bootstrapping: {e}"))?;
-    output::print_token(&output::Answer::from_reply(reply)?, format, o.meta)
+    let token = output::Answer::from_reply(reply)?;
+    output::print(&token, input::Kind::Token, format, o.meta)
 }
 
 /// The endpoint (`PUT /v1/agent/token/<type>`) for a token type as

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::super::client::Reply;
 use super::super::Client;
+use super::input::Kind;
 use super::{format, Format};
 
 /// An answer of the API: its bytes (what `-format json` prints) and their
@@ -51,11 +52,17 @@ pub fn print_json(a: &Answer) -> Result<i32> {
     Ok(0)
 }
 
-pub fn print_token(t: &Answer, format: Format, meta: bool) -> Result<i32> {
+/// Prints one object of `kind`: Consul's layout, or the API's JSON.
+pub fn print(a: &Answer, kind: Kind, format: Format, meta: bool) -> Result<i32> {
     match format {
-        Format::Json => print_json(t),
+        Format::Json => print_json(a),
         Format::Pretty => {
-            print!("{}", format::token(&t.value, meta));
+            let text = match kind {
+                Kind::Token => format::token(&a.value, meta),
+                Kind::Policy => format::policy(&a.value, meta),
+                Kind::Role => format::role(&a.value, meta),
+            };
+            print!("{text}");
             Ok(0)
         }
     }

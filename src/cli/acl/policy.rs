@@ -1,15 +1,13 @@
 //! `meridian acl policy create|list|read|update|delete`.
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 use clap::Subcommand;
-use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::super::Client;
-use super::input::{resolve_id, text_value, Kind};
-use super::output::{get, print_json, Answer, IntoAnswer};
-use super::{format, Format, OutputArgs};
-use crate::api::enc;
+use super::input::{text_value, Kind};
+use super::object;
+use super::output::print;
+use super::OutputArgs;
 
 #[derive(Subcommand)]
 pub enum PolicyCmd {
@@ -86,16 +84,6 @@ pub fn run(cmd: PolicyCmd) -> Result<i32> {
     }
 }
 
-fn show(p: &Answer, out: &OutputArgs, format: Format) -> Result<i32> {
-    match format {
-        Format::Json => print_json(p),
-        Format::Pretty => {
-            print!("{}", format::policy(&p.value, out.meta));
-            Ok(0)
-        }
-    }
-}
-
 fn create(a: Create) -> Result<i32> {
     let format = a.out.format()?;
     let name = a
@@ -112,65 +100,32 @@ fn create(a: Create) -> Result<i32> {
         "Rules": rules,
         "Datacenters": a.valid_datacenter,
     });
-    let p = a
-        .out
-        .client()?
-        .call_ok(
-            Method::PUT,
-            "/v1/acl/policy",
-            &[],
-            Some(serde_json::to_vec(&body)?),
-            &[],
-        )
-        .map_err(|e| anyhow!("Failed to create new policy: {e}"))?
-        .answer()?;
-    show(&p, &a.out, format)
+    let c = a.out.client()?;
+    let p = object::put(
+        &c,
+        "/v1/acl/policy",
+        Some(&body),
+        "Failed to create new policy",
+    )?;
+    print(&p, Kind::Policy, format, a.out.meta)
 }
 
 fn list(o: OutputArgs) -> Result<i32> {
-    let format = o.format()?;
-    let ps = get(&o.client()?, "/v1/acl/policies")
-        .map_err(|e| anyhow!("Failed to retrieve the policy list: {e}"))?;
-    match format {
-        Format::Json => print_json(&ps),
-        Format::Pretty => {
-            print!("{}", format::policy_list(ps.items(), o.meta));
-            Ok(0)
-        }
-    }
-}
-
-/// The policy the flags name, as the API answers it.
-fn fetch(c: &Client, id: Option<&str>, name: Option<&str>) -> Result<Answer> {
-    let (path, what) = match (id, name) {
-        (Some(id), _) => {
-            let id = resolve_id(c, Kind::Policy, id)?;
-            (format!("/v1/acl/policy/{}", enc(&id)), id)
-        }
-        (None, Some(name)) => (
-            format!("/v1/acl/policy/name/{}", enc(name)),
-            name.to_string(),
-        ),
-        (None, None) => bail!("Must specify either the -id or -name parameters"),
-    };
-    get(c, &path).map_err(|e| anyhow!("Error reading policy {what:?}: {e}"))
+    object::list(&o, Kind::Policy)
 }
 
 fn read(a: Select) -> Result<i32> {
     let format = a.out.format()?;
-    let p = fetch(&a.out.client()?, a.id.as_deref(), a.name.as_deref())?;
-    show(&p, &a.out, format)
+    let c = a.out.client()?;
+    let p = object::fetch(&c, Kind::Policy, a.id.as_deref(), a.name.as_deref())?;
+    print(&p, Kind::Policy, format, a.out.meta)
 }
 
 fn update(a: Update) -> Result<i32> {
     let format = a.out.format()?;
     let c = a.out.client()?;
-    let current = fetch(&c, a.id.as_deref(), a.name.as_deref())?.value;
-    let id = current
-        .get("ID")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let current = object::fetch(&c, Kind::Policy, a.id.as_deref(), a.name.as_deref())?.value;
+    let id = object::id_field(&current);
     let rules = a.rules.as_deref().map(text_value).transpose()?;
     let mut body = if a.no_merge {
         json!({ "ID": id, "Name": current.get("Name").cloned().unwrap_or_default() })
@@ -189,39 +144,14 @@ fn update(a: Update) -> Result<i32> {
     if a.no_merge || !a.valid_datacenter.is_empty() {
         body["Datacenters"] = json!(a.valid_datacenter);
     }
-    let p = c
-        .call_ok(
-            Method::PUT,
-            &format!("/v1/acl/policy/{}", enc(&id)),
-            &[],
-            Some(serde_json::to_vec(&body)?),
-            &[],
-        )
-        .map_err(|e| anyhow!("Failed to update policy {id}: {e}"))?
-        .answer()?;
-    show(&p, &a.out, format)
+    let path = object::path(Kind::Policy, &id);
+    let failed = format!("Failed to update policy {id}");
+    let p = object::put(&c, &path, Some(&body), &failed)?;
+    print(&p, Kind::Policy, format, a.out.meta)
 }
 
 fn delete(a: Select) -> Result<i32> {
     let c = a.out.client()?;
-    let id = match (&a.id, &a.name) {
-        (Some(id), _) => resolve_id(&c, Kind::Policy, id)?,
-        (None, Some(_)) => fetch(&c, None, a.name.as_deref())?
-            .value
-            .get("ID")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
-        (None, None) => bail!("Must specify either the -id or -name parameters"),
-    };
-    c.call_ok(
-        Method::DELETE,
-        &format!("/v1/acl/policy/{}", enc(&id)),
-        &[],
-        None,
-        &[],
-    )
-    .map_err(|e| anyhow!("Error deleting policy {id:?}: {e}"))?;
-    println!("Policy {id:?} deleted successfully");
-    Ok(0)
+    let id = object::id_of(&c, Kind::Policy, a.id.as_deref(), a.name.as_deref())?;
+    object::delete(&c, Kind::Policy, &id)
 }

@@ -2,14 +2,13 @@
 
 use anyhow::{anyhow, bail, Result};
 use clap::Subcommand;
-use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::super::Client;
-use super::input::{links, merge_links, node_identity, resolve_id, service_identity, Kind};
-use super::output::{get, print_json, Answer, IntoAnswer};
-use super::{format, Format, OutputArgs};
-use crate::api::enc;
+use super::input::{add_to_list, identities, links, Kind};
+use super::object;
+use super::output::{print, Answer};
+use super::OutputArgs;
 
 #[derive(Subcommand)]
 pub enum RoleCmd {
@@ -46,17 +45,9 @@ pub struct Grants {
 impl Grants {
     /// (policies, service identities, node identities)
     fn resolve(&self, c: &Client) -> Result<(Vec<Value>, Vec<Value>, Vec<Value>)> {
-        Ok((
-            links(c, Kind::Policy, &self.policy_id, &self.policy_name)?,
-            self.service_identity
-                .iter()
-                .map(|s| service_identity(s))
-                .collect::<Result<_>>()?,
-            self.node_identity
-                .iter()
-                .map(|s| node_identity(s))
-                .collect::<Result<_>>()?,
-        ))
+        let policies = links(c, Kind::Policy, &self.policy_id, &self.policy_name)?;
+        let (services, nodes) = identities(&self.service_identity, &self.node_identity)?;
+        Ok((policies, services, nodes))
     }
 }
 
@@ -108,16 +99,6 @@ pub fn run(cmd: RoleCmd) -> Result<i32> {
     }
 }
 
-fn show(r: &Answer, out: &OutputArgs, format: Format) -> Result<i32> {
-    match format {
-        Format::Json => print_json(r),
-        Format::Pretty => {
-            print!("{}", format::role(&r.value, out.meta));
-            Ok(0)
-        }
-    }
-}
-
 fn create(a: Create) -> Result<i32> {
     let format = a.out.format()?;
     let name = a
@@ -136,59 +117,29 @@ fn create(a: Create) -> Result<i32> {
         "ServiceIdentities": services,
         "NodeIdentities": nodes,
     });
-    let r = c
-        .call_ok(
-            Method::PUT,
-            "/v1/acl/role",
-            &[],
-            Some(serde_json::to_vec(&body)?),
-            &[],
-        )
-        .map_err(|e| anyhow!("Failed to create new role: {e}"))?
-        .answer()?;
-    show(&r, &a.out, format)
+    let r = object::put(&c, "/v1/acl/role", Some(&body), "Failed to create new role")?;
+    print(&r, Kind::Role, format, a.out.meta)
 }
 
 fn list(o: OutputArgs) -> Result<i32> {
-    let format = o.format()?;
-    let rs = get(&o.client()?, "/v1/acl/roles")
-        .map_err(|e| anyhow!("Failed to retrieve the role list: {e}"))?;
-    match format {
-        Format::Json => print_json(&rs),
-        Format::Pretty => {
-            print!("{}", format::role_list(rs.items(), o.meta));
-            Ok(0)
-        }
-    }
+    object::list(&o, Kind::Role)
 }
 
 fn fetch(c: &Client, sel: &Select) -> Result<Answer> {
-    let (path, what) = match (&sel.id, &sel.name) {
-        (Some(id), _) => {
-            let id = resolve_id(c, Kind::Role, id)?;
-            (format!("/v1/acl/role/{}", enc(&id)), id)
-        }
-        (None, Some(name)) => (format!("/v1/acl/role/name/{}", enc(name)), name.clone()),
-        (None, None) => bail!("Must specify either the -id or -name parameters"),
-    };
-    get(c, &path).map_err(|e| anyhow!("Error reading role {what:?}: {e}"))
+    object::fetch(c, Kind::Role, sel.id.as_deref(), sel.name.as_deref())
 }
 
 fn read(a: Select) -> Result<i32> {
     let format = a.out.format()?;
     let r = fetch(&a.out.client()?, &a)?;
-    show(&r, &a.out, format)
+    print(&r, Kind::Role, format, a.out.meta)
 }
 
 fn update(a: Update) -> Result<i32> {
     let format = a.sel.out.format()?;
     let c = a.sel.out.client()?;
     let mut r = fetch(&c, &a.sel)?.value;
-    let id = r
-        .get("ID")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let id = object::id_field(&r);
     // With -id, -name renames (a new name cannot find the role).
     if let Some(name) = a.sel.name.clone().filter(|_| a.sel.id.is_some()) {
         r["Name"] = json!(name);
@@ -197,62 +148,17 @@ fn update(a: Update) -> Result<i32> {
         r["Description"] = json!(d);
     }
     let (policies, services, nodes) = a.grants.resolve(&c)?;
-    for (key, more) in [
-        ("Policies", policies),
-        ("ServiceIdentities", services),
-        ("NodeIdentities", nodes),
-    ] {
-        let mut list: Vec<Value> = if a.no_merge {
-            Vec::new()
-        } else {
-            r.get(key)
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default()
-        };
-        if key == "Policies" {
-            merge_links(&mut list, more);
-        } else {
-            list.extend(
-                more.into_iter()
-                    .filter(|m| !list.contains(m))
-                    .collect::<Vec<_>>(),
-            );
-        }
-        r[key] = json!(list);
-    }
-    let r = c
-        .call_ok(
-            Method::PUT,
-            &format!("/v1/acl/role/{}", enc(&id)),
-            &[],
-            Some(serde_json::to_vec(&r)?),
-            &[],
-        )
-        .map_err(|e| anyhow!("Failed to update role {id}: {e}"))?
-        .answer()?;
-    show(&r, &a.sel.out, format)
+    add_to_list(&mut r, "Policies", policies, a.no_merge);
+    add_to_list(&mut r, "ServiceIdentities", services, a.no_merge);
+    add_to_list(&mut r, "NodeIdentities", nodes, a.no_merge);
+    let path = object::path(Kind::Role, &id);
+    let failed = format!("Failed to update role {id}");
+    let r = object::put(&c, &path, Some(&r), &failed)?;
+    print(&r, Kind::Role, format, a.sel.out.meta)
 }
 
 fn delete(a: Select) -> Result<i32> {
     let c = a.out.client()?;
-    let id = match &a.id {
-        Some(id) => resolve_id(&c, Kind::Role, id)?,
-        None => fetch(&c, &a)?
-            .value
-            .get("ID")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
-    };
-    c.call_ok(
-        Method::DELETE,
-        &format!("/v1/acl/role/{}", enc(&id)),
-        &[],
-        None,
-        &[],
-    )
-    .map_err(|e| anyhow!("Error deleting role {id:?}: {e}"))?;
-    println!("Role {id:?} deleted successfully");
-    Ok(0)
+    let id = object::id_of(&c, Kind::Role, a.id.as_deref(), a.name.as_deref())?;
+    object::delete(&c, Kind::Role, &id)
 }

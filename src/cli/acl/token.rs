@@ -2,14 +2,13 @@
 
 use anyhow::{anyhow, bail, Result};
 use clap::Subcommand;
-use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::super::Client;
-use super::input::{links, merge_links, node_identity, resolve_id, service_identity, Kind};
-use super::output::{get, print_json, print_token, Answer, IntoAnswer};
-use super::{format, Format, OutputArgs};
-use crate::api::enc;
+use super::input::{add_to_list, identities, links, resolve_id, Kind};
+use super::object;
+use super::output::{get, print, Answer};
+use super::OutputArgs;
 
 #[derive(Subcommand)]
 pub enum TokenCmd {
@@ -61,19 +60,12 @@ struct Resolved {
 
 impl Grants {
     fn resolve(&self, c: &Client) -> Result<Resolved> {
+        let (services, nodes) = identities(&self.service_identity, &self.node_identity)?;
         Ok(Resolved {
             policies: links(c, Kind::Policy, &self.policy_id, &self.policy_name)?,
             roles: links(c, Kind::Role, &self.role_id, &self.role_name)?,
-            services: self
-                .service_identity
-                .iter()
-                .map(|s| service_identity(s))
-                .collect::<Result<_>>()?,
-            nodes: self
-                .node_identity
-                .iter()
-                .map(|s| node_identity(s))
-                .collect::<Result<_>>()?,
+            services,
+            nodes,
         })
     }
 }
@@ -183,30 +175,17 @@ fn create(a: Create) -> Result<i32> {
     if let Some(s) = &a.secret {
         body["SecretID"] = json!(s);
     }
-    let t = c
-        .call_ok(
-            Method::PUT,
-            "/v1/acl/token",
-            &[],
-            Some(serde_json::to_vec(&body)?),
-            &[],
-        )
-        .map_err(|e| anyhow!("Failed to create new token: {e}"))?
-        .answer()?;
-    print_token(&t, format, a.out.meta)
+    let t = object::put(
+        &c,
+        "/v1/acl/token",
+        Some(&body),
+        "Failed to create new token",
+    )?;
+    print(&t, Kind::Token, format, a.out.meta)
 }
 
 fn list(o: OutputArgs) -> Result<i32> {
-    let format = o.format()?;
-    let ts = get(&o.client()?, "/v1/acl/tokens")
-        .map_err(|e| anyhow!("Failed to retrieve the token list: {e}"))?;
-    match format {
-        Format::Json => print_json(&ts),
-        Format::Pretty => {
-            print!("{}", format::token_list(ts.items(), o.meta));
-            Ok(0)
-        }
-    }
+    object::list(&o, Kind::Token)
 }
 
 /// The accessor ID `-id` names (prefixes resolved).
@@ -218,8 +197,7 @@ fn accessor(c: &Client, sel: &Select) -> Result<String> {
 }
 
 fn fetch(c: &Client, id: &str) -> Result<Answer> {
-    get(c, &format!("/v1/acl/token/{}", enc(id)))
-        .map_err(|e| anyhow!("Error reading token {id:?}: {e}"))
+    get(c, &object::path(Kind::Token, id)).map_err(|e| anyhow!("Error reading token {id:?}: {e}"))
 }
 
 fn read(a: Read) -> Result<i32> {
@@ -230,7 +208,7 @@ fn read(a: Read) -> Result<i32> {
     } else {
         fetch(&c, &accessor(&c, &a.sel)?)?
     };
-    print_token(&t, format, a.sel.out.meta)
+    print(&t, Kind::Token, format, a.sel.out.meta)
 }
 
 fn update(a: Update) -> Result<i32> {
@@ -251,64 +229,29 @@ fn update(a: Update) -> Result<i32> {
     replace(&mut t, "Roles", g.roles);
     replace(&mut t, "ServiceIdentities", g.services);
     replace(&mut t, "NodeIdentities", g.nodes);
-    let append = |t: &mut Value, key: &str, more: Vec<Value>| {
-        let mut list: Vec<Value> = t
-            .get(key)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        merge_links(&mut list, more);
-        t[key] = json!(list);
-    };
     let more = links(&c, Kind::Policy, &a.append_policy_id, &a.append_policy_name)?;
-    append(&mut t, "Policies", more);
+    add_to_list(&mut t, "Policies", more, false);
     let more = links(&c, Kind::Role, &a.append_role_id, &a.append_role_name)?;
-    append(&mut t, "Roles", more);
-    let t = c
-        .call_ok(
-            Method::PUT,
-            &format!("/v1/acl/token/{}", enc(&id)),
-            &[],
-            Some(serde_json::to_vec(&t)?),
-            &[],
-        )
-        .map_err(|e| anyhow!("Failed to update token {id}: {e}"))?
-        .answer()?;
-    print_token(&t, format, a.sel.out.meta)
+    add_to_list(&mut t, "Roles", more, false);
+    let path = object::path(Kind::Token, &id);
+    let failed = format!("Failed to update token {id}");
+    let t = object::put(&c, &path, Some(&t), &failed)?;
+    print(&t, Kind::Token, format, a.sel.out.meta)
 }
 
 fn delete(a: Select) -> Result<i32> {
     let c = a.out.client()?;
     let id = accessor(&c, &a)?;
-    c.call_ok(
-        Method::DELETE,
-        &format!("/v1/acl/token/{}", enc(&id)),
-        &[],
-        None,
-        &[],
-    )
-    .map_err(|e| anyhow!("Error deleting token {id:?}: {e}"))?;
-    println!("Token {id:?} deleted successfully");
-    Ok(0)
+    object::delete(&c, Kind::Token, &id)
 }
 
 fn clone(a: CloneArgs) -> Result<i32> {
     let format = a.sel.out.format()?;
     let c = a.sel.out.client()?;
     let id = accessor(&c, &a.sel)?;
-    let body = a
-        .description
-        .map(|d| serde_json::to_vec(&json!({ "Description": d })))
-        .transpose()?;
-    let t = c
-        .call_ok(
-            Method::PUT,
-            &format!("/v1/acl/token/{}/clone", enc(&id)),
-            &[],
-            body,
-            &[],
-        )
-        .map_err(|e| anyhow!("Failed to clone token {id:?}: {e}"))?
-        .answer()?;
-    print_token(&t, format, a.sel.out.meta)
+    let body = a.description.map(|d| json!({ "Description": d }));
+    let path = format!("{}/clone", object::path(Kind::Token, &id));
+    let failed = format!("Failed to clone token {id:?}");
+    let t = object::put(&c, &path, body.as_ref(), &failed)?;
+    print(&t, Kind::Token, format, a.sel.out.meta)
 }

@@ -3,8 +3,10 @@
 //! requests: IDs, times and
 //! the bootstrap token are made here, before Raft, so every server applies
 //! the same write; the state store makes the checks and words refusals.
-//! Deciding requests by their token is not done here.
+//! Deciding requests by their token is not done here. `object.rs` holds
+//! the handlers policies and roles share.
 
+mod object;
 mod policy;
 mod replication;
 mod role;
@@ -86,6 +88,17 @@ async fn body_or_default<T: serde::de::DeserializeOwned + Default>(
     } else {
         decode(&body)
     }
+}
+
+/// An update's ID: the URL's, which a body may repeat but not contradict
+/// (`mismatch` is Consul's refusal).
+fn url_id(body_id: &mut String, url_id: String, mismatch: &'static str) -> Result<(), ApiError> {
+    if body_id.is_empty() {
+        *body_id = url_id;
+    } else if *body_id != url_id {
+        return Err(ApiError::bad_request(mismatch));
+    }
+    Ok(())
 }
 
 /// A new random ID for a token, policy or role.

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{
     acl_not_found, answer, body_or_default, check_uuid, delete_missing, new_id, not_exist, read,
-    require_enabled, unexpected, write,
+    require_enabled, unexpected, url_id, write,
 };
 use crate::config::duration::format_go_duration;
 use crate::http::error::ApiError;
@@ -158,13 +158,8 @@ async fn update(
     let p = Params::from(&req)?;
     let id = id.into_inner();
     let mut token: AclToken = body_or_default(&req, payload).await?;
-    if token.accessor_id.is_empty() {
-        token.accessor_id = id;
-    } else if token.accessor_id != id {
-        return Err(ApiError::bad_request(
-            "Token Accessor ID in URL and payload do not match",
-        ));
-    }
+    let mismatch = "Token Accessor ID in URL and payload do not match";
+    url_id(&mut token.accessor_id, id, mismatch)?;
     let token = write_token(&state, &p, token, false).await?;
     Ok(json(&req, &token))
 }

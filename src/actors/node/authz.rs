@@ -16,6 +16,7 @@ use crate::state::query::execute;
 use crate::state::{StateStore, T_ACL_POLICIES, T_ACL_ROLES, T_ACL_TOKENS};
 use crate::storage::fsm::{self, SharedStore};
 use crate::structs::acl::{ResolvedAclToken, ANONYMOUS_TOKEN_SECRET};
+use crate::structs::catalog::Node;
 use crate::structs::query::{Query, QueryResult};
 use crate::structs::{ReadRequest, ReadResponse, RequestError, WriteRequest};
 
@@ -375,6 +376,16 @@ impl Lookup for StoreLookup<'_> {
                 .values()
                 .find(|s| s.id == service_id)
                 .map(|s| s.service.clone()),
+            _ => None,
+        }
+    }
+
+    fn node(&self, name: &str) -> Option<Node> {
+        let q = Query::CatalogNode {
+            node: name.to_string(),
+        };
+        match execute(self.0, &q, None).1 {
+            QueryResult::NodeServices(Some(ns)) => Some(ns.node),
             _ => None,
         }
     }

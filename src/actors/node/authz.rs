@@ -156,6 +156,26 @@ impl Authz {
             .filter(|_| self.enabled)
     }
 
+    /// The token a local service or check syncs with (Consul's
+    /// `aclTokenForServiceSync`): the one it was registered with, else
+    /// for one from the config files
+    /// `acl.tokens.config_file_service_registration`, else the agent's.
+    /// Read at each sync, so tokens set at run time apply at once.
+    pub fn registration_token(&self, own: Option<&str>, from_file: bool) -> Option<String> {
+        if !self.enabled {
+            return None;
+        }
+        let file_token = || {
+            from_file
+                .then(|| non_empty(self.tokens.get().config_file_service_registration))
+                .flatten()
+        };
+        own.filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .or_else(file_token)
+            .or_else(|| self.agent_token())
+    }
+
     /// `acl.tokens.dns`, else the default.
     pub fn dns_token(&self) -> Option<String> {
         let t = self.tokens.get();

@@ -25,7 +25,7 @@ impl Lookup for Store {
         (node == "n1" && service_id == "web-1").then(|| "web".to_string())
     }
     fn node(&self, name: &str) -> Option<Node> {
-        (name == "n1").then(|| n1_row())
+        (name == "n1").then(n1_row)
     }
 }
 

@@ -172,7 +172,9 @@ fn each_service_and_check_syncs_with_the_token_it_was_registered_with() {
         address: "10.0.0.1".into(),
         ..Default::default()
     };
-    let summary = |id: &str| -> Vec<(Option<String>, Option<String>, Vec<String>, bool)> {
+    // (token, service ID, check IDs, skip_node_update) of each write.
+    type Write = (Option<String>, Option<String>, Vec<String>, bool);
+    let summary = |id: &str| -> Vec<Write> {
         l.registrations(id, &node_row, fallback)
             .into_iter()
             .map(|(r, t)| {

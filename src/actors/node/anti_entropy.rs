@@ -122,7 +122,11 @@ impl NodeActor {
                     service_id: id.clone(),
                     ..Default::default()
                 };
-                writes.push(removal(req, format!("service {id:?}")));
+                let mut w = removal(req, format!("service {id:?}"));
+                if let Some((own, from_file)) = self.local.removed_tokens.get(id) {
+                    w.token = router.registration_token(own.as_deref(), *from_file);
+                }
+                writes.push(w);
                 continue;
             }
             let what = if id.is_empty() {
@@ -258,6 +262,17 @@ impl NodeActor {
         let keep_services: Vec<String> = self.local.services.keys().cloned().collect();
         let keep_checks: Vec<String> = self.local.checks.keys().cloned().collect();
         let agent = self.router.agent_token();
+        // Services removed here go with the token they had.
+        let removed: std::collections::BTreeMap<String, Option<String>> = self
+            .local
+            .removed_tokens
+            .iter()
+            .map(|(id, (own, from_file))| {
+                let token = self.router.registration_token(own.as_deref(), *from_file);
+                (id.clone(), token)
+            })
+            .collect();
+        let cleared: Vec<String> = removed.keys().cloned().collect();
         let fut = async move {
             // The node row comes from the leader's reconcile; until it
             // exists (or while there is no leader) retry later.
@@ -318,17 +333,26 @@ impl NodeActor {
                         "stale entry {:?}",
                         format!("{}{}", req.service_id, req.check_id)
                     ),
+                    token: removed
+                        .get(&req.service_id)
+                        .cloned()
+                        .unwrap_or_else(|| agent.clone()),
                     command: Command::Deregister(req),
-                    token: agent.clone(),
                 })
                 .collect();
             report.merge(write_all(&router, removals).await)
         };
         self.syncing = true;
         self.dirty = false;
-        ctx.spawn(fut.into_actor(self).map(|report, act, _| {
+        ctx.spawn(fut.into_actor(self).map(move |report, act, _| {
             act.syncing = false;
             act.dirty |= !report.ok();
+            if report.ok() {
+                // The catalog has none of them now.
+                for id in &cleared {
+                    act.local.removed_tokens.remove(id);
+                }
+            }
             act.sync_done(&report);
         }));
     }

@@ -61,6 +61,10 @@ pub struct Local {
     pub output_dirty: BTreeSet<String>,
     /// Checks removed here that the catalog may still hold.
     pub removed_checks: BTreeSet<String>,
+    /// The token and origin of services removed here, until a full pass
+    /// has removed them from the catalog: a removal goes with the token
+    /// the service had, as Consul's.
+    pub removed_tokens: BTreeMap<String, (Option<String>, bool)>,
 }
 
 impl Local {
@@ -123,6 +127,7 @@ impl Local {
         for cid in stale {
             self.checks.remove(&cid);
         }
+        self.removed_tokens.remove(&id);
         self.services.insert(
             id.clone(),
             LocalService {
@@ -168,9 +173,11 @@ impl Local {
 
     /// Removes a service and its checks; false when it is unknown.
     pub fn remove_service(&mut self, id: &str) -> bool {
-        if self.services.remove(id).is_none() {
+        let Some(gone) = self.services.remove(id) else {
             return false;
-        }
+        };
+        self.removed_tokens
+            .insert(id.to_string(), (gone.token, gone.from_file));
         self.checks.retain(|_, c| c.row.service_id != id);
         self.output_dirty.remove(id);
         true

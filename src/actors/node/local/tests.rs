@@ -213,3 +213,23 @@ fn each_service_and_check_syncs_with_the_token_it_was_registered_with() {
     assert!(own.def.token.get().is_none());
     assert_eq!(own.token.as_deref(), Some("check-token"));
 }
+
+#[test]
+fn a_removed_service_keeps_its_token_until_re_added() {
+    let mut l = Local::new("n1");
+    let api = ServiceDefinition {
+        name: "api".into(),
+        token: crate::config::DefinitionToken("api-token".into()),
+        ..Default::default()
+    };
+    l.add_service(&api, false);
+    assert!(l.removed_tokens.is_empty());
+    assert!(l.remove_service("api"));
+    // Its removal goes with the token it had.
+    assert_eq!(
+        l.removed_tokens.get("api"),
+        Some(&(Some("api-token".to_string()), false))
+    );
+    l.add_service(&api, false);
+    assert!(l.removed_tokens.is_empty());
+}

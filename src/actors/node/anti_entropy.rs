@@ -7,8 +7,8 @@
 //! off.
 //!
 //! Each service and check is written with its own token (see
-//! `Local::registrations`); the node row, node checks and removals with
-//! the agent's. A write its token may not make (the token lacks the
+//! `Local::registrations`), a removed service with the token it had; the
+//! node row, node checks and removed checks with the agent's. A write its token may not make (the token lacks the
 //! permission, or was deleted) is logged once and passed over, so that
 //! one service with a bad token does not hold back the others (as
 //! Consul's `syncService`); the pass is retried with a slower back-off

@@ -97,8 +97,10 @@ async fn deny_by_default_refuses_names_the_default_and_filters_lists() {
         .put("/v1/catalog/register", &reg.to_string(), Some(&root))
         .await;
     assert_eq!(a.status, 200, "{}", a.body);
+    // Moving the node needs node:write (an unchanged node would not).
+    let moved = json!({"Node": "n1", "Address": "10.0.0.9", "Service": {"Service": "web"}});
     let denied = api
-        .put("/v1/catalog/register", &reg.to_string(), Some(&app))
+        .put("/v1/catalog/register", &moved.to_string(), Some(&app))
         .await;
     assert_eq!(denied.status, 403, "{}", denied.body);
     assert!(

@@ -3,6 +3,7 @@
 //! token and passes what must be looked up in the store (a session's
 //! node, a service's name) as closures.
 
+use crate::structs::catalog::Node;
 use crate::structs::query::{Query, QueryResult};
 use crate::structs::txn::{KvOp, TxnOp};
 use crate::structs::Command;
@@ -19,6 +20,8 @@ pub trait Lookup {
     fn session_node(&self, id: &str) -> Option<String>;
     /// The name of service instance `service_id` on `node`, if it exists.
     fn service_name(&self, node: &str, service_id: &str) -> Option<String>;
+    /// Node `name`'s catalog row, if it exists.
+    fn node(&self, name: &str) -> Option<Node>;
 }
 
 /// One authorizer and the AccessorID a refusal names.
@@ -164,12 +167,31 @@ impl Enforcer<'_> {
             | Command::KvUnlock { key, .. } => key_write(key),
             Command::KvDeleteTree { prefix } => self.delete_tree(prefix),
             Command::Register(r) => {
-                self.need(Resource::Node, Access::Write, &r.node)?;
+                // Consul's `vetRegisterWithACL`: node:write only when the
+                // registration creates or changes the node, so a service's
+                // own token (service:write alone) keeps its instance in
+                // the catalog while the agent token owns the node row.
+                if r.changes_node(lookup.node(&r.node).as_ref()) {
+                    self.need(Resource::Node, Access::Write, &r.node)?;
+                }
                 if let Some(s) = &r.service {
                     self.need(Resource::Service, Access::Write, &s.service)?;
+                    // Replacing an instance that had another name needs
+                    // write on that name too, or service:write on one
+                    // name could take over any instance of the node.
+                    let id = if s.id.is_empty() { &s.service } else { &s.id };
+                    if let Some(old) = lookup
+                        .service_name(&r.node, id)
+                        .filter(|old| *old != s.service)
+                    {
+                        self.need(Resource::Service, Access::Write, &old)?;
+                    }
                 }
                 for c in r.check.iter().chain(&r.checks) {
-                    if !c.service_id.is_empty() {
+                    if c.service_id.is_empty() {
+                        // A node-level check is the node's.
+                        self.need(Resource::Node, Access::Write, &r.node)?;
+                    } else {
                         // The service registered with it, else the stored one.
                         let name = r
                             .service

@@ -178,6 +178,27 @@ impl fmt::Debug for AclTokens {
     }
 }
 
+/// The `token` of a service or check definition (a config file's, or the
+/// caller's of `/v1/agent/service/register`): what anti-entropy syncs that
+/// entry with. `Debug` only says whether it is set, so a logged
+/// definition does not leak it.
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DefinitionToken(pub String);
+
+impl DefinitionToken {
+    /// The token, `None` when unset.
+    pub fn get(&self) -> Option<&str> {
+        (!self.0.is_empty()).then_some(self.0.as_str())
+    }
+}
+
+impl fmt::Debug for DefinitionToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "hidden" })
+    }
+}
+
 impl super::RuntimeConfig {
     /// Whether this agent's datacenter is the primary one, authoritative
     /// for ACL policies, roles and global tokens (datacenter names compare

@@ -31,7 +31,6 @@ use serde_json::Value;
 use thiserror::Error;
 
 use super::{AgentFlags, RuntimeConfig};
-pub use acl::ACLS_PARTLY_ENFORCED;
 use file::apply_file;
 use flags::apply_flags;
 use validate::validate;

@@ -17,8 +17,8 @@ pub mod builder;
 pub mod duration;
 pub mod flags;
 
-pub use acl::{AclConfig, AclDefaultPolicy, AclDownPolicy, AclTokens};
-pub use builder::{build, ensure_node_id, validate_paths, ConfigError, ACLS_PARTLY_ENFORCED};
+pub use acl::{AclConfig, AclDefaultPolicy, AclDownPolicy, AclTokens, DefinitionToken};
+pub use builder::{build, ensure_node_id, validate_paths, ConfigError};
 pub use duration::format_go_duration as format_duration;
 pub use flags::AgentFlags;
 
@@ -111,6 +111,10 @@ pub struct CheckDefinition {
     pub success_before_passing: u32,
     pub failures_before_warning: u32,
     pub failures_before_critical: u32,
+    /// What the check syncs with (an inline check: its service's, unless
+    /// it names its own).
+    #[serde(default)]
+    pub token: DefinitionToken,
 }
 
 impl CheckDefinition {
@@ -174,6 +178,9 @@ pub struct ServiceDefinition {
     pub enable_tag_override: bool,
     pub kind: String,
     pub checks: Vec<CheckDefinition>,
+    /// What the service (and its inline checks) sync with.
+    #[serde(default)]
+    pub token: DefinitionToken,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -308,9 +315,8 @@ impl Default for RuntimeConfig {
 
 impl RuntimeConfig {
     /// Whether the config asks for ACL enforcement (`acl.enabled`, or the
-    /// legacy `acl_datacenter`, which implies it). The servers enforce them
-    /// on the request path; what is still open, the build warns with
-    /// ([`ACLS_PARTLY_ENFORCED`]).
+    /// legacy `acl_datacenter`, which implies it), on every request path
+    /// and in anti-entropy.
     pub fn acl_enforced(&self) -> bool {
         self.acl.enabled
     }

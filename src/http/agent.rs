@@ -20,7 +20,7 @@ use crate::actors::node::{
     JoinWan, LeaveLan, RegisterService, Reload,
 };
 use crate::config::duration::parse_go_duration;
-use crate::config::{CheckDefinition, ServiceDefinition};
+use crate::config::{CheckDefinition, DefinitionToken, ServiceDefinition};
 use crate::lan::{Member, MemberStatus};
 use crate::state::structs::Weights;
 use crate::structs::RequestError;
@@ -372,6 +372,7 @@ impl CheckRegistration {
             success_before_passing: self.success_before_passing,
             failures_before_warning: self.failures_before_warning,
             failures_before_critical: self.failures_before_critical,
+            token: DefinitionToken::default(),
         })
     }
 }
@@ -404,6 +405,9 @@ async fn register(
         enable_tag_override: r.enable_tag_override,
         kind: r.kind,
         checks,
+        // Anti-entropy keeps the service in the catalog with the token it
+        // was registered with (Consul's service token).
+        token: DefinitionToken(Params::from(&req)?.token().unwrap_or_default()),
     };
     let scripts_allowed = super::agent_checks::scripts_allowed(&req, &state);
     state

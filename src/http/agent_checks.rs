@@ -18,6 +18,7 @@ use crate::actors::node::{
     script_checks_allowed, DeregisterCheck, LocalServiceHealth, Maintenance, RegisterCheck,
     ServiceHealth, UpdateTtl,
 };
+use crate::config::DefinitionToken;
 use crate::state::structs::HealthStatus;
 
 pub fn routes() -> Vec<Route> {
@@ -67,7 +68,9 @@ async fn register(
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(&req, payload, super::catalog::MAX_BODY).await?;
     let r: CheckRegistration = decode(&body)?;
-    let def = r.into_definition("Check")?;
+    let mut def = r.into_definition("Check")?;
+    // The check syncs with the token it was registered with.
+    def.token = DefinitionToken(Params::from(&req)?.token().unwrap_or_default());
     let access = authz::access(&req, &state).await?;
     authz::on_new_check(&state, &access, &def.service_id).await?;
     let scripts_allowed = scripts_allowed(&req, &state);

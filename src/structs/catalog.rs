@@ -281,6 +281,26 @@ pub struct RegisterRequest {
     pub skip_node_update: bool,
 }
 
+impl RegisterRequest {
+    /// Whether applying this registration writes the node row (Consul's
+    /// `ChangesNode`): the node is new, or the request does not skip the
+    /// node update and carries node fields that differ from `existing`'s
+    /// (the same comparison the state store makes before writing it).
+    pub fn changes_node(&self, existing: Option<&Node>) -> bool {
+        let Some(n) = existing else {
+            return true;
+        };
+        if self.skip_node_update {
+            return false;
+        }
+        (!self.id.is_empty() && self.id != n.id)
+            || self.address != n.address
+            || self.datacenter != n.datacenter
+            || self.tagged_addresses != n.tagged_addresses
+            || self.node_meta != n.meta
+    }
+}
+
 /// Body of `PUT /v1/catalog/deregister`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "PascalCase", default)]

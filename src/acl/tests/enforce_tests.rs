@@ -13,7 +13,8 @@ use crate::structs::Command;
 
 const ID: &str = "6a1253d2-1785-24fd-91c2-f8e78c745511";
 
-/// Session `s1` is on node `n1`; service instance `web-1` on `n1` is `web`.
+/// Session `s1` is on node `n1` (at 10.0.0.1 in dc1); service instance
+/// `web-1` on `n1` is `web`.
 struct Store;
 
 impl Lookup for Store {
@@ -22,6 +23,19 @@ impl Lookup for Store {
     }
     fn service_name(&self, node: &str, service_id: &str) -> Option<String> {
         (node == "n1" && service_id == "web-1").then(|| "web".to_string())
+    }
+    fn node(&self, name: &str) -> Option<Node> {
+        (name == "n1").then(n1_row)
+    }
+}
+
+/// Node `n1` as the store holds it.
+fn n1_row() -> Node {
+    Node {
+        node: "n1".into(),
+        address: "10.0.0.1".into(),
+        datacenter: "dc1".into(),
+        ..Default::default()
     }
 }
 
@@ -278,4 +292,65 @@ fn token_secrets_are_hidden_from_acl_read_and_shown_to_acl_write() {
             assert!(secrets(&r).iter().all(|s| s.starts_with("b5d3c1a0")));
         }
     }
+}
+
+#[test]
+fn a_service_registration_that_leaves_the_node_alone_needs_only_service_write() {
+    // Consul's vetRegisterWithACL: a service token without node:write.
+    let a = compile(&[("svc", r#"service "api" { policy = "write" }"#)], DENY);
+    let e = enforcer(&a);
+    let api = |id: &str| NodeService {
+        id: id.into(),
+        service: "api".into(),
+        ..Default::default()
+    };
+    let register = |r: RegisterRequest| e.write(&Command::Register(r), &Store);
+    // The node row re-posted unchanged, as anti-entropy sends it.
+    let same_node = RegisterRequest {
+        node: "n1".into(),
+        address: "10.0.0.1".into(),
+        datacenter: "dc1".into(),
+        service: Some(api("api-1")),
+        ..Default::default()
+    };
+    assert!(register(same_node.clone()).is_ok());
+    // SkipNodeUpdate with nothing but the node's name.
+    let skip = RegisterRequest {
+        node: "n1".into(),
+        skip_node_update: true,
+        service: Some(api("api-1")),
+        ..Default::default()
+    };
+    assert!(register(skip.clone()).is_ok());
+    // Changing the node, or creating one, still needs node:write.
+    let moved = RegisterRequest {
+        address: "10.0.0.2".into(),
+        ..same_node.clone()
+    };
+    let refused = register(moved).unwrap_err().to_string();
+    assert!(refused.contains("'node:write' on \"n1\""), "{refused}");
+    let new_node = RegisterRequest {
+        node: "n2".into(),
+        ..skip.clone()
+    };
+    assert!(register(new_node).is_err());
+    // A node-level check is the node's, whoever carries it.
+    let node_check = RegisterRequest {
+        check: Some(crate::structs::catalog::HealthCheck {
+            node: "n1".into(),
+            check_id: "mem".into(),
+            ..Default::default()
+        }),
+        ..skip.clone()
+    };
+    let refused = register(node_check).unwrap_err().to_string();
+    assert!(refused.contains("'node:write' on \"n1\""), "{refused}");
+    // Taking over instance web-1 (a `web`) under the name `api` needs
+    // write on `web` as well.
+    let takeover = RegisterRequest {
+        service: Some(api("web-1")),
+        ..skip
+    };
+    let refused = register(takeover).unwrap_err().to_string();
+    assert!(refused.contains("'service:write' on \"web\""), "{refused}");
 }

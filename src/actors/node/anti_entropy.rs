@@ -5,46 +5,151 @@
 //! minute (scaled with the cluster's size) rewrites everything and removes
 //! catalog entries of this node the agent does not have. Failed syncs back
 //! off.
+//!
+//! Each service and check is written with its own token (see
+//! `Local::registrations`), a removed service with the token it had; the
+//! node row, node checks and removed checks with the agent's. A write its token may not make (the token lacks the
+//! permission, or was deleted) is logged once and passed over, so that
+//! one service with a bad token does not hold back the others (as
+//! Consul's `syncService`); the pass is retried with a slower back-off
+//! until an operator fixes the token.
 
 use std::time::Duration;
 
 use actix::prelude::*;
 use tokio::time::Instant;
 
-use super::{LocalError, NodeActor};
+use super::{LocalError, NodeActor, Router};
 use crate::structs::catalog::DeregisterRequest;
 use crate::structs::query::{Query, QueryResult};
-use crate::structs::{Command, Consistency, QueryOptions, ReadRequest};
+use crate::structs::{Command, Consistency, QueryOptions, ReadRequest, RequestError, WriteRequest};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// The back-off's cap after a pass ACLs blocked in part: an operator
+/// fixes tokens in seconds, and a deleted token should not cost the
+/// servers a full pass every 2 s.
+const MAX_BLOCKED_BACKOFF: Duration = Duration::from_secs(10);
+
+/// One catalog write of anti-entropy, the token it goes with and what it
+/// syncs (for the log when ACLs block it).
+pub(super) struct SyncWrite {
+    command: Command,
+    token: Option<String>,
+    what: String,
+}
+
+/// How a pass went, entry by entry.
+#[derive(Debug, Default)]
+pub(super) struct SyncReport {
+    /// A write failed for another reason than ACLs (no leader, no
+    /// server): the pass stopped there.
+    failed: bool,
+    /// Entries written.
+    written: Vec<String>,
+    /// Entries ACLs refused, and why.
+    blocked: Vec<(String, String)>,
+}
+
+impl SyncReport {
+    fn ok(&self) -> bool {
+        !self.failed && self.blocked.is_empty()
+    }
+
+    fn merge(mut self, other: SyncReport) -> SyncReport {
+        self.failed |= other.failed;
+        self.written.extend(other.written);
+        self.blocked.extend(other.blocked);
+        self
+    }
+}
+
+/// Writes to this datacenter in order. A write refused by ACLs is passed
+/// over; any other failure stops the pass.
+async fn write_all(router: &Router, writes: Vec<SyncWrite>) -> SyncReport {
+    let mut report = SyncReport::default();
+    for w in writes {
+        let req = WriteRequest {
+            dc: None,
+            command: w.command,
+            token: w.token,
+        };
+        match router.write(req).await {
+            Ok(_) => report.written.push(w.what),
+            Err(e @ (RequestError::PermissionDenied(_) | RequestError::AclNotFound)) => {
+                report.blocked.push((w.what, e.to_string()));
+            }
+            Err(e) => {
+                tracing::debug!(entry = %w.what, error = %e, "catalog sync failed; will retry");
+                report.failed = true;
+                return report;
+            }
+        }
+    }
+    report
+}
 
 impl NodeActor {
     /// The catalog writes that bring these services ("" = node checks) up
     /// to date; a service no longer here is deregistered.
-    pub(super) fn writes_for(&mut self, ids: &[String]) -> Vec<Command> {
+    pub(super) fn writes_for(&mut self, ids: &[String]) -> Vec<SyncWrite> {
         let removed = std::mem::take(&mut self.local.removed_checks);
         let node = self.config.node_name.clone();
-        let mut writes: Vec<Command> = removed
+        let agent = self.router.agent_token();
+        let removal = |req: DeregisterRequest, what: String| SyncWrite {
+            command: Command::Deregister(req),
+            token: agent.clone(),
+            what,
+        };
+        let mut writes: Vec<SyncWrite> = removed
             .into_iter()
             .map(|check_id| {
-                Command::Deregister(DeregisterRequest {
+                let what = format!("check {check_id:?}");
+                let req = DeregisterRequest {
                     node: node.clone(),
                     check_id,
                     ..Default::default()
-                })
+                };
+                removal(req, what)
             })
             .collect();
-        writes.extend(ids.iter().map(|id| {
-            if id.is_empty() || self.local.services.contains_key(id) {
-                Command::Register(self.local.registration(id, self.node_row()))
-            } else {
-                Command::Deregister(DeregisterRequest {
-                    node: self.config.node_name.clone(),
+        let node_row = self.node_row();
+        let router = &self.router;
+        for id in ids {
+            if !id.is_empty() && !self.local.services.contains_key(id) {
+                let req = DeregisterRequest {
+                    node: node.clone(),
                     service_id: id.clone(),
                     ..Default::default()
-                })
+                };
+                let mut w = removal(req, format!("service {id:?}"));
+                if let Some((own, from_file)) = self.local.removed_tokens.get(id) {
+                    w.token = router.registration_token(own.as_deref(), *from_file);
+                }
+                writes.push(w);
+                continue;
             }
-        }));
+            let what = if id.is_empty() {
+                "node".to_string()
+            } else {
+                format!("service {id:?}")
+            };
+            let regs = self.local.registrations(id, &node_row, |own, from_file| {
+                router.registration_token(own, from_file)
+            });
+            writes.extend(
+                regs.into_iter()
+                    .enumerate()
+                    .map(|(i, (req, token))| SyncWrite {
+                        command: Command::Register(req),
+                        token,
+                        what: match i {
+                            0 => what.clone(),
+                            _ => format!("{what} check group {i} (own token)"),
+                        },
+                    }),
+            );
+        }
         writes
     }
 
@@ -66,15 +171,32 @@ impl NodeActor {
         });
     }
 
-    /// Backs off after a failed sync, resets after a good one.
-    pub(super) fn sync_done(&mut self, ok: bool) {
-        if ok {
+    /// Logs what ACLs newly block or no longer block (once each, not at
+    /// every retry); backs off after a failed or blocked pass, resets
+    /// after a good one.
+    pub(super) fn sync_done(&mut self, report: &SyncReport) {
+        for what in &report.written {
+            if self.blocked.remove(what) {
+                tracing::info!(entry = %what, "catalog sync no longer blocked by ACLs");
+            }
+        }
+        for (what, error) in &report.blocked {
+            if self.blocked.insert(what.clone()) {
+                tracing::warn!(entry = %what, %error, "catalog sync blocked by ACLs; retrying");
+            }
+        }
+        if report.ok() {
             self.backoff = Duration::ZERO;
             self.retry_at = None;
-        } else {
-            self.backoff = (self.backoff * 2).clamp(Duration::from_millis(200), MAX_BACKOFF);
-            self.retry_at = Some(Instant::now() + self.backoff);
+            return;
         }
+        let cap = if report.failed {
+            MAX_BACKOFF
+        } else {
+            MAX_BLOCKED_BACKOFF
+        };
+        self.backoff = (self.backoff * 2).clamp(Duration::from_millis(200), cap);
+        self.retry_at = Some(Instant::now() + self.backoff);
     }
 
     /// Writes these services' entries now and answers once they are in
@@ -89,8 +211,10 @@ impl NodeActor {
             self.local.dirty.remove(id);
         }
         let writes = self.writes_for(&ids);
-        let fut = async move { upstream.write_all(writes).await };
-        Box::pin(fut.into_actor(self).map(move |ok, act, _| {
+        let fut = async move { write_all(&upstream, writes).await };
+        Box::pin(fut.into_actor(self).map(move |report, act, _| {
+            let ok = report.ok();
+            act.sync_done(&report);
             if !ok {
                 tracing::debug!("local change not yet in the catalog; anti-entropy will retry");
                 act.local.dirty.extend(ids);
@@ -110,11 +234,11 @@ impl NodeActor {
         let ids: Vec<String> = std::mem::take(&mut self.local.dirty).into_iter().collect();
         let writes = self.writes_for(&ids);
         self.syncing = true;
-        let fut = async move { upstream.write_all(writes).await };
-        ctx.spawn(fut.into_actor(self).map(move |ok, act, _| {
+        let fut = async move { write_all(&upstream, writes).await };
+        ctx.spawn(fut.into_actor(self).map(move |report, act, _| {
             act.syncing = false;
-            act.dirty |= !ok;
-            act.sync_done(ok);
+            act.dirty |= !report.ok();
+            act.sync_done(&report);
         }));
     }
 
@@ -137,21 +261,39 @@ impl NodeActor {
         let node = self.config.node_name.clone();
         let keep_services: Vec<String> = self.local.services.keys().cloned().collect();
         let keep_checks: Vec<String> = self.local.checks.keys().cloned().collect();
+        let agent = self.router.agent_token();
+        // Services removed here go with the token they had.
+        let removed: std::collections::BTreeMap<String, Option<String>> = self
+            .local
+            .removed_tokens
+            .iter()
+            .map(|(id, (own, from_file))| {
+                let token = self.router.registration_token(own.as_deref(), *from_file);
+                (id.clone(), token)
+            })
+            .collect();
+        let cleared: Vec<String> = removed.keys().cloned().collect();
         let fut = async move {
             // The node row comes from the leader's reconcile; until it
             // exists (or while there is no leader) retry later.
-            if !router.write_all(writes).await {
-                return false;
+            let report = write_all(&router, writes).await;
+            if report.failed {
+                return report;
             }
+            // Read as the agent: what it may not read, it does not remove.
             let read = ReadRequest {
                 opts: QueryOptions {
                     consistency: Consistency::Stale,
+                    token: agent.clone(),
                     ..Default::default()
                 },
                 query: Query::CatalogNode { node: node.clone() },
             };
             let Ok(resp) = router.read(read.clone()).await else {
-                return false;
+                return SyncReport {
+                    failed: true,
+                    ..report
+                };
             };
             let mut removals = Vec::new();
             if let QueryResult::NodeServices(Some(ns)) = resp.result {
@@ -184,16 +326,34 @@ impl NodeActor {
                     }
                 }
             }
-            router
-                .write_all(removals.into_iter().map(Command::Deregister).collect())
-                .await
+            let removals = removals
+                .into_iter()
+                .map(|req| SyncWrite {
+                    what: format!(
+                        "stale entry {:?}",
+                        format!("{}{}", req.service_id, req.check_id)
+                    ),
+                    token: removed
+                        .get(&req.service_id)
+                        .cloned()
+                        .unwrap_or_else(|| agent.clone()),
+                    command: Command::Deregister(req),
+                })
+                .collect();
+            report.merge(write_all(&router, removals).await)
         };
         self.syncing = true;
         self.dirty = false;
-        ctx.spawn(fut.into_actor(self).map(|ok, act, _| {
+        ctx.spawn(fut.into_actor(self).map(move |report, act, _| {
             act.syncing = false;
-            act.dirty |= !ok;
-            act.sync_done(ok);
+            act.dirty |= !report.ok();
+            if report.ok() {
+                // The catalog has none of them now.
+                for id in &cleared {
+                    act.local.removed_tokens.remove(id);
+                }
+            }
+            act.sync_done(&report);
         }));
     }
 }

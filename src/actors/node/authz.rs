@@ -16,6 +16,7 @@ use crate::state::query::execute;
 use crate::state::{StateStore, T_ACL_POLICIES, T_ACL_ROLES, T_ACL_TOKENS};
 use crate::storage::fsm::{self, SharedStore};
 use crate::structs::acl::{ResolvedAclToken, ANONYMOUS_TOKEN_SECRET};
+use crate::structs::catalog::Node;
 use crate::structs::query::{Query, QueryResult};
 use crate::structs::{ReadRequest, ReadResponse, RequestError, WriteRequest};
 
@@ -186,6 +187,26 @@ impl Authz {
         non_empty(t.agent)
             .or_else(|| non_empty(t.default))
             .filter(|_| self.enabled)
+    }
+
+    /// The token a local service or check syncs with (Consul's
+    /// `aclTokenForServiceSync`): the one it was registered with, else
+    /// for one from the config files
+    /// `acl.tokens.config_file_service_registration`, else the agent's.
+    /// Read at each sync, so tokens set at run time apply at once.
+    pub fn registration_token(&self, own: Option<&str>, from_file: bool) -> Option<String> {
+        if !self.enabled {
+            return None;
+        }
+        let file_token = || {
+            from_file
+                .then(|| non_empty(self.tokens.get().config_file_service_registration))
+                .flatten()
+        };
+        own.filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .or_else(file_token)
+            .or_else(|| self.agent_token())
     }
 
     /// `acl.tokens.dns`, else the default.
@@ -422,6 +443,16 @@ impl Lookup for StoreLookup<'_> {
                 .values()
                 .find(|s| s.id == service_id)
                 .map(|s| s.service.clone()),
+            _ => None,
+        }
+    }
+
+    fn node(&self, name: &str) -> Option<Node> {
+        let q = Query::CatalogNode {
+            node: name.to_string(),
+        };
+        match execute(self.0, &q, None).1 {
+            QueryResult::NodeServices(Some(ns)) => Some(ns.node),
             _ => None,
         }
     }

@@ -33,6 +33,9 @@ pub struct LocalService {
     pub service: NodeService,
     /// Came from a config file: a reload may remove or change it.
     pub from_file: bool,
+    /// The token it was registered with (Consul's service token); unset,
+    /// it syncs with the fallbacks of [`Local::sync_token`]'s callers.
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -42,6 +45,9 @@ pub struct LocalCheck {
     pub from_file: bool,
     /// Since when the check is critical (`deregister_critical_service_after`).
     pub critical_since: Option<Instant>,
+    /// The token it was registered with: its own, else its service's
+    /// for an inline one. Kept out of `def`, which the runners see.
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -55,6 +61,10 @@ pub struct Local {
     pub output_dirty: BTreeSet<String>,
     /// Checks removed here that the catalog may still hold.
     pub removed_checks: BTreeSet<String>,
+    /// The token and origin of services removed here, until a full pass
+    /// has removed them from the catalog: a removal goes with the token
+    /// the service had, as Consul's.
+    pub removed_tokens: BTreeMap<String, (Option<String>, bool)>,
 }
 
 impl Local {
@@ -88,10 +98,14 @@ impl Local {
             kind: def.kind.clone(),
             ..Default::default()
         };
+        let token = def.token.get().map(str::to_string);
         let mut new_checks = Vec::new();
         for (i, c) in def.checks.iter().enumerate() {
             let mut c = c.clone();
             c.service_id = id.clone();
+            if c.token.get().is_none() {
+                c.token = def.token.clone();
+            }
             let nth = if def.checks.len() > 1 { i + 1 } else { 0 };
             new_checks.push(build_check(&self.node, &c, Some(&service), nth));
         }
@@ -113,11 +127,13 @@ impl Local {
         for cid in stale {
             self.checks.remove(&cid);
         }
+        self.removed_tokens.remove(&id);
         self.services.insert(
             id.clone(),
             LocalService {
                 service: service.clone(),
                 from_file,
+                token,
             },
         );
         for (row, def) in new_checks {
@@ -132,7 +148,8 @@ impl Local {
         id
     }
 
-    fn insert_check(&mut self, mut row: HealthCheck, def: CheckDefinition, from_file: bool) {
+    fn insert_check(&mut self, mut row: HealthCheck, mut def: CheckDefinition, from_file: bool) {
+        let token = std::mem::take(&mut def.token).get().map(str::to_string);
         let mut critical_since = (row.status == HealthStatus::Critical).then(Instant::now);
         self.removed_checks.remove(&row.check_id);
         if let Some(old) = self.checks.get(&row.check_id) {
@@ -149,15 +166,18 @@ impl Local {
                 def,
                 from_file,
                 critical_since,
+                token,
             },
         );
     }
 
     /// Removes a service and its checks; false when it is unknown.
     pub fn remove_service(&mut self, id: &str) -> bool {
-        if self.services.remove(id).is_none() {
+        let Some(gone) = self.services.remove(id) else {
             return false;
-        }
+        };
+        self.removed_tokens
+            .insert(id.to_string(), (gone.token, gone.from_file));
         self.checks.retain(|_, c| c.row.service_id != id);
         self.output_dirty.remove(id);
         true
@@ -302,18 +322,52 @@ impl Local {
         errors
     }
 
-    /// A service with its checks, on top of this node's own row.
-    pub fn registration(&self, service_id: &str, node_row: RegisterRequest) -> RegisterRequest {
-        RegisterRequest {
-            service: self.services.get(service_id).map(|s| s.service.clone()),
-            checks: self
-                .checks
-                .values()
-                .filter(|c| c.row.service_id == service_id)
-                .map(|c| c.row.clone())
-                .collect(),
-            ..node_row
+    /// The catalog writes for a service with its checks ("" = the node's
+    /// own checks), each on top of this node's row and with the token it
+    /// goes with. `token_for(own, from_file)` is the agent's fallback
+    /// order (Consul's `aclTokenForServiceSync`). Checks whose token is
+    /// the service's ride with it; the others go in writes of their own,
+    /// so that no check borrows its service's rights (as Consul's
+    /// `syncService`). Only the node's own first write may change the
+    /// node row: the others carry a service's or check's token, which
+    /// need not have `node:write`.
+    pub fn registrations(
+        &self,
+        service_id: &str,
+        node_row: &RegisterRequest,
+        token_for: impl Fn(Option<&str>, bool) -> Option<String>,
+    ) -> Vec<(RegisterRequest, Option<String>)> {
+        let service = self.services.get(service_id);
+        let lead = match service {
+            Some(s) => token_for(s.token.as_deref(), s.from_file),
+            None => token_for(None, false),
+        };
+        let mut groups: Vec<(Option<String>, Vec<HealthCheck>)> = vec![(lead, Vec::new())];
+        for c in self
+            .checks
+            .values()
+            .filter(|c| c.row.service_id == service_id)
+        {
+            let token = token_for(c.token.as_deref(), c.from_file);
+            match groups.iter_mut().find(|(t, _)| *t == token) {
+                Some((_, checks)) => checks.push(c.row.clone()),
+                None => groups.push((token, vec![c.row.clone()])),
+            }
         }
+        groups
+            .into_iter()
+            .enumerate()
+            .map(|(i, (token, checks))| {
+                let req = RegisterRequest {
+                    service: service.map(|s| s.service.clone()),
+                    checks,
+                    skip_node_update: node_row.skip_node_update
+                        || !(service_id.is_empty() && i == 0),
+                    ..node_row.clone()
+                };
+                (req, token)
+            })
+            .collect()
     }
 
     pub fn rows(&self) -> BTreeMap<String, HealthCheck> {
@@ -410,6 +464,11 @@ impl Local {
             row.service_name = s.service.clone();
             row.service_tags = s.tags.clone();
         }
+        // A service's maintenance check goes with the service's token.
+        let token = self
+            .services
+            .get(&row.service_id)
+            .and_then(|s| s.token.clone());
         self.dirty.insert(row.service_id.clone());
         self.checks.insert(
             id,
@@ -418,6 +477,7 @@ impl Local {
                 def: CheckDefinition::default(),
                 from_file: false,
                 critical_since: None,
+                token,
             },
         );
     }
@@ -511,138 +571,4 @@ pub fn build_check(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn web(checks: Vec<CheckDefinition>) -> ServiceDefinition {
-        ServiceDefinition {
-            name: "web".into(),
-            port: 80,
-            checks,
-            ..Default::default()
-        }
-    }
-
-    fn ttl(secs: u64) -> CheckDefinition {
-        CheckDefinition {
-            ttl: Some(Duration::from_secs(secs)),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn check_ids_names_and_kept_state() {
-        let mut l = Local::new("n1");
-        l.add_service(&web(vec![ttl(10), ttl(20)]), true);
-        assert!(l.checks.contains_key("service:web:1") && l.checks.contains_key("service:web:2"));
-        assert_eq!(l.checks["service:web:1"].row.name, "Service 'web' check");
-        l.set_status("service:web:1", HealthStatus::Passing, "ok")
-            .unwrap();
-        // Re-registered with one check changed: the unchanged one keeps its state.
-        l.add_service(&web(vec![ttl(10), ttl(30)]), true);
-        assert_eq!(l.checks["service:web:1"].row.status, HealthStatus::Passing);
-        assert_eq!(l.checks["service:web:2"].row.status, HealthStatus::Critical);
-        // With a single check, IDs lose the suffix and stale ones go.
-        l.add_service(&web(vec![ttl(10)]), true);
-        assert_eq!(l.checks.keys().collect::<Vec<_>>(), vec!["service:web"]);
-    }
-
-    #[test]
-    fn bad_checks_are_refused_with_reasons() {
-        let mut l = Local::new("n1");
-        let both = CheckDefinition {
-            name: "x".into(),
-            http: "http://a".into(),
-            tcp: "a:1".into(),
-            interval: Some(Duration::from_secs(1)),
-            ..Default::default()
-        };
-        assert!(
-            matches!(l.add_check(both, false), Err(LocalError::Invalid(m)) if m.contains("http and tcp"))
-        );
-        let orphan = CheckDefinition {
-            name: "x".into(),
-            service_id: "nope".into(),
-            ..ttl(5)
-        };
-        assert!(matches!(
-            l.add_check(orphan, false),
-            Err(LocalError::NotFound(_))
-        ));
-        let no_interval = CheckDefinition {
-            name: "x".into(),
-            tcp: "a:1".into(),
-            ..Default::default()
-        };
-        assert!(matches!(
-            l.add_check(no_interval, false),
-            Err(LocalError::Invalid(_))
-        ));
-    }
-
-    #[test]
-    fn reload_replaces_file_entries_and_keeps_api_ones() {
-        let mut l = Local::new("n1");
-        l.add_service(&web(vec![ttl(10)]), true);
-        let api = ServiceDefinition {
-            name: "api".into(),
-            ..Default::default()
-        };
-        l.add_service(&api, false);
-        l.set_status("service:web", HealthStatus::Passing, "")
-            .unwrap();
-        let db = ServiceDefinition {
-            name: "db".into(),
-            ..Default::default()
-        };
-        let errors = l.reload(&[web(vec![ttl(10)]), db], &[]);
-        assert!(errors.is_empty());
-        assert_eq!(
-            l.services.keys().collect::<Vec<_>>(),
-            vec!["api", "db", "web"]
-        );
-        assert_eq!(l.checks["service:web"].row.status, HealthStatus::Passing);
-        l.reload(&[], &[]);
-        assert_eq!(l.services.keys().collect::<Vec<_>>(), vec!["api"]);
-        assert!(l.checks.is_empty());
-    }
-
-    #[test]
-    fn maintenance_and_aggregated_status() {
-        let mut l = Local::new("n1");
-        l.add_service(&web(vec![ttl(10)]), false);
-        l.set_status("service:web", HealthStatus::Passing, "")
-            .unwrap();
-        assert_eq!(l.aggregated("web"), HealthStatus::Passing);
-        l.service_maintenance("web", true, "").unwrap();
-        assert_eq!(l.aggregated("web"), HealthStatus::Critical);
-        assert!(l.checks["_service_maintenance:web"]
-            .row
-            .notes
-            .contains("no reason was provided"));
-        l.service_maintenance("web", false, "").unwrap();
-        l.node_maintenance(true, "patching");
-        assert_eq!(l.aggregated("web"), HealthStatus::Critical);
-        assert_eq!(l.checks[NODE_MAINT].row.notes, "patching");
-        assert!(matches!(
-            l.service_maintenance("nope", true, ""),
-            Err(LocalError::NotFound(_))
-        ));
-    }
-
-    #[test]
-    fn critical_services_expire_after_their_deadline() {
-        let mut l = Local::new("n1");
-        let c = CheckDefinition {
-            deregister_critical_service_after: Some(Duration::from_secs(60)),
-            ..ttl(10)
-        };
-        l.add_service(&web(vec![c]), false);
-        let now = Instant::now();
-        assert!(l.expired_critical(now).is_empty());
-        assert_eq!(
-            l.expired_critical(now + Duration::from_secs(61)),
-            vec!["web".to_string()]
-        );
-    }
-}
+mod tests;

@@ -155,6 +155,8 @@ pub struct NodeActor {
     /// doubling up to `MAX_BACKOFF`.
     backoff: Duration,
     retry_at: Option<Instant>,
+    /// Catalog entries whose last write ACLs refused (logged once).
+    blocked: std::collections::BTreeSet<String>,
     events: events::EventLog,
 }
 
@@ -184,6 +186,7 @@ impl NodeActor {
             alive_members: Default::default(),
             backoff: Duration::ZERO,
             retry_at: None,
+            blocked: Default::default(),
             events: Default::default(),
         }
     }

@@ -160,6 +160,13 @@ impl Router {
         self.0.authz.agent_token()
     }
 
+    /// The token anti-entropy syncs a local service or check with: its
+    /// own, else (from a config file) `config_file_service_registration`,
+    /// else the agent's; `None` with ACLs off.
+    pub fn registration_token(&self, own: Option<&str>, from_file: bool) -> Option<String> {
+        self.0.authz.registration_token(own, from_file)
+    }
+
     /// The one comparison of datacenter names: empty or this agent's own
     /// (in any case) is here.
     fn target(&self, dc: Option<&str>) -> Target {
@@ -388,26 +395,6 @@ impl Router {
                 other => other,
             },
         }
-    }
-
-    /// Writes to this datacenter in order, stopping at the first failure;
-    /// whether all went in.
-    pub async fn write_all(&self, writes: Vec<Command>) -> bool {
-        for command in writes {
-            if self
-                .write(WriteRequest {
-                    dc: None,
-                    command,
-                    // The agent's own writes (anti-entropy).
-                    token: self.0.authz.agent_token(),
-                })
-                .await
-                .is_err()
-            {
-                return false;
-            }
-        }
-        true
     }
 
     /// Raft's view of `dc`: a server's own, or with `leader` the leader's

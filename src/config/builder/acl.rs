@@ -16,11 +16,6 @@ use super::value::At;
 use super::ConfigError;
 use crate::config::{AclConfig, RuntimeConfig};
 
-/// How the warning ends when a config asks for ACLs: what such an agent
-/// still leaves open, so that operators know.
-pub const ACLS_PARTLY_ENFORCED: &str =
-    "ACLs are enforced, but acl.tokens.config_file_service_registration is not used yet: services from config files are synced with acl.tokens.agent";
-
 type Setter = Box<dyn FnOnce(&mut RuntimeConfig)>;
 /// Reads and checks a value at once, so that every error names the file
 /// and the key as written, legacy or not; the setter waits for precedence.
@@ -213,20 +208,11 @@ impl AclKeys {
             }
             self.current.entry(new).or_insert(p);
         }
-        let enabled_by = self.current.get("acl.enabled").map(|p| p.key.clone());
         for p in self.current.into_values() {
             (p.set)(cfg);
         }
         for w in warnings.into_iter().chain(self.warnings) {
             cfg.warnings.push(format!("{file}: {w}"));
-        }
-        if let Some(key) = enabled_by {
-            // The last file to set it decides; its word replaces an earlier one's.
-            cfg.warnings.retain(|w| !w.ends_with(ACLS_PARTLY_ENFORCED));
-            if cfg.acl.enabled {
-                cfg.warnings
-                    .push(format!("{file}: {key}: {ACLS_PARTLY_ENFORCED}"));
-            }
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use super::value::At;
 use super::ConfigError;
-use crate::config::{CheckDefinition, ServiceDefinition};
+use crate::config::{CheckDefinition, DefinitionToken, ServiceDefinition};
 
 /// Service and check definitions accept Consul's CamelCase as well:
 /// compare keys lowercased with underscores removed.
@@ -54,6 +54,7 @@ pub(super) fn parse_check(at: &At) -> Result<CheckDefinition, ConfigError> {
             "deregistercriticalserviceafter" => {
                 c.deregister_critical_service_after = Some(a.duration()?)
             }
+            "token" => c.token = DefinitionToken(a.string()?),
             "successbeforepassing" => c.success_before_passing = a.uint()?,
             "failuresbeforewarning" => c.failures_before_warning = a.uint()?,
             "failuresbeforecritical" => c.failures_before_critical = a.uint()?,
@@ -113,8 +114,8 @@ pub(super) fn parse_service(at: &At) -> Result<ServiceDefinition, ConfigError> {
                     s.checks.push(parse_check(&c)?);
                 }
             }
-            "token" | "taggedaddresses" | "connect" | "proxy" | "locality" | "namespace"
-            | "partition" => {
+            "token" => s.token = DefinitionToken(a.string()?),
+            "taggedaddresses" | "connect" | "proxy" | "locality" | "namespace" | "partition" => {
                 tracing::debug!(key = %a.key, "service key accepted, not used yet")
             }
             _ => return Err(a.err("unknown service key")),

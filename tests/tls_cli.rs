@@ -174,6 +174,7 @@ fn cert_create_names_numbers_and_signs_as_consul() {
             "TLS Web Client Authentication",
         ),
     ];
+    let ca_subject = issuer_and_subject(d, "consul-agent-ca.pem").1;
     for (file, cn, sans, eku) in cases {
         assert!(verifies(d, "consul-agent-ca.pem", file), "{file}");
         let text = x509_text(d, file);
@@ -187,6 +188,9 @@ fn cert_create_names_numbers_and_signs_as_consul() {
         );
         assert_eq!(field(&text, "Basic Constraints: critical"), "CA:FALSE");
         assert!(text.contains("Authority Key Identifier"), "{text}");
+        let (issuer, subject) = issuer_and_subject(d, file);
+        assert_eq!(issuer, ca_subject, "{file}'s issuer");
+        assert_ne!(subject, ca_subject, "{file}'s subject");
         assert!(valid_in(d, file, 364) && !valid_in(d, file, 366), "{file}");
     }
 }
@@ -339,6 +343,11 @@ fn cert_create_signs_with_a_ca_whose_key_is_sec1_as_consuls() {
         ],
     );
     assert!(verifies(d, "ca.pem", "dc1-client-consul-0.pem"));
+    assert_eq!(
+        issuer_and_subject(d, "dc1-client-consul-0.pem").0,
+        issuer_and_subject(d, "ca.pem").1,
+        "the issuer name is the CA's subject byte for byte"
+    );
 }
 
 #[test]

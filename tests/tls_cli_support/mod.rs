@@ -120,3 +120,51 @@ pub fn s_client(dir: &Path, port: u16, hostname: &str) -> bool {
     ];
     openssl(dir, &args).status.success()
 }
+
+/// The DER bytes of a certificate file's issuer and subject names, as
+/// written: Go and webpki chain a certificate to its CA by comparing these
+/// bytes exactly, which is stricter than `openssl verify`.
+pub fn issuer_and_subject(dir: &Path, file: &str) -> (Vec<u8>, Vec<u8>) {
+    use base64::Engine;
+    let pem = std::fs::read_to_string(dir.join(file)).expect("certificate file");
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("PEM body");
+    let (cert, _) = der_element(&der);
+    let (tbs, _) = der_element(content(cert));
+    let mut rest = content(tbs);
+    let mut fields = Vec::new();
+    while !rest.is_empty() {
+        let (el, next) = der_element(rest);
+        fields.push(el);
+        rest = next;
+    }
+    // [0] version, serial, signature algorithm, issuer, validity, subject.
+    assert_eq!(fields[0][0], 0xa0, "v3 certificate");
+    (fields[3].to_vec(), fields[5].to_vec())
+}
+
+/// Splits one DER element (tag, length, content) off the front.
+fn der_element(b: &[u8]) -> (&[u8], &[u8]) {
+    let (header, len) = match b[1] {
+        n if n < 0x80 => (2, n as usize),
+        n => {
+            let k = (n & 0x7f) as usize;
+            let len = b[2..2 + k]
+                .iter()
+                .fold(0usize, |a, x| (a << 8) | *x as usize);
+            (2 + k, len)
+        }
+    };
+    b.split_at(header + len)
+}
+
+fn content(el: &[u8]) -> &[u8] {
+    let header = if el[1] < 0x80 {
+        2
+    } else {
+        2 + (el[1] & 0x7f) as usize
+    };
+    &el[header..]
+}

@@ -41,6 +41,11 @@ fn ca_create_writes_consuls_ca_and_refuses_to_overwrite_it() {
     );
     assert!(text.contains("Subject Key Identifier"), "{text}");
     assert!(!text.contains("Name Constraints"), "{text}");
+    assert!(key_matches(
+        d,
+        "consul-agent-ca-key.pem",
+        "consul-agent-ca.pem"
+    ));
     // Five years by default.
     assert!(valid_in(d, "consul-agent-ca.pem", 1824));
     assert!(!valid_in(d, "consul-agent-ca.pem", 1826));
@@ -177,6 +182,8 @@ fn cert_create_names_numbers_and_signs_as_consul() {
     let ca_subject = issuer_and_subject(d, "consul-agent-ca.pem").1;
     for (file, cn, sans, eku) in cases {
         assert!(verifies(d, "consul-agent-ca.pem", file), "{file}");
+        let key = file.replace(".pem", "-key.pem");
+        assert!(key_matches(d, &key, file), "{key}");
         let text = x509_text(d, file);
         assert!(text.contains(&format!("Subject: CN = {cn}\n")), "{text}");
         assert_eq!(field(&text, "Subject Alternative Name"), sans, "{file}");

@@ -168,3 +168,15 @@ fn content(el: &[u8]) -> &[u8] {
     };
     &el[header..]
 }
+
+/// Whether the key file is SEC1 (`EC PRIVATE KEY`, as Consul writes keys)
+/// and holds the private half of the certificate's public key.
+pub fn key_matches(dir: &Path, key: &str, cert: &str) -> bool {
+    let pem = std::fs::read_to_string(dir.join(key)).expect("key file");
+    let from_key = openssl(dir, &["pkey", "-in", key, "-pubout"]);
+    let from_cert = openssl(dir, &["x509", "-pubkey", "-noout", "-in", cert]);
+    pem.starts_with("-----BEGIN EC PRIVATE KEY-----\n")
+        && from_key.status.success()
+        && from_cert.status.success()
+        && from_key.stdout == from_cert.stdout
+}

@@ -74,7 +74,7 @@ pub(super) fn run(a: Args) -> Result<i32, TlsError> {
 
     files::write_new(&cert_file, &cert.pem(), false)?;
     println!("==> Saved {cert_file}");
-    files::write_new(&key_file, &key.serialize_pem(), true)?;
+    files::write_new(&key_file, &files::sec1_pem(&key)?, true)?;
     println!("==> Saved {key_file}");
     Ok(0)
 }

@@ -1,7 +1,7 @@
 //! The file side of `meridian tls`: new files only (a CA or key is never
-//! overwritten), private keys readable by their owner alone, and the CA read
-//! back from PEM, whether its key is PKCS #8 (ours) or SEC1 (`EC PRIVATE
-//! KEY`, what `consul tls ca create` writes), so Consul's CA files work too.
+//! overwritten), private keys readable by their owner alone and written as
+//! SEC1 `EC PRIVATE KEY` as Consul writes them (so Consul's own tools read
+//! ours), and the CA read back from PEM whether its key is SEC1 or PKCS #8.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -101,6 +101,83 @@ pub(super) fn load_ca(
     Ok((ca_pem, issuer))
 }
 
+/// A P-256 key as SEC1 PEM (`EC PRIVATE KEY`), with the curve named and
+/// the public key included, the form Go's `x509.ParseECPrivateKey` (and so
+/// `consul tls cert create`) requires.
+pub(super) fn sec1_pem(key: &KeyPair) -> Result<String, TlsError> {
+    let bad = || TlsError::Generate {
+        what: "private key",
+        source: rcgen::Error::CouldNotParseKeyPair,
+    };
+    // PKCS #8: SEQUENCE { version, algorithm, OCTET STRING { ECPrivateKey } },
+    // ECPrivateKey: SEQUENCE { version 1, OCTET STRING privateKey, ... }.
+    let (info, _) = der_element(key.serialized_der()).ok_or_else(bad)?;
+    let (_version, rest) = der_element(der_content(info)?).ok_or_else(bad)?;
+    let (_algorithm, rest) = der_element(rest).ok_or_else(bad)?;
+    let (octets, _) = der_element(rest).ok_or_else(bad)?;
+    let (ec_key, _) = der_element(der_content(octets)?).ok_or_else(bad)?;
+    let (_ec_version, rest) = der_element(der_content(ec_key)?).ok_or_else(bad)?;
+    let (private, _) = der_element(rest).ok_or_else(bad)?;
+    let point = key.public_key_raw();
+
+    let mut body = vec![0x02, 0x01, 0x01];
+    body.extend_from_slice(private);
+    body.extend_from_slice(&[
+        0xa0, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07,
+    ]);
+    let mut bits = vec![0x03];
+    bits.extend(der_len(point.len() + 1));
+    bits.push(0x00);
+    bits.extend_from_slice(point);
+    body.push(0xa1);
+    body.extend(der_len(bits.len()));
+    body.extend(bits);
+    let mut der = vec![0x30];
+    der.extend(der_len(body.len()));
+    der.extend(body);
+
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN EC PRIVATE KEY-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str("-----END EC PRIVATE KEY-----\n");
+    Ok(pem)
+}
+
+/// Splits one DER element (tag, length, content) off the front of `b`.
+fn der_element(b: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (header, len) = der_header(b)?;
+    (b.len() >= header + len).then(|| b.split_at(header + len))
+}
+
+fn der_content(el: &[u8]) -> Result<&[u8], TlsError> {
+    der_header(el)
+        .and_then(|(header, _)| el.get(header..))
+        .ok_or(TlsError::Generate {
+            what: "private key",
+            source: rcgen::Error::CouldNotParseKeyPair,
+        })
+}
+
+/// The header size and content length of the DER element at `b`.
+fn der_header(b: &[u8]) -> Option<(usize, usize)> {
+    let first = *b.get(1)?;
+    if first < 0x80 {
+        return Some((2, first as usize));
+    }
+    let k = (first & 0x7f) as usize;
+    if k == 0 || k > 4 {
+        return None;
+    }
+    let len = b
+        .get(2..2 + k)?
+        .iter()
+        .fold(0usize, |a, x| (a << 8) | *x as usize);
+    Some((2 + k, len))
+}
+
 /// The first PEM block of `text`: its label and decoded bytes.
 fn pem_block(text: &str) -> Option<(String, Vec<u8>)> {
     let mut lines = text.lines().map(str::trim);
@@ -163,6 +240,16 @@ mod tests {
         assert_eq!(der_len(5), vec![5]);
         assert_eq!(der_len(0x80), vec![0x81, 0x80]);
         assert_eq!(der_len(0x1234), vec![0x82, 0x12, 0x34]);
+    }
+
+    #[test]
+    fn sec1_keys_read_back_as_the_same_key() {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+        let pem = sec1_pem(&key).expect("sec1");
+        let (tag, der) = pem_block(&pem).expect("pem");
+        assert_eq!(tag, "EC PRIVATE KEY");
+        let back = KeyPair::try_from(sec1_p256_to_pkcs8(&der).as_slice()).expect("parses");
+        assert_eq!(back.public_key_raw(), key.public_key_raw());
     }
 
     #[test]

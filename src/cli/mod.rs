@@ -20,6 +20,7 @@ mod members;
 mod operator;
 mod reload;
 mod snapshot;
+mod tls;
 mod validate;
 mod version;
 mod watch;
@@ -92,6 +93,11 @@ enum Cmd {
     ForceLeave(force_leave::Args),
     /// Generates a new encryption key for gossip.
     Keygen,
+    /// Creates the agent CA and the certificates it signs.
+    Tls {
+        #[command(subcommand)]
+        cmd: tls::TlsCmd,
+    },
     /// Checks config files or directories for validity.
     Validate(validate::Args),
     /// Prints the version.
@@ -132,6 +138,7 @@ pub fn run(args: Vec<String>) -> i32 {
         Cmd::ForceLeave(a) => force_leave::run(a),
         Cmd::Maint(a) => maint::run(a),
         Cmd::Keygen => keygen::run(),
+        Cmd::Tls { cmd } => tls::run(cmd),
         Cmd::Validate(a) => validate::run(a),
         Cmd::Version => version::run(),
         Cmd::DemoWeb(a) => demo_web::run(a),

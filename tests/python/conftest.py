@@ -1,6 +1,7 @@
 """Starts the built `meridian` binary as a user would, for tests that use
 software nobody here wrote: the py-consul client library and dig."""
 
+import atexit
 import os
 import re
 import shutil
@@ -25,6 +26,13 @@ def free_port():
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
+def _remove(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
 class Agent:
     def __init__(self, extra_args=(), config_dir=None, wait_for_service=None, node="pytest-node",
                  ready=None, ephemeral=False):
@@ -35,6 +43,8 @@ class Agent:
         self.dns_port = pick()
         self.serf_wan_port = pick()
         self.log = tempfile.NamedTemporaryFile(prefix="meridian-agent-", suffix=".log", delete=False)
+        # Kept while the tests run (a failure quotes it), gone after.
+        atexit.register(_remove, self.log.name)
         args = [
             BIN, "agent", "-dev", "-node", node,
             "-http-port", str(self.http_port), "-dns-port", str(self.dns_port),

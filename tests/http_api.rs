@@ -25,6 +25,7 @@ async fn dev_agent() -> Api {
             server: None,
             serf_lan: None,
             serf_wan: None,
+            https: None,
         },
         ..Default::default()
     };

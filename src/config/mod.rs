@@ -16,11 +16,13 @@ pub mod acl;
 pub mod builder;
 pub mod duration;
 pub mod flags;
+pub mod tls;
 
 pub use acl::{AclConfig, AclDefaultPolicy, AclDownPolicy, AclTokens, DefinitionToken};
 pub use builder::{build, ensure_node_id, validate_paths, ConfigError};
 pub use duration::format_go_duration as format_duration;
 pub use flags::AgentFlags;
+pub use tls::{Limits, TlsConfig, TlsProtocol};
 
 /// Listener ports; `None` means disabled (`-1` in a file or flag).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +32,8 @@ pub struct Ports {
     pub server: Option<u16>,
     pub serf_lan: Option<u16>,
     pub serf_wan: Option<u16>,
+    /// The HTTPS listener; off unless set (Consul's convention is 8501).
+    pub https: Option<u16>,
 }
 
 impl Default for Ports {
@@ -40,6 +44,7 @@ impl Default for Ports {
             server: Some(8300),
             serf_lan: Some(8301),
             serf_wan: Some(8302),
+            https: None,
         }
     }
 }
@@ -222,6 +227,10 @@ pub struct RuntimeConfig {
     pub retry_interval_wan: Duration,
     pub retry_max_wan: u32,
     pub rejoin_after_leave: bool,
+    /// `tls`: certificates and verification for HTTPS and server RPC.
+    pub tls: TlsConfig,
+    /// `limits` on connections per client address.
+    pub limits: Limits,
     pub encrypt: Option<String>,
     pub encrypt_verify_incoming: bool,
     pub encrypt_verify_outgoing: bool,
@@ -288,6 +297,8 @@ impl Default for RuntimeConfig {
             retry_interval_wan: Duration::from_secs(30),
             retry_max_wan: 0,
             rejoin_after_leave: false,
+            tls: TlsConfig::default(),
+            limits: Limits::default(),
             encrypt: None,
             encrypt_verify_incoming: true,
             encrypt_verify_outgoing: true,

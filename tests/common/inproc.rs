@@ -100,6 +100,7 @@ pub fn loopback_config(name: &str) -> RuntimeConfig {
             server: None,
             serf_lan: None,
             serf_wan: None,
+            https: None,
         },
         ..Default::default()
     }

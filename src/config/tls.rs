@@ -1,0 +1,78 @@
+//! Transport security settings: `tls { defaults, https, internal_rpc }`
+//! (and Consul's deprecated top-level `ca_file`, `verify_incoming`, ...)
+//! resolved per protocol, and `limits` on what one client address may
+//! hold open. The builder fills these; `crate::tls` turns them into
+//! rustls configurations.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// One protocol's settings after `defaults` and the deprecated top-level
+/// keys have been folded in (a key set in the protocol's own block wins,
+/// then `tls.defaults`, then the deprecated top-level key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct TlsProtocol {
+    pub ca_file: Option<PathBuf>,
+    pub ca_path: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// `TLSv1_2` unless set; Consul's names (`TLSv1_0` .. `TLSv1_3`).
+    pub tls_min_version: Option<String>,
+    /// Consul's (Go's) cipher suite names; empty = rustls' defaults.
+    pub tls_cipher_suites: Vec<String>,
+    /// Require and verify a client certificate from the CA.
+    pub verify_incoming: bool,
+    /// Dial with TLS and verify the peer's certificate (internal RPC).
+    pub verify_outgoing: bool,
+    /// The peer server's certificate must name `server.<dc>.<domain>`
+    /// (internal RPC).
+    pub verify_server_hostname: bool,
+}
+
+impl TlsProtocol {
+    /// Whether this protocol has a certificate to present.
+    pub fn has_cert(&self) -> bool {
+        self.cert_file.is_some() && self.key_file.is_some()
+    }
+
+    /// Whether a CA is configured to verify peers with.
+    pub fn has_ca(&self) -> bool {
+        self.ca_file.is_some() || self.ca_path.is_some()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct TlsConfig {
+    /// The HTTPS listener (`ports.https`) and what the agent's own HTTP
+    /// clients (watches, checks of its API) trust.
+    pub https: TlsProtocol,
+    /// Server RPC (port 8300): server to server, client to server, and
+    /// across datacenters.
+    pub internal_rpc: TlsProtocol,
+}
+
+/// `limits` that bound what one client address can cost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Connections one IP may hold open on the HTTP(S) listeners (0 = no
+    /// limit), `http_max_conns_per_client`.
+    pub http_max_conns_per_client: u32,
+    /// Connections one IP may hold open on server RPC (0 = no limit),
+    /// `rpc_max_conns_per_client`.
+    pub rpc_max_conns_per_client: u32,
+    /// A new RPC connection must finish its TLS handshake and send its
+    /// first frame within this, `rpc_handshake_timeout`.
+    pub rpc_handshake_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            http_max_conns_per_client: 200,
+            rpc_max_conns_per_client: 100,
+            rpc_handshake_timeout: Duration::from_secs(5),
+        }
+    }
+}

@@ -242,6 +242,8 @@ pub async fn start(
     let (rpc_listener, rpc_addr) = rpc_listener.unzip();
     // From here on the config is shared and no longer changes.
     let config = Arc::new(config);
+    // Certificates are read now, so that a bad file fails the start.
+    let tls = crate::tls::AgentTls::new(&config.tls)?;
 
     let (raft, local) = if config.server {
         let (actor, local) = RaftActor::start(config.clone()).await?;
@@ -281,6 +283,7 @@ pub async fn start(
         lan,
         wan,
         reload,
+        tls.clone(),
     ));
     if let (Some(listener), Some(local)) = (rpc_listener, local) {
         let endpoint = Endpoint {

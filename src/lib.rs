@@ -25,6 +25,7 @@ pub(crate) mod snapshot;
 pub mod state;
 pub mod storage;
 pub mod structs;
+pub mod tls;
 pub(crate) mod ui;
 pub(crate) mod wan;
 pub(crate) mod watch;

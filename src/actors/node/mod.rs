@@ -143,6 +143,8 @@ pub struct NodeActor {
     /// Servers only: the WAN pool, for other datacenters.
     wan: Option<Addr<crate::wan::WanGossip>>,
     reload_source: Option<ConfigSource>,
+    /// The agent's TLS, refreshed by a reload.
+    tls: crate::tls::AgentTls,
     /// This node's services and checks: the truth anti-entropy writes.
     local: Local,
     /// Everything must be rewritten (start, drift check, failed sync).
@@ -168,6 +170,7 @@ impl NodeActor {
         lan: Option<Addr<LanGossip>>,
         wan: Option<Addr<crate::wan::WanGossip>>,
         reload_source: Option<ConfigSource>,
+        tls: crate::tls::AgentTls,
     ) -> Self {
         let mut local = Local::new(&config.node_name);
         for e in local.reload(&config.services, &config.checks) {
@@ -180,6 +183,7 @@ impl NodeActor {
             lan,
             wan,
             reload_source,
+            tls,
             local,
             dirty: true,
             syncing: false,
@@ -447,6 +451,9 @@ impl Handler<Reload> for NodeActor {
             return Ok(());
         };
         let new = source()?;
+        // Certificates and verify_* first: a reload that cannot take them
+        // changes nothing, as a config error does.
+        self.tls.reload(&new.tls).map_err(|e| e.to_string())?;
         // Identity, addresses and ports need a restart; services, checks
         // and the rest of the definitions take effect now.
         let mut cfg = (*self.config).clone();

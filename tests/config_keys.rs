@@ -3,6 +3,8 @@
 //! of either list behaves as listed when `meridian validate`'s builder
 //! reads it (a warning naming it, or `not supported by Meridian`).
 
+mod common;
+
 use std::collections::BTreeSet;
 
 use meridian::config::builder::{IGNORED_KEYS, REFUSED_KEYS};
@@ -117,7 +119,28 @@ fn every_refused_key_stops_the_build_unless_it_asks_for_nothing() {
     }
 }
 
-const BIN: &str = env!("CARGO_BIN_EXE_meridian");
+use common::{TestAgent, BIN};
+
+/// `limits.txn_max_req_len` bounds a `/v1/txn` body, apart from
+/// `kv_max_value_size`.
+#[test]
+fn txn_bodies_are_bounded_by_txn_max_req_len() {
+    let d = tempfile::tempdir().unwrap();
+    let conf = d.path().join("l.json");
+    std::fs::write(&conf, r#"{"limits": {"txn_max_req_len": 1024}}"#).unwrap();
+    let a = TestAgent::dev(&["-config-file", conf.to_str().unwrap()]);
+    let put = |value: &str| {
+        let body = json!([{"KV": {"Verb": "set", "Key": "k", "Value": value}}]);
+        reqwest::blocking::Client::new()
+            .put(a.url("/v1/txn"))
+            .body(body.to_string())
+            .send()
+            .unwrap()
+    };
+    assert_eq!(put("c21hbGw=").status(), 200);
+    let big = put(&"A".repeat(2000));
+    assert_eq!(big.status(), 413);
+}
 
 #[test]
 fn validate_prints_the_ignored_keys_and_fails_on_a_refused_one() {

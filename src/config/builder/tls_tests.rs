@@ -356,6 +356,16 @@ key_file = "/k" } }
 }
 
 #[test]
+fn config_watches_need_an_api_to_run_against() {
+    let watch =
+        r#"{"watches": [{"type": "key", "key": "k", "args": ["true"]}], "ports": {"http": -1}}"#;
+    assert_eq!(
+        error("w.json", watch),
+        "watches need the agent's HTTP or HTTPS API, and ports.http and ports.https are both off"
+    );
+}
+
+#[test]
 fn config_limits_in_hcl_and_json() {
     let hcl = r#"
 limits {

@@ -77,10 +77,37 @@ pub fn run_with_reload(config: RuntimeConfig, reload: Option<ConfigSource>) -> a
             tracing::warn!("{w}");
         }
     }
+    let pid_file = config.pid_file.clone();
     let sys = actix::System::new();
     sys.block_on(start(config, reload))?;
+    // Written once the agent is up, so that a failed start leaves no file
+    // behind; the guard removes it however the agent stops.
+    let _pid = match pid_file {
+        Some(path) => Some(PidFile::write(path)?),
+        None => None,
+    };
     sys.run()?;
     Ok(())
+}
+
+/// `pid_file`: holds the agent's PID while it runs.
+struct PidFile(std::path::PathBuf);
+
+impl PidFile {
+    fn write(path: std::path::PathBuf) -> anyhow::Result<PidFile> {
+        use anyhow::Context;
+        std::fs::write(&path, std::process::id().to_string())
+            .with_context(|| format!("Failed to write PID file {}", path.display()))?;
+        Ok(PidFile(path))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.0) {
+            tracing::warn!(file = %self.0.display(), error = %e, "could not remove the PID file");
+        }
+    }
 }
 
 /// A started agent: where it listens, and its `Node` actor.
@@ -172,12 +199,13 @@ pub async fn start(
         }
         None => None,
     };
-    // One listener per client address. With port 0 each binds its own
+    // One listener per address (`addresses.http`, else `client_addr`).
+    // With port 0 each binds its own
     // ephemeral port; the config names the first one's (Consul's config
     // has one HTTP port), the log line every one.
     let mut http_listeners = Vec::new();
     if let Some(port) = config.ports.http {
-        for ip in &config.client_addrs {
+        for ip in config.http_addrs() {
             let addr = SocketAddr::new(*ip, port);
             http_listeners.push(bind_http(addr).map_err(listen_err("HTTP API", addr))?);
         }
@@ -187,7 +215,7 @@ pub async fn start(
     }
     let mut dns_sockets = Vec::new();
     if let Some(port) = config.ports.dns {
-        for ip in &config.client_addrs {
+        for ip in config.dns_addrs() {
             let addr = SocketAddr::new(*ip, port);
             dns_sockets.push(
                 crate::actors::dns::bind_pair(addr)

@@ -43,7 +43,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Runs an agent.
-    Agent(crate::config::AgentFlags),
+    // Boxed: the agent's flags outweigh every other command's.
+    Agent(Box<crate::config::AgentFlags>),
     /// Manages ACL tokens, policies and roles; explains decisions.
     Acl {
         #[command(subcommand)]
@@ -120,7 +121,7 @@ pub fn run(args: Vec<String>) -> i32 {
         }
     };
     let result = match cli.cmd {
-        Cmd::Agent(flags) => agent::run(flags),
+        Cmd::Agent(flags) => agent::run(*flags),
         Cmd::Acl { cmd } => acl::run(cmd),
         Cmd::Join(a) => join::run(a),
         Cmd::Members(a) => members::run(a),

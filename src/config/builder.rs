@@ -8,18 +8,24 @@
 //! - this file: the pipeline, finding and reading the files, the errors,
 //!   and the node ID kept in the data dir;
 //! - `value.rs`: the typed, key-naming reads of one value;
-//! - `file.rs`: a file's top-level keys (and `dns_config`);
+//! - `file.rs`: a file's top-level keys;
+//! - `blocks.rs`: the nested setting blocks (`ports`, `limits`, `dns_config`...);
+//! - `keys.rs`: the keys accepted without effect (warned of) and refused;
 //! - `acl.rs`: the ACL keys, `primary_datacenter` and their legacy names;
+//! - `tls.rs`: the `tls` stanza and its deprecated top-level keys;
 //! - `definitions.rs`: service and check definitions;
 //! - `watches.rs`: `watches` entries;
 //! - `flags.rs`: the command-line flags, applied last;
 //! - `validate.rs`: the rules across keys, checked on the merged result.
 
 mod acl;
+mod blocks;
 mod definitions;
 mod file;
 mod flags;
 mod hcl1;
+mod keys;
+mod tls;
 mod validate;
 mod value;
 mod watches;
@@ -33,6 +39,7 @@ use thiserror::Error;
 use super::{AgentFlags, RuntimeConfig};
 use file::apply_file;
 use flags::apply_flags;
+pub use keys::{IGNORED as IGNORED_KEYS, REFUSED as REFUSED_KEYS};
 use validate::validate;
 pub use validate::SCRIPTS_DISABLED;
 
@@ -134,21 +141,23 @@ fn defaults(dev: bool) -> RuntimeConfig {
     cfg
 }
 
-fn read_all(cfg: &mut RuntimeConfig, files: &[PathBuf]) -> Result<(), ConfigError> {
+fn read_all(cfg: &mut RuntimeConfig, files: &[PathBuf]) -> Result<tls::TlsKeys, ConfigError> {
+    let mut tls = tls::TlsKeys::default();
     for path in files {
         let tree = read_file(path)?;
-        apply_file(cfg, &path.display().to_string(), &tree)?;
+        apply_file(cfg, &path.display().to_string(), &tree, &mut tls)?;
         cfg.sources.push(path.clone());
     }
-    Ok(())
+    Ok(tls)
 }
 
 /// Builds the agent's config from its flags and the files they name.
 pub fn build(flags: &AgentFlags) -> Result<RuntimeConfig, ConfigError> {
     let mut cfg = defaults(flags.dev.unwrap_or(false));
     let files = collect_files(&flags.config_file, &flags.config_dir)?;
-    read_all(&mut cfg, &files)?;
-    apply_flags(&mut cfg, flags)?;
+    let mut tls = read_all(&mut cfg, &files)?;
+    apply_flags(&mut cfg, flags, &mut tls)?;
+    tls.resolve(&mut cfg)?;
     validate(&mut cfg, true)?;
     ensure_node_id(&mut cfg)?;
     // Seen on reload; at start, before logging is set up, the agent logs
@@ -166,7 +175,7 @@ pub fn validate_paths(paths: &[PathBuf]) -> Result<RuntimeConfig, ConfigError> {
         paths.iter().cloned().partition(|p| p.is_dir());
     let mut cfg = defaults(false);
     let all = collect_files(&files, &dirs)?;
-    read_all(&mut cfg, &all)?;
+    read_all(&mut cfg, &all)?.resolve(&mut cfg)?;
     validate(&mut cfg, false)?;
     Ok(cfg)
 }
@@ -214,3 +223,5 @@ pub fn ensure_node_id(cfg: &mut RuntimeConfig) -> Result<(), ConfigError> {
 mod acl_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;

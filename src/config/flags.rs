@@ -57,6 +57,9 @@ pub struct AgentFlags {
     pub recursor: Vec<String>,
     #[arg(long = "http-port", allow_hyphen_values = true)]
     pub http_port: Option<i64>,
+    /// The HTTPS API port (off unless set; -1 turns it off).
+    #[arg(long = "https-port", allow_hyphen_values = true)]
+    pub https_port: Option<i64>,
     #[arg(long = "dns-port", allow_hyphen_values = true)]
     pub dns_port: Option<i64>,
     #[arg(long = "server-port", allow_hyphen_values = true)]
@@ -67,6 +70,9 @@ pub struct AgentFlags {
     pub serf_wan_port: Option<i64>,
     #[arg(long = "log-level")]
     pub log_level: Option<String>,
+    /// A file to write the agent's PID to (removed at exit).
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
     /// Address to join at start (since Consul 1.15 an alias of -retry-join).
     #[arg(long)]
     pub join: Vec<String>,

@@ -22,7 +22,7 @@ pub use acl::{AclConfig, AclDefaultPolicy, AclDownPolicy, AclTokens, DefinitionT
 pub use builder::{build, ensure_node_id, validate_paths, ConfigError};
 pub use duration::format_go_duration as format_duration;
 pub use flags::AgentFlags;
-pub use tls::{Limits, TlsConfig, TlsProtocol};
+pub use tls::{Limits, TlsConfig, TlsProtocol, TlsVersion};
 
 /// Listener ports; `None` means disabled (`-1` in a file or flag).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +47,15 @@ impl Default for Ports {
             https: None,
         }
     }
+}
+
+/// `addresses`: bind addresses for one listener, in place of
+/// `client_addr` (which the others keep).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Addresses {
+    pub http: Option<Vec<IpAddr>>,
+    pub https: Option<Vec<IpAddr>>,
+    pub dns: Option<Vec<IpAddr>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -213,6 +222,10 @@ pub struct RuntimeConfig {
     /// RPC across datacenters); the LAN one when unset.
     pub advertise_addr_wan: Option<IpAddr>,
     pub client_addrs: Vec<IpAddr>,
+    /// Per-listener bind addresses; read them through
+    /// [`RuntimeConfig::http_addrs`] and its siblings.
+    #[serde(default)]
+    pub addresses: Addresses,
     pub ports: Ports,
     /// Always ends with a dot, e.g. `consul.`.
     pub domain: String,
@@ -254,6 +267,12 @@ pub struct RuntimeConfig {
     pub watches: Vec<crate::watch::WatchPlan>,
     pub dns: DnsConfig,
     pub kv_max_value_size: usize,
+    /// The largest `/v1/txn` body (`limits.txn_max_req_len`).
+    #[serde(default = "default_txn_max_req_len")]
+    pub txn_max_req_len: usize,
+    /// Where the agent writes its PID at start (removed at exit).
+    #[serde(default)]
+    pub pid_file: Option<PathBuf>,
     pub default_query_time: Duration,
     pub max_query_time: Duration,
     pub raft_snapshot_threshold: u64,
@@ -285,6 +304,7 @@ impl Default for RuntimeConfig {
             advertise_addr: None,
             advertise_addr_wan: None,
             client_addrs: vec![IpAddr::from([127, 0, 0, 1])],
+            addresses: Addresses::default(),
             ports: Ports::default(),
             domain: "consul.".into(),
             recursors: Vec::new(),
@@ -314,6 +334,8 @@ impl Default for RuntimeConfig {
             watches: Vec::new(),
             dns: DnsConfig::default(),
             kv_max_value_size: 512 * 1024,
+            txn_max_req_len: default_txn_max_req_len(),
+            pid_file: None,
             default_query_time: Duration::from_secs(300),
             max_query_time: Duration::from_secs(600),
             raft_snapshot_threshold: 16384,
@@ -324,7 +346,29 @@ impl Default for RuntimeConfig {
     }
 }
 
+fn default_txn_max_req_len() -> usize {
+    512 * 1024
+}
+
 impl RuntimeConfig {
+    /// Where the HTTP API listens: `addresses.http`, else `client_addr`.
+    pub fn http_addrs(&self) -> &[IpAddr] {
+        self.addresses.http.as_deref().unwrap_or(&self.client_addrs)
+    }
+
+    /// Where the HTTPS API listens: `addresses.https`, else `client_addr`.
+    pub fn https_addrs(&self) -> &[IpAddr] {
+        self.addresses
+            .https
+            .as_deref()
+            .unwrap_or(&self.client_addrs)
+    }
+
+    /// Where DNS listens: `addresses.dns`, else `client_addr`.
+    pub fn dns_addrs(&self) -> &[IpAddr] {
+        self.addresses.dns.as_deref().unwrap_or(&self.client_addrs)
+    }
+
     /// Whether the config asks for ACL enforcement (`acl.enabled`, or the
     /// legacy `acl_datacenter`, which implies it), on every request path
     /// and in anti-entropy.

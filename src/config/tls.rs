@@ -65,6 +65,9 @@ pub struct Limits {
     /// A new RPC connection must finish its TLS handshake and send its
     /// first frame within this, `rpc_handshake_timeout`.
     pub rpc_handshake_timeout: Duration,
+    /// A new HTTPS connection must finish its TLS handshake within this,
+    /// `https_handshake_timeout`.
+    pub https_handshake_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -73,6 +76,58 @@ impl Default for Limits {
             http_max_conns_per_client: 200,
             rpc_max_conns_per_client: 100,
             rpc_handshake_timeout: Duration::from_secs(5),
+            https_handshake_timeout: Duration::from_secs(5),
         }
     }
 }
+
+/// The oldest TLS version a listener or dialer accepts (`tls_min_version`),
+/// among those rustls speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+impl TlsVersion {
+    /// Consul's name (`TLSv1_2`), as [`TlsProtocol::tls_min_version`] holds it.
+    pub fn from_name(name: &str) -> Option<TlsVersion> {
+        match name {
+            "TLSv1_2" => Some(TlsVersion::Tls12),
+            "TLSv1_3" => Some(TlsVersion::Tls13),
+            _ => None,
+        }
+    }
+}
+
+impl TlsProtocol {
+    /// The minimum version: TLS 1.2 unless `TLSv1_3` was asked for (the
+    /// builder refuses every other name).
+    pub fn min_version(&self) -> TlsVersion {
+        self.tls_min_version
+            .as_deref()
+            .and_then(TlsVersion::from_name)
+            .unwrap_or(TlsVersion::Tls12)
+    }
+}
+
+/// The TLS 1.2 cipher suites Consul's agent accepts that rustls also
+/// offers (ECDHE with AES-GCM or ChaCha20-Poly1305), by Consul's (Go's)
+/// name. TLS 1.3 suites are not configurable, in Consul as in rustls.
+pub const CIPHER_SUITES: &[&str] = &[
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+];
+
+/// Suites Consul's agent accepts that rustls does not implement (CBC
+/// mode): the builder refuses them by name rather than drop them.
+pub const CIPHER_SUITES_WITHOUT_RUSTLS: &[&str] = &[
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+];

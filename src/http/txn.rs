@@ -73,7 +73,7 @@ async fn txn(
     payload: Payload,
 ) -> Result<HttpResponse, ApiError> {
     let p = Params::from(&req)?;
-    let body = read_body(&req, payload, super::catalog::MAX_BODY).await?;
+    let body = read_body(&req, payload, state.config.txn_max_req_len).await?;
     let ops: Vec<TxnOp> = decode(&body)?;
     if ops.len() > MAX_OPS {
         return Err(ApiError::too_large(format!(

@@ -3,20 +3,14 @@
 //! a check's kind rules (which need an interval, which need one probe)
 //! enforced where the definition is read.
 
+use super::keys::{fold, Ignored};
 use super::value::At;
 use super::ConfigError;
 use crate::config::{CheckDefinition, DefinitionToken, ServiceDefinition};
 
-/// Service and check definitions accept Consul's CamelCase as well:
-/// compare keys lowercased with underscores removed.
-fn fold(k: &str) -> String {
-    k.chars()
-        .filter(|c| *c != '_')
-        .flat_map(char::to_lowercase)
-        .collect()
-}
-
-pub(super) fn parse_check(at: &At) -> Result<CheckDefinition, ConfigError> {
+/// Service and check definitions accept Consul's CamelCase as well: keys
+/// are compared lowercased with underscores removed.
+pub(super) fn parse_check(at: &At, ignored: &mut Ignored) -> Result<CheckDefinition, ConfigError> {
     let mut c = CheckDefinition::default();
     for (k, v) in at.object()? {
         let a = at.child(k, v);
@@ -58,10 +52,7 @@ pub(super) fn parse_check(at: &At) -> Result<CheckDefinition, ConfigError> {
             "successbeforepassing" => c.success_before_passing = a.uint()?,
             "failuresbeforewarning" => c.failures_before_warning = a.uint()?,
             "failuresbeforecritical" => c.failures_before_critical = a.uint()?,
-            "tlsservername" | "disableredirects" | "tcpusetls" | "h2ping" | "h2pingusetls"
-            | "dockercontainerid" | "shell" | "outputmaxsize" | "osservice" | "type" => {
-                tracing::debug!(key = %a.key, "check key accepted, not used yet")
-            }
+            _ if ignored.handle(&format!("check.{k}"), &a)? => {}
             _ => return Err(a.err("unknown check key")),
         }
     }
@@ -84,7 +75,10 @@ pub(super) fn parse_check(at: &At) -> Result<CheckDefinition, ConfigError> {
     Ok(c)
 }
 
-pub(super) fn parse_service(at: &At) -> Result<ServiceDefinition, ConfigError> {
+pub(super) fn parse_service(
+    at: &At,
+    ignored: &mut Ignored,
+) -> Result<ServiceDefinition, ConfigError> {
     let mut s = ServiceDefinition::default();
     for (k, v) in at.object()? {
         let a = at.child(k, v);
@@ -111,13 +105,11 @@ pub(super) fn parse_service(at: &At) -> Result<ServiceDefinition, ConfigError> {
             }
             "check" | "checks" => {
                 for c in a.objects()? {
-                    s.checks.push(parse_check(&c)?);
+                    s.checks.push(parse_check(&c, ignored)?);
                 }
             }
             "token" => s.token = DefinitionToken(a.string()?),
-            "taggedaddresses" | "connect" | "proxy" | "locality" | "namespace" | "partition" => {
-                tracing::debug!(key = %a.key, "service key accepted, not used yet")
-            }
+            _ if ignored.handle(&format!("service.{k}"), &a)? => {}
             _ => return Err(a.err("unknown service key")),
         }
     }

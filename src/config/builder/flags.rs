@@ -2,6 +2,7 @@
 //! applied on top of the files: they come last, so a flag wins over any
 //! file. Values go through the same rules as the file keys.
 
+use super::tls::TlsKeys;
 use super::value::{parse_client, port_value};
 use super::ConfigError;
 use crate::config::duration::parse_go_duration;
@@ -14,7 +15,12 @@ fn flag_err(flag: &str, problem: impl Into<String>) -> ConfigError {
     }
 }
 
-pub(super) fn apply_flags(cfg: &mut RuntimeConfig, f: &AgentFlags) -> Result<(), ConfigError> {
+/// `tls` learns whether `-https-port` was given, for its rules.
+pub(super) fn apply_flags(
+    cfg: &mut RuntimeConfig,
+    f: &AgentFlags,
+    tls: &mut TlsKeys,
+) -> Result<(), ConfigError> {
     macro_rules! set {
         ($field:expr, $opt:expr) => {
             if let Some(v) = $opt.clone() {
@@ -66,10 +72,17 @@ pub(super) fn apply_flags(cfg: &mut RuntimeConfig, f: &AgentFlags) -> Result<(),
         ("server-port", f.server_port, &mut cfg.ports.server),
         ("serf-lan-port", f.serf_lan_port, &mut cfg.ports.serf_lan),
         ("serf-wan-port", f.serf_wan_port, &mut cfg.ports.serf_wan),
+        ("https-port", f.https_port, &mut cfg.ports.https),
     ] {
         if let Some(n) = v {
             *slot = port_value(n).map_err(|e| flag_err(name, e))?;
         }
+    }
+    if f.https_port.is_some() {
+        tls.https_port_flag();
+    }
+    if let Some(p) = &f.pid_file {
+        cfg.pid_file = Some(p.clone());
     }
     set!(cfg.log_level, f.log_level);
     cfg.retry_join.extend(f.join.iter().cloned());

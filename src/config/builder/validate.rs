@@ -75,6 +75,14 @@ pub(super) fn validate(cfg: &mut RuntimeConfig, need_data_dir: bool) -> Result<(
         cfg.domain.push('.');
     }
     cfg.domain = cfg.domain.to_ascii_lowercase();
+    // Watches run against the agent's own API: with no listener for them
+    // they would never fire.
+    if !cfg.watches.is_empty() && cfg.ports.http.is_none() && cfg.ports.https.is_none() {
+        return Err(ConfigError::Invalid(
+            "watches need the agent's HTTP or HTTPS API, and ports.http and ports.https are both off"
+                .into(),
+        ));
+    }
     let mut ids = std::collections::BTreeSet::new();
     for s in &cfg.services {
         let id = if s.id.is_empty() { &s.name } else { &s.id };

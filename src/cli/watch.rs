@@ -69,7 +69,7 @@ pub fn run(a: Args) -> Result<i32> {
     };
     let once = plan.handler == WatchHandler::Print;
     let stop = AtomicBool::new(false);
-    crate::watch::run(&plan, client.base(), &stop, once, |index, value| {
+    crate::watch::run(&plan, client.base(), client.tls(), &stop, once, |index, value| {
         if let Err(e) = crate::watch::invoke(&plan.handler, index, value) {
             eprintln!("Error executing handler: {e}");
         }

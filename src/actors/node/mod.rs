@@ -145,6 +145,8 @@ pub struct NodeActor {
     reload_source: Option<ConfigSource>,
     /// The agent's TLS, refreshed by a reload.
     tls: crate::tls::AgentTls,
+    /// The HTTP(S) listeners' per-IP limit, which a reload can change.
+    http_limit: crate::http::ConnLimit,
     /// This node's services and checks: the truth anti-entropy writes.
     local: Local,
     /// Everything must be rewritten (start, drift check, failed sync).
@@ -171,6 +173,7 @@ impl NodeActor {
         wan: Option<Addr<crate::wan::WanGossip>>,
         reload_source: Option<ConfigSource>,
         tls: crate::tls::AgentTls,
+        http_limit: crate::http::ConnLimit,
     ) -> Self {
         let mut local = Local::new(&config.node_name);
         for e in local.reload(&config.services, &config.checks) {
@@ -184,6 +187,7 @@ impl NodeActor {
             wan,
             reload_source,
             tls,
+            http_limit,
             local,
             dirty: true,
             syncing: false,
@@ -462,6 +466,9 @@ impl Handler<Reload> for NodeActor {
         cfg.log_level = new.log_level;
         cfg.enable_script_checks = new.enable_script_checks;
         cfg.enable_local_script_checks = new.enable_local_script_checks;
+        // As Consul's reload: new connections count against the new limit.
+        self.http_limit.set_max(new.limits.http_max_conns_per_client);
+        cfg.limits.http_max_conns_per_client = new.limits.http_max_conns_per_client;
         // The agent's tokens change at run time (Consul reloads them too).
         self.router.reload_tokens(&new.acl.tokens);
         cfg.acl.tokens = new.acl.tokens;

@@ -308,16 +308,18 @@ pub async fn start(
             },
         )));
     }
-    let node = node_ctx.run(NodeActor::new(
-        config.clone(),
-        router.clone(),
-        Some(health),
-        lan,
-        wan,
-        reload,
-        tls.clone(),
-        http_limit.clone(),
-    ));
+    let node = node_ctx.run(
+        NodeActor::new(
+            config.clone(),
+            router.clone(),
+            Some(health),
+            lan,
+            wan,
+            reload,
+            tls.clone(),
+        )
+        .with_http_limit(http_limit.clone()),
+    );
     if let (Some(listener), Some(local)) = (rpc_listener, local) {
         let endpoint = Endpoint {
             local,

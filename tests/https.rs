@@ -8,13 +8,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::inproc::{loopback_config, until};
 use meridian::config::{RuntimeConfig, TlsProtocol};
+use meridian::watch::{WatchHandler, WatchKind, WatchPlan};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BIN: &str = env!("CARGO_BIN_EXE_meridian");
@@ -104,14 +105,21 @@ async fn s_client(dir: &Path, addr: &str, extra: &[&str]) -> (bool, String) {
     let o = run(dir, "openssl", &args, &[]).await;
     let out = text(&o);
     // "Cipher is (NONE)" is s_client's report of a handshake that failed.
-    let done = o.status.success() && out.contains("Verify return code: 0 (ok)") && !out.contains("Cipher is (NONE)");
+    let done = o.status.success()
+        && out.contains("Verify return code: 0 (ok)")
+        && !out.contains("Cipher is (NONE)");
     (done, out)
 }
 
 /// The first certificate in PEM text, without line breaks.
 fn first_pem(s: &str) -> String {
-    let start = s.find("-----BEGIN CERTIFICATE-----").expect("a certificate");
-    let end = s[start..].find("-----END CERTIFICATE-----").expect("its end") + start;
+    let start = s
+        .find("-----BEGIN CERTIFICATE-----")
+        .expect("a certificate");
+    let end = s[start..]
+        .find("-----END CERTIFICATE-----")
+        .expect("its end")
+        + start;
     s[start..end].split_whitespace().collect()
 }
 
@@ -121,7 +129,24 @@ async fn https_only_with_client_certificates_for_curl_openssl_and_the_cli_and_re
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
     certs(dir).await;
-    let cfg = https_config(dir);
+    let mut cfg = https_config(dir);
+    // With no HTTP listener the agent's watches reach it over HTTPS, with
+    // its own CA and certificate.
+    let watch_out = dir.join("watch.out");
+    cfg.watches = vec![WatchPlan {
+        kind: WatchKind::Key("watched".into()),
+        datacenter: None,
+        token: None,
+        stale: false,
+        handler: WatchHandler::Script {
+            args: vec![
+                "sh".into(),
+                "-c".into(),
+                format!("cat >> {}", watch_out.display()),
+            ],
+            shell: false,
+        },
+    }];
     let reload_cfg = cfg.clone();
     let source: meridian::actors::node::ConfigSource = Arc::new(move || Ok(reload_cfg.clone()));
     let h = meridian::agent::start(cfg, Some(source))
@@ -142,7 +167,30 @@ async fn https_only_with_client_certificates_for_curl_openssl_and_the_cli_and_re
     })
     .await;
     let (ok, out) = curl(dir, &format!("{url}/v1/status/leader"), false).await;
-    assert!(!ok, "without a client certificate curl must be refused: {out}");
+    assert!(
+        !ok,
+        "without a client certificate curl must be refused: {out}"
+    );
+    // ALPN: curl speaks HTTP/2 when offered, HTTP/1.1 when told to.
+    for (flag, version) in [("--http2", "2"), ("--http1.1", "1.1")] {
+        let args = [
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version}",
+            flag,
+            "--cacert",
+            CA,
+            "--cert",
+            CLIENT.0,
+            "--key",
+            CLIENT.1,
+        ];
+        let leader = format!("{url}/v1/status/leader");
+        let o = run(dir, "curl", &[&args[..], &[leader.as_str()]].concat(), &[]).await;
+        assert_eq!(String::from_utf8_lossy(&o.stdout), version, "{}", text(&o));
+    }
 
     // openssl: TLS 1.2 and 1.3, not 1.1 (the client is allowed to offer
     // it, so the refusal is the agent's).
@@ -156,11 +204,26 @@ async fn https_only_with_client_certificates_for_curl_openssl_and_the_cli_and_re
     assert!(out.contains("alert handshake failure"), "{out}");
 
     // The CLI: flags, then Consul's variables.
-    let tls_flags = ["-ca-file", CA, "-client-cert", CLIENT.0, "-client-key", CLIENT.1];
-    let put = [&["kv", "put", "-http-addr", &url][..], &tls_flags, &["greeting", "hello"]].concat();
+    let tls_flags = [
+        "-ca-file",
+        CA,
+        "-client-cert",
+        CLIENT.0,
+        "-client-key",
+        CLIENT.1,
+    ];
+    let put = [
+        &["kv", "put", "-http-addr", &url][..],
+        &tls_flags,
+        &["greeting", "hello"],
+    ]
+    .concat();
     let o = run(dir, BIN, &put, &[]).await;
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "Success! Data written to: greeting");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "Success! Data written to: greeting"
+    );
     let env = [
         ("CONSUL_HTTP_ADDR", url.as_str()),
         ("CONSUL_CACERT", CA),
@@ -168,7 +231,12 @@ async fn https_only_with_client_certificates_for_curl_openssl_and_the_cli_and_re
         ("CONSUL_CLIENT_KEY", CLIENT.1),
     ];
     let o = run(dir, BIN, &["kv", "get", "greeting"], &env).await;
-    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "hello", "{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "hello",
+        "{}",
+        text(&o)
+    );
     // CONSUL_HTTP_SSL makes a bare address HTTPS; MERIDIAN_ twins work.
     let env = [
         ("MERIDIAN_HTTP_ADDR", addr.as_str()),
@@ -178,30 +246,119 @@ async fn https_only_with_client_certificates_for_curl_openssl_and_the_cli_and_re
         ("MERIDIAN_CLIENT_KEY", CLIENT.1),
     ];
     let o = run(dir, BIN, &["kv", "get", "greeting"], &env).await;
-    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "hello", "{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "hello",
+        "{}",
+        text(&o)
+    );
     // Without the client certificate the agent refuses the CLI too.
-    let o = run(dir, BIN, &["kv", "get", "-http-addr", &url, "-ca-file", CA, "greeting"], &[]).await;
+    let o = run(
+        dir,
+        BIN,
+        &["kv", "get", "-http-addr", &url, "-ca-file", CA, "greeting"],
+        &[],
+    )
+    .await;
     assert!(!o.status.success(), "{}", text(&o));
     // The certificate is checked against -tls-server-name instead of the
     // address: a name it carries passes, one it lacks fails.
     let get_as = |name: &'static str| {
-        [&["kv", "get", "-http-addr", &url][..], &tls_flags, &["-tls-server-name", name, "greeting"]].concat()
+        [
+            &["kv", "get", "-http-addr", &url][..],
+            &tls_flags,
+            &["-tls-server-name", name, "greeting"],
+        ]
+        .concat()
     };
     let o = run(dir, BIN, &get_as("server.dc1.consul"), &[]).await;
-    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "hello", "{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "hello",
+        "{}",
+        text(&o)
+    );
     let o = run(dir, BIN, &get_as("other.example"), &[]).await;
-    assert!(!o.status.success(), "a name the certificate lacks: {}", text(&o));
+    assert!(
+        !o.status.success(),
+        "a name the certificate lacks: {}",
+        text(&o)
+    );
     // CONSUL_HTTP_SSL_VERIFY=false: no CA needed.
-    let env = [("CONSUL_HTTP_SSL_VERIFY", "false"), ("CONSUL_CLIENT_CERT", CLIENT.0), ("CONSUL_CLIENT_KEY", CLIENT.1)];
-    let o = run(dir, BIN, &["kv", "get", "-http-addr", &url, "greeting"], &env).await;
-    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "hello", "{}", text(&o));
+    let env = [
+        ("CONSUL_HTTP_SSL_VERIFY", "false"),
+        ("CONSUL_CLIENT_CERT", CLIENT.0),
+        ("CONSUL_CLIENT_KEY", CLIENT.1),
+    ];
+    let o = run(
+        dir,
+        BIN,
+        &["kv", "get", "-http-addr", &url, "greeting"],
+        &env,
+    )
+    .await;
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "hello",
+        "{}",
+        text(&o)
+    );
+
+    // The watch saw the key written over HTTPS.
+    let put = [
+        &["kv", "put", "-http-addr", &url][..],
+        &tls_flags,
+        &["watched", "seen"],
+    ]
+    .concat();
+    assert!(run(dir, BIN, &put, &[]).await.status.success());
+    until("the watch handler to see the key", || {
+        let f = watch_out.clone();
+        async move { std::fs::read_to_string(&f).is_ok_and(|s| s.contains("\"Key\": \"watched\"")) }
+    })
+    .await;
+
+    // The load generator takes the same flags.
+    let report = dir.join("bench.json");
+    let bench = [
+        &[
+            "bench",
+            "-workload",
+            "kv-put",
+            "-addr",
+            &url,
+            "-duration",
+            "1s",
+            "-c",
+            "2",
+            "-keys",
+            "5",
+            "-quiet",
+            "-json",
+        ][..],
+        &[report.to_str().expect("utf-8 path")],
+        &tls_flags,
+    ]
+    .concat();
+    let o = run(dir, BIN, &bench, &[]).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).expect("report")).expect("json");
+    assert!(r["ok"].as_u64().unwrap_or(0) > 0, "{r}");
+    assert_eq!(r["errors"], serde_json::json!({}), "{r}");
 
     // Reload: a new server certificate on disk, `meridian reload` over
     // HTTPS, and the next handshake presents it.
     let (_, before) = s_client(dir, &addr, &["-showcerts"]).await;
     let old = std::fs::read_to_string(dir.join(SERVER.0)).expect("old cert");
     assert_eq!(first_pem(&before), first_pem(&old));
-    let o = run(dir, BIN, &["tls", "cert", "create", "-server", "-dc", "dc1"], &[]).await;
+    let o = run(
+        dir,
+        BIN,
+        &["tls", "cert", "create", "-server", "-dc", "dc1"],
+        &[],
+    )
+    .await;
     assert!(o.status.success(), "{}", text(&o));
     for (from, to) in [
         ("dc1-server-consul-1.pem", SERVER.0),
@@ -216,7 +373,11 @@ async fn https_only_with_client_certificates_for_curl_openssl_and_the_cli_and_re
     assert!(o.status.success(), "{}", text(&o));
     let (ok, after) = s_client(dir, &addr, &["-showcerts"]).await;
     assert!(ok, "{after}");
-    assert_eq!(first_pem(&after), first_pem(&new), "the reloaded certificate is presented");
+    assert_eq!(
+        first_pem(&after),
+        first_pem(&new),
+        "the reloaded certificate is presented"
+    );
     // Connections keep working with it.
     let (ok, body) = curl(dir, &format!("{url}/v1/kv/greeting?raw"), true).await;
     assert!(ok && body == "hello", "{body}");
@@ -233,7 +394,10 @@ async fn an_https_port_without_a_certificate_refuses_to_start() {
         Ok(_) => panic!("an HTTPS port without a certificate must not start"),
         Err(e) => format!("{e:#}"),
     };
-    assert!(err.contains("tls.https has no cert_file and key_file"), "{err}");
+    assert!(
+        err.contains("tls.https has no cert_file and key_file"),
+        "{err}"
+    );
 }
 
 /// Sends a request on `s` and reads until the end of the answer's head.
@@ -271,7 +435,9 @@ async fn connections_over_the_per_client_limit_get_429_and_a_closed_one_frees_it
     let dir = tmp.path();
     let mut cfg = loopback_config("limited");
     cfg.limits.http_max_conns_per_client = 5;
-    let h = meridian::agent::start(cfg, None).await.expect("agent starts");
+    let h = meridian::agent::start(cfg, None)
+        .await
+        .expect("agent starts");
     let addr = h.http_addrs[0];
 
     // Five connections, each served (so each holds its place).
@@ -287,7 +453,22 @@ async fn connections_over_the_per_client_limit_get_429_and_a_closed_one_frees_it
     let got = read_to_close(&mut sixth).await;
     assert_eq!(got, "HTTP/1.1 429 Too Many Requests\r\n\r\n");
     let url = format!("http://{addr}/v1/agent/self");
-    let o = run(dir, "curl", &["-s", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}", &url], &[]).await;
+    let o = run(
+        dir,
+        "curl",
+        &[
+            "-s",
+            "--max-time",
+            "10",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &url,
+        ],
+        &[],
+    )
+    .await;
     assert_eq!(String::from_utf8_lossy(&o.stdout), "429", "{}", text(&o));
     // The five still work.
     let head = request(&mut held[0]).await;
@@ -301,7 +482,10 @@ async fn connections_over_the_per_client_limit_get_429_and_a_closed_one_frees_it
         if request(&mut s).await.starts_with("HTTP/1.1 200") {
             break s;
         }
-        assert!(std::time::Instant::now() < deadline, "no place freed within 10 s");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no place freed within 10 s"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     };
     // ...and only one: with the new one open, the next is refused again.

@@ -69,15 +69,23 @@ impl Target {
     /// The rustls configuration for a reqwest client
     /// (`use_preconfigured_tls`); None over plaintext.
     pub fn rustls(&self) -> Result<Option<rustls::ClientConfig>, TlsError> {
-        self.tls.as_ref().map(ApiClientTls::client_config).transpose()
+        self.tls
+            .as_ref()
+            .map(ApiClientTls::client_config)
+            .transpose()
     }
 }
 
 /// The first of `names` set to something other than blanks.
-fn first_env(env: &impl Fn(&str) -> Option<String>, names: &[&'static str]) -> Option<(&'static str, String)> {
-    names
-        .iter()
-        .find_map(|n| env(n).filter(|v| !v.trim().is_empty()).map(|v| (*n, v.trim().to_string())))
+fn first_env(
+    env: &impl Fn(&str) -> Option<String>,
+    names: &[&'static str],
+) -> Option<(&'static str, String)> {
+    names.iter().find_map(|n| {
+        env(n)
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| (*n, v.trim().to_string()))
+    })
 }
 
 /// Go's `strconv.ParseBool`, which Consul reads these variables with.
@@ -178,7 +186,13 @@ mod tests {
     fn plain_by_default_and_https_from_the_address() {
         let none = TlsArgs::default();
         let t = none.target_with(None, env(&[])).unwrap();
-        assert_eq!(t, Target { base: "http://127.0.0.1:8500".into(), tls: None });
+        assert_eq!(
+            t,
+            Target {
+                base: "http://127.0.0.1:8500".into(),
+                tls: None
+            }
+        );
         let t = none
             .target_with(None, env(&[("CONSUL_HTTP_ADDR", "https://10.0.0.1:8501/")]))
             .unwrap();
@@ -186,7 +200,10 @@ mod tests {
         assert_eq!(t.tls, Some(ApiClientTls::default()));
         // The flag's address beats the environment's.
         let t = none
-            .target_with(Some("127.0.0.2:1"), env(&[("CONSUL_HTTP_ADDR", "https://x:2")]))
+            .target_with(
+                Some("127.0.0.2:1"),
+                env(&[("CONSUL_HTTP_ADDR", "https://x:2")]),
+            )
             .unwrap();
         assert_eq!(t.base, "http://127.0.0.2:1");
     }
@@ -194,7 +211,10 @@ mod tests {
     #[test]
     fn http_ssl_turns_https_on_and_http_scheme_does_not_turn_it_off() {
         let a = TlsArgs::default();
-        let e = env(&[("CONSUL_HTTP_SSL", "true"), ("CONSUL_HTTP_ADDR", "http://h:1")]);
+        let e = env(&[
+            ("CONSUL_HTTP_SSL", "true"),
+            ("CONSUL_HTTP_ADDR", "http://h:1"),
+        ]);
         assert_eq!(a.target_with(None, e).unwrap().base, "https://h:1");
         let e = env(&[("MERIDIAN_HTTP_SSL", "0"), ("CONSUL_HTTP_SSL", "1")]);
         assert_eq!(a.target_with(Some("h:1"), e).unwrap().base, "http://h:1");

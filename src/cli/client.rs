@@ -58,8 +58,8 @@ impl Reply {
 impl Client {
     pub fn new(args: &HttpArgs) -> Result<Client> {
         let target = args.tls.target(args.http_addr.as_deref())?;
-        let mut http = reqwest::blocking::Client::builder()
-            .timeout(std::time::Duration::from_secs(660));
+        let mut http =
+            reqwest::blocking::Client::builder().timeout(std::time::Duration::from_secs(660));
         if let Some(tls) = target.rustls()? {
             http = http.use_preconfigured_tls(tls);
         }

@@ -60,7 +60,8 @@ impl ConnLimit {
     }
 
     /// Connections `ip` holds open now.
-    pub fn open(&self, ip: IpAddr) -> u32 {
+    #[cfg(test)]
+    fn open(&self, ip: IpAddr) -> u32 {
         let open = self.inner.open.lock().unwrap_or_else(|e| e.into_inner());
         open.get(&ip).copied().unwrap_or(0)
     }
@@ -75,7 +76,12 @@ pub struct Permit {
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        let mut open = self.limit.inner.open.lock().unwrap_or_else(|e| e.into_inner());
+        let mut open = self
+            .limit
+            .inner
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if let Some(n) = open.get_mut(&self.ip) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -150,7 +156,9 @@ mod tests {
         let b1 = limit.acquire(B).expect("another IP has its own count");
         drop(a1);
         assert_eq!(limit.open(A), 1);
-        let a3 = limit.acquire(A).expect("a closed connection frees its place");
+        let a3 = limit
+            .acquire(A)
+            .expect("a closed connection frees its place");
         drop((a2, a3, b1));
         assert_eq!(limit.open(A), 0);
         assert!(limit.inner.open.lock().unwrap().is_empty());
@@ -159,7 +167,9 @@ mod tests {
     #[test]
     fn zero_is_unlimited_and_the_maximum_can_change() {
         let limit = ConnLimit::new(0);
-        let held: Vec<_> = (0..1000).map(|_| limit.acquire(A).expect("unlimited")).collect();
+        let held: Vec<_> = (0..1000)
+            .map(|_| limit.acquire(A).expect("unlimited"))
+            .collect();
         limit.set_max(1000);
         assert!(limit.acquire(A).is_none());
         limit.set_max(1001);

@@ -73,7 +73,9 @@ pub fn server(
     let acceptor = if https.is_empty() {
         None
     } else {
-        let tls = tls.filter(|t| t.has_cert()).ok_or(ServeError::NoCertificate)?;
+        let tls = tls
+            .filter(|t| t.has_cert())
+            .ok_or(ServeError::NoCertificate)?;
         let cfg = tls.server_config(&ALPN)?;
         Some(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
     };
@@ -117,7 +119,14 @@ pub fn server(
                     let peer = io.peer_addr().ok();
                     let permit = admit(&limit, peer).ok_or_else(over_limit);
                     match permit {
-                        Ok(permit) => Ok((Counted { io, _permit: permit }, Protocol::Http1, peer)),
+                        Ok(permit) => Ok((
+                            Counted {
+                                io,
+                                _permit: permit,
+                            },
+                            Protocol::Http1,
+                            peer,
+                        )),
                         Err(e) => {
                             refuse(io).await;
                             Err(e)
@@ -150,7 +159,14 @@ pub fn server(
                         return Err(over_limit());
                     };
                     let (stream, proto) = handshake(&acceptor, io, peer).await?;
-                    Ok((Counted { io: stream, _permit: permit }, proto, peer))
+                    Ok((
+                        Counted {
+                            io: stream,
+                            _permit: permit,
+                        },
+                        proto,
+                        peer,
+                    ))
                 }
             })
             .and_then(
@@ -182,9 +198,7 @@ fn admit(limit: &ConnLimit, peer: Option<SocketAddr>) -> Option<Permit> {
 }
 
 fn over_limit() -> actix_http::error::DispatchError {
-    actix_http::error::DispatchError::Io(io::Error::other(
-        "over the per-client connection limit",
-    ))
+    actix_http::error::DispatchError::Io(io::Error::other("over the per-client connection limit"))
 }
 
 /// Consul's answer to a connection over the limit, then a close. The
@@ -224,7 +238,12 @@ async fn handshake(
 {
     let result = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io))
         .await
-        .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "handshake timed out")));
+        .unwrap_or_else(|_| {
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "handshake timed out",
+            ))
+        });
     match result {
         Ok(stream) => {
             let proto = match stream.get_ref().1.alpn_protocol() {

@@ -66,9 +66,8 @@ impl ApiClientTls {
         let mut cfg = match (&self.client_cert, &self.client_key) {
             (Some(cert), Some(key)) => {
                 let pair = files::load_key_pair(cert, key, &provider)?;
-                builder.with_client_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(
-                    pair,
-                )))
+                builder
+                    .with_client_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(pair)))
             }
             (None, None) => builder.with_no_client_auth(),
             _ => {
@@ -150,7 +149,12 @@ impl ServerCertVerifier for AnyServer {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -159,7 +163,12 @@ impl ServerCertVerifier for AnyServer {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

@@ -89,7 +89,7 @@ pub fn run(
         if let Some(t) = &plan.token {
             req = req.header("X-Consul-Token", t);
         }
-        let resp = req.send().map_err(|e| e.to_string()).and_then(|r| {
+        let resp = req.send().map_err(|e| with_sources(&e)).and_then(|r| {
             let status = r.status().as_u16();
             let index = r
                 .headers()
@@ -208,6 +208,19 @@ pub fn invoke(handler: &WatchHandler, index: u64, value: &Value) -> Result<(), S
             }
         }
     }
+}
+
+/// An error with its causes: reqwest's own text ("error sending request")
+/// hides whether a connection was refused or a certificate rejected.
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// Starts the config file's watches against this agent's HTTP API (`tls`

@@ -173,7 +173,6 @@ impl NodeActor {
         wan: Option<Addr<crate::wan::WanGossip>>,
         reload_source: Option<ConfigSource>,
         tls: crate::tls::AgentTls,
-        http_limit: crate::http::ConnLimit,
     ) -> Self {
         let mut local = Local::new(&config.node_name);
         for e in local.reload(&config.services, &config.checks) {
@@ -187,7 +186,7 @@ impl NodeActor {
             wan,
             reload_source,
             tls,
-            http_limit,
+            http_limit: crate::http::ConnLimit::default(),
             local,
             dirty: true,
             syncing: false,
@@ -197,6 +196,12 @@ impl NodeActor {
             blocked: Default::default(),
             events: Default::default(),
         }
+    }
+
+    /// The HTTP(S) listeners' per-IP limit, for a reload to change.
+    pub(crate) fn with_http_limit(mut self, limit: crate::http::ConnLimit) -> Self {
+        self.http_limit = limit;
+        self
     }
 
     /// Tells the `Health` actor which checks this agent runs.
@@ -467,7 +472,8 @@ impl Handler<Reload> for NodeActor {
         cfg.enable_script_checks = new.enable_script_checks;
         cfg.enable_local_script_checks = new.enable_local_script_checks;
         // As Consul's reload: new connections count against the new limit.
-        self.http_limit.set_max(new.limits.http_max_conns_per_client);
+        self.http_limit
+            .set_max(new.limits.http_max_conns_per_client);
         cfg.limits.http_max_conns_per_client = new.limits.http_max_conns_per_client;
         // The agent's tokens change at run time (Consul reloads them too).
         self.router.reload_tokens(&new.acl.tokens);

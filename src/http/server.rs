@@ -52,6 +52,13 @@ pub enum ServeError {
     Io(#[from] io::Error),
 }
 
+/// The HTTPS handshakes: one to serve, one to refuse.
+#[derive(Clone)]
+struct Acceptors {
+    serve: tokio_rustls::TlsAcceptor,
+    refuse: tokio_rustls::TlsAcceptor,
+}
+
 /// A running server and the addresses it serves.
 pub struct Served {
     pub server: actix_server::Server,
@@ -76,8 +83,14 @@ pub fn server(
         let tls = tls
             .filter(|t| t.has_cert())
             .ok_or(ServeError::NoCertificate)?;
-        let cfg = tls.server_config(&ALPN)?;
-        Some(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
+        let serve = tls.server_config(&ALPN)?;
+        // The refusal is HTTP/1.1 text: a client that negotiated h2 could
+        // not read it, so refused connections are offered HTTP/1.1 only.
+        let refuse = tls.server_config(&[b"http/1.1"])?;
+        Some(Acceptors {
+            serve: tokio_rustls::TlsAcceptor::from(Arc::new(serve)),
+            refuse: tokio_rustls::TlsAcceptor::from(Arc::new(refuse)),
+        })
     };
     let ui = state.config.ui_enabled;
     let app = move || {
@@ -155,10 +168,10 @@ pub fn server(
                 async move {
                     let peer = io.peer_addr().ok();
                     let Some(permit) = admit(&limit, peer) else {
-                        refuse_tls(&acceptor, io).await;
+                        refuse_tls(&acceptor.refuse, io).await;
                         return Err(over_limit());
                     };
-                    let (stream, proto) = handshake(&acceptor, io, peer).await?;
+                    let (stream, proto) = handshake(&acceptor.serve, io, peer).await?;
                     Ok((
                         Counted {
                             io: stream,

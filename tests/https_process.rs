@@ -186,3 +186,42 @@ limits {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn https_port_flag_without_a_certificate_refuses_to_start() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "agent",
+        "-dev",
+        "-https-port",
+        "0",
+        "-http-port",
+        "0",
+        "-dns-port",
+        "0",
+    ])
+    .args([
+        "-server-port",
+        "0",
+        "-serf-lan-port",
+        "0",
+        "-serf-wan-port",
+        "0",
+    ])
+    .current_dir(tmp.path())
+    .stdin(Stdio::null());
+    let o = cmd.output().expect("runs");
+    assert_eq!(o.status.code(), Some(1));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        all.contains(
+            "HTTPS is configured (ports.https) but tls.https has no cert_file and key_file"
+        ),
+        "{all}"
+    );
+}

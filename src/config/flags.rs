@@ -57,6 +57,10 @@ pub struct AgentFlags {
     pub recursor: Vec<String>,
     #[arg(long = "http-port", allow_hyphen_values = true)]
     pub http_port: Option<i64>,
+    /// The HTTPS API's port (-1 or unset: no HTTPS); needs tls.https's
+    /// certificate.
+    #[arg(long = "https-port", allow_hyphen_values = true)]
+    pub https_port: Option<i64>,
     #[arg(long = "dns-port", allow_hyphen_values = true)]
     pub dns_port: Option<i64>,
     #[arg(long = "server-port", allow_hyphen_values = true)]

@@ -62,6 +62,7 @@ pub(super) fn apply_flags(cfg: &mut RuntimeConfig, f: &AgentFlags) -> Result<(),
     cfg.recursors.extend(f.recursor.iter().cloned());
     for (name, v, slot) in [
         ("http-port", f.http_port, &mut cfg.ports.http),
+        ("https-port", f.https_port, &mut cfg.ports.https),
         ("dns-port", f.dns_port, &mut cfg.ports.dns),
         ("server-port", f.server_port, &mut cfg.ports.server),
         ("serf-lan-port", f.serf_lan_port, &mut cfg.ports.serf_lan),

@@ -130,21 +130,15 @@ pub fn server(
                 let limit = limit.clone();
                 async move {
                     let peer = io.peer_addr().ok();
-                    let permit = admit(&limit, peer).ok_or_else(over_limit);
-                    match permit {
-                        Ok(permit) => Ok((
-                            Counted {
-                                io,
-                                _permit: permit,
-                            },
-                            Protocol::Http1,
-                            peer,
-                        )),
-                        Err(e) => {
-                            refuse(io).await;
-                            Err(e)
-                        }
-                    }
+                    let Some(permit) = admit(&limit, peer) else {
+                        refuse(io).await;
+                        return Err(over_limit());
+                    };
+                    let io = Counted {
+                        io,
+                        _permit: permit,
+                    };
+                    Ok((io, Protocol::Http1, peer))
                 }
             })
             .and_then(
@@ -155,12 +149,11 @@ pub fn server(
         })?;
     }
     for l in https {
+        // Set above whenever there are HTTPS listeners.
+        let acceptor = acceptor.clone().ok_or(ServeError::NoCertificate)?;
         let addr = l.local_addr()?;
         served.1.push(addr);
         let (app, limit) = (app.clone(), limit.clone());
-        let Some(acceptor) = acceptor.clone() else {
-            break;
-        };
         builder = builder.listen("meridian-https", l, move || {
             let (limit, acceptor) = (limit.clone(), acceptor.clone());
             fn_service(move |io: TcpStream| {

@@ -435,7 +435,17 @@ async fn connections_over_the_per_client_limit_get_429_and_a_closed_one_frees_it
     let dir = tmp.path();
     let mut cfg = loopback_config("limited");
     cfg.limits.http_max_conns_per_client = 5;
-    let h = meridian::agent::start(cfg, None)
+    // What a reload reads: the same config with the limit `reloaded`.
+    let reloaded = Arc::new(std::sync::atomic::AtomicU32::new(5));
+    let source: meridian::actors::node::ConfigSource = {
+        let (cfg, reloaded) = (cfg.clone(), reloaded.clone());
+        Arc::new(move || {
+            let mut c = cfg.clone();
+            c.limits.http_max_conns_per_client = reloaded.load(std::sync::atomic::Ordering::SeqCst);
+            Ok(c)
+        })
+    };
+    let h = meridian::agent::start(cfg, Some(source))
         .await
         .expect("agent starts");
     let addr = h.http_addrs[0];
@@ -491,6 +501,20 @@ async fn connections_over_the_per_client_limit_get_429_and_a_closed_one_frees_it
     // ...and only one: with the new one open, the next is refused again.
     let mut over = tokio::net::TcpStream::connect(addr).await.expect("connect");
     assert!(read_to_close(&mut over).await.starts_with("HTTP/1.1 429"));
+
+    // A reload raises the limit for new connections, as Consul's does.
+    reloaded.store(6, std::sync::atomic::Ordering::SeqCst);
+    h.node
+        .send(meridian::actors::node::Reload)
+        .await
+        .expect("node actor")
+        .expect("reload");
+    let mut sixth = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    assert!(request(&mut sixth).await.starts_with("HTTP/1.1 200"));
+    let mut seventh = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    assert!(read_to_close(&mut seventh)
+        .await
+        .starts_with("HTTP/1.1 429"));
     drop(held);
     actix::System::current().stop();
 }

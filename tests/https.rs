@@ -284,6 +284,42 @@ async fn https_only_with_client_certificates_for_curl_openssl_and_the_cli_and_re
         "a name the certificate lacks: {}",
         text(&o)
     );
+    // A directory of CAs (-ca-path, CONSUL_CAPATH), a key file among them.
+    std::fs::create_dir(dir.join("cas")).expect("mkdir");
+    std::fs::copy(dir.join(CA), dir.join("cas").join("ca.pem")).expect("copy CA");
+    std::fs::copy(dir.join(CLIENT.1), dir.join("cas").join("stray-key.pem")).expect("copy key");
+    let env = [
+        ("CONSUL_HTTP_ADDR", url.as_str()),
+        ("CONSUL_CAPATH", "cas"),
+        ("CONSUL_CLIENT_CERT", CLIENT.0),
+        ("CONSUL_CLIENT_KEY", CLIENT.1),
+    ];
+    let o = run(dir, BIN, &["kv", "get", "greeting"], &env).await;
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "hello",
+        "{}",
+        text(&o)
+    );
+    // Without verification, and with no CA, the client takes the agent's
+    // certificate; with verification and no CA (public roots) it does not.
+    let o = run(
+        dir,
+        BIN,
+        &[
+            &["kv", "get", "-http-addr", &url][..],
+            &tls_flags[2..],
+            &["greeting"],
+        ]
+        .concat(),
+        &[],
+    )
+    .await;
+    assert!(
+        !o.status.success(),
+        "public roots do not know the agent's CA: {}",
+        text(&o)
+    );
     // CONSUL_HTTP_SSL_VERIFY=false: no CA needed.
     let env = [
         ("CONSUL_HTTP_SSL_VERIFY", "false"),

@@ -118,6 +118,8 @@ pub struct AgentHandle {
     /// The request path every read and write of this agent takes.
     pub router: Router,
     pub http_addrs: Vec<SocketAddr>,
+    /// The HTTPS listeners (`ports.https`).
+    pub https_addrs: Vec<SocketAddr>,
     pub dns_addrs: Vec<SocketAddr>,
     /// The server RPC listener (a server's Raft address has its port).
     pub rpc_addr: Option<SocketAddr>,
@@ -155,6 +157,20 @@ fn bind_http(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(1024)?.into_std()
+}
+
+/// How the agent's own API clients (watches) reach its HTTPS listener:
+/// trusting the HTTPS CA and presenting its certificate, which a
+/// `verify_incoming` listener asks for.
+fn https_client(p: &crate::config::TlsProtocol) -> crate::tls::ApiClientTls {
+    crate::tls::ApiClientTls {
+        ca_file: p.ca_file.clone(),
+        ca_path: p.ca_path.clone(),
+        client_cert: p.cert_file.clone(),
+        client_key: p.key_file.clone(),
+        server_name: None,
+        insecure: false,
+    }
 }
 
 /// Addresses for the "agent listening" line, comma-separated; none when
@@ -211,6 +227,21 @@ pub async fn start(
         }
         if let Some(Ok(a)) = http_listeners.first().map(|l| l.local_addr()) {
             config.ports.http = Some(a.port());
+        }
+    }
+    let mut https_listeners = Vec::new();
+    if let Some(port) = config.ports.https {
+        // Checked before anything listens, so that the mistake fails the
+        // start with its own message (the files are read further down).
+        if !config.tls.https.has_cert() {
+            return Err(http::ServeError::NoCertificate.into());
+        }
+        for ip in config.https_addrs() {
+            let addr = SocketAddr::new(*ip, port);
+            https_listeners.push(bind_http(addr).map_err(listen_err("HTTPS API", addr))?);
+        }
+        if let Some(Ok(a)) = https_listeners.first().map(|l| l.local_addr()) {
+            config.ports.https = Some(a.port());
         }
     }
     let mut dns_sockets = Vec::new();
@@ -272,6 +303,7 @@ pub async fn start(
     let config = Arc::new(config);
     // Certificates are read now, so that a bad file fails the start.
     let tls = crate::tls::AgentTls::new(&config.tls)?;
+    let http_limit = http::ConnLimit::new(config.limits.http_max_conns_per_client);
 
     let (raft, local) = if config.server {
         let (actor, local) = RaftActor::start(config.clone()).await?;
@@ -304,15 +336,18 @@ pub async fn start(
             },
         )));
     }
-    let node = node_ctx.run(NodeActor::new(
-        config.clone(),
-        router.clone(),
-        Some(health),
-        lan,
-        wan,
-        reload,
-        tls.clone(),
-    ));
+    let node = node_ctx.run(
+        NodeActor::new(
+            config.clone(),
+            router.clone(),
+            Some(health),
+            lan,
+            wan,
+            reload,
+            tls.clone(),
+        )
+        .with_http_limit(http_limit.clone()),
+    );
     if let (Some(listener), Some(local)) = (rpc_listener, local) {
         let endpoint = Endpoint {
             local,
@@ -332,17 +367,27 @@ pub async fn start(
         dns_addrs.push(udp);
     }
 
-    let mut http_addrs = Vec::new();
-    if !http_listeners.is_empty() {
-        let (server, bound) = http::server(
+    let (mut http_addrs, mut https_addrs) = (Vec::new(), Vec::new());
+    if !http_listeners.is_empty() || !https_listeners.is_empty() {
+        let served = http::server(
             ApiState {
                 node: node.clone(),
                 router: router.clone(),
                 config: config.clone(),
             },
             http_listeners,
+            https_listeners,
+            tls.https.as_ref(),
+            http_limit,
         )?;
-        if let Some(a) = bound.first() {
+        // Watches use plain HTTP when the agent serves it, else HTTPS
+        // with the agent's own CA and certificate (as Consul's do).
+        let watch_target = match (served.http.first(), served.https.first()) {
+            (Some(a), _) => Some(("http", *a, None)),
+            (None, Some(a)) => Some(("https", *a, Some(https_client(&config.tls.https)))),
+            (None, None) => None,
+        };
+        if let Some((scheme, a, tls)) = watch_target {
             let ip = if a.ip().is_unspecified() {
                 std::net::IpAddr::from([127, 0, 0, 1])
             } else {
@@ -350,10 +395,13 @@ pub async fn start(
             };
             crate::watch::start_config_watches(
                 &config.watches,
-                format!("http://{}", SocketAddr::new(ip, a.port())),
+                format!("{scheme}://{}", SocketAddr::new(ip, a.port())),
+                tls,
             );
         }
-        http_addrs = bound;
+        http_addrs = served.http;
+        https_addrs = served.https;
+        let server = served.server;
         actix::spawn(async move {
             if let Err(e) = server.await {
                 tracing::error!(error = %e, "HTTP server failed");
@@ -367,6 +415,7 @@ pub async fn start(
     let one = |a: Option<SocketAddr>| a.map(|a| a.to_string());
     tracing::info!(
         http = addr_list(&http_addrs).map(tracing::field::display),
+        https = addr_list(&https_addrs).map(tracing::field::display),
         dns = addr_list(&dns_addrs).map(tracing::field::display),
         server = one(rpc_addr).map(tracing::field::display),
         serf_lan = one(serf_lan_addr).map(tracing::field::display),
@@ -417,6 +466,7 @@ pub async fn start(
         raft,
         router,
         http_addrs,
+        https_addrs,
         dns_addrs,
         rpc_addr,
         serf_lan_addr,

@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+pub mod https;
+
+pub use https::TlsArgs;
+
 /// Percent-encodes a path or query component, keeping `/` in keys.
 pub fn enc(s: &str) -> String {
     const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC

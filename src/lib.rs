@@ -28,4 +28,4 @@ pub mod structs;
 pub mod tls;
 pub(crate) mod ui;
 pub(crate) mod wan;
-pub(crate) mod watch;
+pub mod watch;

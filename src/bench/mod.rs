@@ -75,6 +75,10 @@ pub struct Args {
     pub quiet: bool,
     #[command(flatten)]
     pub auth: crate::api::TokenArgs,
+    /// HTTPS: an `https://` address or CONSUL_HTTP_SSL, with the CLI's
+    /// TLS flags and variables.
+    #[command(flatten)]
+    pub tls: crate::api::TlsArgs,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -175,8 +179,19 @@ pub fn run(a: Args) -> Result<i32> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
+    let targets = a
+        .addr
+        .iter()
+        .map(|s| a.tls.target(Some(s)))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Every address shares the flags, so one TLS configuration serves
+    // all the HTTPS ones.
+    let tls = match targets.iter().find(|t| t.tls.is_some()) {
+        Some(t) => t.rustls()?,
+        None => None,
+    };
     let report = rt.block_on(async {
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .default_headers(headers)
             .pool_max_idle_per_host(a.concurrency.max(1))
             // Blocking queries wait up to 30 s by design.
@@ -184,21 +199,14 @@ pub fn run(a: Args) -> Result<i32> {
                 plan.timeout.max(Duration::from_secs(60))
             } else {
                 plan.timeout
-            })
-            .build()?;
+            });
+        if let Some(tls) = tls {
+            http = http.use_preconfigured_tls(tls);
+        }
+        let http = http.build()?;
         let ctx = Arc::new(Ctx {
             http,
-            bases: a
-                .addr
-                .iter()
-                .map(|s| {
-                    if s.starts_with("http") {
-                        s.trim_end_matches('/').to_string()
-                    } else {
-                        format!("http://{s}")
-                    }
-                })
-                .collect(),
+            bases: targets.into_iter().map(|t| t.base).collect(),
             target: plan.target,
             workload: plan.workload,
             mode: plan.mode,
@@ -558,6 +566,7 @@ mod tests {
             json: None,
             quiet: true,
             auth: Default::default(),
+            tls: Default::default(),
         }
     }
 

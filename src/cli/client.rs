@@ -1,16 +1,18 @@
 //! The HTTP client every command uses: address from `-http-addr`,
-//! `MERIDIAN_HTTP_ADDR` or `CONSUL_HTTP_ADDR`; `-datacenter`, `-stale`,
-//! `-token` and `-token-file` (and their environment variables, see
-//! [`TokenArgs`]) as Consul's CLI takes them.
+//! `MERIDIAN_HTTP_ADDR` or `CONSUL_HTTP_ADDR`, HTTPS with Consul's TLS
+//! flags (see [`TlsArgs`]); `-datacenter`, `-stale`, `-token` and
+//! `-token-file` (and their environment variables, see [`TokenArgs`]) as
+//! Consul's CLI takes them.
 
 use anyhow::{anyhow, Context, Result};
 use serde_json::Value;
 
-use crate::api::{enc, TokenArgs, TOKEN_HEADER};
+use crate::api::{enc, TlsArgs, TokenArgs, TOKEN_HEADER};
 
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct HttpArgs {
-    /// The agent's HTTP address (default 127.0.0.1:8500).
+    /// The agent's HTTP address (default 127.0.0.1:8500; `https://` for
+    /// HTTPS).
     #[arg(long = "http-addr")]
     pub http_addr: Option<String>,
     /// The datacenter to query (default: the agent's).
@@ -21,6 +23,8 @@ pub struct HttpArgs {
     pub stale: bool,
     #[command(flatten)]
     pub auth: TokenArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 #[derive(Clone)]
@@ -29,6 +33,8 @@ pub struct Client {
     dc: Option<String>,
     stale: bool,
     token: Option<String>,
+    /// The TLS it speaks HTTPS with, for code that makes its own client.
+    tls: Option<crate::tls::ApiClientTls>,
     http: reqwest::blocking::Client,
 }
 
@@ -51,23 +57,16 @@ impl Reply {
 
 impl Client {
     pub fn new(args: &HttpArgs) -> Result<Client> {
-        let addr = args
-            .http_addr
-            .clone()
-            .or_else(|| std::env::var("MERIDIAN_HTTP_ADDR").ok())
-            .or_else(|| std::env::var("CONSUL_HTTP_ADDR").ok())
-            .filter(|a| !a.is_empty())
-            .unwrap_or_else(|| "127.0.0.1:8500".into());
-        let base = if addr.starts_with("http://") || addr.starts_with("https://") {
-            addr
-        } else {
-            format!("http://{addr}")
-        };
-        let http = reqwest::blocking::Client::builder()
-            .timeout(std::time::Duration::from_secs(660))
-            .build()?;
+        let target = args.tls.target(args.http_addr.as_deref())?;
+        let mut http =
+            reqwest::blocking::Client::builder().timeout(std::time::Duration::from_secs(660));
+        if let Some(tls) = target.rustls()? {
+            http = http.use_preconfigured_tls(tls);
+        }
+        let http = http.build()?;
         Ok(Client {
-            base: base.trim_end_matches('/').to_string(),
+            base: target.base,
+            tls: target.tls,
             dc: args.datacenter.clone(),
             stale: args.stale,
             token: args.auth.resolve()?,
@@ -90,9 +89,15 @@ impl Client {
         }
     }
 
-    /// `http://host:port`, for code that builds its own requests.
+    /// `http://host:port` (or `https://`), for code that builds its own
+    /// requests.
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    /// How this client speaks HTTPS (None over plaintext).
+    pub fn tls(&self) -> Option<&crate::tls::ApiClientTls> {
+        self.tls.as_ref()
     }
 
     fn url(&self, path: &str, query: &[(&str, String)]) -> String {

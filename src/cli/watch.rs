@@ -69,11 +69,18 @@ pub fn run(a: Args) -> Result<i32> {
     };
     let once = plan.handler == WatchHandler::Print;
     let stop = AtomicBool::new(false);
-    crate::watch::run(&plan, client.base(), &stop, once, |index, value| {
-        if let Err(e) = crate::watch::invoke(&plan.handler, index, value) {
-            eprintln!("Error executing handler: {e}");
-        }
-    })
+    crate::watch::run(
+        &plan,
+        client.base(),
+        client.tls(),
+        &stop,
+        once,
+        |index, value| {
+            if let Err(e) = crate::watch::invoke(&plan.handler, index, value) {
+                eprintln!("Error executing handler: {e}");
+            }
+        },
+    )
     .map_err(|e| anyhow!("Error querying Consul agent: {e}"))?;
     Ok(0)
 }

@@ -57,7 +57,8 @@ pub struct AgentFlags {
     pub recursor: Vec<String>,
     #[arg(long = "http-port", allow_hyphen_values = true)]
     pub http_port: Option<i64>,
-    /// The HTTPS API port (off unless set; -1 turns it off).
+    /// The HTTPS API's port (-1 or unset: no HTTPS); needs tls.https's
+    /// certificate.
     #[arg(long = "https-port", allow_hyphen_values = true)]
     pub https_port: Option<i64>,
     #[arg(long = "dns-port", allow_hyphen_values = true)]

@@ -141,7 +141,7 @@ async fn agent_self(
             "DataDir": c.data_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default(),
             "DNSDomain": c.domain, "DNSRecursors": c.recursors, "ClientAddrs": c.client_addrs,
             "BindAddr": c.bind_addr, "AdvertiseAddrLAN": c.advertise(), "RetryJoinLAN": c.retry_join,
-            "HTTPPort": c.ports.http.map(i64::from).unwrap_or(-1), "DNSPort": c.ports.dns.map(i64::from).unwrap_or(-1),
+            "HTTPPort": c.ports.http.map(i64::from).unwrap_or(-1), "HTTPSPort": c.ports.https.map(i64::from).unwrap_or(-1), "DNSPort": c.ports.dns.map(i64::from).unwrap_or(-1),
             "ServerPort": c.ports.server.map(i64::from).unwrap_or(-1), "SerfPortLAN": c.ports.serf_lan.map(i64::from).unwrap_or(-1),
             "SerfPortWAN": c.ports.serf_wan.map(i64::from).unwrap_or(-1), "UIConfig": {"Enabled": c.ui_enabled},
         },

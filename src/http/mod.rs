@@ -6,7 +6,8 @@
 //! read headers are shared in `params.rs`. Each file declares its routes
 //! as rows of the one route table (`routes.rs`), each with the ACL
 //! decision that covers it; `agent_authz.rs` holds the checks the agent's
-//! own handlers make against what a request names.
+//! own handlers make against what a request names. `server.rs` runs the
+//! HTTP and HTTPS listeners, `conn_limit.rs` counts their connections.
 
 pub mod acl;
 pub mod agent;
@@ -14,6 +15,7 @@ pub mod agent_authz;
 pub mod agent_checks;
 pub mod agent_token;
 pub mod catalog;
+pub mod conn_limit;
 pub mod error;
 pub mod event;
 pub mod health;
@@ -21,6 +23,7 @@ pub mod kv;
 pub mod operator;
 pub mod params;
 pub mod routes;
+pub mod server;
 pub mod session;
 pub mod snapshot;
 pub mod status;
@@ -40,6 +43,9 @@ use crate::structs::{
     WriteResponse,
 };
 use error::ApiError;
+
+pub use conn_limit::ConnLimit;
+pub use server::{server, ServeError};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -149,42 +155,3 @@ pub(crate) fn method_not_allowed(
 
 /// The header naming `acl.default_policy` (`allow` or `deny`).
 pub const DEFAULT_ACL_POLICY_HEADER: &str = "X-Consul-Default-ACL-Policy";
-
-/// Starts the HTTP server on listeners already bound (the agent binds them
-/// before it shares its config, so that the config can name the port
-/// bound). Returns the server future and the addresses served.
-pub fn server(
-    state: ApiState,
-    listeners: Vec<std::net::TcpListener>,
-) -> std::io::Result<(actix_web::dev::Server, Vec<std::net::SocketAddr>)> {
-    let ui = state.config.ui_enabled;
-    // Consul sends the agent's default policy on every answer, ACLs on or
-    // off, so that a client (the web UI) knows whether a missing token
-    // means "denied" before it asks for anything.
-    let default_policy = state.config.acl.default_policy.as_str();
-    let mut srv = actix_web::HttpServer::new(move || {
-        actix_web::App::new()
-            .app_data(web::Data::new(state.clone()))
-            .app_data(web::PayloadConfig::new(64 * 1024 * 1024))
-            .wrap(actix_web::middleware::Compress::default())
-            .wrap(
-                actix_web::middleware::DefaultHeaders::new()
-                    .add((DEFAULT_ACL_POLICY_HEADER, default_policy)),
-            )
-            .configure(|cfg| {
-                if ui {
-                    crate::ui::routes(cfg);
-                }
-                routes(cfg);
-            })
-    })
-    .workers(2)
-    .shutdown_timeout(2)
-    // The agent handles signals itself (leave or not, by role).
-    .disable_signals();
-    for l in listeners {
-        srv = srv.listen(l)?;
-    }
-    let bound = srv.addrs();
-    Ok((srv.run(), bound))
-}

@@ -6,6 +6,7 @@
 //! connections without rebuilding listeners or pools. What a reload cannot
 //! change (TLS on or off, versions, cipher suites) is fixed at start.
 
+mod client;
 mod files;
 mod verify;
 
@@ -18,6 +19,7 @@ use thiserror::Error;
 
 use crate::config::{TlsConfig, TlsProtocol};
 
+pub use client::ApiClientTls;
 pub use files::load_roots;
 
 #[derive(Debug, Error)]

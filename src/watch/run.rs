@@ -60,14 +60,16 @@ fn absent(kind: &WatchKind) -> Value {
 pub fn run(
     plan: &WatchPlan,
     base: &str,
+    tls: Option<&crate::tls::ApiClientTls>,
     stop: &AtomicBool,
     once: bool,
     mut on_change: impl FnMut(u64, &Value),
 ) -> Result<(), String> {
-    let http = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(660))
-        .build()
-        .map_err(|e| e.to_string())?;
+    let mut http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(660));
+    if let Some(tls) = tls {
+        http = http.use_preconfigured_tls(tls.client_config().map_err(|e| e.to_string())?);
+    }
+    let http = http.build().map_err(|e| e.to_string())?;
     let (path, mut query) = request(&plan.kind);
     if let Some(dc) = &plan.datacenter {
         query.push(("dc", dc.clone()));
@@ -87,7 +89,7 @@ pub fn run(
         if let Some(t) = &plan.token {
             req = req.header("X-Consul-Token", t);
         }
-        let resp = req.send().map_err(|e| e.to_string()).and_then(|r| {
+        let resp = req.send().map_err(|e| with_sources(&e)).and_then(|r| {
             let status = r.status().as_u16();
             let index = r
                 .headers()
@@ -208,16 +210,34 @@ pub fn invoke(handler: &WatchHandler, index: u64, value: &Value) -> Result<(), S
     }
 }
 
-/// Starts the config file's watches against this agent's HTTP API, each
-/// on a thread of its own (blocking queries wait minutes).
-pub fn start_config_watches(plans: &[WatchPlan], base: String) {
+/// An error with its causes: reqwest's own text ("error sending request")
+/// hides whether a connection was refused or a certificate rejected.
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Starts the config file's watches against this agent's HTTP API (`tls`
+/// for an `https` base), each on a thread of its own (blocking queries
+/// wait minutes).
+pub fn start_config_watches(
+    plans: &[WatchPlan],
+    base: String,
+    tls: Option<crate::tls::ApiClientTls>,
+) {
     for (i, plan) in plans.iter().cloned().enumerate() {
-        let base = base.clone();
+        let (base, tls) = (base.clone(), tls.clone());
         let spawned = std::thread::Builder::new()
             .name(format!("watch-{i}"))
             .spawn(move || {
                 let stop = AtomicBool::new(false);
-                let result = run(&plan, &base, &stop, false, |index, value| {
+                let result = run(&plan, &base, tls.as_ref(), &stop, false, |index, value| {
                     if let Err(e) = invoke(&plan.handler, index, value) {
                         tracing::warn!(watch = i, error = %e, "watch handler failed");
                     }

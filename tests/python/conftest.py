@@ -56,10 +56,12 @@ class Agent:
         args += list(extra_args)
         self.node = node
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.https_port = None
         if ephemeral:
             ports = self.listening_ports()
             self.http_port, self.dns_port = ports["http"], ports["dns"]
             self.serf_wan_port = ports["serf_wan"]
+            self.https_port = ports.get("https")
         if ready:
             # Under a default-deny ACL policy the node's own health reads
             # filtered empty without a token: such agents say what ready is.
@@ -137,3 +139,47 @@ def agent():
     yield a
     a.stop()
     shutil.rmtree(d, ignore_errors=True)
+
+
+def make_certs(d):
+    """A CA, a server and a client certificate, as Consul's TLS tutorial
+    makes them (`meridian tls ...` in place of `consul tls ...`)."""
+    for args in (["tls", "ca", "create"],
+                 ["tls", "cert", "create", "-server", "-dc", "dc1"],
+                 ["tls", "cert", "create", "-client", "-dc", "dc1"]):
+        subprocess.run([BIN, *args], cwd=d, check=True, capture_output=True, timeout=30)
+    return {
+        "ca": os.path.join(d, "consul-agent-ca.pem"),
+        "server": (os.path.join(d, "dc1-server-consul-0.pem"), os.path.join(d, "dc1-server-consul-0-key.pem")),
+        "client": (os.path.join(d, "dc1-client-consul-0.pem"), os.path.join(d, "dc1-client-consul-0-key.pem")),
+    }
+
+
+@pytest.fixture(scope="module")
+def https_agent():
+    """A dev agent serving HTTPS beside HTTP, requiring client
+    certificates: (agent, certificate paths)."""
+    certs_dir = tempfile.mkdtemp(prefix="meridian-certs-")
+    conf_dir = tempfile.mkdtemp(prefix="meridian-conf-")
+    certs = make_certs(certs_dir)
+    with open(os.path.join(conf_dir, "tls.hcl"), "w") as f:
+        f.write(f"""
+tls {{
+  defaults {{
+    ca_file   = "{certs['ca']}"
+    cert_file = "{certs['server'][0]}"
+    key_file  = "{certs['server'][1]}"
+  }}
+  https {{
+    verify_incoming = true
+  }}
+}}
+ports {{
+  https = 0
+}}
+""")
+    a = Agent(config_dir=conf_dir, ephemeral=True)
+    yield a, certs
+    a.stop()
+    shutil.rmtree(conf_dir, ignore_errors=True)
+    shutil.rmtree(certs_dir, ignore_errors=True)

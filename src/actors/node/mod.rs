@@ -145,6 +145,8 @@ pub struct NodeActor {
     reload_source: Option<ConfigSource>,
     /// The agent's TLS, refreshed by a reload.
     tls: crate::tls::AgentTls,
+    /// The HTTP(S) listeners' per-IP limit, which a reload can change.
+    http_limit: crate::http::ConnLimit,
     /// This node's services and checks: the truth anti-entropy writes.
     local: Local,
     /// Everything must be rewritten (start, drift check, failed sync).
@@ -184,6 +186,7 @@ impl NodeActor {
             wan,
             reload_source,
             tls,
+            http_limit: crate::http::ConnLimit::default(),
             local,
             dirty: true,
             syncing: false,
@@ -193,6 +196,12 @@ impl NodeActor {
             blocked: Default::default(),
             events: Default::default(),
         }
+    }
+
+    /// The HTTP(S) listeners' per-IP limit, for a reload to change.
+    pub(crate) fn with_http_limit(mut self, limit: crate::http::ConnLimit) -> Self {
+        self.http_limit = limit;
+        self
     }
 
     /// Tells the `Health` actor which checks this agent runs.
@@ -462,6 +471,10 @@ impl Handler<Reload> for NodeActor {
         cfg.log_level = new.log_level;
         cfg.enable_script_checks = new.enable_script_checks;
         cfg.enable_local_script_checks = new.enable_local_script_checks;
+        // As Consul's reload: new connections count against the new limit.
+        self.http_limit
+            .set_max(new.limits.http_max_conns_per_client);
+        cfg.limits.http_max_conns_per_client = new.limits.http_max_conns_per_client;
         // The agent's tokens change at run time (Consul reloads them too).
         self.router.reload_tokens(&new.acl.tokens);
         cfg.acl.tokens = new.acl.tokens;

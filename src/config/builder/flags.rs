@@ -68,11 +68,11 @@ pub(super) fn apply_flags(
     cfg.recursors.extend(f.recursor.iter().cloned());
     for (name, v, slot) in [
         ("http-port", f.http_port, &mut cfg.ports.http),
+        ("https-port", f.https_port, &mut cfg.ports.https),
         ("dns-port", f.dns_port, &mut cfg.ports.dns),
         ("server-port", f.server_port, &mut cfg.ports.server),
         ("serf-lan-port", f.serf_lan_port, &mut cfg.ports.serf_lan),
         ("serf-wan-port", f.serf_wan_port, &mut cfg.ports.serf_wan),
-        ("https-port", f.https_port, &mut cfg.ports.https),
     ] {
         if let Some(n) = v {
             *slot = port_value(n).map_err(|e| flag_err(name, e))?;

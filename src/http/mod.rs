@@ -18,6 +18,7 @@ pub mod error;
 pub mod event;
 pub mod health;
 pub mod kv;
+pub mod keyring;
 pub mod operator;
 pub mod params;
 pub mod routes;
@@ -104,6 +105,7 @@ pub fn table() -> Vec<routes::Route> {
     t.extend(snapshot::routes());
     t.extend(status::routes());
     t.extend(operator::routes());
+    t.extend(keyring::routes());
     t.extend(acl::routes());
     t
 }

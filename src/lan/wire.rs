@@ -1,5 +1,6 @@
 //! Datagrams on the pool's UDP socket: the kind byte that tells foca's
-//! packets from our own notices (leave, force-leave, ping, user event),
+//! packets from our own notices (leave, force-leave, ping, user event,
+//! key operations),
 //! the sealing and opening with the keyring when gossip is encrypted, and
 //! the isolation switch tests use to cut a member off.
 
@@ -27,6 +28,9 @@ pub(super) const KIND_FORCE_LEAVE: u8 = 2;
 pub(super) const KIND_PING: u8 = 3;
 pub(super) const KIND_PONG: u8 = 4;
 pub(super) const KIND_USER_EVENT: u8 = 5;
+pub(super) const KIND_KEY_QUERY: u8 = 6;
+pub(super) const KIND_KEY_REPLY: u8 = 7;
+pub(super) const KIND_KEY_RELAY: u8 = 8;
 
 impl LanGossip {
     pub(super) fn send(&self, dst: SocketAddr, packet: Vec<u8>) {
@@ -95,6 +99,9 @@ impl Handler<Packet> for LanGossip {
                     self.user_event(ev, EVENT_FANOUT);
                 }
             }
+            Some((&KIND_KEY_QUERY, data)) => self.key_query(data),
+            Some((&KIND_KEY_REPLY, data)) => self.key_reply(data),
+            Some((&KIND_KEY_RELAY, data)) => self.key_relay(data),
             _ => tracing::debug!("unknown gossip packet"),
         }
     }

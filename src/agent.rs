@@ -311,6 +311,7 @@ pub async fn start(
         &config,
         local.clone(),
         wan.clone(),
+        lan.clone(),
         node_ctx.address().recipient(),
     );
     if let Some(r) = &raft {

@@ -174,3 +174,54 @@ fn keys_rotate_across_servers_and_clients_and_outlive_a_restart() {
     let (_, lan) = list(s);
     assert_eq!(lan["Keys"][&new], 5, "{lan}");
 }
+
+/// Consul's list covers the LAN pool of every datacenter: a rotation
+/// asked of dc1 reaches dc2's LAN pool through dc2's server, and
+/// `-local-only` keeps to dc1's.
+#[test]
+fn a_rotation_reaches_every_datacenters_lan_pool() {
+    let (old, new) = (keygen(), keygen());
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let dc1 = TestAgent::server_with(dirs[0].path(), &["-datacenter", "dc1", "-encrypt", &old]);
+    let wan = format!("127.0.0.1:{}", dc1.serf_wan);
+    let dc2 = TestAgent::server_with(
+        dirs[1].path(),
+        &["-datacenter", "dc2", "-encrypt", &old, "-retry-join-wan", &wan],
+    );
+    let lan2 = format!("127.0.0.1:{}", dc2.serf_lan);
+    let client2 = TestAgent::client_with(
+        dirs[2].path(),
+        &lan2,
+        &["-datacenter", "dc2", "-encrypt", &old],
+    );
+    wait_for("dc2 known to dc1", 20, || {
+        reqwest::blocking::get(dc1.url("/v1/catalog/datacenters"))
+            .and_then(|r| r.json::<Vec<String>>())
+            .is_ok_and(|d| d.len() == 2)
+    });
+    wait_for("dc2's client in its pool", 20, || alive_members(&client2) == 2);
+
+    let out = dc1.cli(&["keyring", "-install", &new]);
+    assert!(out.status.success(), "install: {}{}", stdout(&out), stderr(&out));
+    let (code, body) = curl("GET", &dc1.url("/v1/operator/keyring"), None);
+    assert_eq!(code, 200, "{body}");
+    let pools: Vec<Value> = serde_json::from_str(&body).expect("json");
+    let pool = |wan: bool, dc: &str| {
+        pools
+            .iter()
+            .find(|p| p["WAN"] == wan && p["Datacenter"] == dc)
+            .unwrap_or_else(|| panic!("no pool WAN={wan} {dc} in {body}"))
+    };
+    assert_eq!(pools.len(), 3, "{body}");
+    assert_eq!(pool(true, "dc1")["Keys"][&new], 2, "{body}");
+    assert_eq!(pool(false, "dc1")["Keys"][&new], 1, "{body}");
+    assert_eq!(pool(false, "dc2")["Keys"][&new], 2, "{body}");
+    assert_eq!(pool(false, "dc2")["NumNodes"], 2, "{body}");
+    assert_eq!(keyring_file(dirs[2].path(), "local.keyring"), vec![old.clone(), new.clone()]);
+
+    let (code, body) = curl("GET", &dc1.url("/v1/operator/keyring?local-only=1"), None);
+    assert_eq!(code, 200, "{body}");
+    let pools: Vec<Value> = serde_json::from_str(&body).expect("json");
+    assert_eq!(pools.len(), 1, "{body}");
+    assert_eq!((&pools[0]["WAN"], &pools[0]["Datacenter"]), (&Value::Bool(false), &Value::from("dc1")));
+}

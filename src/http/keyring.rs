@@ -1,6 +1,6 @@
 //! `/v1/operator/keyring`: list (GET), install (POST), use (PUT) and
-//! remove (DELETE) gossip encryption keys on the WAN pool and this
-//! datacenter's LAN pool, answered per pool in Consul's shape. A pool
+//! remove (DELETE) gossip encryption keys on the WAN pool and the LAN
+//! pool of every datacenter, answered per pool in Consul's shape. A pool
 //! where a member refused or did not answer turns the whole answer into
 //! Consul's multi-error text (500).
 
@@ -15,9 +15,10 @@ use super::params::{decode, json as json_resp, read_body, Params};
 use super::routes::{delete, get, put, route, Decision::*, Need, Route};
 use super::ApiState;
 use crate::acl::{Access, Resource};
-use crate::actors::node::keyring::{KeyringOperation, PoolKeys};
+use crate::actors::node::keyring::KeyringOperation;
 use crate::lan::keyring::parse_key;
-use crate::lan::{KeyOp, MAX_RELAY_FACTOR};
+use crate::lan::MAX_RELAY_FACTOR;
+use crate::structs::keyring::{KeyOp, PoolKeys};
 
 const PATH: &str = "/v1/operator/keyring";
 
@@ -121,9 +122,9 @@ async fn keyring(
             op,
             relay_factor,
             local_only,
+            token: state.router.token_or_default(p.token()),
         })
-        .await?
-        .map_err(ApiError::internal)?;
+        .await??;
     if let Some(e) = errors(&pools) {
         return Err(ApiError::internal(e));
     }
@@ -179,7 +180,7 @@ fn errors(pools: &[PoolKeys]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lan::KeyTally;
+    use crate::structs::keyring::KeyTally;
 
     #[test]
     fn a_failed_pool_reads_as_consuls_multierror() {

@@ -16,7 +16,7 @@
 //! seal with a key it has; and an operator installs everywhere, then
 //! uses, then removes, each step counted before the next.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,7 @@ use tokio::sync::oneshot;
 
 use super::wire::{KIND_KEY_QUERY, KIND_KEY_RELAY, KIND_KEY_REPLY};
 use super::LanGossip;
+use crate::structs::keyring::{KeyOp, KeyTally};
 
 /// How long the asking member waits for every member's answer (about
 /// what serf's query timeout is for a small pool).
@@ -34,15 +35,6 @@ const KEY_QUERY_TIMEOUT: Duration = Duration::from_secs(3);
 const KEY_QUERY_RESEND: Duration = Duration::from_millis(400);
 /// Consul's bound on `relay-factor`.
 pub const MAX_RELAY_FACTOR: u8 = 5;
-
-/// What to do with the ring.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum KeyOp {
-    List,
-    Install(String),
-    Use(String),
-    Remove(String),
-}
 
 /// Run a key operation on this member and every live member of its pool.
 #[derive(Message)]
@@ -53,54 +45,20 @@ pub struct KeyOperation {
     pub relay_factor: u8,
 }
 
-/// The answers of one pool, counted (serf's `KeyResponse`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KeyTally {
-    /// Members asked, this one included.
-    pub num_nodes: usize,
-    pub num_resp: usize,
-    pub num_err: usize,
-    /// Each key and how many members have it.
-    pub keys: BTreeMap<String, usize>,
-    /// Each primary key and how many members seal with it.
-    pub primary_keys: BTreeMap<String, usize>,
-    /// Member name to what went wrong there.
-    pub messages: BTreeMap<String, String>,
-}
-
-impl KeyTally {
-    /// The pool's failure as serf words it, if any: a member refused, or
-    /// some did not answer in time.
-    pub fn error(&self) -> Option<String> {
-        if self.num_err > 0 {
-            Some(format!(
-                "{}/{} nodes reported failure",
-                self.num_err, self.num_nodes
-            ))
-        } else if self.num_resp < self.num_nodes {
-            Some(format!(
-                "{}/{} nodes reported success",
-                self.num_resp, self.num_nodes
-            ))
-        } else {
-            None
-        }
+/// Counts one member's answer.
+fn record(tally: &mut KeyTally, r: &KeyReply) {
+    tally.num_resp += 1;
+    if !r.ok {
+        tally.num_err += 1;
     }
-
-    fn record(&mut self, r: &KeyReply) {
-        self.num_resp += 1;
-        if !r.ok {
-            self.num_err += 1;
-        }
-        if !r.message.is_empty() {
-            self.messages.insert(r.node.clone(), r.message.clone());
-        }
-        for k in &r.keys {
-            *self.keys.entry(k.clone()).or_default() += 1;
-        }
-        if let Some(p) = &r.primary {
-            *self.primary_keys.entry(p.clone()).or_default() += 1;
-        }
+    if !r.message.is_empty() {
+        tally.messages.insert(r.node.clone(), r.message.clone());
+    }
+    for k in &r.keys {
+        *tally.keys.entry(k.clone()).or_default() += 1;
+    }
+    if let Some(p) = &r.primary {
+        *tally.primary_keys.entry(p.clone()).or_default() += 1;
     }
 }
 
@@ -240,7 +198,7 @@ impl LanGossip {
             return;
         }
         p.answered.insert(r.node.clone());
-        p.tally.record(&r);
+        record(&mut p.tally, &r);
         if p.waiting.is_empty() {
             self.finish_key_query(r.id);
         }
@@ -276,17 +234,6 @@ impl LanGossip {
     }
 }
 
-impl KeyOp {
-    fn name(&self) -> &'static str {
-        match self {
-            KeyOp::List => "list",
-            KeyOp::Install(_) => "install",
-            KeyOp::Use(_) => "use",
-            KeyOp::Remove(_) => "remove",
-        }
-    }
-}
-
 impl Handler<KeyOperation> for LanGossip {
     type Result = ResponseFuture<KeyTally>;
 
@@ -305,7 +252,7 @@ impl Handler<KeyOperation> for LanGossip {
             num_nodes: waiting.len() + 1,
             ..KeyTally::default()
         };
-        tally.record(&mine);
+        record(&mut tally, &mine);
         let query = KeyQuery {
             id,
             op: msg.op,
@@ -352,10 +299,10 @@ mod tests {
             keys: vec!["k1".into(), "k2".into()],
             primary: Some("k1".into()),
         };
-        t.record(&reply("a", true));
-        t.record(&reply("b", true));
+        record(&mut t, &reply("a", true));
+        record(&mut t, &reply("b", true));
         assert_eq!(t.error().as_deref(), Some("2/3 nodes reported success"));
-        t.record(&reply("c", false));
+        record(&mut t, &reply("c", false));
         assert_eq!(t.error().as_deref(), Some("1/3 nodes reported failure"));
         assert_eq!(t.keys.get("k2"), Some(&3));
         assert_eq!(t.primary_keys.get("k1"), Some(&3));

@@ -53,7 +53,7 @@ use tokio::net::UdpSocket;
 
 use crate::structs::UserEvent;
 pub use events::{FireEvent, SubscribeEvents};
-pub use key_query::{KeyOp, KeyOperation, KeyTally, MAX_RELAY_FACTOR};
+pub use key_query::{KeyOperation, MAX_RELAY_FACTOR};
 pub use member::{Member, MemberEvent, MemberId, MemberStatus};
 pub use membership::{ForceLeave, Join, Leave, Members, Subscribe};
 // Reached by the pool's own tests only.

@@ -52,8 +52,16 @@ fn list(a: &TestAgent) -> (Value, Value) {
     assert_eq!(code, 200, "{body}");
     let pools: Vec<Value> = serde_json::from_str(&body).expect("json");
     assert_eq!(pools.len(), 2, "{body}");
-    let wan = pools.iter().find(|p| p["WAN"] == true).expect("a WAN pool").clone();
-    let lan = pools.iter().find(|p| p["WAN"] == false).expect("a LAN pool").clone();
+    let wan = pools
+        .iter()
+        .find(|p| p["WAN"] == true)
+        .expect("a WAN pool")
+        .clone();
+    let lan = pools
+        .iter()
+        .find(|p| p["WAN"] == false)
+        .expect("a LAN pool")
+        .clone();
     (wan, lan)
 }
 
@@ -77,12 +85,23 @@ fn keys_rotate_across_servers_and_clients_and_outlive_a_restart() {
             .is_ok_and(|m| m.iter().filter(|m| m["Status"] == 1).count() == 3)
     });
     // `encrypt` with no keyring file yet writes one.
-    assert_eq!(keyring_file(dirs[3].path(), "local.keyring"), vec![old.clone()]);
-    assert_eq!(keyring_file(dirs[0].path(), "remote.keyring"), vec![old.clone()]);
+    assert_eq!(
+        keyring_file(dirs[3].path(), "local.keyring"),
+        vec![old.clone()]
+    );
+    assert_eq!(
+        keyring_file(dirs[0].path(), "remote.keyring"),
+        vec![old.clone()]
+    );
 
     let s = &servers[0];
     let out = s.cli(&["keyring", "-install", &new]);
-    assert!(out.status.success(), "install: {}{}", stdout(&out), stderr(&out));
+    assert!(
+        out.status.success(),
+        "install: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     assert!(stdout(&out).contains("==> Installing new gossip encryption key..."));
     let (wan, lan) = list(s);
     assert_eq!(lan["NumNodes"], 4, "{lan}");
@@ -95,8 +114,16 @@ fn keys_rotate_across_servers_and_clients_and_outlive_a_restart() {
     let out = s.cli(&["keyring", "-list"]);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}{}", stderr(&out));
-    assert!(text.starts_with("==> Gathering installed encryption keys...\n"), "{text}");
-    for line in ["\nWAN:\n", "\ndc1 (LAN):\n", &format!("  {new} [4/4]\n"), &format!("  {new} [3/3]\n")] {
+    assert!(
+        text.starts_with("==> Gathering installed encryption keys...\n"),
+        "{text}"
+    );
+    for line in [
+        "\nWAN:\n",
+        "\ndc1 (LAN):\n",
+        &format!("  {new} [4/4]\n"),
+        &format!("  {new} [3/3]\n"),
+    ] {
         assert!(text.contains(line), "{line:?} in {text}");
     }
 
@@ -111,34 +138,67 @@ fn keys_rotate_across_servers_and_clients_and_outlive_a_restart() {
     let body = format!(r#"{{"Key": "{old}"}}"#);
     let (code, text) = curl("DELETE", &s.url("/v1/operator/keyring"), Some(&body));
     assert_eq!(code, 500, "{text}");
-    assert!(text.contains("dc1 (LAN) error: 4/4 nodes reported failure"), "{text}");
-    assert!(text.contains("WAN error: 3/3 nodes reported failure"), "{text}");
+    assert!(
+        text.contains("dc1 (LAN) error: 4/4 nodes reported failure"),
+        "{text}"
+    );
+    assert!(
+        text.contains("WAN error: 3/3 nodes reported failure"),
+        "{text}"
+    );
     // A key that is no key is refused before it reaches anyone.
-    let (code, text) = curl("POST", &s.url("/v1/operator/keyring"), Some(r#"{"Key": "AAAA"}"#));
+    let (code, text) = curl(
+        "POST",
+        &s.url("/v1/operator/keyring"),
+        Some(r#"{"Key": "AAAA"}"#),
+    );
     assert_eq!(code, 400, "{text}");
     assert!(text.contains("Invalid key"), "{text}");
-    let (code, text) = curl("PUT", &s.url("/v1/operator/keyring?local-only=true"), Some(&body));
+    let (code, text) = curl(
+        "PUT",
+        &s.url("/v1/operator/keyring?local-only=true"),
+        Some(&body),
+    );
     assert_eq!(code, 400, "{text}");
     // Only servers hold both pools, as in Consul.
     let (code, text) = curl("GET", &client.url("/v1/operator/keyring"), None);
-    assert_eq!((code, text.as_str()), (500, "keyring operations must run against a server node"));
+    assert_eq!(
+        (code, text.as_str()),
+        (500, "keyring operations must run against a server node")
+    );
 
     // Use through a follower, with relayed answers.
     let out = servers[2].cli(&["keyring", "-use", &new, "-relay-factor", "2"]);
-    assert!(out.status.success(), "use: {}{}", stdout(&out), stderr(&out));
+    assert!(
+        out.status.success(),
+        "use: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     let (wan, lan) = list(s);
     assert_eq!(lan["PrimaryKeys"][&new], 4, "{lan}");
     assert_eq!(wan["PrimaryKeys"][&new], 3, "{wan}");
     let out = s.cli(&["keyring", "-remove", &old]);
-    assert!(out.status.success(), "remove: {}{}", stdout(&out), stderr(&out));
+    assert!(
+        out.status.success(),
+        "remove: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     let (wan, lan) = list(s);
     assert_eq!(lan["Keys"].as_object().map(|k| k.len()), Some(1), "{lan}");
     assert_eq!(lan["Keys"][&new], 4, "{lan}");
     assert_eq!(wan["Keys"][&new], 3, "{wan}");
     let out = s.cli(&["keyring", "-list", "-local-only"]);
     assert!(!stdout(&out).contains("WAN:"), "{}", stdout(&out));
-    assert_eq!(keyring_file(dirs[3].path(), "local.keyring"), vec![new.clone()]);
-    assert_eq!(keyring_file(dirs[1].path(), "remote.keyring"), vec![new.clone()]);
+    assert_eq!(
+        keyring_file(dirs[3].path(), "local.keyring"),
+        vec![new.clone()]
+    );
+    assert_eq!(
+        keyring_file(dirs[1].path(), "remote.keyring"),
+        vec![new.clone()]
+    );
 
     // Gossip goes on under the new key alone: longer than failure
     // detection takes, every member stays alive, and a write reaches
@@ -186,7 +246,14 @@ fn a_rotation_reaches_every_datacenters_lan_pool() {
     let wan = format!("127.0.0.1:{}", dc1.serf_wan);
     let dc2 = TestAgent::server_with(
         dirs[1].path(),
-        &["-datacenter", "dc2", "-encrypt", &old, "-retry-join-wan", &wan],
+        &[
+            "-datacenter",
+            "dc2",
+            "-encrypt",
+            &old,
+            "-retry-join-wan",
+            &wan,
+        ],
     );
     let lan2 = format!("127.0.0.1:{}", dc2.serf_lan);
     let client2 = TestAgent::client_with(
@@ -199,10 +266,17 @@ fn a_rotation_reaches_every_datacenters_lan_pool() {
             .and_then(|r| r.json::<Vec<String>>())
             .is_ok_and(|d| d.len() == 2)
     });
-    wait_for("dc2's client in its pool", 20, || alive_members(&client2) == 2);
+    wait_for("dc2's client in its pool", 20, || {
+        alive_members(&client2) == 2
+    });
 
     let out = dc1.cli(&["keyring", "-install", &new]);
-    assert!(out.status.success(), "install: {}{}", stdout(&out), stderr(&out));
+    assert!(
+        out.status.success(),
+        "install: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     let (code, body) = curl("GET", &dc1.url("/v1/operator/keyring"), None);
     assert_eq!(code, 200, "{body}");
     let pools: Vec<Value> = serde_json::from_str(&body).expect("json");
@@ -217,11 +291,17 @@ fn a_rotation_reaches_every_datacenters_lan_pool() {
     assert_eq!(pool(false, "dc1")["Keys"][&new], 1, "{body}");
     assert_eq!(pool(false, "dc2")["Keys"][&new], 2, "{body}");
     assert_eq!(pool(false, "dc2")["NumNodes"], 2, "{body}");
-    assert_eq!(keyring_file(dirs[2].path(), "local.keyring"), vec![old.clone(), new.clone()]);
+    assert_eq!(
+        keyring_file(dirs[2].path(), "local.keyring"),
+        vec![old.clone(), new.clone()]
+    );
 
     let (code, body) = curl("GET", &dc1.url("/v1/operator/keyring?local-only=1"), None);
     assert_eq!(code, 200, "{body}");
     let pools: Vec<Value> = serde_json::from_str(&body).expect("json");
     assert_eq!(pools.len(), 1, "{body}");
-    assert_eq!((&pools[0]["WAN"], &pools[0]["Datacenter"]), (&Value::Bool(false), &Value::from("dc1")));
+    assert_eq!(
+        (&pools[0]["WAN"], &pools[0]["Datacenter"]),
+        (&Value::Bool(false), &Value::from("dc1"))
+    );
 }

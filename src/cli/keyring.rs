@@ -74,17 +74,33 @@ pub fn run(a: Args) -> Result<i32> {
         let pools = client
             .get("/v1/operator/keyring", &query)
             .map_err(|e| anyhow!("error: {e}"))?;
-        let field = if a.list_primary { "PrimaryKeys" } else { "Keys" };
+        let field = if a.list_primary {
+            "PrimaryKeys"
+        } else {
+            "Keys"
+        };
         print!("{}", format_pools(&pools, field));
         return Ok(0);
     }
     let (method, key, doing) = if let Some(k) = a.install {
-        (reqwest::Method::POST, k, "Installing new gossip encryption key...")
+        (
+            reqwest::Method::POST,
+            k,
+            "Installing new gossip encryption key...",
+        )
     } else if let Some(k) = a.use_key {
-        (reqwest::Method::PUT, k, "Changing primary gossip encryption key...")
+        (
+            reqwest::Method::PUT,
+            k,
+            "Changing primary gossip encryption key...",
+        )
     } else {
         let k = a.remove.unwrap_or_default();
-        (reqwest::Method::DELETE, k, "Removing gossip encryption key...")
+        (
+            reqwest::Method::DELETE,
+            k,
+            "Removing gossip encryption key...",
+        )
     };
     println!("==> {doing}");
     client
@@ -117,7 +133,10 @@ fn format_pools(pools: &Value, field: &str) -> String {
         };
         out.push_str(&format!("\n{name}{suffix}:\n"));
         for (node, msg) in p["Messages"].as_object().into_iter().flatten() {
-            out.push_str(&format!("  ===> {node}: {}\n", msg.as_str().unwrap_or_default()));
+            out.push_str(&format!(
+                "  ===> {node}: {}\n",
+                msg.as_str().unwrap_or_default()
+            ));
         }
         let total = p["NumNodes"].as_u64().unwrap_or(0);
         for (key, n) in p[field].as_object().into_iter().flatten() {

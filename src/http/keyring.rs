@@ -54,9 +54,9 @@ fn options(p: &Params, list: bool) -> Result<(u8, bool), ApiError> {
     let relay = match p.get("relay-factor").filter(|v| !v.is_empty()) {
         None => 0,
         Some(v) => {
-            let n: i64 = v.parse().map_err(|e| {
-                ApiError::bad_request(format!("Error parsing relay factor: {e}"))
-            })?;
+            let n: i64 = v
+                .parse()
+                .map_err(|e| ApiError::bad_request(format!("Error parsing relay factor: {e}")))?;
             u8::try_from(n)
                 .ok()
                 .filter(|n| *n <= MAX_RELAY_FACTOR)
@@ -197,9 +197,10 @@ mod tests {
         let mut bad = ok.clone();
         bad.wan = false;
         bad.tally.num_err = 1;
-        bad.tally
-            .messages
-            .insert("n1".into(), "Removing the primary key is not allowed".into());
+        bad.tally.messages.insert(
+            "n1".into(),
+            "Removing the primary key is not allowed".into(),
+        );
         assert_eq!(
             errors(&[ok, bad]).as_deref(),
             Some("2 errors occurred:\n\t* dc1 (LAN) error: 1/1 nodes reported failure\n\t* n1: Removing the primary key is not allowed\n\n")
@@ -209,9 +210,17 @@ mod tests {
     #[test]
     fn local_only_is_for_lists_and_relay_factor_is_bounded() {
         let params = |q: &str| {
-            Params::from(&actix_web::test::TestRequest::get().uri(&format!("/x?{q}")).to_http_request()).unwrap()
+            Params::from(
+                &actix_web::test::TestRequest::get()
+                    .uri(&format!("/x?{q}"))
+                    .to_http_request(),
+            )
+            .unwrap()
         };
-        assert_eq!(options(&params("relay-factor=3&local-only=true"), true).unwrap(), (3, true));
+        assert_eq!(
+            options(&params("relay-factor=3&local-only=true"), true).unwrap(),
+            (3, true)
+        );
         assert!(options(&params("local-only=true"), false)
             .unwrap_err()
             .body

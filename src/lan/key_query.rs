@@ -230,7 +230,9 @@ impl LanGossip {
         for addr in to {
             self.send(addr, packet.clone());
         }
-        ctx.run_later(KEY_QUERY_RESEND, move |act, ctx| act.key_query_tick(id, ctx));
+        ctx.run_later(KEY_QUERY_RESEND, move |act, ctx| {
+            act.key_query_tick(id, ctx)
+        });
     }
 }
 
@@ -295,7 +297,11 @@ mod tests {
             id: 1,
             node: node.into(),
             ok,
-            message: if ok { String::new() } else { "Removing the primary key is not allowed".into() },
+            message: if ok {
+                String::new()
+            } else {
+                "Removing the primary key is not allowed".into()
+            },
             keys: vec!["k1".into(), "k2".into()],
             primary: Some("k1".into()),
         };

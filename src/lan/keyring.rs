@@ -221,12 +221,18 @@ impl Keyring {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(FileError::Io { path: shown, source }),
+            Err(source) => {
+                return Err(FileError::Io {
+                    path: shown,
+                    source,
+                })
+            }
         };
-        let keys: Vec<String> = serde_json::from_slice(&bytes).map_err(|source| FileError::Format {
-            path: shown.clone(),
-            source,
-        })?;
+        let keys: Vec<String> =
+            serde_json::from_slice(&bytes).map_err(|source| FileError::Format {
+                path: shown.clone(),
+                source,
+            })?;
         if keys.is_empty() {
             return Err(FileError::Empty(shown));
         }
@@ -359,7 +365,11 @@ mod tests {
         let by_old = ring.seal(b"\x00a".to_vec());
         assert_eq!(ring.use_key(&new), Ok(true));
         assert_eq!(ring.primary(), Some(new.as_str()));
-        assert_eq!(ring.open(&by_old).as_deref(), Some(&b"\x00a"[..]), "old still opens");
+        assert_eq!(
+            ring.open(&by_old).as_deref(),
+            Some(&b"\x00a"[..]),
+            "old still opens"
+        );
         assert_eq!(ring.remove(&new), Err(RingError::RemovePrimary));
         assert_eq!(
             RingError::RemovePrimary.to_string(),
@@ -369,12 +379,18 @@ mod tests {
         assert_eq!(ring.remove(&old), Ok(false));
         assert_eq!(ring.open(&by_old), None, "a removed key no longer opens");
         assert_eq!(ring.keys(), std::slice::from_ref(&new));
-        assert!(matches!(ring.install("AAAA"), Err(RingError::Key(KeyError::Length(3)))));
+        assert!(matches!(
+            ring.install("AAAA"),
+            Err(RingError::Key(KeyError::Length(3)))
+        ));
     }
 
     #[test]
     fn the_file_round_trips_primary_first() {
-        let dir = std::env::temp_dir().join(format!("meridian-keyring-{}", generate_key().replace(['/', '+', '='], "")));
+        let dir = std::env::temp_dir().join(format!(
+            "meridian-keyring-{}",
+            generate_key().replace(['/', '+', '='], "")
+        ));
         let path = dir.join("serf").join("local.keyring");
         assert!(Keyring::load(&path).expect("no file").is_none());
         let (a, b) = (generate_key(), generate_key());

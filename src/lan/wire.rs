@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use actix::prelude::*;
 
 use super::events::EVENT_FANOUT;
+use super::keyring::SEALED;
 use super::{LanGossip, MemberStatus};
 use crate::structs::UserEvent;
 
@@ -58,6 +59,12 @@ impl Handler<Packet> for LanGossip {
         if self.isolated {
             return;
         }
+        // Key operations only from members that hold a key: with
+        // `encrypt_verify_incoming = false` plain datagrams are let in
+        // too, and one must not be able to install or use its own key.
+        // Without a ring there is nothing to change, only "not enabled"
+        // to answer.
+        let sealed = self.opts.keyring.is_none() || msg.0.first() == Some(&SEALED);
         let packet = match &self.opts.keyring {
             Some(ring) => match ring.open(&msg.0) {
                 Some(p) => p,
@@ -99,9 +106,12 @@ impl Handler<Packet> for LanGossip {
                     self.user_event(ev, EVENT_FANOUT);
                 }
             }
-            Some((&KIND_KEY_QUERY, data)) => self.key_query(data),
-            Some((&KIND_KEY_REPLY, data)) => self.key_reply(data),
-            Some((&KIND_KEY_RELAY, data)) => self.key_relay(data),
+            Some((&KIND_KEY_QUERY, data)) if sealed => self.key_query(data),
+            Some((&KIND_KEY_REPLY, data)) if sealed => self.key_reply(data),
+            Some((&KIND_KEY_RELAY, data)) if sealed => self.key_relay(data),
+            Some((&(KIND_KEY_QUERY | KIND_KEY_REPLY | KIND_KEY_RELAY), _)) => {
+                tracing::warn!(from = %msg.1, "dropped a key operation that was not sealed");
+            }
             _ => tracing::debug!("unknown gossip packet"),
         }
     }

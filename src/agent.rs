@@ -12,7 +12,7 @@ use crate::actors::node::{ConfigSource, NodeActor, Reload, Router};
 use crate::actors::raft::RaftActor;
 use crate::config::RuntimeConfig;
 use crate::http::{self, ApiState};
-use crate::lan::keyring::{KeyError, Keyring};
+use crate::lan::keyring::Keyring;
 use crate::lan::LanOptions;
 
 /// Sets up logging at `level` (or `RUST_LOG`); false when a subscriber
@@ -37,26 +37,76 @@ fn init_logging(level: &str) -> bool {
         .is_ok()
 }
 
-/// The gossip pools' options from the config. They are read here, where
+/// Which gossip pool's options to build: its name in Consul's warning and
+/// its keyring file under `<data-dir>/serf/`.
+#[derive(Clone, Copy)]
+enum Pool {
+    Lan,
+    Wan,
+}
+
+impl Pool {
+    fn name(self) -> &'static str {
+        match self {
+            Pool::Lan => "LAN",
+            Pool::Wan => "WAN",
+        }
+    }
+
+    fn keyring_file(self) -> &'static str {
+        match self {
+            Pool::Lan => "local.keyring",
+            Pool::Wan => "remote.keyring",
+        }
+    }
+}
+
+/// A gossip pool's options from the config. They are read here, where
 /// the agent is assembled, so that the gossip layer does not depend on the
 /// config, which already uses the gossip layer's key parsing.
-fn lan_options(c: &RuntimeConfig) -> Result<LanOptions, KeyError> {
-    let keyring = match &c.encrypt {
-        Some(key) => {
-            let mut ring = Keyring::new(std::slice::from_ref(key))?;
-            ring.verify_incoming = c.encrypt_verify_incoming;
-            ring.verify_outgoing = c.encrypt_verify_outgoing;
-            Some(ring)
-        }
+///
+/// The keyring as Consul sets it up: a keyring file from an earlier run
+/// wins over `encrypt` (a rotation outlives restarts), and `encrypt`
+/// with no file yet writes one.
+fn pool_options(c: &RuntimeConfig, pool: Pool) -> anyhow::Result<LanOptions> {
+    let serf_dir = c
+        .data_dir
+        .as_ref()
+        .filter(|_| !c.dev)
+        .map(|d| d.join("serf"));
+    let keyring_file = serf_dir.as_ref().map(|d| d.join(pool.keyring_file()));
+    let saved = match &keyring_file {
+        Some(f) => Keyring::load(f)?,
         None => None,
     };
+    let keyring = match (saved, &c.encrypt) {
+        (Some(keys), given) => {
+            if given.is_some() {
+                tracing::warn!(
+                    "WARNING: {} keyring exists but -encrypt given, using keyring",
+                    pool.name()
+                );
+            }
+            Some(Keyring::new(&keys)?)
+        }
+        (None, Some(key)) => {
+            let ring = Keyring::new(std::slice::from_ref(key))?;
+            if let Some(f) = &keyring_file {
+                ring.save(f)?;
+            }
+            Some(ring)
+        }
+        (None, None) => None,
+    }
+    .map(|mut ring| {
+        ring.verify_incoming = c.encrypt_verify_incoming;
+        ring.verify_outgoing = c.encrypt_verify_outgoing;
+        ring
+    });
     Ok(LanOptions {
         keyring,
-        snapshot: c
-            .data_dir
-            .as_ref()
-            .filter(|_| !c.dev)
-            .map(|d| d.join("serf").join("local.snapshot")),
+        keyring_file,
+        snapshot: serf_dir.map(|d| d.join("local.snapshot")),
         rejoin_after_leave: c.rejoin_after_leave,
         reconnect_timeout: c.reconnect_timeout,
         ..LanOptions::default()
@@ -268,7 +318,7 @@ pub async fn start(
                 addr,
                 config.advertise(),
                 config.gossip_tags(),
-                lan_options(&config)?,
+                pool_options(&config, Pool::Lan)?,
             )
             .await
             .map_err(listen_err("LAN gossip", addr))?;
@@ -287,7 +337,7 @@ pub async fn start(
                 addr,
                 config.advertise_wan(),
                 config.gossip_tags(),
-                lan_options(&config)?,
+                pool_options(&config, Pool::Wan)?,
             )
             .await
             .map_err(listen_err("WAN gossip", addr))?;
@@ -323,6 +373,7 @@ pub async fn start(
         &config,
         local.clone(),
         wan.clone(),
+        lan.clone(),
         node_ctx.address().recipient(),
     );
     if let Some(r) = &raft {

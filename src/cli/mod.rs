@@ -12,6 +12,7 @@ mod force_leave;
 mod info;
 mod join;
 mod keygen;
+mod keyring;
 mod kv;
 mod leave;
 mod lock;
@@ -94,6 +95,8 @@ enum Cmd {
     ForceLeave(force_leave::Args),
     /// Generates a new encryption key for gossip.
     Keygen,
+    /// Manages gossip layer encryption keys (install, use, remove, list).
+    Keyring(keyring::Args),
     /// Creates the agent CA and the certificates it signs.
     Tls {
         #[command(subcommand)]
@@ -139,6 +142,7 @@ pub fn run(args: Vec<String>) -> i32 {
         Cmd::ForceLeave(a) => force_leave::run(a),
         Cmd::Maint(a) => maint::run(a),
         Cmd::Keygen => keygen::run(),
+        Cmd::Keyring(a) => keyring::run(a),
         Cmd::Tls { cmd } => tls::run(cmd),
         Cmd::Validate(a) => validate::run(a),
         Cmd::Version => version::run(),

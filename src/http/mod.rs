@@ -19,6 +19,7 @@ pub mod conn_limit;
 pub mod error;
 pub mod event;
 pub mod health;
+pub mod keyring;
 pub mod kv;
 pub mod operator;
 pub mod params;
@@ -110,6 +111,7 @@ pub fn table() -> Vec<routes::Route> {
     t.extend(snapshot::routes());
     t.extend(status::routes());
     t.extend(operator::routes());
+    t.extend(keyring::routes());
     t.extend(acl::routes());
     t
 }

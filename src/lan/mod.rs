@@ -28,9 +28,11 @@
 //! - `rtt.rs`: pings for round-trip times;
 //! - `events.rs`: user events;
 //! - `snapshot.rs`: the members kept for a restart;
-//! - `keyring.rs`: the encryption keys and the AES-GCM seal.
+//! - `keyring.rs`: the encryption keys, the AES-GCM seal, the keyring file;
+//! - `key_query.rs`: key operations carried to every member and counted.
 
 mod events;
+mod key_query;
 pub mod keyring;
 mod member;
 mod membership;
@@ -51,6 +53,7 @@ use tokio::net::UdpSocket;
 
 use crate::structs::UserEvent;
 pub use events::{FireEvent, SubscribeEvents};
+pub use key_query::{KeyOperation, MAX_RELAY_FACTOR};
 pub use member::{Member, MemberEvent, MemberId, MemberStatus};
 pub use membership::{ForceLeave, Join, Leave, Members, Subscribe};
 // Reached by the pool's own tests only.
@@ -102,6 +105,8 @@ pub struct LanGossip {
     event_clock: u64,
     event_ids: std::collections::VecDeque<String>,
     event_subscribers: Vec<Recipient<UserEvent>>,
+    /// Key operations this member asked and is counting answers for.
+    key_queries: HashMap<u64, key_query::PendingKeyQuery>,
 }
 
 impl LanGossip {
@@ -162,6 +167,7 @@ impl LanGossip {
             event_clock: 0,
             event_ids: Default::default(),
             event_subscribers: Vec::new(),
+            key_queries: HashMap::new(),
         }
         .start();
         Ok((actor, local))

@@ -12,6 +12,9 @@ use super::keyring;
 #[derive(Clone)]
 pub struct LanOptions {
     pub keyring: Option<keyring::Keyring>,
+    /// Where the ring is saved when a key operation changes it
+    /// (`<data-dir>/serf/local.keyring`; `None`: nowhere).
+    pub keyring_file: Option<PathBuf>,
     /// Where the members known are kept for a restart (`None`: nowhere).
     pub snapshot: Option<PathBuf>,
     pub rejoin_after_leave: bool,
@@ -27,6 +30,7 @@ impl Default for LanOptions {
     fn default() -> Self {
         LanOptions {
             keyring: None,
+            keyring_file: None,
             snapshot: None,
             rejoin_after_leave: false,
             reconnect_timeout: Duration::from_secs(72 * 3600),

@@ -1,11 +1,12 @@
 //! Members in one process on loopback: 25 converging, a graceful leave
 //! seen as left, a crash seen as failed; then reconnection after a
-//! partition, reaping, force-leave, tag updates, encryption, round-trip
-//! times and rejoining from the snapshot. Durations are printed, not asserted.
+//! partition, reaping, force-leave, tag updates, encryption, key
+//! operations, round-trip times and rejoining from the snapshot. Durations are printed, not asserted.
 
 use std::time::Instant;
 
 use super::*;
+use crate::structs::keyring::KeyOp;
 
 async fn start(i: usize) -> (Addr<LanGossip>, SocketAddr) {
     start_with(i, LanOptions::default()).await
@@ -337,4 +338,53 @@ async fn a_restarted_member_rejoins_from_its_snapshot_unless_it_left() {
     let (c, _) = start_with(71, with_snapshot(false)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(c.send(Members).await.unwrap().len(), 1);
+}
+
+#[actix_rt::test]
+async fn key_operations_reach_every_member_and_plain_text_cannot_ask() {
+    let old = keyring::generate_key();
+    let mut ring = keyring::Keyring::new(std::slice::from_ref(&old)).unwrap();
+    // Plain text let in, as while a cluster switches encryption on.
+    ring.verify_incoming = false;
+    let opts = LanOptions {
+        keyring: Some(ring),
+        ..LanOptions::default()
+    };
+    let nodes = pool(3, 80, opts).await;
+    let new = keyring::generate_key();
+    let op = |op| KeyOperation {
+        op,
+        relay_factor: 1,
+    };
+    let t = nodes[1]
+        .0
+        .send(op(KeyOp::Install(new.clone())))
+        .await
+        .unwrap();
+    assert_eq!((t.num_nodes, t.num_resp, t.num_err), (3, 3, 0), "{t:?}");
+    assert_eq!(t.keys.get(&new), Some(&3));
+    let t = nodes[2]
+        .0
+        .send(op(KeyOp::Remove(old.clone())))
+        .await
+        .unwrap();
+    assert_eq!(t.error().as_deref(), Some("3/3 nodes reported failure"));
+    assert_eq!(
+        t.messages.values().collect::<Vec<_>>(),
+        vec!["Removing the primary key is not allowed"; 3]
+    );
+
+    // An unsealed key query from outside the pool changes nothing.
+    let intruder = keyring::generate_key();
+    let query = serde_json::json!({
+        "id": 7, "op": {"Install": intruder}, "relay_factor": 0, "reply_to": "127.0.0.1:9",
+    });
+    let mut packet = vec![wire::KIND_KEY_QUERY];
+    packet.extend_from_slice(query.to_string().as_bytes());
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    socket.send_to(&packet, nodes[0].1).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t = nodes[0].0.send(op(KeyOp::List)).await.unwrap();
+    assert_eq!(t.keys.get(&intruder), None, "{t:?}");
+    assert_eq!(t.keys.get(&new), Some(&3), "{t:?}");
 }

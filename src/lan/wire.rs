@@ -1,5 +1,6 @@
 //! Datagrams on the pool's UDP socket: the kind byte that tells foca's
-//! packets from our own notices (leave, force-leave, ping, user event),
+//! packets from our own notices (leave, force-leave, ping, user event,
+//! key operations),
 //! the sealing and opening with the keyring when gossip is encrypted, and
 //! the isolation switch tests use to cut a member off.
 
@@ -8,6 +9,7 @@ use std::net::SocketAddr;
 use actix::prelude::*;
 
 use super::events::EVENT_FANOUT;
+use super::keyring::SEALED;
 use super::{LanGossip, MemberStatus};
 use crate::structs::UserEvent;
 
@@ -27,6 +29,9 @@ pub(super) const KIND_FORCE_LEAVE: u8 = 2;
 pub(super) const KIND_PING: u8 = 3;
 pub(super) const KIND_PONG: u8 = 4;
 pub(super) const KIND_USER_EVENT: u8 = 5;
+pub(super) const KIND_KEY_QUERY: u8 = 6;
+pub(super) const KIND_KEY_REPLY: u8 = 7;
+pub(super) const KIND_KEY_RELAY: u8 = 8;
 
 impl LanGossip {
     pub(super) fn send(&self, dst: SocketAddr, packet: Vec<u8>) {
@@ -54,6 +59,12 @@ impl Handler<Packet> for LanGossip {
         if self.isolated {
             return;
         }
+        // Key operations only from members that hold a key: with
+        // `encrypt_verify_incoming = false` plain datagrams are let in
+        // too, and one must not be able to install or use its own key.
+        // Without a ring there is nothing to change, only "not enabled"
+        // to answer.
+        let sealed = self.opts.keyring.is_none() || msg.0.first() == Some(&SEALED);
         let packet = match &self.opts.keyring {
             Some(ring) => match ring.open(&msg.0) {
                 Some(p) => p,
@@ -94,6 +105,12 @@ impl Handler<Packet> for LanGossip {
                 if let Ok(ev) = serde_json::from_slice::<UserEvent>(data) {
                     self.user_event(ev, EVENT_FANOUT);
                 }
+            }
+            Some((&KIND_KEY_QUERY, data)) if sealed => self.key_query(data),
+            Some((&KIND_KEY_REPLY, data)) if sealed => self.key_reply(data),
+            Some((&KIND_KEY_RELAY, data)) if sealed => self.key_relay(data),
+            Some((&(KIND_KEY_QUERY | KIND_KEY_REPLY | KIND_KEY_RELAY), _)) => {
+                tracing::warn!(from = %msg.1, "dropped a key operation that was not sealed");
             }
             _ => tracing::debug!("unknown gossip packet"),
         }

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::acl::ResolvedAclToken;
 use super::acl_replication::AclReplicationStatus;
 use super::event::UserEvent;
+use super::keyring::{KeyringArgs, PoolKeys};
 use super::raft::{NodeId, TypeConfig};
 use super::request::{ReadRequest, ReadResponse, RequestError, WriteRequest, WriteResponse};
 use super::status::RaftStatus;
@@ -44,6 +45,7 @@ pub enum MethodId {
     RemovePeer = 9,
     ResolveToken = 10,
     AclReplication = 11,
+    KeyringOperation = 12,
 }
 
 impl MethodId {
@@ -61,6 +63,7 @@ impl MethodId {
             RemovePeer,
             ResolveToken,
             AclReplication,
+            KeyringOperation,
         ]
         .into_iter()
         .find(|m| *m as u8 == b)
@@ -180,4 +183,9 @@ method!(
 method!(
     /// `/v1/acl/replication`: answered by the leader of the datacenter.
     AclReplication, Routed<AclReplicationArgs>, Result<AclReplicationStatus, RequestError>
+);
+method!(
+    /// A gossip key operation on a datacenter's LAN pool: run by the
+    /// receiving server's agent, or sent on over the WAN.
+    KeyringOperation, KeyringArgs, Result<PoolKeys, RequestError>
 );

@@ -36,9 +36,9 @@ pub fn wan_config(expected_size: u32) -> foca::Config {
     c
 }
 
-/// Starts a server's WAN gossip as `NODE.DC`: the LAN pool's options
-/// (keyring, rejoin, reconnect) with WAN timings, and its snapshot beside
-/// the LAN one as `remote.snapshot`. Returns the actor and the address
+/// Starts a server's WAN gossip as `NODE.DC`: the pool options given
+/// (its own keyring and `remote.keyring`, rejoin, reconnect) with WAN
+/// timings, and its snapshot beside the LAN one as `remote.snapshot`. Returns the actor and the address
 /// bound (the ephemeral port when `bind` has port 0).
 pub async fn start(
     node_name: &str,
@@ -46,14 +46,14 @@ pub async fn start(
     bind: SocketAddr,
     advertise: IpAddr,
     tags: BTreeMap<String, String>,
-    lan_opts: LanOptions,
+    wan_opts: LanOptions,
 ) -> std::io::Result<(Addr<WanGossip>, SocketAddr)> {
     let opts = LanOptions {
-        snapshot: lan_opts
+        snapshot: wan_opts
             .snapshot
             .map(|p| p.with_file_name("remote.snapshot")),
         timings: Some(wan_config(16)),
-        ..lan_opts
+        ..wan_opts
     };
     LanGossip::start(
         format!("{node_name}.{datacenter}"),

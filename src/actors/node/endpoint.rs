@@ -70,6 +70,9 @@ impl Service for Endpoint {
                     answer::<rpc::RemovePeer, _, _>(&args, |p| router.remove_peer(p.req, p.hop))
                         .await
                 }
+                MethodId::KeyringOperation => {
+                    answer::<rpc::KeyringOperation, _, _>(&args, |k| router.keyring_lan(k)).await
+                }
                 MethodId::AclReplication => {
                     answer::<rpc::AclReplication, _, _>(&args, |a| {
                         router.acl_replication(a.req, a.hop)

@@ -9,6 +9,7 @@
 //! - `anti_entropy.rs`: syncing local services and checks to the catalog;
 //! - `alias.rs`: alias checks and critical-service reaping;
 //! - `pools.rs`: the LAN and WAN gossip pools (join, leave, members);
+//! - `keyring.rs`: gossip key operations on both pools;
 //! - `events.rs`: user events this agent keeps;
 //! - `local.rs`: the local state itself, as pure data;
 //! - `authz.rs`: ACL decisions on the request path; `tokens.rs`: the
@@ -19,6 +20,7 @@ mod anti_entropy;
 mod authz;
 pub mod endpoint;
 pub mod events;
+pub mod keyring;
 pub mod local;
 mod pools;
 pub mod router;

@@ -1,6 +1,7 @@
 //! The one request path (Consul's `rpc.go` `forwardRPC`). Every read,
-//! write, status query, user event and Raft peer removal, whether it came
-//! in by HTTP, DNS or server RPC, takes the same steps here:
+//! write, status query, user event, gossip key operation and Raft peer
+//! removal, whether it came in by HTTP, DNS or server RPC, takes the same
+//! steps here:
 //!
 //! 1. **the token**: a request that carries none takes the agent's
 //!    configured one (`acl.tokens.default`; `dns` for DNS, `agent` for the
@@ -31,6 +32,7 @@
 //! ACL writes of objects the primary datacenter owns go there (`acl.rs`).
 
 mod acl;
+mod keyring;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -97,6 +99,8 @@ struct Inner {
     servers: RwLock<BTreeMap<String, String>>,
     /// Servers only: the WAN pool, for other datacenters.
     wan: Option<Addr<crate::wan::WanGossip>>,
+    /// The agent's LAN pool, for this datacenter's gossip key operations.
+    lan: Option<Addr<crate::lan::LanGossip>>,
     /// The agent's own LAN pool, for this datacenter's user events.
     events: Recipient<FireLocalEvent>,
     pool: Pool,
@@ -116,6 +120,7 @@ impl Router {
         config: &RuntimeConfig,
         local: Option<LocalServer>,
         wan: Option<Addr<crate::wan::WanGossip>>,
+        lan: Option<Addr<crate::lan::LanGossip>>,
         events: Recipient<FireLocalEvent>,
     ) -> Router {
         Router(Arc::new(Inner {
@@ -124,6 +129,7 @@ impl Router {
             local,
             servers: RwLock::default(),
             wan,
+            lan,
             events,
             pool: Pool::default(),
             failed: Mutex::default(),

@@ -95,6 +95,7 @@ impl RaftActor {
     /// agent's RPC listener).
     pub async fn start(
         config: Arc<RuntimeConfig>,
+        pool: crate::rpc::Pool,
     ) -> anyhow::Result<(Addr<RaftActor>, LocalServer)> {
         let dir = config.data_dir.as_ref().map(|d| d.join("raft"));
         let db = open_store(dir.as_deref()).await?;
@@ -123,7 +124,7 @@ impl RaftActor {
         }
         .validate()?;
         let node_id = raft_id(&config.node_id);
-        let network = RaftNetworkFactoryImpl::default();
+        let network = RaftNetworkFactoryImpl { pool };
         let raft = Raft::new(node_id, Arc::new(rc), network, log, sm).await?;
         if (config.bootstrap || config.bootstrap_expect == 1) && !raft.is_initialized().await? {
             let addr = server_addr(&config);

@@ -1,0 +1,187 @@
+//! The listener's admission over loopback: TLS or plaintext as the
+//! settings say, Raft's messages only from servers' certificates, the
+//! per-address limit and the first-frame deadline.
+
+use std::time::Duration;
+
+use openraft::raft::{VoteRequest, VoteResponse};
+use openraft::Vote;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::*;
+use crate::rpc::codec::write_frame;
+use crate::rpc::Pool;
+use crate::structs::rpc;
+use crate::tls::tests::{ca, leaf, settings};
+use crate::tls::Tls;
+
+/// Answers Vote (a server-only method) and Datacenters (any caller's).
+struct Fake;
+
+impl Service for Fake {
+    fn serve(&self, method: MethodId, args: Vec<u8>) -> BoxFuture<'static, Vec<u8>> {
+        Box::pin(async move {
+            match method {
+                MethodId::Vote => {
+                    answer::<rpc::Vote, _, _>(&args, |r| async move {
+                        Ok(VoteResponse::new(r.vote, None, false))
+                    })
+                    .await
+                }
+                _ => {
+                    answer::<rpc::Datacenters, _, _>(&args, |()| async {
+                        Ok(vec!["dc1".to_string()])
+                    })
+                    .await
+                }
+            }
+        })
+    }
+}
+
+async fn listen(admission: Admission) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let listener = Listener::new(admission).unwrap();
+    tokio::spawn(listener.serve(l, Arc::new(Fake)));
+    addr
+}
+
+fn admission(tls: Option<Tls>, max: u32, timeout: Duration) -> Admission {
+    Admission {
+        tls,
+        server_name: "server.dc1.consul".into(),
+        max_conns_per_client: max,
+        handshake_timeout: timeout,
+    }
+}
+
+const T: Duration = Duration::from_secs(3);
+
+async fn datacenters(pool: &Pool, addr: &str) -> Result<Vec<String>, RpcError> {
+    pool.call::<rpc::Datacenters>(addr, &(), T)
+        .await
+        .map(|r| r.unwrap())
+}
+
+async fn vote(pool: &Pool, addr: &str) -> Result<(), RpcError> {
+    let req = VoteRequest::new(Vote::new(1, 1), None);
+    pool.call::<rpc::Vote>(addr, &req, T).await.map(|r| {
+        r.unwrap();
+    })
+}
+
+/// Whether the server closes `s` without writing a byte (within 3 s).
+async fn closed_without_answer(s: &mut TcpStream) -> bool {
+    let mut b = [0u8; 64];
+    match tokio::time::timeout(T, s.read(&mut b)).await {
+        Ok(Ok(0)) | Ok(Err(_)) => true,
+        Ok(Ok(_)) | Err(_) => false,
+    }
+}
+
+async fn plaintext_call(addr: &str) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    write_frame(&mut s, &[MethodId::Datacenters as u8], &encode(&()).unwrap())
+        .await
+        .unwrap();
+    s
+}
+
+fn pool(tls: &Tls) -> Pool {
+    Pool::new("dc1", "consul.", Some(tls)).unwrap()
+}
+
+#[tokio::test]
+async fn verify_incoming_admits_the_ca_only_and_raft_from_servers_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca1, ca2) = (ca(dir.path(), "one"), ca(dir.path(), "two"));
+    let names = ["server.dc1.consul", "localhost"];
+    let tls = |ca, file, names: &[&str]| {
+        Tls::new(&settings(ca, leaf(dir.path(), ca, file, names), true))
+            .unwrap()
+            .unwrap()
+    };
+    let server = tls(&ca1, "server", &names);
+    let client = tls(&ca1, "client", &["client.dc1.consul", "localhost"]);
+    let stranger = tls(&ca2, "stranger", &names);
+    let addr = listen(admission(Some(server.clone()), 0, T)).await;
+
+    // A server's certificate may do everything.
+    assert_eq!(datacenters(&pool(&server), &addr).await.unwrap(), ["dc1"]);
+    vote(&pool(&server), &addr).await.unwrap();
+
+    // A client's may forward requests, not act in Raft.
+    let as_client = pool(&client);
+    assert_eq!(datacenters(&as_client, &addr).await.unwrap(), ["dc1"]);
+    match vote(&as_client, &addr).await {
+        Err(RpcError::Refused(m)) => assert!(m.contains("server.dc1.consul"), "{m}"),
+        other => panic!("a client certificate voted: {other:?}"),
+    }
+
+    // Another CA's certificate and plaintext are not let in.
+    assert!(matches!(
+        datacenters(&pool(&stranger), &addr).await,
+        Err(RpcError::Io(_) | RpcError::Connect(..))
+    ));
+    let mut plain = plaintext_call(&addr).await;
+    assert!(closed_without_answer(&mut plain).await);
+
+    // The dialer checks the name too: this server is not dc2's.
+    let to_dc2 = pool(&server)
+        .call_in::<rpc::Datacenters>("dc2", &addr, &(), T)
+        .await;
+    assert!(matches!(to_dc2, Err(RpcError::Connect(..))), "{to_dc2:?}");
+}
+
+#[tokio::test]
+async fn tls_without_verify_incoming_serves_tls_and_plaintext() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca1 = ca(dir.path(), "one");
+    let pair = leaf(dir.path(), &ca1, "server", &["server.dc1.consul"]);
+    let server = Tls::new(&settings(&ca1, pair, false)).unwrap().unwrap();
+    let addr = listen(admission(Some(server), 0, T)).await;
+
+    assert_eq!(datacenters(&Pool::default(), &addr).await.unwrap(), ["dc1"]);
+    vote(&Pool::default(), &addr).await.unwrap();
+    // A client certificate over TLS: no restriction without
+    // verify_incoming (Consul's AuthorizeServerConn).
+    let client = Tls::new(&settings(
+        &ca1,
+        leaf(dir.path(), &ca1, "client", &["client.dc1.consul"]),
+        true,
+    ))
+    .unwrap()
+    .unwrap();
+    vote(&pool(&client), &addr).await.unwrap();
+}
+
+#[tokio::test]
+async fn one_address_holds_at_most_the_limit_and_idle_connections_are_closed() {
+    let timeout = Duration::from_millis(400);
+    let addr = listen(admission(None, 2, timeout)).await;
+    let started = Instant::now();
+    let mut a = TcpStream::connect(&addr).await.unwrap();
+    let mut b = TcpStream::connect(&addr).await.unwrap();
+    // Announces 64 MiB and sends three bytes of it.
+    b.write_all(&[4, 0, 0, 0, 1, 2, 3]).await.unwrap();
+    let mut over = plaintext_call(&addr).await;
+    assert!(closed_without_answer(&mut over).await, "a third connection was served");
+    assert!(started.elapsed() < timeout, "refused at once, not by the deadline");
+
+    // Both are closed by the deadline, and their places given back.
+    assert!(closed_without_answer(&mut a).await);
+    assert!(closed_without_answer(&mut b).await);
+    assert!(started.elapsed() >= timeout);
+    let mut ok = plaintext_call(&addr).await;
+    let reply: Result<Result<Vec<String>, crate::structs::RequestError>, String> =
+        decode(&read_frame(&mut ok).await.unwrap()).unwrap();
+    assert_eq!(reply.unwrap().unwrap(), ["dc1"]);
+
+    // After the first frame the deadline no longer applies.
+    tokio::time::sleep(timeout * 2).await;
+    write_frame(&mut ok, &[MethodId::Datacenters as u8], &encode(&()).unwrap())
+        .await
+        .unwrap();
+    assert!(read_frame(&mut ok).await.is_ok());
+}

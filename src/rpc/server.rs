@@ -152,7 +152,11 @@ impl Listener {
             match listener.accept().await {
                 Ok((conn, peer)) => {
                     let Some(slot) = self.gate.admit(peer.ip()) else {
-                        tracing::debug!(%peer, "rpc connection refused: too many connections from this address");
+                        tracing::warn!(
+                            %peer,
+                            limit = self.gate.admission.max_conns_per_client,
+                            "rpc connection refused: rpc_max_conns_per_client exceeded"
+                        );
                         continue;
                     };
                     let _ = conn.set_nodelay(true);
@@ -205,8 +209,9 @@ async fn admitted(
     };
     if first[0] != TLS_HANDSHAKE {
         if tls.verify_incoming() {
-            // Consul's behaviour: no answer a scanner could learn from.
-            tracing::debug!(%peer, "plaintext rpc connection refused: verify_incoming");
+            // As Consul: closed without an answer a scanner could learn
+            // from, and logged.
+            tracing::warn!(%peer, "non-TLS rpc connection refused: verify_incoming is set");
             return Ok(());
         }
         return frames(conn, deadline, true, a, service).await;

@@ -185,3 +185,29 @@ async fn one_address_holds_at_most_the_limit_and_idle_connections_are_closed() {
         .unwrap();
     assert!(read_frame(&mut ok).await.is_ok());
 }
+
+#[tokio::test]
+async fn pooled_tls_connections_are_reused_and_a_stalled_handshake_meets_the_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca1 = ca(dir.path(), "one");
+    let pair = leaf(dir.path(), &ca1, "server", &["server.dc1.consul"]);
+    let server = Tls::new(&settings(&ca1, pair, true)).unwrap().unwrap();
+    let timeout = Duration::from_millis(400);
+    // One connection per address: a second call succeeds only over the
+    // first call's connection, back from the pool.
+    let addr = listen(admission(Some(server.clone()), 1, timeout)).await;
+    let p = pool(&server);
+    for _ in 0..3 {
+        assert_eq!(datacenters(&p, &addr).await.unwrap(), ["dc1"]);
+    }
+    assert!(datacenters(&pool(&server), &addr).await.is_err());
+    drop(p);
+
+    // A ClientHello that never completes is closed by the deadline.
+    let addr = listen(admission(Some(server), 0, timeout)).await;
+    let started = Instant::now();
+    let mut stalled = TcpStream::connect(&addr).await.unwrap();
+    stalled.write_all(&[TLS_HANDSHAKE, 3, 1]).await.unwrap();
+    assert!(closed_without_answer(&mut stalled).await);
+    assert!(started.elapsed() >= timeout);
+}

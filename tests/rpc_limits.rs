@@ -61,9 +61,13 @@ fn still_open(s: &TcpStream) -> bool {
     open
 }
 
+/// A complete request: length 6, request id 1, method 7 (Datacenters),
+/// MessagePack nil (no arguments).
+const REQUEST: [u8; 10] = [0, 0, 0, 6, 0, 0, 0, 1, 7, 0xc0];
+
 /// A request frame announcing 64 MiB (the most a frame may be) and the
-/// method byte and three bytes of it.
-const OVERSIZED_START: [u8; 8] = [0x04, 0, 0, 0, 7, 1, 2, 3];
+/// first four bytes of it.
+const OVERSIZED_START: [u8; 8] = [0x04, 0, 0, 0, 0, 0, 0, 1];
 
 fn server(extra_hcl: &str) -> (tempfile::TempDir, tempfile::TempDir, TestAgent) {
     let conf = tempfile::tempdir().unwrap();
@@ -109,13 +113,13 @@ fn two_hundred_oversized_frames_cost_little_and_one_address_holds_at_most_the_li
     // The 101st connection from one address is closed at once, with a
     // complete request that would otherwise be answered.
     let mut over = connect_from(&rt, [127, 0, 0, 2], agent.server_port);
-    let _ = over.write_all(&[0, 0, 0, 2, 7, 0xc0]);
+    let _ = over.write_all(&REQUEST);
     let t = Instant::now();
     assert!(closed_within(&mut over, Duration::from_secs(3)));
     assert!(t.elapsed() < Duration::from_secs(3));
     // Another address is still served.
     let mut other = connect_from(&rt, [127, 0, 0, 4], agent.server_port);
-    other.write_all(&[0, 0, 0, 2, 7, 0xc0]).expect("write");
+    other.write_all(&REQUEST).expect("write");
     let mut len = [0u8; 4];
     other.read_exact(&mut len).expect("an answer");
     assert!(u32::from_be_bytes(len) > 0);
@@ -124,7 +128,7 @@ fn two_hundred_oversized_frames_cost_little_and_one_address_holds_at_most_the_li
     conns.truncate(100);
     std::thread::sleep(Duration::from_millis(300));
     let mut again = connect_from(&rt, [127, 0, 0, 3], agent.server_port);
-    again.write_all(&[0, 0, 0, 2, 7, 0xc0]).expect("write");
+    again.write_all(&REQUEST).expect("write");
     again
         .set_read_timeout(Some(Duration::from_secs(3)))
         .expect("timeout");
@@ -140,7 +144,7 @@ fn a_connection_without_a_complete_first_frame_is_closed_at_the_deadline() {
     let mut partial = TcpStream::connect(("127.0.0.1", port)).unwrap();
     partial.write_all(&OVERSIZED_START).unwrap();
     let mut served = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    served.write_all(&[0, 0, 0, 2, 7, 0xc0]).unwrap();
+    served.write_all(&REQUEST).unwrap();
     let mut len = [0u8; 4];
     served.read_exact(&mut len).unwrap();
     let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
@@ -156,6 +160,6 @@ fn a_connection_without_a_complete_first_frame_is_closed_at_the_deadline() {
     // A connection that sent its first frame in time is no longer
     // bound by the deadline.
     assert!(still_open(&served));
-    served.write_all(&[0, 0, 0, 2, 7, 0xc0]).unwrap();
+    served.write_all(&REQUEST).unwrap();
     served.read_exact(&mut len).expect("a second answer after the deadline");
 }

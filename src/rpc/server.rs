@@ -1,8 +1,9 @@
 //! The server RPC listener: admits a connection (per-IP limit, TLS or
 //! plaintext as `internal_rpc` allows, a deadline for the handshake and
 //! the first frame), then reads frames, hands each method and its
-//! arguments to the [`Service`] it was given and writes the answer. Each
-//! connection serves its calls in order; a bad frame closes that
+//! arguments to the [`Service`] it was given and writes the answer. A
+//! connection's requests are served side by side, each answer tagged with
+//! its request's id (see [`super::pool`]); a bad frame closes that
 //! connection only.
 
 use std::collections::HashMap;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
@@ -229,42 +231,78 @@ async fn admitted(
     frames(stream, deadline, !restricted || is_server, a, service).await
 }
 
-/// Serves a connection's frames in order until it ends; the first must
-/// be complete by `deadline`. `may_raft`: whether the peer may send
-/// Raft's messages.
-async fn frames<S: AsyncRead + AsyncWrite + Unpin>(
-    mut conn: S,
+/// Requests one connection may have in progress at once (a peer agent
+/// sends all its calls to this server over one connection, blocking
+/// queries included); beyond it the next frame is read as one finishes.
+const MAX_IN_FLIGHT: usize = 4096;
+
+/// Serves a connection's requests side by side until it ends, each
+/// answer tagged with its request's id; the first frame must be complete
+/// by `deadline`. `may_raft`: whether the peer may send Raft's messages.
+async fn frames<S: AsyncRead + AsyncWrite + Send + 'static>(
+    conn: S,
     mut deadline: Option<Instant>,
     may_raft: bool,
     a: &Admission,
     service: Arc<dyn Service>,
 ) -> Result<(), RpcError> {
-    loop {
-        let mut frame = match by(deadline.take(), read_frame(&mut conn)).await {
+    let (mut rd, mut wr) = tokio::io::split(conn);
+    let (answers, mut queue) = mpsc::channel::<Vec<u8>>(64);
+    let writer = tokio::spawn(async move {
+        while let Some(answer) = queue.recv().await {
+            if write_frame(&mut wr, &answer, &[]).await.is_err() {
+                break;
+            }
+        }
+    });
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let server_name: Arc<str> = Arc::from(a.server_name.as_str());
+    let ended = loop {
+        let mut frame = match by(deadline.take(), read_frame(&mut rd)).await {
             Ok(f) => f,
-            Err(RpcError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-            Err(e) => return Err(e),
+            Err(RpcError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break Ok(()),
+            Err(e) => break Err(e),
         };
-        let answer = match frame.first().copied().and_then(MethodId::from_byte) {
-            Some(method) if server_only(method) && !may_raft => {
-                tracing::warn!(
-                    ?method,
-                    "rpc refused: the peer's certificate does not name {}",
-                    a.server_name
-                );
-                refusal(format!(
-                    "{method:?} needs a server certificate for {}",
-                    a.server_name
-                ))
-            }
-            Some(method) => {
-                let args = frame.split_off(1);
-                service.serve(method, args).await
-            }
-            None => refusal(format!("unknown method {:?}", frame.first())),
+        if frame.len() < 5 {
+            break Err(RpcError::Codec("a request without its id and method".into()));
+        }
+        let args = frame.split_off(5);
+        let id = [frame[0], frame[1], frame[2], frame[3]];
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            break Ok(());
         };
-        write_frame(&mut conn, &[], &answer).await?;
-    }
+        let (answers, service, name) = (answers.clone(), service.clone(), server_name.clone());
+        let method = frame[4];
+        tokio::spawn(async move {
+            let work = async {
+                match MethodId::from_byte(method) {
+                    Some(m) if server_only(m) && !may_raft => {
+                        tracing::warn!(
+                            method = ?m,
+                            "rpc refused: the peer's certificate does not name {name}"
+                        );
+                        refusal(format!("{m:?} needs a server certificate for {name}"))
+                    }
+                    Some(m) => service.serve(m, args).await,
+                    None => refusal(format!("unknown method {method}")),
+                }
+            };
+            // A connection that is gone takes its calls with it (a
+            // blocking query no one will read).
+            tokio::select! {
+                answer = work => {
+                    let mut out = Vec::with_capacity(4 + answer.len());
+                    out.extend_from_slice(&id);
+                    out.extend_from_slice(&answer);
+                    let _ = answers.send(out).await;
+                }
+                _ = answers.closed() => {}
+            }
+            drop(permit);
+        });
+    };
+    writer.abort();
+    ended
 }
 
 #[cfg(test)]

@@ -134,8 +134,8 @@ pub fn plaintext_refused(port: u16, within: Duration) -> bool {
     use std::io::Write;
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(within)).expect("timeout");
-    // Length 2, method 7 (Datacenters), MessagePack nil.
-    let _ = s.write_all(&[0, 0, 0, 2, 7, 0xc0]);
+    // Length 6, request id 1, method 7 (Datacenters), MessagePack nil.
+    let _ = s.write_all(&[0, 0, 0, 6, 0, 0, 0, 1, 7, 0xc0]);
     let started = Instant::now();
     let mut b = [0u8; 64];
     let closed = match s.read(&mut b) {

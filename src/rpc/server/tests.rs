@@ -15,7 +15,8 @@ use crate::structs::rpc;
 use crate::tls::tests::{ca, leaf, settings};
 use crate::tls::Tls;
 
-/// Answers Vote (a server-only method) and Datacenters (any caller's).
+/// Answers Vote (a server-only method; after 200 ms, as a slow call) and
+/// Datacenters (any caller's).
 struct Fake;
 
 impl Service for Fake {
@@ -24,6 +25,7 @@ impl Service for Fake {
             match method {
                 MethodId::Vote => {
                     answer::<rpc::Vote, _, _>(&args, |r| async move {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
                         Ok(VoteResponse::new(r.vote, None, false))
                     })
                     .await
@@ -82,10 +84,17 @@ async fn closed_without_answer(s: &mut TcpStream) -> bool {
 
 async fn plaintext_call(addr: &str) -> TcpStream {
     let mut s = TcpStream::connect(addr).await.unwrap();
-    write_frame(&mut s, &[MethodId::Datacenters as u8], &encode(&()).unwrap())
+    write_frame(&mut s, &request_head(1), &encode(&()).unwrap())
         .await
         .unwrap();
     s
+}
+
+/// A Datacenters request's id and method.
+fn request_head(id: u32) -> Vec<u8> {
+    let mut head = id.to_be_bytes().to_vec();
+    head.push(MethodId::Datacenters as u8);
+    head
 }
 
 fn pool(tls: &Tls) -> Pool {
@@ -174,16 +183,18 @@ async fn one_address_holds_at_most_the_limit_and_idle_connections_are_closed() {
     assert!(closed_without_answer(&mut b).await);
     assert!(started.elapsed() >= timeout);
     let mut ok = plaintext_call(&addr).await;
+    let answer = read_frame(&mut ok).await.unwrap();
+    assert_eq!(answer[..4], 1u32.to_be_bytes(), "the answer names its request");
     let reply: Result<Result<Vec<String>, crate::structs::RequestError>, String> =
-        decode(&read_frame(&mut ok).await.unwrap()).unwrap();
+        decode(&answer[4..]).unwrap();
     assert_eq!(reply.unwrap().unwrap(), ["dc1"]);
 
     // After the first frame the deadline no longer applies.
     tokio::time::sleep(timeout * 2).await;
-    write_frame(&mut ok, &[MethodId::Datacenters as u8], &encode(&()).unwrap())
+    write_frame(&mut ok, &request_head(2), &encode(&()).unwrap())
         .await
         .unwrap();
-    assert!(read_frame(&mut ok).await.is_ok());
+    assert_eq!(read_frame(&mut ok).await.unwrap()[..4], 2u32.to_be_bytes());
 }
 
 #[tokio::test]
@@ -210,4 +221,23 @@ async fn pooled_tls_connections_are_reused_and_a_stalled_handshake_meets_the_dea
     stalled.write_all(&[TLS_HANDSHAKE, 3, 1]).await.unwrap();
     assert!(closed_without_answer(&mut stalled).await);
     assert!(started.elapsed() >= timeout);
+}
+
+#[tokio::test]
+async fn calls_share_one_connection_side_by_side_and_get_their_own_answers() {
+    // One connection allowed: 100 calls of 200 ms each fit in it together.
+    let addr = listen(admission(None, 1, T)).await;
+    let p = Pool::default();
+    let started = Instant::now();
+    let calls = (1..=100u64).map(|term| {
+        let (p, addr) = (p.clone(), addr.clone());
+        async move {
+            let req = VoteRequest::new(Vote::new(term, 1), None);
+            let resp = p.call::<rpc::Vote>(&addr, &req, T).await.unwrap().unwrap();
+            assert_eq!(resp.vote, req.vote, "an answer for another call");
+        }
+    });
+    futures::future::join_all(calls).await;
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert_eq!(datacenters(&p, &addr).await.unwrap(), ["dc1"]);
 }

@@ -10,7 +10,7 @@
 //! (`server.<dc>.<domain>`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -46,6 +46,9 @@ struct Mux {
     pending: Pending,
     next_id: AtomicU32,
     dead: Arc<AtomicBool>,
+    /// Answers read so far: a call that times out while none arrived
+    /// finds the server silent (a partition) rather than slow.
+    heard: Arc<AtomicU64>,
 }
 
 impl Mux {
@@ -54,7 +57,8 @@ impl Mux {
         let (requests, mut queue) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
         let pending: Pending = Arc::default();
         let dead = Arc::new(AtomicBool::new(false));
-        let (p, d) = (pending.clone(), dead.clone());
+        let heard = Arc::new(AtomicU64::new(0));
+        let (p, d, h) = (pending.clone(), dead.clone(), heard.clone());
         let reader = tokio::spawn(async move {
             let why = loop {
                 let mut frame = match read_frame(&mut rd).await {
@@ -64,6 +68,7 @@ impl Mux {
                 if frame.len() < 4 {
                     break "an answer without its request id".to_string();
                 }
+                h.fetch_add(1, Ordering::Relaxed);
                 let body = frame.split_off(4);
                 let id = u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
                 let waiting = p.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
@@ -91,7 +96,12 @@ impl Mux {
             pending,
             next_id: AtomicU32::new(0),
             dead,
+            heard,
         }
+    }
+
+    fn heard(&self) -> u64 {
+        self.heard.load(Ordering::Relaxed)
     }
 
     fn is_dead(&self) -> bool {
@@ -270,14 +280,54 @@ impl Pool {
         timeout: Duration,
     ) -> Result<M::Reply, RpcError> {
         let body = encode(args)?;
-        let fut = async {
-            let conn = self.conn(addr, dc).await?;
-            let answer: Result<M::Reply, String> =
-                decode(&conn.call(M::ID as u8, &body).await?)?;
-            answer.map_err(RpcError::Refused)
-        };
-        tokio::time::timeout(timeout, fut)
+        let deadline = tokio::time::Instant::now() + timeout;
+        let timed_out = || RpcError::Timeout(addr.to_string());
+        let conn = tokio::time::timeout_at(deadline, self.conn(addr, dc))
             .await
-            .map_err(|_| RpcError::Timeout(addr.to_string()))?
+            .map_err(|_| timed_out())??;
+        let heard = conn.heard();
+        let answer = match tokio::time::timeout_at(deadline, conn.call(M::ID as u8, &body)).await {
+            Ok(a) => a?,
+            Err(_) => {
+                // Nothing at all came back on the connection while this
+                // call waited: the next call dials again (and meets the
+                // connect timeout) rather than wait on a silent peer.
+                if conn.heard() == heard {
+                    conn.dead.store(true, Ordering::Relaxed);
+                }
+                return Err(timed_out());
+            }
+        };
+        let answer: Result<M::Reply, String> = decode(&answer)?;
+        answer.map_err(RpcError::Refused)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::structs::rpc;
+
+    #[tokio::test]
+    async fn a_silent_server_is_dialed_again_after_a_timeout() {
+        // Accepts, reads and never answers: a peer behind a partition.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(AtomicU32::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((c, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::Relaxed);
+                held.push(c);
+            }
+        });
+        let pool = Pool::default();
+        let t = Duration::from_millis(200);
+        for n in 1..=2 {
+            let r = pool.call::<rpc::Datacenters>(&addr, &(), t).await;
+            assert!(matches!(r, Err(RpcError::Timeout(_))), "{r:?}");
+            assert_eq!(accepted.load(Ordering::Relaxed), n);
+        }
     }
 }

@@ -355,8 +355,13 @@ pub async fn start(
     let tls = crate::tls::AgentTls::new(&config.tls)?;
     let http_limit = http::ConnLimit::new(config.limits.http_max_conns_per_client);
 
+    // Raft and the request path each keep their own connections to other
+    // servers, both dialing with `internal_rpc`'s TLS.
+    let rpc_pool = || {
+        crate::rpc::Pool::new(&config.datacenter, &config.domain, tls.internal_rpc.as_ref())
+    };
     let (raft, local) = if config.server {
-        let (actor, local) = RaftActor::start(config.clone()).await?;
+        let (actor, local) = RaftActor::start(config.clone(), rpc_pool()?).await?;
         (Some(actor), Some(local))
     } else {
         (None, None)
@@ -375,6 +380,7 @@ pub async fn start(
         wan.clone(),
         lan.clone(),
         node_ctx.address().recipient(),
+        rpc_pool()?,
     );
     if let Some(r) = &raft {
         // ACL replication reads the primary datacenter through the request
@@ -404,7 +410,13 @@ pub async fn start(
             local,
             router: router.clone(),
         };
-        actix::spawn(crate::rpc::server::serve(listener, Arc::new(endpoint)));
+        let rpc = crate::rpc::server::Listener::new(crate::rpc::server::Admission {
+            tls: tls.internal_rpc.clone(),
+            server_name: crate::tls::server_name(&config.datacenter, &config.domain),
+            max_conns_per_client: config.limits.rpc_max_conns_per_client,
+            handshake_timeout: config.limits.rpc_handshake_timeout,
+        })?;
+        actix::spawn(rpc.serve(listener, Arc::new(endpoint)));
     }
 
     let mut dns_addrs = Vec::new();

@@ -1,6 +1,8 @@
 //! Framing of server RPC: a 4-byte big-endian length, then the body. A
-//! request's body is its method's tag (one byte) and its arguments; an
-//! answer's body is `Result<reply, refusal>`. Values are MessagePack with
+//! request's body is its id (4 bytes, big-endian; the connection's
+//! requests are answered out of order), its method's tag (one byte) and
+//! its arguments; an answer's body is its request's id and
+//! `Result<reply, refusal>`. Values are MessagePack with
 //! named fields, so optional and defaulted fields survive.
 
 use serde::de::DeserializeOwned;

@@ -1,74 +1,333 @@
-//! Pooled client connections to other servers' RPC port. A connection
-//! carries one call at a time and goes back to the pool after a clean
-//! answer; one that failed is dropped.
+//! Client connections to other servers' RPC port: one connection per
+//! server, shared by every call to it. Each request carries an id its
+//! answer echoes, so calls proceed side by side (a long blocking query
+//! does not hold a connection of its own, as Consul's multiplexed
+//! connections do not), and one peer agent costs a server one connection
+//! under `rpc_max_conns_per_client`. A connection that fails fails the
+//! calls it carried and is dialed again by the next call. With
+//! `verify_outgoing` every connection is TLS, the dialed server checked
+//! against the name its datacenter's servers carry
+//! (`server.<dc>.<domain>`).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_rustls::TlsConnector;
 
-use super::codec::{decode, encode, read_frame, write_frame};
+use super::codec::{decode, encode, read_frame, write_frame, MAX_FRAME};
 use super::RpcError;
 use crate::structs::rpc::Method;
+use crate::tls::{self, Tls, TlsError};
 
+/// Bounds the TCP connect and the TLS handshake together.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Idle connections kept per server.
-const MAX_IDLE: usize = 8;
+/// Requests queued for a connection's writer.
+const WRITE_QUEUE: usize = 256;
 
-#[derive(Clone, Default)]
-pub struct Pool {
-    idle: Arc<Mutex<HashMap<String, Vec<TcpStream>>>>,
+/// A connection as the pool holds it: plain TCP or TLS over it.
+trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
+
+type Answer = Result<Vec<u8>, RpcError>;
+type Pending = Arc<Mutex<HashMap<u32, oneshot::Sender<Answer>>>>;
+
+/// One connection: requests go to its writer task whole (so a call given
+/// up half way cannot leave half a frame), answers come back through its
+/// reader task to the call waiting for that id.
+struct Mux {
+    requests: mpsc::Sender<Vec<u8>>,
+    pending: Pending,
+    next_id: AtomicU32,
+    dead: Arc<AtomicBool>,
+    /// Answers read so far: a call that times out while none arrived
+    /// finds the server silent (a partition) rather than slow.
+    heard: Arc<AtomicU64>,
 }
 
-impl Pool {
-    fn take(&self, addr: &str) -> Option<TcpStream> {
-        self.idle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_mut(addr)
-            .and_then(Vec::pop)
-    }
-
-    fn put(&self, addr: &str, conn: TcpStream) {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.entry(addr.to_string()).or_default();
-        if list.len() < MAX_IDLE {
-            list.push(conn);
+impl Mux {
+    fn start(conn: Box<dyn Stream>) -> Mux {
+        let (mut rd, mut wr) = tokio::io::split(conn);
+        let (requests, mut queue) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
+        let pending: Pending = Arc::default();
+        let dead = Arc::new(AtomicBool::new(false));
+        let heard = Arc::new(AtomicU64::new(0));
+        let (p, d, h) = (pending.clone(), dead.clone(), heard.clone());
+        let reader = tokio::spawn(async move {
+            let why = loop {
+                let mut frame = match read_frame(&mut rd).await {
+                    Ok(f) => f,
+                    Err(e) => break e.to_string(),
+                };
+                if frame.len() < 4 {
+                    break "an answer without its request id".to_string();
+                }
+                h.fetch_add(1, Ordering::Relaxed);
+                let body = frame.split_off(4);
+                let id = u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
+                let waiting = p.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                // No one waiting: the call gave up (its timeout).
+                if let Some(tx) = waiting {
+                    let _ = tx.send(Ok(body));
+                }
+            };
+            fail_all(&p, &d, &why);
+        });
+        let (p, d) = (pending.clone(), dead.clone());
+        tokio::spawn(async move {
+            while let Some(frame) = queue.recv().await {
+                if let Err(e) = write_frame(&mut wr, &frame, &[]).await {
+                    fail_all(&p, &d, &e.to_string());
+                    break;
+                }
+            }
+            // Every handle on the connection is gone (or it failed): the
+            // reader would otherwise wait on it for ever.
+            reader.abort();
+        });
+        Mux {
+            requests,
+            pending,
+            next_id: AtomicU32::new(0),
+            dead,
+            heard,
         }
     }
 
-    /// One call of method `M` and its answer, within `timeout` for the
-    /// whole call.
+    fn heard(&self) -> u64 {
+        self.heard.load(Ordering::Relaxed)
+    }
+
+    fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Relaxed) || self.requests.is_closed()
+    }
+
+    /// Sends one request (method tag and arguments) and waits for its
+    /// answer; the caller bounds the wait.
+    async fn call(&self, method: u8, args: &[u8]) -> Answer {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, tx);
+        // Forgets the id however the call ends (answered, failed, timed out).
+        struct Forget<'a>(&'a Pending, u32);
+        impl Drop for Forget<'_> {
+            fn drop(&mut self) {
+                self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.1);
+            }
+        }
+        let _forget = Forget(&self.pending, id);
+        // Refused here: the writer would fail the connection and every
+        // call it carries.
+        if 5 + args.len() > MAX_FRAME {
+            return Err(RpcError::Codec(format!(
+                "request of {} bytes exceeds {MAX_FRAME}",
+                5 + args.len()
+            )));
+        }
+        if self.is_dead() {
+            return Err(RpcError::Io(std::io::ErrorKind::ConnectionAborted.into()));
+        }
+        let mut frame = Vec::with_capacity(5 + args.len());
+        frame.extend_from_slice(&id.to_be_bytes());
+        frame.push(method);
+        frame.extend_from_slice(args);
+        if self.requests.send(frame).await.is_err() {
+            return Err(RpcError::Io(std::io::ErrorKind::ConnectionAborted.into()));
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(RpcError::Io(std::io::ErrorKind::ConnectionAborted.into())))
+    }
+}
+
+/// The connection failed: every call waiting on it gets the error.
+fn fail_all(pending: &Pending, dead: &AtomicBool, why: &str) {
+    dead.store(true, Ordering::Relaxed);
+    let waiting: Vec<_> = pending
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain()
+        .collect();
+    for (_, tx) in waiting {
+        let _ = tx.send(Err(RpcError::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            why.to_string(),
+        ))));
+    }
+}
+
+/// What outgoing connections need for TLS; the `Tls` is read at each dial,
+/// so a reload's `verify_outgoing` and certificates reach new connections.
+struct Dialer {
+    tls: Tls,
+    connector: TlsConnector,
+    domain: String,
+}
+
+/// A server's connection slot: the lock is held while dialing, so that
+/// concurrent first calls share one connection.
+type Slot = Arc<tokio::sync::Mutex<Option<Arc<Mux>>>>;
+
+#[derive(Clone)]
+pub struct Pool {
+    conns: Arc<Mutex<HashMap<String, Slot>>>,
+    /// This agent's datacenter: the server name of the servers that
+    /// [`Pool::call`] reaches.
+    dc: Arc<str>,
+    dialer: Option<Arc<Dialer>>,
+}
+
+impl Default for Pool {
+    /// A plaintext pool (tests; the datacenter only names TLS servers).
+    fn default() -> Self {
+        Pool {
+            conns: Arc::default(),
+            dc: Arc::from("dc1"),
+            dialer: None,
+        }
+    }
+}
+
+impl Pool {
+    /// A pool for an agent of datacenter `dc`, dialing with `tls` (the
+    /// agent's `internal_rpc`) when it says `verify_outgoing`.
+    pub fn new(dc: &str, domain: &str, tls: Option<&Tls>) -> Result<Pool, TlsError> {
+        let dialer = match tls {
+            Some(t) => Some(Arc::new(Dialer {
+                tls: t.clone(),
+                connector: TlsConnector::from(Arc::new(t.client_config(&[])?)),
+                domain: domain.to_string(),
+            })),
+            None => None,
+        };
+        Ok(Pool {
+            conns: Arc::default(),
+            dc: Arc::from(dc),
+            dialer,
+        })
+    }
+
+    /// A new connection to `addr`, a server of datacenter `dc`.
+    async fn dial(&self, addr: &str, dc: &str) -> Result<Box<dyn Stream>, RpcError> {
+        let refused = |e: String| RpcError::Connect(addr.to_string(), e);
+        let tcp = TcpStream::connect(addr)
+            .await
+            .map_err(|e| refused(e.to_string()))?;
+        let _ = tcp.set_nodelay(true);
+        let Some(d) = self.dialer.as_ref().filter(|d| d.tls.verify_outgoing()) else {
+            return Ok(Box::new(tcp));
+        };
+        let name = ServerName::try_from(tls::server_name(dc, &d.domain))
+            .map_err(|e| refused(format!("datacenter {dc:?} gives no server name: {e}")))?;
+        let stream = d
+            .connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| refused(format!("TLS handshake: {e}")))?;
+        Ok(Box::new(stream))
+    }
+
+    /// The live connection to `addr`, dialed if there is none.
+    async fn conn(&self, addr: &str, dc: &str) -> Result<Arc<Mux>, RpcError> {
+        let slot = self
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(addr.to_string())
+            .or_default()
+            .clone();
+        let mut slot = slot.lock().await;
+        if let Some(m) = slot.as_ref().filter(|m| !m.is_dead()) {
+            return Ok(m.clone());
+        }
+        // A server that is gone without a word (a partition) costs at
+        // most this, whatever the call's own timeout.
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, self.dial(addr, dc))
+            .await
+            .map_err(|_| RpcError::Connect(addr.to_string(), "timed out".into()))??;
+        let m = Arc::new(Mux::start(conn));
+        *slot = Some(m.clone());
+        Ok(m)
+    }
+
+    /// One call of method `M` to a server of this agent's datacenter, and
+    /// its answer, within `timeout` for the whole call.
     pub async fn call<M: Method>(
         &self,
         addr: &str,
         args: &M::Args,
         timeout: Duration,
     ) -> Result<M::Reply, RpcError> {
+        let dc = self.dc.clone();
+        self.call_in::<M>(&dc, addr, args, timeout).await
+    }
+
+    /// [`Pool::call`] to a server of datacenter `dc` (over the WAN), whose
+    /// certificate must name that datacenter.
+    pub async fn call_in<M: Method>(
+        &self,
+        dc: &str,
+        addr: &str,
+        args: &M::Args,
+        timeout: Duration,
+    ) -> Result<M::Reply, RpcError> {
         let body = encode(args)?;
-        let fut = async {
-            let mut conn = match self.take(addr) {
-                Some(c) => c,
-                None => {
-                    // A server that is gone without a word (a partition)
-                    // costs at most this, whatever the call's own timeout.
-                    let c = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-                        .await
-                        .map_err(|_| RpcError::Connect(addr.to_string(), "timed out".into()))?
-                        .map_err(|e| RpcError::Connect(addr.to_string(), e.to_string()))?;
-                    let _ = c.set_nodelay(true);
-                    c
-                }
-            };
-            write_frame(&mut conn, &[M::ID as u8], &body).await?;
-            let answer: Result<M::Reply, String> = decode(&read_frame(&mut conn).await?)?;
-            self.put(addr, conn);
-            answer.map_err(RpcError::Refused)
-        };
-        tokio::time::timeout(timeout, fut)
+        let deadline = tokio::time::Instant::now() + timeout;
+        let timed_out = || RpcError::Timeout(addr.to_string());
+        let conn = tokio::time::timeout_at(deadline, self.conn(addr, dc))
             .await
-            .map_err(|_| RpcError::Timeout(addr.to_string()))?
+            .map_err(|_| timed_out())??;
+        let heard = conn.heard();
+        let answer = match tokio::time::timeout_at(deadline, conn.call(M::ID as u8, &body)).await {
+            Ok(a) => a?,
+            Err(_) => {
+                // Nothing at all came back on the connection while this
+                // call waited: the next call dials again (and meets the
+                // connect timeout) rather than wait on a silent peer.
+                if conn.heard() == heard {
+                    conn.dead.store(true, Ordering::Relaxed);
+                }
+                return Err(timed_out());
+            }
+        };
+        let answer: Result<M::Reply, String> = decode(&answer)?;
+        answer.map_err(RpcError::Refused)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::structs::rpc;
+
+    #[tokio::test]
+    async fn a_silent_server_is_dialed_again_after_a_timeout() {
+        // Accepts, reads and never answers: a peer behind a partition.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(AtomicU32::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((c, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::Relaxed);
+                held.push(c);
+            }
+        });
+        let pool = Pool::default();
+        let t = Duration::from_millis(200);
+        for n in 1..=2 {
+            let r = pool.call::<rpc::Datacenters>(&addr, &(), t).await;
+            assert!(matches!(r, Err(RpcError::Timeout(_))), "{r:?}");
+            assert_eq!(accepted.load(Ordering::Relaxed), n);
+        }
     }
 }

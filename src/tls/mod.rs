@@ -260,5 +260,6 @@ impl TlsError {
     }
 }
 
+/// Also the certificates other modules' tests handshake with.
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -14,12 +14,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::*;
 
 /// A CA written to `dir/<name>-ca.pem`, able to sign leaves.
-struct Ca {
+pub(crate) struct Ca {
     issuer: Issuer<'static, KeyPair>,
     file: PathBuf,
 }
 
-fn ca(dir: &Path, name: &str) -> Ca {
+pub(crate) fn ca(dir: &Path, name: &str) -> Ca {
     let key = KeyPair::generate().unwrap();
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -34,7 +34,7 @@ fn ca(dir: &Path, name: &str) -> Ca {
 
 /// A leaf for `names`, usable as server and client (as Consul's agent
 /// certificates are); returns (cert file, key file).
-fn leaf(dir: &Path, ca: &Ca, file: &str, names: &[&str]) -> (PathBuf, PathBuf) {
+pub(crate) fn leaf(dir: &Path, ca: &Ca, file: &str, names: &[&str]) -> (PathBuf, PathBuf) {
     let key = KeyPair::generate().unwrap();
     let mut params =
         CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
@@ -49,7 +49,7 @@ fn leaf(dir: &Path, ca: &Ca, file: &str, names: &[&str]) -> (PathBuf, PathBuf) {
     (c, k)
 }
 
-fn settings(ca: &Ca, pair: (PathBuf, PathBuf), verify: bool) -> TlsProtocol {
+pub(crate) fn settings(ca: &Ca, pair: (PathBuf, PathBuf), verify: bool) -> TlsProtocol {
     TlsProtocol {
         ca_file: Some(ca.file.clone()),
         cert_file: Some(pair.0),

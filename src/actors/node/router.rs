@@ -122,6 +122,7 @@ impl Router {
         wan: Option<Addr<crate::wan::WanGossip>>,
         lan: Option<Addr<crate::lan::LanGossip>>,
         events: Recipient<FireLocalEvent>,
+        pool: Pool,
     ) -> Router {
         Router(Arc::new(Inner {
             dc: config.datacenter.clone(),
@@ -131,7 +132,7 @@ impl Router {
             wan,
             lan,
             events,
-            pool: Pool::default(),
+            pool,
             failed: Mutex::default(),
             hold: config.rpc_hold_timeout,
             authz: Authz::new(config),
@@ -252,8 +253,12 @@ impl Router {
         timeout: Duration,
     ) -> Result<M::Reply, RequestError> {
         let (servers, unreachable) = self.servers(target).await?;
+        let dc = match target {
+            Target::Dc(dc) => dc.as_str(),
+            Target::Here => self.0.dc.as_str(),
+        };
         for addr in servers {
-            match self.0.pool.call::<M>(&addr, &args, timeout).await {
+            match self.0.pool.call_in::<M>(dc, &addr, &args, timeout).await {
                 Ok(reply) => return Ok(reply),
                 Err(e) => {
                     tracing::debug!(server = %addr, error = %e, "server did not answer; trying another");

@@ -95,6 +95,7 @@ impl RaftActor {
     /// agent's RPC listener).
     pub async fn start(
         config: Arc<RuntimeConfig>,
+        pool: crate::rpc::Pool,
     ) -> anyhow::Result<(Addr<RaftActor>, LocalServer)> {
         let dir = config.data_dir.as_ref().map(|d| d.join("raft"));
         let db = open_store(dir.as_deref()).await?;
@@ -123,7 +124,7 @@ impl RaftActor {
         }
         .validate()?;
         let node_id = raft_id(&config.node_id);
-        let network = RaftNetworkFactoryImpl::default();
+        let network = RaftNetworkFactoryImpl { pool };
         let raft = Raft::new(node_id, Arc::new(rc), network, log, sm).await?;
         if (config.bootstrap || config.bootstrap_expect == 1) && !raft.is_initialized().await? {
             let addr = server_addr(&config);
@@ -258,6 +259,22 @@ impl Handler<RemoveVoter> for RaftActor {
     }
 }
 
+/// How long [`AddVoter`] waits for a new learner to catch up.
+const CATCH_UP: Duration = Duration::from_secs(5);
+
+/// Whether the leader has replicated to `id` at least up to the current
+/// membership (which names `id`).
+fn has_caught_up(m: &openraft::RaftMetrics<NodeId, BasicNode>, id: NodeId) -> bool {
+    let need = m.membership_config.log_id().map(|l| l.index);
+    let matched = m
+        .replication
+        .as_ref()
+        .and_then(|r| r.get(&id).cloned())
+        .flatten()
+        .map(|l| l.index);
+    matched.is_some() && matched >= need
+}
+
 /// Adds a server as a voter (the leader catches it up first). The cluster
 /// issue sends this from LAN membership events; tests send it directly.
 #[derive(Message, Debug, Clone)]
@@ -274,9 +291,34 @@ impl Handler<AddVoter> for RaftActor {
         let raft = self.raft.clone();
         Box::pin(async move {
             let internal = |e: String| RequestError::Internal(e);
-            raft.add_learner(msg.id, BasicNode { addr: msg.addr }, true)
+            let is_learner = raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .get_node(&msg.id)
+                .is_some();
+            if !is_learner {
+                raft.add_learner(msg.id, BasicNode { addr: msg.addr.clone() }, false)
+                    .await
+                    .map_err(|e| internal(e.to_string()))?;
+            }
+            // Only a learner that has the log up to its own membership is
+            // promoted: one the leader cannot replicate to (down, or
+            // refused at the TLS handshake because its certificate names no
+            // server) stays a learner and cannot weaken the quorum. The
+            // wait is bounded so that reconcile tries again later.
+            let caught_up = raft
+                .wait(Some(CATCH_UP))
+                .metrics(|m| has_caught_up(m, msg.id), "learner caught up")
                 .await
-                .map_err(|e| internal(e.to_string()))?;
+                .is_ok();
+            if !caught_up {
+                return Err(internal(format!(
+                    "server {} has not caught up with the leader's log; it stays a learner",
+                    msg.addr
+                )));
+            }
             let mut voters: std::collections::BTreeSet<NodeId> = raft
                 .metrics()
                 .borrow()

@@ -76,27 +76,4 @@ echo "### ACLs off against on (default deny, a token of 20 policies / 100 rules)
 echo
 machine
 echo
-python3 - "$OUT" "$ROUNDS" <<'PY'
-import json, sys
-d, rounds = sys.argv[1], int(sys.argv[2])
-
-def median(side, run):
-    rs = sorted((json.load(open(f"{d}/{side}-{run}-{i}.json")) for i in range(1, rounds + 1)),
-                key=lambda r: r["throughput_ops_s"])
-    return rs[len(rs) // 2], [r["throughput_ops_s"] for r in rs]
-
-print(f"Median of {rounds} alternating rounds per side; every round's ops/s in the last column.")
-print()
-print("| run | ACLs off ops/s | ACLs on ops/s | on / off | off p50 / p99 ms | on p50 / p99 ms | errors off / on | CPU % off / on | RSS MiB off / on | rounds off ; on |")
-print("|---|---|---|---|---|---|---|---|---|---|")
-for run in ("get-c64", "put-c64"):
-    (o, oall), (n, nall) = median("off", run), median("on", run)
-    cpu = lambda r: sum(p["cpu_percent"] for p in r["processes"])
-    rss = lambda r: max(p["rss_max_mib"] for p in r["processes"])
-    lat = lambda r: f"{r['latency']['p50_ms']:.2f} / {r['latency']['p99_ms']:.2f}"
-    err = lambda r: r["ops"] - r["ok"]
-    print(f"| kv-{run} | {o['throughput_ops_s']:.0f} | {n['throughput_ops_s']:.0f} | "
-          f"{n['throughput_ops_s'] / o['throughput_ops_s']:.2f}x | {lat(o)} | {lat(n)} | {err(o)} / {err(n)} | "
-          f"{cpu(o):.0f} / {cpu(n):.0f} | {rss(o):.0f} / {rss(n):.0f} | "
-          f"{' '.join(f'{x:.0f}' for x in oall)} ; {' '.join(f'{x:.0f}' for x in nall)} |")
-PY
+python3 "$ROOT/bench/sides.py" "$OUT" "$ROUNDS" ACLs

@@ -27,7 +27,7 @@ CLIENT=(-ca-file "$CA" -client-cert "$PKI/dc1-client-consul-0.pem" -client-key "
 # tls_server N COUNT [flags]: server N with certificates and verification on
 # for HTTPS and server RPC.
 tls_server() {
-  local n=$1 count=$2 i=$(($1 - 1))
+  local n=$1 count=$2 i=$(($1 - 1)); shift 2
   cat >"$WORK/tls$n.hcl" <<HCL
 tls {
   defaults {
@@ -40,7 +40,7 @@ tls {
   internal_rpc { verify_server_hostname = true }
 }
 HCL
-  meridian_server "$n" "$count" -config-file "$WORK/tls$n.hcl"
+  meridian_server "$n" "$count" -config-file "$WORK/tls$n.hcl" "$@"
 }
 
 https_addrs() { # COUNT -> comma list of https:// addresses
@@ -74,27 +74,4 @@ echo "### TLS off against on (HTTPS with client certificates, server RPC with mu
 echo
 machine
 echo
-python3 - "$OUT" "$ROUNDS" <<'PY'
-import json, sys
-d, rounds = sys.argv[1], int(sys.argv[2])
-
-def median(side, run):
-    rs = sorted((json.load(open(f"{d}/{side}-{run}-{i}.json")) for i in range(1, rounds + 1)),
-                key=lambda r: r["throughput_ops_s"])
-    return rs[len(rs) // 2], [r["throughput_ops_s"] for r in rs]
-
-print(f"Median of {rounds} alternating rounds per side; every round's ops/s in the last column.")
-print()
-print("| run | TLS off ops/s | TLS on ops/s | on / off | off p50 / p99 ms | on p50 / p99 ms | errors off / on | CPU % off / on | RSS MiB off / on | rounds off ; on |")
-print("|---|---|---|---|---|---|---|---|---|---|")
-for run in ("get-c64", "put-c64"):
-    (o, oall), (n, nall) = median("off", run), median("on", run)
-    cpu = lambda r: sum(p["cpu_percent"] for p in r["processes"])
-    rss = lambda r: max(p["rss_max_mib"] for p in r["processes"])
-    lat = lambda r: f"{r['latency']['p50_ms']:.2f} / {r['latency']['p99_ms']:.2f}"
-    err = lambda r: r["ops"] - r["ok"]
-    print(f"| kv-{run} | {o['throughput_ops_s']:.0f} | {n['throughput_ops_s']:.0f} | "
-          f"{n['throughput_ops_s'] / o['throughput_ops_s']:.2f}x | {lat(o)} | {lat(n)} | {err(o)} / {err(n)} | "
-          f"{cpu(o):.0f} / {cpu(n):.0f} | {rss(o):.0f} / {rss(n):.0f} | "
-          f"{' '.join(f'{x:.0f}' for x in oall)} ; {' '.join(f'{x:.0f}' for x in nall)} |")
-PY
+python3 "$ROOT/bench/sides.py" "$OUT" "$ROUNDS" TLS

@@ -23,7 +23,9 @@ async fn main() {
         },
         ..Default::default()
     });
-    let (raft, _) = RaftActor::start(cfg, Default::default()).await.expect("raft");
+    let (raft, _) = RaftActor::start(cfg, Default::default())
+        .await
+        .expect("raft");
     while !raft.send(GetRaftStatus).await.expect("status").is_leader {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -358,7 +358,11 @@ pub async fn start(
     // Raft and the request path each keep their own connections to other
     // servers, both dialing with `internal_rpc`'s TLS.
     let rpc_pool = || {
-        crate::rpc::Pool::new(&config.datacenter, &config.domain, tls.internal_rpc.as_ref())
+        crate::rpc::Pool::new(
+            &config.datacenter,
+            &config.domain,
+            tls.internal_rpc.as_ref(),
+        )
     };
     let (raft, local) = if config.server {
         let (actor, local) = RaftActor::start(config.clone(), rpc_pool()?).await?;

@@ -41,7 +41,9 @@ async fn wait_leader(raft: &actix::Addr<RaftActor>) {
 #[actix_rt::test]
 async fn acknowledged_writes_survive_restart_through_snapshots() {
     let dir = tempfile::tempdir().unwrap();
-    let (raft, _) = RaftActor::start(config(dir.path()), Default::default()).await.unwrap();
+    let (raft, _) = RaftActor::start(config(dir.path()), Default::default())
+        .await
+        .unwrap();
     wait_leader(&raft).await;
     for i in 0..500u32 {
         let cmd = Command::KvSet {
@@ -67,7 +69,9 @@ async fn acknowledged_writes_survive_restart_through_snapshots() {
     );
     raft.send(Shutdown).await.unwrap();
 
-    let (raft, _) = RaftActor::start(config(dir.path()), Default::default()).await.unwrap();
+    let (raft, _) = RaftActor::start(config(dir.path()), Default::default())
+        .await
+        .unwrap();
     wait_leader(&raft).await;
     let read = ReadRequest {
         opts: QueryOptions {

@@ -103,7 +103,10 @@ fn two_hundred_oversized_frames_cost_little_and_one_address_holds_at_most_the_li
     std::thread::sleep(Duration::from_millis(1500));
     let loaded = rss_kb(pid);
     let open = conns.iter().filter(|s| still_open(s)).count();
-    assert_eq!(open, 200, "the probe's connections must be held to measure them");
+    assert_eq!(
+        open, 200,
+        "the probe's connections must be held to measure them"
+    );
     eprintln!("RSS idle {idle} kB, with 200 oversized frames {loaded} kB");
     assert!(
         loaded < idle + 50 * 1024,
@@ -132,7 +135,9 @@ fn two_hundred_oversized_frames_cost_little_and_one_address_holds_at_most_the_li
     again
         .set_read_timeout(Some(Duration::from_secs(3)))
         .expect("timeout");
-    again.read_exact(&mut len).expect("served once 127.0.0.3's connections closed");
+    again
+        .read_exact(&mut len)
+        .expect("served once 127.0.0.3's connections closed");
 }
 
 #[test]
@@ -161,5 +166,7 @@ fn a_connection_without_a_complete_first_frame_is_closed_at_the_deadline() {
     // bound by the deadline.
     assert!(still_open(&served));
     served.write_all(&REQUEST).unwrap();
-    served.read_exact(&mut len).expect("a second answer after the deadline");
+    served
+        .read_exact(&mut len)
+        .expect("a second answer after the deadline");
 }

@@ -94,7 +94,11 @@ fn a_tls_cluster_replicates_and_keeps_out_plaintext_strangers_and_client_certifi
         "a server with a client certificate received the data"
     );
     assert_eq!(leader(&servers[0]), leader_before);
-    assert_eq!(term(&servers[0]), term_before, "the impostor disturbed Raft");
+    assert_eq!(
+        term(&servers[0]),
+        term_before,
+        "the impostor disturbed Raft"
+    );
     let config = http_get(&servers[0], "/v1/operator/raft/configuration").1;
     let config: serde_json::Value = serde_json::from_str(&config).unwrap();
     let voters: Vec<&str> = config["Servers"]
@@ -151,7 +155,12 @@ fn a_second_datacenter_federates_over_tls() {
     let dc1_cfg = certs.config(&dc1_cert, "");
     let dc1 = TestAgent::server_with(
         dirs[0].path(),
-        &["-datacenter", "dc1", "-config-file", dc1_cfg.to_str().unwrap()],
+        &[
+            "-datacenter",
+            "dc1",
+            "-config-file",
+            dc1_cfg.to_str().unwrap(),
+        ],
     );
     let wan = format!("127.0.0.1:{}", dc1.serf_wan);
     let dc2_cfg = certs.config(&dc2_cert, "");
@@ -171,9 +180,16 @@ fn a_second_datacenter_federates_over_tls() {
     wait_for("a write to dc2 through dc1", 20, || {
         http_put(&dc1, "/v1/kv/fed/k?dc=dc2", "there") == (200, "true".into())
     });
-    assert_eq!(http_get(&dc1, "/v1/kv/fed/k?dc=dc2&raw"), (200, "there".into()));
+    assert_eq!(
+        http_get(&dc1, "/v1/kv/fed/k?dc=dc2&raw"),
+        (200, "there".into())
+    );
     assert_eq!(http_get(&dc2, "/v1/kv/fed/k?raw"), (200, "there".into()));
-    assert_eq!(http_get(&dc1, "/v1/kv/fed/k?raw").0, 404, "dc1 keeps its own data");
+    assert_eq!(
+        http_get(&dc1, "/v1/kv/fed/k?raw").0,
+        404,
+        "dc1 keeps its own data"
+    );
     assert_eq!(
         http_put(&dc2, "/v1/kv/fed/back?dc=dc1", "here"),
         (200, "true".into())

@@ -121,7 +121,10 @@ impl Mux {
         struct Forget<'a>(&'a Pending, u32);
         impl Drop for Forget<'_> {
             fn drop(&mut self) {
-                self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.1);
+                self.0
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&self.1);
             }
         }
         let _forget = Forget(&self.pending, id);

@@ -264,7 +264,9 @@ async fn frames<S: AsyncRead + AsyncWrite + Send + 'static>(
             Err(e) => break Err(e),
         };
         if frame.len() < 5 {
-            break Err(RpcError::Codec("a request without its id and method".into()));
+            break Err(RpcError::Codec(
+                "a request without its id and method".into(),
+            ));
         }
         let args = frame.split_off(5);
         let id = [frame[0], frame[1], frame[2], frame[3]];

@@ -47,8 +47,8 @@ pub(super) fn load_key_pair(
     if chain.is_empty() {
         return Err(parse_err("certificate", cert, "no certificate found"));
     }
-    let der = PrivateKeyDer::from_pem_slice(&read("key", key)?)
-        .map_err(|e| parse_err("key", key, e))?;
+    let der =
+        PrivateKeyDer::from_pem_slice(&read("key", key)?).map_err(|e| parse_err("key", key, e))?;
     CertifiedKey::from_der(chain, der, provider).map_err(|e| {
         parse_err(
             "key",
@@ -61,7 +61,10 @@ pub(super) fn load_key_pair(
 /// The CAs of `ca_file` and of every file in `ca_path` (as Consul, files
 /// without certificates in the directory are passed over); at least one
 /// must be found.
-pub fn load_roots(ca_file: Option<&Path>, ca_path: Option<&Path>) -> Result<RootCertStore, TlsError> {
+pub fn load_roots(
+    ca_file: Option<&Path>,
+    ca_path: Option<&Path>,
+) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     let mut add = |path: &Path, must: bool| -> Result<(), TlsError> {
         let found = certs("CA", path)?;

@@ -72,7 +72,10 @@ pub(crate) struct Material {
 }
 
 impl Material {
-    fn load(p: &TlsProtocol, provider: &Arc<rustls::crypto::CryptoProvider>) -> Result<Self, TlsError> {
+    fn load(
+        p: &TlsProtocol,
+        provider: &Arc<rustls::crypto::CryptoProvider>,
+    ) -> Result<Self, TlsError> {
         let key = match (&p.cert_file, &p.key_file) {
             (Some(cert), Some(key)) => Some(Arc::new(files::load_key_pair(cert, key, provider)?)),
             (None, None) => None,
@@ -83,26 +86,36 @@ impl Material {
             }
         };
         let roots = if p.has_ca() {
-            Some(Arc::new(load_roots(p.ca_file.as_deref(), p.ca_path.as_deref())?))
+            Some(Arc::new(load_roots(
+                p.ca_file.as_deref(),
+                p.ca_path.as_deref(),
+            )?))
         } else {
             None
         };
         let clients = match &roots {
             Some(r) => Some(
-                rustls::server::WebPkiClientVerifier::builder_with_provider(r.clone(), provider.clone())
-                    // Whether a certificate is required is decided per
-                    // handshake from `verify_incoming` (see verify.rs).
-                    .allow_unauthenticated()
-                    .build()
-                    .map_err(|e| TlsError::Config(format!("CA: {e}")))?,
+                rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    r.clone(),
+                    provider.clone(),
+                )
+                // Whether a certificate is required is decided per
+                // handshake from `verify_incoming` (see verify.rs).
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| TlsError::Config(format!("CA: {e}")))?,
             ),
             None => None,
         };
         if p.verify_incoming && roots.is_none() {
-            return Err(TlsError::Config("verify_incoming requires ca_file or ca_path".into()));
+            return Err(TlsError::Config(
+                "verify_incoming requires ca_file or ca_path".into(),
+            ));
         }
         if (p.verify_outgoing || p.verify_server_hostname) && roots.is_none() {
-            return Err(TlsError::Config("verify_outgoing requires ca_file or ca_path".into()));
+            return Err(TlsError::Config(
+                "verify_outgoing requires ca_file or ca_path".into(),
+            ));
         }
         Ok(Material {
             key,
@@ -141,7 +154,10 @@ impl Tls {
     }
 
     pub(crate) fn material(&self) -> Arc<Material> {
-        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Reads the certificate, key and CA again and takes the new
@@ -209,8 +225,7 @@ pub struct AgentTls {
 impl AgentTls {
     pub fn new(cfg: &TlsConfig) -> Result<Self, TlsError> {
         let https = Tls::new(&cfg.https).map_err(|e| e.within("tls.https"))?;
-        let internal_rpc =
-            Tls::new(&cfg.internal_rpc).map_err(|e| e.within("tls.internal_rpc"))?;
+        let internal_rpc = Tls::new(&cfg.internal_rpc).map_err(|e| e.within("tls.internal_rpc"))?;
         Ok(AgentTls {
             https,
             internal_rpc,

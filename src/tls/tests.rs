@@ -5,9 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-};
+use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -43,7 +41,10 @@ pub(crate) fn leaf(dir: &Path, ca: &Ca, file: &str, names: &[&str]) -> (PathBuf,
         ExtendedKeyUsagePurpose::ClientAuth,
     ];
     let cert = params.signed_by(&key, &ca.issuer).unwrap();
-    let (c, k) = (dir.join(format!("{file}.pem")), dir.join(format!("{file}-key.pem")));
+    let (c, k) = (
+        dir.join(format!("{file}.pem")),
+        dir.join(format!("{file}-key.pem")),
+    );
     std::fs::write(&c, cert.pem()).unwrap();
     std::fs::write(&k, key.serialize_pem()).unwrap();
     (c, k)
@@ -108,7 +109,12 @@ async fn mutual_tls_lets_in_the_ca_and_keeps_out_the_rest() {
     let ca2 = ca(dir.path(), "two");
     let server = Tls::new(&settings(
         &ca1,
-        leaf(dir.path(), &ca1, "server", &["server.dc1.consul", "localhost"]),
+        leaf(
+            dir.path(),
+            &ca1,
+            "server",
+            &["server.dc1.consul", "localhost"],
+        ),
         true,
     ))
     .unwrap()
@@ -123,8 +129,14 @@ async fn mutual_tls_lets_in_the_ca_and_keeps_out_the_rest() {
 
     // A server dialed by its server name; a client's certificate is not a
     // server's.
-    assert_eq!(exchange(&server, &client, "server.dc1.consul").await, Ok(false));
-    assert_eq!(exchange(&server, &server, "server.dc1.consul").await, Ok(true));
+    assert_eq!(
+        exchange(&server, &client, "server.dc1.consul").await,
+        Ok(false)
+    );
+    assert_eq!(
+        exchange(&server, &server, "server.dc1.consul").await,
+        Ok(true)
+    );
 
     // verify_server_hostname: a certificate from the CA that does not name
     // the server is refused by the dialer.
@@ -135,7 +147,9 @@ async fn mutual_tls_lets_in_the_ca_and_keeps_out_the_rest() {
     ))
     .unwrap()
     .unwrap();
-    assert!(exchange(&impostor, &client, "server.dc1.consul").await.is_err());
+    assert!(exchange(&impostor, &client, "server.dc1.consul")
+        .await
+        .is_err());
 
     // Another CA's client is refused by the listener.
     let stranger = Tls::new(&settings(
@@ -145,7 +159,9 @@ async fn mutual_tls_lets_in_the_ca_and_keeps_out_the_rest() {
     ))
     .unwrap()
     .unwrap();
-    assert!(exchange(&server, &stranger, "server.dc1.consul").await.is_err());
+    assert!(exchange(&server, &stranger, "server.dc1.consul")
+        .await
+        .is_err());
 
     // A dialer with the CA but no certificate is refused under
     // verify_incoming, and let in without it.
@@ -155,19 +171,26 @@ async fn mutual_tls_lets_in_the_ca_and_keeps_out_the_rest() {
     })
     .unwrap()
     .unwrap();
-    assert!(exchange(&server, &anonymous, "server.dc1.consul").await.is_err());
+    assert!(exchange(&server, &anonymous, "server.dc1.consul")
+        .await
+        .is_err());
     let mut relaxed = settings(
         &ca1,
         leaf(dir.path(), &ca1, "relaxed", &["server.dc1.consul"]),
         false,
     );
     let open = Tls::new(&relaxed).unwrap().unwrap();
-    assert_eq!(exchange(&open, &anonymous, "server.dc1.consul").await, Ok(false));
+    assert_eq!(
+        exchange(&open, &anonymous, "server.dc1.consul").await,
+        Ok(false)
+    );
 
     // A reload switches verify_incoming on for the next handshake.
     relaxed.verify_incoming = true;
     open.reload(&relaxed).unwrap();
-    assert!(exchange(&open, &anonymous, "server.dc1.consul").await.is_err());
+    assert!(exchange(&open, &anonymous, "server.dc1.consul")
+        .await
+        .is_err());
 }
 
 #[tokio::test]
@@ -192,8 +215,12 @@ async fn a_reload_presents_the_new_certificate_and_a_bad_one_keeps_the_old() {
     };
     let old_ca_client = dialer(&ca1, "c1");
     let new_ca_client = dialer(&ca2, "c2");
-    assert!(exchange(&server, &old_ca_client, "server.dc1.consul").await.is_ok());
-    assert!(exchange(&server, &new_ca_client, "server.dc1.consul").await.is_err());
+    assert!(exchange(&server, &old_ca_client, "server.dc1.consul")
+        .await
+        .is_ok());
+    assert!(exchange(&server, &new_ca_client, "server.dc1.consul")
+        .await
+        .is_err());
 
     // Certificates replaced on disk: the CA and the server's own pair.
     let (c, k) = leaf(dir.path(), &ca2, "server2", &["server.dc1.consul"]);
@@ -201,8 +228,12 @@ async fn a_reload_presents_the_new_certificate_and_a_bad_one_keeps_the_old() {
     std::fs::copy(&k, cfg.key_file.as_ref().unwrap()).unwrap();
     cfg.ca_file = Some(ca2.file.clone());
     server.reload(&cfg).unwrap();
-    assert!(exchange(&server, &new_ca_client, "server.dc1.consul").await.is_ok());
-    assert!(exchange(&server, &old_ca_client, "server.dc1.consul").await.is_err());
+    assert!(exchange(&server, &new_ca_client, "server.dc1.consul")
+        .await
+        .is_ok());
+    assert!(exchange(&server, &old_ca_client, "server.dc1.consul")
+        .await
+        .is_err());
 
     // A key that does not match its certificate is refused and the
     // material in use stays.
@@ -213,7 +244,9 @@ async fn a_reload_presents_the_new_certificate_and_a_bad_one_keeps_the_old() {
     };
     let err = server.reload(&broken).unwrap_err().to_string();
     assert!(err.contains("does not match"), "{err}");
-    assert!(exchange(&server, &new_ca_client, "server.dc1.consul").await.is_ok());
+    assert!(exchange(&server, &new_ca_client, "server.dc1.consul")
+        .await
+        .is_ok());
 }
 
 #[test]

@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::ParsedCertificate;
-use rustls::{DigitallySignedStruct, DistinguishedName, Error, SignatureScheme, SupportedCipherSuite};
+use rustls::{DistinguishedName, Error, SignatureScheme, SupportedCipherSuite};
 
 use super::{Tls, TlsError};
 
@@ -63,8 +63,53 @@ pub(super) fn versions(
     }
 }
 
-fn algorithms(tls: &Tls) -> &rustls::crypto::WebPkiSupportedAlgorithms {
-    &tls.provider.signature_verification_algorithms
+/// The signature algorithms a verifier checks handshakes with.
+pub(super) trait Algorithms {
+    fn algorithms(&self) -> &WebPkiSupportedAlgorithms;
+}
+
+/// The handshake-signature half of a certificate verifier, the same in
+/// every verifier of this crate: rustls' own checks with the verifier's
+/// [`Algorithms`].
+macro_rules! handshake_signatures {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            let algs = $crate::tls::verify::Algorithms::algorithms(self);
+            rustls::crypto::verify_tls12_signature(message, cert, dss, algs)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            let algs = $crate::tls::verify::Algorithms::algorithms(self);
+            rustls::crypto::verify_tls13_signature(message, cert, dss, algs)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            $crate::tls::verify::Algorithms::algorithms(self).supported_schemes()
+        }
+    };
+}
+pub(super) use handshake_signatures;
+
+impl Algorithms for Clients {
+    fn algorithms(&self) -> &WebPkiSupportedAlgorithms {
+        &self.0.provider.signature_verification_algorithms
+    }
+}
+
+impl Algorithms for Servers {
+    fn algorithms(&self) -> &WebPkiSupportedAlgorithms {
+        &self.0.provider.signature_verification_algorithms
+    }
 }
 
 /// Presents this agent's current certificate, as a server and as a
@@ -129,27 +174,7 @@ impl ClientCertVerifier for Clients {
         }
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls12_signature(message, cert, dss, algorithms(&self.0))
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls13_signature(message, cert, dss, algorithms(&self.0))
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        algorithms(&self.0).supported_schemes()
-    }
+    handshake_signatures!();
 }
 
 /// Checks a server's chain against the current CA and, with
@@ -177,7 +202,7 @@ impl ServerCertVerifier for Servers {
             roots,
             intermediates,
             now,
-            algorithms(&self.0).all,
+            self.algorithms().all,
         )?;
         if m.verify_server_hostname {
             rustls::client::verify_server_name(&cert, server_name)?;
@@ -185,25 +210,5 @@ impl ServerCertVerifier for Servers {
         Ok(ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls12_signature(message, cert, dss, algorithms(&self.0))
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls13_signature(message, cert, dss, algorithms(&self.0))
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        algorithms(&self.0).supported_schemes()
-    }
+    handshake_signatures!();
 }

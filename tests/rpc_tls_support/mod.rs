@@ -90,10 +90,19 @@ impl Certs {
     /// PEM when the handshake succeeded and it names server.dc1.consul.
     pub fn s_client(&self, port: u16, stem: &str, ca: &Path) -> Option<String> {
         let out = Command::new("openssl")
-            .args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-tls1_2"])
+            .args([
+                "s_client",
+                "-connect",
+                &format!("127.0.0.1:{port}"),
+                "-tls1_2",
+            ])
             .arg("-CAfile")
             .arg(ca)
-            .args(["-verify_return_error", "-verify_hostname", "server.dc1.consul"])
+            .args([
+                "-verify_return_error",
+                "-verify_hostname",
+                "server.dc1.consul",
+            ])
             .arg("-cert")
             .arg(self.path(&format!("{stem}.pem")))
             .arg("-key")

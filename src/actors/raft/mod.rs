@@ -299,9 +299,15 @@ impl Handler<AddVoter> for RaftActor {
                 .get_node(&msg.id)
                 .is_some();
             if !is_learner {
-                raft.add_learner(msg.id, BasicNode { addr: msg.addr.clone() }, false)
-                    .await
-                    .map_err(|e| internal(e.to_string()))?;
+                raft.add_learner(
+                    msg.id,
+                    BasicNode {
+                        addr: msg.addr.clone(),
+                    },
+                    false,
+                )
+                .await
+                .map_err(|e| internal(e.to_string()))?;
             }
             // Only a learner that has the log up to its own membership is
             // promoted: one the leader cannot replicate to (down, or

@@ -175,8 +175,14 @@ async fn one_address_holds_at_most_the_limit_and_idle_connections_are_closed() {
     // Announces 64 MiB and sends three bytes of it.
     b.write_all(&[4, 0, 0, 0, 1, 2, 3]).await.unwrap();
     let mut over = plaintext_call(&addr).await;
-    assert!(closed_without_answer(&mut over).await, "a third connection was served");
-    assert!(started.elapsed() < timeout, "refused at once, not by the deadline");
+    assert!(
+        closed_without_answer(&mut over).await,
+        "a third connection was served"
+    );
+    assert!(
+        started.elapsed() < timeout,
+        "refused at once, not by the deadline"
+    );
 
     // Both are closed by the deadline, and their places given back.
     assert!(closed_without_answer(&mut a).await);
@@ -184,7 +190,11 @@ async fn one_address_holds_at_most_the_limit_and_idle_connections_are_closed() {
     assert!(started.elapsed() >= timeout);
     let mut ok = plaintext_call(&addr).await;
     let answer = read_frame(&mut ok).await.unwrap();
-    assert_eq!(answer[..4], 1u32.to_be_bytes(), "the answer names its request");
+    assert_eq!(
+        answer[..4],
+        1u32.to_be_bytes(),
+        "the answer names its request"
+    );
     let reply: Result<Result<Vec<String>, crate::structs::RequestError>, String> =
         decode(&answer[4..]).unwrap();
     assert_eq!(reply.unwrap().unwrap(), ["dc1"]);
@@ -238,6 +248,10 @@ async fn calls_share_one_connection_side_by_side_and_get_their_own_answers() {
         }
     });
     futures::future::join_all(calls).await;
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(datacenters(&p, &addr).await.unwrap(), ["dc1"]);
 }

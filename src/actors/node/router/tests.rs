@@ -18,7 +18,14 @@ fn client() -> Router {
         datacenter: "dc1".into(),
         ..Default::default()
     };
-    Router::new(&config, None, None, None, Nobody.start().recipient(), Pool::default())
+    Router::new(
+        &config,
+        None,
+        None,
+        None,
+        Nobody.start().recipient(),
+        Pool::default(),
+    )
 }
 
 #[actix_rt::test]

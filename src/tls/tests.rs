@@ -268,3 +268,47 @@ fn settings_are_checked() {
         .any(|s| matches!(s, rustls::SupportedCipherSuite::Tls12(_))));
     assert!(verify::provider(&["TLS_RSA_WITH_RC4_128_SHA".into()]).is_err());
 }
+
+#[test]
+fn a_reload_cannot_turn_tls_on_or_off_and_changes_nothing_on_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca1 = ca(dir.path(), "one");
+    let rpc = settings(
+        &ca1,
+        leaf(dir.path(), &ca1, "server", &["server.dc1.consul"]),
+        true,
+    );
+    let plain = TlsConfig {
+        internal_rpc: rpc.clone(),
+        ..TlsConfig::default()
+    };
+    let tls = AgentTls::new(&plain).unwrap();
+    assert!(tls.https.is_none() && tls.internal_rpc.is_some());
+
+    let on = TlsConfig {
+        https: rpc.clone(),
+        ..plain.clone()
+    };
+    let e = tls.reload(&on).unwrap_err().to_string();
+    assert!(
+        e.contains("tls.https: TLS cannot be turned on by a reload"),
+        "{e}"
+    );
+    let off = TlsConfig::default();
+    let e = tls.reload(&off).unwrap_err().to_string();
+    assert!(
+        e.contains("tls.internal_rpc: TLS cannot be turned off by a reload"),
+        "{e}"
+    );
+
+    // The same protocols with verify_incoming off: taken.
+    let relaxed = TlsConfig {
+        internal_rpc: TlsProtocol {
+            verify_incoming: false,
+            ..rpc
+        },
+        ..TlsConfig::default()
+    };
+    tls.reload(&relaxed).unwrap();
+    assert!(!tls.internal_rpc.as_ref().unwrap().verify_incoming());
+}

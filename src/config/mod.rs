@@ -16,13 +16,14 @@ pub mod acl;
 pub mod builder;
 pub mod duration;
 pub mod flags;
-pub mod tls;
+pub mod limits;
 
+pub use crate::tls::settings::{TlsConfig, TlsProtocol, TlsVersion};
 pub use acl::{AclConfig, AclDefaultPolicy, AclDownPolicy, AclTokens, DefinitionToken};
 pub use builder::{build, ensure_node_id, validate_paths, ConfigError};
 pub use duration::format_go_duration as format_duration;
 pub use flags::AgentFlags;
-pub use tls::{Limits, TlsConfig, TlsProtocol, TlsVersion};
+pub use limits::Limits;
 
 /// Listener ports; `None` means disabled (`-1` in a file or flag).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

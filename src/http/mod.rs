@@ -15,7 +15,6 @@ pub mod agent_authz;
 pub mod agent_checks;
 pub mod agent_token;
 pub mod catalog;
-pub mod conn_limit;
 pub mod error;
 pub mod event;
 pub mod health;
@@ -45,7 +44,7 @@ use crate::structs::{
 };
 use error::ApiError;
 
-pub use conn_limit::ConnLimit;
+pub use crate::conn_limit::ConnLimit;
 pub use server::{server, ServeError};
 
 /// What every handler can reach.

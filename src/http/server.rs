@@ -23,8 +23,8 @@ use actix_web::dev::AppConfig;
 use actix_web::web;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use super::conn_limit::{ConnLimit, Counted, Permit};
 use super::{ApiState, DEFAULT_ACL_POLICY_HEADER};
+use crate::conn_limit::{ConnLimit, Counted, Permit};
 use crate::tls::Tls;
 
 /// What Consul writes to a connection over the per-client limit before

@@ -6,10 +6,9 @@
 //! its request's id (see [`super::pool`]); a bad frame closes that
 //! connection only.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -21,6 +20,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::codec::{decode, encode, read_frame, write_frame};
 use super::RpcError;
+use crate::conn_limit::ConnLimit;
 use crate::structs::rpc::{Method, MethodId};
 use crate::tls::{self, Tls, TlsError};
 
@@ -74,47 +74,12 @@ pub struct Admission {
     pub handshake_timeout: Duration,
 }
 
-/// A listener's shared state: its admission rules and the connections
-/// each client address holds open.
+/// A listener's shared state: its admission rules and its per-IP count.
 struct Gate {
     admission: Admission,
     acceptor: Option<TlsAcceptor>,
-    open: Mutex<HashMap<IpAddr, u32>>,
-}
-
-/// One admitted connection's place in its address's count; given back
-/// when the connection ends, however it ends.
-struct Slot {
-    gate: Arc<Gate>,
-    ip: IpAddr,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut open = self.gate.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = open.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&self.ip);
-            }
-        }
-    }
-}
-
-impl Gate {
-    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Slot> {
-        let max = self.admission.max_conns_per_client;
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let n = open.entry(ip).or_insert(0);
-        if max != 0 && *n >= max {
-            return None;
-        }
-        *n += 1;
-        Some(Slot {
-            gate: self.clone(),
-            ip,
-        })
-    }
+    /// The connections each client address holds open.
+    limit: ConnLimit,
 }
 
 /// Raft's messages: only another server of this datacenter may send
@@ -139,11 +104,12 @@ impl Listener {
             Some(t) => Some(TlsAcceptor::from(Arc::new(t.server_config(&[])?))),
             None => None,
         };
+        let admission_max = admission.max_conns_per_client;
         Ok(Listener {
             gate: Arc::new(Gate {
                 admission,
                 acceptor,
-                open: Mutex::default(),
+                limit: ConnLimit::new(admission_max),
             }),
         })
     }
@@ -153,7 +119,7 @@ impl Listener {
         loop {
             match listener.accept().await {
                 Ok((conn, peer)) => {
-                    let Some(slot) = self.gate.admit(peer.ip()) else {
+                    let Some(permit) = self.gate.limit.acquire(peer.ip()) else {
                         tracing::warn!(
                             %peer,
                             limit = self.gate.admission.max_conns_per_client,
@@ -162,12 +128,12 @@ impl Listener {
                         continue;
                     };
                     let _ = conn.set_nodelay(true);
-                    let service = service.clone();
+                    let (service, gate) = (service.clone(), self.gate.clone());
                     tokio::spawn(async move {
-                        if let Err(e) = admitted(conn, peer, &slot.gate, service).await {
+                        if let Err(e) = admitted(conn, peer, &gate, service).await {
                             tracing::debug!(%peer, error = %e, "rpc connection closed");
                         }
-                        drop(slot);
+                        drop(permit);
                     });
                 }
                 Err(e) => {

@@ -8,6 +8,7 @@
 
 mod client;
 mod files;
+pub mod settings;
 mod verify;
 
 use std::sync::{Arc, RwLock};
@@ -17,7 +18,7 @@ use rustls::server::ParsedCertificate;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use thiserror::Error;
 
-use crate::config::{TlsConfig, TlsProtocol};
+use settings::{TlsConfig, TlsProtocol};
 
 pub use client::ApiClientTls;
 pub use files::load_roots;

@@ -148,7 +148,7 @@ pub struct NodeActor {
     /// The agent's TLS, refreshed by a reload.
     tls: crate::tls::AgentTls,
     /// The HTTP(S) listeners' per-IP limit, which a reload can change.
-    http_limit: crate::http::ConnLimit,
+    http_limit: crate::conn_limit::ConnLimit,
     /// This node's services and checks: the truth anti-entropy writes.
     local: Local,
     /// Everything must be rewritten (start, drift check, failed sync).
@@ -188,7 +188,7 @@ impl NodeActor {
             wan,
             reload_source,
             tls,
-            http_limit: crate::http::ConnLimit::default(),
+            http_limit: crate::conn_limit::ConnLimit::default(),
             local,
             dirty: true,
             syncing: false,
@@ -201,7 +201,7 @@ impl NodeActor {
     }
 
     /// The HTTP(S) listeners' per-IP limit, for a reload to change.
-    pub(crate) fn with_http_limit(mut self, limit: crate::http::ConnLimit) -> Self {
+    pub(crate) fn with_http_limit(mut self, limit: crate::conn_limit::ConnLimit) -> Self {
         self.http_limit = limit;
         self
     }

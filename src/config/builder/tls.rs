@@ -14,8 +14,8 @@ use std::path::PathBuf;
 
 use super::value::At;
 use super::ConfigError;
-use crate::config::tls::{CIPHER_SUITES, CIPHER_SUITES_WITHOUT_RUSTLS};
 use crate::config::{RuntimeConfig, TlsConfig, TlsProtocol};
+use crate::tls::settings::{CIPHER_SUITES, CIPHER_SUITES_WITHOUT_RUSTLS};
 
 /// Where a value was set: a file's key, or a flag.
 #[derive(Debug, Clone)]

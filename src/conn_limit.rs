@@ -1,8 +1,9 @@
-//! `limits.http_max_conns_per_client`: how many connections one client IP
-//! may hold open on the HTTP and HTTPS listeners together (as Consul's one
-//! limiter covers both). A connection holds a [`Permit`] for as long as
-//! its stream lives ([`Counted`]), so the count drops when it closes,
-//! however it closes.
+//! How many connections one client IP holds open on a listener, against
+//! `limits.http_max_conns_per_client` (the HTTP and HTTPS listeners
+//! together, as Consul's one limiter covers both) and
+//! `rpc_max_conns_per_client` (server RPC). A connection holds a
+//! [`Permit`] for as long as it lives (inside its stream: [`Counted`]),
+//! so the count drops when it closes, however it closes.
 
 use std::collections::HashMap;
 use std::io;

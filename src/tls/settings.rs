@@ -1,11 +1,10 @@
 //! Transport security settings: `tls { defaults, https, internal_rpc }`
 //! (and Consul's deprecated top-level `ca_file`, `verify_incoming`, ...)
-//! resolved per protocol, and `limits` on what one client address may
-//! hold open. The builder fills these; `crate::tls` turns them into
-//! rustls configurations.
+//! resolved per protocol. The config builder fills them and the agent's
+//! config holds them; they live here, beside what turns them into rustls
+//! configurations, so that TLS does not depend on the config.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -51,34 +50,6 @@ pub struct TlsConfig {
     /// Server RPC (port 8300): server to server, client to server, and
     /// across datacenters.
     pub internal_rpc: TlsProtocol,
-}
-
-/// `limits` that bound what one client address can cost.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Limits {
-    /// Connections one IP may hold open on the HTTP(S) listeners (0 = no
-    /// limit), `http_max_conns_per_client`.
-    pub http_max_conns_per_client: u32,
-    /// Connections one IP may hold open on server RPC (0 = no limit),
-    /// `rpc_max_conns_per_client`.
-    pub rpc_max_conns_per_client: u32,
-    /// A new RPC connection must finish its TLS handshake and send its
-    /// first frame within this, `rpc_handshake_timeout`.
-    pub rpc_handshake_timeout: Duration,
-    /// A new HTTPS connection must finish its TLS handshake within this,
-    /// `https_handshake_timeout`.
-    pub https_handshake_timeout: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            http_max_conns_per_client: 200,
-            rpc_max_conns_per_client: 100,
-            rpc_handshake_timeout: Duration::from_secs(5),
-            https_handshake_timeout: Duration::from_secs(5),
-        }
-    }
 }
 
 /// The oldest TLS version a listener or dialer accepts (`tls_min_version`),

@@ -26,6 +26,7 @@ mod batch;
 mod leader;
 mod read;
 mod session_ttl;
+mod timing;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -103,18 +104,14 @@ impl RaftActor {
         let store: SharedStore = fsm::new_shared(StateStore::new());
         let sm = StateMachine::open(db.clone(), store.clone())?;
         let log = LogStore::new(db);
-        // Failover ≈ election_max + random(min, max) with openraft's leader
-        // lease: 500 + ~375 ms keeps it under the 1.5 s goal.
-        let (hb, emin, emax) = if config.dev {
-            (50, 150, 300)
-        } else {
-            (100, 250, 500)
-        };
+        // Refuses to start when the lease could outlive the followers'
+        // vote refusal (stale reads from a deposed leader).
+        let timing = timing::Timing::for_mode(config.dev)?;
         let rc = openraft::Config {
             cluster_name: config.datacenter.clone(),
-            heartbeat_interval: hb,
-            election_timeout_min: emin,
-            election_timeout_max: emax,
+            heartbeat_interval: timing.heartbeat,
+            election_timeout_min: timing.election_min,
+            election_timeout_max: timing.election_max,
             // openraft allows one heartbeat interval per append: smaller
             // payloads keep a catching-up follower within it.
             max_payload_entries: 64,

@@ -61,12 +61,12 @@ impl LastContact {
 /// it the leader acts as if there were none (Consul's leader lease): new
 /// writes and default reads fail fast with `No cluster leader` instead of
 /// waiting on a commit that cannot come.
+/// See [`super::timing`] for why it is shorter than `election_timeout_min`.
 pub(super) fn leader_lease(config: &RuntimeConfig) -> u64 {
-    if config.dev {
-        600
-    } else {
-        1000
-    }
+    // RaftActor::start refuses to start on an invalid timing, so this
+    // cannot fail on a running server; a lease of 0 (the leader answers
+    // as if there were none) would be the safe side regardless.
+    super::timing::Timing::for_mode(config.dev).map_or(0, |t| t.lease)
 }
 
 pub(super) fn lease_lost(

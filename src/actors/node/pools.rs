@@ -120,6 +120,19 @@ async fn resolve_with_port(addrs: Vec<String>, port: u16) -> Vec<std::net::Socke
     out
 }
 
+/// The wait after failed join attempt `attempt` (0-based): 1 s, doubling,
+/// up to `retry_interval`. Consul waits `retry_interval` every time, which
+/// makes a client started beside its servers (they are still binding)
+/// wait the full 30 s after its first attempt; retrying soon while the
+/// servers are starting, then settling to `retry_interval`, costs a few
+/// datagrams and joins as soon as they listen. Only first joins come here:
+/// the loop ends at the first success.
+pub(super) fn first_join_backoff(attempt: u32, interval: Duration) -> Duration {
+    Duration::from_secs(1)
+        .saturating_mul(1u32.checked_shl(attempt).unwrap_or(u32::MAX))
+        .min(interval)
+}
+
 impl NodeActor {
     /// `retry_join`: contacts the configured addresses until one answers
     /// (this agent sees another member) or `retry_max` attempts are spent.
@@ -174,11 +187,12 @@ impl NodeActor {
             if joined {
                 tracing::info!("joined the {name} pool");
             } else if max == 0 || attempt + 1 < max {
+                let wait = first_join_backoff(attempt, interval);
                 tracing::warn!(
                     attempt = attempt + 1,
-                    "{name} join failed; retrying in {interval:?}"
+                    "{name} join failed; retrying in {wait:?}"
                 );
-                ctx.run_later(interval, move |act, ctx| {
+                ctx.run_later(wait, move |act, ctx| {
                     act.retry_join_pool(ctx, attempt + 1, wan)
                 });
             } else {
@@ -272,5 +286,24 @@ impl Handler<LeaveLan> for NodeActor {
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_joins_back_off_from_one_second_to_retry_interval() {
+        let interval = Duration::from_secs(30);
+        let waits: Vec<u64> = (0..8)
+            .map(|a| first_join_backoff(a, interval).as_secs())
+            .collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30, 30]);
+        // No overflow on a client that retries forever.
+        assert_eq!(first_join_backoff(u32::MAX, interval), interval);
+        // A retry_interval under a second is kept as configured.
+        let short = Duration::from_millis(200);
+        assert_eq!(first_join_backoff(0, short), short);
     }
 }

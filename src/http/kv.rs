@@ -6,7 +6,7 @@ use actix_web::web::{self, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 
 use super::error::ApiError;
-use super::params::{json_with, read_body, read_response, Params};
+use super::params::{json_with, read_body_for, read_response, Params};
 use super::routes::{self as rt, Decision::*};
 use super::ApiState;
 use crate::state::command::{Command, CommandResult};
@@ -134,9 +134,14 @@ async fn put(
     }
     let flags = p.u64("flags", "flags")?.unwrap_or(0);
     let cas = p.u64("cas", "cas index")?;
-    let value = read_body(&req, payload, state.config.kv_max_value_size)
-        .await?
-        .to_vec();
+    let value = read_body_for(
+        &req,
+        payload,
+        state.config.kv_max_value_size,
+        "kv_max_value_size",
+    )
+    .await?
+    .to_vec();
     let session = |s: &str| -> Result<String, ApiError> {
         uuid::Uuid::parse_str(s)
             .map(|_| s.to_string())

@@ -135,14 +135,42 @@ fn given(t: Option<&str>) -> Option<&str> {
     t.map(str::trim).filter(|t| !t.is_empty())
 }
 
-/// Reads a body up to `limit` bytes; larger bodies get 413 with Consul's text.
+/// Reads a body up to `limit` bytes, a bound of Meridian's own (Consul
+/// reads these bodies unbounded); larger bodies get 413.
 pub async fn read_body(
+    req: &HttpRequest,
+    payload: Payload,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    read_limited(req, payload, limit, None).await
+}
+
+/// [`read_body`] for a limit set by the config key `key`
+/// (`kv_max_value_size`, `txn_max_req_len`): the 413 is Consul's text,
+/// which points at that key.
+pub async fn read_body_for(
+    req: &HttpRequest,
+    payload: Payload,
+    limit: usize,
+    key: &str,
+) -> Result<Bytes, ApiError> {
+    read_limited(req, payload, limit, Some(key)).await
+}
+
+async fn read_limited(
     req: &HttpRequest,
     mut payload: Payload,
     limit: usize,
+    key: Option<&str>,
 ) -> Result<Bytes, ApiError> {
     let too_large = |n: usize| {
-        ApiError::too_large(format!("Request body({n} bytes) too large, max size: {limit} bytes. See https://developer.hashicorp.com/docs/agent/config/config-files#kv_max_value_size."))
+        let text = format!("Request body({n} bytes) too large, max size: {limit} bytes");
+        ApiError::too_large(match key {
+            Some(key) => format!(
+                "{text}. See https://developer.hashicorp.com/docs/agent/config/config-files#{key}."
+            ),
+            None => text,
+        })
     };
     if let Some(len) = req
         .headers()

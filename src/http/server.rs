@@ -9,7 +9,9 @@
 //! closing when there is none), does the TLS handshake itself for HTTPS
 //! (with the agent's `Tls`, whose certificates a reload swaps under the
 //! config), and hands the stream, permit attached, to actix-http's
-//! `HttpService` running the same `App`.
+//! `HttpService` running the same `App`, with bounds on how long a
+//! connection may sit idle or take to send a request head. Request heads
+//! over actix-http's 128 KiB buffer (or 96 headers) get 431.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -34,6 +36,26 @@ const TOO_MANY: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\n\r\n";
 /// How long a refused connection may take to receive [`TOO_MANY`]: a
 /// slow client must not hold the refusal open.
 const REFUSE_DEADLINE: Duration = Duration::from_millis(200);
+
+/// A connection must deliver a whole request head within this, from
+/// connect or from the first byte of a later request on it (actix answers
+/// 408 and closes): a client dribbling header bytes (slowloris) holds a
+/// connection and a per-client permit for no longer. Consul's Go server
+/// sets no such bound; 10 s is the common `ReadHeaderTimeout`, well above
+/// what any client on a working network needs.
+pub const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An idle keep-alive connection is closed after this. Consul (Go's
+/// server, no `IdleTimeout`) keeps them forever, so each idle client
+/// holds one of its `http_max_conns_per_client` until it leaves; clients
+/// (Go's transport, reqwest, py-consul's requests) redial a connection
+/// the server closed. Blocking queries are not idle: the timer runs only
+/// between requests.
+pub const KEEP_ALIVE_IDLE: Duration = Duration::from_secs(15);
+
+/// A closing connection whose peer does not finish the shutdown (the TLS
+/// close, the last bytes read) is dropped after this.
+pub const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// ALPN protocols offered on HTTPS, preferred first.
 pub const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
@@ -145,6 +167,9 @@ pub fn server(
             .and_then(
                 HttpService::build()
                     .local_addr(addr)
+                    .keep_alive(KEEP_ALIVE_IDLE)
+                    .client_request_timeout(REQUEST_HEAD_TIMEOUT)
+                    .client_disconnect_timeout(DISCONNECT_TIMEOUT)
                     .finish(map_config(app(), |_| AppConfig::default())),
             )
         })?;
@@ -179,6 +204,9 @@ pub fn server(
             .and_then(
                 HttpService::build()
                     .local_addr(addr)
+                    .keep_alive(KEEP_ALIVE_IDLE)
+                    .client_request_timeout(REQUEST_HEAD_TIMEOUT)
+                    .client_disconnect_timeout(DISCONNECT_TIMEOUT)
                     .secure()
                     // The app sees a plain (not "secure") AppConfig: the
                     // API never builds URLs from the connection's scheme.

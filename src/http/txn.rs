@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::error::ApiError;
-use super::params::{decode, json_with, read_body, Params};
+use super::params::{decode, json_with, read_body_for, Params};
 use super::routes::{put, Decision, Route};
 use super::ApiState;
 use crate::state::command::{Command, CommandResult};
@@ -73,7 +73,13 @@ async fn txn(
     payload: Payload,
 ) -> Result<HttpResponse, ApiError> {
     let p = Params::from(&req)?;
-    let body = read_body(&req, payload, state.config.txn_max_req_len).await?;
+    let body = read_body_for(
+        &req,
+        payload,
+        state.config.txn_max_req_len,
+        "txn_max_req_len",
+    )
+    .await?;
     let ops: Vec<TxnOp> = decode(&body)?;
     if ops.len() > MAX_OPS {
         return Err(ApiError::too_large(format!(

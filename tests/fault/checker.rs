@@ -117,7 +117,16 @@ pub fn check(history: &[Op], budget_per_key: u64) -> Verdict {
     }
     let mut undecided = None;
     for (key, ops) in by_key {
-        match check_key(key, &ops, budget_per_key) {
+        // Unknown writes no one observed are left out first (they can only
+        // explain a failed CAS, and kept they make the search explode);
+        // only a failed CAS that cannot be ordered brings them back.
+        let mut verdict = check_key(key, &ops, budget_per_key, false);
+        if let Verdict::Violation(v) = &verdict {
+            if matches!(v.stuck.kind, Kind::Cas(..)) && v.stuck.outcome == Outcome::Fail {
+                verdict = check_key(key, &ops, budget_per_key, true);
+            }
+        }
+        match verdict {
             Verdict::Linearizable => {}
             v @ Verdict::Violation(_) => return v,
             u @ Verdict::Undecided { .. } => undecided = undecided.or(Some(u)),
@@ -165,7 +174,7 @@ struct Event {
     next: usize,
 }
 
-fn check_key(key: &str, ops: &[&Op], budget: u64) -> Verdict {
+fn check_key(key: &str, ops: &[&Op], budget: u64, keep_unobserved: bool) -> Verdict {
     let mut values: HashMap<Option<String>, u32> = HashMap::new();
     values.insert(None, ABSENT);
     let mut intern = |v: &Option<String>| {
@@ -177,7 +186,8 @@ fn check_key(key: &str, ops: &[&Op], budget: u64) -> Verdict {
     // them exactly: one whose value was observed (read, or expected by a
     // CAS that succeeded) happened, before the first observer completed;
     // one never observed can only matter to a failed CAS (the register
-    // held something else), and without a failed CAS after it it is dropped.
+    // held something else): it is dropped unless `keep_unobserved` and a
+    // failed CAS completed after it began.
     let mut first_seen: HashMap<&str, u64> = HashMap::new();
     let mut last_failed_cas = 0u64;
     for op in ops {
@@ -215,7 +225,7 @@ fn check_key(key: &str, ops: &[&Op], budget: u64) -> Verdict {
                 });
                 continue;
             }
-            if written.is_some() && last_failed_cas < op.invoke {
+            if written.is_some() && (!keep_unobserved || last_failed_cas < op.invoke) {
                 continue;
             }
         }

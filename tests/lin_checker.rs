@@ -161,7 +161,7 @@ fn a_read_of_a_value_never_written_is_rejected() {
     let ghost = r(1, Some("ghost"), 2, 3);
     bad(&[w(0, "a", 0, 1), ghost.clone()], &ghost);
     let ghost = r(1, Some("a"), 0, 1);
-    bad(&[ghost.clone()], &ghost);
+    bad(std::slice::from_ref(&ghost), &ghost);
 }
 
 #[test]

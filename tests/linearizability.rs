@@ -217,10 +217,12 @@ fn report(ops: &[Op], default_reads: &[Op], faults: &[Fault]) {
         faults.iter().filter(|f| f.was_leader).count()
     );
     for f in faults {
-        // The first write acknowledged after the fault began.
+        // The first write sent after the fault began and acknowledged (one
+        // already in flight may be acknowledged by the old leader).
         let next_ack = ops
             .iter()
             .filter(|o| o.kind != Kind::Read && matches!(o.outcome, Outcome::Ok(_)))
+            .filter(|o| o.invoke > f.at)
             .filter_map(|o| o.complete.filter(|&c| c > f.at))
             .min();
         eprintln!(

@@ -113,9 +113,8 @@ pub fn http_json(data: &[u8]) {
     };
     let _: Result<(), ApiError> = match family % 6 {
         0 => crate::http::txn::parse_ops(body).map(drop),
-        1 => decode::<crate::http::agent::ServiceRegistration>(body).and_then(|r| {
-            r.into_definition(Default::default()).map(drop)
-        }),
+        1 => decode::<crate::http::agent::ServiceRegistration>(body)
+            .and_then(|r| r.into_definition(Default::default()).map(drop)),
         2 => decode::<crate::http::agent::CheckRegistration>(body)
             .and_then(|c| c.into_definition("Check").map(drop)),
         3 => {
@@ -168,9 +167,14 @@ mod tests {
         ));
         let ring = crate::lan::keyring::Keyring::new(&[GOSSIP_KEY.to_string()]).unwrap();
         let opened = ring.open(&seed("gossip", "sealed_ping")).unwrap();
-        assert!(matches!(crate::lan::wire::decode(&opened), Decoded::Ping(p) if p == 9u64.to_be_bytes()));
+        assert!(
+            matches!(crate::lan::wire::decode(&opened), Decoded::Ping(p) if p == 9u64.to_be_bytes())
+        );
         // A pong of the wrong length is dropped, not read past its end.
-        assert!(matches!(crate::lan::wire::decode(&[4, 1, 2]), Decoded::Bad("pong")));
+        assert!(matches!(
+            crate::lan::wire::decode(&[4, 1, 2]),
+            Decoded::Bad("pong")
+        ));
     }
 
     #[test]
@@ -185,7 +189,10 @@ mod tests {
         // written anywhere: decoding touches no disk.
         assert!(crate::snapshot::decode(&seed("snapshot", "outside_path.tgz")).is_ok());
         for bad in ["no_sums.tgz", "size_lies.tgz"] {
-            assert!(crate::snapshot::decode(&seed("snapshot", bad)).is_err(), "{bad}");
+            assert!(
+                crate::snapshot::decode(&seed("snapshot", bad)).is_err(),
+                "{bad}"
+            );
         }
     }
 
@@ -195,7 +202,10 @@ mod tests {
         assert_eq!(crate::http::txn::parse_ops(&txn[1..]).unwrap().len(), 2);
         let service = seed("http_json", "service");
         let r: crate::http::agent::ServiceRegistration = decode(&service[1..]).unwrap();
-        assert_eq!(r.into_definition(Default::default()).unwrap().checks.len(), 3);
+        assert_eq!(
+            r.into_definition(Default::default()).unwrap().checks.len(),
+            3
+        );
         let msg = hickory_proto::op::Message::from_vec(&seed("dns_query", "tag_srv_dc")).unwrap();
         let domain = hickory_proto::rr::Name::from_ascii("consul.").unwrap();
         assert_eq!(

@@ -13,6 +13,8 @@ pub(crate) mod bench;
 pub mod cli;
 pub mod config;
 pub(crate) mod conn_limit;
+#[doc(hidden)]
+pub mod fuzz;
 pub(crate) mod http;
 /// The HTTP API's route table, each route with its authorization
 /// decision: what the app registers, for the tests that walk it.

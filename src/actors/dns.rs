@@ -49,6 +49,22 @@ pub enum Lookup {
     Invalid,
 }
 
+/// What a query name asks of `domain`, or None when the name is outside
+/// it (a question for the recursors).
+pub fn lookup_in(domain: &Name, qname: &Name) -> Option<Lookup> {
+    let lower = qname.to_lowercase();
+    if !domain.zone_of(&lower) {
+        return None;
+    }
+    let own = lower.num_labels().saturating_sub(domain.num_labels()) as usize;
+    let labels: Vec<String> = lower
+        .iter()
+        .take(own)
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect();
+    Some(parse_labels(&labels))
+}
+
 /// Parses the labels in front of the domain (lowercased, domain removed).
 pub fn parse_labels(labels: &[String]) -> Lookup {
     let n = labels.len();
@@ -381,17 +397,10 @@ impl DnsHandler {
         if qtype == RecordType::AXFR || qtype == RecordType::IXFR {
             return Answer::code(ResponseCode::NotImp);
         }
-        let lower = qname.to_lowercase();
-        if !self.domain.zone_of(&lower) {
+        let Some(lookup) = lookup_in(&self.domain, &qname) else {
             return self.recurse(request.as_slice()).await;
-        }
-        let own = lower.num_labels().saturating_sub(self.domain.num_labels()) as usize;
-        let labels: Vec<String> = lower
-            .iter()
-            .take(own)
-            .map(|l| String::from_utf8_lossy(l).into_owned())
-            .collect();
-        match parse_labels(&labels) {
+        };
+        match lookup {
             Lookup::Apex => match qtype {
                 RecordType::SOA | RecordType::ANY => Answer {
                     answers: vec![self.soa()],

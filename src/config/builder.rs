@@ -76,30 +76,48 @@ fn read_file(path: &Path) -> Result<Value, ConfigError> {
         file: file.clone(),
         source,
     })?;
-    let v: Value = if path.extension().is_some_and(|e| e == "hcl") {
-        hcl::from_str(&text)
+    parse_text(&file, &text, path.extension().is_some_and(|e| e == "hcl"))
+}
+
+/// One file's text into a JSON tree: HCL when `hcl`, JSON otherwise.
+fn parse_text(file: &str, text: &str, hcl: bool) -> Result<Value, ConfigError> {
+    let v: Value = if hcl {
+        hcl::from_str(text)
             .or_else(|e| {
-                hcl1::one_attribute_per_line(&text)
+                hcl1::one_attribute_per_line(text)
                     .and_then(|t| hcl::from_str(&t).ok())
                     .ok_or(e)
             })
             .map_err(|e| ConfigError::Parse {
-                file: file.clone(),
+                file: file.to_string(),
                 problem: e.to_string(),
             })?
     } else {
-        serde_json::from_str(&text).map_err(|e| ConfigError::Parse {
-            file: file.clone(),
+        serde_json::from_str(text).map_err(|e| ConfigError::Parse {
+            file: file.to_string(),
             problem: e.to_string(),
         })?
     };
     if !v.is_object() {
         return Err(ConfigError::Parse {
-            file,
+            file: file.to_string(),
             problem: "the top level must be an object".into(),
         });
     }
     Ok(v)
+}
+
+/// What `meridian validate` says of one file given as text (`hcl`: its
+/// format), without touching the disk: the fuzz targets' way into the
+/// loader.
+pub fn validate_text(text: &str, hcl: bool) -> Result<RuntimeConfig, ConfigError> {
+    let name = if hcl { "fuzz.hcl" } else { "fuzz.json" };
+    let mut cfg = defaults(false);
+    let mut tls = tls::TlsKeys::default();
+    apply_file(&mut cfg, name, &parse_text(name, text, hcl)?, &mut tls)?;
+    tls.resolve(&mut cfg)?;
+    validate(&mut cfg, false)?;
+    Ok(cfg)
 }
 
 /// The files named by `-config-file` and `-config-dir`, in reading order.

@@ -278,7 +278,7 @@ async fn checks(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResp
 /// `/v1/agent/service/register`'s body (Consul's `ServiceDefinition`).
 #[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "PascalCase", default)]
-struct ServiceRegistration {
+pub(crate) struct ServiceRegistration {
     #[serde(rename = "ID")]
     id: String,
     name: String,
@@ -293,9 +293,35 @@ struct ServiceRegistration {
     checks: Vec<CheckRegistration>,
 }
 
+impl ServiceRegistration {
+    /// The service as the agent keeps it, its checks checked.
+    pub(crate) fn into_definition(
+        self,
+        token: DefinitionToken,
+    ) -> Result<ServiceDefinition, ApiError> {
+        let mut checks = Vec::new();
+        for (i, c) in self.check.into_iter().chain(self.checks).enumerate() {
+            checks.push(c.into_definition(&format!("Checks[{i}]"))?);
+        }
+        Ok(ServiceDefinition {
+            id: self.id,
+            name: self.name,
+            tags: self.tags,
+            address: self.address,
+            port: self.port,
+            meta: self.meta,
+            weights: self.weights.map(|w| (w.passing, w.warning)),
+            enable_tag_override: self.enable_tag_override,
+            kind: self.kind,
+            checks,
+            token,
+        })
+    }
+}
+
 #[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "PascalCase", default)]
-pub(super) struct CheckRegistration {
+pub(crate) struct CheckRegistration {
     #[serde(rename = "ID", alias = "CheckID")]
     id: String,
     name: String,
@@ -343,7 +369,7 @@ fn duration(field: &str, v: &Option<String>) -> Result<Option<Duration>, ApiErro
 }
 
 impl CheckRegistration {
-    pub(super) fn into_definition(self, path: &str) -> Result<CheckDefinition, ApiError> {
+    pub(crate) fn into_definition(self, path: &str) -> Result<CheckDefinition, ApiError> {
         Ok(CheckDefinition {
             interval: duration(&format!("{path}.Interval"), &self.interval)?,
             timeout: duration(&format!("{path}.Timeout"), &self.timeout)?,
@@ -390,25 +416,11 @@ async fn register(
     // `vetServiceRegister`: the service, and the services its checks name.
     let access = authz::access(&req, &state).await?;
     access.require(Resource::Service, AclAccess::Write, &r.name)?;
-    let mut checks = Vec::new();
-    for (i, c) in r.check.into_iter().chain(r.checks).enumerate() {
-        checks.push(c.into_definition(&format!("Checks[{i}]"))?);
-    }
-    let def = ServiceDefinition {
-        id: r.id,
-        name: r.name,
-        tags: r.tags,
-        address: r.address,
-        port: r.port,
-        meta: r.meta,
-        weights: r.weights.map(|w| (w.passing, w.warning)),
-        enable_tag_override: r.enable_tag_override,
-        kind: r.kind,
-        checks,
-        // Anti-entropy keeps the service in the catalog with the token it
-        // was registered with (Consul's service token).
-        token: DefinitionToken(Params::from(&req)?.token().unwrap_or_default()),
-    };
+    // Anti-entropy keeps the service in the catalog with the token it
+    // was registered with (Consul's service token).
+    let def = r.into_definition(DefinitionToken(
+        Params::from(&req)?.token().unwrap_or_default(),
+    ))?;
     let scripts_allowed = super::agent_checks::scripts_allowed(&req, &state);
     state
         .node

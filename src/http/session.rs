@@ -41,7 +41,7 @@ enum Delay {
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "PascalCase", default)]
-struct CreateBody {
+pub(crate) struct CreateBody {
     name: String,
     node: String,
     lock_delay: Option<Delay>,

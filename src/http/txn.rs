@@ -80,7 +80,55 @@ async fn txn(
         "txn_max_req_len",
     )
     .await?;
-    let ops: Vec<TxnOp> = decode(&body)?;
+    let txn_ops = parse_ops(&body)?;
+    // KV-only transactions keep the entry format older servers read.
+    let kv_only: Option<Vec<KvOp>> = txn_ops
+        .iter()
+        .map(|o| match o {
+            StateOp::Kv(k) => Some(k.clone()),
+            _ => None,
+        })
+        .collect();
+    let command = match kv_only {
+        Some(kv) => Command::Txn(kv),
+        None => Command::TxnOps(txn_ops),
+    };
+    match state.write(p.dc(), p.token(), command).await?.result {
+        CommandResult::Txn(TxnOutcome::Results(results)) => {
+            let results: Vec<serde_json::Value> = results
+                .into_iter()
+                .map(|r| match r {
+                    TxnResult::Kv(e) => json!({ "KV": e }),
+                    TxnResult::Node(n) => json!({ "Node": n }),
+                    TxnResult::Service(s) => json!({ "Service": s }),
+                    TxnResult::Check(c) => json!({ "Check": c }),
+                })
+                .collect();
+            Ok(json_with(
+                HttpResponse::Ok(),
+                &req,
+                &json!({ "Results": results, "Errors": null }),
+            ))
+        }
+        CommandResult::Txn(TxnOutcome::Errors(errors)) => {
+            let errors: Vec<serde_json::Value> = errors
+                .into_iter()
+                .map(|(i, what)| json!({ "OpIndex": i, "What": what }))
+                .collect();
+            Ok(json_with(
+                HttpResponse::build(StatusCode::CONFLICT),
+                &req,
+                &json!({ "Results": null, "Errors": errors }),
+            ))
+        }
+        other => Err(ApiError::internal(format!("unexpected result {other:?}"))),
+    }
+}
+
+/// A transaction's body as the operations it asks for, each checked as
+/// Consul checks it before anything is written.
+pub(crate) fn parse_ops(body: &[u8]) -> Result<Vec<StateOp>, ApiError> {
+    let ops: Vec<TxnOp> = decode(body)?;
     if ops.len() > MAX_OPS {
         return Err(ApiError::too_large(format!(
             "Transaction contains too many operations ({} > {MAX_OPS})",
@@ -139,48 +187,7 @@ async fn txn(
         };
         txn_ops.push(op);
     }
-    // KV-only transactions keep the entry format older servers read.
-    let kv_only: Option<Vec<KvOp>> = txn_ops
-        .iter()
-        .map(|o| match o {
-            StateOp::Kv(k) => Some(k.clone()),
-            _ => None,
-        })
-        .collect();
-    let command = match kv_only {
-        Some(kv) => Command::Txn(kv),
-        None => Command::TxnOps(txn_ops),
-    };
-    match state.write(p.dc(), p.token(), command).await?.result {
-        CommandResult::Txn(TxnOutcome::Results(results)) => {
-            let results: Vec<serde_json::Value> = results
-                .into_iter()
-                .map(|r| match r {
-                    TxnResult::Kv(e) => json!({ "KV": e }),
-                    TxnResult::Node(n) => json!({ "Node": n }),
-                    TxnResult::Service(s) => json!({ "Service": s }),
-                    TxnResult::Check(c) => json!({ "Check": c }),
-                })
-                .collect();
-            Ok(json_with(
-                HttpResponse::Ok(),
-                &req,
-                &json!({ "Results": results, "Errors": null }),
-            ))
-        }
-        CommandResult::Txn(TxnOutcome::Errors(errors)) => {
-            let errors: Vec<serde_json::Value> = errors
-                .into_iter()
-                .map(|(i, what)| json!({ "OpIndex": i, "What": what }))
-                .collect();
-            Ok(json_with(
-                HttpResponse::build(StatusCode::CONFLICT),
-                &req,
-                &json!({ "Results": null, "Errors": errors }),
-            ))
-        }
-        other => Err(ApiError::internal(format!("unexpected result {other:?}"))),
-    }
+    Ok(txn_ops)
 }
 
 fn kv_op(i: usize, kv: KvBody) -> Result<KvOp, ApiError> {

@@ -63,7 +63,7 @@ fn record(tally: &mut KeyTally, r: &KeyReply) {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct KeyQuery {
+pub(crate) struct KeyQuery {
     id: u64,
     op: KeyOp,
     relay_factor: u8,
@@ -72,7 +72,7 @@ struct KeyQuery {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct KeyReply {
+pub(crate) struct KeyReply {
     id: u64,
     node: String,
     ok: bool,
@@ -144,11 +144,7 @@ impl LanGossip {
     }
 
     /// A query from the member that was asked: apply, answer (and relay).
-    pub(super) fn key_query(&mut self, data: &[u8]) {
-        let Ok(q) = serde_json::from_slice::<KeyQuery>(data) else {
-            tracing::debug!("bad key query");
-            return;
-        };
+    pub(super) fn key_query(&mut self, q: KeyQuery) {
         let reply = self.apply_key_op(q.id, &q.op);
         let Ok(body) = serde_json::to_vec(&reply) else {
             return;
@@ -177,20 +173,14 @@ impl LanGossip {
     }
 
     /// An answer to pass on to the member that asked.
-    pub(super) fn key_relay(&mut self, data: &[u8]) {
-        if let Ok((to, body)) = serde_json::from_slice::<(SocketAddr, Vec<u8>)>(data) {
-            let mut packet = vec![KIND_KEY_REPLY];
-            packet.extend_from_slice(&body);
-            self.send(to, packet);
-        }
+    pub(super) fn key_relay(&mut self, to: SocketAddr, body: Vec<u8>) {
+        let mut packet = vec![KIND_KEY_REPLY];
+        packet.extend_from_slice(&body);
+        self.send(to, packet);
     }
 
     /// An answer to a query this member asked: counted once per member.
-    pub(super) fn key_reply(&mut self, data: &[u8]) {
-        let Ok(r) = serde_json::from_slice::<KeyReply>(data) else {
-            tracing::debug!("bad key query answer");
-            return;
-        };
+    pub(super) fn key_reply(&mut self, r: KeyReply) {
         let Some(p) = self.key_queries.get_mut(&r.id) else {
             return;
         };

@@ -40,7 +40,7 @@ mod options;
 mod rtt;
 mod runtime;
 mod snapshot;
-mod wire;
+pub(crate) mod wire;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;

@@ -34,10 +34,7 @@ impl LanGossip {
         self.send(*addr, packet);
     }
 
-    pub(super) fn pong(&mut self, data: &[u8]) {
-        let Ok(seq) = <[u8; 8]>::try_from(data).map(u64::from_be_bytes) else {
-            return;
-        };
+    pub(super) fn pong(&mut self, seq: u64) {
         if let Some((name, sent)) = self.pings.remove(&seq) {
             let sample = sent.elapsed();
             if let Some(m) = self.members.get_mut(&name) {

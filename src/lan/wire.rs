@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use actix::prelude::*;
 
 use super::events::EVENT_FANOUT;
+use super::key_query::{KeyQuery, KeyReply};
 use super::keyring::SEALED;
 use super::{LanGossip, MemberStatus};
 use crate::structs::UserEvent;
@@ -75,45 +76,87 @@ impl Handler<Packet> for LanGossip {
             },
             None => msg.0,
         };
-        match packet.split_first() {
-            Some((&KIND_FOCA, data)) => {
+        match decode(&packet) {
+            Decoded::Foca(data) => {
                 if let Err(e) = self.foca.handle_data(data, &mut self.runtime) {
                     tracing::debug!(error = %e, "bad gossip packet");
                 }
                 self.drain(ctx);
             }
-            Some((&KIND_LEAVE, data)) => {
-                if let Ok((name, bump)) = serde_json::from_slice::<(String, u64)>(data) {
-                    if let Some(m) = self.members.get_mut(&name) {
-                        m.status = MemberStatus::Leaving;
-                    }
-                    self.leaving.insert((name, bump));
+            Decoded::Leave(name, bump) => {
+                if let Some(m) = self.members.get_mut(&name) {
+                    m.status = MemberStatus::Leaving;
                 }
+                self.leaving.insert((name, bump));
             }
-            Some((&KIND_FORCE_LEAVE, data)) => {
-                if let Ok((name, prune)) = serde_json::from_slice::<(String, bool)>(data) {
-                    self.force_leave(&name, prune);
-                }
+            Decoded::ForceLeave(name, prune) => {
+                self.force_leave(&name, prune);
             }
-            Some((&KIND_PING, data)) => {
+            Decoded::Ping(data) => {
                 let mut pong = vec![KIND_PONG];
                 pong.extend_from_slice(data);
                 self.send(msg.1, pong);
             }
-            Some((&KIND_PONG, data)) => self.pong(data),
-            Some((&KIND_USER_EVENT, data)) => {
-                if let Ok(ev) = serde_json::from_slice::<UserEvent>(data) {
-                    self.user_event(ev, EVENT_FANOUT);
-                }
-            }
-            Some((&KIND_KEY_QUERY, data)) if sealed => self.key_query(data),
-            Some((&KIND_KEY_REPLY, data)) if sealed => self.key_reply(data),
-            Some((&KIND_KEY_RELAY, data)) if sealed => self.key_relay(data),
-            Some((&(KIND_KEY_QUERY | KIND_KEY_REPLY | KIND_KEY_RELAY), _)) => {
+            Decoded::Pong(seq) => self.pong(seq),
+            Decoded::UserEvent(ev) => self.user_event(ev, EVENT_FANOUT),
+            Decoded::KeyQuery(q) if sealed => self.key_query(q),
+            Decoded::KeyReply(r) if sealed => self.key_reply(r),
+            Decoded::KeyRelay(to, body) if sealed => self.key_relay(to, body),
+            Decoded::KeyQuery(_) | Decoded::KeyReply(_) | Decoded::KeyRelay(..) => {
                 tracing::warn!(from = %msg.1, "dropped a key operation that was not sealed");
             }
-            _ => tracing::debug!("unknown gossip packet"),
+            Decoded::Bad(what) => tracing::debug!("bad gossip packet: {what}"),
         }
+    }
+}
+
+/// A packet (opened already) as its kind says to read it.
+#[derive(Debug)]
+pub(crate) enum Decoded<'a> {
+    /// For foca, which decodes it itself.
+    Foca(&'a [u8]),
+    Leave(String, u64),
+    ForceLeave(String, bool),
+    /// The ping's payload, sent back as is.
+    Ping(&'a [u8]),
+    /// The sequence number of the ping answered.
+    Pong(u64),
+    UserEvent(UserEvent),
+    KeyQuery(KeyQuery),
+    KeyReply(KeyReply),
+    /// An answer to pass on to the member that asked.
+    KeyRelay(SocketAddr, Vec<u8>),
+    /// Unknown kind or a body that does not decode: dropped.
+    Bad(&'static str),
+}
+
+/// Reads a packet's kind and body; no packet is refused by panicking.
+pub(crate) fn decode(packet: &[u8]) -> Decoded<'_> {
+    fn json<'a, T: serde::de::DeserializeOwned>(
+        data: &[u8],
+        what: &'static str,
+        f: impl FnOnce(T) -> Decoded<'a>,
+    ) -> Decoded<'a> {
+        serde_json::from_slice(data).map_or(Decoded::Bad(what), f)
+    }
+    match packet.split_first() {
+        Some((&KIND_FOCA, data)) => Decoded::Foca(data),
+        Some((&KIND_LEAVE, data)) => json(data, "leave", |(n, b)| Decoded::Leave(n, b)),
+        Some((&KIND_FORCE_LEAVE, data)) => {
+            json(data, "force-leave", |(n, p)| Decoded::ForceLeave(n, p))
+        }
+        Some((&KIND_PING, data)) => Decoded::Ping(data),
+        Some((&KIND_PONG, data)) => match <[u8; 8]>::try_from(data) {
+            Ok(seq) => Decoded::Pong(u64::from_be_bytes(seq)),
+            Err(_) => Decoded::Bad("pong"),
+        },
+        Some((&KIND_USER_EVENT, data)) => json(data, "user event", Decoded::UserEvent),
+        Some((&KIND_KEY_QUERY, data)) => json(data, "key query", Decoded::KeyQuery),
+        Some((&KIND_KEY_REPLY, data)) => json(data, "key query answer", Decoded::KeyReply),
+        Some((&KIND_KEY_RELAY, data)) => {
+            json(data, "key relay", |(to, body)| Decoded::KeyRelay(to, body))
+        }
+        _ => Decoded::Bad("unknown kind"),
     }
 }
 
@@ -123,4 +166,24 @@ impl Handler<Isolate> for LanGossip {
     fn handle(&mut self, msg: Isolate, _: &mut Context<Self>) {
         self.isolated = msg.0;
     }
+}
+
+/// Reads a packet as a member would, foca's part by a fresh foca of our
+/// configuration, without a socket or an actor: the fuzz targets' way in.
+/// Whatever the bytes, the answer is a `Decoded` or foca's error.
+pub(crate) fn feed(packet: &[u8]) -> Result<Decoded<'_>, foca::Error> {
+    let decoded = decode(packet);
+    if let Decoded::Foca(data) = decoded {
+        let me = super::MemberId {
+            name: "fuzz".into(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 8301)),
+            bump: 0,
+            tags: Default::default(),
+        };
+        let rng = <super::Rng as rand010::SeedableRng>::seed_from_u64(0);
+        let mut foca = foca::Foca::new(me, super::lan_config(32), rng, foca::PostcardCodec);
+        let mut runtime = foca::AccumulatingRuntime::new();
+        foca.handle_data(data, &mut runtime)?;
+    }
+    Ok(decoded)
 }

@@ -27,7 +27,7 @@ put("config", "acl_tls.json", json.dumps({
     "datacenter": "dc1", "server": True, "bootstrap_expect": 3,
     "retry_join": ["127.0.0.2"], "encrypt": KEY,
     "acl": {"enabled": True, "default_policy": "deny", "tokens": {"initial_management": "root"}},
-    "limits": {"http_max_conns_per_client": 100}, "ports": {"https": 8501, "dns": -1},
+    "limits": {"http_max_conns_per_client": 100}, "ports": {"dns": -1},
     "watches": [{"type": "key", "key": "a", "args": ["true"]}],
     "services": [{"name": "web", "port": 80, "check": {"http": "http://127.0.0.1/", "interval": "10s"}}],
 }))
@@ -79,14 +79,6 @@ put("gossip", "key_query", b"\x06" + json.dumps({"id": 1, "op": {"Install": KEY}
 put("gossip", "key_reply", b"\x07" + json.dumps({"id": 1, "node": "n", "ok": True, "message": "", "keys": [KEY], "primary": KEY}).encode())
 put("gossip", "key_relay", b"\x08" + json.dumps(["127.0.0.1:8301", [1, 2]]).encode())
 put("gossip", "foca_empty", b"\x00")
-try:
-    import base64
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-    nonce = bytes(range(12))
-    plain = b"\x03" + struct.pack(">Q", 9)
-    put("gossip", "sealed_ping", b"\x01" + nonce + AESGCM(base64.b64decode(KEY)).encrypt(nonce, plain, None))
-except ImportError:
-    pass
 
 # snapshot: archives as `snapshot save` writes them, and ones that lie.
 def archive(files, sums=True, bad_sum=False, extra=()):

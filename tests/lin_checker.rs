@@ -24,12 +24,24 @@ fn w(p: usize, v: &str, from: u64, to: u64) -> Op {
 }
 
 fn r(p: usize, v: Option<&str>, from: u64, to: u64) -> Op {
-    op(p, Kind::Read, from, Some(to), Outcome::Ok(v.map(String::from)))
+    op(
+        p,
+        Kind::Read,
+        from,
+        Some(to),
+        Outcome::Ok(v.map(String::from)),
+    )
 }
 
 fn cas(p: usize, f: Option<&str>, t: &str, from: u64, to: u64, ok: bool) -> Op {
     let outcome = if ok { Outcome::Ok(None) } else { Outcome::Fail };
-    op(p, Kind::Cas(f.map(String::from), t.into()), from, Some(to), outcome)
+    op(
+        p,
+        Kind::Cas(f.map(String::from), t.into()),
+        from,
+        Some(to),
+        outcome,
+    )
 }
 
 fn unknown_write(p: usize, v: &str, from: u64) -> Op {
@@ -62,7 +74,12 @@ fn sequential_and_overlapping_histories_are_accepted() {
     good(&[]);
     good(&[r(0, None, 0, 1), w(0, "a", 2, 3), r(1, Some("a"), 4, 5)]);
     // A read overlapping a write may see either value.
-    good(&[w(0, "a", 0, 1), w(0, "b", 2, 10), r(1, Some("a"), 3, 4), r(2, Some("b"), 5, 6)]);
+    good(&[
+        w(0, "a", 0, 1),
+        w(0, "b", 2, 10),
+        r(1, Some("a"), 3, 4),
+        r(2, Some("b"), 5, 6),
+    ]);
     // Two concurrent writes, one order seen consistently by both readers.
     good(&[
         w(0, "a", 0, 10),
@@ -94,7 +111,12 @@ fn two_writes_read_in_both_orders_are_rejected() {
     // After both writes completed, one reader sees a, a later one b.
     let last = r(3, Some("b"), 13, 14);
     bad(
-        &[w(0, "a", 0, 10), w(1, "b", 0, 10), r(2, Some("a"), 11, 12), last.clone()],
+        &[
+            w(0, "a", 0, 10),
+            w(1, "b", 0, 10),
+            r(2, Some("a"), 11, 12),
+            last.clone(),
+        ],
         &last,
     );
 }
@@ -129,7 +151,11 @@ fn unknown_writes_may_happen_late_or_never() {
         r(2, Some("b"), 20, 21),
     ]);
     // Never observed: it never took effect.
-    good(&[w(0, "a", 0, 1), unknown_write(1, "b", 2), r(2, Some("a"), 30, 31)]);
+    good(&[
+        w(0, "a", 0, 1),
+        unknown_write(1, "b", 2),
+        r(2, Some("a"), 30, 31),
+    ]);
     // But not before it was invoked.
     let early = r(2, Some("b"), 0, 1);
     bad(&[early.clone(), unknown_write(1, "b", 2)], &early);

@@ -48,10 +48,7 @@ struct Fault {
 
 fn env_seeds() -> Vec<u64> {
     match std::env::var("MERIDIAN_FAULT_SEED") {
-        Ok(s) => s
-            .split(',')
-            .filter_map(|x| x.trim().parse().ok())
-            .collect(),
+        Ok(s) => s.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
         Err(_) => CI_SEEDS.to_vec(),
     }
 }
@@ -209,7 +206,10 @@ fn report(ops: &[Op], default_reads: &[Op], faults: &[Fault]) {
     for ((k, o), n) in &counts {
         eprintln!("  {k:<17} {o:<8} {n}");
     }
-    let kills = faults.iter().filter(|f| matches!(f.kind, FaultKind::Kill)).count();
+    let kills = faults
+        .iter()
+        .filter(|f| matches!(f.kind, FaultKind::Kill))
+        .count();
     eprintln!(
         "faults: {} ({kills} SIGKILL+restart, {} SIGSTOP+SIGCONT; {} of the leader)",
         faults.len(),

@@ -56,9 +56,10 @@ impl fmt::Display for Op {
             (Kind::Write(x), o) => format!("write {x} -> {o:?}"),
             (Kind::Cas(a, b), o) => format!("cas {} -> {b} -> {o:?}", v(a)),
         };
-        let end = self
-            .complete
-            .map_or_else(|| "open".to_string(), |c| format!("{:.3} ms", c as f64 / 1e6));
+        let end = self.complete.map_or_else(
+            || "open".to_string(),
+            |c| format!("{:.3} ms", c as f64 / 1e6),
+        );
         write!(
             f,
             "process {} {what} [{:.3} ms, {end}]",
@@ -105,7 +106,10 @@ pub enum Verdict {
     Linearizable,
     Violation(Box<Violation>),
     /// The search hit its step budget: no verdict for this key.
-    Undecided { key: String, steps: u64 },
+    Undecided {
+        key: String,
+        steps: u64,
+    },
 }
 
 /// Checks every key; the first violation (by key order) is returned, an
@@ -234,9 +238,7 @@ fn check_key(key: &str, ops: &[&Op], budget: u64, keep_unobserved: bool) -> Verd
             // A read that got no answer changed nothing and said nothing.
             (Kind::Read, _) => continue,
             (Kind::Write(v), Outcome::Ok(_)) => (PKind::Write(intern(&Some(v.clone()))), true),
-            (Kind::Write(v), Outcome::Unknown) => {
-                (PKind::Write(intern(&Some(v.clone()))), false)
-            }
+            (Kind::Write(v), Outcome::Unknown) => (PKind::Write(intern(&Some(v.clone()))), false),
             (Kind::Write(_), Outcome::Fail) => continue,
             (Kind::Cas(f, t), Outcome::Ok(_)) => {
                 (PKind::Cas(intern(f), intern(&Some(t.clone()))), true)
@@ -264,11 +266,7 @@ fn check_key(key: &str, ops: &[&Op], budget: u64, keep_unobserved: bool) -> Verd
     let mut evs: Vec<(u64, bool, usize)> = Vec::with_capacity(2 * n);
     for (i, p) in prepared.iter().enumerate() {
         evs.push((p.op.invoke, true, i));
-        let end = if p.known {
-            p.complete
-        } else {
-            u64::MAX
-        };
+        let end = if p.known { p.complete } else { u64::MAX };
         evs.push((end, false, i));
     }
     evs.sort_by_key(|&(t, call, i)| (t, call, i));

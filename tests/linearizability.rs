@@ -79,8 +79,9 @@ struct Fault {
     was_leader: bool,
     /// The servers cut off from the majority (partitions; the ring has none).
     minority: Vec<usize>,
-    /// ns since the run began: the fault, and its end (restart / SIGCONT /
-    /// heal).
+    /// ns since the run began: when the fault was in force (the process
+    /// gone or stopped, every rule of the partition added), and its end
+    /// (restart / SIGCONT / heal).
     at: u64,
     healed: u64,
 }
@@ -205,7 +206,6 @@ fn faults(seed: u64, cluster: &mut Cluster, until: Instant, rec: &Recorder) -> V
             }
             _ => Vec::new(),
         };
-        let at = rec.now();
         let servers = &mut cluster.servers;
         match (kind, &cluster.net) {
             (FaultKind::Kill, _) => servers[server].kill(),
@@ -217,6 +217,9 @@ fn faults(seed: u64, cluster: &mut Cluster, until: Instant, rec: &Recorder) -> V
             }
             (_, None) => unreachable!("partitions are drawn only with namespaces"),
         }
+        // The fault is in force from here: a partition's rules take tens
+        // of ms to add, and writes sent meanwhile may still commit.
+        let at = rec.now();
         std::thread::sleep(down_for);
         let healed = rec.now();
         match (kind, &cluster.net) {
@@ -403,11 +406,15 @@ fn report(ops: &[Op], default_reads: &[Op], faults: &[Fault], stale: &[(f64, Op)
         stale_servers.dedup();
         // Writes that did not go through in the second after the heal
         // (a returning server deposing a healthy leader shows here).
+        // (A CAS whose compare failed is an answer, not a failure.)
         let after_heal = ops
             .iter()
-            .filter(|o| o.kind != Kind::Read && o.invoke >= f.healed)
-            .filter(|o| o.invoke < (f.healed + 1_000_000_000).min(end))
-            .filter(|o| !matches!(o.outcome, Outcome::Ok(_)))
+            .filter(|o| o.invoke >= f.healed && o.invoke < (f.healed + 1_000_000_000).min(end))
+            .filter(|o| match o.kind {
+                Kind::Read => false,
+                Kind::Write(_) => !matches!(o.outcome, Outcome::Ok(_)),
+                Kind::Cas(..) => o.outcome == Outcome::Unknown,
+            })
             .count();
         let resume = next_ack(f.at);
         if let Some(r) = resume {

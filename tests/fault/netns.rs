@@ -88,8 +88,10 @@ impl Net {
             .map(|k| ((start as u16 - 1 + k) % 250 + 1) as u8)
             .find_map(|run| Self::claim(run).map(|c| (run, c)))
             .expect("netns harness: all 250 run tags are held by live processes");
-        // A crashed run with this tag may have left its pieces behind.
+        // A crashed or killed run (a test timeout: no Drop runs) may have
+        // left its pieces behind, under this tag or another.
         Self::remove(run, 9);
+        Self::sweep();
         let net = Net { run, n, claim };
         net.build();
         net
@@ -124,6 +126,29 @@ impl Net {
             }
         }
         None
+    }
+
+    /// Removes the pieces of every run whose claiming process is gone.
+    fn sweep() {
+        let Ok(dir) = std::fs::read_dir(CLAIMS) else {
+            return;
+        };
+        for entry in dir.flatten() {
+            let path = entry.path();
+            let run = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.parse::<u8>().ok());
+            let holder = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|s| s.trim().parse::<i32>().ok());
+            if let (Some(run), Some(pid)) = (run, holder) {
+                if !alive(pid) {
+                    Self::remove(run, 9);
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
     }
 
     fn tag(&self) -> String {

@@ -149,17 +149,17 @@ pub(super) fn lease_lost(
 ) -> bool {
     m.current_leader == Some(me)
         && (m.state != ServerState::Leader
-            || m.membership_config.membership().voter_ids().count() > 1
-                && m.millis_since_quorum_ack.is_some_and(|ms| ms > lease_ms))
+            || (m.membership_config.membership().voter_ids().count() > 1
+                && m.millis_since_quorum_ack.is_some_and(|ms| ms > lease_ms)))
 }
 
 /// Whether this server may answer a default-mode read from its own state
-/// (Consul's leader lease): it leads, a quorum acknowledged it within the
-/// lease (a new leader has no lease before its first acknowledgement) and
-/// the process was not stopped meanwhile ([`StallWatch`]),
-/// and it has applied an entry of its own term, so every entry its
-/// predecessors committed (a new leader learns their commit index only by
-/// committing its own first entry).
+/// (Consul's leader lease): it leads; it has applied an entry of its own
+/// term, so every entry its predecessors committed (a new leader learns
+/// their commit index only by committing its own first entry); and, with
+/// peers, a quorum acknowledged it within the lease (a new leader has no
+/// lease before its first acknowledgement) and the process was not
+/// stopped since ([`StallWatch`]).
 pub(super) fn lease_holds(
     m: &openraft::RaftMetrics<NodeId, BasicNode>,
     me: NodeId,
@@ -172,8 +172,8 @@ pub(super) fn lease_holds(
         && m.last_applied
             .is_some_and(|l| l.leader_id.get_term() == m.current_term)
         && (alone
-            || m.millis_since_quorum_ack.is_some_and(|ms| ms <= lease_ms)
-                && !stalls.stalled_within(lease_ms))
+            || (m.millis_since_quorum_ack.is_some_and(|ms| ms <= lease_ms)
+                && !stalls.stalled_within(lease_ms)))
 }
 
 /// Raft's view from this server's metrics; a leader past its lease

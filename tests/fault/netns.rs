@@ -7,7 +7,7 @@
 //!
 //! Everything it makes (namespaces, veths, the bridge, its address, the
 //! root FORWARD rule, the rules inside the namespaces) carries a per-run
-//! tag `mr<run>` and lives on links it created, in `10.213.<run>.0/24`.
+//! tag `mr<run>` and lives on links it created, in `10.214.<run>.0/24`.
 //! [`Net`]'s Drop removes it all, also when the test panics; a leftover of
 //! a crashed earlier run with the same tag is removed before the run
 //! begins. Needs root (`ip netns`); [`Net::available`] says why not.
@@ -19,8 +19,8 @@ use std::process::Command;
 
 use crate::common::{leader, wait_for, TestAgent};
 
-/// The subnet's second octet: 10.213.<run>.0/24.
-const SUBNET: &str = "10.213";
+/// The subnet: 10.214.<run>.0/24 (docker/ uses 10.213.x; a leftover compose network must not overlap it).
+const SUBNET: &str = "10.214";
 /// Where the run claims (`<run>.pid`, holding its pid): the tag is free
 /// when the file is absent or its process is gone.
 const CLAIMS: &str = "/tmp/meridian-netns";

@@ -50,6 +50,8 @@ pub struct TestAgent {
     /// Where the current run's output starts in `log` (runs append).
     run_start: u64,
     child: Option<Child>,
+    /// Environment variables the agent runs with (restarts too).
+    env: Vec<(String, String)>,
     _logdir: tempfile::TempDir,
 }
 
@@ -111,22 +113,7 @@ impl TestAgent {
 
     /// `server` with more flags (`-datacenter`, `-join-wan`...).
     pub fn server_with(data_dir: &Path, extra: &[&str]) -> TestAgent {
-        let args = [
-            "-server",
-            "-bootstrap-expect",
-            "1",
-            "-bind",
-            "127.0.0.1",
-            "-client",
-            "127.0.0.1",
-            "-data-dir",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([data_dir.display().to_string()])
-        .chain(extra.iter().map(|s| s.to_string()))
-        .collect();
-        Self::start(args)
+        Self::server_with_env(data_dir, extra, &[])
     }
 
     /// `server_with` for a server under a default-deny ACL policy: ready
@@ -231,6 +218,7 @@ impl TestAgent {
             log,
             run_start: 0,
             child: None,
+            env: Vec::new(),
             _logdir: logdir,
         };
         a.spawn();
@@ -255,7 +243,41 @@ impl TestAgent {
         Self::start_ready(args, client, false)
     }
 
-    fn start_ready(mut args: Vec<String>, client: bool, leader_ready: bool) -> TestAgent {
+    /// `server_with`, the agent run with environment variables `env`
+    /// (settings Consul has no configuration key for).
+    pub fn server_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> TestAgent {
+        let args = [
+            "-server",
+            "-bootstrap-expect",
+            "1",
+            "-bind",
+            "127.0.0.1",
+            "-client",
+            "127.0.0.1",
+            "-data-dir",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([data_dir.display().to_string()])
+        .chain(extra.iter().map(|s| s.to_string()))
+        .collect();
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::start_full(args, false, false, env)
+    }
+
+    fn start_ready(args: Vec<String>, client: bool, leader_ready: bool) -> TestAgent {
+        Self::start_full(args, client, leader_ready, Vec::new())
+    }
+
+    fn start_full(
+        mut args: Vec<String>,
+        client: bool,
+        leader_ready: bool,
+        env: Vec<(String, String)>,
+    ) -> TestAgent {
         // Unique among the agents of every test process, as node names
         // once were by their (unique) HTTP port.
         static STARTED: AtomicU32 = AtomicU32::new(0);
@@ -282,6 +304,7 @@ impl TestAgent {
             log,
             run_start: 0,
             child: None,
+            env,
             _logdir: logdir,
         };
         a.spawn();
@@ -399,6 +422,7 @@ impl TestAgent {
         let child = Command::new(BIN)
             .arg("agent")
             .args(self.command_args())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(out)
             .stderr(err)
             .spawn()

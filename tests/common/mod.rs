@@ -175,6 +175,17 @@ impl TestAgent {
         join: Option<&str>,
         extra: &[&str],
     ) -> TestAgent {
+        Self::server_expect_with_env(data_dir, expect, join, extra, &[])
+    }
+
+    /// `server_expect_with`, run with environment variables `env`.
+    pub fn server_expect_with_env(
+        data_dir: &Path,
+        expect: u32,
+        join: Option<&str>,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> TestAgent {
         let mut args: Vec<String> = [
             "-server",
             "-bootstrap-expect",
@@ -196,7 +207,7 @@ impl TestAgent {
             args.push(j.into());
         }
         args.extend(extra.iter().map(|s| s.to_string()));
-        Self::start_as(args, true)
+        Self::start_full(args, true, false, env_vec(env))
     }
 
     /// An agent started exactly with `args` (default ports unless they
@@ -261,11 +272,7 @@ impl TestAgent {
         .chain([data_dir.display().to_string()])
         .chain(extra.iter().map(|s| s.to_string()))
         .collect();
-        let env = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Self::start_full(args, false, false, env)
+        Self::start_full(args, false, false, env_vec(env))
     }
 
     fn start_ready(args: Vec<String>, client: bool, leader_ready: bool) -> TestAgent {
@@ -594,6 +601,12 @@ pub fn leader(a: &TestAgent) -> String {
         .unwrap_or_default()
 }
 
+fn env_vec(env: &[(&str, &str)]) -> Vec<(String, String)> {
+    env.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// Three servers with `-bootstrap-expect 3`, once they agree on a leader.
 pub fn three_servers(dirs: &[tempfile::TempDir]) -> Vec<TestAgent> {
     three_servers_with(dirs, &[])
@@ -601,11 +614,20 @@ pub fn three_servers(dirs: &[tempfile::TempDir]) -> Vec<TestAgent> {
 
 /// `three_servers` with more flags for each.
 pub fn three_servers_with(dirs: &[tempfile::TempDir], extra: &[&str]) -> Vec<TestAgent> {
+    three_servers_with_env(dirs, extra, &[])
+}
+
+/// `three_servers_with`, each run with environment variables `env`.
+pub fn three_servers_with_env(
+    dirs: &[tempfile::TempDir],
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Vec<TestAgent> {
     let started = Instant::now();
-    let s1 = TestAgent::server_expect_with(dirs[0].path(), 3, None, extra);
+    let s1 = TestAgent::server_expect_with_env(dirs[0].path(), 3, None, extra, env);
     let seed = format!("127.0.0.1:{}", s1.serf_lan);
-    let s2 = TestAgent::server_expect_with(dirs[1].path(), 3, Some(&seed), extra);
-    let s3 = TestAgent::server_expect_with(dirs[2].path(), 3, Some(&seed), extra);
+    let s2 = TestAgent::server_expect_with_env(dirs[1].path(), 3, Some(&seed), extra, env);
+    let s3 = TestAgent::server_expect_with_env(dirs[2].path(), 3, Some(&seed), extra, env);
     let servers = vec![s1, s2, s3];
     wait_for("one leader seen by all three", 30, || {
         let l = leader(&servers[0]);

@@ -240,6 +240,8 @@ impl Enforcer<'_> {
             | Command::AclRoleDelete { .. }
             | Command::AclTokensReapExpired { .. }
             | Command::AclReplicate(_) => self.operator(Resource::Acl, Access::Write),
+            // Only the leader issues it; no client request carries it.
+            Command::KvReapTombstones { .. } => self.operator(Resource::Operator, Access::Write),
         }
     }
 

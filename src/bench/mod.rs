@@ -7,6 +7,7 @@
 //! given with `-pids`, as a table and optionally JSON.
 
 pub mod stats;
+pub mod watchers;
 pub mod workload;
 
 use std::path::PathBuf;
@@ -23,7 +24,7 @@ use workload::{Ctx, Mode, Target, Workload};
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// kv-put, kv-get, kv-cas, catalog-register, health-service, blocking,
-    /// dns or cross-dc.
+    /// watchers, dns or cross-dc.
     #[arg(long)]
     pub workload: String,
     /// meridian, or etcd (its HTTP/JSON gateway; kv-put and kv-get).
@@ -73,6 +74,10 @@ pub struct Args {
     /// No progress lines.
     #[arg(long)]
     pub quiet: bool,
+    /// `watchers`: HTTP clients the watchers spread over (over HTTPS,
+    /// the HTTP/2 connections their requests share).
+    #[arg(long, default_value_t = 1)]
+    pub connections: usize,
     #[command(flatten)]
     pub auth: crate::api::TokenArgs,
     /// HTTPS: an `https://` address or CONSUL_HTTP_SSL, with the CLI's
@@ -165,6 +170,9 @@ fn parse(a: &Args) -> Result<Plan> {
 }
 
 pub fn run(a: Args) -> Result<i32> {
+    if a.workload == "watchers" {
+        return run_watchers(a);
+    }
     let plan = parse(&a)?;
     let dns: std::net::SocketAddr = a
         .dns_addr
@@ -228,6 +236,54 @@ pub fn run(a: Args) -> Result<i32> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(if report.ok > 0 { 0 } else { 1 })
+}
+
+/// `watchers`: its own procedure (see [`watchers`]), on one server.
+fn run_watchers(a: Args) -> Result<i32> {
+    let [addr] = a.addr.as_slice() else {
+        bail!("watchers measures one server: give one -addr");
+    };
+    let &[pid] = a.pids.as_slice() else {
+        bail!("watchers reads the server's memory: give its process id with -pids");
+    };
+    if a.keys != 1 && a.keys != a.concurrency as u64 {
+        bail!("watchers takes -keys 1 (all on one key) or -keys equal to -c (one each)");
+    }
+    let timeout = crate::config::duration::parse_go_duration(&a.timeout)
+        .ok()
+        .filter(|t| !t.is_zero())
+        .ok_or_else(|| anyhow!("invalid -timeout {:?}", a.timeout))?;
+    let headers = crate::api::token_headers(a.auth.resolve()?.as_deref())?;
+    let target = a.tls.target(Some(addr))?;
+    let tls = target.rustls()?;
+    let http2 = tls.is_some();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    let report = rt.block_on(async {
+        watchers::run(watchers::Setup {
+            clients: watchers::clients(a.connections, headers, tls)?,
+            base: target.base.clone(),
+            http2,
+            watchers: a.concurrency,
+            keys: a.keys,
+            pid,
+            timeout,
+            value_size: a.value_size,
+        })
+        .await
+    })?;
+    print!("{}", watchers::table(&report));
+    if let Some(path) = &a.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(if report.woken == report.watchers {
+        0
+    } else {
+        1
+    })
 }
 
 async fn measure(a: &Args, plan: &Plan, ctx: Arc<Ctx>) -> Result<Report> {
@@ -565,6 +621,7 @@ mod tests {
             timeout: "30s".into(),
             json: None,
             quiet: true,
+            connections: 1,
             auth: Default::default(),
             tls: Default::default(),
         }

@@ -119,6 +119,17 @@ async fn agent_self(
     let raft = i.raft.clone().unwrap_or_default();
     let members = members_of(&state).await?;
     let count = |st: MemberStatus| members.iter().filter(|m| m.status == st).count();
+    let mut consul_stats = json!({
+        "server": s(&c.server), "bootstrap": s(&c.bootstrap), "known_datacenters": "1",
+        "leader": s(&raft.is_leader), "leader_addr": raft.leader_addr.clone().unwrap_or_default(),
+    });
+    // Not Consul keys (its blocking-query count is the telemetry gauge
+    // `consul.rpc.queries_blocking`; tombstones it does not report): what
+    // idle KV deletes and waiting watchers cost the server that holds them.
+    if let Some(st) = i.store {
+        consul_stats["kv_tombstones"] = json!(s(&st.kv_tombstones));
+        consul_stats["queries_blocking"] = json!(s(&st.queries_blocking));
+    }
     let raft_stats = if c.server {
         json!({
             "state": raft.state, "term": s(&raft.term), "last_log_index": s(&raft.last_log_index),
@@ -151,10 +162,7 @@ async fn agent_self(
         "Stats": {
             "agent": {"check_monitors": "0", "check_ttls": "0", "checks": s(&i.local_checks), "services": s(&i.local_services)},
             "build": {"prerelease": "", "revision": "", "version": env!("CARGO_PKG_VERSION")},
-            "consul": {
-                "server": s(&c.server), "bootstrap": s(&c.bootstrap), "known_datacenters": "1",
-                "leader": s(&raft.is_leader), "leader_addr": raft.leader_addr.clone().unwrap_or_default(),
-            },
+            "consul": consul_stats,
             "raft": raft_stats,
             "serf_lan": {
                 "members": s(&members.len()),

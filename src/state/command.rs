@@ -102,6 +102,9 @@ pub fn apply(store: &mut StateStore, index: u64, cmd: &Command) -> CommandResult
             CommandResult::AclTokensReaped(store.acl_tokens_reap_expired(index, *now, *local_only))
         }
         Command::AclReplicate(batch) => CommandResult::Bool(store.acl_replicate(index, batch)),
+        Command::KvReapTombstones { reap_index } => {
+            CommandResult::Bool(store.kv_reap_tombstones(*reap_index) > 0)
+        }
     };
     store.note_index(index);
     result

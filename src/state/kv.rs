@@ -48,6 +48,7 @@ impl StateStore {
     pub fn kv_delete(&mut self, index: u64, key: &str) -> bool {
         if self.kvs.remove(key).is_some() {
             self.tombstones.insert(key.to_string(), index);
+            self.kv_tombstone_max = self.kv_tombstone_max.max(index);
             self.kv_changed(index, key);
         }
         true
@@ -99,20 +100,8 @@ impl StateStore {
             .take_while(|(k, _)| k.starts_with(prefix))
             .map(|(_, e)| e.clone())
             .collect();
-        let idx = entries
-            .iter()
-            .map(|e| e.modify_index)
-            .max()
-            .unwrap_or(0)
-            .max(self.prefix_tombstone_index(prefix));
-        (
-            if idx == 0 {
-                self.table_index(T_KVS)
-            } else {
-                idx
-            },
-            entries,
-        )
+        let live = entries.iter().map(|e| e.modify_index).max().unwrap_or(0);
+        (self.prefix_index(prefix, live), entries)
     }
 
     /// Keys under `prefix`; with a separator, each key is cut after the
@@ -126,13 +115,13 @@ impl StateStore {
     ) -> (u64, Vec<String>) {
         self.watch(waiter, WatchKey::KeyPrefix(prefix.to_string()));
         let mut keys: Vec<String> = Vec::new();
-        let mut idx = self.prefix_tombstone_index(prefix);
+        let mut live = 0;
         for (k, e) in self
             .kvs
             .range(prefix.to_string()..)
             .take_while(|(k, _)| k.starts_with(prefix))
         {
-            idx = idx.max(e.modify_index);
+            live = live.max(e.modify_index);
             let cut = match separator.filter(|s| !s.is_empty()) {
                 Some(sep) => match k[prefix.len()..].find(sep) {
                     Some(pos) => &k[..prefix.len() + pos + sep.len()],
@@ -144,22 +133,58 @@ impl StateStore {
                 keys.push(cut.to_string());
             }
         }
-        (
-            if idx == 0 {
-                self.table_index(T_KVS)
-            } else {
-                idx
-            },
-            keys,
-        )
+        (self.prefix_index(prefix, live), keys)
     }
 
-    fn prefix_tombstone_index(&self, prefix: &str) -> u64 {
-        self.tombstones
+    /// A prefix read's `X-Consul-Index`: the highest `ModifyIndex` under
+    /// the prefix (`live`), deletions included; the table's index when
+    /// nothing is or was there. Once tombstones have been reaped their
+    /// indexes are floored at the highest reaped one: without it, a
+    /// prefix whose newest change was a delete would answer an older
+    /// index after the reap (Consul's documented "index went backwards"
+    /// case), and a watcher holding the delete's index would then either
+    /// spin or miss changes. The floor can move another prefix's index
+    /// forward once, which a watcher sees as one spurious wake-up.
+    pub(crate) fn prefix_index(&self, prefix: &str, live: u64) -> u64 {
+        let dead = self
+            .tombstones
             .range(prefix.to_string()..)
             .take_while(|(k, _)| k.starts_with(prefix))
             .map(|(_, i)| *i)
             .max()
-            .unwrap_or(0)
+            .unwrap_or(0);
+        match live.max(dead) {
+            0 => self.table_index(T_KVS),
+            own => own.max(self.kv_reaped_index),
+        }
+    }
+
+    /// Drops the tombstones at or below `reap_index` (Consul's
+    /// `ReapTombstones`); returns how many. No table index moves and no
+    /// watcher fires: nothing a read returns changes, only the index of
+    /// some prefixes (see [`Self::prefix_index`]), and only upward.
+    pub fn kv_reap_tombstones(&mut self, reap_index: u64) -> usize {
+        let before = self.tombstones.len();
+        let mut highest = self.kv_reaped_index;
+        self.tombstones.retain(|_, i| {
+            if *i <= reap_index {
+                highest = highest.max(*i);
+                false
+            } else {
+                true
+            }
+        });
+        self.kv_reaped_index = highest;
+        before - self.tombstones.len()
+    }
+
+    /// Tombstones held now.
+    pub fn kv_tombstones(&self) -> usize {
+        self.tombstones.len()
+    }
+
+    /// The highest index a tombstone was ever made at.
+    pub fn kv_tombstone_max(&self) -> u64 {
+        self.kv_tombstone_max
     }
 }

@@ -46,6 +46,11 @@ pub struct StateStore {
     /// Index at which a key was deleted, so that a recursive read's index
     /// still moves forward when its newest key goes away.
     tombstones: BTreeMap<String, u64>,
+    /// Highest index among reaped tombstones (see [`StateStore::kv_reap_tombstones`]).
+    kv_reaped_index: u64,
+    /// Highest index any tombstone was made at (reaped or not): the
+    /// leader's GC learns from it that deletes happened, without a scan.
+    kv_tombstone_max: u64,
     nodes: BTreeMap<String, Node>,
     /// (node, service id) → instance.
     services: BTreeMap<(String, String), NodeService>,
@@ -63,6 +68,8 @@ pub struct StateStore {
     /// Keys whose lock-delay runs (this server's clock; not replicated).
     lock_delays: std::collections::HashMap<String, tokio::time::Instant>,
     acl: acl::AclTables,
+    /// Blocking queries waiting on this store now (not replicated).
+    blocking: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl StateStore {
@@ -78,6 +85,16 @@ impl StateStore {
     /// and membership entries), so indexes never go backwards.
     pub fn note_index(&mut self, index: u64) {
         self.last_index = self.last_index.max(index);
+    }
+
+    /// The gauge of blocking queries waiting on this store: each holds
+    /// one count while it sleeps (see `actors::raft::blocking_query`).
+    pub fn blocking_gauge(&self) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+        self.blocking.clone()
+    }
+
+    pub fn blocking_queries(&self) -> usize {
+        self.blocking.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn table_index(&self, name: &str) -> u64 {
@@ -113,6 +130,7 @@ impl StateStore {
         let mut snap = StoreSnapshot {
             kvs: self.kvs.values().cloned().collect(),
             tombstones: self.tombstones.clone(),
+            kv_reaped_index: self.kv_reaped_index,
             nodes: self.nodes.values().cloned().collect(),
             services: self
                 .services
@@ -133,12 +151,17 @@ impl StateStore {
     /// query (their indexes may now mean something else).
     pub fn restore(&mut self, mut snap: StoreSnapshot) {
         let mut watches = std::mem::take(self.watches.get_mut().unwrap_or_else(|e| e.into_inner()));
+        // Queries blocked now still count, and still decrement this one.
+        let blocking = self.blocking.clone();
         *self = StateStore::default();
+        self.blocking = blocking;
         self.acl = acl::AclTables::restore_from(&mut snap);
         for e in snap.kvs {
             self.kvs.insert(e.key.clone(), e);
         }
+        self.kv_tombstone_max = snap.tombstones.values().copied().max().unwrap_or(0);
         self.tombstones = snap.tombstones;
+        self.kv_reaped_index = snap.kv_reaped_index;
         for n in snap.nodes {
             self.nodes.insert(n.node.clone(), n);
         }

@@ -456,3 +456,55 @@ fn a_batch_applies_in_order_under_one_index() {
     );
     assert!(s.kv_get("d", None).1.is_none());
 }
+
+#[test]
+fn reaping_tombstones_drops_them_and_no_prefix_index_goes_back() {
+    let mut s = StateStore::new();
+    s.kv_set(1, "mix/old", vec![], 0);
+    s.kv_set(2, "mix/gone", vec![], 0);
+    s.kv_set(3, "dir/a", vec![], 0);
+    s.kv_set(4, "live/x", vec![], 0);
+    s.kv_delete(5, "mix/gone");
+    s.kv_delete_tree(6, "dir/");
+    assert_eq!(s.kv_tombstones(), 2);
+    assert_eq!(s.kv_tombstone_max(), 6);
+    let before = |s: &StateStore, p: &str| s.kv_list(p, None).0;
+    assert_eq!(before(&s, "mix/"), 5);
+    assert_eq!(before(&s, "dir/"), 6);
+    assert_eq!(before(&s, "live/"), 4);
+
+    // A reap below the newest tombstone keeps it.
+    assert_eq!(s.kv_reap_tombstones(5), 1);
+    assert_eq!(s.kv_tombstones(), 1);
+    assert_eq!(s.kv_reap_tombstones(6), 1);
+    assert_eq!(s.kv_tombstones(), 0);
+    assert_eq!(s.kv_reap_tombstones(6), 0, "a second reap finds nothing");
+
+    // mix/ has only `mix/old` (1) left: without the floor its index would
+    // fall from 5 to 1.
+    assert!(s.kv_list("mix/", None).0 >= 5);
+    assert!(s.kv_keys("mix/", None, None).0 >= 5);
+    // dir/ is empty now: the table's index, as before the reap.
+    assert_eq!(s.kv_list("dir/", None).0, 6);
+    assert!(s.kv_list("live/", None).0 >= 4);
+    assert_eq!(s.kv_tombstone_max(), 6, "the GC's hint survives the reap");
+
+    // Snapshots carry the floor.
+    let mut r = StateStore::new();
+    r.restore(s.snapshot());
+    assert_eq!(r.kv_tombstones(), 0);
+    assert!(r.kv_list("mix/", None).0 >= 5);
+}
+
+#[test]
+fn reap_is_a_raft_command() {
+    let mut s = StateStore::new();
+    s.kv_set(1, "k", vec![], 0);
+    s.kv_delete(2, "k");
+    assert_eq!(
+        apply(&mut s, 3, &Command::KvReapTombstones { reap_index: 2 }),
+        CommandResult::Bool(true)
+    );
+    assert_eq!(s.kv_tombstones(), 0);
+    assert_eq!(s.last_index(), 3);
+}

@@ -132,6 +132,13 @@ pub enum Command {
     /// entry): stores the primary's objects as they are there and deletes
     /// what it no longer has. Answers `Bool(changed)`.
     AclReplicate(Box<AclReplicationBatch>),
+    /// Drops the KV tombstones (deleted keys' indexes) at or below
+    /// `reap_index`: Consul's `TombstoneRequest` with its reap op, which
+    /// the leader sends once the deletes are older than the tombstone TTL.
+    /// Answers `Bool(any reaped)`.
+    KvReapTombstones {
+        reap_index: u64,
+    },
 }
 
 /// What a write answers: `Bool` for KV verbs (`true`/`false` bodies) and

@@ -33,4 +33,4 @@ pub use request::{
     Consistency, QueryMeta, QueryOptions, ReadRequest, ReadResponse, RequestError, WriteRequest,
     WriteResponse,
 };
-pub use status::{RaftServer, RaftStatus};
+pub use status::{RaftServer, RaftStatus, StoreStats};

@@ -14,6 +14,10 @@ use super::session::Session;
 pub struct StoreSnapshot {
     pub kvs: Vec<DirEntry>,
     pub tombstones: BTreeMap<String, u64>,
+    /// The highest index among the tombstones reaped so far: the floor of
+    /// every prefix read's index, so that a reap cannot move one back.
+    #[serde(default)]
+    pub kv_reaped_index: u64,
     pub nodes: Vec<Node>,
     /// (node, instance) pairs.
     pub services: Vec<(String, NodeService)>,

@@ -32,3 +32,13 @@ pub struct RaftServer {
     /// for every server; a follower only for itself).
     pub last_index: Option<u64>,
 }
+
+/// A server's state-store gauges (`/v1/agent/self`'s `Stats.consul`).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
+pub struct StoreStats {
+    /// KV tombstones not yet reaped.
+    pub kv_tombstones: usize,
+    /// Blocking queries waiting here now (Consul's
+    /// `consul.rpc.queries_blocking` gauge).
+    pub queries_blocking: usize,
+}

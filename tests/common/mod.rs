@@ -61,6 +61,8 @@ pub struct TestAgent {
     /// Where the current run's output starts in `log` (runs append).
     run_start: u64,
     child: Option<Child>,
+    /// Environment variables the agent runs with (restarts too).
+    env: Vec<(String, String)>,
     _logdir: tempfile::TempDir,
 }
 
@@ -122,22 +124,7 @@ impl TestAgent {
 
     /// `server` with more flags (`-datacenter`, `-join-wan`...).
     pub fn server_with(data_dir: &Path, extra: &[&str]) -> TestAgent {
-        let args = [
-            "-server",
-            "-bootstrap-expect",
-            "1",
-            "-bind",
-            "127.0.0.1",
-            "-client",
-            "127.0.0.1",
-            "-data-dir",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([data_dir.display().to_string()])
-        .chain(extra.iter().map(|s| s.to_string()))
-        .collect();
-        Self::start(args)
+        Self::server_with_env(data_dir, extra, &[])
     }
 
     /// `server_with` for a server under a default-deny ACL policy: ready
@@ -199,11 +186,22 @@ impl TestAgent {
         join: Option<&str>,
         extra: &[&str],
     ) -> TestAgent {
-        Self::server_expect_in(&[], "127.0.0.1", data_dir, expect, join, extra)
+        Self::server_expect_with_env(data_dir, expect, join, extra, &[])
     }
 
-    /// `server_expect_with` run under `prefix` (a command that execs the
-    /// agent, e.g. `ip netns exec <ns>`) and bound to `bind` (its Raft,
+    /// `server_expect_with`, run with environment variables `env`.
+    pub fn server_expect_with_env(
+        data_dir: &Path,
+        expect: u32,
+        join: Option<&str>,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> TestAgent {
+        Self::server_expect_in(&[], "127.0.0.1", data_dir, expect, join, extra, env)
+    }
+
+    /// `server_expect_with_env` run under `prefix` (a command that execs
+    /// the agent, e.g. `ip netns exec <ns>`) and bound to `bind` (its Raft,
     /// gossip and HTTP addresses: peers and clients reach it there).
     pub fn server_expect_in(
         prefix: &[String],
@@ -212,6 +210,7 @@ impl TestAgent {
         expect: u32,
         join: Option<&str>,
         extra: &[&str],
+        env: &[(&str, &str)],
     ) -> TestAgent {
         let mut args: Vec<String> = [
             "-server",
@@ -234,7 +233,7 @@ impl TestAgent {
             args.push(j.into());
         }
         args.extend(extra.iter().map(|s| s.to_string()));
-        Self::start_in(args, true, false, prefix.to_vec())
+        Self::start_full(args, true, false, prefix.to_vec(), env_vec(env))
     }
 
     /// An agent started exactly with `args` (default ports unless they
@@ -257,6 +256,7 @@ impl TestAgent {
             log,
             run_start: 0,
             child: None,
+            env: Vec::new(),
             _logdir: logdir,
         };
         a.spawn();
@@ -281,15 +281,39 @@ impl TestAgent {
         Self::start_ready(args, client, false)
     }
 
-    fn start_ready(args: Vec<String>, client: bool, leader_ready: bool) -> TestAgent {
-        Self::start_in(args, client, leader_ready, Vec::new())
+    /// `server_with`, the agent run with environment variables `env`
+    /// (settings Consul has no configuration key for).
+    pub fn server_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> TestAgent {
+        let args = [
+            "-server",
+            "-bootstrap-expect",
+            "1",
+            "-bind",
+            "127.0.0.1",
+            "-client",
+            "127.0.0.1",
+            "-data-dir",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([data_dir.display().to_string()])
+        .chain(extra.iter().map(|s| s.to_string()))
+        .collect();
+        Self::start_full(args, false, false, Vec::new(), env_vec(env))
     }
 
-    fn start_in(
+    fn start_ready(args: Vec<String>, client: bool, leader_ready: bool) -> TestAgent {
+        Self::start_full(args, client, leader_ready, Vec::new(), Vec::new())
+    }
+
+    /// `prefix` is a command that execs the agent (`ip netns exec <ns>`),
+    /// `env` variables for settings Consul has no configuration key for.
+    fn start_full(
         mut args: Vec<String>,
         client: bool,
         leader_ready: bool,
         prefix: Vec<String>,
+        env: Vec<(String, String)>,
     ) -> TestAgent {
         // Unique among the agents of every test process, as node names
         // once were by their (unique) HTTP port.
@@ -318,6 +342,7 @@ impl TestAgent {
             log,
             run_start: 0,
             child: None,
+            env,
             _logdir: logdir,
         };
         a.spawn();
@@ -448,6 +473,7 @@ impl TestAgent {
         let child = cmd
             .arg("agent")
             .args(self.command_args())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(out)
             .stderr(err)
             .spawn()
@@ -619,6 +645,12 @@ pub fn leader(a: &TestAgent) -> String {
         .unwrap_or_default()
 }
 
+fn env_vec(env: &[(&str, &str)]) -> Vec<(String, String)> {
+    env.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// Three servers with `-bootstrap-expect 3`, once they agree on a leader.
 pub fn three_servers(dirs: &[tempfile::TempDir]) -> Vec<TestAgent> {
     three_servers_with(dirs, &[])
@@ -626,11 +658,20 @@ pub fn three_servers(dirs: &[tempfile::TempDir]) -> Vec<TestAgent> {
 
 /// `three_servers` with more flags for each.
 pub fn three_servers_with(dirs: &[tempfile::TempDir], extra: &[&str]) -> Vec<TestAgent> {
+    three_servers_with_env(dirs, extra, &[])
+}
+
+/// `three_servers_with`, each run with environment variables `env`.
+pub fn three_servers_with_env(
+    dirs: &[tempfile::TempDir],
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Vec<TestAgent> {
     let started = Instant::now();
-    let s1 = TestAgent::server_expect_with(dirs[0].path(), 3, None, extra);
+    let s1 = TestAgent::server_expect_with_env(dirs[0].path(), 3, None, extra, env);
     let seed = format!("127.0.0.1:{}", s1.serf_lan);
-    let s2 = TestAgent::server_expect_with(dirs[1].path(), 3, Some(&seed), extra);
-    let s3 = TestAgent::server_expect_with(dirs[2].path(), 3, Some(&seed), extra);
+    let s2 = TestAgent::server_expect_with_env(dirs[1].path(), 3, Some(&seed), extra, env);
+    let s3 = TestAgent::server_expect_with_env(dirs[2].path(), 3, Some(&seed), extra, env);
     let servers = vec![s1, s2, s3];
     wait_for("one leader seen by all three", 30, || {
         let l = leader(&servers[0]);

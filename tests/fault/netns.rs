@@ -292,6 +292,7 @@ impl Net {
             self.n as u32,
             join,
             extra,
+            &[],
         )
     }
 

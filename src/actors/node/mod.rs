@@ -124,6 +124,8 @@ pub struct GetAgentInfo;
 pub struct AgentInfo {
     pub config: Arc<RuntimeConfig>,
     pub raft: Option<RaftStatus>,
+    /// A server's state-store gauges.
+    pub store: Option<crate::structs::StoreStats>,
     pub local_services: usize,
     pub local_checks: usize,
 }
@@ -448,6 +450,7 @@ impl Handler<GetAgentInfo> for NodeActor {
         MessageResult(AgentInfo {
             config: self.config.clone(),
             raft: self.router.local_status(),
+            store: self.router.local_store_stats(),
             local_services: self.local.services.len(),
             local_checks: self.local.checks.len(),
         })

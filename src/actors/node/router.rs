@@ -155,6 +155,11 @@ impl Router {
         self.0.local.as_ref().map(LocalServer::status)
     }
 
+    /// This server's state-store gauges; `None` on a client agent.
+    pub fn local_store_stats(&self) -> Option<crate::structs::StoreStats> {
+        self.0.local.as_ref().map(LocalServer::store_stats)
+    }
+
     /// `token`, or `acl.tokens.default` when the request carried none
     /// (HTTP handlers that build their own request arguments).
     pub fn token_or_default(&self, token: Option<String>) -> Option<String> {
@@ -322,11 +327,13 @@ impl Router {
                 Duration::ZERO
             };
             let timeout = call_timeout(&req.opts, self.0.hold) + extra;
-            return self
-                .remote::<rpc::Read>(&target, routed(req), timeout)
-                .await?;
+            // Boxed, as every branch but the local one below: a future is
+            // as large as its largest branch, and a blocking query keeps
+            // its whole future for as long as it waits (the RPC and Raft
+            // futures inline made each waiting query several KiB larger).
+            return Box::pin(self.remote::<rpc::Read>(&target, routed(req), timeout)).await?;
         };
-        self.learn_foreign(local, req.opts.token.as_deref()).await?;
+        Box::pin(self.learn_foreign(local, req.opts.token.as_deref())).await?;
         let authz = &self.0.authz;
         if local.serves_now(req.opts.consistency) {
             let access = authz.read(local.store(), &req)?;
@@ -336,13 +343,13 @@ impl Router {
         }
         if req.opts.consistency == Consistency::Stale {
             let access = authz.read(local.store(), &req)?;
-            let r = local.read(req).await?;
+            let r = Box::pin(local.read(req)).await?;
             return Ok(authz::filter(access.as_ref(), r));
         }
         match Self::leader_addr(local, hop)? {
             None => {
                 let access = authz.read(local.store(), &req)?;
-                let r = local.read(req).await?;
+                let r = Box::pin(local.read(req)).await?;
                 Ok(authz::filter(access.as_ref(), r))
             }
             Some(addr) => {
@@ -351,7 +358,7 @@ impl Router {
                     hop: Hop::Leader,
                     req,
                 };
-                self.leader::<rpc::Read>(&addr, args, timeout).await?
+                Box::pin(self.leader::<rpc::Read>(&addr, args, timeout)).await?
             }
         }
     }

@@ -14,7 +14,8 @@
 //!   management token, reaping expired tokens);
 //! - `acl_replication.rs`: a secondary datacenter's leader following the
 //!   primary's ACL policies, roles and global tokens;
-//! - `session_ttl.rs`: the leader's session TTL timers.
+//! - `session_ttl.rs`: the leader's session TTL timers;
+//! - `tombstone_gc.rs`: the leader's KV tombstone reaper.
 //!
 //! Where a request goes (another datacenter, the leader) is not decided
 //! here but by the router (`actors::node::router`); this actor only ever
@@ -27,6 +28,7 @@ mod leader;
 mod read;
 mod session_ttl;
 mod timing;
+mod tombstone_gc;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -55,6 +57,8 @@ pub struct RaftActor {
     raft: Raft,
     /// Leader only: the session TTL timers.
     sessions: session_ttl::SessionTimers,
+    /// Leader only: the KV tombstones waiting for their TTL.
+    tombstones: tombstone_gc::TombstoneGc,
     contact: LastContact,
     /// Stops of this process (SIGSTOP, a paused VM): no default read is
     /// answered on the lease just after one.
@@ -132,6 +136,10 @@ impl RaftActor {
             raft.initialize(BTreeMap::from([(node_id, BasicNode { addr })]))
                 .await?;
         }
+        let tombstone_ttl = tombstone_gc::TombstoneGc::ttl_from_env()?;
+        if tombstone_ttl != tombstone_gc::DEFAULT_TTL {
+            tracing::info!(ttl = ?tombstone_ttl, "KV tombstone TTL set by {}", tombstone_gc::TTL_ENV);
+        }
         let contact = LastContact::new();
         let stalls = StallWatch::start();
         let lease_ms = leader_lease(&config);
@@ -139,6 +147,7 @@ impl RaftActor {
         let actor = RaftActor {
             raft: raft.clone(),
             sessions: Default::default(),
+            tombstones: tombstone_gc::TombstoneGc::new(tombstone_ttl),
             contact: contact.clone(),
             stalls: stalls.clone(),
             queue: Vec::new(),
@@ -197,6 +206,7 @@ impl Actor for RaftActor {
         ctx.run_interval(Duration::from_millis(250), |act, ctx| {
             act.expire_sessions(ctx)
         });
+        ctx.run_interval(self.tombstones.tick(), |act, ctx| act.reap_tombstones(ctx));
         let mut metrics = self.raft.metrics();
         let me = ctx.address();
         ctx.spawn(

@@ -24,7 +24,7 @@ use crate::structs::acl_replication::AclReplicationStatus;
 use crate::structs::query::{Query, QueryResult};
 use crate::structs::{
     Command, Consistency, QueryMeta, QueryOptions, RaftServer, RaftStatus, ReadRequest,
-    ReadResponse, RequestError, WriteResponse,
+    ReadResponse, RequestError, StoreStats, WriteResponse,
 };
 
 /// When this server last accepted entries from a leader: a follower's
@@ -306,6 +306,15 @@ impl LocalServer {
         raft_status(&self.raft, self.me, self.lease_ms, &self.contact)
     }
 
+    /// What the state store holds and serves now, for `/v1/agent/self`.
+    pub fn store_stats(&self) -> StoreStats {
+        let s = fsm::read(&self.store);
+        StoreStats {
+            kv_tombstones: s.kv_tombstones(),
+            queries_blocking: s.blocking_queries(),
+        }
+    }
+
     /// Who leads, as the request path needs it for every write: read from
     /// the metrics in place, without the copy [`Self::status`] makes.
     pub fn leadership(&self) -> Leadership {
@@ -448,6 +457,7 @@ pub async fn blocking_query(
     query: &Query,
 ) -> (u64, QueryResult) {
     let deadline = Instant::now() + opts.max_wait;
+    let gauge = (opts.min_index > 0).then(|| fsm::read(store).blocking_gauge());
     loop {
         let waiter = Arc::new(Notify::new());
         let blocking = opts.min_index > 0 && Instant::now() < deadline;
@@ -458,9 +468,31 @@ pub async fn blocking_query(
         if !blocking || index > opts.min_index {
             return (index.max(1), result);
         }
+        // The answer is read again on waking: a waiting query must not
+        // hold a copy of it (a watched prefix's entries, a large value)
+        // for the minutes it may wait.
+        drop(result);
+        let _waiting = gauge.as_ref().map(Waiting::new);
         tokio::select! {
             _ = waiter.notified() => {}
             _ = tokio::time::sleep_until(deadline) => {}
         }
+    }
+}
+
+/// One count on the store's gauge of waiting blocking queries, held while
+/// a query sleeps (dropped with it when the client goes away).
+struct Waiting(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Waiting {
+    fn new(gauge: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        gauge.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Waiting(gauge.clone())
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }

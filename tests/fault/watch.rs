@@ -1,0 +1,347 @@
+//! The watch workload: writers put unique values to a few keys on any
+//! server, while watchers, each pinned to one server as a client of its
+//! local agent is, follow one key or the whole prefix (`?recurse`) with
+//! blocking queries (`?index=N&wait=`). Checked:
+//! - `X-Consul-Index` never goes backwards for a watcher (its server
+//!   kept, restarted or paused alike: a backwards step is recorded with
+//!   whether the watcher's server was restarted in between);
+//! - once the faults end and the writers stop, every watcher reaches the
+//!   state a `?consistent` read gives (within `SETTLE`), and that state
+//!   was written (acknowledged, or unknown) by a writer.
+//!
+//! A watcher that gets no answer keeps its index and asks again, as
+//! Consul's `watch` package does; after a backwards step it starts over
+//! from 0, as Consul tells clients to.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::checker::Outcome;
+use super::register::{self, Recorder};
+use super::schedule::{self, Fault, FaultKind, Tally};
+use crate::common::three_servers;
+
+const KEYS: usize = 3;
+const WRITERS: usize = 3;
+const WAIT: Duration = Duration::from_secs(2);
+/// How long watchers get to catch up with the final state.
+const SETTLE: Duration = Duration::from_secs(15);
+
+/// A key's value, or the prefix's key → value map (absent: no entry).
+type State = BTreeMap<String, String>;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Backwards {
+    watcher: String,
+    server: usize,
+    from: u64,
+    to: u64,
+    /// ns: the previous answer and this one.
+    prev_at: u64,
+    at: u64,
+}
+
+struct Watcher {
+    name: String,
+    server: usize,
+    /// The key, or the prefix (with `?recurse`).
+    path: String,
+    recurse: bool,
+}
+
+struct Shared<'a> {
+    seed: u64,
+    servers: &'a [String],
+    prefix: &'a str,
+    rec: &'a Recorder,
+    tally: Tally,
+    /// (key, value, outcome, invoke, complete) of every write.
+    writes: Mutex<Vec<(String, String, Outcome, u64, Option<u64>)>>,
+    /// Each watcher's state as of its last answer.
+    states: Mutex<BTreeMap<String, State>>,
+    backwards: Mutex<Vec<Backwards>>,
+    stop: AtomicBool,
+}
+
+fn writer(process: usize, sh: &Shared, deadline: Instant) {
+    let mut rng = StdRng::seed_from_u64(sh.seed.wrapping_mul(1000).wrapping_add(process as u64));
+    let http = schedule::http(register::CALL_TIMEOUT);
+    let mut n = 0;
+    while Instant::now() < deadline {
+        n += 1;
+        let key = format!("{}k{}", sh.prefix, rng.gen_range(0..KEYS));
+        let value = format!("p{process}-{n}");
+        let server = &sh.servers[rng.gen_range(0..sh.servers.len())];
+        let invoke = sh.rec.now();
+        let outcome = register::put(
+            &http,
+            &format!("http://{server}/v1/kv/{key}"),
+            value.clone(),
+            false,
+        );
+        let complete = (outcome != Outcome::Unknown).then(|| sh.rec.now());
+        let label = match outcome {
+            Outcome::Ok(_) => "ok",
+            Outcome::Fail => "fail",
+            Outcome::Unknown => "unknown",
+        };
+        sh.tally.add("write", label);
+        if outcome != Outcome::Ok(None) {
+            std::thread::sleep(Duration::from_millis(rng.gen_range(20..60)));
+        } else {
+            // Watchers should see a value now and then, not only the last.
+            std::thread::sleep(Duration::from_millis(rng.gen_range(0..20)));
+        }
+        sh.writes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((key, value, outcome, invoke, complete));
+    }
+}
+
+/// One blocking query: the index and the state it returned.
+fn block(
+    http: &reqwest::blocking::Client,
+    server: &str,
+    w: &Watcher,
+    index: u64,
+    consistent: bool,
+) -> Option<(u64, State)> {
+    let recurse = if w.recurse { "recurse&" } else { "" };
+    let consistent = if consistent { "consistent&" } else { "" };
+    let url = format!(
+        "http://{server}/v1/kv/{}?{recurse}{consistent}index={index}&wait={}ms",
+        w.path,
+        WAIT.as_millis()
+    );
+    let r = http.get(url).send().ok()?;
+    let status = r.status().as_u16();
+    let idx: u64 = r
+        .headers()
+        .get("X-Consul-Index")?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()?;
+    let mut state = State::new();
+    match status {
+        404 => {}
+        200 => {
+            let entries: Vec<serde_json::Value> = r.json().ok()?;
+            for e in entries {
+                let one = serde_json::Value::Array(vec![e.clone()]);
+                let (v, _) = register::decode(&one)??;
+                state.insert(e["Key"].as_str()?.to_string(), v);
+            }
+        }
+        _ => return None,
+    }
+    Some((idx, state))
+}
+
+fn watcher(w: &Watcher, sh: &Shared) {
+    // Past `WAIT` and the server's jitter (wait/16), an answer is overdue.
+    let http = schedule::http(WAIT + Duration::from_secs(2));
+    let server = &sh.servers[w.server];
+    let mut index = 0u64;
+    let mut prev_at = 0u64;
+    while !sh.stop.load(Ordering::Relaxed) {
+        let Some((idx, state)) = block(&http, server, w, index, false) else {
+            sh.tally.add("watch", "no answer");
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        };
+        let at = sh.rec.now();
+        sh.tally.add("watch", "answered");
+        if idx < index {
+            sh.backwards
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Backwards {
+                    watcher: w.name.clone(),
+                    server: w.server,
+                    from: index,
+                    to: idx,
+                    prev_at,
+                    at,
+                });
+            index = 0;
+        } else {
+            index = idx;
+        }
+        prev_at = at;
+        sh.states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(w.name.clone(), state);
+    }
+}
+
+/// A backwards step with a restart of the watcher's server in between.
+fn across_restart(b: &Backwards, faults: &[Fault]) -> bool {
+    faults.iter().any(|f| {
+        f.kind == FaultKind::Kill && f.server == b.server && f.healed <= b.at && f.at >= b.prev_at
+    })
+}
+
+pub fn run(seed: u64, secs: u64) {
+    eprintln!("=== watch workload: seed {seed}, {secs} s (replay: MERIDIAN_FAULT_SEED={seed} MERIDIAN_FAULT_SECS={secs})");
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut servers = three_servers(&dirs);
+    let addrs: Vec<String> = servers.iter().map(|s| s.http.clone()).collect();
+    let prefix = format!("watch-{seed}/");
+    let mut watchers = Vec::new();
+    for server in 0..addrs.len() {
+        for k in 0..KEYS {
+            watchers.push(Watcher {
+                name: format!("s{server}-k{k}"),
+                server,
+                path: format!("{prefix}k{k}"),
+                recurse: false,
+            });
+        }
+        watchers.push(Watcher {
+            name: format!("s{server}-prefix"),
+            server,
+            path: prefix.clone(),
+            recurse: true,
+        });
+    }
+    let start = Instant::now();
+    let rec = Recorder::new(start);
+    let until = start + Duration::from_secs(secs);
+    let sh = Shared {
+        seed,
+        servers: &addrs,
+        prefix: &prefix,
+        rec: &rec,
+        tally: Tally::default(),
+        writes: Mutex::new(Vec::new()),
+        states: Mutex::new(BTreeMap::new()),
+        backwards: Mutex::new(Vec::new()),
+        stop: AtomicBool::new(false),
+    };
+    let (faults, expected, lagging) = std::thread::scope(|s| {
+        for w in &watchers {
+            let sh = &sh;
+            s.spawn(move || watcher(w, sh));
+        }
+        let faults = schedule::run_under_faults(
+            seed,
+            &mut servers,
+            until,
+            &rec,
+            &[FaultKind::Kill, FaultKind::Stop],
+            WRITERS,
+            |p| writer(p, &sh, until),
+        );
+        let http = schedule::http(Duration::from_secs(3));
+        let expected: State = schedule::settled(&addrs, 30, |server| {
+            let w = Watcher {
+                name: String::new(),
+                server: 0,
+                path: prefix.clone(),
+                recurse: true,
+            };
+            block(&http, server, &w, 0, true).map(|(_, s)| s)
+        });
+        // Each watcher's view of the expected state: one key, or all.
+        let want = |w: &Watcher| -> State {
+            expected
+                .iter()
+                .filter(|(k, _)| w.recurse || **k == w.path)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        let settle_until = Instant::now() + SETTLE;
+        let lagging = loop {
+            let states = sh.states.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let lagging: Vec<String> = watchers
+                .iter()
+                .filter(|w| states.get(&w.name) != Some(&want(w)))
+                .map(|w| format!("{}: {:?}", w.name, states.get(&w.name)))
+                .collect();
+            if lagging.is_empty() || Instant::now() > settle_until {
+                break lagging;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let settled_in =
+            SETTLE.saturating_sub(settle_until.saturating_duration_since(Instant::now()));
+        eprintln!("watch: watchers settled on the final state in {settled_in:?}");
+        sh.stop.store(true, Ordering::Relaxed);
+        (faults, expected, lagging)
+    });
+    let writes = sh.writes.into_inner().unwrap_or_else(|e| e.into_inner());
+    let backwards = sh.backwards.into_inner().unwrap_or_else(|e| e.into_inner());
+    let written: HashSet<(&str, &str)> = writes
+        .iter()
+        .filter(|w| w.2 != Outcome::Fail)
+        .map(|w| (w.0.as_str(), w.1.as_str()))
+        .collect();
+    let never_written: Vec<(&String, &String)> = expected
+        .iter()
+        .filter(|(k, v)| !written.contains(&(k.as_str(), v.as_str())))
+        .collect();
+    let restarts = backwards
+        .iter()
+        .filter(|b| across_restart(b, &faults))
+        .count();
+    let mut summary = sh.tally.into_summary("watch", seed, secs);
+    summary
+        .figures
+        .insert("index_backwards".into(), backwards.len() as f64);
+    summary
+        .figures
+        .insert("index_backwards_across_restart".into(), restarts as f64);
+    summary
+        .figures
+        .insert("watchers_not_settled".into(), lagging.len() as f64);
+    eprintln!(
+        "watch: {} watchers; index went backwards {} times ({restarts} across a restart of the watcher's server); {} watchers not on the final state",
+        watchers.len(),
+        backwards.len(),
+        lagging.len()
+    );
+    for b in &backwards {
+        eprintln!("  backwards: {b:?}");
+    }
+    let ok = backwards.is_empty() && lagging.is_empty() && never_written.is_empty();
+    if !ok {
+        summary.verdict = format!(
+            "{} backwards steps, not settled: {lagging:?}, never written: {never_written:?}",
+            backwards.len()
+        );
+        summary.history = Some(schedule::save(
+            "watch",
+            seed,
+            &serde_json::json!({
+                "workload": "watch", "seed": seed, "secs": secs, "faults": faults,
+                "backwards": backwards, "expected": expected, "not_settled": lagging,
+            }),
+        ));
+    }
+    let acked: Vec<(u64, u64)> = writes
+        .iter()
+        .filter(|w| matches!(w.2, Outcome::Ok(_)))
+        .filter_map(|w| Some((w.3, w.4?)))
+        .collect();
+    summary.print(&faults, &acked);
+    assert!(
+        !acked.is_empty(),
+        "seed {seed}: no write was acknowledged in {secs} s"
+    );
+    assert!(
+        ok,
+        "seed {seed}: watch: {} (history: {})",
+        summary.verdict,
+        summary.history.unwrap_or_default()
+    );
+}

@@ -44,6 +44,9 @@ const SETTLE: Duration = Duration::from_secs(15);
 /// A key's value, or the prefix's key → value map (absent: no entry).
 type State = BTreeMap<String, String>;
 
+/// (key, value, outcome, invoke, complete) of one write.
+type Write = (String, String, Outcome, u64, Option<u64>);
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Backwards {
     watcher: String,
@@ -72,8 +75,7 @@ struct Shared<'a> {
     prefix: &'a str,
     rec: &'a Recorder,
     tally: Tally,
-    /// (key, value, outcome, invoke, complete) of every write.
-    writes: Mutex<Vec<(String, String, Outcome, u64, Option<u64>)>>,
+    writes: Mutex<Vec<Write>>,
     /// Each watcher's state as of its last answer.
     states: Mutex<BTreeMap<String, State>>,
     backwards: Mutex<Vec<Backwards>>,

@@ -1,16 +1,26 @@
-//! The register workload against three servers of the built binary while
-//! the leader (or, with no leader, a random server) is SIGKILLed and
-//! restarted, or SIGSTOPped and continued, on a schedule drawn from a
-//! printed seed. `?consistent` reads, writes and CAS must be linearizable;
-//! what default-mode reads give is reported, not asserted.
+//! The register workload against a cluster of the built binary while
+//! servers fail on a schedule drawn from a printed seed: the leader (or,
+//! with no leader, a random server) SIGKILLed and restarted, or SIGSTOPped
+//! and continued; and, with each server in its own network namespace
+//! (`fault::netns`), the leader isolated, the servers cut into a majority
+//! and a minority (the leader on either side), or a ring where each sees
+//! only its neighbours; every fault healed after a while.
+//! `?consistent` reads, writes and CAS must be linearizable. Default-mode
+//! reads must never return a value older than an acknowledged write where
+//! the leader lease promises it (every fault kind here: a server answers a
+//! default read only as a leader within its lease); how stale they are is
+//! reported as well.
 //!
 //! `MERIDIAN_FAULT_SEED=<n>[,<n>...]` replays seeds, `MERIDIAN_FAULT_SECS`
-//! sets each run's length (CI: a fixed seed list, short runs). A failing
-//! run's history is written under `target/fault-histories/`.
+//! sets each run's length (CI: a fixed seed list, short runs),
+//! `MERIDIAN_FAULT_KINDS=isolate,halves,ring,kill,stop` the partition
+//! run's fault kinds, `MERIDIAN_FAULT_SERVERS` its cluster size (5).
+//! A failing run's history is written under `target/fault-histories/`.
 
 mod common;
 mod fault {
     pub mod checker;
+    pub mod netns;
     pub mod register;
     pub mod schedule;
 }
@@ -19,11 +29,15 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use fault::checker::{self, Kind, Op, Outcome, Verdict};
+use fault::netns::Net;
 use fault::register::{self, Recorder};
-use fault::schedule::{self, Fault, FaultKind, Summary};
+use fault::schedule::{self, env_secs, env_seeds, faults_guarded, Cluster, Fault, FaultKind};
 
 const CI_SEEDS: &[u64] = &[7, 19];
 const CI_SECS: u64 = 12;
+/// The partition run's CI seed and length: about ten faults of five kinds.
+const CI_NETNS_SEEDS: &[u64] = &[23];
+const CI_NETNS_SECS: u64 = 30;
 const CLIENTS: usize = 6;
 const KEYS: usize = 3;
 /// Search steps per key before the checker gives up without a verdict.
@@ -31,17 +45,66 @@ const BUDGET: u64 = 5_000_000;
 
 #[test]
 fn register_is_linearizable_under_leader_kills_and_pauses() {
-    let secs = schedule::env_secs(CI_SECS);
-    for seed in schedule::env_seeds(CI_SEEDS) {
-        run(seed, secs);
+    let secs = env_secs(CI_SECS);
+    for seed in env_seeds(CI_SEEDS) {
+        let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let cluster = Cluster {
+            servers: three_servers(&dirs),
+            net: None,
+            kinds: vec![FaultKind::Kill, FaultKind::Stop],
+        };
+        run(seed, secs, cluster);
     }
 }
 
-fn run(seed: u64, secs: u64) {
-    eprintln!("=== register workload: seed {seed}, {secs} s (replay: MERIDIAN_FAULT_SEED={seed} MERIDIAN_FAULT_SECS={secs})");
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut servers = three_servers(&dirs);
-    let addrs: Vec<String> = servers.iter().map(|s| s.http.clone()).collect();
+#[test]
+fn register_is_linearizable_under_partitions() {
+    if let Some(why) = Net::available() {
+        eprintln!("skipped: network namespaces unavailable ({why})");
+        return;
+    }
+    let secs = env_secs(CI_NETNS_SECS);
+    let n: usize = std::env::var("MERIDIAN_FAULT_SERVERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let kinds: Vec<FaultKind> = match std::env::var("MERIDIAN_FAULT_KINDS") {
+        Ok(s) => s
+            .split(',')
+            .filter_map(|k| FaultKind::parse(k.trim()))
+            .collect(),
+        Err(_) => vec![
+            FaultKind::Isolate,
+            FaultKind::Halves,
+            FaultKind::Ring,
+            FaultKind::Kill,
+            FaultKind::Stop,
+        ],
+    };
+    assert!(
+        !kinds.is_empty(),
+        "MERIDIAN_FAULT_KINDS names no fault kind"
+    );
+    for seed in env_seeds(CI_NETNS_SEEDS) {
+        let net = Net::new(n);
+        let dirs: Vec<tempfile::TempDir> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
+        let servers = net.servers(&dirs, &[]);
+        let cluster = Cluster {
+            servers,
+            net: Some(net),
+            kinds: kinds.clone(),
+        };
+        run(seed, secs, cluster);
+    }
+}
+
+fn run(seed: u64, secs: u64, mut cluster: Cluster) {
+    let n = cluster.servers.len();
+    eprintln!(
+        "=== register workload: seed {seed}, {secs} s, {n} servers, faults {:?} (replay: MERIDIAN_FAULT_SEED={seed} MERIDIAN_FAULT_SECS={secs})",
+        cluster.kinds
+    );
+    let addrs: Vec<String> = cluster.servers.iter().map(|s| s.http.clone()).collect();
     let keys: Vec<String> = (0..KEYS).map(|k| format!("lin-{seed}-{k}")).collect();
     let start = Instant::now();
     let rec = Recorder::new(start);
@@ -51,23 +114,19 @@ fn run(seed: u64, secs: u64) {
             let (addrs, keys, rec) = (&addrs, &keys, &rec);
             s.spawn(move || register::client(p, seed, addrs, keys, until, rec));
         }
-        schedule::faults_guarded(
-            seed,
-            &mut servers,
-            until,
-            &rec,
-            &[FaultKind::Kill, FaultKind::Stop],
-        )
+        faults_guarded(seed, &mut cluster, until, &rec)
     });
     let ops = rec.ops.into_inner().unwrap();
     let default_reads = rec.default_reads.into_inner().unwrap();
-
-    let verdict = checker::check(&ops, BUDGET);
     let writes: Vec<Op> = ops
         .iter()
         .filter(|o| o.kind != Kind::Read)
         .cloned()
         .collect();
+    let stale = register::stale_reads(&writes, &default_reads);
+    report(&ops, &default_reads, &faults, &stale, n);
+
+    let verdict = checker::check(&ops, BUDGET);
     let mut default_history = writes.clone();
     default_history.extend(default_reads.iter().cloned());
     match checker::check(&default_history, BUDGET) {
@@ -77,25 +136,38 @@ fn run(seed: u64, secs: u64) {
             eprintln!("default-mode reads: undecided (key {key}, {steps} steps)")
         }
     }
-    let mut summary = summary(seed, secs, &ops, &default_reads);
-    match register::worst_staleness(&writes, &default_reads) {
-        Some((ms, r)) => {
-            summary
-                .figures
-                .insert("worst_default_read_staleness_ms".into(), ms);
-            eprintln!(
-            "default-mode reads: worst stale read {ms:.1} ms after a newer write was acknowledged: {r}"
-        )
-        }
+    match stale.iter().max_by(|a, b| a.0.total_cmp(&b.0)) {
+        Some((ms, r)) => eprintln!(
+            "default-mode reads: {} older than an acknowledged write, the worst {ms:.1} ms after it: {r}",
+            stale.len()
+        ),
         None => eprintln!("default-mode reads: none older than an acknowledged write"),
     }
     let failure = match verdict {
-        Verdict::Linearizable => None,
+        Verdict::Linearizable => {
+            eprintln!("?consistent: linearizable (seed {seed})");
+            // The leader lease: no server answers a default read from its
+            // own state unless it leads within its lease, under any of
+            // these faults.
+            stale.first().map(|(ms, r)| format!(
+                "{} default-mode reads older than an acknowledged write (the first {ms:.1} ms after it: {r})",
+                stale.len()
+            ))
+        }
         Verdict::Violation(v) => Some(format!("?consistent history not linearizable:\n{v}")),
         Verdict::Undecided { key, steps } => {
             Some(format!("no verdict on key {key} within {steps} steps"))
         }
     };
+    let mut summary = summary(seed, secs, &ops, &default_reads);
+    summary
+        .figures
+        .insert("stale_default_reads".into(), stale.len() as f64);
+    if let Some((ms, _)) = stale.iter().max_by(|a, b| a.0.total_cmp(&b.0)) {
+        summary
+            .figures
+            .insert("worst_default_read_staleness_ms".into(), *ms);
+    }
     if let Some(why) = &failure {
         summary.verdict = why.lines().next().unwrap_or_default().to_string();
         summary.history = Some(save(seed, secs, &ops, &default_reads, &faults));
@@ -105,19 +177,18 @@ fn run(seed: u64, secs: u64) {
         .filter(|o| matches!(o.outcome, Outcome::Ok(_)))
         .filter_map(|o| Some((o.invoke, o.complete?)))
         .collect();
-    summary.print(&faults, &acked);
-    match failure {
-        None => eprintln!("?consistent: linearizable (seed {seed})"),
-        Some(why) => panic!(
+    summary.line(&faults, &acked);
+    if let Some(why) = failure {
+        panic!(
             "seed {seed}: {why} (history: {})",
             summary.history.unwrap_or_default()
-        ),
+        );
     }
 }
 
-/// Operations by kind and outcome.
-fn summary(seed: u64, secs: u64, ops: &[Op], default_reads: &[Op]) -> Summary {
-    let mut summary = Summary::new("register", seed, secs);
+/// Operations by kind and outcome, for the summary line.
+fn summary(seed: u64, secs: u64, ops: &[Op], default_reads: &[Op]) -> schedule::Summary {
+    let mut summary = schedule::Summary::new("register", seed, secs);
     let tagged = ops
         .iter()
         .map(|o| (o, false))
@@ -129,14 +200,128 @@ fn summary(seed: u64, secs: u64, ops: &[Op], default_reads: &[Op]) -> Summary {
             Kind::Write(_) => "write",
             Kind::Cas(..) => "cas",
         };
-        let outcome = match o.outcome {
-            Outcome::Ok(_) => "ok",
-            Outcome::Fail => "fail",
-            Outcome::Unknown => "unknown",
-        };
-        summary.op(kind, outcome);
+        summary.op(kind, outcome_name(&o.outcome));
     }
     summary
+}
+
+fn outcome_name(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Ok(_) => "ok",
+        Outcome::Fail => "fail",
+        Outcome::Unknown => "unknown",
+    }
+}
+
+fn report(ops: &[Op], default_reads: &[Op], faults: &[Fault], stale: &[(f64, Op)], n: usize) {
+    let mut counts: std::collections::BTreeMap<(String, String), usize> = Default::default();
+    let tagged = ops
+        .iter()
+        .map(|o| (o, false))
+        .chain(default_reads.iter().map(|o| (o, true)));
+    let mut by_server = vec![[0usize; 3]; n];
+    for (o, default_mode) in tagged {
+        let kind = match &o.kind {
+            Kind::Read if default_mode => "read(default)",
+            Kind::Read => "read(consistent)",
+            Kind::Write(_) => "write",
+            Kind::Cas(..) => "cas",
+        };
+        *counts
+            .entry((kind.into(), outcome_name(&o.outcome).into()))
+            .or_default() += 1;
+        let column = match o.outcome {
+            Outcome::Ok(_) => 0,
+            Outcome::Fail => 1,
+            Outcome::Unknown => 2,
+        };
+        if let Some(row) = by_server.get_mut(o.server) {
+            row[column] += 1;
+        }
+    }
+    for ((k, o), n) in &counts {
+        eprintln!("  {k:<17} {o:<8} {n}");
+    }
+    for (i, [ok, fail, unknown]) in by_server.iter().enumerate() {
+        eprintln!("  via server {i}: {ok} ok, {fail} fail, {unknown} unknown");
+    }
+    let mut per_kind: std::collections::BTreeMap<String, usize> = Default::default();
+    for f in faults {
+        *per_kind.entry(format!("{:?}", f.kind)).or_default() += 1;
+    }
+    eprintln!(
+        "faults: {} {per_kind:?}; {} of the leader",
+        faults.len(),
+        faults.iter().filter(|f| f.was_leader).count()
+    );
+    let acked_writes: Vec<&Op> = ops
+        .iter()
+        .filter(|o| o.kind != Kind::Read && matches!(o.outcome, Outcome::Ok(_)))
+        .collect();
+    // The first write sent after `t` and acknowledged (one already in
+    // flight may be acknowledged by the old leader): ms after `t`.
+    let next_ack = |t: u64| {
+        acked_writes
+            .iter()
+            .filter(|o| o.invoke > t)
+            .filter_map(|o| o.complete.filter(|&c| c > t))
+            .min()
+            .map(|c| (c - t) as f64 / 1e6)
+    };
+    let ms = |x: Option<f64>| x.map_or("none".into(), |v| format!("{v:.0} ms"));
+    let mut resumed: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    for (k, f) in faults.iter().enumerate() {
+        // This fault's window: until the next one begins.
+        let end = faults.get(k + 1).map_or(u64::MAX, |g| g.at);
+        let window = |o: &&(f64, Op)| o.1.invoke >= f.at && o.1.invoke < end;
+        let stale_here: Vec<&(f64, Op)> = stale.iter().filter(window).collect();
+        let worst = stale_here
+            .iter()
+            .map(|s| s.0)
+            .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+        let mut stale_servers: Vec<usize> = stale_here.iter().map(|s| s.1.server).collect();
+        stale_servers.sort_unstable();
+        stale_servers.dedup();
+        // Writes that did not go through in the second after the heal
+        // (a returning server deposing a healthy leader shows here).
+        // (A CAS whose compare failed is an answer, not a failure.)
+        let after_heal = ops
+            .iter()
+            .filter(|o| o.invoke >= f.healed && o.invoke < (f.healed + 1_000_000_000).min(end))
+            .filter(|o| match o.kind {
+                Kind::Read => false,
+                Kind::Write(_) => !matches!(o.outcome, Outcome::Ok(_)),
+                Kind::Cas(..) => o.outcome == Outcome::Unknown,
+            })
+            .count();
+        let resume = next_ack(f.at);
+        if let Some(r) = resume {
+            resumed.entry(format!("{:?}", f.kind)).or_default().push(r);
+        }
+        eprintln!(
+            "  {:?} server {} (leader: {}) minority {:?} at {:.2} s for {:.2} s: next acknowledged write after {}; \
+             stale default reads {} (worst {}, via servers {stale_servers:?}); after heal: next ack {}, {after_heal} writes not ok in 1 s",
+            f.kind,
+            f.server,
+            f.was_leader,
+            f.minority,
+            f.at as f64 / 1e9,
+            (f.healed - f.at) as f64 / 1e9,
+            ms(resume),
+            stale_here.len(),
+            ms(worst),
+            ms(next_ack(f.healed)),
+        );
+    }
+    for (kind, mut v) in resumed {
+        v.sort_by(f64::total_cmp);
+        eprintln!(
+            "  {kind}: writes resumed after a median {:.0} ms, max {:.0} ms over {} faults",
+            v[v.len() / 2],
+            v[v.len() - 1],
+            v.len()
+        );
+    }
 }
 
 /// Writes the run as JSON for replay and study; returns its path.

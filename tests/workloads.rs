@@ -12,6 +12,7 @@ mod common;
 mod fault {
     pub mod checker;
     pub mod lock;
+    pub mod netns;
     pub mod register;
     pub mod schedule;
     pub mod set;

@@ -35,8 +35,7 @@ use rand::{Rng, SeedableRng};
 
 use super::checker::Outcome;
 use super::register::{self, Recorder};
-use super::schedule::{self, FaultKind, Tally};
-use crate::common::three_servers;
+use super::schedule::{self, Cluster, FaultKind, Tally};
 
 const PER_GROUP: usize = 3;
 const RENEW_EVERY: Duration = Duration::from_secs(3);
@@ -367,8 +366,8 @@ pub struct LockReport {
 pub fn run(seed: u64, secs: u64, delays: &[&str], allowed: &[FaultKind]) -> LockReport {
     eprintln!("=== lock workload: seed {seed}, {secs} s, lock-delays {delays:?}, faults {allowed:?} (replay: MERIDIAN_FAULT_SEED={seed} MERIDIAN_FAULT_SECS={secs})");
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut servers = three_servers(&dirs);
-    let addrs: Vec<String> = servers.iter().map(|s| s.http.clone()).collect();
+    let mut cluster = Cluster::loopback(&dirs, allowed);
+    let addrs = cluster.addrs();
     let prefix = format!("lock-{seed}/");
     let start = Instant::now();
     let rec = Recorder::new(start);
@@ -385,10 +384,9 @@ pub fn run(seed: u64, secs: u64, delays: &[&str], allowed: &[FaultKind]) -> Lock
     };
     let faults = schedule::run_under_faults(
         seed,
-        &mut servers,
+        &mut cluster,
         sh.deadline,
         &rec,
-        allowed,
         PER_GROUP * delays.len(),
         |p| {
             let group = p / PER_GROUP;

@@ -1,8 +1,10 @@
 //! The fault schedule every workload runs under (moved here from
 //! `tests/linearizability.rs` so the register and the other workloads
-//! share one): the leader (or, with no leader, a random server) is
-//! SIGKILLed and restarted, or SIGSTOPped and continued, on a schedule
-//! drawn from a printed seed. Also what every workload reports the same
+//! share one), drawn from a printed seed: the leader (or, with no leader,
+//! a random server) SIGKILLed and restarted, or SIGSTOPped and continued;
+//! and, with each server in its own network namespace (`netns`), the
+//! leader isolated, a majority/minority cut or a ring; every fault healed
+//! after a while. Also what every workload reports the same
 //! way: the faults and recovery times, the `MERIDIAN_FAULT_*` variables,
 //! the one-line summary `scripts/fault-long.sh` adds up, and where a
 //! failing run's history is kept.
@@ -13,28 +15,96 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
+use super::netns::Net;
 use super::register::Recorder;
-use crate::common::{leader_index, TestAgent};
+use crate::common::{leader_index, three_servers, TestAgent};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum FaultKind {
     Kill,
     Stop,
+    /// The leader (or a random server) cut off from every other server.
+    Isolate,
+    /// A minority (`(n-1)/2` servers) cut off from the rest; the leader on
+    /// the minority side half the time.
+    Halves,
+    /// Each server reaches only its two neighbours (a no-op below 5).
+    Ring,
+}
+
+impl FaultKind {
+    pub fn parse(s: &str) -> Option<FaultKind> {
+        Some(match s {
+            "kill" => FaultKind::Kill,
+            "stop" => FaultKind::Stop,
+            "isolate" => FaultKind::Isolate,
+            "halves" => FaultKind::Halves,
+            "ring" => FaultKind::Ring,
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Fault {
     pub kind: FaultKind,
+    /// The server killed, paused or isolated (the leader if there was one).
     pub server: usize,
     pub was_leader: bool,
-    /// ns since the run began: the fault, and its end (restart / SIGCONT).
+    /// The servers cut off from the majority (partitions; the ring has none).
+    pub minority: Vec<usize>,
+    /// ns since the run began: when the fault was in force (the process
+    /// gone or stopped, every rule of the partition added), and its end
+    /// (restart / SIGCONT / heal).
     pub at: u64,
     pub healed: u64,
     /// When every server first named the same leader after the heal
     /// (`None`: not before the next fault or the end).
     pub leader_after: Option<u64>,
+}
+
+/// Where the servers run.
+pub struct Cluster {
+    pub servers: Vec<TestAgent>,
+    /// The namespaces (partition faults), or none (loopback: kills and
+    /// pauses only). Declared after `servers`: they are dropped first.
+    pub net: Option<Net>,
+    pub kinds: Vec<FaultKind>,
+}
+
+impl Cluster {
+    /// Three servers on loopback, faults among `kinds` (kills, pauses).
+    pub fn loopback(dirs: &[tempfile::TempDir], kinds: &[FaultKind]) -> Cluster {
+        Cluster {
+            servers: three_servers(dirs),
+            net: None,
+            kinds: kinds.to_vec(),
+        }
+    }
+
+    /// Every server's HTTP address.
+    pub fn addrs(&self) -> Vec<String> {
+        self.servers.iter().map(|s| s.http.clone()).collect()
+    }
+}
+
+/// `MERIDIAN_FAULT_SEED=<n>[,<n>...]`, else the test's fixed list.
+pub fn env_seeds(default: &[u64]) -> Vec<u64> {
+    match std::env::var("MERIDIAN_FAULT_SEED") {
+        Ok(s) => s.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
+        Err(_) => default.to_vec(),
+    }
+}
+
+/// `MERIDIAN_FAULT_SECS`, else the test's short CI length.
+pub fn env_secs(default: u64) -> u64 {
+    std::env::var("MERIDIAN_FAULT_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Every server names the same leader (the healed one included).
@@ -62,74 +132,91 @@ fn watch_leader(f: &mut Fault, servers: &[TestAgent], rec: &Recorder, until: Ins
     }
 }
 
-/// `MERIDIAN_FAULT_SEED=<n>[,<n>...]`, else the test's fixed list.
-pub fn env_seeds(ci: &[u64]) -> Vec<u64> {
-    match std::env::var("MERIDIAN_FAULT_SEED") {
-        Ok(s) => s.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
-        Err(_) => ci.to_vec(),
-    }
-}
-
-/// `MERIDIAN_FAULT_SECS`, else the test's short CI length.
-pub fn env_secs(ci: u64) -> u64 {
-    std::env::var("MERIDIAN_FAULT_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(ci)
-}
-
-/// Kills or pauses a server every 1.5–3 s, for 1–2.5 s, until `until`.
-/// Only the kinds in `allowed` are injected: a draw of another kind
-/// becomes `allowed[0]`, so a seed replays the same times whatever the
-/// kinds.
-pub fn faults(
-    seed: u64,
-    servers: &mut [TestAgent],
-    until: Instant,
-    rec: &Recorder,
-    allowed: &[FaultKind],
-) -> Vec<Fault> {
+/// Injects a fault every 1.5–3 s, for 1–2.5 s, until `until`. The loopback
+/// run draws as it always has (its seeds replay the same schedule); a kind
+/// drawn there that the cluster does not allow becomes its first kind.
+pub fn faults(seed: u64, cluster: &mut Cluster, until: Instant, rec: &Recorder) -> Vec<Fault> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut done: Vec<Fault> = Vec::new();
+    let n = cluster.servers.len();
+    // Partition runs go through the kinds in a seeded order, each once
+    // before any twice: a short run still sees every kind.
+    let mut order = cluster.kinds.clone();
+    if cluster.net.is_some() {
+        order.shuffle(&mut rng);
+    }
     loop {
         let gap = Duration::from_millis(rng.gen_range(1500..3000));
         // The previous heal's "→ leader" is measured inside the gap, so
         // measuring it does not move the schedule.
         let gap_end = Instant::now() + gap;
         if let Some(f) = done.last_mut() {
-            watch_leader(f, servers, rec, gap_end);
+            watch_leader(f, &cluster.servers, rec, gap_end);
         }
         std::thread::sleep(gap_end.saturating_duration_since(Instant::now()));
         let down_for = Duration::from_millis(rng.gen_range(1000..2500));
         if Instant::now() + down_for >= until {
             return done;
         }
-        let leader = leader_index(servers);
-        let server = leader.unwrap_or_else(|| rng.gen_range(0..servers.len()));
-        let drawn = if rng.gen_bool(0.5) {
-            FaultKind::Kill
-        } else {
-            FaultKind::Stop
+        let leader = leader_index(&cluster.servers);
+        let server = leader.unwrap_or_else(|| rng.gen_range(0..n));
+        let kind = match &cluster.net {
+            None => {
+                let drawn = if rng.gen_bool(0.5) {
+                    FaultKind::Kill
+                } else {
+                    FaultKind::Stop
+                };
+                if cluster.kinds.contains(&drawn) {
+                    drawn
+                } else {
+                    cluster.kinds[0]
+                }
+            }
+            Some(_) => order[done.len() % order.len()],
         };
-        let kind = if allowed.contains(&drawn) {
-            drawn
-        } else {
-            allowed[0]
+        let minority: Vec<usize> = match kind {
+            FaultKind::Isolate => vec![server],
+            FaultKind::Halves => {
+                let mut others: Vec<usize> = (0..n).filter(|&i| i != server).collect();
+                others.shuffle(&mut rng);
+                let size = (n - 1) / 2;
+                if rng.gen_bool(0.5) {
+                    others.truncate(size - 1);
+                    others.push(server);
+                } else {
+                    others.truncate(size);
+                }
+                others.sort_unstable();
+                others
+            }
+            _ => Vec::new(),
         };
-        let at = rec.now();
-        match kind {
-            FaultKind::Kill => servers[server].kill(),
-            FaultKind::Stop => servers[server].signal_no_wait(libc::SIGSTOP),
+        let servers = &mut cluster.servers;
+        match (kind, &cluster.net) {
+            (FaultKind::Kill, _) => servers[server].kill(),
+            (FaultKind::Stop, _) => servers[server].signal_no_wait(libc::SIGSTOP),
+            (FaultKind::Ring, Some(net)) => net.ring(),
+            (_, Some(net)) => {
+                let majority: Vec<usize> = (0..n).filter(|i| !minority.contains(i)).collect();
+                net.partition(&minority, &majority);
+            }
+            (_, None) => unreachable!("partitions are drawn only with namespaces"),
         }
+        // The fault is in force from here: a partition's rules take tens
+        // of ms to add, and writes sent meanwhile may still commit.
+        let at = rec.now();
         std::thread::sleep(down_for);
         let healed = rec.now();
-        match kind {
+        match (kind, &cluster.net) {
             // Waits until it answers HTTP again (same ports, same data).
-            FaultKind::Kill => servers[server].restart_no_wait(),
-            FaultKind::Stop => servers[server].signal_no_wait(libc::SIGCONT),
+            (FaultKind::Kill, _) => servers[server].restart_no_wait(),
+            (FaultKind::Stop, _) => servers[server].signal_no_wait(libc::SIGCONT),
+            (_, Some(net)) => net.heal(),
+            (_, None) => {}
         }
         eprintln!(
-            "seed {seed}: {kind:?} server {server} (leader: {}) at {:.2} s for {down_for:?}",
+            "seed {seed}: {kind:?} server {server} (leader: {}) minority {minority:?} at {:.2} s for {down_for:?}",
             leader.is_some(),
             at as f64 / 1e9
         );
@@ -137,6 +224,7 @@ pub fn faults(
             kind,
             server,
             was_leader: leader.is_some(),
+            minority,
             at,
             healed,
             leader_after: None,
@@ -144,21 +232,24 @@ pub fn faults(
     }
 }
 
-/// `faults`, then every server running again (continued if paused), so
-/// the cluster is whole when it is torn down or checked.
+/// `faults`, then every server running and reachable again (continued if
+/// paused, partitions healed), so the cluster is whole when it is torn
+/// down or checked.
 pub fn faults_guarded(
     seed: u64,
-    servers: &mut [TestAgent],
+    cluster: &mut Cluster,
     until: Instant,
     rec: &Recorder,
-    allowed: &[FaultKind],
 ) -> Vec<Fault> {
-    let mut done = faults(seed, servers, until, rec, allowed);
-    for s in servers.iter() {
+    let mut done = faults(seed, cluster, until, rec);
+    for s in cluster.servers.iter() {
         s.signal_no_wait(libc::SIGCONT);
     }
+    if let Some(net) = &cluster.net {
+        net.heal();
+    }
     if let Some(f) = done.last_mut() {
-        watch_leader(f, servers, rec, until);
+        watch_leader(f, &cluster.servers, rec, until);
     }
     std::thread::sleep(until.saturating_duration_since(Instant::now()));
     done
@@ -183,21 +274,24 @@ pub fn recovery(f: &Fault, acked_writes: &[(u64, u64)]) -> (Option<f64>, Option<
 /// Prints the faults with their recovery times. `acked_writes` are the
 /// workload's acknowledged writes as (invoke, complete) ns.
 pub fn report_faults(faults: &[Fault], acked_writes: &[(u64, u64)]) {
-    let kills = faults.iter().filter(|f| f.kind == FaultKind::Kill).count();
+    let mut per_kind: BTreeMap<String, usize> = BTreeMap::new();
+    for f in faults {
+        *per_kind.entry(format!("{:?}", f.kind)).or_default() += 1;
+    }
     eprintln!(
-        "faults: {} ({kills} SIGKILL+restart, {} SIGSTOP+SIGCONT; {} of the leader)",
+        "faults: {} {per_kind:?}; {} of the leader",
         faults.len(),
-        faults.len() - kills,
         faults.iter().filter(|f| f.was_leader).count()
     );
     let ms = |x: Option<f64>| x.map_or("none".into(), |t| format!("{t:.0} ms"));
     for f in faults {
         let (write, leader) = recovery(f, acked_writes);
         eprintln!(
-            "  {:?} server {} (leader: {}) at {:.2} s, healed after {:.2} s: next acknowledged write after {}, leader {} after the heal",
+            "  {:?} server {} (leader: {}) minority {:?} at {:.2} s, healed after {:.2} s: next acknowledged write after {}, leader {} after the heal",
             f.kind,
             f.server,
             f.was_leader,
+            f.minority,
             f.at as f64 / 1e9,
             (f.healed - f.at) as f64 / 1e9,
             ms(write),
@@ -238,17 +332,24 @@ impl Summary {
         *self.ops.entry(format!("{kind}/{outcome}")).or_default() += 1;
     }
 
+    /// The operations, the faults with their recovery, and the summary line.
     pub fn print(&self, faults: &[Fault], acked_writes: &[(u64, u64)]) {
         for (k, n) in &self.ops {
             eprintln!("  {k:<28} {n}");
         }
         report_faults(faults, acked_writes);
+        self.line(faults, acked_writes);
+    }
+
+    /// Only the `FAULT-SUMMARY` line (for a test that reports the rest
+    /// its own way).
+    pub fn line(&self, faults: &[Fault], acked_writes: &[(u64, u64)]) {
         let recoveries: Vec<serde_json::Value> = faults
             .iter()
             .map(|f| {
                 let (write, leader) = recovery(f, acked_writes);
                 serde_json::json!({
-                    "kind": f.kind, "was_leader": f.was_leader,
+                    "kind": f.kind, "was_leader": f.was_leader, "minority": f.minority,
                     "kill_to_write_ms": write, "heal_to_leader_ms": leader,
                 })
             })
@@ -313,10 +414,9 @@ pub fn http(timeout: Duration) -> reqwest::blocking::Client {
 /// until `until`; returns once all of them and the schedule are done.
 pub fn run_under_faults(
     seed: u64,
-    servers: &mut [TestAgent],
+    cluster: &mut Cluster,
     until: Instant,
     rec: &Recorder,
-    allowed: &[FaultKind],
     clients: usize,
     client: impl Fn(usize) + Sync,
 ) -> Vec<Fault> {
@@ -325,7 +425,7 @@ pub fn run_under_faults(
             let client = &client;
             s.spawn(move || client(p));
         }
-        faults_guarded(seed, servers, until, rec, allowed)
+        faults_guarded(seed, cluster, until, rec)
     })
 }
 

@@ -22,8 +22,7 @@ use rand::{Rng, SeedableRng};
 
 use super::checker::Outcome;
 use super::register::{self, Recorder};
-use super::schedule::{self, FaultKind, Tally};
-use crate::common::three_servers;
+use super::schedule::{self, Cluster, FaultKind, Tally};
 
 const CLIENTS: usize = 5;
 const ROTATE: Duration = Duration::from_secs(30);
@@ -205,8 +204,8 @@ fn read_all(server: &str, prefix: &str) -> Option<Vec<String>> {
 pub fn run(seed: u64, secs: u64) {
     eprintln!("=== set workload: seed {seed}, {secs} s (replay: MERIDIAN_FAULT_SEED={seed} MERIDIAN_FAULT_SECS={secs})");
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut servers = three_servers(&dirs);
-    let addrs: Vec<String> = servers.iter().map(|s| s.http.clone()).collect();
+    let mut cluster = Cluster::loopback(&dirs, &[FaultKind::Kill, FaultKind::Stop]);
+    let addrs = cluster.addrs();
     let prefix = format!("set-{seed}/");
     let start = Instant::now();
     let rec = Recorder::new(start);
@@ -220,15 +219,8 @@ pub fn run(seed: u64, secs: u64) {
         log: Mutex::new(Vec::new()),
         tally: Tally::default(),
     };
-    let faults = schedule::run_under_faults(
-        seed,
-        &mut servers,
-        until,
-        &rec,
-        &[FaultKind::Kill, FaultKind::Stop],
-        CLIENTS,
-        |p| client(p, &sh),
-    );
+    let faults =
+        schedule::run_under_faults(seed, &mut cluster, until, &rec, CLIENTS, |p| client(p, &sh));
     let adds = sh.log.into_inner().unwrap_or_else(|e| e.into_inner());
     let tally = sh.tally;
     let final_items = schedule::settled(&addrs, 30, |s| read_all(s, &prefix));

@@ -21,8 +21,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::register::{self, Recorder};
-use super::schedule::{self, FaultKind, Tally};
-use crate::common::three_servers;
+use super::schedule::{self, Cluster, FaultKind, Tally};
 
 const ACCOUNTS: usize = 4;
 const START_BALANCE: i64 = 100;
@@ -200,8 +199,8 @@ fn client(process: usize, sh: &Shared) {
 pub fn run(seed: u64, secs: u64) {
     eprintln!("=== txn workload: seed {seed}, {secs} s (replay: MERIDIAN_FAULT_SEED={seed} MERIDIAN_FAULT_SECS={secs})");
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut servers = three_servers(&dirs);
-    let addrs: Vec<String> = servers.iter().map(|s| s.http.clone()).collect();
+    let mut cluster = Cluster::loopback(&dirs, &[FaultKind::Kill, FaultKind::Stop]);
+    let addrs = cluster.addrs();
     let prefix = format!("txn-{seed}/");
     let keys: Vec<String> = (0..ACCOUNTS).map(|i| format!("{prefix}a{i}")).collect();
     let init: Vec<serde_json::Value> = keys
@@ -230,10 +229,9 @@ pub fn run(seed: u64, secs: u64) {
     };
     let faults = schedule::run_under_faults(
         seed,
-        &mut servers,
+        &mut cluster,
         sh.deadline,
         &rec,
-        &[FaultKind::Kill, FaultKind::Stop],
         TRANSFERRERS + READERS,
         |p| client(p, &sh),
     );

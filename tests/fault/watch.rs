@@ -32,8 +32,7 @@ use rand::{Rng, SeedableRng};
 
 use super::checker::Outcome;
 use super::register::{self, Recorder};
-use super::schedule::{self, Fault, FaultKind, Tally};
-use crate::common::three_servers;
+use super::schedule::{self, Cluster, Fault, FaultKind, Tally};
 
 const KEYS: usize = 3;
 const WRITERS: usize = 3;
@@ -223,8 +222,8 @@ fn across_restart(b: &Backwards, faults: &[Fault]) -> bool {
 pub fn run(seed: u64, secs: u64) {
     eprintln!("=== watch workload: seed {seed}, {secs} s (replay: MERIDIAN_FAULT_SEED={seed} MERIDIAN_FAULT_SECS={secs})");
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut servers = three_servers(&dirs);
-    let addrs: Vec<String> = servers.iter().map(|s| s.http.clone()).collect();
+    let mut cluster = Cluster::loopback(&dirs, &[FaultKind::Kill, FaultKind::Stop]);
+    let addrs = cluster.addrs();
     let prefix = format!("watch-{seed}/");
     let mut watchers = Vec::new();
     for server in 0..addrs.len() {
@@ -267,15 +266,9 @@ pub fn run(seed: u64, secs: u64) {
             let sh = &sh;
             s.spawn(move || watcher(w, sh));
         }
-        let faults = schedule::run_under_faults(
-            seed,
-            &mut servers,
-            until,
-            &rec,
-            &[FaultKind::Kill, FaultKind::Stop],
-            WRITERS,
-            |p| writer(p, &sh, until),
-        );
+        let faults = schedule::run_under_faults(seed, &mut cluster, until, &rec, WRITERS, |p| {
+            writer(p, &sh, until)
+        });
         let http = schedule::http(Duration::from_secs(3));
         let expected: State = schedule::settled(&addrs, 30, |server| {
             let w = Watcher {

@@ -39,7 +39,7 @@ use openraft::{BasicNode, ServerState, SnapshotPolicy};
 pub use acl_replication::{AttachRemoteReads, RemoteReads, ReplicationStatusHandle};
 pub use batch::RaftWrite;
 pub use leader::{self_registration, server_addr};
-pub use read::{blocking_query, LastContact, Leadership, LocalServer, RaftRead};
+pub use read::{blocking_query, LastContact, Leadership, LocalServer, RaftRead, StallWatch};
 
 use crate::config::RuntimeConfig;
 use crate::rpc::raft_net::RaftNetworkFactoryImpl;
@@ -56,6 +56,9 @@ pub struct RaftActor {
     /// Leader only: the session TTL timers.
     sessions: session_ttl::SessionTimers,
     contact: LastContact,
+    /// Stops of this process (SIGSTOP, a paused VM): no default read is
+    /// answered on the lease just after one.
+    stalls: StallWatch,
     /// Writes waiting for the entry in flight to commit.
     queue: Vec<batch::Queued>,
     in_flight: bool,
@@ -130,12 +133,14 @@ impl RaftActor {
                 .await?;
         }
         let contact = LastContact::new();
+        let stalls = StallWatch::start();
         let lease_ms = leader_lease(&config);
         let replication_status = ReplicationStatusHandle::default();
         let actor = RaftActor {
             raft: raft.clone(),
             sessions: Default::default(),
             contact: contact.clone(),
+            stalls: stalls.clone(),
             queue: Vec::new(),
             in_flight: false,
             db: db_handle,
@@ -149,8 +154,16 @@ impl RaftActor {
             replication_status: replication_status.clone(),
         }
         .start();
-        let local = LocalServer::new(actor.clone(), raft, store, contact, node_id, lease_ms)
-            .with_acl_replication(replication_status);
+        let local = LocalServer::new(
+            actor.clone(),
+            raft,
+            store,
+            contact,
+            node_id,
+            lease_ms,
+            stalls,
+        )
+        .with_acl_replication(replication_status);
         Ok((actor, local))
     }
 

@@ -11,6 +11,12 @@
 #
 #   scripts/fault-long.sh [MINUTES] [SEED]     (default: 30 minutes, a random seed)
 #
+# The register runs twice: on loopback (kills, pauses) and, as root, with
+# its servers in network namespaces (partitions too). The other workloads
+# run on loopback unless MERIDIAN_FAULT_KINDS names kinds
+# (isolate,halves,ring,kill,stop), which puts them in namespaces too
+# (MERIDIAN_FAULT_SERVERS of them, default 5); lock-kills stays kills only.
+#
 # Replay one run: MERIDIAN_FAULT_SEED=<seed> MERIDIAN_FAULT_SECS=<secs> \
 #   cargo test --test <binary> <test> -- --nocapture
 set -uo pipefail
@@ -24,6 +30,7 @@ case "$minutes$seed$chunk" in *[!0-9]*) echo "usage: $0 [MINUTES] [SEED]" >&2; e
 # workload, test binary, test name
 workloads=(
   "register linearizability register_is_linearizable_under_leader_kills_and_pauses"
+  "register-partitions linearizability register_is_linearizable_under_partitions"
   "set workloads set_keeps_every_acknowledged_item_once_under_leader_kills_and_pauses"
   "txn workloads txn_is_all_or_nothing_under_leader_kills_and_pauses"
   "watch workloads watchers_never_go_back_and_settle_on_the_last_write_under_leader_kills_and_pauses"

@@ -85,6 +85,52 @@ impl Cluster {
         }
     }
 
+    /// The cluster a workload runs on: three servers on loopback with
+    /// `kinds`; or, when `MERIDIAN_FAULT_KINDS` names kinds (`isolate`,
+    /// `halves`, `ring`, `kill`, `stop`) and network namespaces are
+    /// available, `MERIDIAN_FAULT_SERVERS` (5) servers in namespaces with
+    /// those. The data directories come first: dropped after the cluster.
+    pub fn for_workload(kinds: &[FaultKind]) -> (Vec<tempfile::TempDir>, Cluster) {
+        let from_env: Vec<FaultKind> = std::env::var("MERIDIAN_FAULT_KINDS")
+            .map(|s| {
+                s.split(',')
+                    .filter_map(|k| FaultKind::parse(k.trim()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let partitions = from_env
+            .iter()
+            .any(|k| !matches!(k, FaultKind::Kill | FaultKind::Stop));
+        if from_env.is_empty() || (partitions && Net::available().is_some()) {
+            if partitions {
+                eprintln!("namespaces unavailable: kills and pauses on loopback instead");
+            }
+            let dirs: Vec<tempfile::TempDir> =
+                (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+            let cluster = Cluster::loopback(&dirs, kinds);
+            return (dirs, cluster);
+        }
+        if !partitions {
+            let dirs: Vec<tempfile::TempDir> =
+                (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+            let cluster = Cluster::loopback(&dirs, &from_env);
+            return (dirs, cluster);
+        }
+        let n: usize = std::env::var("MERIDIAN_FAULT_SERVERS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5);
+        let net = Net::new(n);
+        let dirs: Vec<tempfile::TempDir> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
+        let servers = net.servers(&dirs, &[]);
+        let cluster = Cluster {
+            servers,
+            net: Some(net),
+            kinds: from_env,
+        };
+        (dirs, cluster)
+    }
+
     /// Every server's HTTP address.
     pub fn addrs(&self) -> Vec<String> {
         self.servers.iter().map(|s| s.http.clone()).collect()
@@ -420,6 +466,16 @@ pub fn run_under_faults(
     clients: usize,
     client: impl Fn(usize) + Sync,
 ) -> Vec<Fault> {
+    eprintln!(
+        "{} servers{}, faults {:?}",
+        cluster.servers.len(),
+        if cluster.net.is_some() {
+            " in network namespaces"
+        } else {
+            ""
+        },
+        cluster.kinds
+    );
     std::thread::scope(|s| {
         for p in 0..clients {
             let client = &client;

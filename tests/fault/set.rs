@@ -203,8 +203,7 @@ fn read_all(server: &str, prefix: &str) -> Option<Vec<String>> {
 
 pub fn run(seed: u64, secs: u64) {
     eprintln!("=== set workload: seed {seed}, {secs} s (replay: MERIDIAN_FAULT_SEED={seed} MERIDIAN_FAULT_SECS={secs})");
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut cluster = Cluster::loopback(&dirs, &[FaultKind::Kill, FaultKind::Stop]);
+    let (_dirs, mut cluster) = Cluster::for_workload(&[FaultKind::Kill, FaultKind::Stop]);
     let addrs = cluster.addrs();
     let prefix = format!("set-{seed}/");
     let start = Instant::now();

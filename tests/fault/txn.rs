@@ -198,8 +198,7 @@ fn client(process: usize, sh: &Shared) {
 
 pub fn run(seed: u64, secs: u64) {
     eprintln!("=== txn workload: seed {seed}, {secs} s (replay: MERIDIAN_FAULT_SEED={seed} MERIDIAN_FAULT_SECS={secs})");
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut cluster = Cluster::loopback(&dirs, &[FaultKind::Kill, FaultKind::Stop]);
+    let (_dirs, mut cluster) = Cluster::for_workload(&[FaultKind::Kill, FaultKind::Stop]);
     let addrs = cluster.addrs();
     let prefix = format!("txn-{seed}/");
     let keys: Vec<String> = (0..ACCOUNTS).map(|i| format!("{prefix}a{i}")).collect();

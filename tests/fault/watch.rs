@@ -221,8 +221,7 @@ fn across_restart(b: &Backwards, faults: &[Fault]) -> bool {
 
 pub fn run(seed: u64, secs: u64) {
     eprintln!("=== watch workload: seed {seed}, {secs} s (replay: MERIDIAN_FAULT_SEED={seed} MERIDIAN_FAULT_SECS={secs})");
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut cluster = Cluster::loopback(&dirs, &[FaultKind::Kill, FaultKind::Stop]);
+    let (_dirs, mut cluster) = Cluster::for_workload(&[FaultKind::Kill, FaultKind::Stop]);
     let addrs = cluster.addrs();
     let prefix = format!("watch-{seed}/");
     let mut watchers = Vec::new();

@@ -91,7 +91,7 @@ by = defaultdict(list)
 for r in runs:
     by[r["workload"]].append(r)
 faults = Counter()
-kill_write, stop_write, heal_leader, no_write = [], [], [], 0
+to_write, heal_leader, no_write = defaultdict(list), [], 0
 for name, rs in by.items():
     ops = Counter()
     figures = defaultdict(float)
@@ -116,7 +116,7 @@ for name, rs in by.items():
     for f in (x for r in rs for x in r.get("faults", [])):
         faults[(f["kind"], f["was_leader"])] += 1
         w = f.get("kill_to_write_ms")
-        (kill_write if f["kind"] == "Kill" else stop_write).append(w)
+        to_write[f["kind"]].append(w)
         no_write += w is None
         heal_leader.append(f.get("heal_to_leader_ms"))
 
@@ -124,8 +124,8 @@ print("\n[faults]")
 for (kind, leader), n in sorted(faults.items()):
     print(f"  {kind:<5} of {'the leader' if leader else 'a follower (no leader)'}: {n}")
 print("\n[recovery]")
-print(f"  kill -> next acknowledged write:  {stats(kill_write)}")
-print(f"  pause -> next acknowledged write: {stats(stop_write)}")
+for kind in sorted(to_write):
+    print(f"  {kind} -> next acknowledged write: {stats(to_write[kind])}")
 print(f"  faults with no acknowledged write after them: {no_write}")
 print(f"  heal -> leader seen:              {stats(heal_leader)}")
 bad = [r for r in runs if r.get("verdict") != "ok"]

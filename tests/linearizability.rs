@@ -22,18 +22,16 @@ mod fault {
     pub mod checker;
     pub mod netns;
     pub mod register;
+    pub mod schedule;
 }
 
 use std::time::{Duration, Instant};
-
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
 
 use common::*;
 use fault::checker::{self, Kind, Op, Outcome, Verdict};
 use fault::netns::Net;
 use fault::register::{self, Recorder};
+use fault::schedule::{self, env_secs, env_seeds, faults_guarded, Cluster, Fault, FaultKind};
 
 const CI_SEEDS: &[u64] = &[7, 19];
 const CI_SECS: u64 = 12;
@@ -44,70 +42,6 @@ const CLIENTS: usize = 6;
 const KEYS: usize = 3;
 /// Search steps per key before the checker gives up without a verdict.
 const BUDGET: u64 = 5_000_000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-enum FaultKind {
-    Kill,
-    Stop,
-    /// The leader (or a random server) cut off from every other server.
-    Isolate,
-    /// A minority (`(n-1)/2` servers) cut off from the rest; the leader on
-    /// the minority side half the time.
-    Halves,
-    /// Each server reaches only its two neighbours (a no-op below 5).
-    Ring,
-}
-
-impl FaultKind {
-    fn parse(s: &str) -> Option<FaultKind> {
-        Some(match s {
-            "kill" => FaultKind::Kill,
-            "stop" => FaultKind::Stop,
-            "isolate" => FaultKind::Isolate,
-            "halves" => FaultKind::Halves,
-            "ring" => FaultKind::Ring,
-            _ => return None,
-        })
-    }
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-struct Fault {
-    kind: FaultKind,
-    /// The server killed, paused or isolated (the leader if there was one).
-    server: usize,
-    was_leader: bool,
-    /// The servers cut off from the majority (partitions; the ring has none).
-    minority: Vec<usize>,
-    /// ns since the run began: when the fault was in force (the process
-    /// gone or stopped, every rule of the partition added), and its end
-    /// (restart / SIGCONT / heal).
-    at: u64,
-    healed: u64,
-}
-
-/// Where the servers run.
-struct Cluster {
-    servers: Vec<TestAgent>,
-    /// The namespaces (partition faults), or none (loopback: kills and
-    /// pauses only). Declared after `servers`: they are dropped first.
-    net: Option<Net>,
-    kinds: Vec<FaultKind>,
-}
-
-fn env_seeds(default: &[u64]) -> Vec<u64> {
-    match std::env::var("MERIDIAN_FAULT_SEED") {
-        Ok(s) => s.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
-        Err(_) => default.to_vec(),
-    }
-}
-
-fn env_secs(default: u64) -> u64 {
-    std::env::var("MERIDIAN_FAULT_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
 
 #[test]
 fn register_is_linearizable_under_leader_kills_and_pauses() {
@@ -164,87 +98,6 @@ fn register_is_linearizable_under_partitions() {
     }
 }
 
-/// Injects a fault every 1.5–3 s, for 1–2.5 s, until `until`. The loopback
-/// run draws as it always has (its seeds replay the same schedule).
-fn faults(seed: u64, cluster: &mut Cluster, until: Instant, rec: &Recorder) -> Vec<Fault> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut done = Vec::new();
-    let n = cluster.servers.len();
-    // Partition runs go through the kinds in a seeded order, each once
-    // before any twice: a short run still sees every kind.
-    let mut order = cluster.kinds.clone();
-    if cluster.net.is_some() {
-        order.shuffle(&mut rng);
-    }
-    loop {
-        std::thread::sleep(Duration::from_millis(rng.gen_range(1500..3000)));
-        let down_for = Duration::from_millis(rng.gen_range(1000..2500));
-        if Instant::now() + down_for >= until {
-            return done;
-        }
-        let leader = leader_index(&cluster.servers);
-        let server = leader.unwrap_or_else(|| rng.gen_range(0..n));
-        let kind = match &cluster.net {
-            None if rng.gen_bool(0.5) => FaultKind::Kill,
-            None => FaultKind::Stop,
-            Some(_) => order[done.len() % order.len()],
-        };
-        let minority: Vec<usize> = match kind {
-            FaultKind::Isolate => vec![server],
-            FaultKind::Halves => {
-                let mut others: Vec<usize> = (0..n).filter(|&i| i != server).collect();
-                others.shuffle(&mut rng);
-                let size = (n - 1) / 2;
-                if rng.gen_bool(0.5) {
-                    others.truncate(size - 1);
-                    others.push(server);
-                } else {
-                    others.truncate(size);
-                }
-                others.sort_unstable();
-                others
-            }
-            _ => Vec::new(),
-        };
-        let servers = &mut cluster.servers;
-        match (kind, &cluster.net) {
-            (FaultKind::Kill, _) => servers[server].kill(),
-            (FaultKind::Stop, _) => servers[server].signal_no_wait(libc::SIGSTOP),
-            (FaultKind::Ring, Some(net)) => net.ring(),
-            (_, Some(net)) => {
-                let majority: Vec<usize> = (0..n).filter(|i| !minority.contains(i)).collect();
-                net.partition(&minority, &majority);
-            }
-            (_, None) => unreachable!("partitions are drawn only with namespaces"),
-        }
-        // The fault is in force from here: a partition's rules take tens
-        // of ms to add, and writes sent meanwhile may still commit.
-        let at = rec.now();
-        std::thread::sleep(down_for);
-        let healed = rec.now();
-        match (kind, &cluster.net) {
-            // Waits until it answers HTTP again (same ports, same data).
-            (FaultKind::Kill, _) => servers[server].restart_no_wait(),
-            (FaultKind::Stop, _) => servers[server].signal_no_wait(libc::SIGCONT),
-            (_, Some(net)) => net.heal(),
-            (_, None) => {}
-        }
-        eprintln!(
-            "seed {seed}: {kind:?} server {server} (leader: {}) minority {minority:?} at {:.2} s for {down_for:?}",
-            leader.is_some(),
-            at as f64 / 1e9
-        );
-        done.push(Fault {
-            kind,
-            server,
-            was_leader: leader.is_some(),
-            minority,
-            at,
-            healed,
-        });
-    }
-}
-
 fn run(seed: u64, secs: u64, mut cluster: Cluster) {
     let n = cluster.servers.len();
     eprintln!(
@@ -290,41 +143,66 @@ fn run(seed: u64, secs: u64, mut cluster: Cluster) {
         ),
         None => eprintln!("default-mode reads: none older than an acknowledged write"),
     }
-    let fail = |what: String| -> ! {
-        let path = save(seed, secs, &ops, &default_reads, &faults);
-        panic!("seed {seed}: {what} (history: {path})");
-    };
-    match verdict {
-        Verdict::Linearizable => eprintln!("?consistent: linearizable (seed {seed})"),
-        Verdict::Violation(v) => fail(format!("?consistent history not linearizable:\n{v}")),
-        Verdict::Undecided { key, steps } => {
-            fail(format!("no verdict on key {key} within {steps} steps"))
+    let failure = match verdict {
+        Verdict::Linearizable => {
+            eprintln!("?consistent: linearizable (seed {seed})");
+            // The leader lease: no server answers a default read from its
+            // own state unless it leads within its lease, under any of
+            // these faults.
+            stale.first().map(|(ms, r)| format!(
+                "{} default-mode reads older than an acknowledged write (the first {ms:.1} ms after it: {r})",
+                stale.len()
+            ))
         }
+        Verdict::Violation(v) => Some(format!("?consistent history not linearizable:\n{v}")),
+        Verdict::Undecided { key, steps } => {
+            Some(format!("no verdict on key {key} within {steps} steps"))
+        }
+    };
+    let mut summary = summary(seed, secs, &ops, &default_reads);
+    summary
+        .figures
+        .insert("stale_default_reads".into(), stale.len() as f64);
+    if let Some((ms, _)) = stale.iter().max_by(|a, b| a.0.total_cmp(&b.0)) {
+        summary
+            .figures
+            .insert("worst_default_read_staleness_ms".into(), *ms);
     }
-    // The leader lease: no server answers a default read from its own
-    // state unless it leads within its lease, under any of these faults.
-    if let Some((ms, r)) = stale.first() {
-        fail(format!(
-            "{} default-mode reads older than an acknowledged write (the first {ms:.1} ms after it: {r})",
-            stale.len()
-        ));
+    if let Some(why) = &failure {
+        summary.verdict = why.lines().next().unwrap_or_default().to_string();
+        summary.history = Some(save(seed, secs, &ops, &default_reads, &faults));
+    }
+    let acked: Vec<(u64, u64)> = writes
+        .iter()
+        .filter(|o| matches!(o.outcome, Outcome::Ok(_)))
+        .filter_map(|o| Some((o.invoke, o.complete?)))
+        .collect();
+    summary.line(&faults, &acked);
+    if let Some(why) = failure {
+        panic!(
+            "seed {seed}: {why} (history: {})",
+            summary.history.unwrap_or_default()
+        );
     }
 }
 
-/// `faults`, then every server running and reachable again (continued if
-/// paused, partitions healed), so the cluster is whole when it is torn
-/// down.
-fn faults_guarded(seed: u64, cluster: &mut Cluster, until: Instant, rec: &Recorder) -> Vec<Fault> {
-    let done = faults(seed, cluster, until, rec);
-    for s in cluster.servers.iter() {
-        s.signal_no_wait(libc::SIGCONT);
+/// Operations by kind and outcome, for the summary line.
+fn summary(seed: u64, secs: u64, ops: &[Op], default_reads: &[Op]) -> schedule::Summary {
+    let mut summary = schedule::Summary::new("register", seed, secs);
+    let tagged = ops
+        .iter()
+        .map(|o| (o, false))
+        .chain(default_reads.iter().map(|o| (o, true)));
+    for (o, default_mode) in tagged {
+        let kind = match &o.kind {
+            Kind::Read if default_mode => "read(default)",
+            Kind::Read => "read(consistent)",
+            Kind::Write(_) => "write",
+            Kind::Cas(..) => "cas",
+        };
+        summary.op(kind, outcome_name(&o.outcome));
     }
-    if let Some(net) = &cluster.net {
-        net.heal();
-    }
-    let left = until.saturating_duration_since(Instant::now());
-    std::thread::sleep(left);
-    done
+    summary
 }
 
 fn outcome_name(o: &Outcome) -> &'static str {
@@ -448,13 +326,6 @@ fn report(ops: &[Op], default_reads: &[Op], faults: &[Fault], stale: &[(f64, Op)
 
 /// Writes the run as JSON for replay and study; returns its path.
 fn save(seed: u64, secs: u64, ops: &[Op], default_reads: &[Op], faults: &[Fault]) -> String {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fault-histories");
-    let _ = std::fs::create_dir_all(&dir);
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let path = dir.join(format!("register-seed{seed}-{stamp}.json"));
     let body = serde_json::json!({
         "workload": "register",
         "seed": seed,
@@ -463,8 +334,5 @@ fn save(seed: u64, secs: u64, ops: &[Op], default_reads: &[Op], faults: &[Fault]
         "ops": ops,
         "default_reads": default_reads,
     });
-    match std::fs::write(&path, serde_json::to_vec_pretty(&body).unwrap_or_default()) {
-        Ok(()) => path.display().to_string(),
-        Err(e) => format!("(not written: {e})"),
-    }
+    schedule::save("register", seed, &body)
 }

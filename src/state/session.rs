@@ -3,9 +3,14 @@
 //! invalidation when a session's node goes away or one of its checks goes
 //! critical, with the `release` or `delete` behavior and the lock-delay.
 //!
-//! The lock-delay is kept in memory with the wall clock of each server, as
-//! Consul does: it only ever refuses an `acquire` for a while, so servers
-//! disagreeing on it for a moment is harmless, and it is not replicated.
+//! The lock-delay is kept in memory with the clock of each server, as
+//! Consul does, and is not replicated. It is therefore enforced only
+//! before Raft, by the leader ([`StateStore::lock_delay_refusal`], Consul's
+//! `kvsPreApply`), never while applying: servers apply an entry at
+//! different instants (a restarted one replays its log all at once), so an
+//! `acquire` checked against the clock at apply time was accepted by some
+//! servers and refused by others, and they disagreed on who held the lock
+//! (found by the lock workload, `tests/fault/lock.rs`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,7 +19,9 @@ use tokio::time::Instant;
 
 pub use crate::structs::session::{ServiceCheck, Session};
 
+use super::command::{Command, CommandResult};
 use super::structs::{DirEntry, HealthStatus};
+use super::txn::{KvOp, TxnOp, TxnOutcome};
 use super::watch::{Waiter, WatchKey};
 use super::{StateStore, T_SESSIONS};
 
@@ -134,9 +141,47 @@ impl StateStore {
         &self.sessions
     }
 
+    /// What the leader answers instead of writing `command` while it
+    /// would take a lock whose lock-delay runs: `false` for `?acquire=`,
+    /// a failed transaction for a txn `lock` verb (Consul's words).
+    /// `None`: the command goes to Raft.
+    pub fn lock_delay_refusal(&self, command: &Command) -> Option<CommandResult> {
+        let delayed = |key: &str| {
+            self.lock_delays
+                .get(key)
+                .is_some_and(|until| Instant::now() < *until)
+        };
+        // The first `lock` of a delayed key, by its index among all the
+        // transaction's operations.
+        let txn_refusal = |kv_ops: Vec<(usize, &KvOp)>| {
+            let (i, op) = kv_ops
+                .into_iter()
+                .find(|(_, op)| op.verb == "lock" && delayed(&op.key))?;
+            Some(CommandResult::Txn(TxnOutcome::Errors(vec![(
+                i,
+                format!("failed to lock key {:?} due to lock delay", op.key),
+            )])))
+        };
+        match command {
+            Command::KvLock { key, .. } if delayed(key) => Some(CommandResult::Bool(false)),
+            Command::Txn(ops) => txn_refusal(ops.iter().enumerate().collect()),
+            Command::TxnOps(ops) => txn_refusal(
+                ops.iter()
+                    .enumerate()
+                    .filter_map(|(i, o)| match o {
+                        TxnOp::Kv(k) => Some((i, k)),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+
     /// `?acquire=`: takes the lock for `session` (a holder re-acquiring
     /// keeps it and updates the value); refused while another session
-    /// holds it or its lock-delay runs.
+    /// holds it. The lock-delay is not looked at here (see the module
+    /// doc): the leader refused the command before Raft if it ran.
     pub fn kv_lock(
         &mut self,
         index: u64,
@@ -146,13 +191,6 @@ impl StateStore {
         session: &str,
     ) -> bool {
         if !self.sessions.contains_key(session) {
-            return false;
-        }
-        if self
-            .lock_delays
-            .get(key)
-            .is_some_and(|until| Instant::now() < *until)
-        {
             return false;
         }
         let existing = self.kvs.get(key).cloned();
@@ -233,6 +271,15 @@ mod tests {
         .unwrap();
     }
 
+    fn lock(key: &str, session: &str) -> Command {
+        Command::KvLock {
+            key: key.into(),
+            value: Vec::new(),
+            flags: 0,
+            session: session.into(),
+        }
+    }
+
     fn store_with_node() -> StateStore {
         let mut s = StateStore::new();
         serf(&mut s, 1, HealthStatus::Passing);
@@ -288,7 +335,8 @@ mod tests {
         // The lock-delay holds k1 for the next session.
         serf(&mut s, 7, HealthStatus::Passing);
         s.session_create(8, session("next", "release", 0)).unwrap();
-        assert!(!s.kv_lock(9, "k1", vec![], 0, "next"));
+        assert!(s.lock_delay_refusal(&lock("k1", "next")).is_some());
+        assert!(s.lock_delay_refusal(&lock("k3", "next")).is_none());
         assert!(s.kv_lock(10, "k3", vec![], 0, "next"));
     }
 
@@ -302,11 +350,68 @@ mod tests {
         assert!(s.kv_lock(3, "k", vec![], 0, "a"));
         assert!(s.session_destroy(4, "a"));
         s.session_create(5, session("b", "release", 0)).unwrap();
-        assert!(!s.kv_lock(6, "k", vec![], 0, "b"), "within the lock-delay");
+        let refused = Some(CommandResult::Bool(false));
+        assert_eq!(
+            s.lock_delay_refusal(&lock("k", "b")),
+            refused,
+            "within the lock-delay"
+        );
         tokio::time::advance(Duration::from_secs(14)).await;
-        assert!(!s.kv_lock(7, "k", vec![], 0, "b"), "still within it");
+        assert_eq!(
+            s.lock_delay_refusal(&lock("k", "b")),
+            refused,
+            "still within it"
+        );
         tokio::time::advance(Duration::from_secs(2)).await;
-        assert!(s.kv_lock(8, "k", vec![], 0, "b"), "the delay is over");
+        assert_eq!(
+            s.lock_delay_refusal(&lock("k", "b")),
+            None,
+            "the delay is over"
+        );
+    }
+
+    /// Applying an acquire never looks at the clock: a server replaying
+    /// its log after a restart (the invalidation and the acquire a moment
+    /// apart) must end where the leader did, which refused nothing.
+    #[tokio::test(start_paused = true)]
+    async fn applying_an_acquire_inside_the_lock_delay_takes_the_lock() {
+        let mut s = store_with_node();
+        s.session_create(2, session("a", "release", 15_000))
+            .unwrap();
+        assert!(s.kv_lock(3, "k", vec![], 0, "a"));
+        assert!(s.session_destroy(4, "a"));
+        s.session_create(5, session("b", "release", 0)).unwrap();
+        assert!(s.kv_lock(6, "k", vec![], 0, "b"));
+        assert_eq!(s.kvs["k"].session.as_deref(), Some("b"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_txn_lock_inside_the_lock_delay_is_refused_with_its_index() {
+        let mut s = store_with_node();
+        s.session_create(2, session("a", "release", 15_000))
+            .unwrap();
+        assert!(s.kv_lock(3, "k", vec![], 0, "a"));
+        assert!(s.session_destroy(4, "a"));
+        let op = |verb: &str, key: &str| KvOp {
+            verb: verb.into(),
+            key: key.into(),
+            value: Vec::new(),
+            flags: 0,
+            index: 0,
+            session: "b".into(),
+        };
+        let txn = Command::Txn(vec![op("set", "x"), op("lock", "k")]);
+        assert_eq!(
+            s.lock_delay_refusal(&txn),
+            Some(CommandResult::Txn(TxnOutcome::Errors(vec![(
+                1,
+                "failed to lock key \"k\" due to lock delay".into()
+            )])))
+        );
+        assert_eq!(
+            s.lock_delay_refusal(&Command::Txn(vec![op("lock", "y")])),
+            None
+        );
     }
 
     #[test]

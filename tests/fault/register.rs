@@ -69,9 +69,9 @@ impl Recorder {
 }
 
 /// What a read of a key returned: its value and ModifyIndex, or absent.
-type ReadResult = Option<(String, u64)>;
+pub type ReadResult = Option<(String, u64)>;
 
-fn decode(v: &serde_json::Value) -> Option<ReadResult> {
+pub fn decode(v: &serde_json::Value) -> Option<ReadResult> {
     use base64::Engine;
     let e = v.get(0)?;
     let index = e["ModifyIndex"].as_u64()?;
@@ -83,7 +83,7 @@ fn decode(v: &serde_json::Value) -> Option<ReadResult> {
 }
 
 /// GET the key; `None` when there is no usable answer.
-fn read(http: &reqwest::blocking::Client, url: &str) -> Option<ReadResult> {
+pub fn read(http: &reqwest::blocking::Client, url: &str) -> Option<ReadResult> {
     let r = http.get(url).send().ok()?;
     match r.status().as_u16() {
         404 => Some(None),
@@ -93,7 +93,7 @@ fn read(http: &reqwest::blocking::Client, url: &str) -> Option<ReadResult> {
 }
 
 /// PUT `body`; the outcome as the module doc classifies it.
-fn put(http: &reqwest::blocking::Client, url: &str, body: String, cas: bool) -> Outcome {
+pub fn put(http: &reqwest::blocking::Client, url: &str, body: String, cas: bool) -> Outcome {
     match http.put(url).body(body).send() {
         Err(e) if e.is_connect() => Outcome::Fail,
         Err(_) => Outcome::Unknown,

@@ -398,6 +398,18 @@ impl Router {
                 // The leader decides, right before the write is batched.
                 self.learn_foreign(local, req.token.as_deref()).await?;
                 self.0.authz.write(local.store(), &req)?;
+                // The lock-delay runs on this leader's clock, before Raft:
+                // checked while applying, servers would decide the same
+                // acquire differently (state/session.rs).
+                let refused = {
+                    let store = crate::storage::fsm::read(local.store());
+                    store
+                        .lock_delay_refusal(&req.command)
+                        .map(|result| (store.last_index(), result))
+                };
+                if let Some((index, result)) = refused {
+                    return Ok(WriteResponse { index, result });
+                }
                 local.write(req.command.clone()).await
             }
             .await

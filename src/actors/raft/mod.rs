@@ -24,6 +24,7 @@ mod acl_leader;
 mod acl_replication;
 mod batch;
 mod leader;
+mod prevote;
 mod read;
 mod session_ttl;
 mod timing;
@@ -53,6 +54,9 @@ pub use crate::storage::fsm::SharedStore;
 
 pub struct RaftActor {
     raft: Raft,
+    /// Server RPC to the other servers (Pre-Vote).
+    pool: crate::rpc::Pool,
+    timing: timing::Timing,
     /// Leader only: the session TTL timers.
     sessions: session_ttl::SessionTimers,
     contact: LastContact,
@@ -116,12 +120,16 @@ impl RaftActor {
             // payloads keep a catching-up follower within it.
             max_payload_entries: 64,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.raft_snapshot_threshold.max(1)),
+            // Elections start in `prevote`, after a quorum granted a
+            // Pre-Vote: openraft's own timer would raise the term of a
+            // server that cannot win.
+            enable_elect: false,
             max_in_snapshot_log_to_keep: config.raft_trailing_logs,
             ..Default::default()
         }
         .validate()?;
         let node_id = raft_id(&config.node_id);
-        let network = RaftNetworkFactoryImpl { pool };
+        let network = RaftNetworkFactoryImpl { pool: pool.clone() };
         let raft = Raft::new(node_id, Arc::new(rc), network, log, sm).await?;
         if (config.bootstrap || config.bootstrap_expect == 1) && !raft.is_initialized().await? {
             let addr = server_addr(&config);
@@ -130,10 +138,11 @@ impl RaftActor {
                 .await?;
         }
         let contact = LastContact::new();
-        let lease_ms = leader_lease(&config);
         let replication_status = ReplicationStatusHandle::default();
         let actor = RaftActor {
             raft: raft.clone(),
+            pool,
+            timing,
             sessions: Default::default(),
             contact: contact.clone(),
             queue: Vec::new(),
@@ -149,7 +158,7 @@ impl RaftActor {
             replication_status: replication_status.clone(),
         }
         .start();
-        let local = LocalServer::new(actor.clone(), raft, store, contact, node_id, lease_ms)
+        let local = LocalServer::new(actor.clone(), raft, store, contact, node_id, timing)
             .with_acl_replication(replication_status);
         Ok((actor, local))
     }
@@ -184,6 +193,15 @@ impl Actor for RaftActor {
         ctx.run_interval(Duration::from_millis(250), |act, ctx| {
             act.expire_sessions(ctx)
         });
+        ctx.spawn(
+            prevote::run(
+                self.raft.clone(),
+                self.pool.clone(),
+                self.contact.clone(),
+                self.timing,
+            )
+            .into_actor(self),
+        );
         let mut metrics = self.raft.metrics();
         let me = ctx.address();
         ctx.spawn(

@@ -1,7 +1,8 @@
 //! Three servers started as a tutorial starts them (built binary,
 //! `-bootstrap-expect 3`, `-join`): one leader, replication, and a new
-//! leader after the old one is SIGKILLed. Durations are printed, not
-//! asserted.
+//! leader after the old one is SIGKILLed. Durations are printed; only
+//! the failover across leader kills has a bound (2 s), for the stall it
+//! once had.
 
 mod common;
 
@@ -265,7 +266,7 @@ impl Writer {
 }
 
 #[test]
-fn concurrent_writers_lose_nothing_across_five_leader_kills() {
+fn concurrent_writers_lose_nothing_across_ten_leader_kills() {
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     // Snapshots every 128 entries, 32 kept: a restarted server is further
     // behind than the log that is kept, so it catches up through
@@ -310,7 +311,7 @@ fn concurrent_writers_lose_nothing_across_five_leader_kills() {
         .collect();
 
     let mut failovers = Vec::new();
-    for kill in 0..5 {
+    for kill in 0..10 {
         std::thread::sleep(Duration::from_millis(1500));
         let mut li = None;
         wait_for("a leader to kill", 30, || {
@@ -349,6 +350,15 @@ fn concurrent_writers_lose_nothing_across_five_leader_kills() {
         "failover over {} kills: median {:?}, max {:?}",
         failovers.len(),
         failovers[failovers.len() / 2],
+        failovers[failovers.len() - 1]
+    );
+    // One or two kills in five once took ~5.4 s: a restarted old leader
+    // leads its old term for a moment and took a write; its entry got no
+    // answer, and when it next won an election, writes queued behind that
+    // entry until the 7 s commit timeout.
+    assert!(
+        failovers[failovers.len() - 1] < Duration::from_secs(2),
+        "a failover took {:?}: {failovers:?}",
         failovers[failovers.len() - 1]
     );
     let logs: Vec<String> = servers.iter().map(|s| s.log_text()).collect();

@@ -761,3 +761,52 @@ fn a_ttl_session_expires_within_twice_its_ttl_across_a_leader_change() {
     assert!(e[0].get("Session").is_none(), "the lock was released: {e}");
     assert!(!gone(&renewed), "the renewed session lives on");
 }
+
+/// Each server snapshots at its own phase of `raft_snapshot_threshold`,
+/// so the log purges that follow a snapshot do not land on every server
+/// at once (they all snapshotted at the same index before).
+#[test]
+fn servers_snapshot_at_different_indexes() {
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let conf_dir = tempfile::tempdir().unwrap();
+    let conf = conf_dir.path().join("small-snapshots.json");
+    std::fs::write(
+        &conf,
+        r#"{"raft_snapshot_threshold": 128, "raft_trailing_logs": 32}"#,
+    )
+    .unwrap();
+    let servers = three_servers_with(&dirs, &["-config-file", conf.to_str().unwrap()]);
+    let snapshot_index = |s: &TestAgent| -> u64 {
+        s.get_json("/v1/agent/self")["Stats"]["raft"]["last_snapshot_index"]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let http = reqwest::blocking::Client::new();
+    // Four threshold's worth of entries, one at a time so that each is
+    // its own Raft entry.
+    for n in 0..512 {
+        // Not a failover test: a write refused while leadership settles
+        // is sent again.
+        wait_for("a write", 10, || {
+            http.put(servers[n % 3].url(&format!("/v1/kv/spread/{n}")))
+                .body("x")
+                .send()
+                .is_ok_and(|r| r.status() == 200)
+        });
+    }
+    let mut indexes = Vec::new();
+    wait_for("every server to have snapshotted", 20, || {
+        indexes = servers.iter().map(snapshot_index).collect();
+        indexes.iter().all(|i| *i > 0)
+    });
+    eprintln!("last snapshot index per server: {indexes:?}");
+    let mut distinct = indexes.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        3,
+        "servers snapshotted at the same index: {indexes:?}"
+    );
+}

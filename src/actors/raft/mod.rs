@@ -27,6 +27,7 @@ mod leader;
 mod prevote;
 mod read;
 mod session_ttl;
+mod snapshots;
 mod timing;
 
 use std::collections::BTreeMap;
@@ -119,7 +120,8 @@ impl RaftActor {
             // openraft allows one heartbeat interval per append: smaller
             // payloads keep a catching-up follower within it.
             max_payload_entries: 64,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.raft_snapshot_threshold.max(1)),
+            // `snapshots` triggers them, each server at its own phase.
+            snapshot_policy: SnapshotPolicy::Never,
             // Elections start in `prevote`, after a quorum granted a
             // Pre-Vote: openraft's own timer would raise the term of a
             // server that cannot win.
@@ -204,11 +206,14 @@ impl Actor for RaftActor {
         );
         let mut metrics = self.raft.metrics();
         let me = ctx.address();
+        let raft = self.raft.clone();
+        let mut points = snapshots::Points::new(self.config.raft_snapshot_threshold);
         ctx.spawn(
             async move {
                 let mut was_leader = false;
                 while metrics.changed().await.is_ok() {
                     let m = metrics.borrow().clone();
+                    points.observe(&raft, &m).await;
                     let leader = m.current_leader == Some(m.id) && m.state == ServerState::Leader;
                     if leader && !was_leader {
                         me.do_send(Reconcile);

@@ -720,6 +720,15 @@ fn a_ttl_session_expires_within_twice_its_ttl_across_a_leader_change() {
             .unwrap();
         v["ID"].as_str().unwrap().to_string()
     };
+    // A session needs its node in the catalog, which the leader's
+    // reconcile writes a moment after it is elected ("Missing node
+    // registration" before, seen under load).
+    wait_for("three nodes in the catalog", 20, || {
+        servers[0]
+            .get_json("/v1/catalog/nodes")
+            .as_array()
+            .is_some_and(|a| a.len() == 3)
+    });
     let li = leader_index(&servers).expect("a leader");
     let f = (li + 1) % 3;
     let lapsed = create(&servers[f]);

@@ -11,6 +11,7 @@ const MS: u64 = 1_000_000;
 fn op(process: usize, kind: Kind, from: u64, to: Option<u64>, outcome: Outcome) -> Op {
     Op {
         process,
+        server: 0,
         key: "k".into(),
         kind,
         invoke: from * MS,

@@ -15,6 +15,13 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_meridian");
 
+/// The binary agents run: `MERIDIAN_AGENT_BIN` when set (to measure
+/// another build, e.g. the one before a fix, with the same tests), else
+/// the one cargo built.
+fn agent_bin() -> std::ffi::OsString {
+    std::env::var_os("MERIDIAN_AGENT_BIN").unwrap_or_else(|| BIN.into())
+}
+
 /// Where an agent's ports come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PortSource {
@@ -46,6 +53,10 @@ pub struct TestAgent {
     /// The flags, without the port flags the harness adds itself.
     args: Vec<String>,
     ports: PortSource,
+    /// What runs the binary: empty, or a command that execs it in place
+    /// (`ip netns exec <ns>`: the child's pid is still the agent's, so
+    /// kill and SIGSTOP reach the agent).
+    prefix: Vec<String>,
     log: PathBuf,
     /// Where the current run's output starts in `log` (runs append).
     run_start: u64,
@@ -188,14 +199,28 @@ impl TestAgent {
         join: Option<&str>,
         extra: &[&str],
     ) -> TestAgent {
+        Self::server_expect_in(&[], "127.0.0.1", data_dir, expect, join, extra)
+    }
+
+    /// `server_expect_with` run under `prefix` (a command that execs the
+    /// agent, e.g. `ip netns exec <ns>`) and bound to `bind` (its Raft,
+    /// gossip and HTTP addresses: peers and clients reach it there).
+    pub fn server_expect_in(
+        prefix: &[String],
+        bind: &str,
+        data_dir: &Path,
+        expect: u32,
+        join: Option<&str>,
+        extra: &[&str],
+    ) -> TestAgent {
         let mut args: Vec<String> = [
             "-server",
             "-bootstrap-expect",
             &expect.to_string(),
             "-bind",
-            "127.0.0.1",
+            bind,
             "-client",
-            "127.0.0.1",
+            bind,
             "-retry-interval",
             "1s",
             "-data-dir",
@@ -209,7 +234,7 @@ impl TestAgent {
             args.push(j.into());
         }
         args.extend(extra.iter().map(|s| s.to_string()));
-        Self::start_as(args, true)
+        Self::start_in(args, true, false, prefix.to_vec())
     }
 
     /// An agent started exactly with `args` (default ports unless they
@@ -228,6 +253,7 @@ impl TestAgent {
             node: node.to_string(),
             args: args.iter().map(|s| s.to_string()).collect(),
             ports: PortSource::Given,
+            prefix: Vec::new(),
             log,
             run_start: 0,
             child: None,
@@ -255,7 +281,16 @@ impl TestAgent {
         Self::start_ready(args, client, false)
     }
 
-    fn start_ready(mut args: Vec<String>, client: bool, leader_ready: bool) -> TestAgent {
+    fn start_ready(args: Vec<String>, client: bool, leader_ready: bool) -> TestAgent {
+        Self::start_in(args, client, leader_ready, Vec::new())
+    }
+
+    fn start_in(
+        mut args: Vec<String>,
+        client: bool,
+        leader_ready: bool,
+        prefix: Vec<String>,
+    ) -> TestAgent {
         // Unique among the agents of every test process, as node names
         // once were by their (unique) HTTP port.
         static STARTED: AtomicU32 = AtomicU32::new(0);
@@ -279,6 +314,7 @@ impl TestAgent {
             node,
             args,
             ports: PortSource::Ephemeral,
+            prefix,
             log,
             run_start: 0,
             child: None,
@@ -367,7 +403,12 @@ impl TestAgent {
                 let http = addrs
                     .get("http")
                     .ok_or_else(|| format!("no HTTP address in the log:\n{}", self.log_tail()))?;
-                self.http = format!("127.0.0.1:{}", http.port());
+                // An agent bound to every address is reached on loopback.
+                self.http = if http.ip().is_unspecified() {
+                    format!("127.0.0.1:{}", http.port())
+                } else {
+                    http.to_string()
+                };
                 self.dns_port = port("dns");
                 self.server_port = port("server");
                 self.serf_lan = port("serf_lan");
@@ -396,7 +437,15 @@ impl TestAgent {
             .expect("log file");
         let err = out.try_clone().expect("log file");
         self.run_start = out.metadata().map(|m| m.len()).unwrap_or(0);
-        let child = Command::new(BIN)
+        let mut cmd = match self.prefix.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(agent_bin());
+                c
+            }
+            None => Command::new(agent_bin()),
+        };
+        let child = cmd
             .arg("agent")
             .args(self.command_args())
             .stdout(out)

@@ -38,6 +38,9 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Op {
     pub process: usize,
+    /// The server the client sent it to (which answered it, or forwarded
+    /// it to the leader): the checker ignores it, reports use it.
+    pub server: usize,
     pub key: String,
     pub kind: Kind,
     /// Nanoseconds since the history began.
@@ -62,9 +65,10 @@ impl fmt::Display for Op {
         );
         write!(
             f,
-            "process {} {what} [{:.3} ms, {end}]",
+            "process {} {what} [{:.3} ms, {end}] via server {}",
             self.process,
-            self.invoke as f64 / 1e6
+            self.invoke as f64 / 1e6,
+            self.server
         )
     }
 }

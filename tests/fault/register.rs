@@ -136,11 +136,12 @@ pub fn client(
         }
         answered = false;
         let key = &keys[rng.gen_range(0..keys.len())];
-        let server = &servers[rng.gen_range(0..servers.len())];
-        let base = format!("http://{server}/v1/kv/{key}");
+        let server = rng.gen_range(0..servers.len());
+        let base = format!("http://{}/v1/kv/{key}", servers[server]);
         let roll = rng.gen_range(0..10);
         let op = |kind, invoke, outcome: Outcome, complete| Op {
             process,
+            server,
             key: key.clone(),
             kind,
             invoke,
@@ -200,21 +201,20 @@ pub fn client(
     }
 }
 
-/// The worst default-mode read: how long after a superseding write was
-/// acknowledged it still returned the older value (ms), and the read.
-/// A read is stale when the write of the value it returned completed
-/// before another write to the key began, and that other write was
-/// acknowledged before the read was sent.
-pub fn worst_staleness(writes: &[Op], reads: &[Op]) -> Option<(f64, Op)> {
-    let mut worst: Option<(f64, Op)> = None;
+/// The default-mode reads that returned a value older than an
+/// acknowledged write, each with how long after that acknowledgement it
+/// was sent (ms). A read is stale when the write of the value it returned
+/// completed before another write to the key began, and that other write
+/// was acknowledged before the read was sent.
+pub fn stale_reads(writes: &[Op], reads: &[Op]) -> Vec<(f64, Op)> {
+    let value_of = |o: &Op| match &o.kind {
+        Kind::Write(v) | Kind::Cas(_, v) => Some(v.clone()),
+        Kind::Read => None,
+    };
+    let mut stale = Vec::new();
     for r in reads {
         let Outcome::Ok(seen) = &r.outcome else {
             continue;
-        };
-        let acked = |o: &&Op| o.key == r.key && matches!(o.outcome, Outcome::Ok(_));
-        let value_of = |o: &Op| match &o.kind {
-            Kind::Write(v) | Kind::Cas(_, v) => Some(v.clone()),
-            Kind::Read => None,
         };
         // When the write of the value seen completed (an unknown write
         // never did: reads of its value are not counted).
@@ -230,16 +230,21 @@ pub fn worst_staleness(writes: &[Op], reads: &[Op]) -> Option<(f64, Op)> {
         };
         let newer = writes
             .iter()
-            .filter(acked)
+            .filter(|o| o.key == r.key && matches!(o.outcome, Outcome::Ok(_)))
             .filter(|o| value_of(o).is_some() && o.invoke > seen_done)
             .filter_map(|o| o.complete.filter(|&c| c < r.invoke))
             .min();
         if let Some(acked_at) = newer {
-            let ms = (r.invoke - acked_at) as f64 / 1e6;
-            if worst.as_ref().is_none_or(|w| ms > w.0) {
-                worst = Some((ms, r.clone()));
-            }
+            stale.push(((r.invoke - acked_at) as f64 / 1e6, r.clone()));
         }
     }
-    worst
+    stale
+}
+
+/// The worst of [`stale_reads`]: the longest time after a superseding
+/// write was acknowledged that a read still returned the older value.
+pub fn worst_staleness(writes: &[Op], reads: &[Op]) -> Option<(f64, Op)> {
+    stale_reads(writes, reads)
+        .into_iter()
+        .max_by(|a, b| a.0.total_cmp(&b.0))
 }

@@ -41,7 +41,7 @@ use openraft::{BasicNode, ServerState, SnapshotPolicy};
 pub use acl_replication::{AttachRemoteReads, RemoteReads, ReplicationStatusHandle};
 pub use batch::RaftWrite;
 pub use leader::{self_registration, server_addr};
-pub use read::{blocking_query, LastContact, Leadership, LocalServer, RaftRead};
+pub use read::{blocking_query, LastContact, Leadership, LocalServer, RaftRead, StallWatch};
 
 use crate::config::RuntimeConfig;
 use crate::rpc::raft_net::RaftNetworkFactoryImpl;
@@ -61,6 +61,9 @@ pub struct RaftActor {
     /// Leader only: the session TTL timers.
     sessions: session_ttl::SessionTimers,
     contact: LastContact,
+    /// Stops of this process (SIGSTOP, a paused VM): no default read is
+    /// answered on the lease just after one.
+    stalls: StallWatch,
     /// Writes waiting for the entry in flight to commit.
     queue: Vec<batch::Queued>,
     in_flight: bool,
@@ -140,6 +143,7 @@ impl RaftActor {
                 .await?;
         }
         let contact = LastContact::new();
+        let stalls = StallWatch::start();
         let replication_status = ReplicationStatusHandle::default();
         let actor = RaftActor {
             raft: raft.clone(),
@@ -147,6 +151,7 @@ impl RaftActor {
             timing,
             sessions: Default::default(),
             contact: contact.clone(),
+            stalls: stalls.clone(),
             queue: Vec::new(),
             in_flight: false,
             db: db_handle,
@@ -160,7 +165,7 @@ impl RaftActor {
             replication_status: replication_status.clone(),
         }
         .start();
-        let local = LocalServer::new(actor.clone(), raft, store, contact, node_id, timing)
+        let local = LocalServer::new(actor.clone(), raft, store, contact, node_id, timing, stalls)
             .with_acl_replication(replication_status);
         Ok((actor, local))
     }

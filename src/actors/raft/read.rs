@@ -60,6 +60,74 @@ impl LastContact {
     }
 }
 
+/// Notices this process being stopped and continued (SIGSTOP, a paused
+/// VM, a host that did not schedule it). openraft's metrics are a snapshot
+/// taken when its core last ran: right after such a stop a read can be
+/// answered before the core runs again, from a snapshot whose quorum
+/// acknowledgement age leaves out the time stopped, so a deposed leader
+/// would think its lease holds. A thread of its own (not a task: a busy
+/// runtime must not look like a stop) wakes every [`STALL_TICK_MS`]; a
+/// wake later than [`STALL_MS`] is a stop, and for a lease after it (or
+/// while the thread has not run) default reads take a quorum round.
+#[derive(Clone)]
+pub struct StallWatch {
+    base: std::time::Instant,
+    /// Milliseconds after `base` of the thread's last wake, and of the end
+    /// of the last stop (0: none).
+    last: Arc<std::sync::atomic::AtomicU64>,
+    ended: Arc<std::sync::atomic::AtomicU64>,
+}
+
+const STALL_TICK_MS: u64 = 10;
+const STALL_MS: u64 = 50;
+
+impl StallWatch {
+    /// Starts the watching thread; it ends when the last handle is dropped.
+    pub(super) fn start() -> Self {
+        use std::sync::atomic::Ordering::Relaxed;
+        let watch = StallWatch {
+            base: std::time::Instant::now(),
+            last: Arc::default(),
+            ended: Arc::default(),
+        };
+        let (base, last, ended) = (
+            watch.base,
+            Arc::downgrade(&watch.last),
+            Arc::downgrade(&watch.ended),
+        );
+        let spawned = std::thread::Builder::new()
+            .name("stall-watch".into())
+            .spawn(move || loop {
+                std::thread::sleep(std::time::Duration::from_millis(STALL_TICK_MS));
+                let (Some(last), Some(ended)) = (last.upgrade(), ended.upgrade()) else {
+                    return;
+                };
+                let now = base.elapsed().as_millis() as u64 + 1;
+                if now.saturating_sub(last.load(Relaxed)) > STALL_MS {
+                    ended.store(now, Relaxed);
+                }
+                last.store(now, Relaxed);
+            });
+        if let Err(e) = spawned {
+            // Without it every default read takes a quorum round: slower,
+            // never stale.
+            tracing::warn!(error = %e, "no stall watch thread: default reads confirm leadership each time");
+        }
+        watch
+    }
+
+    /// Whether the process may have been stopped within the last
+    /// `window_ms` (or is only now running again).
+    fn stalled_within(&self, window_ms: u64) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = self.base.elapsed().as_millis() as u64 + 1;
+        let (last, ended) = (self.last.load(Relaxed), self.ended.load(Relaxed));
+        last == 0
+            || now.saturating_sub(last) > STALL_MS
+            || (ended != 0 && now.saturating_sub(ended) <= window_ms)
+    }
+}
+
 /// How long a leader keeps serving without hearing from a quorum. Past
 /// it the leader acts as if there were none (Consul's leader lease): new
 /// writes and default reads fail fast with `No cluster leader` instead of
@@ -72,14 +140,43 @@ pub(super) fn leader_lease(config: &RuntimeConfig) -> u64 {
     super::timing::Timing::for_mode(config.dev).map_or(0, |t| t.lease)
 }
 
+/// This server is named leader (its own committed vote) but may not act
+/// as one: it is not in Raft's leader state, or, with peers, no quorum
+/// acknowledged it within the lease. A restarted former leader is the
+/// first case: openraft names the leader of the last committed vote, its
+/// own from before the restart, until the new leader's first message.
 pub(super) fn lease_lost(
     m: &openraft::RaftMetrics<NodeId, BasicNode>,
     me: NodeId,
     lease_ms: u64,
 ) -> bool {
     m.current_leader == Some(me)
-        && m.membership_config.membership().voter_ids().count() > 1
-        && m.millis_since_quorum_ack.is_some_and(|ms| ms > lease_ms)
+        && (m.state != ServerState::Leader
+            || (m.membership_config.membership().voter_ids().count() > 1
+                && m.millis_since_quorum_ack.is_some_and(|ms| ms > lease_ms)))
+}
+
+/// Whether this server may answer a default-mode read from its own state
+/// (Consul's leader lease): it leads; it has applied an entry of its own
+/// term, so every entry its predecessors committed (a new leader learns
+/// their commit index only by committing its own first entry); and, with
+/// peers, a quorum acknowledged it within the lease (a new leader has no
+/// lease before its first acknowledgement) and the process was not
+/// stopped since ([`StallWatch`]).
+pub(super) fn lease_holds(
+    m: &openraft::RaftMetrics<NodeId, BasicNode>,
+    me: NodeId,
+    lease_ms: u64,
+    stalls: &StallWatch,
+) -> bool {
+    let alone = m.membership_config.membership().voter_ids().count() <= 1;
+    m.current_leader == Some(me)
+        && m.state == ServerState::Leader
+        && m.last_applied
+            .is_some_and(|l| l.leader_id.get_term() == m.current_term)
+        && (alone
+            || (m.millis_since_quorum_ack.is_some_and(|ms| ms <= lease_ms)
+                && !stalls.stalled_within(lease_ms)))
 }
 
 /// Raft's view from this server's metrics; a leader past its lease
@@ -159,6 +256,7 @@ pub struct LocalServer {
     /// `election_timeout_max`: how long after a leader was heard this
     /// server refuses Pre-Votes.
     refusal_ms: u64,
+    stalls: StallWatch,
     acl_replication: ReplicationStatusHandle,
 }
 
@@ -170,6 +268,7 @@ impl LocalServer {
         contact: LastContact,
         me: NodeId,
         timing: Timing,
+        stalls: StallWatch,
     ) -> Self {
         LocalServer {
             actor,
@@ -179,6 +278,7 @@ impl LocalServer {
             me,
             lease_ms: timing.lease,
             refusal_ms: timing.election_max,
+            stalls,
             acl_replication: ReplicationStatusHandle::default(),
         }
     }
@@ -249,13 +349,25 @@ impl LocalServer {
     }
 
     /// Serves a read here: a stale one always, any other only while this
-    /// server leads (a consistent one after a quorum round).
+    /// server leads (a consistent one after a quorum round, a default one
+    /// too when the lease does not hold on its own: just elected, or its
+    /// first entry not yet applied).
     pub async fn read(&self, req: ReadRequest) -> Result<ReadResponse, RequestError> {
         let status = self.status();
         if req.opts.consistency != Consistency::Stale && !status.is_leader {
             return Err(RequestError::NoLeader);
         }
-        if req.opts.consistency == Consistency::Consistent {
+        let round = match req.opts.consistency {
+            Consistency::Consistent => true,
+            Consistency::Default => !lease_holds(
+                &self.raft.metrics().borrow(),
+                self.me,
+                self.lease_ms,
+                &self.stalls,
+            ),
+            Consistency::Stale => false,
+        };
+        if round {
             self.raft.ensure_linearizable().await.map_err(|e| match e {
                 RaftError::APIError(_) => RequestError::NoLeader,
                 RaftError::Fatal(f) => RequestError::Internal(format!("raft: {f}")),
@@ -295,6 +407,7 @@ impl LocalServer {
         let m = self.raft.metrics();
         let m = m.borrow();
         let leading = m.current_leader == Some(self.me) && !lease_lost(&m, self.me, self.lease_ms);
+        let lease = lease_holds(&m, self.me, self.lease_ms, &self.stalls);
         let meta = |known_leader: bool, last_contact_ms: u64| QueryMeta {
             index: 0,
             known_leader,
@@ -303,7 +416,7 @@ impl LocalServer {
             results_filtered: false,
         };
         match consistency {
-            Consistency::Default if leading => Some(meta(true, 0)),
+            Consistency::Default if lease => Some(meta(true, 0)),
             Consistency::Stale if leading => Some(meta(true, 0)),
             // A follower's stale read: the headers say how far behind it may be.
             Consistency::Stale if m.current_leader.is_some() => {
@@ -344,6 +457,7 @@ impl Handler<RaftRead> for RaftActor {
             self.contact.clone(),
             self.node_id,
             self.timing,
+            self.stalls.clone(),
         );
         Box::pin(async move { local.read(msg.0).await })
     }

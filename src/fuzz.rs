@@ -52,6 +52,7 @@ fn rpc_bodies(method: MethodId, body: &[u8]) {
         MethodId::AppendEntries => rpc_body::<rpc::AppendEntries>(body),
         MethodId::Vote => rpc_body::<rpc::Vote>(body),
         MethodId::InstallSnapshot => rpc_body::<rpc::InstallSnapshot>(body),
+        MethodId::PreVote => rpc_body::<rpc::PreVote>(body),
         MethodId::Read => rpc_body::<rpc::Read>(body),
         MethodId::Write => rpc_body::<rpc::Write>(body),
         MethodId::Status => rpc_body::<rpc::Status>(body),

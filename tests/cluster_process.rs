@@ -1,7 +1,8 @@
 //! Three servers started as a tutorial starts them (built binary,
 //! `-bootstrap-expect 3`, `-join`): one leader, replication, and a new
-//! leader after the old one is SIGKILLed. Durations are printed, not
-//! asserted.
+//! leader after the old one is SIGKILLed. Durations are printed; only
+//! the failover across leader kills has a bound (2 s), for the stall it
+//! once had.
 
 mod common;
 
@@ -265,7 +266,7 @@ impl Writer {
 }
 
 #[test]
-fn concurrent_writers_lose_nothing_across_five_leader_kills() {
+fn concurrent_writers_lose_nothing_across_ten_leader_kills() {
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     // Snapshots every 128 entries, 32 kept: a restarted server is further
     // behind than the log that is kept, so it catches up through
@@ -310,7 +311,7 @@ fn concurrent_writers_lose_nothing_across_five_leader_kills() {
         .collect();
 
     let mut failovers = Vec::new();
-    for kill in 0..5 {
+    for kill in 0..10 {
         std::thread::sleep(Duration::from_millis(1500));
         let mut li = None;
         wait_for("a leader to kill", 30, || {
@@ -349,6 +350,15 @@ fn concurrent_writers_lose_nothing_across_five_leader_kills() {
         "failover over {} kills: median {:?}, max {:?}",
         failovers.len(),
         failovers[failovers.len() / 2],
+        failovers[failovers.len() - 1]
+    );
+    // One or two kills in five once took ~5.4 s: a restarted old leader
+    // leads its old term for a moment and took a write; its entry got no
+    // answer, and when it next won an election, writes queued behind that
+    // entry until the 7 s commit timeout.
+    assert!(
+        failovers[failovers.len() - 1] < Duration::from_secs(2),
+        "a failover took {:?}: {failovers:?}",
         failovers[failovers.len() - 1]
     );
     let logs: Vec<String> = servers.iter().map(|s| s.log_text()).collect();
@@ -710,6 +720,15 @@ fn a_ttl_session_expires_within_twice_its_ttl_across_a_leader_change() {
             .unwrap();
         v["ID"].as_str().unwrap().to_string()
     };
+    // A session needs its node in the catalog, which the leader's
+    // reconcile writes a moment after it is elected ("Missing node
+    // registration" before, seen under load).
+    wait_for("three nodes in the catalog", 20, || {
+        servers[0]
+            .get_json("/v1/catalog/nodes")
+            .as_array()
+            .is_some_and(|a| a.len() == 3)
+    });
     let li = leader_index(&servers).expect("a leader");
     let f = (li + 1) % 3;
     let lapsed = create(&servers[f]);
@@ -750,4 +769,53 @@ fn a_ttl_session_expires_within_twice_its_ttl_across_a_leader_change() {
     let e = servers[alive].get_json("/v1/kv/ttl-lock?stale");
     assert!(e[0].get("Session").is_none(), "the lock was released: {e}");
     assert!(!gone(&renewed), "the renewed session lives on");
+}
+
+/// Each server snapshots at its own phase of `raft_snapshot_threshold`,
+/// so the log purges that follow a snapshot do not land on every server
+/// at once (they all snapshotted at the same index before).
+#[test]
+fn servers_snapshot_at_different_indexes() {
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let conf_dir = tempfile::tempdir().unwrap();
+    let conf = conf_dir.path().join("small-snapshots.json");
+    std::fs::write(
+        &conf,
+        r#"{"raft_snapshot_threshold": 128, "raft_trailing_logs": 32}"#,
+    )
+    .unwrap();
+    let servers = three_servers_with(&dirs, &["-config-file", conf.to_str().unwrap()]);
+    let snapshot_index = |s: &TestAgent| -> u64 {
+        s.get_json("/v1/agent/self")["Stats"]["raft"]["last_snapshot_index"]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let http = reqwest::blocking::Client::new();
+    // Four threshold's worth of entries, one at a time so that each is
+    // its own Raft entry.
+    for n in 0..512 {
+        // Not a failover test: a write refused while leadership settles
+        // is sent again.
+        wait_for("a write", 10, || {
+            http.put(servers[n % 3].url(&format!("/v1/kv/spread/{n}")))
+                .body("x")
+                .send()
+                .is_ok_and(|r| r.status() == 200)
+        });
+    }
+    let mut indexes = Vec::new();
+    wait_for("every server to have snapshotted", 20, || {
+        indexes = servers.iter().map(snapshot_index).collect();
+        indexes.iter().all(|i| *i > 0)
+    });
+    eprintln!("last snapshot index per server: {indexes:?}");
+    let mut distinct = indexes.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        3,
+        "servers snapshotted at the same index: {indexes:?}"
+    );
 }

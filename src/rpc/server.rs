@@ -88,7 +88,7 @@ struct Gate {
 fn server_only(method: MethodId) -> bool {
     matches!(
         method,
-        MethodId::AppendEntries | MethodId::Vote | MethodId::InstallSnapshot
+        MethodId::AppendEntries | MethodId::Vote | MethodId::InstallSnapshot | MethodId::PreVote
     )
 }
 

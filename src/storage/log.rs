@@ -16,9 +16,10 @@
 //! the entries themselves are deleted a slice at a time, alongside later
 //! batches or while the writer is idle. openraft awaits `purge` in its core
 //! loop, and deleting the 6,000-16,000 entries a snapshot releases in one
-//! go took the writer ~1 s, on every server at once (they snapshot at the
-//! same index): no appends, no heartbeats, no commits, and writes failed
-//! with `No cluster leader` (BENCHMARKS.md). Entries at or below the
+//! go took the writer ~1 s, on every server at once (they snapshotted at
+//! the same index then; `actors::raft::snapshots` now spreads them): no
+//! appends, no heartbeats, no commits, and writes failed with `No cluster
+//! leader` (BENCHMARKS.md). Entries at or below the
 //! marker are never read, so leaving them for a while is harmless.
 
 use std::collections::BTreeMap;

@@ -12,6 +12,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
+use openraft::LogId;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +47,7 @@ pub enum MethodId {
     ResolveToken = 10,
     AclReplication = 11,
     KeyringOperation = 12,
+    PreVote = 13,
 }
 
 impl MethodId {
@@ -64,6 +66,7 @@ impl MethodId {
             ResolveToken,
             AclReplication,
             KeyringOperation,
+            PreVote,
         ]
         .into_iter()
         .find(|m| *m as u8 == b)
@@ -128,6 +131,37 @@ pub struct AclReplicationArgs {
     pub dc: Option<String>,
 }
 
+/// Pre-Vote (Raft thesis 9.6): "would you vote for me?", asked before a
+/// server starts an election, so that one that cannot win (cut off from
+/// a quorum, or from a leader the others still hear) leaves its term as
+/// it is and cannot depose a healthy leader when it returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreVoteArgs {
+    pub candidate: NodeId,
+    /// The term it would stand in (its own plus one); for the logs only:
+    /// the election that follows settles terms.
+    pub term: u64,
+    pub last_log_id: Option<LogId<NodeId>>,
+}
+
+/// A Pre-Vote answer: granted, or why not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PreVoteAnswer {
+    Granted,
+    /// The answering server accepted a leader's entries this long ago.
+    LeaderHeard {
+        ms_ago: u64,
+    },
+    /// The answering server leads, and a quorum acknowledged it this long ago.
+    Leading {
+        ms_ago: u64,
+    },
+    /// The answering server's log is ahead of the candidate's.
+    LogAhead {
+        mine: Option<LogId<NodeId>>,
+    },
+}
+
 macro_rules! method {
     ($(#[$doc:meta])* $name:ident, $args:ty, $reply:ty) => {
         $(#[$doc])*
@@ -154,6 +188,10 @@ method!(
     InstallSnapshot,
     InstallSnapshotRequest<TypeConfig>,
     Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>
+);
+method!(
+    /// Pre-Vote: a Raft message like `Vote` (server certificate required).
+    PreVote, PreVoteArgs, PreVoteAnswer
 );
 method!(
     /// A read: KV, catalog, health, sessions, snapshots.

@@ -41,9 +41,20 @@ impl Service for Endpoint {
                 }
                 MethodId::InstallSnapshot => {
                     answer::<rpc::InstallSnapshot, _, _>(&args, |r| async move {
-                        local.raft().install_snapshot(r).await
+                        let vote = r.vote;
+                        let resp = local.raft().install_snapshot(r).await;
+                        // A chunk accepted from the current leader is contact
+                        // too (a long install sends nothing else); a stale
+                        // leader's is answered with the newer vote.
+                        if resp.as_ref().is_ok_and(|r| r.vote == vote) {
+                            local.contact().touch();
+                        }
+                        resp
                     })
                     .await
+                }
+                MethodId::PreVote => {
+                    answer::<rpc::PreVote, _, _>(&args, |r| async move { local.pre_vote(&r) }).await
                 }
                 MethodId::Read => {
                     answer::<rpc::Read, _, _>(&args, |r| router.read_hop(r.req, r.hop)).await

@@ -28,12 +28,24 @@ impl Handler<RaftWrite> for RaftActor {
     }
 }
 
-/// Resolves once this leader's lease has run out: what its writers wait
-/// for is then unlikely to commit soon (and may never).
-async fn lease_expiry(raft: Raft, me: NodeId, lease_ms: u64) {
+/// Resolves once this server no longer leads in the term it proposed
+/// the entry in: its lease ran out, or it stepped down (a higher term
+/// seen, a restart's brief leadership of its old term ended). What its
+/// writers wait for is then unlikely to commit soon, and may never: an
+/// entry that a snapshot from the next leader overwrote gets no answer
+/// from openraft at all, and until `COMMIT_TIMEOUT` the writes queued
+/// behind it would wait too (writes resumed ~5.4 s after a leader kill
+/// when the new leader was a server that had been restarted with such an
+/// entry in flight).
+async fn leadership_end(raft: Raft, me: NodeId, lease_ms: u64) {
+    let term = raft.metrics().borrow().vote;
     loop {
-        if lease_lost(&raft.metrics().borrow(), me, lease_ms) {
-            return;
+        {
+            let m = raft.metrics();
+            let m = m.borrow();
+            if m.vote != term || m.current_leader != Some(me) || lease_lost(&m, me, lease_ms) {
+                return;
+            }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -109,12 +121,12 @@ impl RaftActor {
         let raft = self.raft.clone();
         let (me, lease_ms) = (self.node_id, leader_lease(&self.config));
         let fut = async move {
-            // Writers learn of a lost lease or a stuck commit with an
-            // error; their entry may still commit later, as with Consul.
+            // Writers learn of a lost leadership or a stuck commit with
+            // an error; their entry may still commit later, as with Consul.
             let failed = tokio::select! {
                 outcome = raft.client_write(entry) => Ok(outcome),
                 _ = tokio::time::sleep(COMMIT_TIMEOUT) => Err(RequestError::Timeout),
-                _ = lease_expiry(raft.clone(), me, lease_ms) => Err(RequestError::LeadershipLost),
+                _ = leadership_end(raft.clone(), me, lease_ms) => Err(RequestError::LeadershipLost),
             };
             let outcome = match failed {
                 Ok(outcome) => outcome,

@@ -25,8 +25,10 @@ mod acl_leader;
 mod acl_replication;
 mod batch;
 mod leader;
+mod prevote;
 mod read;
 mod session_ttl;
+mod snapshots;
 mod timing;
 mod tombstone_gc;
 
@@ -55,6 +57,9 @@ pub use crate::storage::fsm::SharedStore;
 
 pub struct RaftActor {
     raft: Raft,
+    /// Server RPC to the other servers (Pre-Vote).
+    pool: crate::rpc::Pool,
+    timing: timing::Timing,
     /// Leader only: the session TTL timers.
     sessions: session_ttl::SessionTimers,
     /// Leader only: the KV tombstones waiting for their TTL.
@@ -122,13 +127,18 @@ impl RaftActor {
             // openraft allows one heartbeat interval per append: smaller
             // payloads keep a catching-up follower within it.
             max_payload_entries: 64,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.raft_snapshot_threshold.max(1)),
+            // `snapshots` triggers them, each server at its own phase.
+            snapshot_policy: SnapshotPolicy::Never,
+            // Elections start in `prevote`, after a quorum granted a
+            // Pre-Vote: openraft's own timer would raise the term of a
+            // server that cannot win.
+            enable_elect: false,
             max_in_snapshot_log_to_keep: config.raft_trailing_logs,
             ..Default::default()
         }
         .validate()?;
         let node_id = raft_id(&config.node_id);
-        let network = RaftNetworkFactoryImpl { pool };
+        let network = RaftNetworkFactoryImpl { pool: pool.clone() };
         let raft = Raft::new(node_id, Arc::new(rc), network, log, sm).await?;
         if (config.bootstrap || config.bootstrap_expect == 1) && !raft.is_initialized().await? {
             let addr = server_addr(&config);
@@ -142,10 +152,11 @@ impl RaftActor {
         }
         let contact = LastContact::new();
         let stalls = StallWatch::start();
-        let lease_ms = leader_lease(&config);
         let replication_status = ReplicationStatusHandle::default();
         let actor = RaftActor {
             raft: raft.clone(),
+            pool,
+            timing,
             sessions: Default::default(),
             tombstones: tombstone_gc::TombstoneGc::new(tombstone_ttl),
             contact: contact.clone(),
@@ -163,16 +174,8 @@ impl RaftActor {
             replication_status: replication_status.clone(),
         }
         .start();
-        let local = LocalServer::new(
-            actor.clone(),
-            raft,
-            store,
-            contact,
-            node_id,
-            lease_ms,
-            stalls,
-        )
-        .with_acl_replication(replication_status);
+        let local = LocalServer::new(actor.clone(), raft, store, contact, node_id, timing, stalls)
+            .with_acl_replication(replication_status);
         Ok((actor, local))
     }
 
@@ -207,13 +210,25 @@ impl Actor for RaftActor {
             act.expire_sessions(ctx)
         });
         ctx.run_interval(self.tombstones.tick(), |act, ctx| act.reap_tombstones(ctx));
+        ctx.spawn(
+            prevote::run(
+                self.raft.clone(),
+                self.pool.clone(),
+                self.contact.clone(),
+                self.timing,
+            )
+            .into_actor(self),
+        );
         let mut metrics = self.raft.metrics();
         let me = ctx.address();
+        let raft = self.raft.clone();
+        let mut points = snapshots::Points::new(self.config.raft_snapshot_threshold);
         ctx.spawn(
             async move {
                 let mut was_leader = false;
                 while metrics.changed().await.is_ok() {
                     let m = metrics.borrow().clone();
+                    points.observe(&raft, &m).await;
                     let leader = m.current_leader == Some(m.id) && m.state == ServerState::Leader;
                     if leader && !was_leader {
                         me.do_send(Reconcile);

@@ -16,12 +16,15 @@ use tokio::time::Instant;
 
 use super::acl_replication::ReplicationStatusHandle;
 use super::batch::RaftWrite;
+use super::prevote;
+use super::timing::Timing;
 use super::{RaftActor, RemoveVoter, SharedStore};
 use crate::config::RuntimeConfig;
 use crate::state::query::execute;
 use crate::storage::{fsm, NodeId, Raft};
 use crate::structs::acl_replication::AclReplicationStatus;
 use crate::structs::query::{Query, QueryResult};
+use crate::structs::rpc::{PreVoteAnswer, PreVoteArgs};
 use crate::structs::{
     Command, Consistency, QueryMeta, QueryOptions, RaftServer, RaftStatus, ReadRequest,
     ReadResponse, RequestError, StoreStats, WriteResponse,
@@ -49,7 +52,7 @@ impl LastContact {
         self.at.store(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
-    fn millis_ago(&self) -> Option<u64> {
+    pub(super) fn millis_ago(&self) -> Option<u64> {
         match self.at.load(std::sync::atomic::Ordering::Relaxed) {
             0 => None,
             at => Some((self.base.elapsed().as_millis() as u64 + 1).saturating_sub(at)),
@@ -250,6 +253,9 @@ pub struct LocalServer {
     contact: LastContact,
     me: NodeId,
     lease_ms: u64,
+    /// `election_timeout_max`: how long after a leader was heard this
+    /// server refuses Pre-Votes.
+    refusal_ms: u64,
     stalls: StallWatch,
     acl_replication: ReplicationStatusHandle,
 }
@@ -261,7 +267,7 @@ impl LocalServer {
         store: SharedStore,
         contact: LastContact,
         me: NodeId,
-        lease_ms: u64,
+        timing: Timing,
         stalls: StallWatch,
     ) -> Self {
         LocalServer {
@@ -270,7 +276,8 @@ impl LocalServer {
             store,
             contact,
             me,
-            lease_ms,
+            lease_ms: timing.lease,
+            refusal_ms: timing.election_max,
             stalls,
             acl_replication: ReplicationStatusHandle::default(),
         }
@@ -291,6 +298,22 @@ impl LocalServer {
     /// The Raft node, for the Raft messages other servers send.
     pub fn raft(&self) -> &Raft {
         &self.raft
+    }
+
+    /// This server's answer to another's Pre-Vote.
+    pub fn pre_vote(&self, req: &PreVoteArgs) -> PreVoteAnswer {
+        let answer = prevote::judge(
+            req,
+            &prevote::voter(&self.raft, &self.contact),
+            self.refusal_ms,
+        );
+        tracing::debug!(
+            candidate = req.candidate,
+            term = req.term,
+            ?answer,
+            "pre-vote asked"
+        );
+        answer
     }
 
     /// When this server last accepted entries from a leader.
@@ -442,7 +465,7 @@ impl Handler<RaftRead> for RaftActor {
             self.store.clone(),
             self.contact.clone(),
             self.node_id,
-            leader_lease(&self.config),
+            self.timing,
             self.stalls.clone(),
         );
         Box::pin(async move { local.read(msg.0).await })

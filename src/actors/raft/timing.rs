@@ -3,8 +3,9 @@
 //! before any other server can have won an election.
 //!
 //! Why the relation holds: a follower that heard from the leader refuses
-//! votes for a while after (openraft 0.9: `election_timeout_max`; we count
-//! only `election_timeout_min`, the shorter one, as a margin). The leader
+//! votes for a while after (openraft 0.9: `election_timeout_max`, and
+//! Pre-Votes for as long, see [`super::prevote`]; we count only
+//! `election_timeout_min`, the shorter one, as a margin). The leader
 //! measures its lease from the *send* time of the last heartbeat a quorum
 //! acknowledged, which is no later than when any of that quorum heard it,
 //! and every new leader needs a vote from one of that quorum. The leader
@@ -54,8 +55,9 @@ pub struct Timing {
 
 impl Timing {
     /// The timers for a dev agent (faster, one machine) or a real one,
-    /// with the longest lease the invariant allows. Failover stays about
-    /// `election_timeout_max` + a random election timeout, under 1.5 s.
+    /// with the longest lease the invariant allows. A follower stands
+    /// `election_timeout_max` plus up to `max - min` after it last heard
+    /// the leader ([`super::prevote`]): failover stays under 1 s.
     pub fn for_mode(dev: bool) -> Result<Self, TimingError> {
         let (heartbeat, election_min, election_max) =
             if dev { (25, 150, 300) } else { (50, 300, 500) };

@@ -30,6 +30,10 @@ impl Service for Fake {
                     })
                     .await
                 }
+                MethodId::PreVote => {
+                    answer::<rpc::PreVote, _, _>(&args, |_| async { rpc::PreVoteAnswer::Granted })
+                        .await
+                }
                 _ => {
                     answer::<rpc::Datacenters, _, _>(&args, |()| async {
                         Ok(vec!["dc1".to_string()])
@@ -71,6 +75,15 @@ async fn vote(pool: &Pool, addr: &str) -> Result<(), RpcError> {
     pool.call::<rpc::Vote>(addr, &req, T).await.map(|r| {
         r.unwrap();
     })
+}
+
+async fn pre_vote(pool: &Pool, addr: &str) -> Result<rpc::PreVoteAnswer, RpcError> {
+    let req = rpc::PreVoteArgs {
+        candidate: 1,
+        term: 2,
+        last_log_id: None,
+    };
+    pool.call::<rpc::PreVote>(addr, &req, T).await
 }
 
 /// Whether the server closes `s` without writing a byte (within 3 s).
@@ -119,6 +132,10 @@ async fn verify_incoming_admits_the_ca_only_and_raft_from_servers_only() {
     // A server's certificate may do everything.
     assert_eq!(datacenters(&pool(&server), &addr).await.unwrap(), ["dc1"]);
     vote(&pool(&server), &addr).await.unwrap();
+    assert_eq!(
+        pre_vote(&pool(&server), &addr).await.unwrap(),
+        rpc::PreVoteAnswer::Granted
+    );
 
     // A client's may forward requests, not act in Raft.
     let as_client = pool(&client);
@@ -126,6 +143,10 @@ async fn verify_incoming_admits_the_ca_only_and_raft_from_servers_only() {
     match vote(&as_client, &addr).await {
         Err(RpcError::Refused(m)) => assert!(m.contains("server.dc1.consul"), "{m}"),
         other => panic!("a client certificate voted: {other:?}"),
+    }
+    match pre_vote(&as_client, &addr).await {
+        Err(RpcError::Refused(m)) => assert!(m.contains("server.dc1.consul"), "{m}"),
+        other => panic!("a client certificate pre-voted: {other:?}"),
     }
 
     // Another CA's certificate and plaintext are not let in.
@@ -231,6 +252,21 @@ async fn pooled_tls_connections_are_reused_and_a_stalled_handshake_meets_the_dea
     stalled.write_all(&[TLS_HANDSHAKE, 3, 1]).await.unwrap();
     assert!(closed_without_answer(&mut stalled).await);
     assert!(started.elapsed() >= timeout);
+}
+
+#[tokio::test]
+async fn an_unknown_method_is_answered_with_an_error() {
+    let addr = listen(admission(None, 0, T)).await;
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    let mut head = 7u32.to_be_bytes().to_vec();
+    head.push(0xEE);
+    write_frame(&mut s, &head, &encode(&()).unwrap())
+        .await
+        .unwrap();
+    let answer = read_frame(&mut s).await.unwrap();
+    assert_eq!(answer[..4], 7u32.to_be_bytes());
+    let reply: Result<(), String> = decode(&answer[4..]).unwrap();
+    assert_eq!(reply, Err("unknown method 238".to_string()));
 }
 
 #[tokio::test]

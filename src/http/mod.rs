@@ -20,6 +20,7 @@ pub mod event;
 pub mod health;
 pub mod keyring;
 pub mod kv;
+pub mod openapi;
 pub mod operator;
 pub mod params;
 pub mod routes;
@@ -112,6 +113,7 @@ pub fn table() -> Vec<routes::Route> {
     t.extend(operator::routes());
     t.extend(keyring::routes());
     t.extend(acl::routes());
+    t.extend(openapi::routes());
     t
 }
 

@@ -1,0 +1,155 @@
+//! The OpenAPI description an agent serves at `/v1/openapi.json`, held to
+//! the route table the app registers (`meridian::route_table::table()`):
+//! every route (method and path) is documented, every documented
+//! operation is a route, and the description is whole (every path
+//! parameter declared, every `$ref` resolved, each operation's answers
+//! listed). A route added without its description, or a description left
+//! behind by a removed route, fails here by name.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use common::TestAgent;
+
+/// actix's pattern as an OpenAPI path: `{key:.*}` and `{name:.+}` are one
+/// parameter each (their values may hold `/`, which the description says).
+fn openapi_path(actix: &str) -> String {
+    let mut out = String::new();
+    let mut rest = actix;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find('}').expect("closed placeholder") + start;
+        let inner = &rest[start + 1..end];
+        out.push('{');
+        out.push_str(inner.split(':').next().unwrap());
+        out.push('}');
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "patch", "head", "options", "trace",
+];
+
+/// Every (METHOD, path) the description documents.
+fn documented(doc: &Value) -> BTreeSet<(String, String)> {
+    let mut ops = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, _) in item.as_object().expect("path item") {
+            if METHODS.contains(&method.as_str()) {
+                ops.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    ops
+}
+
+/// Follows a local `$ref` (`#/components/...`).
+fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
+    match v.get("$ref").and_then(Value::as_str) {
+        Some(r) => doc
+            .pointer(r.trim_start_matches('#'))
+            .unwrap_or_else(|| panic!("unresolved $ref {r}")),
+        None => v,
+    }
+}
+
+fn served_description() -> (TestAgent, Value) {
+    let agent = TestAgent::dev(&[]);
+    let doc = agent.get_json("/v1/openapi.json");
+    (agent, doc)
+}
+
+#[test]
+fn every_route_is_documented_and_every_documented_operation_is_a_route() {
+    let (_agent, doc) = served_description();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.0"));
+    let routes: BTreeSet<(String, String)> = meridian::route_table::table()
+        .iter()
+        .map(|r| (r.method.as_str().to_string(), openapi_path(r.path)))
+        .collect();
+    let ops = documented(&doc);
+    let undocumented: Vec<_> = routes.difference(&ops).collect();
+    let not_routes: Vec<_> = ops.difference(&routes).collect();
+    assert!(
+        undocumented.is_empty() && not_routes.is_empty(),
+        "routes missing from src/http/openapi.json: {undocumented:?}; \
+         documented operations that are no route: {not_routes:?}"
+    );
+    assert_eq!(ops.len(), routes.len());
+    eprintln!("{} operations documented, one per route", ops.len());
+}
+
+#[test]
+fn the_description_is_whole() {
+    let (_agent, doc) = served_description();
+    assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+    let mut problems = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let placeholders: BTreeSet<&str> = path
+            .split('{')
+            .skip(1)
+            .map(|s| s.split('}').next().unwrap())
+            .collect();
+        for (method, op) in item.as_object().unwrap() {
+            let params: Vec<&Value> = op["parameters"]
+                .as_array()
+                .map(|ps| ps.iter().map(|p| resolve(&doc, p)).collect())
+                .unwrap_or_default();
+            let in_path: BTreeSet<&str> = params
+                .iter()
+                .filter(|p| p["in"] == "path")
+                .map(|p| p["name"].as_str().unwrap())
+                .collect();
+            if in_path != placeholders {
+                problems.push(format!(
+                    "{method} {path}: path parameters {in_path:?}, placeholders {placeholders:?}"
+                ));
+            }
+            let responses = op["responses"].as_object().unwrap();
+            for code in ["200", "405"] {
+                if !responses.contains_key(code) {
+                    problems.push(format!("{method} {path}: no {code} answer"));
+                }
+            }
+            if op["summary"].as_str().unwrap_or("").is_empty() {
+                problems.push(format!("{method} {path}: no summary"));
+            }
+        }
+    }
+    // Every `$ref` anywhere names something the document has.
+    let mut stack = vec![&doc];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Object(m) => {
+                if let Some(r) = m.get("$ref").and_then(Value::as_str) {
+                    if doc.pointer(r.trim_start_matches('#')).is_none() {
+                        problems.push(format!("unresolved $ref {r}"));
+                    }
+                }
+                stack.extend(m.values());
+            }
+            Value::Array(a) => stack.extend(a),
+            _ => {}
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn the_path_mapping_keeps_one_parameter_per_placeholder() {
+    assert_eq!(openapi_path("/v1/kv/{key:.*}"), "/v1/kv/{key}");
+    assert_eq!(
+        openapi_path("/v1/acl/policy/name/{name:.+}"),
+        "/v1/acl/policy/name/{name}"
+    );
+    assert_eq!(
+        openapi_path("/v1/acl/token/{id}/clone"),
+        "/v1/acl/token/{id}/clone"
+    );
+}

@@ -153,3 +153,71 @@ fn the_path_mapping_keeps_one_parameter_per_placeholder() {
         "/v1/acl/token/{id}/clone"
     );
 }
+
+/// `method path` with `body`: the status and text.
+fn send(agent: &TestAgent, method: &str, path: &str, body: &str) -> (u16, String) {
+    let r = reqwest::blocking::Client::new()
+        .request(method.parse().unwrap(), agent.url(path))
+        .body(body.to_string())
+        .send()
+        .unwrap();
+    (r.status().as_u16(), r.text().unwrap())
+}
+
+/// Bad input that schemathesis drew answers 400 with the state store's
+/// text, not 500 (Consul answers these 500 with the same text).
+#[test]
+fn writes_the_state_store_refuses_are_bad_requests() {
+    let agent = TestAgent::dev(&[]);
+    let cases = [
+        (
+            "PUT",
+            "/v1/catalog/register",
+            r#"{"Node": "n1", "Address": "127.0.0.2", "Checks": [{"Name": "c", "ServiceID": "nope"}]}"#,
+            "Unknown service ID 'nope'",
+        ),
+        (
+            "PUT",
+            "/v1/kv/locked?acquire=00000000-0000-0000-0000-000000000000",
+            "v",
+            "invalid session",
+        ),
+        (
+            "PUT",
+            "/v1/kv/locked?acquire=not-a-uuid",
+            "v",
+            "invalid session",
+        ),
+        (
+            "PUT",
+            "/v1/session/create",
+            r#"{"NodeChecks": ["no-such-check"]}"#,
+            "Missing check 'no-such-check' registration",
+        ),
+    ];
+    for (method, path, body, text) in cases {
+        let (status, answer) = send(&agent, method, path, body);
+        assert_eq!(status, 400, "{method} {path}: {answer}");
+        assert!(answer.contains(text), "{method} {path}: {answer}");
+    }
+    // Nothing was half-written by the refused registration.
+    assert_eq!(
+        agent.get_json("/v1/catalog/node/n1"),
+        serde_json::Value::Null
+    );
+}
+
+#[test]
+fn token_lists_with_two_filters_are_bad_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("acl.hcl");
+    std::fs::write(
+        &conf,
+        "acl {\n  enabled = true\n  default_policy = \"allow\"\n}\n",
+    )
+    .unwrap();
+    let agent = TestAgent::dev(&["-config-file", conf.to_str().unwrap()]);
+    let (status, answer) = send(&agent, "GET", "/v1/acl/tokens?policy=a&role=b", "");
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("can only filter by one of"), "{answer}");
+}

@@ -221,3 +221,47 @@ fn token_lists_with_two_filters_are_bad_requests() {
     assert_eq!(status, 400, "{answer}");
     assert!(answer.contains("can only filter by one of"), "{answer}");
 }
+
+/// A check registered with a tiny interval (schemathesis draws `1ns`
+/// freely) runs at most once a second, Consul's `checks.MinInterval`,
+/// instead of probing in a busy loop.
+#[test]
+fn a_check_interval_below_a_second_is_raised_to_one() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let counter = {
+        let (accepted, stop) = (accepted.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok(_) => {
+                        accepted.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
+                }
+            }
+        })
+    };
+    let agent = TestAgent::dev(&[]);
+    let body = format!(r#"{{"Name": "fast", "TCP": "127.0.0.1:{port}", "Interval": "1ms"}}"#);
+    let (status, answer) = send(&agent, "PUT", "/v1/agent/check/register", &body);
+    assert_eq!(status, 200, "{answer}");
+    let shown = agent.get_json("/v1/agent/checks");
+    assert_eq!(shown["fast"]["Definition"]["Interval"], "1s", "{shown}");
+    let start = std::time::Instant::now();
+    let before = accepted.load(Ordering::Relaxed);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let probes = accepted.load(Ordering::Relaxed) - before;
+    stop.store(true, Ordering::Relaxed);
+    counter.join().unwrap();
+    eprintln!("{probes} probes in {:?}", start.elapsed());
+    // Once a second is 3 or 4 probes in 3 s; a 1 ms interval would be
+    // hundreds or more.
+    assert!((1..=5).contains(&probes), "{probes} probes in 3 s");
+}

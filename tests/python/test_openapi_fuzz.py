@@ -13,10 +13,12 @@ held to three rules:
   its schema (the description must be true of our answers);
 - the agent is still running after each operation (no crash).
 
-Bounded: `MERIDIAN_FUZZ_EXAMPLES` examples per operation and mode (5 by
+Bounded: `MERIDIAN_FUZZ_EXAMPLES` examples per operation and mode (3 by
 default, derandomized so CI is repeatable; set `MERIDIAN_FUZZ_SEED` for a
-different draw) and a deadline of `MERIDIAN_FUZZ_SECONDS` (60). Failures
-are gathered, not shrunk, and listed together at the end.
+different draw) and a budget of `MERIDIAN_FUZZ_SECONDS` (40): operations
+not reached by then are skipped and counted, so that the stage stays
+under a minute on a busy machine. Failures are gathered, not shrunk, and
+listed together at the end.
 
 Excluded, because they stop or rewire the agent or reach outside this
 machine: `agent/leave` (stops the agent), `agent/force-leave` (a dev
@@ -44,9 +46,9 @@ from schemathesis.checks import CHECKS  # noqa: E402
 
 from conftest import Agent  # noqa: E402
 
-EXAMPLES = int(os.environ.get("MERIDIAN_FUZZ_EXAMPLES", "5"))
+EXAMPLES = int(os.environ.get("MERIDIAN_FUZZ_EXAMPLES", "3"))
 SEED = os.environ.get("MERIDIAN_FUZZ_SEED")
-BUDGET = float(os.environ.get("MERIDIAN_FUZZ_SECONDS", "60"))
+BUDGET = float(os.environ.get("MERIDIAN_FUZZ_SECONDS", "40"))
 
 EXCLUDED = {
     ("PUT", "/v1/agent/leave"),
@@ -113,7 +115,7 @@ def test_generated_requests_get_no_5xx_and_conforming_answers(fuzz_agent):
                                            headers={"X-Consul-Token": MANAGEMENT})
     conformance = [CHECKS.get_one(n) for n in ("status_code_conformance", "response_schema_conformance")]
     failures = {}
-    counts = {"operations": 0, "examples": 0, "skipped_modes": 0}
+    counts = {"operations": 0, "examples": 0, "skipped_modes": 0, "over_budget": 0}
     started = time.monotonic()
 
     def record(case, what):
@@ -143,10 +145,11 @@ def test_generated_requests_get_no_5xx_and_conforming_answers(fuzz_agent):
     for op in ops:
         if (op.method.upper(), op.path) in EXCLUDED:
             continue
+        if time.monotonic() - started > BUDGET:
+            counts["over_budget"] += 1
+            continue
         counts["operations"] += 1
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            if time.monotonic() - started > BUDGET:
-                break
             run = settings(max_examples=EXAMPLES, deadline=None, database=None,
                            derandomize=SEED is None, phases=[Phase.explicit, Phase.generate],
                            suppress_health_check=list(HealthCheck))(given(case=op.as_strategy(mode))(exercise))
@@ -164,7 +167,8 @@ def test_generated_requests_get_no_5xx_and_conforming_answers(fuzz_agent):
             print(f"{time.monotonic() - started:6.1f} s  {op.label}")
     elapsed = time.monotonic() - started
     print(f"\nschemathesis: {counts['operations']} operations of {len(ops)} "
-          f"({len(EXCLUDED)} excluded), {counts['examples']} examples, "
+          f"({len(EXCLUDED)} excluded, {counts['over_budget']} not reached in {BUDGET:.0f} s), "
+          f"{counts['examples']} examples, "
           f"{counts['skipped_modes']} modes not generable, {elapsed:.1f} s; "
           f"answers by status: {dict(sorted(counts['statuses'].items()))}")
     report = "\n\n".join(f"{label}: {what}\n  {curl}" for (label, _), (what, curl) in sorted(failures.items()))

@@ -127,6 +127,13 @@ def test_generated_requests_get_no_5xx_and_conforming_answers(fuzz_agent):
         statuses = counts.setdefault("statuses", {})
         if case.body is not None and not isinstance(case.body, (bytes, str)):
             case.body = defang(case.body)
+        if case.query:
+            # Any `dc` but this one is `No path to datacenter` and any
+            # `token` but a known one `ACL not found`, answered before the
+            # endpoint's own logic: drawn freely they would take most
+            # examples there (tests/acl_*.rs and federation cover both).
+            for name in ("dc", "token"):
+                case.query.pop(name, None)
         r = case.call(base_url=base, headers={"X-Consul-Token": MANAGEMENT}, timeout=15)
         text = r.content[:300].decode("utf-8", "replace")
         statuses[r.status_code] = statuses.get(r.status_code, 0) + 1

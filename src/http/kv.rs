@@ -145,7 +145,7 @@ async fn put(
     let session = |s: &str| -> Result<String, ApiError> {
         uuid::Uuid::parse_str(s)
             .map(|_| s.to_string())
-            .map_err(|_| ApiError::internal(format!("invalid session \"{s}\"")))
+            .map_err(|_| ApiError::bad_request(format!("invalid session \"{s}\"")))
     };
     let command = match (cas, p.get("acquire"), p.get("release")) {
         (_, Some(s), _) => Command::KvLock {
@@ -193,7 +193,11 @@ pub(crate) fn bool_response(req: &HttpRequest, r: CommandResult) -> Result<HttpR
     match r {
         CommandResult::Bool(b) => Ok(super::params::json(req, &b)),
         CommandResult::Done => Ok(super::params::json(req, &true)),
-        CommandResult::Rejected(e) => Err(ApiError::internal(e)),
+        // The state store refused what the request names (a check for a
+        // service that is not registered, a lock for a session that does
+        // not exist): bad input, 400 with the store's text. Consul answers
+        // these 500; clients match on the text, which is the same.
+        CommandResult::Rejected(e) => Err(ApiError::bad_request(e)),
         // Batches are formed inside the Raft actor and never reach a client.
         CommandResult::Batch(_) => Err(ApiError::internal("unexpected batch result")),
         CommandResult::Session(s) => {

@@ -6,7 +6,9 @@
 //! read headers are shared in `params.rs`. Each file declares its routes
 //! as rows of the one route table (`routes.rs`), each with the ACL
 //! decision that covers it; `agent_authz.rs` holds the checks the agent's
-//! own handlers make against what a request names. `server.rs` runs the
+//! own handlers make against what a request names; `openapi.rs` serves
+//! the OpenAPI description of every route (`openapi.json`, held to the
+//! table by `tests/openapi.rs`). `server.rs` runs the
 //! HTTP and HTTPS listeners, `conn_limit.rs` counts their connections.
 
 pub mod acl;
@@ -20,6 +22,7 @@ pub mod event;
 pub mod health;
 pub mod keyring;
 pub mod kv;
+pub mod openapi;
 pub mod operator;
 pub mod params;
 pub mod routes;
@@ -112,6 +115,7 @@ pub fn table() -> Vec<routes::Route> {
     t.extend(operator::routes());
     t.extend(keyring::routes());
     t.extend(acl::routes());
+    t.extend(openapi::routes());
     t
 }
 

@@ -124,7 +124,9 @@ async fn create(
         .result
     {
         CommandResult::Done => Ok(json(&req, &json!({ "ID": id }))),
-        CommandResult::Rejected(e) => Err(ApiError::internal(e)),
+        // The node or a check the body names is not registered: bad
+        // input (Consul's text; Consul answers it 500).
+        CommandResult::Rejected(e) => Err(ApiError::bad_request(e)),
         other => Err(ApiError::internal(format!("unexpected result {other:?}"))),
     }
 }

@@ -52,14 +52,9 @@ impl StateStore {
         index: u64,
         req: &RegisterRequest,
     ) -> Result<(), CatalogError> {
-        if req.node.is_empty() {
-            return Err(CatalogError::MissingNode);
-        }
+        self.check_registration(req)?;
         let node_exists = self.nodes.contains_key(&req.node);
         if !(req.skip_node_update && node_exists) {
-            if req.address.is_empty() {
-                return Err(CatalogError::MissingAddress);
-            }
             self.ensure_node(
                 index,
                 Node {
@@ -75,13 +70,46 @@ impl StateStore {
             );
         }
         if let Some(svc) = &req.service {
-            if svc.service.is_empty() {
-                return Err(CatalogError::MissingServiceName(svc.id.clone()));
-            }
             self.ensure_service(index, &req.node, svc.clone());
         }
         for c in req.check.iter().chain(req.checks.iter()) {
             self.ensure_check(index, &req.node, c.clone())?;
+        }
+        Ok(())
+    }
+
+    /// Everything a registration can be refused for, checked before any
+    /// row is written: Consul applies a registration in one transaction,
+    /// so a refused one (a check naming a service the node does not
+    /// have) leaves no node or service behind.
+    fn check_registration(&self, req: &RegisterRequest) -> Result<(), CatalogError> {
+        if req.node.is_empty() {
+            return Err(CatalogError::MissingNode);
+        }
+        let node_exists = self.nodes.contains_key(&req.node);
+        if !(req.skip_node_update && node_exists) && req.address.is_empty() {
+            return Err(CatalogError::MissingAddress);
+        }
+        let registered = match &req.service {
+            Some(svc) if svc.service.is_empty() => {
+                return Err(CatalogError::MissingServiceName(svc.id.clone()))
+            }
+            Some(svc) if svc.id.is_empty() => Some(svc.service.as_str()),
+            Some(svc) => Some(svc.id.as_str()),
+            None => None,
+        };
+        for c in req.check.iter().chain(req.checks.iter()) {
+            let known = c.service_id.is_empty()
+                || registered == Some(c.service_id.as_str())
+                || self
+                    .services
+                    .contains_key(&(req.node.clone(), c.service_id.clone()));
+            if !known {
+                return Err(CatalogError::UnknownServiceForCheck(
+                    c.service_id.clone(),
+                    c.check_id.clone(),
+                ));
+            }
         }
         Ok(())
     }

@@ -214,6 +214,34 @@ fn register_validates_and_rejects_checks_for_unknown_services() {
         ),
     );
     assert!(e.unwrap_err().to_string().contains("nope"));
+    // A refused registration writes nothing: not the node, not its
+    // service (Consul applies one registration in one transaction).
+    let e = s.ensure_registration(
+        2,
+        &reg(
+            "n",
+            "a",
+            Some(("web", "web", &[])),
+            vec![
+                check("ok", "web", HealthStatus::Passing),
+                check("c", "nope", HealthStatus::Passing),
+            ],
+        ),
+    );
+    assert!(e.is_err());
+    assert!(s.nodes.is_empty() && s.services.is_empty() && s.checks.is_empty());
+    // The service registered in the same request counts for its checks.
+    s.ensure_registration(
+        3,
+        &reg(
+            "n",
+            "a",
+            Some(("web", "web", &[])),
+            vec![check("ok", "web", HealthStatus::Passing)],
+        ),
+    )
+    .unwrap();
+    assert_eq!(s.checks.len(), 1);
 }
 
 #[test]

@@ -15,6 +15,10 @@ use crate::structs::RequestError;
 pub const NODE_MAINT: &str = "_node_maintenance";
 pub const SERVICE_MAINT_PREFIX: &str = "_service_maintenance:";
 
+/// The shortest interval a check runs at (Consul's `checks.MinInterval`);
+/// shorter ones are raised to it with a warning, as Consul does.
+pub const MIN_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
 /// What a local change can fail with, typed by the answer it deserves.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
@@ -523,6 +527,14 @@ pub fn build_check(
     let status = HealthStatus::parse(&def.status)
         .filter(|s| *s != HealthStatus::Any)
         .unwrap_or(HealthStatus::Critical);
+    let mut def = def.clone();
+    // Consul's `checks.MinInterval`: a probe runs at most once a second,
+    // so that a registration (a typo, or a fuzzer's `1ns`) cannot turn a
+    // check into a busy loop of connections or forks.
+    if let Some(interval) = def.interval.filter(|i| *i < MIN_CHECK_INTERVAL) {
+        tracing::warn!(check = %id, ?interval, minimum = ?MIN_CHECK_INTERVAL, "check has interval below minimum");
+        def.interval = Some(MIN_CHECK_INTERVAL);
+    }
     let mut definition = serde_json::Map::new();
     let dur = |d: &Option<Duration>| d.map(format_duration);
     for (k, v) in [
@@ -560,7 +572,6 @@ pub fn build_check(
         definition: serde_json::Value::Object(definition),
         ..Default::default()
     };
-    let mut def = def.clone();
     if let Some(s) = svc {
         row.service_id = s.id.clone();
         row.service_name = s.service.clone();

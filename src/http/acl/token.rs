@@ -244,7 +244,8 @@ async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpRespon
         .filter(|f| f.is_some())
         .count();
     if given > 1 {
-        return Err(ApiError::internal(ONE_FILTER));
+        // Consul's state store answers this 500; it is the request's fault.
+        return Err(ApiError::bad_request(ONE_FILTER));
     }
     // No auth method exists here, so no token was made by one; the read
     // still runs for its index and headers.

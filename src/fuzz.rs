@@ -1,4 +1,4 @@
-//! The fuzz targets' entry points (`fuzz/`, cargo-fuzz): each hands
+//! The fuzz targets' entry points (`fuzz/`, libFuzzer): each hands
 //! arbitrary bytes to the crate's own parsing of one kind of untrusted
 //! input, as the agent would on receiving it, and checks what must hold
 //! whatever the input. Nothing here parses anything itself; a panic

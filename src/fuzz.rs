@@ -10,9 +10,12 @@ use crate::http::error::ApiError;
 use crate::http::params::{decode, Params};
 use crate::structs::rpc::{self, Method, MethodId};
 
+/// One target: bytes in, a panic out if something is wrong.
+pub type Target = fn(&[u8]);
+
 /// Every target by the name `fuzz/run.sh` and the fuzz binary know it by
 /// (`MERIDIAN_FUZZ_TARGET`); each has its seeds in `fuzz/corpus/<name>/`.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("config", config),
     ("rpc_frame", rpc_frame),
     ("dns_query", dns_query),
@@ -24,7 +27,7 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
 ];
 
 /// The target named `name`.
-pub fn target(name: &str) -> Option<fn(&[u8])> {
+pub fn target(name: &str) -> Option<Target> {
     TARGETS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
 }
 

@@ -134,6 +134,31 @@ put("http_json", "catalog_register", body(5, {"Node": "n1", "Address": "127.0.0.
                                              "Service": {"Service": "web", "Port": 80},
                                              "Check": {"CheckID": "c", "Status": "passing"}}))
 
+# http_query: query strings as Consul's clients send them; before a `?`,
+# the key of a KV request (src/fuzz.rs http_query).
+SESSION = "adf4238a-882b-9ddc-4a9d-5b6758e4159e"
+for name, q in [
+    ("blocking", "?index=1234&wait=5m&dc=dc1&token=root"),
+    ("consistent", "?consistent&index=7&wait=1.5s"),
+    ("stale_and_consistent", "?stale=&consistent=true"),
+    ("wait_units", "?wait=1h2m3.5s&index=0&stale=False"),
+    ("kv_recurse", "app/config?recurse&dc=dc2"),
+    ("kv_keys", "app/?keys&separator=%2F&index=10"),
+    ("kv_cas_flags", "app/k?cas=0&flags=42"),
+    ("kv_acquire", "locks/leader?acquire=" + SESSION + "&flags=1"),
+    ("kv_release", "locks/leader?release=" + SESSION),
+    ("kv_conflict", "a?cas=3&acquire=" + SESSION),
+    ("kv_raw_traversal", "../etc?raw"),
+    ("health", "?tag=v1&tag=primary&passing&node-meta=rack:r1&node-meta=zone&near=_agent"),
+    ("catalog", "?tag=v1&dc=dc1&stale&pretty"),
+    ("acl_tokens", "?policy=00000000-0000-0000-0000-000000000001&role=r"),
+    ("keyring", "?relay-factor=3&local-only=true"),
+    ("maintenance", "?enable=true&reason=upgrade%20in%20progress"),
+    ("raft_peer", "?address=127.0.0.1:8300&id="),
+    ("percent", "a%20b?token=%E2%9C%93&dc=%00"),
+]:
+    put("http_query", name, q)
+
 # acl_rules: rules as Consul's docs write them, HCL and JSON.
 put("acl_rules", "hcl", '''key_prefix "" { policy = "read" }
 key "app/secret" { policy = "deny" }

@@ -1,13 +1,35 @@
-//! The fuzz targets' entry points (`fuzz/`, cargo-fuzz): each hands
+//! The fuzz targets' entry points (`fuzz/`, libFuzzer): each hands
 //! arbitrary bytes to the crate's own parsing of one kind of untrusted
 //! input, as the agent would on receiving it, and checks what must hold
 //! whatever the input. Nothing here parses anything itself; a panic
 //! anywhere below is the finding. Compiled in every build so that it
 //! cannot drift from the code it calls; not part of the API.
 
+use crate::config::RuntimeConfig;
 use crate::http::error::ApiError;
-use crate::http::params::decode;
+use crate::http::params::{decode, Params};
 use crate::structs::rpc::{self, Method, MethodId};
+
+/// One target: bytes in, a panic out if something is wrong.
+pub type Target = fn(&[u8]);
+
+/// Every target by the name `fuzz/run.sh` and the fuzz binary know it by
+/// (`MERIDIAN_FUZZ_TARGET`); each has its seeds in `fuzz/corpus/<name>/`.
+pub const TARGETS: &[(&str, Target)] = &[
+    ("config", config),
+    ("rpc_frame", rpc_frame),
+    ("dns_query", dns_query),
+    ("gossip", gossip),
+    ("snapshot", snapshot),
+    ("http_json", http_json),
+    ("http_query", http_query),
+    ("acl_rules", acl_rules),
+];
+
+/// The target named `name`.
+pub fn target(name: &str) -> Option<Target> {
+    TARGETS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+}
 
 /// A fixed gossip key (16 bytes, base64): the datagrams a member with this
 /// key would open.
@@ -129,6 +151,46 @@ pub fn http_json(data: &[u8]) {
     };
 }
 
+/// A request's query string, and before a `?` the key of a KV request,
+/// through what each endpoint family's handlers do with them before
+/// anything reaches the store: the decoding and token lookup every handler
+/// shares, blocking and consistency options, KV's reads and writes, health's
+/// service filters, ACL token filters, keyring, maintenance and raft peer
+/// options. (Sessions, catalog reads and the ACL objects read nothing
+/// beyond the shared options, `dc`, `token` and `tag`.)
+pub fn http_query(data: &[u8]) {
+    use crate::http::{acl, agent_checks, health, keyring, kv, operator};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (key, query) = text.split_once('?').unwrap_or(("", text));
+    let Ok(p) = Params::parse(query, |_| None) else {
+        return;
+    };
+    let cfg = RuntimeConfig::default();
+    if let Ok(opts) = p.query_options(&cfg) {
+        // However long `?wait=` asks for, a query waits at most
+        // max_query_time and its jitter (a sixteenth).
+        assert!(opts.max_wait <= cfg.max_query_time + cfg.max_query_time / 16);
+        // `?stale` with `?consistent` is refused whatever else is asked.
+        assert!(!(p.has("stale") && p.has("consistent")));
+    }
+    let _ = p.dc();
+    let _ = p.all("tag");
+    let _ = kv::get_request(&p, key, &cfg);
+    if let Ok(put) = kv::PutArgs::parse(&p, key.to_string()) {
+        let _ = put.command(Vec::new());
+    }
+    let _ = kv::delete_command(&p, key.to_string());
+    let _ = health::service_args(&p, "web".into(), &cfg.node_name);
+    let _ = acl::token::list_query(&p);
+    for list in [true, false] {
+        let _ = keyring::options(&p, list);
+    }
+    let _ = agent_checks::maintenance_params(&p);
+    let _ = operator::peer_ref(&p);
+}
+
 /// ACL rules text, HCL or JSON, as a policy's `Rules` is parsed.
 pub fn acl_rules(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
@@ -216,6 +278,122 @@ mod tests {
                 tag: Some("v1".into()),
                 dc: Some("dc1".into())
             })
+        );
+    }
+
+    fn query_seed(name: &str) -> (String, Params) {
+        let text = String::from_utf8(seed("http_query", name)).unwrap();
+        let (key, query) = text.split_once('?').unwrap();
+        (key.to_string(), Params::parse(query, |_| None).unwrap())
+    }
+
+    #[test]
+    fn http_query_seeds_reach_each_family() {
+        use crate::http::{health, kv};
+        use crate::structs::{Command, Consistency};
+        let cfg = RuntimeConfig::default();
+        let (_, p) = query_seed("blocking");
+        let opts = p.query_options(&cfg).unwrap();
+        assert_eq!(
+            (opts.min_index, opts.dc.as_deref(), opts.token.as_deref()),
+            (1234, Some("dc1"), Some("root"))
+        );
+        assert!(opts.max_wait >= std::time::Duration::from_secs(300));
+        let (_, p) = query_seed("consistent");
+        assert_eq!(
+            p.query_options(&cfg).unwrap().consistency,
+            Consistency::Consistent
+        );
+        let (_, p) = query_seed("stale_and_consistent");
+        assert!(p.query_options(&cfg).is_err());
+
+        let (key, p) = query_seed("kv_acquire");
+        let cmd = kv::PutArgs::parse(&p, key).unwrap().command(b"v".to_vec());
+        assert!(
+            matches!(cmd, Ok(Command::KvLock { ref key, flags: 1, .. }) if key == "locks/leader")
+        );
+        let (key, p) = query_seed("kv_cas_flags");
+        let cmd = kv::PutArgs::parse(&p, key).unwrap().command(Vec::new());
+        assert!(matches!(
+            cmd,
+            Ok(Command::KvCas {
+                flags: 42,
+                cas: 0,
+                ..
+            })
+        ));
+        let (key, p) = query_seed("kv_conflict");
+        assert!(kv::PutArgs::parse(&p, key).is_err());
+        let (key, p) = query_seed("kv_raw_traversal");
+        assert!(kv::get_request(&p, &key, &cfg).is_err());
+        let (key, p) = query_seed("kv_keys");
+        assert!(matches!(
+            kv::get_request(&p, &key, &cfg),
+            Ok((_, crate::state::query::Query::KvKeys { separator: Some(ref s), .. })) if s == "/"
+        ));
+
+        let (_, p) = query_seed("health");
+        let args = health::service_args(&p, "web".into(), "agent-node");
+        assert_eq!(
+            args.meta,
+            [("rack".into(), "r1".into()), ("zone".into(), String::new())]
+        );
+        assert_eq!(args.near.as_deref(), Some("agent-node"));
+        let (_, p) = query_seed("keyring");
+        assert_eq!(crate::http::keyring::options(&p, true).unwrap(), (3, true));
+        let (_, p) = query_seed("maintenance");
+        assert_eq!(
+            crate::http::agent_checks::maintenance_params(&p).unwrap(),
+            (true, "upgrade in progress".to_string())
+        );
+    }
+
+    /// fuzz/run.sh fuzzes one target per corpus directory, by name.
+    #[test]
+    fn every_target_has_a_corpus_and_every_corpus_a_target() {
+        let dir = format!("{}/fuzz/corpus", env!("CARGO_MANIFEST_DIR"));
+        let mut corpora: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        corpora.sort();
+        let mut names: Vec<String> = TARGETS.iter().map(|(n, _)| n.to_string()).collect();
+        names.sort();
+        assert_eq!(corpora, names);
+    }
+
+    /// The fuzz build reuses the main build's compiled dependencies only
+    /// if it resolves them to the same versions (fuzz/Cargo.toml).
+    #[test]
+    fn the_fuzz_lock_file_pins_what_the_main_one_does() {
+        fn packages(path: &str) -> std::collections::BTreeSet<(String, String)> {
+            let text = std::fs::read_to_string(path).unwrap();
+            text.split("[[package]]")
+                .skip(1)
+                .map(|block| {
+                    let field = |name: &str| {
+                        block
+                            .lines()
+                            .find_map(|l| l.strip_prefix(&format!("{name} = \"")))
+                            .and_then(|v| v.strip_suffix('"'))
+                            .unwrap()
+                            .to_string()
+                    };
+                    (field("name"), field("version"))
+                })
+                .collect()
+        }
+        let root = env!("CARGO_MANIFEST_DIR");
+        let main = packages(&format!("{root}/Cargo.lock"));
+        let fuzz = packages(&format!("{root}/fuzz/Cargo.lock"));
+        let missing: Vec<_> = main
+            .iter()
+            .filter(|(name, _)| name != "meridian")
+            .filter(|p| !fuzz.contains(p))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "fuzz/Cargo.lock lacks or pins otherwise: {missing:?}"
         );
     }
 }

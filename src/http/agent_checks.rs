@@ -178,8 +178,7 @@ async fn update(
 }
 
 /// `?enable=true|false` (required) and `?reason=`.
-fn maintenance_params(req: &HttpRequest) -> Result<(bool, String), ApiError> {
-    let p = Params::from(req)?;
+pub(crate) fn maintenance_params(p: &Params) -> Result<(bool, String), ApiError> {
     let enable = match p.get("enable") {
         None | Some("") => return Err(ApiError::bad_request("Missing value for enable")),
         Some("true") => true,
@@ -197,7 +196,7 @@ async fn node_maintenance(
     req: HttpRequest,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (enable, reason) = maintenance_params(&req)?;
+    let (enable, reason) = maintenance_params(&Params::from(&req)?)?;
     state
         .ask(Maintenance {
             service: None,
@@ -213,7 +212,7 @@ async fn service_maintenance(
     state: web::Data<ApiState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (enable, reason) = maintenance_params(&req)?;
+    let (enable, reason) = maintenance_params(&Params::from(&req)?)?;
     let access = authz::access(&req, &state).await?;
     authz::on_service(&state, &access, &id, Access::Write).await?;
     state

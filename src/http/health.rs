@@ -30,35 +30,52 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-async fn service(
-    req: HttpRequest,
-    state: web::Data<ApiState>,
-    name: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let p = Params::from(&req)?;
-    let q = Query::HealthService {
-        name: name.into_inner(),
+/// `/v1/health/service/<name>`'s query string: the read, and the
+/// `node-meta` and `near` it applies to the answer.
+pub(crate) struct ServiceArgs {
+    pub query: Query,
+    pub meta: Vec<(String, String)>,
+    pub near: Option<String>,
+}
+
+pub(crate) fn service_args(p: &Params, name: String, agent_node: &str) -> ServiceArgs {
+    let query = Query::HealthService {
+        name,
         tags: p.all("tag"),
         passing: p.has("passing"),
     };
     // `node-meta=key:value`, repeatable: every pair must match.
-    let meta: Vec<(String, String)> = p
+    let meta = p
         .all("node-meta")
-        .iter()
+        .into_iter()
         .map(|kv| match kv.split_once(':') {
             Some((k, v)) => (k.to_string(), v.to_string()),
-            None => (kv.clone(), String::new()),
+            None => (kv, String::new()),
         })
         .collect();
     // Without network coordinates, `near` can only tell the named node
     // (or this agent's, for `_agent`) from the rest: it comes first.
     let near = p.get("near").map(|n| {
         if n == "_agent" {
-            state.config.node_name.clone()
+            agent_node.to_string()
         } else {
             n.to_string()
         }
     });
+    ServiceArgs { query, meta, near }
+}
+
+async fn service(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let p = Params::from(&req)?;
+    let ServiceArgs {
+        query: q,
+        meta,
+        near,
+    } = service_args(&p, name.into_inner(), &state.config.node_name);
     let opts = p.query_options(&state.config)?;
     let mut resp = state.read(opts, q).await?;
     if let QueryResult::CheckServiceNodes(list) = &mut resp.result {

@@ -50,7 +50,7 @@ fn parse_bool(v: &str) -> Option<bool> {
 }
 
 /// `?relay-factor=` and `?local-only=` with Consul's checks and texts.
-fn options(p: &Params, list: bool) -> Result<(u8, bool), ApiError> {
+pub(crate) fn options(p: &Params, list: bool) -> Result<(u8, bool), ApiError> {
     let relay = match p.get("relay-factor").filter(|v| !v.is_empty()) {
         None => 0,
         Some(v) => {

@@ -9,8 +9,10 @@ use super::error::ApiError;
 use super::params::{json_with, read_body_for, read_response, Params};
 use super::routes::{self as rt, Decision::*};
 use super::ApiState;
+use crate::config::RuntimeConfig;
 use crate::state::command::{Command, CommandResult};
 use crate::state::query::{Query, QueryResult};
+use crate::structs::QueryOptions;
 
 pub fn routes() -> Vec<rt::Route> {
     let path = "/v1/kv/{key:.*}";
@@ -45,15 +47,18 @@ fn key_of(req: &HttpRequest) -> String {
     req.match_info().get("key").unwrap_or("").to_string()
 }
 
-async fn get(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
-    let p = Params::from(&req)?;
-    let key = key_of(&req);
-    validate_key(&key)?;
-    let opts = p.query_options(&state.config)?;
-    let keys = p.has("keys");
-    let query = if keys {
+/// A GET's options and read, from its query string and key: checked
+/// before anything is read.
+pub(crate) fn get_request(
+    p: &Params,
+    key: &str,
+    cfg: &RuntimeConfig,
+) -> Result<(QueryOptions, Query), ApiError> {
+    validate_key(key)?;
+    let opts = p.query_options(cfg)?;
+    let query = if p.has("keys") {
         Query::KvKeys {
-            prefix: key.clone(),
+            prefix: key.to_string(),
             separator: p
                 .get("separator")
                 .or(p.get("seperator"))
@@ -61,13 +66,22 @@ async fn get(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpRespons
         }
     } else if p.has("recurse") {
         Query::KvList {
-            prefix: key.clone(),
+            prefix: key.to_string(),
         }
     } else if key.is_empty() {
         return Err(ApiError::bad_request("Missing key name"));
     } else {
-        Query::KvGet { key: key.clone() }
+        Query::KvGet {
+            key: key.to_string(),
+        }
     };
+    Ok((opts, query))
+}
+
+async fn get(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let p = Params::from(&req)?;
+    let key = key_of(&req);
+    let (opts, query) = get_request(&p, &key, &state.config)?;
     let resp = state.read(opts, query).await?;
     let found = |b: bool| {
         if b {
@@ -110,8 +124,83 @@ async fn get(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpRespons
     }
 }
 
-fn conflicting(req: &HttpRequest) -> ApiError {
-    ApiError::bad_request(format!("Conflicting flags: {}\n", req.query_string()))
+fn conflicting(p: &Params) -> ApiError {
+    ApiError::bad_request(format!("Conflicting flags: {}\n", p.raw()))
+}
+
+/// How a PUT writes, from its query string: one of `cas`, `acquire`,
+/// `release` at most.
+pub(crate) enum PutMode {
+    Set,
+    Cas(u64),
+    Lock(String),
+    Unlock(String),
+}
+
+/// A PUT's query string and key, checked before its body is read (a bad
+/// flag is a 400 even when the body is too large).
+pub(crate) struct PutArgs {
+    key: String,
+    flags: u64,
+    mode: PutMode,
+}
+
+impl PutArgs {
+    pub(crate) fn parse(p: &Params, key: String) -> Result<PutArgs, ApiError> {
+        if key.is_empty() {
+            return Err(ApiError::bad_request("Missing key name"));
+        }
+        validate_key(&key)?;
+        let modes = ["cas", "acquire", "release"]
+            .iter()
+            .filter(|m| p.get(m).is_some())
+            .count();
+        if modes > 1 {
+            return Err(conflicting(p));
+        }
+        let flags = p.u64("flags", "flags")?.unwrap_or(0);
+        let cas = p.u64("cas", "cas index")?;
+        let mode = match (cas, p.get("acquire"), p.get("release")) {
+            (_, Some(s), _) => PutMode::Lock(s.to_string()),
+            (_, _, Some(s)) => PutMode::Unlock(s.to_string()),
+            (Some(cas), None, None) => PutMode::Cas(cas),
+            (None, None, None) => PutMode::Set,
+        };
+        Ok(PutArgs { key, flags, mode })
+    }
+
+    /// The write, once the body is in. Consul answers a session that is
+    /// not a UUID with a 500, and only after reading the body; bad input
+    /// is a 400 here (README's "differs from Consul").
+    pub(crate) fn command(self, value: Vec<u8>) -> Result<Command, ApiError> {
+        let session = |s: String| -> Result<String, ApiError> {
+            uuid::Uuid::parse_str(&s)
+                .map(|_| s.clone())
+                .map_err(|_| ApiError::bad_request(format!("invalid session \"{s}\"")))
+        };
+        let PutArgs { key, flags, mode } = self;
+        Ok(match mode {
+            PutMode::Lock(s) => Command::KvLock {
+                key,
+                value,
+                flags,
+                session: session(s)?,
+            },
+            PutMode::Unlock(s) => Command::KvUnlock {
+                key,
+                value,
+                flags,
+                session: session(s)?,
+            },
+            PutMode::Cas(cas) => Command::KvCas {
+                key,
+                value,
+                flags,
+                cas,
+            },
+            PutMode::Set => Command::KvSet { key, value, flags },
+        })
+    }
 }
 
 async fn put(
@@ -120,20 +209,7 @@ async fn put(
     payload: Payload,
 ) -> Result<HttpResponse, ApiError> {
     let p = Params::from(&req)?;
-    let key = key_of(&req);
-    if key.is_empty() {
-        return Err(ApiError::bad_request("Missing key name"));
-    }
-    validate_key(&key)?;
-    let modes = ["cas", "acquire", "release"]
-        .iter()
-        .filter(|m| p.get(m).is_some())
-        .count();
-    if modes > 1 {
-        return Err(conflicting(&req));
-    }
-    let flags = p.u64("flags", "flags")?.unwrap_or(0);
-    let cas = p.u64("cas", "cas index")?;
+    let args = PutArgs::parse(&p, key_of(&req))?;
     let value = read_body_for(
         &req,
         payload,
@@ -142,49 +218,28 @@ async fn put(
     )
     .await?
     .to_vec();
-    let session = |s: &str| -> Result<String, ApiError> {
-        uuid::Uuid::parse_str(s)
-            .map(|_| s.to_string())
-            .map_err(|_| ApiError::bad_request(format!("invalid session \"{s}\"")))
-    };
-    let command = match (cas, p.get("acquire"), p.get("release")) {
-        (_, Some(s), _) => Command::KvLock {
-            key,
-            value,
-            flags,
-            session: session(s)?,
-        },
-        (_, _, Some(s)) => Command::KvUnlock {
-            key,
-            value,
-            flags,
-            session: session(s)?,
-        },
-        (Some(cas), None, None) => Command::KvCas {
-            key,
-            value,
-            flags,
-            cas,
-        },
-        (None, None, None) => Command::KvSet { key, value, flags },
-    };
+    let command = args.command(value)?;
     let resp = state.write(p.dc(), p.token(), command).await?;
     bool_response(&req, resp.result)
 }
 
-async fn delete(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
-    let p = Params::from(&req)?;
-    let key = key_of(&req);
+/// A DELETE's write, from its query string and key.
+pub(crate) fn delete_command(p: &Params, key: String) -> Result<Command, ApiError> {
     validate_key(&key)?;
     let recurse = p.has("recurse");
     let cas = p.u64("cas", "cas index")?;
-    let command = match (recurse, cas) {
-        (true, Some(_)) => return Err(conflicting(&req)),
+    Ok(match (recurse, cas) {
+        (true, Some(_)) => return Err(conflicting(p)),
         (true, None) => Command::KvDeleteTree { prefix: key },
         (false, _) if key.is_empty() => return Err(ApiError::bad_request("Missing key name")),
         (false, Some(cas)) => Command::KvDeleteCas { key, cas },
         (false, None) => Command::KvDelete { key },
-    };
+    })
+}
+
+async fn delete(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let p = Params::from(&req)?;
+    let command = delete_command(&p, key_of(&req))?;
     let resp = state.write(p.dc(), p.token(), command).await?;
     bool_response(&req, resp.result)
 }

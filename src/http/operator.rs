@@ -25,6 +25,17 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
+/// The one of `?id=` and `?address=` a removal names.
+pub(crate) fn peer_ref(p: &Params) -> Result<PeerRef, ApiError> {
+    match (p.get("id"), p.get("address")) {
+        (Some(id), None) if !id.is_empty() => Ok(PeerRef::Id(id.to_string())),
+        (None, Some(a)) if !a.is_empty() => Ok(PeerRef::Address(a.to_string())),
+        _ => Err(ApiError::bad_request(
+            "Must specify either ?id with the server's ID or ?address with IP:port of peer to remove",
+        )),
+    }
+}
+
 /// `DELETE /v1/operator/raft/peer?id=|address=`: served by the leader
 /// of the datacenter (`?dc=`).
 async fn remove_peer(
@@ -32,15 +43,7 @@ async fn remove_peer(
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     let p = Params::from(&req)?;
-    let which = match (p.get("id"), p.get("address")) {
-        (Some(id), None) if !id.is_empty() => PeerRef::Id(id.to_string()),
-        (None, Some(a)) if !a.is_empty() => PeerRef::Address(a.to_string()),
-        _ => {
-            return Err(ApiError::bad_request(
-                "Must specify either ?id with the server's ID or ?address with IP:port of peer to remove",
-            ))
-        }
-    };
+    let which = peer_ref(&p)?;
     let args = RemovePeerArgs {
         dc: p.dc(),
         peer: which,

@@ -18,38 +18,63 @@ use crate::structs::{Consistency, QueryMeta, QueryOptions};
 
 /// The query string, decoded (repeated keys are kept: `tag=a&tag=b`),
 /// and the caller's ACL token.
-pub struct Params(Vec<(String, String)>, Option<String>);
+pub struct Params {
+    pairs: Vec<(String, String)>,
+    token: Option<String>,
+    raw: String,
+}
 
 impl Params {
     pub fn from(req: &HttpRequest) -> Result<Params, ApiError> {
-        let query = actix_web::web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        Params::parse(req.query_string(), |name| {
+            req.headers().get(name).and_then(|v| v.to_str().ok())
+        })
+    }
+
+    /// A query string as a handler sees it, with `header` answering for the
+    /// request's headers: the one parse behind [`Params::from`], apart so
+    /// that the fuzz target reaches it without building a request.
+    pub fn parse<'h>(
+        query: &str,
+        header: impl Fn(&str) -> Option<&'h str>,
+    ) -> Result<Params, ApiError> {
+        let pairs = actix_web::web::Query::<Vec<(String, String)>>::from_query(query)
             .map_err(|e| ApiError::bad_request(format!("Invalid query string: {e}")))?
             .into_inner();
-        let token = request_token(req, &query);
-        Ok(Params(query, token))
+        let token = request_token(&pairs, header);
+        Ok(Params {
+            pairs,
+            token,
+            raw: query.to_string(),
+        })
+    }
+
+    /// The query string as it came, for the errors that quote it.
+    pub fn raw(&self) -> &str {
+        &self.raw
     }
 
     /// The caller's ACL token, where Consul looks for it.
     pub fn token(&self) -> Option<String> {
-        self.1.clone()
+        self.token.clone()
     }
 
     /// Consul's flags count by presence: `?recurse`, `?recurse=true`, `?keys=True`.
     pub fn has(&self, name: &str) -> bool {
-        self.0
+        self.pairs
             .iter()
             .any(|(k, v)| k == name && !v.eq_ignore_ascii_case("false"))
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
+        self.pairs
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
 
     pub fn all(&self, name: &str) -> Vec<String> {
-        self.0
+        self.pairs
             .iter()
             .filter(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
@@ -113,13 +138,11 @@ impl Params {
 
 /// Consul's order: `?token=`, then `X-Consul-Token`, then
 /// `Authorization: Bearer`. An empty value counts as none.
-fn request_token(req: &HttpRequest, query: &[(String, String)]) -> Option<String> {
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
+fn request_token<'h>(
+    query: &[(String, String)],
+    header: impl Fn(&str) -> Option<&'h str>,
+) -> Option<String> {
+    let header = |name: &str| header(name).map(str::trim);
     given(
         query
             .iter()

@@ -10,7 +10,7 @@ mod object;
 mod policy;
 mod replication;
 mod role;
-mod token;
+pub(crate) mod token;
 
 use actix_web::http::StatusCode;
 use actix_web::web::{self, Payload};

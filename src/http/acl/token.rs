@@ -233,9 +233,9 @@ async fn delete(
 const ONE_FILTER: &str =
     "can only filter by one of policy, role, serviceName, or methodName at a time";
 
-async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
-    require_enabled(&state)?;
-    let p = Params::from(&req)?;
+/// `GET /v1/acl/tokens`' filters, one at most; the flag says that none
+/// can match (tokens made by an auth method, which never exist here).
+pub(crate) fn list_query(p: &Params) -> Result<(Query, bool), ApiError> {
     let filter = |name: &str| p.get(name).filter(|v| !v.is_empty()).map(str::to_string);
     let (policy, role, service_name) = (filter("policy"), filter("role"), filter("servicename"));
     let auth_method = filter("authmethod");
@@ -255,6 +255,13 @@ async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpRespon
         role,
         service_name,
     };
+    Ok((query, none_match))
+}
+
+async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    require_enabled(&state)?;
+    let p = Params::from(&req)?;
+    let (query, none_match) = list_query(&p)?;
     match read(&req, &state, query).await? {
         (meta, QueryResult::AclTokens(mut stubs)) => {
             let now = chrono::Utc::now();

@@ -20,6 +20,7 @@
 mod common;
 mod fault {
     pub mod checker;
+    pub mod diskfs;
     pub mod netns;
     pub mod register;
 }
@@ -32,6 +33,7 @@ use rand::{Rng, SeedableRng};
 
 use common::*;
 use fault::checker::{self, Kind, Op, Outcome, Verdict};
+use fault::diskfs::LoopFs;
 use fault::netns::Net;
 use fault::register::{self, Recorder};
 
@@ -56,6 +58,14 @@ enum FaultKind {
     Halves,
     /// Each server reaches only its two neighbours (a no-op below 5).
     Ring,
+    /// A voter (the leader half the time) killed and removed from the Raft
+    /// configuration; at the heal it starts again with an empty data
+    /// directory and joins, as Consul's docs say to bring a removed server
+    /// back.
+    Remove,
+    /// The filesystem of the server on [`Cluster::fs`] filled up; at the
+    /// heal the space is freed and the server restarted.
+    DiskFull,
 }
 
 impl FaultKind {
@@ -66,6 +76,7 @@ impl FaultKind {
             "isolate" => FaultKind::Isolate,
             "halves" => FaultKind::Halves,
             "ring" => FaultKind::Ring,
+            "remove" => FaultKind::Remove,
             _ => return None,
         })
     }
@@ -84,6 +95,9 @@ struct Fault {
     /// (restart / SIGCONT / heal).
     at: u64,
     healed: u64,
+    /// What the server under the fault did (a full disk: did it exit,
+    /// what it logged).
+    note: String,
 }
 
 /// Where the servers run.
@@ -93,6 +107,11 @@ struct Cluster {
     /// pauses only). Declared after `servers`: they are dropped first.
     net: Option<Net>,
     kinds: Vec<FaultKind>,
+    /// Each server's data directory (a removed server comes back empty).
+    dirs: Vec<std::path::PathBuf>,
+    /// Server 0's filesystem when it can fill up (`DiskFull`). After
+    /// `servers`: unmounted once they are gone.
+    fs: Option<LoopFs>,
 }
 
 fn env_seeds(default: &[u64]) -> Vec<u64> {
@@ -118,6 +137,8 @@ fn register_is_linearizable_under_leader_kills_and_pauses() {
             servers: three_servers(&dirs),
             net: None,
             kinds: vec![FaultKind::Kill, FaultKind::Stop],
+            dirs: paths(&dirs),
+            fs: None,
         };
         run(seed, secs, cluster);
     }
@@ -159,9 +180,197 @@ fn register_is_linearizable_under_partitions() {
             servers,
             net: Some(net),
             kinds: kinds.clone(),
+            dirs: paths(&dirs),
+            fs: None,
         };
         run(seed, secs, cluster);
     }
+}
+
+fn paths(dirs: &[tempfile::TempDir]) -> Vec<std::path::PathBuf> {
+    dirs.iter().map(|d| d.path().to_path_buf()).collect()
+}
+
+/// A voter removed and brought back (`FaultKind::Remove`) over and over;
+/// the run ends with three voters again.
+#[test]
+fn register_is_linearizable_under_voter_removal() {
+    let secs = env_secs(20);
+    for seed in env_seeds(&[31]) {
+        let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let cluster = Cluster {
+            servers: three_servers(&dirs),
+            net: None,
+            kinds: vec![FaultKind::Remove],
+            dirs: paths(&dirs),
+            fs: None,
+        };
+        run(seed, secs, cluster);
+    }
+}
+
+/// Server 0's data directory on a small ext4 that fills up
+/// (`FaultKind::DiskFull`) while the clients and a writer of large values
+/// keep the log growing. Every acknowledged large value must be on every
+/// server at the end, the restarted full one included.
+#[test]
+fn register_is_linearizable_when_a_disk_fills_up() {
+    if let Some(why) = LoopFs::available() {
+        eprintln!("skipped: no loop-mounted filesystem ({why})");
+        return;
+    }
+    let secs = env_secs(CI_SECS);
+    for seed in env_seeds(&[41]) {
+        let fs = LoopFs::new(16);
+        let dirs: Vec<tempfile::TempDir> = vec![
+            tempfile::tempdir_in(fs.path()).unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        ];
+        let cluster = Cluster {
+            servers: three_servers(&dirs),
+            net: None,
+            kinds: vec![FaultKind::DiskFull],
+            dirs: paths(&dirs),
+            fs: Some(fs),
+        };
+        run(seed, secs, cluster);
+    }
+}
+
+/// libfaketime's library (Debian's `libfaketime`).
+const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// Kills and pauses (the loopback schedule) while servers run with
+/// skewed clocks: by default server 1's wall clock 30 s ahead and server
+/// 2's clocks running 1.5 times fast (`MERIDIAN_FAULT_SKEW=<spec>,<spec>,
+/// <spec>`, libfaketime's FAKETIME per server, empty for none). Monotonic
+/// time is faked too (libfaketime's default, FAKETIME_DONT_FAKE_MONOTONIC
+/// =0): Rust's Instant, and so every Raft timer and the lease, runs at the
+/// skewed rate. A rate needs an offset before it (`+0 x1.5`): a bare `x1.5`
+/// scales only sleeps, not the clocks.
+#[test]
+fn register_is_linearizable_with_skewed_clocks() {
+    if !std::path::Path::new(FAKETIME_LIB).exists() {
+        eprintln!("skipped: {FAKETIME_LIB} missing (Debian package faketime)");
+        return;
+    }
+    let skews: Vec<String> = match std::env::var("MERIDIAN_FAULT_SKEW") {
+        Ok(s) => s.split(',').map(|x| x.trim().to_string()).collect(),
+        Err(_) => vec!["".into(), "+30s".into(), "+0 x1.5".into()],
+    };
+    let prefixes: Vec<Vec<String>> = skews
+        .iter()
+        .map(|spec| match spec.as_str() {
+            "" => Vec::new(),
+            spec => vec![
+                "env".into(),
+                format!("LD_PRELOAD={FAKETIME_LIB}"),
+                format!("FAKETIME={spec}"),
+                "FAKETIME_DONT_FAKE_MONOTONIC=0".into(),
+            ],
+        })
+        .collect();
+    eprintln!("clock skew per server (libfaketime FAKETIME): {skews:?}");
+    let secs = env_secs(CI_SECS);
+    for seed in env_seeds(&[53]) {
+        let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let cluster = Cluster {
+            servers: three_servers_in(&dirs, &[], &prefixes),
+            net: None,
+            kinds: vec![FaultKind::Kill, FaultKind::Stop],
+            dirs: paths(&dirs),
+            fs: None,
+        };
+        run(seed, secs, cluster);
+    }
+}
+
+/// Removes server `i` from the Raft configuration through another server
+/// (the request is forwarded to the leader); retried while leadership
+/// moves. Whether it went through.
+fn remove_peer(servers: &[TestAgent], i: usize) -> bool {
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let addr = format!("127.0.0.1:{}", servers[i].server_port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        for (j, s) in servers.iter().enumerate() {
+            if j == i {
+                continue;
+            }
+            let url = s.url(&format!("/v1/operator/raft/peer?address={addr}"));
+            if http
+                .delete(url)
+                .send()
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+/// Polls `check` for up to `secs`; whether it came to hold.
+fn wait_until(secs: u64, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    true
+}
+
+/// Whether `observer`'s catalog has `node`'s serfHealth critical.
+fn serf_failed(observer: &TestAgent, node: &str) -> bool {
+    reqwest::blocking::get(observer.url(&format!("/v1/health/node/{node}?stale")))
+        .and_then(|r| r.json::<serde_json::Value>())
+        .ok()
+        .and_then(|v| {
+            v.as_array()?
+                .iter()
+                .find(|c| c["CheckID"] == "serfHealth")
+                .map(|c| c["Status"] == "critical")
+        })
+        .unwrap_or(false)
+}
+
+/// The servers in the Raft configuration that vote, as `server` sees it.
+fn voters(server: &TestAgent) -> usize {
+    reqwest::blocking::get(server.url("/v1/operator/raft/configuration"))
+        .and_then(|r| r.json::<serde_json::Value>())
+        .ok()
+        .and_then(|v| {
+            v["Servers"]
+                .as_array()
+                .map(|a| a.iter().filter(|s| s["Voter"] == true).count())
+        })
+        .unwrap_or(0)
+}
+
+/// The full server's state while its disk is full, for the report.
+fn disk_full_note(s: &mut TestAgent) -> String {
+    let log = s.log_text();
+    let said = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("os error 28") || l.to_lowercase().contains("no space"))
+        .map(|l| l.chars().take(300).collect::<String>());
+    let panics = log.matches("panicked").count();
+    format!(
+        "process: {}; panics in its log: {panics}; last no-space line: {}",
+        match s.exit_status() {
+            Some(st) => format!("exited ({st})"),
+            None => "running".into(),
+        },
+        said.unwrap_or_else(|| "none".into())
+    )
 }
 
 /// Injects a fault every 1.5–3 s, for 1–2.5 s, until `until`. The loopback
@@ -184,10 +393,21 @@ fn faults(seed: u64, cluster: &mut Cluster, until: Instant, rec: &Recorder) -> V
         }
         let leader = leader_index(&cluster.servers);
         let server = leader.unwrap_or_else(|| rng.gen_range(0..n));
+        let loopback = cluster.net.is_none() && cluster.kinds == [FaultKind::Kill, FaultKind::Stop];
         let kind = match &cluster.net {
-            None if rng.gen_bool(0.5) => FaultKind::Kill,
-            None => FaultKind::Stop,
-            Some(_) => order[done.len() % order.len()],
+            None if loopback && rng.gen_bool(0.5) => FaultKind::Kill,
+            None if loopback => FaultKind::Stop,
+            _ => order[done.len() % order.len()],
+        };
+        let server = match kind {
+            FaultKind::DiskFull => 0,
+            // A follower half the time: removing the leader also makes
+            // it step down first.
+            FaultKind::Remove if rng.gen_bool(0.5) => {
+                let others: Vec<usize> = (0..n).filter(|&i| Some(i) != leader).collect();
+                others[rng.gen_range(0..others.len())]
+            }
+            _ => server,
         };
         let minority: Vec<usize> = match kind {
             FaultKind::Isolate => vec![server],
@@ -211,6 +431,26 @@ fn faults(seed: u64, cluster: &mut Cluster, until: Instant, rec: &Recorder) -> V
             (FaultKind::Kill, _) => servers[server].kill(),
             (FaultKind::Stop, _) => servers[server].signal_no_wait(libc::SIGSTOP),
             (FaultKind::Ring, Some(net)) => net.ring(),
+            (FaultKind::Remove, _) => {
+                servers[server].kill();
+                // Consul's procedure removes a server once gossip calls it
+                // failed; every other removal (the first included) does not
+                // wait: the leader's reconcile then adds the dead server
+                // back as a learner, whose entry the rejoining server must
+                // not end up answering for.
+                let other = &servers[(server + 1) % n];
+                let gone = done.len() % 2 == 1
+                    && wait_until(15, || serf_failed(other, &servers[server].node));
+                let removed = remove_peer(servers, server);
+                eprintln!(
+                    "seed {seed}: server {server} failed in gossip: {gone}, removed: {removed}, voters now {}",
+                    voters(other)
+                );
+            }
+            (FaultKind::DiskFull, _) => {
+                let fs = cluster.fs.as_ref().expect("DiskFull needs Cluster::fs");
+                eprintln!("seed {seed}: ballast took {} KiB", fs.fill() >> 10);
+            }
             (_, Some(net)) => {
                 let majority: Vec<usize> = (0..n).filter(|i| !minority.contains(i)).collect();
                 net.partition(&minority, &majority);
@@ -222,7 +462,28 @@ fn faults(seed: u64, cluster: &mut Cluster, until: Instant, rec: &Recorder) -> V
         let at = rec.now();
         std::thread::sleep(down_for);
         let healed = rec.now();
+        let mut note = String::new();
         match (kind, &cluster.net) {
+            (FaultKind::Remove, _) => {
+                let dir = &cluster.dirs[server];
+                let _ = std::fs::remove_dir_all(dir);
+                std::fs::create_dir_all(dir).expect("data dir");
+                servers[server].restart_no_wait();
+                let other = (server + 1) % n;
+                let join = format!("127.0.0.1:{}", servers[other].serf_lan);
+                let joined = reqwest::blocking::Client::new()
+                    .put(servers[server].url(&format!("/v1/agent/join/{join}")))
+                    .send()
+                    .is_ok_and(|r| r.status().is_success());
+                note = format!("rejoined: {joined}");
+            }
+            (FaultKind::DiskFull, _) => {
+                note = disk_full_note(&mut servers[server]);
+                if let Some(fs) = &cluster.fs {
+                    fs.free();
+                }
+                servers[server].restart_no_wait();
+            }
             // Waits until it answers HTTP again (same ports, same data).
             (FaultKind::Kill, _) => servers[server].restart_no_wait(),
             (FaultKind::Stop, _) => servers[server].signal_no_wait(libc::SIGCONT),
@@ -230,17 +491,18 @@ fn faults(seed: u64, cluster: &mut Cluster, until: Instant, rec: &Recorder) -> V
             (_, None) => {}
         }
         eprintln!(
-            "seed {seed}: {kind:?} server {server} (leader: {}) minority {minority:?} at {:.2} s for {down_for:?}",
-            leader.is_some(),
+            "seed {seed}: {kind:?} server {server} (leader: {}) minority {minority:?} at {:.2} s for {down_for:?} {note}",
+            leader == Some(server),
             at as f64 / 1e9
         );
         done.push(Fault {
             kind,
             server,
-            was_leader: leader.is_some(),
+            was_leader: leader == Some(server),
             minority,
             at,
             healed,
+            note,
         });
     }
 }
@@ -256,13 +518,25 @@ fn run(seed: u64, secs: u64, mut cluster: Cluster) {
     let start = Instant::now();
     let rec = Recorder::new(start);
     let until = start + Duration::from_secs(secs);
-    let faults = std::thread::scope(|s| {
+    let filling = cluster.fs.is_some();
+    let (faults, bulk) = std::thread::scope(|s| {
         for p in 0..CLIENTS {
             let (addrs, keys, rec) = (&addrs, &keys, &rec);
             s.spawn(move || register::client(p, seed, addrs, keys, until, rec));
         }
-        faults_guarded(seed, &mut cluster, until, &rec)
+        let bulk = filling.then(|| s.spawn(|| bulk_writer(seed, &addrs, until)));
+        let faults = faults_guarded(seed, &mut cluster, until, &rec);
+        (faults, bulk.map(|b| b.join().unwrap()).unwrap_or_default())
     });
+    // A removed or full server is back: every server holds every
+    // acknowledged write, and the cluster has its three voters.
+    if cluster
+        .kinds
+        .iter()
+        .any(|k| matches!(k, FaultKind::Remove | FaultKind::DiskFull))
+    {
+        converged(&cluster.servers, &keys, &bulk, &rec);
+    }
     let ops = rec.ops.into_inner().unwrap();
     let default_reads = rec.default_reads.into_inner().unwrap();
     let writes: Vec<Op> = ops
@@ -309,6 +583,125 @@ fn run(seed: u64, secs: u64, mut cluster: Cluster) {
             stale.len()
         ));
     }
+}
+
+/// Large values, each under a key of its own, sent to any server until
+/// `until`: a Raft log of small writes grows too slowly to fill a disk.
+/// The keys whose write was acknowledged.
+fn bulk_writer(seed: u64, addrs: &[String], until: Instant) -> Vec<String> {
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let body = "x".repeat(BULK_BYTES);
+    let mut acked = Vec::new();
+    let mut n = 0usize;
+    while Instant::now() < until {
+        n += 1;
+        let key = format!("bulk-{seed}-{n}");
+        let url = format!("http://{}/v1/kv/{key}", addrs[n % addrs.len()]);
+        match http.put(url).body(body.clone()).send() {
+            Ok(r) if r.status().is_success() => {
+                if r.text().is_ok_and(|t| t.trim() == "true") {
+                    acked.push(key)
+                }
+            }
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    acked
+}
+
+const BULK_BYTES: usize = 128 << 10;
+
+/// The value under `key` as `url` returns it (`None`: absent), or no
+/// answer.
+fn get_value(url: &str) -> Option<Option<String>> {
+    use base64::Engine;
+    let r = reqwest::blocking::Client::new()
+        .get(url)
+        .timeout(Duration::from_secs(2))
+        .send()
+        .ok()?;
+    if r.status() == reqwest::StatusCode::NOT_FOUND {
+        return Some(None);
+    }
+    let v: serde_json::Value = r.error_for_status().ok()?.json().ok()?;
+    let raw = v[0]["Value"].as_str().unwrap_or("");
+    let bytes = base64::engine::general_purpose::STANDARD.decode(raw).ok()?;
+    Some(Some(String::from_utf8(bytes).ok()?))
+}
+
+/// After the run: three voters seen by every server; each register key's
+/// `?consistent` value (added to the history, so the checker holds it to
+/// the acknowledged writes) served by every server from its own state
+/// (`?stale`); every acknowledged bulk key on every server.
+fn converged(servers: &[TestAgent], keys: &[String], bulk: &[String], rec: &Recorder) {
+    let started = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !servers.iter().all(|s| voters(s) == 3) {
+        if Instant::now() > deadline {
+            let logs: Vec<String> = servers
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    format!(
+                        "--- server {i}: {} voters; log tail:\n{}",
+                        voters(s),
+                        s.log_tail()
+                    )
+                })
+                .collect();
+            panic!("not three voters 30 s after the run:\n{}", logs.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for key in keys {
+        let invoke = rec.now();
+        let mut value = None;
+        wait_for(&format!("a ?consistent read of {key}"), 20, || {
+            value = servers
+                .iter()
+                .find_map(|s| get_value(&s.url(&format!("/v1/kv/{key}?consistent"))));
+            value.is_some()
+        });
+        let value = value.unwrap();
+        rec.ops.lock().unwrap().push(Op {
+            process: CLIENTS,
+            server: 0,
+            key: key.clone(),
+            kind: Kind::Read,
+            invoke,
+            complete: Some(rec.now()),
+            outcome: Outcome::Ok(value.clone()),
+        });
+        for (i, s) in servers.iter().enumerate() {
+            wait_for(
+                &format!("server {i} serving {key}'s last value"),
+                20,
+                || get_value(&s.url(&format!("/v1/kv/{key}?stale"))) == Some(value.clone()),
+            );
+        }
+    }
+    for (i, s) in servers.iter().enumerate() {
+        for key in bulk {
+            wait_for(
+                &format!("server {i} holding acknowledged {key}"),
+                20,
+                || {
+                    get_value(&s.url(&format!("/v1/kv/{key}?stale")))
+                        .flatten()
+                        .is_some_and(|v| v.len() == BULK_BYTES)
+                },
+            );
+        }
+    }
+    eprintln!(
+        "converged: 3 voters, every server serves the last value of {} keys and {} acknowledged large values ({:?} after the run)",
+        keys.len(),
+        bulk.len(),
+        started.elapsed()
+    );
 }
 
 /// `faults`, then every server running and reachable again (continued if
@@ -422,7 +815,7 @@ fn report(ops: &[Op], default_reads: &[Op], faults: &[Fault], stale: &[(f64, Op)
         }
         eprintln!(
             "  {:?} server {} (leader: {}) minority {:?} at {:.2} s for {:.2} s: next acknowledged write after {}; \
-             stale default reads {} (worst {}, via servers {stale_servers:?}); after heal: next ack {}, {after_heal} writes not ok in 1 s",
+             stale default reads {} (worst {}, via servers {stale_servers:?}); after heal: next ack {}, {after_heal} writes not ok in 1 s {}",
             f.kind,
             f.server,
             f.was_leader,
@@ -433,6 +826,7 @@ fn report(ops: &[Op], default_reads: &[Op], faults: &[Fault], stale: &[(f64, Op)
             stale_here.len(),
             ms(worst),
             ms(next_ack(f.healed)),
+            f.note,
         );
     }
     for (kind, mut v) in resumed {

@@ -238,7 +238,8 @@ impl Handler<GetRaftStatus> for RaftActor {
     }
 }
 
-/// Removes a server from the Raft configuration.
+/// Removes a server from the Raft configuration: a voter, or a learner
+/// (one the leader's reconcile added and never promoted).
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<(), RequestError>")]
 pub struct RemoveVoter(pub NodeId);
@@ -253,15 +254,21 @@ impl Handler<RemoveVoter> for RaftActor {
             if !leads {
                 return Err(RequestError::NoLeader);
             }
-            let mut voters: std::collections::BTreeSet<NodeId> = raft
+            let membership = raft
                 .metrics()
                 .borrow()
                 .membership_config
                 .membership()
-                .voter_ids()
-                .collect();
-            voters.remove(&msg.0);
-            raft.change_membership(voters, false)
+                .clone();
+            let mut voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
+            let change: openraft::ChangeMembers<NodeId, BasicNode> = if voters.remove(&msg.0) {
+                openraft::ChangeMembers::ReplaceAllVoters(voters)
+            } else if membership.get_node(&msg.0).is_some() {
+                openraft::ChangeMembers::RemoveNodes([msg.0].into())
+            } else {
+                return Ok(());
+            };
+            raft.change_membership(change, false)
                 .await
                 .map(|_| ())
                 .map_err(|e| RequestError::Internal(e.to_string()))

@@ -98,6 +98,8 @@ struct Fault {
     /// What the server under the fault did (a full disk: did it exit,
     /// what it logged).
     note: String,
+    /// What the server did that it must not (the run fails on it).
+    defect: Option<String>,
 }
 
 /// Where the servers run.
@@ -221,7 +223,7 @@ fn register_is_linearizable_when_a_disk_fills_up() {
     }
     let secs = env_secs(CI_SECS);
     for seed in env_seeds(&[41]) {
-        let fs = LoopFs::new(16);
+        let fs = LoopFs::new(64);
         let dirs: Vec<tempfile::TempDir> = vec![
             tempfile::tempdir_in(fs.path()).unwrap(),
             tempfile::tempdir().unwrap(),
@@ -354,23 +356,42 @@ fn voters(server: &TestAgent) -> usize {
         .unwrap_or(0)
 }
 
-/// The full server's state while its disk is full, for the report.
-fn disk_full_note(s: &mut TestAgent) -> String {
+/// The full server's state while its disk is full, for the report, and
+/// what is wrong with it: it must not panic, and a server whose Raft
+/// storage failed must exit saying so, not keep serving a state that no
+/// longer advances.
+fn disk_full_check(s: &mut TestAgent) -> (String, Option<String>) {
     let log = s.log_text();
-    let said = log
+    let no_space = log
         .lines()
         .rev()
         .find(|l| l.contains("os error 28") || l.to_lowercase().contains("no space"))
-        .map(|l| l.chars().take(300).collect::<String>());
+        .map(|l| l.chars().take(400).collect::<String>());
+    let storage_failed = log.contains("Raft storage failed");
     let panics = log.matches("panicked").count();
-    format!(
+    let exited = s.exit_status();
+    let note = format!(
         "process: {}; panics in its log: {panics}; last no-space line: {}",
-        match s.exit_status() {
+        match exited {
             Some(st) => format!("exited ({st})"),
             None => "running".into(),
         },
-        said.unwrap_or_else(|| "none".into())
-    )
+        no_space.as_deref().unwrap_or("none")
+    );
+    let defect = if panics > 0 {
+        Some(format!("the full server panicked: {note}"))
+    } else if no_space.is_some() && exited.is_none() {
+        Some(format!(
+            "the full server failed to write and kept running: {note}"
+        ))
+    } else if exited.is_some_and(|st| st.success() || !storage_failed) {
+        Some(format!(
+            "the full server exited without saying its storage failed: {note}"
+        ))
+    } else {
+        None
+    };
+    (note, defect)
 }
 
 /// Injects a fault every 1.5–3 s, for 1–2.5 s, until `until`. The loopback
@@ -463,6 +484,7 @@ fn faults(seed: u64, cluster: &mut Cluster, until: Instant, rec: &Recorder) -> V
         std::thread::sleep(down_for);
         let healed = rec.now();
         let mut note = String::new();
+        let mut defect = None;
         match (kind, &cluster.net) {
             (FaultKind::Remove, _) => {
                 let dir = &cluster.dirs[server];
@@ -478,7 +500,12 @@ fn faults(seed: u64, cluster: &mut Cluster, until: Instant, rec: &Recorder) -> V
                 note = format!("rejoined: {joined}");
             }
             (FaultKind::DiskFull, _) => {
-                note = disk_full_note(&mut servers[server]);
+                let (what, wrong) = disk_full_check(&mut servers[server]);
+                note = what;
+                if let Some(d) = &wrong {
+                    eprintln!("seed {seed}: DEFECT: {d}");
+                }
+                defect = wrong;
                 if let Some(fs) = &cluster.fs {
                     fs.free();
                 }
@@ -503,6 +530,7 @@ fn faults(seed: u64, cluster: &mut Cluster, until: Instant, rec: &Recorder) -> V
             at,
             healed,
             note,
+            defect,
         });
     }
 }
@@ -575,6 +603,9 @@ fn run(seed: u64, secs: u64, mut cluster: Cluster) {
             fail(format!("no verdict on key {key} within {steps} steps"))
         }
     }
+    if let Some(d) = faults.iter().find_map(|f| f.defect.clone()) {
+        fail(d);
+    }
     // The leader lease: no server answers a default read from its own
     // state unless it leads within its lease, under any of these faults.
     if let Some((ms, r)) = stale.first() {
@@ -606,13 +637,17 @@ fn bulk_writer(seed: u64, addrs: &[String], until: Instant) -> Vec<String> {
                     acked.push(key)
                 }
             }
-            _ => std::thread::sleep(Duration::from_millis(50)),
+            _ => {}
         }
+        // About 0.6 MB/s: the full server's log grows past any slack in
+        // its file while the disk is full, and the 64 MiB filesystem
+        // (log, state, both copies) lasts a 30 s run.
+        std::thread::sleep(Duration::from_millis(100));
     }
     acked
 }
 
-const BULK_BYTES: usize = 128 << 10;
+const BULK_BYTES: usize = 64 << 10;
 
 /// The value under `key` as `url` returns it (`None`: absent), or no
 /// answer.

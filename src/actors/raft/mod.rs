@@ -199,11 +199,16 @@ impl Actor for RaftActor {
         });
         let mut metrics = self.raft.metrics();
         let me = ctx.address();
+        let raft_dir = self.config.data_dir.as_ref().map(|d| d.join("raft"));
         ctx.spawn(
             async move {
                 let mut was_leader = false;
                 while metrics.changed().await.is_ok() {
                     let m = metrics.borrow().clone();
+                    if let Err(fatal) = &m.running_state {
+                        raft_failed(fatal, raft_dir.as_deref());
+                        break;
+                    }
                     let leader = m.current_leader == Some(m.id) && m.state == ServerState::Leader;
                     if leader && !was_leader {
                         me.do_send(Reconcile);
@@ -222,6 +227,24 @@ impl Actor for RaftActor {
             let _ = raft.shutdown().await;
         });
     }
+}
+
+/// openraft stops for good on a storage error (a full disk, an I/O
+/// error): the server could neither vote nor append again, yet would keep
+/// answering HTTP from a state machine that no longer advances. The agent
+/// exits instead (code 1), saying which directory failed and why, so that
+/// whoever runs it sees the fault and restarts it once it is fixed; what it
+/// had persisted is intact, and it catches up from the leader.
+fn raft_failed(fatal: &openraft::error::Fatal<NodeId>, dir: Option<&std::path::Path>) {
+    if matches!(fatal, openraft::error::Fatal::Stopped) {
+        return;
+    }
+    tracing::error!(
+        error = %fatal,
+        raft_dir = %dir.map_or_else(|| "(in memory)".into(), |d| d.display().to_string()),
+        "Raft storage failed (is the disk full?); stopping the agent: restart it once the fault is fixed"
+    );
+    actix::System::current().stop_with_code(1);
 }
 
 /// This server's Raft view (`/v1/agent/self`, `info`; the router asks

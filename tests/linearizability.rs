@@ -114,6 +114,10 @@ struct Cluster {
     /// Server 0's filesystem when it can fill up (`DiskFull`). After
     /// `servers`: unmounted once they are gone.
     fs: Option<LoopFs>,
+    /// Whether a default-mode read older than an acknowledged write fails
+    /// the run (else it is reported): false where the lease's assumptions
+    /// are broken on purpose (clock rates apart by more than its margin).
+    default_reads_fresh: bool,
 }
 
 fn env_seeds(default: &[u64]) -> Vec<u64> {
@@ -141,6 +145,7 @@ fn register_is_linearizable_under_leader_kills_and_pauses() {
             kinds: vec![FaultKind::Kill, FaultKind::Stop],
             dirs: paths(&dirs),
             fs: None,
+            default_reads_fresh: true,
         };
         run(seed, secs, cluster);
     }
@@ -184,6 +189,7 @@ fn register_is_linearizable_under_partitions() {
             kinds: kinds.clone(),
             dirs: paths(&dirs),
             fs: None,
+            default_reads_fresh: true,
         };
         run(seed, secs, cluster);
     }
@@ -206,6 +212,7 @@ fn register_is_linearizable_under_voter_removal() {
             kinds: vec![FaultKind::Remove],
             dirs: paths(&dirs),
             fs: None,
+            default_reads_fresh: true,
         };
         run(seed, secs, cluster);
     }
@@ -235,6 +242,7 @@ fn register_is_linearizable_when_a_disk_fills_up() {
             kinds: vec![FaultKind::DiskFull],
             dirs: paths(&dirs),
             fs: Some(fs),
+            default_reads_fresh: true,
         };
         run(seed, secs, cluster);
     }
@@ -273,16 +281,52 @@ fn register_is_linearizable_with_skewed_clocks() {
             ],
         })
         .collect();
-    eprintln!("clock skew per server (libfaketime FAKETIME): {skews:?}");
+    // The lease allows for clocks whose rates differ by 10% (the drift
+    // margin in src/actors/raft/timing.rs); past that a default read may
+    // be stale and is reported, not failed on.
+    let within_margin = skews.iter().all(|spec| {
+        spec.split_whitespace()
+            .filter_map(|w| w.strip_prefix('x'))
+            .all(|r| r.parse::<f64>().is_ok_and(|r| (r - 1.0).abs() <= 0.1))
+    });
+    eprintln!(
+        "clock skew per server (libfaketime FAKETIME): {skews:?}; rates within the lease's drift margin: {within_margin}"
+    );
     let secs = env_secs(CI_SECS);
     for seed in env_seeds(&[53]) {
         let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        // With namespaces the leader is isolated too: a live leader cut
+        // off while the others' clocks run fast is where a lease would
+        // outlast the election that replaces it.
+        let (servers, net, kinds) = match Net::available() {
+            None => {
+                let net = Net::new(3);
+                let servers = net.servers_wrapped(&dirs, &[], &prefixes);
+                let kinds = vec![FaultKind::Isolate, FaultKind::Kill, FaultKind::Stop];
+                (servers, Some(net), kinds)
+            }
+            Some(why) => {
+                eprintln!("no namespaces ({why}): kills and pauses only");
+                let servers = three_servers_in(&dirs, &[], &prefixes);
+                (servers, None, vec![FaultKind::Kill, FaultKind::Stop])
+            }
+        };
+        for (i, s) in servers.iter().enumerate() {
+            let maps = std::fs::read_to_string(format!("/proc/{}/maps", s.pid().unwrap_or(0)))
+                .unwrap_or_default();
+            assert_eq!(
+                maps.contains("libfaketime"),
+                !prefixes[i].is_empty(),
+                "server {i}: libfaketime preloaded only where a skew is set"
+            );
+        }
         let cluster = Cluster {
-            servers: three_servers_in(&dirs, &[], &prefixes),
-            net: None,
-            kinds: vec![FaultKind::Kill, FaultKind::Stop],
+            servers,
+            net,
+            kinds,
             dirs: paths(&dirs),
             fs: None,
+            default_reads_fresh: within_margin,
         };
         run(seed, secs, cluster);
     }
@@ -608,7 +652,7 @@ fn run(seed: u64, secs: u64, mut cluster: Cluster) {
     }
     // The leader lease: no server answers a default read from its own
     // state unless it leads within its lease, under any of these faults.
-    if let Some((ms, r)) = stale.first() {
+    if let Some((ms, r)) = stale.first().filter(|_| cluster.default_reads_fresh) {
         fail(format!(
             "{} default-mode reads older than an acknowledged write (the first {ms:.1} ms after it: {r})",
             stale.len()

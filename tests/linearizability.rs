@@ -4,7 +4,11 @@
 //! and continued; and, with each server in its own network namespace
 //! (`fault::netns`), the leader isolated, the servers cut into a majority
 //! and a minority (the leader on either side), or a ring where each sees
-//! only its neighbours; every fault healed after a while.
+//! only its neighbours; every fault healed after a while. Three more runs:
+//! a voter removed from the Raft configuration and brought back with an
+//! empty data directory; server 0's data directory on a small ext4
+//! (`fault::diskfs`) that fills up; servers under libfaketime (an offset
+//! and a fast clock) while the leader is isolated, killed or paused.
 //! `?consistent` reads, writes and CAS must be linearizable. Default-mode
 //! reads must never return a value older than an acknowledged write where
 //! the leader lease promises it (every fault kind here: a server answers a
@@ -14,7 +18,9 @@
 //! `MERIDIAN_FAULT_SEED=<n>[,<n>...]` replays seeds, `MERIDIAN_FAULT_SECS`
 //! sets each run's length (CI: a fixed seed list, short runs),
 //! `MERIDIAN_FAULT_KINDS=isolate,halves,ring,kill,stop` the partition
-//! run's fault kinds, `MERIDIAN_FAULT_SERVERS` its cluster size (5).
+//! run's fault kinds, `MERIDIAN_FAULT_SERVERS` its cluster size (5),
+//! `MERIDIAN_FAULT_SKEW` the clock-skew run's FAKETIME per server
+//! (comma-separated, empty for none).
 //! A failing run's history is written under `target/fault-histories/`.
 
 mod common;

@@ -69,8 +69,8 @@ enum FaultKind {
     /// directory and joins, as Consul's docs say to bring a removed server
     /// back.
     Remove,
-    /// The filesystem of the server on [`Cluster::fs`] filled up; at the
-    /// heal the space is freed and the server restarted.
+    /// The leader's filesystem (each server's is one of [`Cluster::fs`])
+    /// filled up; at the heal the space is freed and the server restarted.
     DiskFull,
 }
 
@@ -117,9 +117,9 @@ struct Cluster {
     kinds: Vec<FaultKind>,
     /// Each server's data directory (a removed server comes back empty).
     dirs: Vec<std::path::PathBuf>,
-    /// Server 0's filesystem when it can fill up (`DiskFull`). After
-    /// `servers`: unmounted once they are gone.
-    fs: Option<LoopFs>,
+    /// Each server's filesystem when they can fill up (`DiskFull`), or
+    /// none. After `servers`: unmounted once they are gone.
+    fs: Vec<LoopFs>,
     /// Whether a default-mode read older than an acknowledged write fails
     /// the run (else it is reported): false where the lease's assumptions
     /// are broken on purpose (clock rates apart by more than its margin).
@@ -150,7 +150,7 @@ fn register_is_linearizable_under_leader_kills_and_pauses() {
             net: None,
             kinds: vec![FaultKind::Kill, FaultKind::Stop],
             dirs: paths(&dirs),
-            fs: None,
+            fs: Vec::new(),
             default_reads_fresh: true,
         };
         run(seed, secs, cluster);
@@ -194,7 +194,7 @@ fn register_is_linearizable_under_partitions() {
             net: Some(net),
             kinds: kinds.clone(),
             dirs: paths(&dirs),
-            fs: None,
+            fs: Vec::new(),
             default_reads_fresh: true,
         };
         run(seed, secs, cluster);
@@ -217,14 +217,15 @@ fn register_is_linearizable_under_voter_removal() {
             net: None,
             kinds: vec![FaultKind::Remove],
             dirs: paths(&dirs),
-            fs: None,
+            fs: Vec::new(),
             default_reads_fresh: true,
         };
         run(seed, secs, cluster);
     }
 }
 
-/// Server 0's data directory on a small ext4 that fills up
+/// Each server's data directory on a small ext4 of its own; the leader's
+/// (or, with none, a random server's) fills up
 /// (`FaultKind::DiskFull`) while the clients and a writer of large values
 /// keep the log growing. Every acknowledged large value must be on every
 /// server at the end, the restarted full one included.
@@ -236,18 +237,17 @@ fn register_is_linearizable_when_a_disk_fills_up() {
     }
     let secs = env_secs(CI_SECS);
     for seed in env_seeds(&[41]) {
-        let fs = LoopFs::new(64);
-        let dirs: Vec<tempfile::TempDir> = vec![
-            tempfile::tempdir_in(fs.path()).unwrap(),
-            tempfile::tempdir().unwrap(),
-            tempfile::tempdir().unwrap(),
-        ];
+        let fs: Vec<LoopFs> = (0..3).map(|_| LoopFs::new(64)).collect();
+        let dirs: Vec<tempfile::TempDir> = fs
+            .iter()
+            .map(|f| tempfile::tempdir_in(f.path()).unwrap())
+            .collect();
         let cluster = Cluster {
             servers: three_servers(&dirs),
             net: None,
             kinds: vec![FaultKind::DiskFull],
             dirs: paths(&dirs),
-            fs: Some(fs),
+            fs,
             default_reads_fresh: true,
         };
         run(seed, secs, cluster);
@@ -331,7 +331,7 @@ fn register_is_linearizable_with_skewed_clocks() {
             net,
             kinds,
             dirs: paths(&dirs),
-            fs: None,
+            fs: Vec::new(),
             default_reads_fresh: within_margin,
         };
         run(seed, secs, cluster);
@@ -471,7 +471,6 @@ fn faults(seed: u64, cluster: &mut Cluster, until: Instant, rec: &Recorder) -> V
             _ => order[done.len() % order.len()],
         };
         let server = match kind {
-            FaultKind::DiskFull => 0,
             // A follower half the time: removing the leader also makes
             // it step down first.
             FaultKind::Remove if rng.gen_bool(0.5) => {
@@ -519,7 +518,7 @@ fn faults(seed: u64, cluster: &mut Cluster, until: Instant, rec: &Recorder) -> V
                 );
             }
             (FaultKind::DiskFull, _) => {
-                let fs = cluster.fs.as_ref().expect("DiskFull needs Cluster::fs");
+                let fs = &cluster.fs[server];
                 eprintln!("seed {seed}: ballast took {} KiB", fs.fill() >> 10);
             }
             (_, Some(net)) => {
@@ -556,9 +555,7 @@ fn faults(seed: u64, cluster: &mut Cluster, until: Instant, rec: &Recorder) -> V
                     eprintln!("seed {seed}: DEFECT: {d}");
                 }
                 defect = wrong;
-                if let Some(fs) = &cluster.fs {
-                    fs.free();
-                }
+                cluster.fs[server].free();
                 servers[server].restart_no_wait();
             }
             // Waits until it answers HTTP again (same ports, same data).
@@ -596,7 +593,7 @@ fn run(seed: u64, secs: u64, mut cluster: Cluster) {
     let start = Instant::now();
     let rec = Recorder::new(start);
     let until = start + Duration::from_secs(secs);
-    let filling = cluster.fs.is_some();
+    let filling = !cluster.fs.is_empty();
     let (faults, bulk) = std::thread::scope(|s| {
         for p in 0..CLIENTS {
             let (addrs, keys, rec) = (&addrs, &keys, &rec);

@@ -678,13 +678,16 @@ fn bulk_writer(seed: u64, addrs: &[String], until: Instant) -> Vec<String> {
         n += 1;
         let key = format!("bulk-{seed}-{n}");
         let url = format!("http://{}/v1/kv/{key}", addrs[n % addrs.len()]);
-        match http.put(url).body(body.clone()).send() {
-            Ok(r) if r.status().is_success() => {
-                if r.text().is_ok_and(|t| t.trim() == "true") {
-                    acked.push(key)
-                }
-            }
-            _ => {}
+        let ok = http
+            .put(url)
+            .body(body.clone())
+            .send()
+            .ok()
+            .filter(|r| r.status().is_success())
+            .and_then(|r| r.text().ok())
+            .is_some_and(|t| t.trim() == "true");
+        if ok {
+            acked.push(key);
         }
         // About 0.6 MB/s: the full server's log grows past any slack in
         // its file while the disk is full, and the 64 MiB filesystem

@@ -4,7 +4,11 @@
 //! and continued; and, with each server in its own network namespace
 //! (`fault::netns`), the leader isolated, the servers cut into a majority
 //! and a minority (the leader on either side), or a ring where each sees
-//! only its neighbours; every fault healed after a while.
+//! only its neighbours; every fault healed after a while. Three more runs:
+//! a voter removed from the Raft configuration and brought back with an
+//! empty data directory; server 0's data directory on a small ext4
+//! (`fault::diskfs`) that fills up; servers under libfaketime (an offset
+//! and a fast clock) while the leader is isolated, killed or paused.
 //! `?consistent` reads, writes and CAS must be linearizable. Default-mode
 //! reads must never return a value older than an acknowledged write where
 //! the leader lease promises it (every fault kind here: a server answers a
@@ -14,12 +18,15 @@
 //! `MERIDIAN_FAULT_SEED=<n>[,<n>...]` replays seeds, `MERIDIAN_FAULT_SECS`
 //! sets each run's length (CI: a fixed seed list, short runs),
 //! `MERIDIAN_FAULT_KINDS=isolate,halves,ring,kill,stop` the partition
-//! run's fault kinds, `MERIDIAN_FAULT_SERVERS` its cluster size (5).
+//! run's fault kinds, `MERIDIAN_FAULT_SERVERS` its cluster size (5),
+//! `MERIDIAN_FAULT_SKEW` the clock-skew run's FAKETIME per server
+//! (comma-separated, empty for none).
 //! A failing run's history is written under `target/fault-histories/`.
 
 mod common;
 mod fault {
     pub mod checker;
+    pub mod diskfs;
     pub mod netns;
     pub mod register;
     pub mod schedule;
@@ -29,9 +36,12 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use fault::checker::{self, Kind, Op, Outcome, Verdict};
+use fault::diskfs::LoopFs;
 use fault::netns::Net;
 use fault::register::{self, Recorder};
-use fault::schedule::{self, env_secs, env_seeds, faults_guarded, Cluster, Fault, FaultKind};
+use fault::schedule::{
+    self, env_secs, env_seeds, faults_guarded, paths, voters, Cluster, Fault, FaultKind,
+};
 
 const CI_SEEDS: &[u64] = &[7, 19];
 const CI_SECS: u64 = 12;
@@ -52,6 +62,9 @@ fn register_is_linearizable_under_leader_kills_and_pauses() {
             servers: three_servers(&dirs),
             net: None,
             kinds: vec![FaultKind::Kill, FaultKind::Stop],
+            dirs: paths(&dirs),
+            fs: Vec::new(),
+            default_reads_fresh: true,
         };
         run(seed, secs, cluster);
     }
@@ -93,6 +106,142 @@ fn register_is_linearizable_under_partitions() {
             servers,
             net: Some(net),
             kinds: kinds.clone(),
+            dirs: paths(&dirs),
+            fs: Vec::new(),
+            default_reads_fresh: true,
+        };
+        run(seed, secs, cluster);
+    }
+}
+
+/// A voter removed and brought back (`FaultKind::Remove`) over and over;
+/// the run ends with three voters again.
+#[test]
+fn register_is_linearizable_under_voter_removal() {
+    let secs = env_secs(20);
+    for seed in env_seeds(&[31]) {
+        let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let cluster = Cluster {
+            servers: three_servers(&dirs),
+            net: None,
+            kinds: vec![FaultKind::Remove],
+            dirs: paths(&dirs),
+            fs: Vec::new(),
+            default_reads_fresh: true,
+        };
+        run(seed, secs, cluster);
+    }
+}
+
+/// Each server's data directory on a small ext4 of its own; the leader's
+/// (or, with none, a random server's) fills up
+/// (`FaultKind::DiskFull`) while the clients and a writer of large values
+/// keep the log growing. Every acknowledged large value must be on every
+/// server at the end, the restarted full one included.
+#[test]
+fn register_is_linearizable_when_a_disk_fills_up() {
+    if let Some(why) = LoopFs::available() {
+        eprintln!("skipped: no loop-mounted filesystem ({why})");
+        return;
+    }
+    let secs = env_secs(CI_SECS);
+    for seed in env_seeds(&[41]) {
+        let fs: Vec<LoopFs> = (0..3).map(|_| LoopFs::new(64)).collect();
+        let dirs: Vec<tempfile::TempDir> = fs
+            .iter()
+            .map(|f| tempfile::tempdir_in(f.path()).unwrap())
+            .collect();
+        let cluster = Cluster {
+            servers: three_servers(&dirs),
+            net: None,
+            kinds: vec![FaultKind::DiskFull],
+            dirs: paths(&dirs),
+            fs,
+            default_reads_fresh: true,
+        };
+        run(seed, secs, cluster);
+    }
+}
+
+/// libfaketime's library (Debian's `libfaketime`).
+const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// Kills and pauses (the loopback schedule) while servers run with
+/// skewed clocks: by default server 1's wall clock 30 s ahead and server
+/// 2's clocks running 1.5 times fast (`MERIDIAN_FAULT_SKEW=<spec>,<spec>,
+/// <spec>`, libfaketime's FAKETIME per server, empty for none). Monotonic
+/// time is faked too (libfaketime's default, FAKETIME_DONT_FAKE_MONOTONIC
+/// =0): Rust's Instant, and so every Raft timer and the lease, runs at the
+/// skewed rate. A rate needs an offset before it (`+0 x1.5`): a bare `x1.5`
+/// scales only sleeps, not the clocks.
+#[test]
+fn register_is_linearizable_with_skewed_clocks() {
+    if !std::path::Path::new(FAKETIME_LIB).exists() {
+        eprintln!("skipped: {FAKETIME_LIB} missing (Debian package faketime)");
+        return;
+    }
+    let skews: Vec<String> = match std::env::var("MERIDIAN_FAULT_SKEW") {
+        Ok(s) => s.split(',').map(|x| x.trim().to_string()).collect(),
+        Err(_) => vec!["".into(), "+30s".into(), "+0 x1.5".into()],
+    };
+    let prefixes: Vec<Vec<String>> = skews
+        .iter()
+        .map(|spec| match spec.as_str() {
+            "" => Vec::new(),
+            spec => vec![
+                "env".into(),
+                format!("LD_PRELOAD={FAKETIME_LIB}"),
+                format!("FAKETIME={spec}"),
+                "FAKETIME_DONT_FAKE_MONOTONIC=0".into(),
+            ],
+        })
+        .collect();
+    // The lease allows for clocks whose rates differ by 10% (the drift
+    // margin in src/actors/raft/timing.rs); past that a default read may
+    // be stale and is reported, not failed on.
+    let within_margin = skews.iter().all(|spec| {
+        spec.split_whitespace()
+            .filter_map(|w| w.strip_prefix('x'))
+            .all(|r| r.parse::<f64>().is_ok_and(|r| (r - 1.0).abs() <= 0.1))
+    });
+    eprintln!(
+        "clock skew per server (libfaketime FAKETIME): {skews:?}; rates within the lease's drift margin: {within_margin}"
+    );
+    let secs = env_secs(CI_SECS);
+    for seed in env_seeds(&[53]) {
+        let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        // With namespaces the leader is isolated too: a live leader cut
+        // off while the others' clocks run fast is where a lease would
+        // outlast the election that replaces it.
+        let (servers, net, kinds) = match Net::available() {
+            None => {
+                let net = Net::new(3);
+                let servers = net.servers_wrapped(&dirs, &[], &prefixes);
+                let kinds = vec![FaultKind::Isolate, FaultKind::Kill, FaultKind::Stop];
+                (servers, Some(net), kinds)
+            }
+            Some(why) => {
+                eprintln!("no namespaces ({why}): kills and pauses only");
+                let servers = three_servers_in(&dirs, &[], &prefixes, &[]);
+                (servers, None, vec![FaultKind::Kill, FaultKind::Stop])
+            }
+        };
+        for (i, s) in servers.iter().enumerate() {
+            let maps = std::fs::read_to_string(format!("/proc/{}/maps", s.pid().unwrap_or(0)))
+                .unwrap_or_default();
+            assert_eq!(
+                maps.contains("libfaketime"),
+                !prefixes[i].is_empty(),
+                "server {i}: libfaketime preloaded only where a skew is set"
+            );
+        }
+        let cluster = Cluster {
+            servers,
+            net,
+            kinds,
+            dirs: paths(&dirs),
+            fs: Vec::new(),
+            default_reads_fresh: within_margin,
         };
         run(seed, secs, cluster);
     }
@@ -109,13 +258,25 @@ fn run(seed: u64, secs: u64, mut cluster: Cluster) {
     let start = Instant::now();
     let rec = Recorder::new(start);
     let until = start + Duration::from_secs(secs);
-    let faults = std::thread::scope(|s| {
+    let filling = !cluster.fs.is_empty();
+    let (faults, bulk) = std::thread::scope(|s| {
         for p in 0..CLIENTS {
             let (addrs, keys, rec) = (&addrs, &keys, &rec);
             s.spawn(move || register::client(p, seed, addrs, keys, until, rec));
         }
-        faults_guarded(seed, &mut cluster, until, &rec)
+        let bulk = filling.then(|| s.spawn(|| bulk_writer(seed, &addrs, until)));
+        let faults = faults_guarded(seed, &mut cluster, until, &rec);
+        (faults, bulk.map(|b| b.join().unwrap()).unwrap_or_default())
     });
+    // A removed or full server is back: every server holds every
+    // acknowledged write, and the cluster has its three voters.
+    if cluster
+        .kinds
+        .iter()
+        .any(|k| matches!(k, FaultKind::Remove | FaultKind::DiskFull))
+    {
+        converged(&cluster.servers, &keys, &bulk, &rec);
+    }
     let ops = rec.ops.into_inner().unwrap();
     let default_reads = rec.default_reads.into_inner().unwrap();
     let writes: Vec<Op> = ops
@@ -149,7 +310,7 @@ fn run(seed: u64, secs: u64, mut cluster: Cluster) {
             // The leader lease: no server answers a default read from its
             // own state unless it leads within its lease, under any of
             // these faults.
-            stale.first().map(|(ms, r)| format!(
+            stale.first().filter(|_| cluster.default_reads_fresh).map(|(ms, r)| format!(
                 "{} default-mode reads older than an acknowledged write (the first {ms:.1} ms after it: {r})",
                 stale.len()
             ))
@@ -159,6 +320,9 @@ fn run(seed: u64, secs: u64, mut cluster: Cluster) {
             Some(format!("no verdict on key {key} within {steps} steps"))
         }
     };
+    // What a server under a fault did that it must not (a full disk:
+    // panicked, or kept serving after its storage failed).
+    let failure = faults.iter().find_map(|f| f.defect.clone()).or(failure);
     let mut summary = summary(seed, secs, &ops, &default_reads);
     summary
         .figures
@@ -203,6 +367,132 @@ fn summary(seed: u64, secs: u64, ops: &[Op], default_reads: &[Op]) -> schedule::
         summary.op(kind, outcome_name(&o.outcome));
     }
     summary
+}
+
+/// Large values, each under a key of its own, sent to any server until
+/// `until`: a Raft log of small writes grows too slowly to fill a disk.
+/// The keys whose write was acknowledged.
+fn bulk_writer(seed: u64, addrs: &[String], until: Instant) -> Vec<String> {
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let body = "x".repeat(BULK_BYTES);
+    let mut acked = Vec::new();
+    let mut n = 0usize;
+    while Instant::now() < until {
+        n += 1;
+        let key = format!("bulk-{seed}-{n}");
+        let url = format!("http://{}/v1/kv/{key}", addrs[n % addrs.len()]);
+        let ok = http
+            .put(url)
+            .body(body.clone())
+            .send()
+            .ok()
+            .filter(|r| r.status().is_success())
+            .and_then(|r| r.text().ok())
+            .is_some_and(|t| t.trim() == "true");
+        if ok {
+            acked.push(key);
+        }
+        // About 0.6 MB/s: the full server's log grows past any slack in
+        // its file while the disk is full, and the 64 MiB filesystem
+        // (log, state, both copies) lasts a 30 s run.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    acked
+}
+
+const BULK_BYTES: usize = 64 << 10;
+
+/// The value under `key` as `url` returns it (`None`: absent), or no
+/// answer.
+fn get_value(url: &str) -> Option<Option<String>> {
+    use base64::Engine;
+    let r = reqwest::blocking::Client::new()
+        .get(url)
+        .timeout(Duration::from_secs(2))
+        .send()
+        .ok()?;
+    if r.status() == reqwest::StatusCode::NOT_FOUND {
+        return Some(None);
+    }
+    let v: serde_json::Value = r.error_for_status().ok()?.json().ok()?;
+    let raw = v[0]["Value"].as_str().unwrap_or("");
+    let bytes = base64::engine::general_purpose::STANDARD.decode(raw).ok()?;
+    Some(Some(String::from_utf8(bytes).ok()?))
+}
+
+/// After the run: three voters seen by every server; each register key's
+/// `?consistent` value (added to the history, so the checker holds it to
+/// the acknowledged writes) served by every server from its own state
+/// (`?stale`); every acknowledged bulk key on every server.
+fn converged(servers: &[TestAgent], keys: &[String], bulk: &[String], rec: &Recorder) {
+    let started = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !servers.iter().all(|s| voters(s) == 3) {
+        if Instant::now() > deadline {
+            let logs: Vec<String> = servers
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    format!(
+                        "--- server {i}: {} voters; log tail:\n{}",
+                        voters(s),
+                        s.log_tail()
+                    )
+                })
+                .collect();
+            panic!("not three voters 30 s after the run:\n{}", logs.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for key in keys {
+        let invoke = rec.now();
+        let mut value = None;
+        wait_for(&format!("a ?consistent read of {key}"), 20, || {
+            value = servers
+                .iter()
+                .find_map(|s| get_value(&s.url(&format!("/v1/kv/{key}?consistent"))));
+            value.is_some()
+        });
+        let value = value.unwrap();
+        rec.ops.lock().unwrap().push(Op {
+            process: CLIENTS,
+            server: 0,
+            key: key.clone(),
+            kind: Kind::Read,
+            invoke,
+            complete: Some(rec.now()),
+            outcome: Outcome::Ok(value.clone()),
+        });
+        for (i, s) in servers.iter().enumerate() {
+            wait_for(
+                &format!("server {i} serving {key}'s last value"),
+                20,
+                || get_value(&s.url(&format!("/v1/kv/{key}?stale"))) == Some(value.clone()),
+            );
+        }
+    }
+    for (i, s) in servers.iter().enumerate() {
+        for key in bulk {
+            wait_for(
+                &format!("server {i} holding acknowledged {key}"),
+                20,
+                || {
+                    get_value(&s.url(&format!("/v1/kv/{key}?stale")))
+                        .flatten()
+                        .is_some_and(|v| v.len() == BULK_BYTES)
+                },
+            );
+        }
+    }
+    eprintln!(
+        "converged: 3 voters, every server serves the last value of {} keys and {} acknowledged large values ({:?} after the run)",
+        keys.len(),
+        bulk.len(),
+        started.elapsed()
+    );
 }
 
 fn outcome_name(o: &Outcome) -> &'static str {
@@ -300,7 +590,7 @@ fn report(ops: &[Op], default_reads: &[Op], faults: &[Fault], stale: &[(f64, Op)
         }
         eprintln!(
             "  {:?} server {} (leader: {}) minority {:?} at {:.2} s for {:.2} s: next acknowledged write after {}; \
-             stale default reads {} (worst {}, via servers {stale_servers:?}); after heal: next ack {}, {after_heal} writes not ok in 1 s",
+             stale default reads {} (worst {}, via servers {stale_servers:?}); after heal: next ack {}, {after_heal} writes not ok in 1 s {}",
             f.kind,
             f.server,
             f.was_leader,
@@ -311,6 +601,7 @@ fn report(ops: &[Op], default_reads: &[Op], faults: &[Fault], stale: &[(f64, Op)
             stale_here.len(),
             ms(worst),
             ms(next_ack(f.healed)),
+            f.note,
         );
     }
     for (kind, mut v) in resumed {

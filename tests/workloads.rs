@@ -11,6 +11,7 @@
 mod common;
 mod fault {
     pub mod checker;
+    pub mod diskfs;
     pub mod lock;
     pub mod netns;
     pub mod register;

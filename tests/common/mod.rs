@@ -565,6 +565,13 @@ impl TestAgent {
         }
     }
 
+    /// How the agent exited, if it has (`None` while it runs).
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
     /// Starts the same agent again and waits only until it answers.
     pub fn restart_no_wait(&mut self) {
         self.kill();
@@ -658,7 +665,7 @@ pub fn three_servers(dirs: &[tempfile::TempDir]) -> Vec<TestAgent> {
 
 /// `three_servers` with more flags for each.
 pub fn three_servers_with(dirs: &[tempfile::TempDir], extra: &[&str]) -> Vec<TestAgent> {
-    three_servers_with_env(dirs, extra, &[])
+    three_servers_in(dirs, extra, &[], &[])
 }
 
 /// `three_servers_with`, each run with environment variables `env`.
@@ -667,11 +674,26 @@ pub fn three_servers_with_env(
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> Vec<TestAgent> {
+    three_servers_in(dirs, extra, &[], env)
+}
+
+/// `three_servers_with_env`, server `i` run under `prefixes[i]` when given
+/// (a command that execs the agent: `env LD_PRELOAD=... FAKETIME=...`).
+pub fn three_servers_in(
+    dirs: &[tempfile::TempDir],
+    extra: &[&str],
+    prefixes: &[Vec<String>],
+    env: &[(&str, &str)],
+) -> Vec<TestAgent> {
     let started = Instant::now();
-    let s1 = TestAgent::server_expect_with_env(dirs[0].path(), 3, None, extra, env);
+    let prefix = |i: usize| prefixes.get(i).cloned().unwrap_or_default();
+    let start = |i: usize, join: Option<&str>| {
+        TestAgent::server_expect_in(&prefix(i), "127.0.0.1", dirs[i].path(), 3, join, extra, env)
+    };
+    let s1 = start(0, None);
     let seed = format!("127.0.0.1:{}", s1.serf_lan);
-    let s2 = TestAgent::server_expect_with_env(dirs[1].path(), 3, Some(&seed), extra, env);
-    let s3 = TestAgent::server_expect_with_env(dirs[2].path(), 3, Some(&seed), extra, env);
+    let s2 = start(1, Some(&seed));
+    let s3 = start(2, Some(&seed));
     let servers = vec![s1, s2, s3];
     wait_for("one leader seen by all three", 30, || {
         let l = leader(&servers[0]);

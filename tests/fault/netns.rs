@@ -285,27 +285,45 @@ impl Net {
         join: Option<&str>,
         extra: &[&str],
     ) -> TestAgent {
-        TestAgent::server_expect_in(
-            &self.prefix(i),
-            &self.addr(i),
-            dir,
-            self.n as u32,
-            join,
-            extra,
-            &[],
-        )
+        self.server_wrapped(i, dir, join, extra, &[])
+    }
+
+    /// `server`, the agent run under `wrap` too inside the namespace (a
+    /// command that execs it: `env LD_PRELOAD=... FAKETIME=...`).
+    pub fn server_wrapped(
+        &self,
+        i: usize,
+        dir: &std::path::Path,
+        join: Option<&str>,
+        extra: &[&str],
+        wrap: &[String],
+    ) -> TestAgent {
+        let mut prefix = self.prefix(i);
+        prefix.extend(wrap.iter().cloned());
+        TestAgent::server_expect_in(&prefix, &self.addr(i), dir, self.n as u32, join, extra, &[])
     }
 
     /// Every server, one per namespace (`dirs[i]` its data), once all
     /// agree on a leader.
     pub fn servers(&self, dirs: &[tempfile::TempDir], extra: &[&str]) -> Vec<TestAgent> {
+        self.servers_wrapped(dirs, extra, &[])
+    }
+
+    /// `servers`, server `i` under `wraps[i]` when given (`server_wrapped`).
+    pub fn servers_wrapped(
+        &self,
+        dirs: &[tempfile::TempDir],
+        extra: &[&str],
+        wraps: &[Vec<String>],
+    ) -> Vec<TestAgent> {
         assert!(dirs.len() >= self.n, "a data directory per server");
         let started = std::time::Instant::now();
-        let first = self.server(0, dirs[0].path(), None, extra);
+        let wrap = |i: usize| wraps.get(i).cloned().unwrap_or_default();
+        let first = self.server_wrapped(0, dirs[0].path(), None, extra, &wrap(0));
         let seed = format!("{}:{}", self.addr(0), first.serf_lan);
         let mut servers = vec![first];
         for (i, dir) in dirs.iter().enumerate().take(self.n).skip(1) {
-            servers.push(self.server(i, dir.path(), Some(&seed), extra));
+            servers.push(self.server_wrapped(i, dir.path(), Some(&seed), extra, &wrap(i)));
         }
         wait_for("one leader seen by every server", 30, || {
             let l = leader(&servers[0]);

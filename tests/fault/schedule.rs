@@ -18,6 +18,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
+use super::diskfs::LoopFs;
 use super::netns::Net;
 use super::register::Recorder;
 use crate::common::{leader_index, three_servers, TestAgent};
@@ -33,6 +34,14 @@ pub enum FaultKind {
     Halves,
     /// Each server reaches only its two neighbours (a no-op below 5).
     Ring,
+    /// A voter (the leader half the time) killed and removed from the Raft
+    /// configuration; at the heal it starts again with an empty data
+    /// directory and joins, as Consul's docs say to bring a removed server
+    /// back.
+    Remove,
+    /// The leader's filesystem (each server's is one of [`Cluster::fs`])
+    /// filled up; at the heal the space is freed and the server restarted.
+    DiskFull,
 }
 
 impl FaultKind {
@@ -43,6 +52,7 @@ impl FaultKind {
             "isolate" => FaultKind::Isolate,
             "halves" => FaultKind::Halves,
             "ring" => FaultKind::Ring,
+            "remove" => FaultKind::Remove,
             _ => return None,
         })
     }
@@ -64,6 +74,11 @@ pub struct Fault {
     /// When every server first named the same leader after the heal
     /// (`None`: not before the next fault or the end).
     pub leader_after: Option<u64>,
+    /// What the server under the fault did (a full disk: did it exit,
+    /// what it logged).
+    pub note: String,
+    /// What the server did that it must not (the run fails on it).
+    pub defect: Option<String>,
 }
 
 /// Where the servers run.
@@ -73,6 +88,15 @@ pub struct Cluster {
     /// pauses only). Declared after `servers`: they are dropped first.
     pub net: Option<Net>,
     pub kinds: Vec<FaultKind>,
+    /// Each server's data directory (a removed server comes back empty).
+    pub dirs: Vec<std::path::PathBuf>,
+    /// Each server's filesystem when they can fill up (`DiskFull`), or
+    /// none. After `servers`: unmounted once they are gone.
+    pub fs: Vec<LoopFs>,
+    /// Whether a default-mode read older than an acknowledged write fails
+    /// the run (else it is reported): false where the lease's assumptions
+    /// are broken on purpose (clock rates apart by more than its margin).
+    pub default_reads_fresh: bool,
 }
 
 impl Cluster {
@@ -82,6 +106,9 @@ impl Cluster {
             servers: three_servers(dirs),
             net: None,
             kinds: kinds.to_vec(),
+            dirs: paths(dirs),
+            fs: Vec::new(),
+            default_reads_fresh: true,
         }
     }
 
@@ -127,6 +154,9 @@ impl Cluster {
             servers,
             net: Some(net),
             kinds: from_env,
+            dirs: paths(&dirs),
+            fs: Vec::new(),
+            default_reads_fresh: true,
         };
         (dirs, cluster)
     }
@@ -135,6 +165,11 @@ impl Cluster {
     pub fn addrs(&self) -> Vec<String> {
         self.servers.iter().map(|s| s.http.clone()).collect()
     }
+}
+
+/// The paths of temporary data directories.
+pub fn paths(dirs: &[tempfile::TempDir]) -> Vec<std::path::PathBuf> {
+    dirs.iter().map(|d| d.path().to_path_buf()).collect()
 }
 
 /// `MERIDIAN_FAULT_SEED=<n>[,<n>...]`, else the test's fixed list.
@@ -221,6 +256,15 @@ pub fn faults(seed: u64, cluster: &mut Cluster, until: Instant, rec: &Recorder) 
             }
             Some(_) => order[done.len() % order.len()],
         };
+        let server = match kind {
+            // A follower half the time: removing the leader also makes
+            // it step down first.
+            FaultKind::Remove if rng.gen_bool(0.5) => {
+                let others: Vec<usize> = (0..n).filter(|&i| Some(i) != leader).collect();
+                others[rng.gen_range(0..others.len())]
+            }
+            _ => server,
+        };
         let minority: Vec<usize> = match kind {
             FaultKind::Isolate => vec![server],
             FaultKind::Halves => {
@@ -243,6 +287,26 @@ pub fn faults(seed: u64, cluster: &mut Cluster, until: Instant, rec: &Recorder) 
             (FaultKind::Kill, _) => servers[server].kill(),
             (FaultKind::Stop, _) => servers[server].signal_no_wait(libc::SIGSTOP),
             (FaultKind::Ring, Some(net)) => net.ring(),
+            (FaultKind::Remove, _) => {
+                servers[server].kill();
+                // Consul's procedure removes a server once gossip calls it
+                // failed; every other removal (the first included) does not
+                // wait: the leader's reconcile then adds the dead server
+                // back as a learner, whose entry the rejoining server must
+                // not end up answering for.
+                let other = &servers[(server + 1) % n];
+                let gone = done.len() % 2 == 1
+                    && wait_until(15, || serf_failed(other, &servers[server].node));
+                let removed = remove_peer(servers, server);
+                eprintln!(
+                    "seed {seed}: server {server} failed in gossip: {gone}, removed: {removed}, voters now {}",
+                    voters(other)
+                );
+            }
+            (FaultKind::DiskFull, _) => {
+                let fs = &cluster.fs[server];
+                eprintln!("seed {seed}: ballast took {} KiB", fs.fill() >> 10);
+            }
             (_, Some(net)) => {
                 let majority: Vec<usize> = (0..n).filter(|i| !minority.contains(i)).collect();
                 net.partition(&minority, &majority);
@@ -254,7 +318,32 @@ pub fn faults(seed: u64, cluster: &mut Cluster, until: Instant, rec: &Recorder) 
         let at = rec.now();
         std::thread::sleep(down_for);
         let healed = rec.now();
+        let mut note = String::new();
+        let mut defect = None;
         match (kind, &cluster.net) {
+            (FaultKind::Remove, _) => {
+                let dir = &cluster.dirs[server];
+                let _ = std::fs::remove_dir_all(dir);
+                std::fs::create_dir_all(dir).expect("data dir");
+                servers[server].restart_no_wait();
+                let other = (server + 1) % n;
+                let join = format!("127.0.0.1:{}", servers[other].serf_lan);
+                let joined = reqwest::blocking::Client::new()
+                    .put(servers[server].url(&format!("/v1/agent/join/{join}")))
+                    .send()
+                    .is_ok_and(|r| r.status().is_success());
+                note = format!("rejoined: {joined}");
+            }
+            (FaultKind::DiskFull, _) => {
+                let (what, wrong) = disk_full_check(&mut servers[server]);
+                note = what;
+                if let Some(d) = &wrong {
+                    eprintln!("seed {seed}: DEFECT: {d}");
+                }
+                defect = wrong;
+                cluster.fs[server].free();
+                servers[server].restart_no_wait();
+            }
             // Waits until it answers HTTP again (same ports, same data).
             (FaultKind::Kill, _) => servers[server].restart_no_wait(),
             (FaultKind::Stop, _) => servers[server].signal_no_wait(libc::SIGCONT),
@@ -262,20 +351,128 @@ pub fn faults(seed: u64, cluster: &mut Cluster, until: Instant, rec: &Recorder) 
             (_, None) => {}
         }
         eprintln!(
-            "seed {seed}: {kind:?} server {server} (leader: {}) minority {minority:?} at {:.2} s for {down_for:?}",
-            leader.is_some(),
+            "seed {seed}: {kind:?} server {server} (leader: {}) minority {minority:?} at {:.2} s for {down_for:?} {note}",
+            leader == Some(server),
             at as f64 / 1e9
         );
         done.push(Fault {
             kind,
             server,
-            was_leader: leader.is_some(),
+            was_leader: leader == Some(server),
             minority,
             at,
             healed,
             leader_after: None,
+            note,
+            defect,
         });
     }
+}
+
+/// Removes server `i` from the Raft configuration through another server
+/// (the request is forwarded to the leader); retried while leadership
+/// moves. Whether it went through.
+fn remove_peer(servers: &[TestAgent], i: usize) -> bool {
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let addr = format!("127.0.0.1:{}", servers[i].server_port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        for (j, s) in servers.iter().enumerate() {
+            if j == i {
+                continue;
+            }
+            let url = s.url(&format!("/v1/operator/raft/peer?address={addr}"));
+            if http
+                .delete(url)
+                .send()
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+/// Polls `check` for up to `secs`; whether it came to hold.
+fn wait_until(secs: u64, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    true
+}
+
+/// Whether `observer`'s catalog has `node`'s serfHealth critical.
+fn serf_failed(observer: &TestAgent, node: &str) -> bool {
+    reqwest::blocking::get(observer.url(&format!("/v1/health/node/{node}?stale")))
+        .and_then(|r| r.json::<serde_json::Value>())
+        .ok()
+        .and_then(|v| {
+            v.as_array()?
+                .iter()
+                .find(|c| c["CheckID"] == "serfHealth")
+                .map(|c| c["Status"] == "critical")
+        })
+        .unwrap_or(false)
+}
+
+/// The servers in the Raft configuration that vote, as `server` sees it.
+pub fn voters(server: &TestAgent) -> usize {
+    reqwest::blocking::get(server.url("/v1/operator/raft/configuration"))
+        .and_then(|r| r.json::<serde_json::Value>())
+        .ok()
+        .and_then(|v| {
+            v["Servers"]
+                .as_array()
+                .map(|a| a.iter().filter(|s| s["Voter"] == true).count())
+        })
+        .unwrap_or(0)
+}
+
+/// The full server's state while its disk is full, for the report, and
+/// what is wrong with it: it must not panic, and a server whose Raft
+/// storage failed must exit saying so, not keep serving a state that no
+/// longer advances.
+fn disk_full_check(s: &mut TestAgent) -> (String, Option<String>) {
+    let log = s.log_text();
+    let no_space = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("os error 28") || l.to_lowercase().contains("no space"))
+        .map(|l| l.chars().take(400).collect::<String>());
+    let storage_failed = log.contains("Raft storage failed");
+    let panics = log.matches("panicked").count();
+    let exited = s.exit_status();
+    let note = format!(
+        "process: {}; panics in its log: {panics}; last no-space line: {}",
+        match exited {
+            Some(st) => format!("exited ({st})"),
+            None => "running".into(),
+        },
+        no_space.as_deref().unwrap_or("none")
+    );
+    let defect = if panics > 0 {
+        Some(format!("the full server panicked: {note}"))
+    } else if no_space.is_some() && exited.is_none() {
+        Some(format!(
+            "the full server failed to write and kept running: {note}"
+        ))
+    } else if exited.is_some_and(|st| st.success() || !storage_failed) {
+        Some(format!(
+            "the full server exited without saying its storage failed: {note}"
+        ))
+    } else {
+        None
+    };
+    (note, defect)
 }
 
 /// `faults`, then every server running and reachable again (continued if

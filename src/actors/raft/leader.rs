@@ -98,6 +98,27 @@ impl RaftActor {
                 let known = status.servers.iter().any(|s| s.id == id && s.voter);
                 match m.status {
                     crate::lan::MemberStatus::Alive if !known => {
+                        // A server back with an empty data directory has a
+                        // new ID at its old address. Raft RPCs do not name
+                        // the node they are for, so an entry left under the
+                        // old ID is answered by the new process: one
+                        // process would count as two voters (Consul's
+                        // joinConsulServer removes it for the same reason).
+                        for stale in status
+                            .servers
+                            .iter()
+                            .filter(|s| s.addr == addr && s.id != id)
+                        {
+                            tracing::info!(
+                                server = %m.name,
+                                %addr,
+                                stale_id = stale.id,
+                                "removing the Raft entry another ID left at this server's address"
+                            );
+                            if let Ok(Err(e)) = me.send(RemoveVoter(stale.id)).await {
+                                tracing::warn!(error = %e, "removing the stale Raft entry failed");
+                            }
+                        }
                         tracing::info!(server = %m.name, %addr, "adding server as a Raft voter");
                         if let Ok(Err(e)) = me.send(AddVoter { id, addr }).await {
                             tracing::warn!(error = %e, "adding voter failed");

@@ -223,11 +223,16 @@ impl Actor for RaftActor {
         let me = ctx.address();
         let raft = self.raft.clone();
         let mut points = snapshots::Points::new(self.config.raft_snapshot_threshold);
+        let raft_dir = self.config.data_dir.as_ref().map(|d| d.join("raft"));
         ctx.spawn(
             async move {
                 let mut was_leader = false;
                 while metrics.changed().await.is_ok() {
                     let m = metrics.borrow().clone();
+                    if let Err(fatal) = &m.running_state {
+                        raft_failed(fatal, raft_dir.as_deref());
+                        break;
+                    }
                     points.observe(&raft, &m).await;
                     let leader = m.current_leader == Some(m.id) && m.state == ServerState::Leader;
                     if leader && !was_leader {
@@ -249,6 +254,24 @@ impl Actor for RaftActor {
     }
 }
 
+/// openraft stops for good on a storage error (a full disk, an I/O
+/// error): the server could neither vote nor append again, yet would keep
+/// answering HTTP from a state machine that no longer advances. The agent
+/// exits instead (code 1), saying which directory failed and why, so that
+/// whoever runs it sees the fault and restarts it once it is fixed; what it
+/// had persisted is intact, and it catches up from the leader.
+fn raft_failed(fatal: &openraft::error::Fatal<NodeId>, dir: Option<&std::path::Path>) {
+    if matches!(fatal, openraft::error::Fatal::Stopped) {
+        return;
+    }
+    tracing::error!(
+        error = %fatal,
+        raft_dir = %dir.map_or_else(|| "(in memory)".into(), |d| d.display().to_string()),
+        "Raft storage failed (is the disk full?); stopping the agent: restart it once the fault is fixed"
+    );
+    actix::System::current().stop_with_code(1);
+}
+
 /// This server's Raft view (`/v1/agent/self`, `info`; the router asks
 /// the leader for its own when every server's progress is wanted).
 #[derive(Message, Debug, Clone)]
@@ -263,7 +286,8 @@ impl Handler<GetRaftStatus> for RaftActor {
     }
 }
 
-/// Removes a server from the Raft configuration.
+/// Removes a server from the Raft configuration: a voter, or a learner
+/// (one the leader's reconcile added and never promoted).
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<(), RequestError>")]
 pub struct RemoveVoter(pub NodeId);
@@ -278,15 +302,21 @@ impl Handler<RemoveVoter> for RaftActor {
             if !leads {
                 return Err(RequestError::NoLeader);
             }
-            let mut voters: std::collections::BTreeSet<NodeId> = raft
+            let membership = raft
                 .metrics()
                 .borrow()
                 .membership_config
                 .membership()
-                .voter_ids()
-                .collect();
-            voters.remove(&msg.0);
-            raft.change_membership(voters, false)
+                .clone();
+            let mut voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
+            let change: openraft::ChangeMembers<NodeId, BasicNode> = if voters.remove(&msg.0) {
+                openraft::ChangeMembers::ReplaceAllVoters(voters)
+            } else if membership.get_node(&msg.0).is_some() {
+                openraft::ChangeMembers::RemoveNodes([msg.0].into())
+            } else {
+                return Ok(());
+            };
+            raft.change_membership(change, false)
                 .await
                 .map(|_| ())
                 .map_err(|e| RequestError::Internal(e.to_string()))

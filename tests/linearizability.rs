@@ -58,14 +58,7 @@ fn register_is_linearizable_under_leader_kills_and_pauses() {
     let secs = env_secs(CI_SECS);
     for seed in env_seeds(CI_SEEDS) {
         let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-        let cluster = Cluster {
-            servers: three_servers(&dirs),
-            net: None,
-            kinds: vec![FaultKind::Kill, FaultKind::Stop],
-            dirs: paths(&dirs),
-            fs: Vec::new(),
-            default_reads_fresh: true,
-        };
+        let cluster = Cluster::loopback(&dirs, &[FaultKind::Kill, FaultKind::Stop]);
         run(seed, secs, cluster);
     }
 }
@@ -121,14 +114,7 @@ fn register_is_linearizable_under_voter_removal() {
     let secs = env_secs(20);
     for seed in env_seeds(&[31]) {
         let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-        let cluster = Cluster {
-            servers: three_servers(&dirs),
-            net: None,
-            kinds: vec![FaultKind::Remove],
-            dirs: paths(&dirs),
-            fs: Vec::new(),
-            default_reads_fresh: true,
-        };
+        let cluster = Cluster::loopback(&dirs, &[FaultKind::Remove]);
         run(seed, secs, cluster);
     }
 }
@@ -152,12 +138,8 @@ fn register_is_linearizable_when_a_disk_fills_up() {
             .map(|f| tempfile::tempdir_in(f.path()).unwrap())
             .collect();
         let cluster = Cluster {
-            servers: three_servers(&dirs),
-            net: None,
-            kinds: vec![FaultKind::DiskFull],
-            dirs: paths(&dirs),
             fs,
-            default_reads_fresh: true,
+            ..Cluster::loopback(&dirs, &[FaultKind::DiskFull])
         };
         run(seed, secs, cluster);
     }

@@ -130,21 +130,7 @@ impl TestAgent {
     /// `server_with` for a server under a default-deny ACL policy: ready
     /// once it has a leader, since its catalog reads need a token.
     pub fn acl_server_with(data_dir: &Path, extra: &[&str]) -> TestAgent {
-        let args = [
-            "-server",
-            "-bootstrap-expect",
-            "1",
-            "-bind",
-            "127.0.0.1",
-            "-client",
-            "127.0.0.1",
-            "-data-dir",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([data_dir.display().to_string()])
-        .chain(extra.iter().map(|s| s.to_string()))
-        .collect();
+        let args = single_server_args(data_dir, extra);
         Self::start_ready(args, false, true)
     }
 
@@ -284,21 +270,7 @@ impl TestAgent {
     /// `server_with`, the agent run with environment variables `env`
     /// (settings Consul has no configuration key for).
     pub fn server_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> TestAgent {
-        let args = [
-            "-server",
-            "-bootstrap-expect",
-            "1",
-            "-bind",
-            "127.0.0.1",
-            "-client",
-            "127.0.0.1",
-            "-data-dir",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([data_dir.display().to_string()])
-        .chain(extra.iter().map(|s| s.to_string()))
-        .collect();
+        let args = single_server_args(data_dir, extra);
         Self::start_full(args, false, false, Vec::new(), env_vec(env))
     }
 
@@ -650,6 +622,25 @@ pub fn leader(a: &TestAgent) -> String {
     reqwest::blocking::get(a.url("/v1/status/leader"))
         .and_then(|r| r.json::<String>())
         .unwrap_or_default()
+}
+
+/// The flags of a persisted single server that elects itself, then `extra`.
+fn single_server_args(data_dir: &Path, extra: &[&str]) -> Vec<String> {
+    [
+        "-server",
+        "-bootstrap-expect",
+        "1",
+        "-bind",
+        "127.0.0.1",
+        "-client",
+        "127.0.0.1",
+        "-data-dir",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([data_dir.display().to_string()])
+    .chain(extra.iter().map(|s| s.to_string()))
+    .collect()
 }
 
 fn env_vec(env: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -16,6 +16,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::netns::sh;
+
 /// Marks this harness's mount points in /proc/mounts (the sweep's key).
 const TAG: &str = "meridian-fault-fs-";
 
@@ -24,32 +26,16 @@ pub struct LoopFs {
     dir: Option<tempfile::TempDir>,
 }
 
-fn run(args: &[&str]) -> Result<(), String> {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .map_err(|e| format!("{}: {e}", args.join(" ")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
 fn unmount(mnt: &Path) {
     let m = mnt.display().to_string();
     // A process that just died may hold the mount busy for a moment.
     for _ in 0..20 {
-        if run(&["umount", &m]).is_ok() {
+        if sh(&["umount", &m]).is_ok() {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let _ = run(&["umount", "-l", &m]);
+    let _ = sh(&["umount", "-l", &m]);
 }
 
 impl LoopFs {
@@ -82,8 +68,8 @@ impl LoopFs {
             .and_then(|f| f.set_len(mib << 20))
             .expect("image file");
         let (i, m) = (img.display().to_string(), mnt.display().to_string());
-        run(&["mkfs.ext4", "-q", "-F", "-m", "0", &i]).expect("mkfs.ext4");
-        run(&["mount", "-o", "loop", &i, &m]).expect("mount -o loop");
+        sh(&["mkfs.ext4", "-q", "-F", "-m", "0", &i]).expect("mkfs.ext4");
+        sh(&["mount", "-o", "loop", &i, &m]).expect("mount -o loop");
         LoopFs {
             mnt,
             dir: Some(dir),

@@ -36,7 +36,7 @@ pub struct Net {
 
 /// Runs `ip`/`iptables` and says what failed (the harness's own commands:
 /// a failure is a broken environment, reported with the tool's words).
-fn sh(args: &[&str]) -> Result<(), String> {
+pub fn sh(args: &[&str]) -> Result<(), String> {
     let out = Command::new(args[0])
         .args(&args[1..])
         .output()

@@ -340,16 +340,23 @@ mod tests {
         assert!(s.kv_lock(10, "k3", vec![], 0, "next"));
     }
 
-    /// The lock-delay reads tokio's clock: with the clock paused, the test
-    /// steps past it instead of sleeping 15 s.
-    #[tokio::test(start_paused = true)]
-    async fn the_lock_delay_ends_when_the_clock_passes_it() {
+    /// A store where session "a" (15 s lock-delay) held "k" and was
+    /// destroyed, and session "b" waits to take it.
+    fn lock_released_by_invalidation() -> StateStore {
         let mut s = store_with_node();
         s.session_create(2, session("a", "release", 15_000))
             .unwrap();
         assert!(s.kv_lock(3, "k", vec![], 0, "a"));
         assert!(s.session_destroy(4, "a"));
         s.session_create(5, session("b", "release", 0)).unwrap();
+        s
+    }
+
+    /// The lock-delay reads tokio's clock: with the clock paused, the test
+    /// steps past it instead of sleeping 15 s.
+    #[tokio::test(start_paused = true)]
+    async fn the_lock_delay_ends_when_the_clock_passes_it() {
+        let mut s = lock_released_by_invalidation();
         let refused = Some(CommandResult::Bool(false));
         assert_eq!(
             s.lock_delay_refusal(&lock("k", "b")),
@@ -375,12 +382,7 @@ mod tests {
     /// apart) must end where the leader did, which refused nothing.
     #[tokio::test(start_paused = true)]
     async fn applying_an_acquire_inside_the_lock_delay_takes_the_lock() {
-        let mut s = store_with_node();
-        s.session_create(2, session("a", "release", 15_000))
-            .unwrap();
-        assert!(s.kv_lock(3, "k", vec![], 0, "a"));
-        assert!(s.session_destroy(4, "a"));
-        s.session_create(5, session("b", "release", 0)).unwrap();
+        let mut s = lock_released_by_invalidation();
         assert!(s.kv_lock(6, "k", vec![], 0, "b"));
         assert_eq!(s.kvs["k"].session.as_deref(), Some("b"));
     }

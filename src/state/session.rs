@@ -356,7 +356,7 @@ mod tests {
     /// steps past it instead of sleeping 15 s.
     #[tokio::test(start_paused = true)]
     async fn the_lock_delay_ends_when_the_clock_passes_it() {
-        let mut s = lock_released_by_invalidation();
+        let s = lock_released_by_invalidation();
         let refused = Some(CommandResult::Bool(false));
         assert_eq!(
             s.lock_delay_refusal(&lock("k", "b")),

@@ -11,6 +11,10 @@
 #
 #   scripts/fault-long.sh [MINUTES] [SEED]     (default: 30 minutes, a random seed)
 #
+# lock-paused-clients (SIGSTOPped lock clients, a fixed ~90 s whatever
+# the share) and failpoints (servers failing at their storage failpoints)
+# run once per share like the rest.
+#
 # The register runs twice: on loopback (kills, pauses) and, as root, with
 # its servers in network namespaces (partitions too). The other workloads
 # run on loopback unless MERIDIAN_FAULT_KINDS names kinds
@@ -36,6 +40,8 @@ workloads=(
   "watch workloads watchers_never_go_back_and_settle_on_the_last_write_under_leader_kills_and_pauses"
   "lock workloads lock_overlaps_under_leader_kills_and_pauses_are_measured"
   "lock-kills workloads lock_has_one_holder_at_a_time_under_leader_kills_with_a_lock_delay"
+  "lock-paused-clients workloads lock_holders_paused_past_their_session_ttl_overlap_measured"
+  "failpoints linearizability register_is_linearizable_when_storage_fails_at_failpoints"
 )
 
 logs="target/fault-long/$(date -u +%Y%m%dT%H%M%SZ)-seed$seed"
@@ -58,7 +64,7 @@ for w in "${workloads[@]}"; do
     log="$logs/$name-seed$s.log"
     echo "  $name: seed $s, $secs s ($(date -u +%H:%M:%S))"
     if ! MERIDIAN_FAULT_SEED=$s MERIDIAN_FAULT_SECS=$secs \
-      cargo test -q --test "$bin" "$test" -- --exact --nocapture --test-threads=1 >"$log" 2>&1; then
+      cargo test -q --test "$bin" "$test" -- --exact --nocapture --test-threads=1 --include-ignored >"$log" 2>&1; then
       failed=$(( failed + 1 ))
       echo "    FAILED (log: $log)"
       grep -q FAULT-SUMMARY "$log" || echo "FAULT-SUMMARY {\"workload\":\"$name\",\"seed\":$s,\"secs\":$secs,\"verdict\":\"failed before its summary (see $log)\"}" >>"$log"
@@ -92,6 +98,8 @@ for r in runs:
     by[r["workload"]].append(r)
 faults = Counter()
 to_write, heal_leader, no_write = defaultdict(list), [], 0
+# Every recovery with its workload and seed: an outlier names its run.
+each = []
 for name, rs in by.items():
     ops = Counter()
     figures = defaultdict(float)
@@ -117,6 +125,8 @@ for name, rs in by.items():
         faults[(f["kind"], f["was_leader"])] += 1
         w = f.get("kill_to_write_ms")
         to_write[f["kind"]].append(w)
+        if w is not None:
+            each.append((w, f["kind"], name, r["seed"]))
         no_write += w is None
         heal_leader.append(f.get("heal_to_leader_ms"))
 
@@ -126,6 +136,10 @@ for (kind, leader), n in sorted(faults.items()):
 print("\n[recovery]")
 for kind in sorted(to_write):
     print(f"  {kind} -> next acknowledged write: {stats(to_write[kind])}")
+for name in sorted(by):
+    for kind in sorted({k for (_, k, n, _) in each if n == name}):
+        print(f"  {name:<20} {kind:<5} {stats([w for (w, k, n, _) in each if n == name and k == kind])}")
+print("  slowest: " + "; ".join(f"{w:.0f} ms ({k}, {n} seed {s})" for (w, k, n, s) in sorted(each, reverse=True)[:5]))
 print(f"  faults with no acknowledged write after them: {no_write}")
 print(f"  heal -> leader seen:              {stats(heal_leader)}")
 bad = [r for r in runs if r.get("verdict") != "ok"]

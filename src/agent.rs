@@ -30,9 +30,18 @@ fn init_logging(level: &str) -> bool {
             "meridian={level},openraft=warn,actix_server=warn"
         ))
     });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+    // The monitor has its own filter: `/v1/agent/monitor?loglevel=debug`
+    // shows debug lines of an agent that logs at info, as Consul's does.
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_target(false)
+                .with_filter(filter),
+        )
+        .with(crate::logstream::MonitorLayer.with_filter(crate::logstream::layer_filter()))
         .try_init()
         .is_ok()
 }
@@ -126,6 +135,12 @@ pub fn run_with_reload(config: RuntimeConfig, reload: Option<ConfigSource>) -> a
         for w in &config.warnings {
             tracing::warn!("{w}");
         }
+    }
+    // Before anything is stored: a failpoint spec that cannot be honoured
+    // stops the agent here rather than being ignored.
+    let rules = crate::failpoint::init()?;
+    if !rules.is_empty() {
+        tracing::warn!(?rules, "failpoints armed ({})", crate::failpoint::ENV);
     }
     let pid_file = config.pid_file.clone();
     let sys = actix::System::new();
@@ -397,6 +412,13 @@ pub async fn start(
             },
         )));
     }
+    crate::actors::node::coordinate_sync::start(
+        &config,
+        router.clone(),
+        lan.clone(),
+        crate::actors::node::router::coordinate::update_period_from_env()
+            .map_err(anyhow::Error::msg)?,
+    );
     let node = node_ctx.run(
         NodeActor::new(
             config.clone(),
@@ -434,6 +456,8 @@ pub async fn start(
         dns_addrs.push(udp);
     }
 
+    // Before the routes are registered: they make their timers by it.
+    crate::metrics::configure(http::agent_metrics::settings(&config));
     let (mut http_addrs, mut https_addrs) = (Vec::new(), Vec::new());
     if !http_listeners.is_empty() || !https_listeners.is_empty() {
         let served = http::server(

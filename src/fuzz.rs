@@ -84,6 +84,8 @@ fn rpc_bodies(method: MethodId, body: &[u8]) {
         MethodId::ResolveToken => rpc_body::<rpc::ResolveToken>(body),
         MethodId::AclReplication => rpc_body::<rpc::AclReplication>(body),
         MethodId::KeyringOperation => rpc_body::<rpc::KeyringOperation>(body),
+        MethodId::CoordinateUpdate => rpc_body::<rpc::CoordinateUpdate>(body),
+        MethodId::CoordinateDatacenters => rpc_body::<rpc::CoordinateDatacenters>(body),
     }
 }
 
@@ -155,7 +157,8 @@ pub fn http_json(data: &[u8]) {
 /// through what each endpoint family's handlers do with them before
 /// anything reaches the store: the decoding and token lookup every handler
 /// shares, blocking and consistency options, KV's reads and writes, health's
-/// service filters, ACL token filters, keyring, maintenance and raft peer
+/// service filters, `?filter=` expressions (parsed, checked and run on a
+/// health entry), ACL token filters, keyring, maintenance and raft peer
 /// options. (Sessions, catalog reads and the ACL objects read nothing
 /// beyond the shared options, `dc`, `token` and `tag`.)
 pub fn http_query(data: &[u8]) {
@@ -182,7 +185,15 @@ pub fn http_query(data: &[u8]) {
         let _ = put.command(Vec::new());
     }
     let _ = kv::delete_command(&p, key.to_string());
-    let _ = health::service_args(&p, "web".into(), &cfg.node_name);
+    if let Ok(Some(f)) = p.filter(&crate::filter::schema::CHECK_SERVICE_NODE) {
+        f.matches(&serde_json::json!({
+            "Node": {"Node": "n1", "Meta": {"env": "prod"}, "TaggedAddresses": {}},
+            "Service": {"Service": "web", "Tags": ["v1"], "Port": 80, "Weights": {"Passing": 1}},
+            "Checks": [{"Status": "passing", "ServiceTags": ["v1"], "Definition": {"HTTP": "h"}}],
+        }));
+    }
+    let _ = health::service_args(&p, "web".into());
+    let _ = p.near(&cfg);
     let _ = acl::token::list_query(&p);
     for list in [true, false] {
         let _ = keyring::options(&p, list);
@@ -233,6 +244,11 @@ mod tests {
         assert!(
             matches!(crate::lan::wire::decode(&opened), Decoded::Ping(p) if p == 7u64.to_be_bytes())
         );
+        // A pong carries the answering member's coordinate.
+        assert!(matches!(
+            crate::lan::wire::decode(&seed("gossip", "pong_coordinate")),
+            Decoded::Pong(7, Some(ref c)) if c.vec.len() == 8 && c.height == 1e-5
+        ));
         // A pong of the wrong length is dropped, not read past its end.
         assert!(matches!(
             crate::lan::wire::decode(&[4, 1, 2]),
@@ -333,12 +349,16 @@ mod tests {
         ));
 
         let (_, p) = query_seed("health");
-        let args = health::service_args(&p, "web".into(), "agent-node");
+        let args = health::service_args(&p, "web".into());
         assert_eq!(
             args.meta,
             [("rack".into(), "r1".into()), ("zone".into(), String::new())]
         );
-        assert_eq!(args.near.as_deref(), Some("agent-node"));
+        let agent = RuntimeConfig {
+            node_name: "agent-node".into(),
+            ..RuntimeConfig::default()
+        };
+        assert_eq!(p.near(&agent).as_deref(), Some("agent-node"));
         let (_, p) = query_seed("keyring");
         assert_eq!(crate::http::keyring::options(&p, true).unwrap(), (3, true));
         let (_, p) = query_seed("maintenance");

@@ -10,12 +10,17 @@ pub mod actors;
 pub mod agent;
 pub(crate) mod api;
 pub(crate) mod bench;
+pub mod build_info;
 pub mod cli;
 pub mod config;
 pub(crate) mod conn_limit;
+pub mod coordinate;
+pub mod failpoint;
+pub(crate) mod filter;
 #[doc(hidden)]
 pub mod fuzz;
 pub(crate) mod http;
+pub(crate) mod logstream;
 /// The HTTP API's route table, each route with its authorization
 /// decision: what the app registers, for the tests that walk it.
 pub mod route_table {
@@ -23,6 +28,7 @@ pub mod route_table {
     pub use crate::http::table;
 }
 pub(crate) mod lan;
+pub(crate) mod metrics;
 pub(crate) mod rpc;
 pub(crate) mod snapshot;
 pub mod state;

@@ -125,6 +125,9 @@ fn probe(route: &Route, f: &Fixtures, anonymous: bool) -> (String, Vec<u8>) {
             "/v1/agent/service/maintenance/probe?enable=false".into(),
             Value::Null,
         ),
+        // The monitor streams until the caller hangs up: an unknown level
+        // answers at once, after the permission is checked.
+        (_, "/v1/agent/monitor") => ("/v1/agent/monitor?loglevel=probe".into(), Value::Null),
         (_, "/v1/agent/join/{addr}") => ("/v1/agent/join/127.0.0.1:1".into(), Value::Null),
         (_, "/v1/agent/force-leave/{node}") => {
             ("/v1/agent/force-leave/no-such-node".into(), Value::Null)
@@ -135,6 +138,10 @@ fn probe(route: &Route, f: &Fixtures, anonymous: bool) -> (String, Vec<u8>) {
             json!({"Node": "probe-node", "Address": "127.0.0.2"}),
         ),
         (_, "/v1/catalog/deregister") => (route.path.into(), json!({"Node": "probe-node"})),
+        (_, "/v1/coordinate/update") => (
+            route.path.into(),
+            json!({"Node": "test-node", "Coord": {"Vec": vec![0.0; 8], "Error": 1.5, "Adjustment": 0.0, "Height": 1e-5}}),
+        ),
         (_, "/v1/txn") => (
             route.path.into(),
             json!([{"KV": {"Verb": "get", "Key": "probe/key"}}]),

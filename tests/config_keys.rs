@@ -146,7 +146,11 @@ fn txn_bodies_are_bounded_by_txn_max_req_len() {
 fn validate_prints_the_ignored_keys_and_fails_on_a_refused_one() {
     let d = tempfile::tempdir().unwrap();
     let f = d.path().join("a.hcl");
-    std::fs::write(&f, "telemetry { disable_hostname = true }\n").unwrap();
+    std::fs::write(
+        &f,
+        "telemetry {\n  disable_hostname = true\n  enable_host_metrics = true\n}\n",
+    )
+    .unwrap();
     let out = std::process::Command::new(BIN)
         .args(["validate", f.to_str().unwrap()])
         .output()
@@ -154,7 +158,9 @@ fn validate_prints_the_ignored_keys_and_fails_on_a_refused_one() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(
-        err.contains("a.hcl: these keys are accepted but have no effect in Meridian: telemetry"),
+        err.contains(
+            "a.hcl: these keys are accepted but have no effect in Meridian: telemetry.enable_host_metrics"
+        ),
         "{err}"
     );
     std::fs::write(&f, "auto_encrypt { tls = true }\n").unwrap();

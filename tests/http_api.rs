@@ -12,7 +12,12 @@ struct Api {
 }
 
 async fn dev_agent() -> Api {
-    let cfg = RuntimeConfig {
+    dev_agent_with(|_| {}).await
+}
+
+/// A dev agent whose config `tweak` adjusts first.
+async fn dev_agent_with(tweak: impl FnOnce(&mut RuntimeConfig)) -> Api {
+    let mut cfg = RuntimeConfig {
         dev: true,
         server: true,
         bootstrap: true,
@@ -29,6 +34,7 @@ async fn dev_agent() -> Api {
         },
         ..Default::default()
     };
+    tweak(&mut cfg);
     let h = meridian::agent::start(cfg, None)
         .await
         .expect("agent starts");
@@ -302,4 +308,84 @@ async fn bad_input_gets_clear_errors_and_loses_nothing() {
     // Everything written before is intact.
     let (_, _, raw) = api.get("/v1/kv/keep?raw").await;
     assert_eq!(raw, "safe");
+}
+
+/// The value of the gauge `name` in a `/v1/agent/metrics` JSON summary.
+fn gauge(summary: &Value, name: &str) -> Option<f64> {
+    summary["Gauges"]
+        .as_array()?
+        .iter()
+        .find(|g| g["Name"] == name)
+        .and_then(|g| g["Value"].as_f64())
+}
+
+#[actix_rt::test]
+async fn agent_metrics_report_real_figures_in_both_formats() {
+    let api = dev_agent_with(|c| {
+        c.telemetry.prometheus_retention_time = Duration::from_secs(60);
+    })
+    .await;
+    for i in 0..3 {
+        assert_eq!(api.put(&format!("/v1/kv/m/{i}"), "v").await.0, 200);
+    }
+    let host = hostname::get().unwrap().to_string_lossy().into_owned();
+
+    // A blocking query waits on the KV store while the gauge is read.
+    let (_, h, _) = api.get("/v1/kv/m/0").await;
+    let wait = format!("/v1/kv/m/0?index={}&wait=5s", index(&h));
+    let client = api.client.clone();
+    let url = api.url(&wait);
+    let blocked = tokio::spawn(async move { client.get(url).send().await.map(|r| r.status()) });
+    let blocking = format!("consul.{host}.rpc.queries_blocking");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let summary = loop {
+        let (s, h, body) = api.get("/v1/agent/metrics").await;
+        assert_eq!(s, 200, "{body}");
+        assert!(h["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"));
+        let v: Value = serde_json::from_str(&body).unwrap();
+        if gauge(&v, &blocking) == Some(1.0) || Instant::now() > deadline {
+            break v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(gauge(&summary, &blocking), Some(1.0), "{summary}");
+    // Gauges carry the host name (telemetry.disable_hostname is false).
+    assert_eq!(
+        gauge(&summary, &format!("consul.{host}.state.kv_entries")),
+        Some(3.0)
+    );
+    assert!(gauge(&summary, &format!("consul.{host}.state.nodes")) >= Some(1.0));
+    assert!(gauge(&summary, &format!("consul.{host}.raft.last_index")) > Some(0.0));
+    api.put("/v1/kv/m/0", "w").await;
+    assert_eq!(blocked.await.unwrap().unwrap(), 200);
+
+    let (s, h, text) = api.get("/v1/agent/metrics?format=prometheus").await;
+    assert_eq!(s, 200, "{text}");
+    assert_eq!(
+        h["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let value = |series: &str| -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    };
+    assert!(value("consul_kvs_apply_count") >= Some(4.0), "{text}");
+    assert!(value("consul_raft_apply") >= Some(4.0), "{text}");
+    assert!(value("consul_raft_state_leader") >= Some(1.0), "{text}");
+    assert!(
+        value("consul_api_http_count{method=\"PUT\",path=\"v1_kv_\"}") >= Some(4.0),
+        "{text}"
+    );
+    assert!(
+        value("consul_http_PUT_v1_kv___count") >= Some(4.0),
+        "{text}"
+    );
+    assert!(value("process_resident_memory_bytes") > Some(0.0), "{text}");
+    assert!(
+        text.contains("# TYPE consul_raft_commitTime summary\n"),
+        "{text}"
+    );
 }

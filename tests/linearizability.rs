@@ -145,6 +145,319 @@ fn register_is_linearizable_when_a_disk_fills_up() {
     }
 }
 
+/// What a server may be armed with in the failpoint run
+/// (`MERIDIAN_FAILPOINTS`), by name: `{n}` is filled with the hit at
+/// which a log point fires (each start counts afresh, so a server fails
+/// again every `n` log batches). The snapshot points fire by chance, not
+/// on a count: a restarted server that needs a snapshot gets one on
+/// every start, and one that always crashed installing it would never
+/// catch up.
+const FAILPOINT_MODES: &[(&str, &str)] = &[
+    ("append-error", "raft_log_append=error@{n}"),
+    ("before-fsync-crash", "raft_log_before_fsync=crash@{n}"),
+    ("before-fsync-panic", "raft_log_before_fsync=panic@{n}"),
+    ("after-fsync-crash", "raft_log_after_fsync=crash@{n}"),
+    ("after-fsync-error", "raft_log_after_fsync=error@{n}"),
+    ("snapshot-write-crash", "snapshot_write=crash@20%"),
+    ("snapshot-write-error", "snapshot_write=error@20%"),
+    ("snapshot-install-crash", "snapshot_install=crash@20%"),
+    ("snapshot-install-error", "snapshot_install=error@20%"),
+    (
+        "snapshot-install-saved-crash",
+        "snapshot_install_saved=crash@20%",
+    ),
+    ("fsync-delay", "raft_log_before_fsync=delay:400@2%"),
+];
+
+/// The CI run's arming, server by server: a crash between the append and
+/// its fsync, a crash after the fsync before the acknowledgement, an
+/// error on the append; each with one snapshot point.
+const CI_FAILPOINTS: &[&str] = &[
+    "before-fsync-crash+snapshot-install-crash",
+    "after-fsync-crash+snapshot-write-crash",
+    "append-error+snapshot-install-saved-crash",
+];
+
+/// A server's `MERIDIAN_FAILPOINTS` from mode names joined by `+`.
+fn failpoint_spec(modes: &str, n: u64) -> String {
+    modes
+        .split('+')
+        .map(|m| {
+            let (_, spec) = FAILPOINT_MODES
+                .iter()
+                .find(|(name, _)| *name == m.trim())
+                .unwrap_or_else(|| {
+                    panic!(
+                        "unknown failpoint mode {m:?} (known: {:?})",
+                        FAILPOINT_MODES.iter().map(|(n, _)| n).collect::<Vec<_>>()
+                    )
+                });
+            spec.replace("{n}", &n.to_string())
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// The storage failpoints (`src/failpoint.rs`) armed in three servers
+/// whose snapshots come every 32 entries: each server fails at its own
+/// points (`MERIDIAN_FAILPOINTS_RUN=<modes>,<modes>,<modes>`, modes from
+/// `FAILPOINT_MODES` joined by `+`; `MERIDIAN_FAILPOINT_N` the log
+/// batch a log point fires at, default 300). The harness restarts every
+/// server that goes down. A crash must be the failpoint's own SIGKILL;
+/// an error or panic must end in exit 1 with "Raft storage failed" (a
+/// server that goes on after its storage failed is a defect). The
+/// register history must stay linearizable and every acknowledged write
+/// must be on every server at the end.
+#[test]
+fn register_is_linearizable_when_storage_fails_at_failpoints() {
+    // A spec it cannot honour stops the agent before it binds anything
+    // (every port 0 all the same, should that break).
+    let mut probe = std::process::Command::new(agent_bin())
+        .args(["agent", "-dev"])
+        .args(["-http-port", "0", "-dns-port", "0", "-server-port", "0"])
+        .args(["-serf-lan-port", "0", "-serf-wan-port", "0"])
+        .env("MERIDIAN_FAILPOINTS", "no_such_point=error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run meridian");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while probe.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = probe.kill();
+    let probe = probe.wait_with_output().expect("meridian's output");
+    let said = String::from_utf8_lossy(&probe.stderr).to_string()
+        + &String::from_utf8_lossy(&probe.stdout);
+    if said.contains("release build") {
+        eprintln!("skipped: a release build has no failpoints");
+        return;
+    }
+    assert!(
+        probe.status.code() == Some(1) && said.contains("no_such_point"),
+        "an unknown failpoint is refused, naming it ({}): {said}",
+        probe.status
+    );
+    let runs: Vec<String> = match std::env::var("MERIDIAN_FAILPOINTS_RUN") {
+        Ok(s) => s.split(',').map(|x| x.trim().to_string()).collect(),
+        Err(_) => CI_FAILPOINTS.iter().map(|s| s.to_string()).collect(),
+    };
+    assert_eq!(
+        runs.len(),
+        3,
+        "MERIDIAN_FAILPOINTS_RUN names three servers' modes"
+    );
+    let n: u64 = std::env::var("MERIDIAN_FAILPOINT_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
+    let secs = env_secs(20);
+    for seed in env_seeds(&[61]) {
+        let specs: Vec<String> = runs.iter().map(|m| failpoint_spec(m, n)).collect();
+        eprintln!("failpoints per server: {specs:?}");
+        let prefixes: Vec<Vec<String>> = specs
+            .iter()
+            .map(|spec| {
+                // No MERIDIAN_FAILPOINTS_SEED: each start of a server
+                // draws its chances afresh (with one seed every start
+                // would repeat the same draws).
+                vec!["env".into(), format!("MERIDIAN_FAILPOINTS={spec}")]
+            })
+            .collect();
+        let conf_dir = tempfile::tempdir().unwrap();
+        let conf = conf_dir.path().join("small-snapshots.json");
+        // Snapshots every 32 entries, 4 kept: a server down for a moment
+        // is past the log the leader keeps and gets a snapshot, and
+        // snapshots are built several times a second.
+        std::fs::write(
+            &conf,
+            r#"{"raft_snapshot_threshold": 32, "raft_trailing_logs": 4}"#,
+        )
+        .unwrap();
+        let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let conf = conf.display().to_string();
+        let servers = three_servers_in(&dirs, &["-config-file", &conf], &prefixes, &[]);
+        let cluster = Cluster {
+            servers,
+            net: None,
+            kinds: vec![FaultKind::Failpoint],
+            dirs: paths(&dirs),
+            fs: Vec::new(),
+            default_reads_fresh: true,
+        };
+        run_with(seed, secs, cluster, failpoint_exits);
+    }
+}
+
+/// How many times `needle` is in `text`.
+fn count(text: &str, needle: &str) -> usize {
+    text.matches(needle).count()
+}
+
+/// The fault driver of the failpoint run: until `until`, restarts every
+/// server that went down and records it as a fault, with what took it
+/// down and whether that was as it must be.
+fn failpoint_exits(seed: u64, cluster: &mut Cluster, until: Instant, rec: &Recorder) -> Vec<Fault> {
+    use std::os::unix::process::ExitStatusExt;
+    let servers = &mut cluster.servers;
+    let n = servers.len();
+    let mut faults = Vec::new();
+    // Per server: failpoint firings, storage-failure messages and panics
+    // already accounted for, and since when an error or panic firing has
+    // gone without the exit it must end in.
+    let mut fired = vec![0usize; n];
+    let mut failed = vec![0usize; n];
+    let mut panics = vec![0usize; n];
+    let mut awaiting_exit: Vec<Option<Instant>> = vec![None; n];
+    let mut leader = leader_index(servers);
+    let mut leader_checked = Instant::now();
+    while Instant::now() < until {
+        if leader_checked.elapsed() > Duration::from_millis(300) {
+            leader = leader_index(servers).or(leader);
+            leader_checked = Instant::now();
+        }
+        for i in 0..n {
+            let log = servers[i].log_text();
+            let new_fired: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("failpoint fired"))
+                .skip(fired[i])
+                .collect();
+            if new_fired
+                .iter()
+                .any(|l| l.contains("Error") || l.contains("Panic"))
+                && awaiting_exit[i].is_none()
+            {
+                awaiting_exit[i] = Some(Instant::now());
+            }
+            let Some(status) = servers[i].exit_status() else {
+                if awaiting_exit[i].is_some_and(|t| t.elapsed() > Duration::from_secs(10)) {
+                    let d = format!(
+                        "server {i} still runs 10 s after a failpoint failed its storage ({:?})",
+                        new_fired.last()
+                    );
+                    eprintln!("seed {seed}: DEFECT: {d}");
+                    faults.push(failpoint_fault(
+                        i,
+                        leader == Some(i),
+                        rec.now(),
+                        rec.now(),
+                        d.clone(),
+                        Some(d),
+                    ));
+                    awaiting_exit[i] = None;
+                    fired[i] += new_fired.len();
+                }
+                continue;
+            };
+            let at = rec.now();
+            let last = new_fired
+                .last()
+                .map(|l| l.chars().take(300).collect::<String>())
+                .unwrap_or_default();
+            let now_failed = count(&log, "Raft storage failed");
+            let now_panics = count(&log, "panicked");
+            let crashed = status.signal() == Some(libc::SIGKILL);
+            let defect = if new_fired.is_empty() {
+                Some(format!(
+                    "server {i} exited ({status}) with no failpoint fired"
+                ))
+            } else if crashed {
+                (!last.contains("Crash") && !log.contains("crash (hit")).then(|| {
+                    format!("server {i} was SIGKILLed, not by its crash failpoint: {last}")
+                })
+            } else if status.code() == Some(1) && now_failed > failed[i] {
+                None
+            } else {
+                Some(format!(
+                    "server {i} exited ({status}) without saying its storage failed: {last}"
+                ))
+            };
+            let how = if crashed {
+                "crash".to_string()
+            } else if now_panics > panics[i] {
+                format!("panic, then {status}")
+            } else {
+                format!("{status}")
+            };
+            let point = [
+                "raft_log_append",
+                "raft_log_before_fsync",
+                "raft_log_after_fsync",
+                "snapshot_write",
+                "snapshot_install_saved",
+                "snapshot_install",
+            ]
+            .into_iter()
+            .find(|p| last.contains(p))
+            .unwrap_or("none");
+            fired[i] += new_fired.len();
+            failed[i] = now_failed;
+            panics[i] = now_panics;
+            awaiting_exit[i] = None;
+            if let Some(d) = &defect {
+                eprintln!("seed {seed}: DEFECT: {d}");
+            }
+            let restarted = servers[i].try_restart_no_wait();
+            let note = format!(
+                "{point}: {how}; restarted: {}",
+                match &restarted {
+                    Ok(()) => "ok".to_string(),
+                    Err(e) => format!("down again at once ({})", e.lines().next().unwrap_or("")),
+                }
+            );
+            eprintln!(
+                "seed {seed}: server {i} (leader: {}) down at {:.2} s: {note}",
+                leader == Some(i),
+                at as f64 / 1e9
+            );
+            faults.push(failpoint_fault(
+                i,
+                leader == Some(i),
+                at,
+                rec.now(),
+                note,
+                defect,
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Up for the final checks: whatever went down last is restarted
+    // (with its failpoints off, so that the checks see a cluster that
+    // stays up).
+    for (i, s) in servers.iter_mut().enumerate() {
+        s.set_prefix(Vec::new());
+        if s.exit_status().is_some() {
+            eprintln!("seed {seed}: server {i} down at the end: restarted without failpoints");
+            if let Err(e) = s.try_restart_no_wait() {
+                panic!("server {i} does not start again without failpoints: {e}");
+            }
+        }
+    }
+    faults
+}
+
+fn failpoint_fault(
+    server: usize,
+    was_leader: bool,
+    at: u64,
+    healed: u64,
+    note: String,
+    defect: Option<String>,
+) -> Fault {
+    Fault {
+        kind: FaultKind::Failpoint,
+        server,
+        was_leader,
+        minority: Vec::new(),
+        at,
+        healed,
+        leader_after: None,
+        note,
+        defect,
+    }
+}
+
 /// libfaketime's library (Debian's `libfaketime`).
 const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
@@ -229,7 +542,19 @@ fn register_is_linearizable_with_skewed_clocks() {
     }
 }
 
-fn run(seed: u64, secs: u64, mut cluster: Cluster) {
+fn run(seed: u64, secs: u64, cluster: Cluster) {
+    run_with(seed, secs, cluster, faults_guarded);
+}
+
+/// `run` with the faults coming from `driver` (the seeded schedule, or
+/// the servers' own failpoints), which returns at `until` with every
+/// server up.
+fn run_with(
+    seed: u64,
+    secs: u64,
+    mut cluster: Cluster,
+    driver: impl FnOnce(u64, &mut Cluster, Instant, &Recorder) -> Vec<Fault> + Send,
+) {
     let n = cluster.servers.len();
     eprintln!(
         "=== register workload: seed {seed}, {secs} s, {n} servers, faults {:?} (replay: MERIDIAN_FAULT_SEED={seed} MERIDIAN_FAULT_SECS={secs})",
@@ -240,24 +565,41 @@ fn run(seed: u64, secs: u64, mut cluster: Cluster) {
     let start = Instant::now();
     let rec = Recorder::new(start);
     let until = start + Duration::from_secs(secs);
-    let filling = !cluster.fs.is_empty();
-    let (faults, bulk) = std::thread::scope(|s| {
+    // A full disk needs large values to fill it; crashes at failpoints
+    // are checked with many small ones (each acknowledged one must
+    // survive them).
+    let bulk = if !cluster.fs.is_empty() {
+        Some(Bulk {
+            bytes: 64 << 10,
+            // About 0.6 MB/s: the full server's log grows past any slack in
+            // its file while the disk is full, and the 64 MiB filesystem
+            // (log, state, both copies) lasts a 30 s run.
+            every: Duration::from_millis(100),
+        })
+    } else if cluster.kinds.contains(&FaultKind::Failpoint) {
+        Some(Bulk {
+            bytes: 16,
+            every: Duration::from_millis(20),
+        })
+    } else {
+        None
+    };
+    let (faults, bulk_acked) = std::thread::scope(|s| {
         for p in 0..CLIENTS {
             let (addrs, keys, rec) = (&addrs, &keys, &rec);
             s.spawn(move || register::client(p, seed, addrs, keys, until, rec));
         }
-        let bulk = filling.then(|| s.spawn(|| bulk_writer(seed, &addrs, until)));
-        let faults = faults_guarded(seed, &mut cluster, until, &rec);
+        let addrs = &addrs;
+        let bulk = bulk.map(|b| s.spawn(move || bulk_writer(seed, addrs, until, b)));
+        let faults = driver(seed, &mut cluster, until, &rec);
         (faults, bulk.map(|b| b.join().unwrap()).unwrap_or_default())
     });
-    // A removed or full server is back: every server holds every
-    // acknowledged write, and the cluster has its three voters.
-    if cluster
-        .kinds
-        .iter()
-        .any(|k| matches!(k, FaultKind::Remove | FaultKind::DiskFull))
-    {
-        converged(&cluster.servers, &keys, &bulk, &rec);
+    // A removed, full or crashed server is back: every server holds
+    // every acknowledged write, and the cluster has its three voters.
+    if let Some(b) = bulk {
+        converged(&cluster.servers, &keys, &bulk_acked, b.bytes, &rec);
+    } else if cluster.kinds.contains(&FaultKind::Remove) {
+        converged(&cluster.servers, &keys, &[], 0, &rec);
     }
     let ops = rec.ops.into_inner().unwrap();
     let default_reads = rec.default_reads.into_inner().unwrap();
@@ -316,7 +658,14 @@ fn run(seed: u64, secs: u64, mut cluster: Cluster) {
     }
     if let Some(why) = &failure {
         summary.verdict = why.lines().next().unwrap_or_default().to_string();
-        summary.history = Some(save(seed, secs, &ops, &default_reads, &faults));
+        let history = save(seed, secs, &ops, &default_reads, &faults);
+        // The servers' logs beside the history: what each did is most of
+        // what a failing run can still say.
+        for (i, s) in cluster.servers.iter().enumerate() {
+            let path = format!("{}.server{i}.log", history.trim_end_matches(".json"));
+            let _ = std::fs::write(&path, s.log_text());
+        }
+        summary.history = Some(history);
     }
     let acked: Vec<(u64, u64)> = writes
         .iter()
@@ -351,15 +700,22 @@ fn summary(seed: u64, secs: u64, ops: &[Op], default_reads: &[Op]) -> schedule::
     summary
 }
 
-/// Large values, each under a key of its own, sent to any server until
-/// `until`: a Raft log of small writes grows too slowly to fill a disk.
-/// The keys whose write was acknowledged.
-fn bulk_writer(seed: u64, addrs: &[String], until: Instant) -> Vec<String> {
+/// What the bulk writer sends: values of `bytes`, one every `every`.
+#[derive(Clone, Copy)]
+struct Bulk {
+    bytes: usize,
+    every: Duration,
+}
+
+/// Values, each under a key of its own, sent to any server until `until`
+/// (large ones: a Raft log of small writes grows too slowly to fill a
+/// disk). The keys whose write was acknowledged.
+fn bulk_writer(seed: u64, addrs: &[String], until: Instant, b: Bulk) -> Vec<String> {
     let http = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(3))
         .build()
         .unwrap();
-    let body = "x".repeat(BULK_BYTES);
+    let body = "x".repeat(b.bytes);
     let mut acked = Vec::new();
     let mut n = 0usize;
     while Instant::now() < until {
@@ -377,15 +733,10 @@ fn bulk_writer(seed: u64, addrs: &[String], until: Instant) -> Vec<String> {
         if ok {
             acked.push(key);
         }
-        // About 0.6 MB/s: the full server's log grows past any slack in
-        // its file while the disk is full, and the 64 MiB filesystem
-        // (log, state, both copies) lasts a 30 s run.
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(b.every);
     }
     acked
 }
-
-const BULK_BYTES: usize = 64 << 10;
 
 /// The value under `key` as `url` returns it (`None`: absent), or no
 /// answer.
@@ -408,8 +759,15 @@ fn get_value(url: &str) -> Option<Option<String>> {
 /// After the run: three voters seen by every server; each register key's
 /// `?consistent` value (added to the history, so the checker holds it to
 /// the acknowledged writes) served by every server from its own state
-/// (`?stale`); every acknowledged bulk key on every server.
-fn converged(servers: &[TestAgent], keys: &[String], bulk: &[String], rec: &Recorder) {
+/// (`?stale`); every acknowledged bulk key, its value `bulk_bytes` long,
+/// on every server.
+fn converged(
+    servers: &[TestAgent],
+    keys: &[String],
+    bulk: &[String],
+    bulk_bytes: usize,
+    rec: &Recorder,
+) {
     let started = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !servers.iter().all(|s| voters(s) == 3) {
@@ -456,17 +814,29 @@ fn converged(servers: &[TestAgent], keys: &[String], bulk: &[String], rec: &Reco
             );
         }
     }
+    // Every bulk key is `bulk-<seed>-<n>`: one listing per server.
+    let prefix = bulk
+        .first()
+        .and_then(|k| k.rsplit_once('-'))
+        .map(|(p, _)| format!("{p}-"));
     for (i, s) in servers.iter().enumerate() {
-        for key in bulk {
-            wait_for(
-                &format!("server {i} holding acknowledged {key}"),
-                20,
-                || {
-                    get_value(&s.url(&format!("/v1/kv/{key}?stale")))
-                        .flatten()
-                        .is_some_and(|v| v.len() == BULK_BYTES)
-                },
+        let Some(prefix) = &prefix else { break };
+        let mut missing: Vec<&String> = bulk.iter().collect();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !missing.is_empty() {
+            let held = bulk_values(&s.url(&format!("/v1/kv/{prefix}?recurse&stale")));
+            missing.retain(|k| held.get(k.as_str()) != Some(&bulk_bytes));
+            if missing.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server {i} lacks {} acknowledged values 20 s after the run (the first: {:?}); log tail:\n{}",
+                missing.len(),
+                &missing[..missing.len().min(5)],
+                s.log_tail()
             );
+            std::thread::sleep(Duration::from_millis(200));
         }
     }
     eprintln!(
@@ -475,6 +845,31 @@ fn converged(servers: &[TestAgent], keys: &[String], bulk: &[String], rec: &Reco
         bulk.len(),
         started.elapsed()
     );
+}
+
+/// Each key under a `?recurse` URL with its value's length (empty when
+/// there is no answer).
+fn bulk_values(url: &str) -> std::collections::HashMap<String, usize> {
+    use base64::Engine;
+    let entries: Vec<serde_json::Value> = reqwest::blocking::Client::new()
+        .get(url)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .ok()
+        .filter(|r| r.status().is_success())
+        .and_then(|r| r.json().ok())
+        .unwrap_or_default();
+    entries
+        .iter()
+        .filter_map(|e| {
+            let raw = e["Value"].as_str().unwrap_or("");
+            let len = base64::engine::general_purpose::STANDARD
+                .decode(raw)
+                .ok()?
+                .len();
+            Some((e["Key"].as_str()?.to_string(), len))
+        })
+        .collect()
 }
 
 fn outcome_name(o: &Outcome) -> &'static str {

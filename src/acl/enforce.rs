@@ -4,6 +4,7 @@
 //! node, a service's name) as closures.
 
 use crate::structs::catalog::Node;
+use crate::structs::prepared_query::PreparedQuery;
 use crate::structs::query::{Query, QueryResult};
 use crate::structs::txn::{KvOp, TxnOp};
 use crate::structs::Command;
@@ -22,6 +23,8 @@ pub trait Lookup {
     fn service_name(&self, node: &str, service_id: &str) -> Option<String>;
     /// Node `name`'s catalog row, if it exists.
     fn node(&self, name: &str) -> Option<Node>;
+    /// Prepared query `id` as stored, if it exists.
+    fn prepared_query(&self, id: &str) -> Option<PreparedQuery>;
 }
 
 /// One authorizer and the AccessorID a refusal names.
@@ -57,6 +60,7 @@ impl Enforcer<'_> {
             }
             Query::CatalogNodes
             | Query::CatalogServices
+            | Query::CatalogServiceList
             | Query::CatalogService { .. }
             | Query::CatalogNode { .. }
             | Query::HealthService { .. }
@@ -64,7 +68,18 @@ impl Enforcer<'_> {
             | Query::HealthChecks { .. }
             | Query::HealthState { .. }
             | Query::SessionInfo { .. }
-            | Query::SessionList { .. } => Ok(()),
+            | Query::SessionList { .. }
+            | Query::CoordinateNodes => Ok(()),
+            // Prepared queries are filtered by name after the read; anyone
+            // who knows a query's ID or name may execute it (its answer is
+            // filtered with the query's own token, or the caller's).
+            Query::PreparedQueryGet { .. }
+            | Query::PreparedQueryList
+            | Query::PreparedQueryExplain { .. }
+            | Query::PreparedQueryExecute { .. }
+            | Query::PreparedQueryExecuteRemote { .. } => Ok(()),
+            // Consul's `Coordinate.Node`: the node must be readable.
+            Query::CoordinateNode { node } => self.need(Resource::Node, Access::Read, node),
             // The bootstrap endpoint asks before any token exists.
             Query::AclBootstrapState => Ok(()),
             Query::Snapshot => self.operator(Resource::Acl, Access::Write),
@@ -113,6 +128,7 @@ impl Enforcer<'_> {
                 m.len() != before
             }
             QueryResult::ServiceNodes(v) => keep(v, |s| node(&s.node) && service(&s.service_name)),
+            QueryResult::ServiceList(v) => keep(v, |s| service(&s.service_name)),
             QueryResult::CheckServiceNodes(v) => {
                 keep(v, |c| node(&c.node.node) && service(&c.service.service))
             }
@@ -132,6 +148,18 @@ impl Enforcer<'_> {
                 None => false,
             },
             QueryResult::Sessions(v) => keep(v, |s| session(&s.node)),
+            QueryResult::PreparedQueries(v) => keep(v, |q| self.may_read_query(q)),
+            QueryResult::PreparedQuery(q) => match q {
+                Some(pq) if !self.may_read_query(pq) => {
+                    *q = None;
+                    true
+                }
+                _ => false,
+            },
+            QueryResult::PreparedQueryExecuted(Some(r)) => keep(&mut r.nodes, |c| {
+                node(&c.node.node) && service(&c.service.service)
+            }),
+            QueryResult::Coordinates(v) => keep(v, |c| node(&c.node)),
             _ => false,
         }
     }
@@ -150,8 +178,42 @@ impl Enforcer<'_> {
                     t.secret_id = REDACTED_SECRET.into();
                 }
             }
+            // A prepared query's token as its definition shows it; the one
+            // an execution carries is never shown, and the server that
+            // fails over needs it.
+            QueryResult::PreparedQuery(Some(q)) => redact_query_token(q),
+            QueryResult::PreparedQueries(v) => v.iter_mut().for_each(redact_query_token),
             _ => {}
         }
+    }
+
+    /// Consul's `filterPreparedQueries`: a token that may read ACLs sees
+    /// every query; otherwise `query:read` on the query's name, and an
+    /// unnamed query (no prefix to match) is not shown.
+    fn may_read_query(&self, q: &PreparedQuery) -> bool {
+        self.authz.allowed(Resource::Acl, Access::Read, "")
+            || q.acl_prefix()
+                .is_some_and(|p| self.authz.allowed(Resource::Query, Access::Read, p))
+    }
+
+    /// `query:write` on what a prepared-query write names, and on the
+    /// stored query it changes or deletes (Consul's `PreparedQuery.Apply`):
+    /// an unnamed query needs nothing, as in Consul.
+    fn prepared_query_write(
+        &self,
+        new: Option<&PreparedQuery>,
+        id: &str,
+        lookup: &dyn Lookup,
+    ) -> Result<(), PermissionDenied> {
+        if let Some(p) = new.and_then(PreparedQuery::acl_prefix) {
+            self.need(Resource::Query, Access::Write, p)?;
+        }
+        if let Some(old) = lookup.prepared_query(id) {
+            if let Some(p) = old.acl_prefix() {
+                self.need(Resource::Query, Access::Write, p)?;
+            }
+        }
+        Ok(())
     }
 
     /// A write's requirements, every one of them (a batch's and a
@@ -242,6 +304,14 @@ impl Enforcer<'_> {
             | Command::AclReplicate(_) => self.operator(Resource::Acl, Access::Write),
             // Only the leader issues it; no client request carries it.
             Command::KvReapTombstones { .. } => self.operator(Resource::Operator, Access::Write),
+            Command::PreparedQuerySet { query, .. } => {
+                self.prepared_query_write(Some(query), &query.id, lookup)
+            }
+            Command::PreparedQueryDelete { id } => self.prepared_query_write(None, id, lookup),
+            // Consul's `Coordinate.Update`: each node's own write.
+            Command::CoordinateBatchUpdate(rows) => rows
+                .iter()
+                .try_for_each(|r| self.need(Resource::Node, Access::Write, &r.node)),
         }
     }
 
@@ -283,5 +353,11 @@ impl Enforcer<'_> {
                 }
             }
         }
+    }
+}
+
+fn redact_query_token(q: &mut PreparedQuery) {
+    if !q.token.is_empty() {
+        q.token = REDACTED_SECRET.into();
     }
 }

@@ -5,7 +5,9 @@
 //!
 //! Names under the domain: `NAME.service[.DC].consul`, `TAG.NAME.service`,
 //! RFC 2782 `_NAME._tcp|_TAG.service` (the `service` label may be left out
-//! for SRV), `NODE.node[.DC].consul`; a trailing `.dc` label is allowed
+//! for SRV), `NODE.node[.DC].consul`, prepared queries
+//! `NAME.query[.DC].consul` (with their failover and `DNS.TTL`); a
+//! trailing `.dc` label is allowed
 //! after the datacenter. Critical instances are left out (warning ones too
 //! with `only_passing`), answers are shuffled, unknown names get NXDOMAIN
 //! with the SOA. UDP answers without EDNS hold at most `udp_answer_limit`
@@ -29,6 +31,7 @@ use crate::actors::node::router::ReadPath;
 use crate::config::RuntimeConfig;
 use crate::state::query::{Query, QueryResult};
 use crate::state::structs::{CheckServiceNode, HealthStatus};
+use crate::structs::prepared_query::ExecuteOptions;
 use crate::structs::{Consistency, QueryOptions, ReadRequest, RequestError};
 
 /// What a name under our domain asks for.
@@ -41,6 +44,11 @@ pub enum Lookup {
     },
     Node {
         node: String,
+        dc: Option<String>,
+    },
+    /// A prepared query by name or ID (`NAME.query[.DC]`).
+    Query {
+        name: String,
         dc: Option<String>,
     },
     /// The domain itself (SOA, NS).
@@ -72,14 +80,12 @@ pub fn parse_labels(labels: &[String]) -> Lookup {
         return Lookup::Apex;
     }
     // Find the type label and the optional datacenter after it.
-    let (kind_at, dc) = if matches!(labels[n - 1].as_str(), "service" | "node") {
+    let kind = |l: &str| matches!(l, "service" | "node" | "query");
+    let (kind_at, dc) = if kind(&labels[n - 1]) {
         (Some(n - 1), None)
-    } else if n >= 2 && matches!(labels[n - 2].as_str(), "service" | "node") {
+    } else if n >= 2 && kind(&labels[n - 2]) {
         (Some(n - 2), Some(labels[n - 1].clone()))
-    } else if n >= 3
-        && labels[n - 1] == "dc"
-        && matches!(labels[n - 3].as_str(), "service" | "node")
-    {
+    } else if n >= 3 && labels[n - 1] == "dc" && kind(&labels[n - 3]) {
         (Some(n - 3), Some(labels[n - 2].clone()))
     } else {
         (None, None)
@@ -100,6 +106,19 @@ pub fn parse_labels(labels: &[String]) -> Lookup {
             node: rest.join("."),
             dc,
         },
+        // `_NAME._tcp.query` names the query NAME; otherwise the labels
+        // are the name, dots and all (Consul joins them).
+        "query" => {
+            let name = if rest.len() == 2 && rest[0].starts_with('_') && rest[1].starts_with('_') {
+                rest[0].trim_start_matches('_').to_string()
+            } else {
+                rest.join(".")
+            };
+            if name.is_empty() {
+                return Lookup::Invalid;
+            }
+            Lookup::Query { name, dc }
+        }
         _ => {
             if rest.len() == 2 && rest[0].starts_with('_') && rest[1].starts_with('_') {
                 return rfc2782(&rest[0], &rest[1], dc);
@@ -147,7 +166,12 @@ struct DnsHandler {
     config: Arc<RuntimeConfig>,
     domain: Name,
     reads: Arc<dyn ReadPath>,
+    /// Consul's `dns.domain_query` timer, labelled with this node.
+    domain_query: crate::metrics::Summary,
 }
+
+static STALE_QUERIES: crate::metrics::Static<crate::metrics::Counter> =
+    crate::metrics::counter("dns.stale_queries");
 
 impl DnsHandler {
     fn soa(&self) -> Record {
@@ -218,6 +242,11 @@ impl DnsHandler {
             query,
         };
         let resp = self.reads.read(req).await?;
+        // Consul counts answers from a server that has not heard from its
+        // leader for over 5 s (its `staleCounterThreshold`).
+        if self.config.dns.allow_stale && resp.meta.last_contact_ms > 5_000 {
+            STALE_QUERIES.get().inc();
+        }
         Ok(resp.result)
     }
 
@@ -274,9 +303,64 @@ impl DnsHandler {
         nodes.shuffle(&mut rand::thread_rng());
         let ttl = self.service_ttl(&name);
         let dc = dc.unwrap_or_else(|| self.config.datacenter.clone());
+        self.records(qname, qtype, &nodes, ttl, &dc)
+    }
+
+    /// A prepared query's answer: its instances (already filtered and
+    /// ordered by the query, from whichever datacenter answered), with
+    /// the query's `DNS.TTL`, else the service's TTL.
+    async fn prepared_query(
+        &self,
+        qname: &Name,
+        qtype: RecordType,
+        name: String,
+        dc: Option<String>,
+        source: IpAddr,
+    ) -> Answer {
+        let opts = ExecuteOptions {
+            agent_node: self.config.node_name.clone(),
+            source_ip: source.to_string(),
+            ..Default::default()
+        };
+        let query = Query::PreparedQueryExecute {
+            id_or_name: name,
+            opts,
+        };
+        let asked = dc.clone();
+        let exec = match self.read(dc, query).await {
+            Ok(QueryResult::PreparedQueryExecuted(Some(e))) => e,
+            Ok(QueryResult::PreparedQueryExecuted(None))
+            | Err(RequestError::NoPathToDatacenter) => return self.nxdomain(),
+            _ => return Answer::code(ResponseCode::ServFail),
+        };
+        if exec.nodes.is_empty() {
+            return self.nxdomain();
+        }
+        let ttl = exec
+            .query
+            .dns_ttl_secs()
+            .unwrap_or_else(|| self.service_ttl(&exec.query.service.service));
+        let dc = match exec.datacenter.as_str() {
+            "" => asked.unwrap_or_else(|| self.config.datacenter.clone()),
+            answered => answered.to_string(),
+        };
+        self.records(qname, qtype, &exec.nodes, ttl, &dc)
+    }
+
+    /// The records for instances of one service in datacenter `dc`: A or
+    /// AAAA per distinct address, or SRV with the node's address in the
+    /// additional section.
+    fn records(
+        &self,
+        qname: &Name,
+        qtype: RecordType,
+        nodes: &[CheckServiceNode],
+        ttl: u32,
+        dc: &str,
+    ) -> Answer {
         let mut out = Answer::default();
         let mut seen = std::collections::HashSet::new();
-        for n in &nodes {
+        for n in nodes {
             let addr = if n.service.address.is_empty() {
                 &n.node.address
             } else {
@@ -389,6 +473,7 @@ impl DnsHandler {
     }
 
     async fn answer(&self, request: &Request) -> Answer {
+        let source = request.src().ip();
         let Some(q) = request.queries.queries().first() else {
             return Answer::code(ResponseCode::FormErr);
         };
@@ -400,6 +485,19 @@ impl DnsHandler {
         let Some(lookup) = lookup_in(&self.domain, &qname) else {
             return self.recurse(request.as_slice()).await;
         };
+        let started = std::time::Instant::now();
+        let answer = self.answer_in_domain(&qname, qtype, lookup, source).await;
+        self.domain_query.since(started);
+        answer
+    }
+
+    async fn answer_in_domain(
+        &self,
+        qname: &Name,
+        qtype: RecordType,
+        lookup: Lookup,
+        source: IpAddr,
+    ) -> Answer {
         match lookup {
             Lookup::Apex => match qtype {
                 RecordType::SOA | RecordType::ANY => Answer {
@@ -409,8 +507,9 @@ impl DnsHandler {
                 _ => self.nodata(),
             },
             Lookup::Invalid => self.nxdomain(),
-            Lookup::Service { name, tag, dc } => self.service(&qname, qtype, name, tag, dc).await,
-            Lookup::Node { node, dc } => self.node(&qname, qtype, node, dc).await,
+            Lookup::Service { name, tag, dc } => self.service(qname, qtype, name, tag, dc).await,
+            Lookup::Node { node, dc } => self.node(qname, qtype, node, dc).await,
+            Lookup::Query { name, dc } => self.prepared_query(qname, qtype, name, dc, source).await,
         }
     }
 }
@@ -563,10 +662,15 @@ impl DnsActor {
             )
         })?;
         let (udp_addr, tcp_addr) = (udp.local_addr()?, tcp.local_addr()?);
+        let domain_query = crate::metrics::global().summary_with(
+            "dns.domain_query",
+            vec![("node".into(), config.node_name.clone())],
+        );
         let handler = DnsHandler {
             config,
             domain: domain.to_lowercase(),
             reads,
+            domain_query,
         };
         let mut server = Server::new(handler);
         server.register_socket(udp);

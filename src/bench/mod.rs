@@ -54,6 +54,9 @@ pub struct Args {
     /// Service instances for health-service and catalog-register.
     #[arg(long, default_value_t = 100)]
     pub instances: u64,
+    /// health-service: a `?filter=` expression each read sends.
+    #[arg(long)]
+    pub filter: Option<String>,
     /// The datacenter cross-dc reads from.
     #[arg(long)]
     pub dc: Option<String>,
@@ -221,6 +224,7 @@ pub fn run(a: Args) -> Result<i32> {
             value: vec![b'x'; a.value_size],
             keys: a.keys,
             instances: a.instances,
+            filter: a.filter.clone(),
             dc: a.dc.clone(),
             dns,
             dns_name: a.dns_name.clone(),
@@ -614,6 +618,7 @@ mod tests {
             keys: 10,
             mode: "default".into(),
             instances: 10,
+            filter: None,
             dc: None,
             dns_addr: "127.0.0.1:8600".into(),
             dns_name: "x.service.consul".into(),

@@ -79,6 +79,8 @@ pub struct Ctx {
     pub value: Vec<u8>,
     pub keys: u64,
     pub instances: u64,
+    /// `?filter=` for health-service reads.
+    pub filter: Option<String>,
     pub dc: Option<String>,
     pub dns: SocketAddr,
     pub dns_name: String,
@@ -264,7 +266,11 @@ impl Ctx {
             Workload::CatalogRegister => self.register(client, seq % self.instances).await,
             Workload::HealthService => {
                 let url = format!("{base}/v1/health/service/{SERVICE}?passing");
-                let body = check(self.http.get(url).send().await).await?;
+                let mut req = self.http.get(url);
+                if let Some(f) = &self.filter {
+                    req = req.query(&[("filter", f)]);
+                }
+                let body = check(req.send().await).await?;
                 if body.len() < 3 {
                     return Err("no instances".into());
                 }

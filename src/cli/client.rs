@@ -182,6 +182,22 @@ impl Client {
         }
     }
 
+    /// A GET whose body is read as it arrives, with no deadline
+    /// (`monitor` follows the agent's log until interrupted).
+    pub fn stream(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<reqwest::blocking::Response> {
+        // reqwest's blocking client takes no "never": a century will do.
+        let forever = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
+        let mut req = self.http.get(self.url(path, query)).timeout(forever);
+        if let Some(t) = &self.token {
+            req = req.header(TOKEN_HEADER, t);
+        }
+        req.send().map_err(|e| anyhow!("Error querying agent: {e}"))
+    }
+
     pub fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value> {
         self.call_ok(reqwest::Method::GET, path, query, None, &[])?
             .json()

@@ -18,8 +18,11 @@ mod leave;
 mod lock;
 mod maint;
 mod members;
+mod monitor;
 mod operator;
 mod reload;
+mod rtt;
+mod services;
 mod snapshot;
 mod tls;
 mod validate;
@@ -89,8 +92,17 @@ enum Cmd {
     Reload(HttpArgs),
     /// Gracefully leaves the cluster and shuts down the agent.
     Leave(HttpArgs),
+    /// Streams the agent's log lines.
+    Monitor(monitor::Args),
+    /// Registers and deregisters services with the local agent.
+    Services {
+        #[command(subcommand)]
+        cmd: services::ServicesCmd,
+    },
     /// Controls node or service maintenance mode.
     Maint(maint::Args),
+    /// Estimates the network round trip time between two nodes.
+    Rtt(rtt::Args),
     /// Forces a failed member of the cluster to enter the "left" state.
     ForceLeave(force_leave::Args),
     /// Generates a new encryption key for gossip.
@@ -140,7 +152,10 @@ pub fn run(args: Vec<String>) -> i32 {
         Cmd::Reload(h) => reload::run(h),
         Cmd::Leave(h) => leave::run(h),
         Cmd::ForceLeave(a) => force_leave::run(a),
+        Cmd::Rtt(a) => rtt::run(a),
         Cmd::Maint(a) => maint::run(a),
+        Cmd::Monitor(a) => monitor::run(a),
+        Cmd::Services { cmd } => services::run(cmd),
         Cmd::Keygen => keygen::run(),
         Cmd::Keyring(a) => keyring::run(a),
         Cmd::Tls { cmd } => tls::run(cmd),

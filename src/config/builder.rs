@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use thiserror::Error;
 
-use super::{AgentFlags, RuntimeConfig};
+use super::{AgentFlags, RuntimeConfig, ServiceDefinition};
 use file::apply_file;
 use flags::apply_flags;
 pub use keys::{IGNORED as IGNORED_KEYS, REFUSED as REFUSED_KEYS};
@@ -67,6 +67,36 @@ pub enum ConfigError {
         file: String,
         source: std::io::Error,
     },
+}
+
+/// The services of a definition file (`meridian services register
+/// FILE`): its `service` and `services` blocks, checked as the agent
+/// checks them; any other top-level key is an error naming it. With
+/// them, the warning naming keys taken without effect, if any.
+pub fn service_file(path: &Path) -> Result<(Vec<ServiceDefinition>, Vec<String>), ConfigError> {
+    let root = read_file(path)?;
+    let file = path.display().to_string();
+    let top = value::At {
+        file: &file,
+        key: String::new(),
+        v: &root,
+    };
+    let mut ignored = keys::Ignored::default();
+    let mut out = Vec::new();
+    for (k, v) in top.object()? {
+        let a = top.child(k, v);
+        match k.as_str() {
+            "service" | "services" => {
+                for s in a.objects()? {
+                    out.push(definitions::parse_service(&s, &mut ignored)?);
+                }
+            }
+            _ => return Err(a.err("only service and services may be given in a service file")),
+        }
+    }
+    let mut scratch = RuntimeConfig::default();
+    ignored.warn(&mut scratch, &file);
+    Ok((out, scratch.warnings))
 }
 
 /// Reads one file into a JSON tree, by its extension (`.hcl` or JSON).

@@ -189,6 +189,10 @@ pub struct ServiceDefinition {
     pub address: String,
     pub port: u16,
     pub meta: std::collections::BTreeMap<String, String>,
+    /// `lan`, `wan`, `lan_ipv4`, ... each an address and a port.
+    #[serde(default)]
+    pub tagged_addresses:
+        std::collections::BTreeMap<String, crate::structs::catalog::ServiceAddress>,
     pub weights: Option<(i32, i32)>,
     pub enable_tag_override: bool,
     pub kind: String,
@@ -278,6 +282,22 @@ pub struct RuntimeConfig {
     pub max_query_time: Duration,
     pub raft_snapshot_threshold: u64,
     pub raft_trailing_logs: u64,
+    /// `telemetry`: how `/v1/agent/metrics` names and shows the metrics.
+    #[serde(default)]
+    pub telemetry: Telemetry,
+    /// `disable_coordinates`: the agent sends no coordinate, `near` does
+    /// not sort, `/v1/coordinate/*` answers 401.
+    #[serde(default)]
+    pub disable_coordinates: bool,
+    /// `sync_coordinate_interval_min`: the shortest time between two of
+    /// the agent's coordinate updates to its servers.
+    #[serde(default = "default_sync_coordinate_interval_min")]
+    pub sync_coordinate_interval_min: Duration,
+    /// `sync_coordinate_rate_target`: updates per second the servers
+    /// should get from the whole datacenter (the interval grows with the
+    /// pool beyond it).
+    #[serde(default = "default_sync_coordinate_rate_target")]
+    pub sync_coordinate_rate_target: f64,
     /// The files this config was read from, for `reload`.
     pub sources: Vec<PathBuf>,
     /// What the build warned of, in Consul's words and prefixed with the
@@ -341,14 +361,52 @@ impl Default for RuntimeConfig {
             max_query_time: Duration::from_secs(600),
             raft_snapshot_threshold: 16384,
             raft_trailing_logs: 10240,
+            telemetry: Telemetry::default(),
+            disable_coordinates: false,
+            sync_coordinate_interval_min: default_sync_coordinate_interval_min(),
+            sync_coordinate_rate_target: default_sync_coordinate_rate_target(),
             sources: Vec::new(),
             warnings: Vec::new(),
         }
     }
 }
 
+/// `telemetry { ... }`: the keys Meridian acts on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Telemetry {
+    /// `prometheus_retention_time`: zero (Consul's default) turns
+    /// `?format=prometheus` off; otherwise a metric not updated for this
+    /// long leaves the exposition.
+    pub prometheus_retention_time: Duration,
+    /// `disable_hostname`: gauges are not prefixed with the host name.
+    pub disable_hostname: bool,
+    /// `metrics_prefix` (legacy `statsite_prefix`).
+    pub metrics_prefix: String,
+    /// `disable_compat_1.9`: no pre-1.9 `http.<METHOD>.<path>` timings.
+    pub disable_compat_1_9: bool,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry {
+            prometheus_retention_time: Duration::ZERO,
+            disable_hostname: false,
+            metrics_prefix: "consul".into(),
+            disable_compat_1_9: false,
+        }
+    }
+}
+
 fn default_txn_max_req_len() -> usize {
     512 * 1024
+}
+
+fn default_sync_coordinate_interval_min() -> Duration {
+    Duration::from_secs(15)
+}
+
+fn default_sync_coordinate_rate_target() -> f64 {
+    64.0
 }
 
 impl RuntimeConfig {
@@ -414,7 +472,14 @@ impl RuntimeConfig {
             ("dc", self.datacenter.clone()),
             ("segment", String::new()),
             ("id", self.node_id.clone()),
-            ("build", format!("{}:meridian", env!("CARGO_PKG_VERSION"))),
+            (
+                "build",
+                format!(
+                    "{}:{}",
+                    crate::build_info::VERSION,
+                    crate::build_info::REVISION
+                ),
+            ),
             ("vsn", "2".into()),
             ("vsn_min", "2".into()),
             ("vsn_max", "3".into()),

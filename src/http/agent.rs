@@ -1,12 +1,13 @@
 //! `/v1/agent/*`: the local agent (never forwarded): self, members,
-//! services, checks, service register/deregister, reload, leave.
+//! services (with `ContentHash` and hash-based blocking), checks, service
+//! register/deregister, monitor, reload, leave.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use actix_web::web::{self, Payload};
 use actix_web::{HttpRequest, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_json::json;
 
 use super::agent_authz as authz;
@@ -17,12 +18,14 @@ use super::ApiState;
 use crate::acl::{Access as AclAccess, Resource};
 use crate::actors::node::{
     AgentInfo, DeregisterService, ForceLeaveLan, GetAgentInfo, GetMembers, GetWanMembers, JoinLan,
-    JoinWan, LeaveLan, RegisterService, Reload,
+    JoinWan, LeaveLan, RegisterService, Reload, WatchLocalServices,
 };
 use crate::config::duration::parse_go_duration;
 use crate::config::{CheckDefinition, DefinitionToken, ServiceDefinition};
+use crate::filter::schema;
 use crate::lan::{Member, MemberStatus};
-use crate::state::structs::Weights;
+use crate::logstream::{Listener, LogLevel};
+use crate::state::structs::{ServiceAddress, Weights};
 use crate::structs::RequestError;
 
 pub fn routes() -> Vec<Route> {
@@ -43,6 +46,16 @@ pub fn routes() -> Vec<Route> {
         }),
         get("/v1/agent/service/{id}", AgentByRequest, |r| r.to(service)),
         get("/v1/agent/checks", AgentFiltered, |r| r.to(checks)),
+        get(
+            "/v1/agent/monitor",
+            Agent(Need::node(Resource::Agent, AclAccess::Read)),
+            |r| r.to(monitor),
+        ),
+        get(
+            "/v1/agent/host",
+            Agent(Need::global(Resource::Operator, AclAccess::Read)),
+            |r| r.to(super::agent_host::host),
+        ),
         put("/v1/agent/reload", agent_write, |r| r.to(reload)),
         put("/v1/agent/join/{addr}", agent_write, |r| r.to(join)),
         put(
@@ -115,12 +128,18 @@ async fn agent_self(
 ) -> Result<HttpResponse, ApiError> {
     let i = info(&state).await?;
     let c = &i.config;
+    let known_dcs = state.router.datacenters().await?.len();
     let s = |v: &dyn ToString| v.to_string();
     let raft = i.raft.clone().unwrap_or_default();
     let members = members_of(&state).await?;
+    // Consul's `Coord`: the agent's LAN coordinate (null when disabled).
+    let coord = match state.config.disable_coordinates {
+        true => None,
+        false => state.router.lan_coordinate().await,
+    };
     let count = |st: MemberStatus| members.iter().filter(|m| m.status == st).count();
     let mut consul_stats = json!({
-        "server": s(&c.server), "bootstrap": s(&c.bootstrap), "known_datacenters": "1",
+        "server": s(&c.server), "bootstrap": s(&c.bootstrap), "known_datacenters": s(&known_dcs),
         "leader": s(&raft.is_leader), "leader_addr": raft.leader_addr.clone().unwrap_or_default(),
     });
     // Not Consul keys (its blocking-query count is the telemetry gauge
@@ -144,7 +163,8 @@ async fn agent_self(
     let body = json!({
         "Config": {
             "Datacenter": c.datacenter, "PrimaryDatacenter": c.primary_datacenter, "NodeName": c.node_name, "NodeID": c.node_id,
-            "Server": c.server, "Revision": "", "Version": env!("CARGO_PKG_VERSION"), "BuildDate": "",
+            "Server": c.server, "Revision": crate::build_info::REVISION, "Version": env!("CARGO_PKG_VERSION"),
+            "BuildDate": crate::build_info::BUILD_DATE,
         },
         "DebugConfig": {
             "Datacenter": c.datacenter, "NodeName": c.node_name, "NodeID": c.node_id, "ServerMode": c.server,
@@ -156,12 +176,12 @@ async fn agent_self(
             "ServerPort": c.ports.server.map(i64::from).unwrap_or(-1), "SerfPortLAN": c.ports.serf_lan.map(i64::from).unwrap_or(-1),
             "SerfPortWAN": c.ports.serf_wan.map(i64::from).unwrap_or(-1), "UIConfig": {"Enabled": c.ui_enabled},
         },
-        "Coord": null,
+        "Coord": coord,
         "Member": members.iter().find(|m| m.name == c.node_name).map(member_json),
         "Meta": c.node_meta,
         "Stats": {
-            "agent": {"check_monitors": "0", "check_ttls": "0", "checks": s(&i.local_checks), "services": s(&i.local_services)},
-            "build": {"prerelease": "", "revision": "", "version": env!("CARGO_PKG_VERSION")},
+            "agent": {"check_monitors": s(&i.check_monitors), "check_ttls": s(&i.check_ttls), "checks": s(&i.local_checks), "services": s(&i.local_services)},
+            "build": {"prerelease": "", "revision": crate::build_info::REVISION, "version": env!("CARGO_PKG_VERSION"), "build_date": crate::build_info::BUILD_DATE},
             "consul": consul_stats,
             "raft": raft_stats,
             "serf_lan": {
@@ -179,6 +199,7 @@ async fn agent_self(
 
 async fn members(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     let p = Params::from(&req)?;
+    let filter = p.filter(&schema::AGENT_MEMBER)?;
     let access = authz::access(&req, &state).await?;
     // The WAN pool holds servers only; a client's answer is empty.
     let members = if p.has("wan") {
@@ -200,9 +221,13 @@ async fn members(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpRes
         };
         access.allowed(Resource::Node, AclAccess::Read, node)
     };
-    let list: Vec<serde_json::Value> = members.iter().filter(readable).map(member_json).collect();
+    let mut list: Vec<serde_json::Value> =
+        members.iter().filter(readable).map(member_json).collect();
     let mut b = HttpResponse::Ok();
     authz::filtered_header(&mut b, list.len() != members.len());
+    if let Some(f) = &filter {
+        list.retain(|m| f.matches(m));
+    }
     Ok(json_with(b, &req, &list))
 }
 
@@ -229,11 +254,12 @@ async fn join(
 }
 
 async fn services(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let filter = Params::from(&req)?.filter(&schema::AGENT_SERVICE)?;
     let access = authz::access(&req, &state).await?;
     let local = authz::local_state(&state).await?;
     let dc = state.config.datacenter.clone();
     let total = local.services.len();
-    let out: BTreeMap<String, serde_json::Value> = local
+    let mut out: BTreeMap<String, serde_json::Value> = local
         .services
         .into_iter()
         .filter(|(_, s)| access.allowed(Resource::Service, AclAccess::Read, &s.service))
@@ -241,6 +267,9 @@ async fn services(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpRe
         .collect();
     let mut b = HttpResponse::Ok();
     authz::filtered_header(&mut b, out.len() != total);
+    if let Some(f) = &filter {
+        out.retain(|_, s| f.matches(s));
+    }
     Ok(json_with(b, &req, &out))
 }
 
@@ -248,11 +277,25 @@ pub(super) fn agent_service_json(
     s: &crate::state::structs::NodeService,
     dc: &str,
 ) -> serde_json::Value {
-    json!({
+    let mut v = json!({
         "ID": s.id, "Service": s.service, "Tags": s.tags, "Meta": s.meta, "Port": s.port, "Address": s.address,
         "TaggedAddresses": s.tagged_addresses, "Weights": s.weights, "EnableTagOverride": s.enable_tag_override,
         "Kind": s.kind, "Datacenter": dc,
-    })
+    });
+    v["ContentHash"] = content_hash(&v).into();
+    v
+}
+
+/// A service's `ContentHash`: 64-bit FNV-1a of its JSON (keys sorted, so
+/// the same service always hashes the same), in hex. What a client sends
+/// back as `?hash=` to block until the service changes.
+fn content_hash(v: &serde_json::Value) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in v.to_string().bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
 }
 
 async fn service(
@@ -260,27 +303,86 @@ async fn service(
     state: web::Data<ApiState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let p = Params::from(&req)?;
     let access = authz::access(&req, &state).await?;
-    let local = authz::local_state(&state).await?;
-    let s = local
-        .services
-        .get(id.as_str())
-        .ok_or_else(|| ApiError::not_found(format!("unknown service ID: {id}")))?;
-    access.require(Resource::Service, AclAccess::Read, &s.service)?;
-    Ok(json_resp(
-        &req,
-        &agent_service_json(s, &state.config.datacenter),
-    ))
+    // Subscribed before the first read: a change between the read and
+    // the wait still wakes the wait.
+    let mut changes = state.ask(WatchLocalServices).await?;
+    let deadline = tokio::time::Instant::now() + p.query_options(&state.config)?.max_wait;
+    loop {
+        let _seen = *changes.borrow_and_update();
+        let local = authz::local_state(&state).await?;
+        let s = local
+            .services
+            .get(id.as_str())
+            .ok_or_else(|| ApiError::not_found(format!("unknown service ID: {id}")))?;
+        access.require(Resource::Service, AclAccess::Read, &s.service)?;
+        let body = agent_service_json(s, &state.config.datacenter);
+        let hash = body["ContentHash"].as_str().unwrap_or_default().to_string();
+        // `?hash=`: block while the service still hashes the same.
+        let unchanged = p.get("hash").is_some_and(|h| !h.is_empty() && h == hash);
+        if unchanged {
+            let woke = tokio::time::timeout_at(deadline, changes.changed()).await;
+            if matches!(woke, Ok(Ok(()))) {
+                continue;
+            }
+        }
+        let mut b = HttpResponse::Ok();
+        b.insert_header(("X-Consul-ContentHash", hash));
+        return Ok(json_with(b, &req, &body));
+    }
+}
+
+/// `GET /v1/agent/monitor?loglevel=&logjson`: the agent's log lines from
+/// now on, at that level and above, until the caller hangs up.
+async fn monitor(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let p = Params::from(&req)?;
+    let given = p
+        .get("loglevel")
+        .filter(|l| !l.is_empty())
+        .unwrap_or("INFO");
+    let level = LogLevel::parse(given)
+        .ok_or_else(|| ApiError::bad_request(format!("Unknown log level: {given}")))?;
+    let as_json = p.has("logjson");
+    let listener = Listener::new(level);
+    let lines = futures::stream::unfold(listener, move |mut l| async move {
+        let chunk = match l.next().await {
+            Ok(line) if as_json => format!("{}\n", line.json),
+            Ok(line) => format!("{}\n", line.text),
+            Err(lost) => format!("Monitor dropped {lost} logs during monitor request\n"),
+        };
+        Some((Ok::<_, std::io::Error>(web::Bytes::from(chunk)), l))
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .streaming(lines))
 }
 
 async fn checks(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let filter = Params::from(&req)?.filter(&schema::HEALTH_CHECK)?;
     let access = authz::access(&req, &state).await?;
     let mut checks = authz::local_state(&state).await?.checks;
     let total = checks.len();
     checks.retain(|_, c| authz::on_check(&state, &access, c, AclAccess::Read).is_ok());
     let mut b = HttpResponse::Ok();
     authz::filtered_header(&mut b, checks.len() != total);
-    Ok(json_with(b, &req, &checks))
+    // Consul's agent checks carry the probe's `Interval` and `Timeout`
+    // beside the catalog fields ("" when the check has none).
+    if let Some(f) = &filter {
+        checks.retain(|_, c| f.keeps(c));
+    }
+    let out: BTreeMap<String, serde_json::Value> = checks
+        .into_iter()
+        .map(|(id, c)| {
+            let mut v = serde_json::to_value(&c).unwrap_or_default();
+            for k in ["Interval", "Timeout"] {
+                let d = c.definition.get(k).cloned().unwrap_or_else(|| json!(""));
+                v[k] = d;
+            }
+            (id, v)
+        })
+        .collect();
+    Ok(json_with(b, &req, &out))
 }
 
 /// `/v1/agent/service/register`'s body (Consul's `ServiceDefinition`).
@@ -294,6 +396,7 @@ pub(crate) struct ServiceRegistration {
     address: String,
     port: u16,
     meta: BTreeMap<String, String>,
+    tagged_addresses: BTreeMap<String, ServiceAddress>,
     weights: Option<Weights>,
     enable_tag_override: bool,
     kind: String,
@@ -307,6 +410,19 @@ impl ServiceRegistration {
         self,
         token: DefinitionToken,
     ) -> Result<ServiceDefinition, ApiError> {
+        if let Some(w) = &self.weights {
+            // Consul's `ValidateWeights`.
+            if w.passing < 1 {
+                return Err(ApiError::bad_request(
+                    "Invalid Weights: Passing must be greater than 0",
+                ));
+            }
+            if w.warning < 0 {
+                return Err(ApiError::bad_request(
+                    "Invalid Weights: Warning must be greater or equal than 0",
+                ));
+            }
+        }
         let mut checks = Vec::new();
         for (i, c) in self.check.into_iter().chain(self.checks).enumerate() {
             checks.push(c.into_definition(&format!("Checks[{i}]"))?);
@@ -318,6 +434,7 @@ impl ServiceRegistration {
             address: self.address,
             port: self.port,
             meta: self.meta,
+            tagged_addresses: self.tagged_addresses,
             weights: self.weights.map(|w| (w.passing, w.warning)),
             enable_tag_override: self.enable_tag_override,
             kind: self.kind,
@@ -337,9 +454,11 @@ pub(crate) struct CheckRegistration {
     status: String,
     #[serde(rename = "ServiceID")]
     service_id: String,
+    #[serde(deserialize_with = "duration_text")]
     interval: Option<String>,
+    #[serde(deserialize_with = "duration_text")]
     timeout: Option<String>,
-    #[serde(rename = "TTL")]
+    #[serde(rename = "TTL", deserialize_with = "duration_text")]
     ttl: Option<String>,
     #[serde(rename = "HTTP")]
     http: String,
@@ -360,10 +479,31 @@ pub(crate) struct CheckRegistration {
     args: Vec<String>,
     alias_service: String,
     alias_node: String,
+    #[serde(deserialize_with = "duration_text")]
     deregister_critical_service_after: Option<String>,
     success_before_passing: u32,
     failures_before_warning: u32,
     failures_before_critical: u32,
+}
+
+/// A duration field as Consul's decoder takes it: a Go duration string,
+/// or a number of nanoseconds (what Go clients marshal a `time.Duration`
+/// to), kept as text for [`duration`] to parse.
+fn duration_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        Text(String),
+        Nanos(i64),
+        Float(f64),
+    }
+    Ok(match Option::<Given>::deserialize(d)? {
+        None => None,
+        Some(Given::Text(t)) => Some(t),
+        Some(Given::Nanos(n)) => Some(format!("{n}ns")),
+        // Go's decoder truncates a float into the integer nanoseconds.
+        Some(Given::Float(f)) => Some(format!("{}ns", f.trunc() as i64)),
+    })
 }
 
 fn duration(field: &str, v: &Option<String>) -> Result<Option<Duration>, ApiError> {
@@ -430,11 +570,13 @@ async fn register(
         Params::from(&req)?.token().unwrap_or_default(),
     ))?;
     let scripts_allowed = super::agent_checks::scripts_allowed(&req, &state);
+    let replace_checks = Params::from(&req)?.has("replace-existing-checks");
     state
         .node
         .send(RegisterService {
             def,
             scripts_allowed,
+            replace_checks,
         })
         .await
         .map_err(|_| RequestError::ShuttingDown)??;

@@ -68,7 +68,7 @@ pub(super) async fn on_check_id(state: &ApiState, a: &Access, id: &str) -> Resul
 }
 
 /// Writing a new check for `service_id` (empty: a node check): the
-/// service must exist here.
+/// service must exist here, else 400 with Consul's text.
 pub(super) async fn on_new_check(
     state: &ApiState,
     a: &Access,
@@ -77,7 +77,12 @@ pub(super) async fn on_new_check(
     if service_id.is_empty() {
         return Ok(a.require(Resource::Node, Perm::Write, &state.config.node_name)?);
     }
-    on_service(state, a, service_id, Perm::Write).await
+    let local = local_state(state).await?;
+    let s = local
+        .services
+        .get(service_id)
+        .ok_or_else(|| ApiError::bad_request(format!("ServiceID {service_id:?} does not exist")))?;
+    Ok(a.require(Resource::Service, Perm::Write, &s.service)?)
 }
 
 /// `X-Consul-Results-Filtered-By-ACLs: true` when a list lost entries.

@@ -69,6 +69,12 @@ async fn register(
     let body = read_body(&req, payload, super::catalog::MAX_BODY).await?;
     let r: CheckRegistration = decode(&body)?;
     let mut def = r.into_definition("Check")?;
+    // Consul's `CheckDefinition.HealthCheck`: no ID, the name is the ID
+    // (not `service:<id>`, which a second check of the service would
+    // silently replace).
+    if def.id.is_empty() {
+        def.id = def.name.clone();
+    }
     // The check syncs with the token it was registered with.
     def.token = DefinitionToken(Params::from(&req)?.token().unwrap_or_default());
     let access = authz::access(&req, &state).await?;

@@ -1,6 +1,8 @@
 //! `/v1/catalog/*`: register, deregister, datacenters, nodes, services,
 //! service/<name> (with `tag`), node/<node>.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use actix_web::http::StatusCode;
 use actix_web::web::{self, Payload};
 use actix_web::{HttpRequest, HttpResponse};
@@ -9,9 +11,10 @@ use super::error::ApiError;
 use super::params::{decode, json, json_with, read_body, read_response, Params};
 use super::routes::{get, put, Decision::*, Route};
 use super::ApiState;
+use crate::filter::{schema, Filter, Schema};
 use crate::state::command::Command;
 use crate::state::query::{Query, QueryResult};
-use crate::state::structs::{DeregisterRequest, RegisterRequest};
+use crate::state::structs::{DeregisterRequest, NodeService, RegisterRequest, ServiceNode};
 use crate::structs::ReadResponse;
 
 /// Request bodies beyond this are refused (Consul's txn/kv limits are 512 KiB).
@@ -32,6 +35,11 @@ pub fn routes() -> Vec<Route> {
         get("/v1/catalog/node/{node}", RequestPathFiltered, |r| {
             r.to(node)
         }),
+        get(
+            "/v1/catalog/node-services/{node}",
+            RequestPathFiltered,
+            |r| r.to(node_services),
+        ),
     ]
 }
 
@@ -41,6 +49,7 @@ pub(crate) fn answer(req: &HttpRequest, resp: ReadResponse) -> Result<HttpRespon
     Ok(match resp.result {
         QueryResult::Nodes(v) => json_with(b, req, &v),
         QueryResult::Services(v) => json_with(b, req, &v),
+        QueryResult::ServiceList(v) => json_with(b, req, &by_name(v)),
         QueryResult::ServiceNodes(v) => json_with(b, req, &v),
         QueryResult::NodeServices(v) => json_with(b, req, &v),
         QueryResult::CheckServiceNodes(v) => json_with(b, req, &v),
@@ -60,6 +69,12 @@ pub(crate) fn answer(req: &HttpRequest, resp: ReadResponse) -> Result<HttpRespon
         QueryResult::AclResolved(v) => json_with(b, req, &v),
         QueryResult::AclPolicyBatch(v) => json_with(b, req, &v),
         QueryResult::AclTokenBatch(v) => json_with(b, req, &v),
+        QueryResult::PreparedQueries(v) => json_with(b, req, &v),
+        QueryResult::PreparedQuery(v) => json_with(b, req, &v.into_iter().collect::<Vec<_>>()),
+        QueryResult::PreparedQueryExecuted(v) => {
+            json_with(b, req, &v.as_deref().map(|r| r.response()))
+        }
+        QueryResult::Coordinates(v) => json_with(b, req, &v),
     })
 }
 
@@ -69,8 +84,80 @@ pub(crate) async fn serve(
     query: Query,
 ) -> Result<HttpResponse, ApiError> {
     let p = Params::from(req)?;
+    let filter = match schema_of(&query) {
+        Some(schema) => p.filter(schema)?,
+        None => None,
+    };
     let opts = p.query_options(&state.config)?;
-    answer(req, state.read(opts, query).await?)
+    let mut resp = state.read(opts, query).await?;
+    if let Some(f) = &filter {
+        apply_filter(&mut resp.result, f);
+    }
+    no_peer_entries(&p, &mut resp.result);
+    answer(req, resp)
+}
+
+/// The element type `?filter=` applies to for each read that takes one
+/// (Consul's list endpoints).
+pub(crate) fn schema_of(query: &Query) -> Option<&'static Schema> {
+    Some(match query {
+        Query::CatalogNodes => &schema::NODE,
+        Query::CatalogServices | Query::CatalogServiceList | Query::CatalogService { .. } => {
+            &schema::SERVICE_NODE
+        }
+        Query::CatalogNode { .. } => &schema::NODE_SERVICE,
+        Query::HealthService { .. } => &schema::CHECK_SERVICE_NODE,
+        Query::HealthNode { .. } | Query::HealthChecks { .. } | Query::HealthState { .. } => {
+            &schema::HEALTH_CHECK
+        }
+        _ => return None,
+    })
+}
+
+/// Keeps the elements `f` matches. It runs after the ACL filter (the read
+/// has been through it) and leaves the index alone: a blocking client
+/// wakes on the same changes, filtered or not, as in Consul.
+pub(crate) fn apply_filter(result: &mut QueryResult, f: &Filter) {
+    match result {
+        QueryResult::Nodes(v) => f.retain(v),
+        QueryResult::ServiceNodes(v) | QueryResult::ServiceList(v) => f.retain(v),
+        QueryResult::CheckServiceNodes(v) => f.retain(v),
+        QueryResult::Checks(v) => f.retain(v),
+        QueryResult::NodeServices(Some(ns)) => ns.services.retain(|_, s| f.keeps(s)),
+        _ => {}
+    }
+}
+
+/// `?peer=`: entries imported from a cluster peer. Meridian has no
+/// peerings, so a named peer has none (the headers are the local read's,
+/// as Consul's are for a peer it knows nothing of yet).
+pub(crate) fn no_peer_entries(p: &Params, result: &mut QueryResult) {
+    if !p.get("peer").is_some_and(|peer| !peer.is_empty()) {
+        return;
+    }
+    match result {
+        QueryResult::Nodes(v) => v.clear(),
+        QueryResult::Services(v) => v.clear(),
+        QueryResult::ServiceNodes(v) => v.clear(),
+        QueryResult::NodeServices(v) => *v = None,
+        QueryResult::CheckServiceNodes(v) => v.clear(),
+        QueryResult::Checks(v) => v.clear(),
+        _ => {}
+    }
+}
+
+/// `/v1/catalog/services`' shape: each name with the union of its
+/// instances' tags, sorted.
+fn by_name(rows: Vec<ServiceNode>) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for r in rows {
+        out.entry(r.service_name)
+            .or_default()
+            .extend(r.service_tags);
+    }
+    out.into_iter()
+        .map(|(k, v)| (k, v.into_iter().collect()))
+        .collect()
 }
 
 async fn register(
@@ -139,8 +226,18 @@ async fn nodes(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpRespo
     serve(&req, &state, Query::CatalogNodes).await
 }
 
+/// With `?filter=`, the instances are filtered before they are grouped by
+/// name (a name stays if any instance matches), as Consul does.
 async fn services(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
-    serve(&req, &state, Query::CatalogServices).await
+    let filtered = Params::from(&req)?
+        .get("filter")
+        .is_some_and(|f| !f.is_empty());
+    let query = if filtered {
+        Query::CatalogServiceList
+    } else {
+        Query::CatalogServices
+    };
+    serve(&req, &state, query).await
 }
 
 async fn service(
@@ -173,4 +270,34 @@ async fn node(
         },
     )
     .await
+}
+
+/// Consul's `/v1/catalog/node-services/<node>` (1.7+): the node's services
+/// as a list rather than a map by ID; `?filter=` applies to the services.
+/// An unknown node is `"Node": null` with no services, as in Consul.
+async fn node_services(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    node: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let p = Params::from(&req)?;
+    let filter = p.filter(&schema::NODE_SERVICE)?;
+    let opts = p.query_options(&state.config)?;
+    let query = Query::CatalogNode {
+        node: node.into_inner(),
+    };
+    let mut resp = state.read(opts, query).await?;
+    no_peer_entries(&p, &mut resp.result);
+    let b = read_response(StatusCode::OK, &resp.meta);
+    let body = match resp.result {
+        QueryResult::NodeServices(Some(ns)) => {
+            let mut services: Vec<NodeService> = ns.services.into_values().collect();
+            if let Some(f) = &filter {
+                f.retain(&mut services);
+            }
+            serde_json::json!({"Node": ns.node, "Services": services})
+        }
+        _ => serde_json::json!({"Node": null, "Services": []}),
+    };
+    Ok(json_with(b, &req, &body))
 }

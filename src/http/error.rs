@@ -31,6 +31,12 @@ impl ApiError {
             body: body.into(),
         }
     }
+    pub fn unsupported_media_type(body: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            body: body.into(),
+        }
+    }
     pub fn internal(body: impl Into<String>) -> Self {
         ApiError {
             status: StatusCode::INTERNAL_SERVER_ERROR,

@@ -10,6 +10,7 @@ use super::error::ApiError;
 use super::params::Params;
 use super::routes::{get, Decision::*, Route};
 use super::ApiState;
+use crate::filter::schema;
 use crate::state::query::{Query, QueryResult};
 use crate::state::structs::HealthStatus;
 
@@ -31,14 +32,14 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// `/v1/health/service/<name>`'s query string: the read, and the
-/// `node-meta` and `near` it applies to the answer.
+/// `node-meta` it applies to the answer (`near` travels in the read's
+/// options and is applied where the coordinates are).
 pub(crate) struct ServiceArgs {
     pub query: Query,
     pub meta: Vec<(String, String)>,
-    pub near: Option<String>,
 }
 
-pub(crate) fn service_args(p: &Params, name: String, agent_node: &str) -> ServiceArgs {
+pub(crate) fn service_args(p: &Params, name: String) -> ServiceArgs {
     let query = Query::HealthService {
         name,
         tags: p.all("tag"),
@@ -53,16 +54,7 @@ pub(crate) fn service_args(p: &Params, name: String, agent_node: &str) -> Servic
             None => (kv, String::new()),
         })
         .collect();
-    // Without network coordinates, `near` can only tell the named node
-    // (or this agent's, for `_agent`) from the rest: it comes first.
-    let near = p.get("near").map(|n| {
-        if n == "_agent" {
-            agent_node.to_string()
-        } else {
-            n.to_string()
-        }
-    });
-    ServiceArgs { query, meta, near }
+    ServiceArgs { query, meta }
 }
 
 async fn service(
@@ -71,17 +63,15 @@ async fn service(
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let p = Params::from(&req)?;
-    let ServiceArgs {
-        query: q,
-        meta,
-        near,
-    } = service_args(&p, name.into_inner(), &state.config.node_name);
+    let ServiceArgs { query: q, meta } = service_args(&p, name.into_inner());
+    let filter = p.filter(&schema::CHECK_SERVICE_NODE)?;
     let opts = p.query_options(&state.config)?;
     let mut resp = state.read(opts, q).await?;
+    super::catalog::no_peer_entries(&p, &mut resp.result);
     if let QueryResult::CheckServiceNodes(list) = &mut resp.result {
         list.retain(|c| meta.iter().all(|(k, v)| c.node.meta.get(k) == Some(v)));
-        if let Some(n) = near {
-            list.sort_by_key(|c| c.node.node != n);
+        if let Some(f) = &filter {
+            f.retain(list);
         }
     }
     answer(&req, resp)

@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::error::ApiError;
 use crate::config::duration::parse_go_duration;
 use crate::config::RuntimeConfig;
+use crate::filter::{Filter, Schema};
 use crate::structs::{Consistency, QueryMeta, QueryOptions};
 
 /// The query string, decoded (repeated keys are kept: `tag=a&tag=b`),
@@ -91,6 +92,20 @@ impl Params {
         }
     }
 
+    /// `?filter=`, checked against the fields of the answer's elements
+    /// before anything is read (so a bad one is a 400 at once, not after a
+    /// blocking wait); none when absent or empty, as in Consul.
+    pub fn filter(&self, schema: &Schema) -> Result<Option<Filter>, ApiError> {
+        match self.get("filter").filter(|f| !f.is_empty()) {
+            None => Ok(None),
+            Some(text) => Filter::new(text, schema).map(Some).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "Failed to create boolean expression evaluator: {e}"
+                ))
+            }),
+        }
+    }
+
     pub fn dc(&self) -> Option<String> {
         self.get("dc").filter(|d| !d.is_empty()).map(str::to_string)
     }
@@ -132,6 +147,27 @@ impl Params {
             min_index,
             max_wait: wait,
             token: self.token(),
+            near: self.near(cfg),
+        })
+    }
+
+    /// `?near=` as Consul's `parseSource` reads it: `_agent` is this
+    /// agent's node; another datacenter's answer is not sorted, since
+    /// coordinates only compare within one.
+    pub fn near(&self, cfg: &RuntimeConfig) -> Option<String> {
+        if cfg.disable_coordinates {
+            return None;
+        }
+        let near = self.get("near").filter(|n| !n.is_empty())?;
+        if let Some(dc) = self.dc() {
+            if !dc.eq_ignore_ascii_case(&cfg.datacenter) {
+                return None;
+            }
+        }
+        Some(if near == "_agent" {
+            cfg.node_name.clone()
+        } else {
+            near.to_string()
         })
     }
 }
@@ -306,6 +342,12 @@ const FIELDS: &[&str] = &[
     "Rules",
     "Datacenters",
     "BootstrapSecret",
+    "Segment",
+    "Coord",
+    "Vec",
+    "Error",
+    "Adjustment",
+    "Height",
 ];
 
 fn fold(k: &str) -> String {
@@ -322,6 +364,12 @@ pub fn canonicalize(v: &mut serde_json::Value) {
         serde_json::Value::Object(map) => {
             let old = std::mem::take(map);
             for (k, mut val) in old {
+                // Consul's decoder leaves a field at its zero value when
+                // the body says `null` (Ansible's consul_session sends
+                // `"Node": null`): as if the key were absent.
+                if val.is_null() {
+                    continue;
+                }
                 let f = fold(&k);
                 let key = FIELDS
                     .iter()
@@ -401,6 +449,25 @@ mod tests {
     use actix_web::test::TestRequest;
 
     use super::Params;
+
+    #[derive(serde::Deserialize, Default, Debug)]
+    #[serde(rename_all = "PascalCase", default)]
+    struct Body {
+        node: String,
+        lock_delay: String,
+        meta: std::collections::BTreeMap<String, String>,
+    }
+
+    #[test]
+    fn null_is_an_absent_field_as_in_consuls_decoder() {
+        let b: Body = super::decode(br#"{"Node": null, "lock_delay": null, "Meta": {"a": "b"}}"#)
+            .expect("nulls are absent fields");
+        assert_eq!(b.node, "");
+        assert_eq!(b.lock_delay, "");
+        assert_eq!(b.meta["a"], "b");
+        let e = super::decode::<Body>(br#"{"Node": 5}"#).expect_err("a number is no node");
+        assert!(e.to_string().contains("Node"), "{e}");
+    }
 
     fn token(req: TestRequest) -> Option<String> {
         Params::from(&req.to_http_request()).unwrap().token()

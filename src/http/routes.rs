@@ -148,11 +148,76 @@ pub fn register(cfg: &mut web::ServiceConfig, table: Vec<Route>) {
             if let Decision::Agent(need) = r.decision {
                 built = built.wrap(from_fn(move |req, next| check(need, req, next)));
             }
+            // Outermost, so that the time includes the ACL check.
+            let timers = Timers::new(&r.method, r.path);
+            built = built.wrap(from_fn(move |req, next| timed(timers.clone(), req, next)));
             resource = resource.route(built);
         }
         let allowed = allowed.join(",");
         cfg.service(resource.default_service(web::to(super::method_not_allowed(allowed))));
     }
+}
+
+/// A route's latency metrics, made once when the route is registered so
+/// that a request only records into them.
+#[derive(Clone)]
+struct Timers {
+    /// `api.http` with Consul's `method` and `path` labels.
+    api: crate::metrics::Summary,
+    /// Consul's pre-1.9 `http.<METHOD>.<path parts>`, unless
+    /// `disable_compat_1.9`.
+    compat: Option<crate::metrics::Summary>,
+}
+
+impl Timers {
+    fn new(method: &Method, path: &str) -> Timers {
+        let (label, parts) = consul_path(path);
+        let reg = crate::metrics::global();
+        let api = reg.summary_with(
+            "api.http",
+            vec![
+                ("method".into(), method.to_string()),
+                ("path".into(), label),
+            ],
+        );
+        let compat = crate::metrics::settings()
+            .compat_1_9
+            .then(|| reg.summary(&format!("http.{method}.{}", parts.join("."))));
+        Timers { api, compat }
+    }
+}
+
+/// The pattern Consul registers for an actix path (everything before the
+/// first parameter: `/v1/kv/{key:.*}` is Consul's `/v1/kv/`), as Consul's
+/// `path` label (`v1_kv_`) and the parts of its pre-1.9 metric name
+/// (`v1`, `kv`, `_`: a trailing slash is `_`).
+pub(crate) fn consul_path(path: &str) -> (String, Vec<String>) {
+    let pattern = path.split('{').next().unwrap_or(path);
+    let label = pattern.trim_start_matches('/').replace('/', "_");
+    let parts = pattern
+        .split('/')
+        .enumerate()
+        .filter_map(|(i, p)| match p {
+            "" if i == 0 => None,
+            "" => Some("_".to_string()),
+            p => Some(p.to_string()),
+        })
+        .collect();
+    (label, parts)
+}
+
+async fn timed(
+    timers: Timers,
+    req: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let start = std::time::Instant::now();
+    let res = next.call(req).await;
+    timers.api.since(start);
+    if let Some(c) = &timers.compat {
+        c.since(start);
+    }
+    res
 }
 
 /// [`Decision::Agent`]: the caller's token must grant `need` on this agent.
@@ -176,4 +241,29 @@ async fn check(
         .require(need.resource, need.access, name)
         .map_err(ApiError::from)?;
     next.call(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::consul_path;
+
+    #[test]
+    fn paths_take_consuls_metric_shape() {
+        let p = |s: &str| consul_path(s);
+        assert_eq!(
+            p("/v1/kv/{key:.*}"),
+            ("v1_kv_".into(), vec!["v1".into(), "kv".into(), "_".into()])
+        );
+        assert_eq!(
+            p("/v1/agent/metrics"),
+            (
+                "v1_agent_metrics".into(),
+                vec!["v1".into(), "agent".into(), "metrics".into()]
+            )
+        );
+        assert_eq!(
+            p("/v1/agent/service/deregister/{id}").0,
+            "v1_agent_service_deregister_"
+        );
+    }
 }

@@ -84,6 +84,7 @@ impl LanGossip {
 
     fn forget(&mut self, name: &str) {
         self.changed.remove(name);
+        self.forget_coordinate(name);
         if let Some(m) = self.members.remove(name) {
             tracing::info!(member = %name, "member reaped");
             self.snapshot_dirty = true;
@@ -128,6 +129,7 @@ impl LanGossip {
     }
 
     fn notify(&mut self, event: MemberEvent) {
+        self.record(&event);
         self.subscribers.retain(|s| {
             // do_send ignores the mailbox bound: a burst of member
             // changes must not lose any.

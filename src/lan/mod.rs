@@ -25,11 +25,12 @@
 //!   leave, force-leave, reconnect, reap, tags);
 //! - `runtime.rs`: carrying out what foca asks for (sends, timers, notifications);
 //! - `wire.rs`: the datagram kinds, sealing and opening, dispatch;
-//! - `rtt.rs`: pings for round-trip times;
+//! - `rtt.rs`: pings for round-trip times and network coordinates;
 //! - `events.rs`: user events;
 //! - `snapshot.rs`: the members kept for a restart;
 //! - `keyring.rs`: the encryption keys, the AES-GCM seal, the keyring file;
-//! - `key_query.rs`: key operations carried to every member and counted.
+//! - `key_query.rs`: key operations carried to every member and counted;
+//! - `telemetry.rs`: members by state and membership changes as metrics.
 
 mod events;
 mod key_query;
@@ -40,6 +41,7 @@ mod options;
 mod rtt;
 mod runtime;
 mod snapshot;
+mod telemetry;
 pub(crate) mod wire;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -61,6 +63,7 @@ pub use membership::{ForceLeave, Join, Leave, Members, Subscribe};
 pub use membership::SetTags;
 pub use options::{lan_config, LanOptions};
 use rtt::PING_EVERY;
+pub use rtt::{Coordinates, PoolCoordinates};
 #[cfg(test)]
 pub use wire::Isolate;
 use wire::Packet;
@@ -107,6 +110,16 @@ pub struct LanGossip {
     event_subscribers: Vec<Recipient<UserEvent>>,
     /// Key operations this member asked and is counting answers for.
     key_queries: HashMap<u64, key_query::PendingKeyQuery>,
+    /// This member's network coordinate, moved by every timed ping.
+    vivaldi: crate::coordinate::Client,
+    /// Samples that moved it so far.
+    vivaldi_samples: u64,
+    /// Each peer's coordinate as of its last answer.
+    peer_coords: HashMap<String, crate::structs::coordinate::Coordinate>,
+    /// Test builds only: how long pings and their answers wait before
+    /// they leave (`MERIDIAN_TEST_PING_DELAY_MS`), an artificial access
+    /// link that gives loopback agents distinct round-trip times.
+    link_delay: Duration,
 }
 
 impl LanGossip {
@@ -168,10 +181,27 @@ impl LanGossip {
             event_ids: Default::default(),
             event_subscribers: Vec::new(),
             key_queries: HashMap::new(),
+            vivaldi: crate::coordinate::Client::default(),
+            vivaldi_samples: 0,
+            peer_coords: HashMap::new(),
+            link_delay: test_link_delay(),
         }
         .start();
         Ok((actor, local))
     }
+}
+
+/// `MERIDIAN_TEST_PING_DELAY_MS` in debug builds; release builds have no
+/// such knob, so a production agent cannot be slowed by its environment.
+fn test_link_delay() -> Duration {
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var("MERIDIAN_TEST_PING_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        return Duration::from_millis(ms.min(5_000));
+    }
+    Duration::ZERO
 }
 
 impl Actor for LanGossip {
@@ -190,6 +220,7 @@ impl Actor for LanGossip {
         self.snapshot_dirty = true;
         ctx.run_interval(Duration::from_secs(1), |act, _| {
             act.reap();
+            act.member_gauges();
             if act.snapshot_dirty && !act.left {
                 act.save_snapshot();
             }

@@ -5,6 +5,7 @@
 //! the isolation switch tests use to cut a member off.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use actix::prelude::*;
 
@@ -36,6 +37,12 @@ pub(super) const KIND_KEY_RELAY: u8 = 8;
 
 impl LanGossip {
     pub(super) fn send(&self, dst: SocketAddr, packet: Vec<u8>) {
+        self.send_after(dst, packet, Duration::ZERO);
+    }
+
+    /// Sends `packet` once `delay` has passed (sealed now, with the key
+    /// of now).
+    pub(super) fn send_after(&self, dst: SocketAddr, packet: Vec<u8>, delay: Duration) {
         if self.isolated {
             return;
         }
@@ -46,6 +53,9 @@ impl LanGossip {
         let socket = self.socket.clone();
         // The async send: a fresh socket's try_send_to can say WouldBlock.
         actix::spawn(async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             if let Err(e) = socket.send_to(&packet, dst).await {
                 tracing::debug!(%dst, error = %e, "gossip send failed");
             }
@@ -92,12 +102,8 @@ impl Handler<Packet> for LanGossip {
             Decoded::ForceLeave(name, prune) => {
                 self.force_leave(&name, prune);
             }
-            Decoded::Ping(data) => {
-                let mut pong = vec![KIND_PONG];
-                pong.extend_from_slice(data);
-                self.send(msg.1, pong);
-            }
-            Decoded::Pong(seq) => self.pong(seq),
+            Decoded::Ping(data) => self.answer_ping(data, msg.1),
+            Decoded::Pong(seq, coord) => self.pong(seq, coord),
             Decoded::UserEvent(ev) => self.user_event(ev, EVENT_FANOUT),
             Decoded::KeyQuery(q) if sealed => self.key_query(q),
             Decoded::KeyReply(r) if sealed => self.key_reply(r),
@@ -119,8 +125,9 @@ pub(crate) enum Decoded<'a> {
     ForceLeave(String, bool),
     /// The ping's payload, sent back as is.
     Ping(&'a [u8]),
-    /// The sequence number of the ping answered.
-    Pong(u64),
+    /// The sequence number of the ping answered, and the answering
+    /// member's coordinate when it sent one.
+    Pong(u64, Option<crate::structs::coordinate::Coordinate>),
     UserEvent(UserEvent),
     KeyQuery(KeyQuery),
     KeyReply(KeyReply),
@@ -146,10 +153,7 @@ pub(crate) fn decode(packet: &[u8]) -> Decoded<'_> {
             json(data, "force-leave", |(n, p)| Decoded::ForceLeave(n, p))
         }
         Some((&KIND_PING, data)) => Decoded::Ping(data),
-        Some((&KIND_PONG, data)) => match <[u8; 8]>::try_from(data) {
-            Ok(seq) => Decoded::Pong(u64::from_be_bytes(seq)),
-            Err(_) => Decoded::Bad("pong"),
-        },
+        Some((&KIND_PONG, data)) => pong(data),
         Some((&KIND_USER_EVENT, data)) => json(data, "user event", Decoded::UserEvent),
         Some((&KIND_KEY_QUERY, data)) => json(data, "key query", Decoded::KeyQuery),
         Some((&KIND_KEY_REPLY, data)) => json(data, "key query answer", Decoded::KeyReply),
@@ -157,6 +161,23 @@ pub(crate) fn decode(packet: &[u8]) -> Decoded<'_> {
             json(data, "key relay", |(to, body)| Decoded::KeyRelay(to, body))
         }
         _ => Decoded::Bad("unknown kind"),
+    }
+}
+
+/// A pong: the sequence number, then (from a ping that asked for it) the
+/// flag byte and the coordinate. An older member's echo of the flag alone
+/// is a pong without a coordinate.
+fn pong(data: &[u8]) -> Decoded<'_> {
+    let Some((seq, rest)) = data.split_first_chunk::<8>() else {
+        return Decoded::Bad("pong");
+    };
+    let seq = u64::from_be_bytes(*seq);
+    match rest {
+        [] | [_] => Decoded::Pong(seq, None),
+        [_, coord @ ..] => match super::rtt::decode_coordinate(coord) {
+            Some(c) => Decoded::Pong(seq, Some(c)),
+            None => Decoded::Bad("pong coordinate"),
+        },
     }
 }
 

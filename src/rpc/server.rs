@@ -21,6 +21,7 @@ use tokio_rustls::TlsAcceptor;
 use super::codec::{decode, encode, read_frame, write_frame};
 use super::RpcError;
 use crate::conn_limit::ConnLimit;
+use crate::metrics::{counter, summary, Counter, Static, Summary};
 use crate::structs::rpc::{Method, MethodId};
 use crate::tls::{self, Tls, TlsError};
 
@@ -119,6 +120,7 @@ impl Listener {
         loop {
             match listener.accept().await {
                 Ok((conn, peer)) => {
+                    ACCEPT_CONN.get().inc();
                     let Some(permit) = self.gate.limit.acquire(peer.ip()) else {
                         tracing::warn!(
                             %peer,
@@ -202,6 +204,33 @@ async fn admitted(
 /// queries included); beyond it the next frame is read as one finishes.
 const MAX_IN_FLIGHT: usize = 4096;
 
+static ACCEPT_CONN: Static<Counter> = counter("rpc.accept_conn");
+
+/// Telemetry of one served request: Raft's messages under hashicorp/raft's
+/// `raft.rpc.*` timers; the rest counted (`rpc.request`, reads also
+/// `rpc.query`) and timed by method (`rpc.server.call`).
+fn record(m: MethodId, started: std::time::Instant) {
+    static APPEND: Static<Summary> = summary("raft.rpc.appendEntries");
+    static VOTE: Static<Summary> = summary("raft.rpc.requestVote");
+    static SNAPSHOT: Static<Summary> = summary("raft.rpc.installSnapshot");
+    static REQUEST: Static<Counter> = counter("rpc.request");
+    static QUERY: Static<Counter> = counter("rpc.query");
+    match m {
+        MethodId::AppendEntries => APPEND.get().since(started),
+        MethodId::Vote | MethodId::PreVote => VOTE.get().since(started),
+        MethodId::InstallSnapshot => SNAPSHOT.get().since(started),
+        _ => {
+            REQUEST.get().inc();
+            if m == MethodId::Read {
+                QUERY.get().inc();
+            }
+            crate::metrics::global()
+                .summary_with("rpc.server.call", vec![("method".into(), format!("{m:?}"))])
+                .since(started);
+        }
+    }
+}
+
 /// Serves a connection's requests side by side until it ends, each
 /// answer tagged with its request's id; the first frame must be complete
 /// by `deadline`. `may_raft`: whether the peer may send Raft's messages.
@@ -251,7 +280,12 @@ async fn frames<S: AsyncRead + AsyncWrite + Send + 'static>(
                         );
                         refusal(format!("{m:?} needs a server certificate for {name}"))
                     }
-                    Some(m) => service.serve(m, args).await,
+                    Some(m) => {
+                        let started = std::time::Instant::now();
+                        let answer = service.serve(m, args).await;
+                        record(m, started);
+                        answer
+                    }
                     None => refusal(format!("unknown method {method}")),
                 }
             };

@@ -280,6 +280,7 @@ impl StateStore {
         for id in checks {
             self.delete_check(index, node, &id);
         }
+        self.coordinates_delete_node(index, node);
         if self.nodes.remove(node).is_some() {
             self.bump(T_NODES, index);
             self.node_changed(index, node);
@@ -382,6 +383,18 @@ impl StateStore {
                 .map(|(k, v)| (k, v.into_iter().collect()))
                 .collect(),
         )
+    }
+
+    /// Every service instance joined with its node, watched and indexed
+    /// as [`StateStore::catalog_services`] is.
+    pub fn catalog_service_list(&self, waiter: Option<&Waiter>) -> (u64, Vec<ServiceNode>) {
+        self.watch(waiter, WatchKey::Services);
+        let out = self
+            .services
+            .iter()
+            .filter_map(|(key, svc)| Some(ServiceNode::new(self.nodes.get(&key.0)?, svc)))
+            .collect();
+        (self.table_index(T_SERVICES), out)
     }
 
     pub fn catalog_service(

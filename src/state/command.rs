@@ -105,6 +105,18 @@ pub fn apply(store: &mut StateStore, index: u64, cmd: &Command) -> CommandResult
         Command::KvReapTombstones { reap_index } => {
             CommandResult::Bool(store.kv_reap_tombstones(*reap_index) > 0)
         }
+        Command::PreparedQuerySet { query, create } => {
+            match store.prepared_query_set(index, (**query).clone(), *create) {
+                Ok(()) => CommandResult::Done,
+                Err(e) => CommandResult::Rejected(e.to_string()),
+            }
+        }
+        Command::PreparedQueryDelete { id } => {
+            CommandResult::Bool(store.prepared_query_delete(index, id))
+        }
+        Command::CoordinateBatchUpdate(updates) => {
+            CommandResult::Bool(store.coordinate_batch_update(index, updates) > 0)
+        }
     };
     store.note_index(index);
     result

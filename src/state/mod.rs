@@ -1,5 +1,6 @@
 //! The state store: the replicated tables of one datacenter (KV, nodes,
-//! services, checks, sessions, ACL objects) with their indexes and
+//! services, checks, sessions, ACL objects, prepared queries, network
+//! coordinates) with their indexes and
 //! watches.
 //!
 //! Pure data-structure code: no I/O, no async. Every write takes the Raft
@@ -16,7 +17,9 @@
 pub mod acl;
 pub mod catalog;
 pub mod command;
+pub mod coordinate;
 pub mod kv;
+pub mod prepared_query;
 pub mod query;
 pub mod session;
 pub use crate::structs::catalog as structs;
@@ -28,6 +31,20 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use structs::{DirEntry, HealthCheck, Node, NodeService};
+
+/// Table sizes, for telemetry.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Usage {
+    pub nodes: usize,
+    /// Distinct service names.
+    pub services: usize,
+    pub service_instances: usize,
+    pub kv_entries: usize,
+    pub sessions: usize,
+    pub checks_passing: usize,
+    pub checks_warning: usize,
+    pub checks_critical: usize,
+}
 use watch::{Waiter, WatchKey, Watches};
 
 /// Table names in the index table.
@@ -39,6 +56,8 @@ pub const T_SESSIONS: &str = "sessions";
 pub(crate) const T_ACL_TOKENS: &str = "acl-tokens";
 pub(crate) const T_ACL_POLICIES: &str = "acl-policies";
 pub(crate) const T_ACL_ROLES: &str = "acl-roles";
+pub(crate) const T_PREPARED_QUERIES: &str = "prepared-queries";
+pub(crate) const T_COORDINATES: &str = "coordinates";
 
 #[derive(Default)]
 pub struct StateStore {
@@ -68,6 +87,10 @@ pub struct StateStore {
     /// Keys whose lock-delay runs (this server's clock; not replicated).
     lock_delays: std::collections::HashMap<String, tokio::time::Instant>,
     acl: acl::AclTables,
+    /// ID → prepared query.
+    prepared_queries: BTreeMap<String, prepared_query::PreparedQuery>,
+    /// (node, segment) → the node's LAN coordinate.
+    coordinates: BTreeMap<(String, String), crate::structs::coordinate::Coordinate>,
     /// Blocking queries waiting on this store now (not replicated).
     blocking: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -95,6 +118,26 @@ impl StateStore {
 
     pub fn blocking_queries(&self) -> usize {
         self.blocking.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How much the tables hold (Consul's `state.*` usage gauges).
+    pub fn usage(&self) -> Usage {
+        let mut u = Usage {
+            nodes: self.nodes.len(),
+            services: self.by_service_name.len(),
+            service_instances: self.services.len(),
+            kv_entries: self.kvs.len(),
+            sessions: self.sessions.len(),
+            ..Usage::default()
+        };
+        for c in self.checks.values() {
+            match c.status {
+                structs::HealthStatus::Passing => u.checks_passing += 1,
+                structs::HealthStatus::Warning => u.checks_warning += 1,
+                _ => u.checks_critical += 1,
+            }
+        }
+        u
     }
 
     pub fn table_index(&self, name: &str) -> u64 {
@@ -139,8 +182,10 @@ impl StateStore {
                 .collect(),
             checks: self.checks.values().cloned().collect(),
             sessions: self.sessions.values().cloned().collect(),
+            prepared_queries: self.prepared_queries.values().cloned().collect(),
             indexes: self.indexes.clone(),
             last_index: self.last_index,
+            coordinates: self.coordinate_rows_all(),
             ..Default::default()
         };
         self.acl.snapshot_into(&mut snap);
@@ -175,8 +220,14 @@ impl StateStore {
         for c in snap.checks {
             self.checks.insert((c.node.clone(), c.check_id.clone()), c);
         }
+        for c in snap.coordinates {
+            self.coordinates.insert((c.node, c.segment), c.coord);
+        }
         for se in snap.sessions {
             self.sessions.insert(se.id.clone(), se);
+        }
+        for q in snap.prepared_queries {
+            self.prepared_queries.insert(q.id.clone(), q);
         }
         self.indexes = snap.indexes;
         self.last_index = snap.last_index;
@@ -198,6 +249,8 @@ impl StateStore {
             T_ACL_TOKENS,
             T_ACL_POLICIES,
             T_ACL_ROLES,
+            T_PREPARED_QUERIES,
+            T_COORDINATES,
         ] {
             self.bump(t, index);
         }

@@ -33,6 +33,10 @@ pub fn execute(store: &StateStore, q: &Query, waiter: Option<&Waiter>) -> (u64, 
             let (i, s) = store.catalog_services(waiter);
             (i, QueryResult::Services(s))
         }
+        Query::CatalogServiceList => {
+            let (i, s) = store.catalog_service_list(waiter);
+            (i, QueryResult::ServiceList(s))
+        }
         Query::CatalogService { name, tags } => {
             let (i, s) = store.catalog_service(name, tags, waiter);
             (i, QueryResult::ServiceNodes(s))
@@ -134,5 +138,56 @@ pub fn execute(store: &StateStore, q: &Query, waiter: Option<&Waiter>) -> (u64, 
             let (i, t) = store.acl_token_batch(accessor_ids, waiter);
             (i, QueryResult::AclTokenBatch(t))
         }
+        Query::PreparedQueryGet { id } => {
+            let (i, q) = store.prepared_query_get(id, waiter);
+            (i, QueryResult::PreparedQuery(q.map(Box::new)))
+        }
+        Query::PreparedQueryList => {
+            let (i, q) = store.prepared_query_list(waiter);
+            (i, QueryResult::PreparedQueries(q))
+        }
+        Query::PreparedQueryExplain { id_or_name } => {
+            let (i, _) = store.prepared_query_list(waiter);
+            let q = store.prepared_query_resolve(id_or_name, "");
+            (i, QueryResult::PreparedQuery(q.map(Box::new)))
+        }
+        Query::PreparedQueryExecute { id_or_name, opts } => {
+            match store.prepared_query_resolve(id_or_name, &opts.segment) {
+                Some(q) => run_prepared(store, q, opts, waiter),
+                None => (
+                    store.table_index(super::T_PREPARED_QUERIES).max(1),
+                    QueryResult::PreparedQueryExecuted(None),
+                ),
+            }
+        }
+        Query::PreparedQueryExecuteRemote { query, opts } => {
+            run_prepared(store, (**query).clone(), opts, waiter)
+        }
+        Query::CoordinateNodes => {
+            let (i, c) = store.coordinates(waiter);
+            (i, QueryResult::Coordinates(c))
+        }
+        Query::CoordinateNode { node } => {
+            let (i, c) = store.coordinate_node(node, waiter);
+            (i, QueryResult::Coordinates(c))
+        }
     }
+}
+
+fn run_prepared(
+    store: &StateStore,
+    query: crate::structs::prepared_query::PreparedQuery,
+    opts: &crate::structs::prepared_query::ExecuteOptions,
+    waiter: Option<&Waiter>,
+) -> (u64, QueryResult) {
+    let (i, nodes) = store.prepared_query_run(&query, opts, waiter);
+    let result = crate::structs::prepared_query::ExecuteResult {
+        query,
+        nodes,
+        ..Default::default()
+    };
+    (
+        i,
+        QueryResult::PreparedQueryExecuted(Some(Box::new(result))),
+    )
 }

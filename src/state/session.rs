@@ -99,6 +99,7 @@ impl StateStore {
             }
         }
         self.session_changed(index, &s.node);
+        self.prepared_queries_of_session_gone(index, id);
         true
     }
 

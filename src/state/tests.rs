@@ -536,3 +536,38 @@ fn reap_is_a_raft_command() {
     assert_eq!(s.kv_tombstones(), 0);
     assert_eq!(s.last_index(), 3);
 }
+
+#[test]
+fn usage_counts_the_tables() {
+    let mut s = StateStore::new();
+    assert_eq!(s.usage(), super::Usage::default());
+    s.ensure_registration(
+        1,
+        &reg(
+            "n1",
+            "10.0.0.1",
+            Some(("web1", "web", &[])),
+            vec![check("c1", "web1", HealthStatus::Passing)],
+        ),
+    )
+    .unwrap();
+    s.ensure_registration(
+        2,
+        &reg(
+            "n2",
+            "10.0.0.2",
+            Some(("web2", "web", &[])),
+            vec![check("c2", "web2", HealthStatus::Critical)],
+        ),
+    )
+    .unwrap();
+    s.kv_set(3, "a", b"1".to_vec(), 0);
+    s.kv_set(4, "b", b"2".to_vec(), 0);
+    let u = s.usage();
+    assert_eq!((u.nodes, u.services, u.service_instances), (2, 1, 2));
+    assert_eq!(u.kv_entries, 2);
+    assert_eq!(
+        (u.checks_passing, u.checks_warning, u.checks_critical),
+        (1, 0, 1)
+    );
+}

@@ -37,6 +37,10 @@ pub enum WatchKey {
     AclPolicies,
     /// The ACL role table.
     AclRoles,
+    /// The prepared-query table.
+    PreparedQueries,
+    /// The coordinate table.
+    Coordinates,
 }
 
 /// A waiter handed to reads; fires once when any of its keys changes.

@@ -82,6 +82,13 @@ fn save_snapshot(db: &redb::Database, meta: &Meta, data: &[u8]) -> Result<(), St
     txn.commit().map_err(redb_err)
 }
 
+/// A snapshot of `bytes` was decoded and restored, starting at `started`.
+fn restored(started: std::time::Instant, bytes: usize) {
+    let reg = crate::metrics::global();
+    reg.summary("raft.fsm.restore").since(started);
+    reg.gauge("raft.snapshot.size").set(bytes as f64);
+}
+
 impl StateMachine {
     /// Opens the state machine, restoring the last snapshot if there is one.
     pub fn open(db: Arc<redb::Database>, store: SharedStore) -> Result<Self, StorageError> {
@@ -92,8 +99,10 @@ impl StateMachine {
             membership: StoredMembership::default(),
         };
         if let Some((meta, data)) = load_snapshot(&sm.db)? {
+            let started = std::time::Instant::now();
             let snap: StoreSnapshot = serde_json::from_slice(&data).map_err(redb_err)?;
             write(&sm.store).restore(snap);
+            restored(started, data.len());
             sm.applied = meta.last_log_id;
             sm.membership = meta.last_membership;
         }
@@ -132,9 +141,15 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         };
         let db = self.db.clone();
         let (m, d) = (meta.clone(), data.clone());
-        blocking(move || save_snapshot(&db, &m, &d))
-            .await
-            .map_err(io_err)?;
+        blocking(move || {
+            crate::failpoint::hit("snapshot_write")?;
+            save_snapshot(&db, &m, &d)
+        })
+        .await
+        .map_err(io_err)?;
+        let reg = crate::metrics::global();
+        reg.summary("raft.snapshot.create").since(started);
+        reg.gauge("raft.snapshot.size").set(data.len() as f64);
         tracing::info!(
             id = %meta.snapshot_id,
             bytes = data.len(),
@@ -211,13 +226,20 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), openraft::StorageError<NodeId>> {
         let data = snapshot.into_inner();
+        let started = std::time::Instant::now();
+        let bytes = data.len();
         let snap: StoreSnapshot = serde_json::from_slice(&data).map_err(|e| io_err(redb_err(e)))?;
         let db = self.db.clone();
         let m = meta.clone();
-        blocking(move || save_snapshot(&db, &m, &data))
-            .await
-            .map_err(io_err)?;
+        blocking(move || {
+            crate::failpoint::hit("snapshot_install")?;
+            save_snapshot(&db, &m, &data)?;
+            Ok(crate::failpoint::hit("snapshot_install_saved")?)
+        })
+        .await
+        .map_err(io_err)?;
         write(&self.store).restore(snap);
+        restored(started, bytes);
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         tracing::info!(id = %meta.snapshot_id, "Raft snapshot installed from the leader");

@@ -48,6 +48,8 @@ pub enum StorageError {
     },
     #[error("Raft store: {0}")]
     Redb(String),
+    #[error(transparent)]
+    Failpoint(#[from] crate::failpoint::Injected),
 }
 
 /// Opens (or creates) the Raft database: on disk under `dir`, or in memory.

@@ -83,6 +83,19 @@ impl Default for Weights {
     }
 }
 
+/// One of a service's `TaggedAddresses` (`lan`, `wan`, `lan_ipv4`, ...):
+/// Consul's `ServiceAddress`. The lowercase aliases are for bodies whose
+/// tagged addresses arrive as written (the decoder leaves user maps'
+/// contents alone).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct ServiceAddress {
+    #[serde(alias = "address", default)]
+    pub address: String,
+    #[serde(alias = "port", default)]
+    pub port: u16,
+}
+
 /// A service instance as registered on a node (Consul's `NodeService`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "PascalCase")]

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::acl::{AclPolicy, AclRole, AclToken};
 use super::acl_replication::AclReplicationBatch;
 use super::catalog::{DeregisterRequest, RegisterRequest};
+use super::coordinate::CoordinateEntry;
+use super::prepared_query::PreparedQuery;
 use super::session::Session;
 use super::snapshot::StoreSnapshot;
 use super::txn::{KvOp, TxnOp, TxnOutcome};
@@ -139,6 +141,21 @@ pub enum Command {
     KvReapTombstones {
         reap_index: u64,
     },
+    /// Creates (`create`: the ID, made by the HTTP layer, must be new) or
+    /// replaces a prepared query, already validated. Answers `Done`, or
+    /// `Rejected` with Consul's text (name taken, unknown session, ...).
+    PreparedQuerySet {
+        query: Box<PreparedQuery>,
+        create: bool,
+    },
+    /// Answers `Bool(existed)`.
+    PreparedQueryDelete {
+        id: String,
+    },
+    /// Nodes' coordinates as the servers gathered them (Consul's
+    /// `CoordinateBatchUpdate`): rows for unknown nodes and invalid
+    /// coordinates are dropped. Answers `Bool(any stored)`.
+    CoordinateBatchUpdate(Vec<CoordinateEntry>),
 }
 
 /// What a write answers: `Bool` for KV verbs (`true`/`false` bodies) and

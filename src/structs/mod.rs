@@ -2,7 +2,7 @@
 //! store's rows (catalog, KV, sessions, ACL objects), reads
 //! ([`query::Query`]) and writes ([`command::Command`]), the request
 //! path's options, answers and errors, Raft's status and type parameters,
-//! user events, gossip key operations, and server RPC's methods.
+//! user events, gossip key operations, network coordinates, and server RPC's methods.
 //!
 //! This module imports nothing else of the crate, so the state store,
 //! storage, the RPC transport, the actors and the HTTP API can all speak
@@ -14,9 +14,11 @@ pub mod acl;
 pub mod acl_replication;
 pub mod catalog;
 pub mod command;
+pub mod coordinate;
 pub mod event;
 pub mod go_json;
 pub mod keyring;
+pub mod prepared_query;
 pub mod query;
 pub mod raft;
 pub mod request;

@@ -13,6 +13,8 @@ use super::acl::{
 use super::catalog::{
     CheckServiceNode, DirEntry, HealthCheck, HealthStatus, Node, NodeServices, ServiceNode,
 };
+use super::coordinate::CoordinateEntry;
+use super::prepared_query::{ExecuteOptions, ExecuteResult, PreparedQuery};
 use super::session::Session;
 use super::snapshot::StoreSnapshot;
 
@@ -30,6 +32,10 @@ pub enum Query {
     },
     CatalogNodes,
     CatalogServices,
+    /// Every service instance, with the index and watch of
+    /// `CatalogServices`: what `/v1/catalog/services?filter=` filters
+    /// before grouping by name, as Consul does.
+    CatalogServiceList,
     CatalogService {
         name: String,
         tags: Vec<String>,
@@ -113,6 +119,33 @@ pub enum Query {
     AclTokenBatch {
         accessor_ids: Vec<String>,
     },
+    /// One prepared query by ID, as stored.
+    PreparedQueryGet {
+        id: String,
+    },
+    PreparedQueryList,
+    /// The query an ID or name resolves to, templates rendered
+    /// (`/explain`).
+    PreparedQueryExplain {
+        id_or_name: String,
+    },
+    /// Resolves and runs a query here; the server that serves it fails
+    /// over to other datacenters when nothing here is healthy.
+    PreparedQueryExecute {
+        id_or_name: String,
+        opts: ExecuteOptions,
+    },
+    /// Runs a query another datacenter resolved (its failover), as given.
+    PreparedQueryExecuteRemote {
+        query: Box<PreparedQuery>,
+        opts: ExecuteOptions,
+    },
+    /// Every node's LAN coordinate (`/v1/coordinate/nodes`).
+    CoordinateNodes,
+    /// One node's coordinates (`/v1/coordinate/node/<node>`).
+    CoordinateNode {
+        node: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -123,6 +156,9 @@ pub enum QueryResult {
     Keys(Vec<String>),
     Nodes(Vec<Node>),
     Services(BTreeMap<String, Vec<String>>),
+    /// Every instance, for grouping by name after `?filter=`; the ACL
+    /// filter keeps those of readable services, as for `Services`.
+    ServiceList(Vec<ServiceNode>),
     ServiceNodes(Vec<ServiceNode>),
     NodeServices(Option<NodeServices>),
     CheckServiceNodes(Vec<CheckServiceNode>),
@@ -139,4 +175,10 @@ pub enum QueryResult {
     AclResolved(Option<Box<ResolvedAclToken>>),
     AclPolicyBatch(Vec<AclPolicy>),
     AclTokenBatch(Vec<AclToken>),
+    PreparedQueries(Vec<PreparedQuery>),
+    /// `None`: no such query (or, after ACL filtering, not readable).
+    PreparedQuery(Option<Box<PreparedQuery>>),
+    /// `None`: no such query.
+    PreparedQueryExecuted(Option<Box<ExecuteResult>>),
+    Coordinates(Vec<CoordinateEntry>),
 }

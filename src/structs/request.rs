@@ -45,6 +45,12 @@ pub struct QueryOptions {
     /// serves the request; `None` = the anonymous token.
     #[serde(default)]
     pub token: Option<String>,
+    /// Consul's `?near=`: list answers sorted by estimated round trip
+    /// from this node's coordinate (already resolved from `_agent`, and
+    /// set only for a read of the caller's own datacenter, whose
+    /// coordinates these are).
+    #[serde(default)]
+    pub near: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::acl::ResolvedAclToken;
 use super::acl_replication::AclReplicationStatus;
+use super::coordinate::{CoordinateEntry, DatacenterMap};
 use super::event::UserEvent;
 use super::keyring::{KeyringArgs, PoolKeys};
 use super::raft::{NodeId, TypeConfig};
@@ -48,6 +49,8 @@ pub enum MethodId {
     AclReplication = 11,
     KeyringOperation = 12,
     PreVote = 13,
+    CoordinateUpdate = 14,
+    CoordinateDatacenters = 15,
 }
 
 impl MethodId {
@@ -67,6 +70,8 @@ impl MethodId {
             AclReplication,
             KeyringOperation,
             PreVote,
+            CoordinateUpdate,
+            CoordinateDatacenters,
         ]
         .into_iter()
         .find(|m| *m as u8 == b)
@@ -129,6 +134,16 @@ pub struct RemovePeerArgs {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AclReplicationArgs {
     pub dc: Option<String>,
+}
+
+/// One node's coordinate for its datacenter's servers to store (Consul's
+/// `Coordinate.Update`); decided (`node:write`) and buffered by the leader.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CoordinateUpdateArgs {
+    pub dc: Option<String>,
+    pub entry: CoordinateEntry,
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 /// Pre-Vote (Raft thesis 9.6): "would you vote for me?", asked before a
@@ -226,4 +241,13 @@ method!(
     /// A gossip key operation on a datacenter's LAN pool: run by the
     /// receiving server's agent, or sent on over the WAN.
     KeyringOperation, KeyringArgs, Result<PoolKeys, RequestError>
+);
+method!(
+    /// A node's coordinate, for the leader's next batch into Raft.
+    CoordinateUpdate, Routed<CoordinateUpdateArgs>, Result<(), RequestError>
+);
+method!(
+    /// Every datacenter's servers' WAN coordinates, as the receiving
+    /// server's WAN pool has them (`/v1/coordinate/datacenters`).
+    CoordinateDatacenters, (), Result<Vec<DatacenterMap>, RequestError>
 );

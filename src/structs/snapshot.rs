@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::acl::{AclPolicy, AclRole, AclToken};
 use super::catalog::{DirEntry, HealthCheck, Node, NodeService};
+use super::coordinate::CoordinateEntry;
+use super::prepared_query::PreparedQuery;
 use super::session::Session;
 
 /// Everything the store holds, for Raft snapshots and `/v1/snapshot`.
@@ -36,4 +38,10 @@ pub struct StoreSnapshot {
     /// The index ACLs were bootstrapped at.
     #[serde(default)]
     pub acl_bootstrap_index: Option<u64>,
+    /// Absent from snapshots taken before prepared queries existed.
+    #[serde(default)]
+    pub prepared_queries: Vec<PreparedQuery>,
+    /// Network coordinates; absent from snapshots taken before them.
+    #[serde(default)]
+    pub coordinates: Vec<CoordinateEntry>,
 }

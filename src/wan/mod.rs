@@ -4,9 +4,10 @@
 //! notices, reconnect, RTT pings) with WAN timings and its own snapshot,
 //! `<data-dir>/serf/remote.snapshot`.
 //!
-//! Routing is a view over its members: the live servers of a datacenter
-//! (from their `dc` and `port` tags), nearest first by measured RTT, and
-//! the datacenters known, nearest first.
+//! Routing is a view over its members and their network coordinates: the
+//! live servers of a datacenter (from their `dc` and `port` tags),
+//! nearest first, and the datacenters known, nearest first; nearness is
+//! the coordinates' estimate where known, else the measured round trip.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -15,7 +16,8 @@ use std::time::Duration;
 
 use actix::Addr;
 
-use crate::lan::{LanGossip, LanOptions, Member, MemberStatus};
+use crate::lan::{LanGossip, LanOptions, Member, MemberStatus, PoolCoordinates};
+use crate::structs::coordinate::{CoordinateEntry, DatacenterMap};
 
 /// The WAN pool's actor: the gossip actor with WAN settings.
 pub type WanGossip = LanGossip;
@@ -65,45 +67,71 @@ pub async fn start(
     .await
 }
 
+/// How far a WAN member is from this server: the estimate from the two
+/// network coordinates when its coordinate is known (Consul routes by
+/// these), else the round trip measured, else unknown.
+fn distance(m: &Member, coords: &PoolCoordinates) -> Option<Duration> {
+    match coords.peers.get(&m.name) {
+        Some(c) if c.is_compatible_with(&coords.own) => Some(coords.own.distance_to(c)),
+        _ => m.rtt,
+    }
+}
+
+fn live_servers<'a>(
+    members: &'a [Member],
+    dc: Option<&'a str>,
+) -> impl Iterator<Item = &'a Member> {
+    members.iter().filter(move |m| {
+        m.status == MemberStatus::Alive
+            && m.tags.get("role").map(String::as_str) == Some("consul")
+            && (dc.is_none() || m.tags.get("dc").map(String::as_str) == dc)
+    })
+}
+
 /// The live servers of `dc` as server RPC addresses, nearest first.
-pub fn servers_of(members: &[Member], dc: &str) -> Vec<String> {
-    let mut live: Vec<(&Member, String)> = members
-        .iter()
-        .filter(|m| {
-            m.status == MemberStatus::Alive
-                && m.tags.get("role").map(String::as_str) == Some("consul")
-                && m.tags.get("dc").map(String::as_str) == Some(dc)
-        })
+pub fn servers_of(members: &[Member], coords: &PoolCoordinates, dc: &str) -> Vec<String> {
+    let mut live: Vec<(Duration, String)> = live_servers(members, Some(dc))
         .filter_map(|m| {
             let port = m.tags.get("port")?;
-            Some((m, format!("{}:{port}", m.addr.ip())))
+            Some((
+                distance(m, coords).unwrap_or(Duration::MAX),
+                format!("{}:{port}", m.addr.ip()),
+            ))
         })
         .collect();
-    live.sort_by_key(|(m, _)| m.rtt.unwrap_or(Duration::MAX));
+    // Stable: servers at one distance keep the pool's order.
+    live.sort_by_key(|(d, _)| *d);
     live.into_iter().map(|(_, a)| a).collect()
 }
 
 /// Every datacenter with a live server, this one first, then by the
-/// median RTT to its servers (unmeasured last), then by name.
-pub fn datacenters(members: &[Member], own: &str) -> Vec<String> {
-    let mut rtts: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
+/// median distance to its servers (Consul's `GetDatacentersByDistance`:
+/// coordinates where known, else measured round trips; unmeasured last),
+/// then by name. This is the order `/v1/catalog/datacenters` answers in
+/// and the order failover to other datacenters should try them in.
+pub fn datacenters_by_distance(
+    members: &[Member],
+    coords: &PoolCoordinates,
+    own: &str,
+) -> Vec<String> {
+    let mut dists: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
     for m in members.iter().filter(|m| m.status == MemberStatus::Alive) {
         if let Some(dc) = m.tags.get("dc") {
-            let e = rtts.entry(dc.clone()).or_default();
-            if let Some(r) = m.rtt {
-                e.push(r);
+            let e = dists.entry(dc.clone()).or_default();
+            if let Some(d) = distance(m, coords) {
+                e.push(d);
             }
         }
     }
-    rtts.entry(own.to_string()).or_default();
-    let mut dcs: Vec<(Duration, String)> = rtts
+    dists.entry(own.to_string()).or_default();
+    let mut dcs: Vec<(Duration, String)> = dists
         .into_iter()
-        .map(|(dc, mut r)| {
-            r.sort();
+        .map(|(dc, mut d)| {
+            d.sort();
             let median = if dc == own {
                 Duration::ZERO
             } else {
-                r.get(r.len() / 2).copied().unwrap_or(Duration::MAX)
+                d.get(d.len() / 2).copied().unwrap_or(Duration::MAX)
             };
             (median, dc)
         })
@@ -112,9 +140,45 @@ pub fn datacenters(members: &[Member], own: &str) -> Vec<String> {
     dcs.into_iter().map(|(_, dc)| dc).collect()
 }
 
+/// `/v1/coordinate/datacenters`: each datacenter's live servers with the
+/// WAN coordinates known for them (this server's own included), by
+/// datacenter name. Servers whose coordinate is not known yet are left
+/// out, as Consul leaves them.
+pub fn coordinate_maps(
+    members: &[Member],
+    coords: &PoolCoordinates,
+    me: &str,
+) -> Vec<DatacenterMap> {
+    let mut maps: BTreeMap<String, Vec<CoordinateEntry>> = BTreeMap::new();
+    for m in live_servers(members, None) {
+        let Some(dc) = m.tags.get("dc") else { continue };
+        let entries = maps.entry(dc.clone()).or_default();
+        let coord = if m.name == me {
+            Some(coords.own.clone())
+        } else {
+            coords.peers.get(&m.name).cloned()
+        };
+        if let Some(coord) = coord {
+            entries.push(CoordinateEntry {
+                node: m.name.clone(),
+                segment: String::new(),
+                coord,
+            });
+        }
+    }
+    maps.into_iter()
+        .map(|(datacenter, coordinates)| DatacenterMap {
+            datacenter,
+            area_id: "wan".into(),
+            coordinates,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::structs::coordinate::Coordinate;
 
     fn server(
         name: &str,
@@ -145,11 +209,50 @@ mod tests {
             server("e", "dc3", [10, 0, 2, 1], Some(5), MemberStatus::Alive),
             server("f", "dc4", [10, 0, 3, 1], None, MemberStatus::Alive),
         ];
+        let none = PoolCoordinates::default();
         assert_eq!(
-            servers_of(&m, "dc2"),
+            servers_of(&m, &none, "dc2"),
             vec!["10.0.1.2:8300", "10.0.1.1:8300"]
         );
-        assert!(servers_of(&m, "dc9").is_empty());
-        assert_eq!(datacenters(&m, "dc1"), vec!["dc1", "dc3", "dc2", "dc4"]);
+        assert!(servers_of(&m, &none, "dc9").is_empty());
+        assert_eq!(
+            datacenters_by_distance(&m, &none, "dc1"),
+            vec!["dc1", "dc3", "dc2", "dc4"]
+        );
+    }
+
+    #[test]
+    fn coordinates_outrank_measured_round_trips() {
+        let m = vec![
+            server("a", "dc1", [10, 0, 0, 1], None, MemberStatus::Alive),
+            server("b", "dc2", [10, 0, 1, 1], Some(5), MemberStatus::Alive),
+            server("c", "dc3", [10, 0, 2, 1], Some(50), MemberStatus::Alive),
+        ];
+        let at = |x: f64| {
+            let mut c = Coordinate::default();
+            c.vec[0] = x;
+            c
+        };
+        // The coordinates say dc3 is 10 ms away and dc2 80 ms.
+        let coords = PoolCoordinates {
+            own: at(0.0),
+            measured: true,
+            peers: [("b.dc2", at(0.080)), ("c.dc3", at(0.010))]
+                .into_iter()
+                .map(|(n, c)| (n.to_string(), c))
+                .collect(),
+        };
+        assert_eq!(
+            datacenters_by_distance(&m, &coords, "dc1"),
+            vec!["dc1", "dc3", "dc2"]
+        );
+        let maps = coordinate_maps(&m, &coords, "a.dc1");
+        let names: Vec<_> = maps.iter().map(|d| d.datacenter.as_str()).collect();
+        assert_eq!(names, vec!["dc1", "dc2", "dc3"]);
+        assert!(maps
+            .iter()
+            .all(|d| d.area_id == "wan" && d.coordinates.len() == 1));
+        assert_eq!(maps[0].coordinates[0].coord, at(0.0));
+        assert_eq!(maps[2].coordinates[0].node, "c.dc3");
     }
 }

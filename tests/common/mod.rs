@@ -18,7 +18,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_meridian");
 /// The binary agents run: `MERIDIAN_AGENT_BIN` when set (to measure
 /// another build, e.g. the one before a fix, with the same tests), else
 /// the one cargo built.
-fn agent_bin() -> std::ffi::OsString {
+pub fn agent_bin() -> std::ffi::OsString {
     std::env::var_os("MERIDIAN_AGENT_BIN").unwrap_or_else(|| BIN.into())
 }
 
@@ -140,6 +140,16 @@ impl TestAgent {
     }
 
     pub fn client_with(data_dir: &Path, join: &str, extra: &[&str]) -> TestAgent {
+        Self::client_with_env(data_dir, join, extra, &[])
+    }
+
+    /// `client_with`, run with environment variables `env`.
+    pub fn client_with_env(
+        data_dir: &Path,
+        join: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> TestAgent {
         let args = [
             "-bind",
             "127.0.0.1",
@@ -156,7 +166,7 @@ impl TestAgent {
         .chain([data_dir.display().to_string()])
         .chain(extra.iter().map(|s| s.to_string()))
         .collect();
-        Self::start_as(args, true)
+        Self::start_full(args, true, false, Vec::new(), env_vec(env))
     }
 
     /// A server with `-bootstrap-expect N` that joins `join` if given. It
@@ -549,6 +559,21 @@ impl TestAgent {
         self.kill();
         self.client = true;
         self.spawn();
+    }
+
+    /// `restart_no_wait`, where an agent that exits while starting is an
+    /// answer, not a panic (a failpoint may take it down again at once).
+    pub fn try_restart_no_wait(&mut self) -> Result<(), String> {
+        self.kill();
+        self.client = true;
+        self.spawn_child();
+        self.try_ready()
+    }
+
+    /// Sets the command that execs the agent on its next start (restarts
+    /// keep it): empty for the agent itself.
+    pub fn set_prefix(&mut self, prefix: Vec<String>) {
+        self.prefix = prefix;
     }
 
     /// Starts the same agent again (same flags, same ports, same data).

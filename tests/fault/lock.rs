@@ -84,6 +84,22 @@ fn overlaps(lock_delay: &str, holds: &[Hold]) -> Overlaps {
     o
 }
 
+/// Overlaps of hold intervals measured elsewhere (the paused-client run:
+/// each client a process of its own): `(process, start, end)` in ns on
+/// any common clock.
+pub fn overlaps_of(lock_delay: &str, holds: &[(usize, u64, u64)]) -> Overlaps {
+    let holds: Vec<Hold> = holds
+        .iter()
+        .map(|&(process, start, end)| Hold {
+            process,
+            start,
+            end,
+            why: "",
+        })
+        .collect();
+    overlaps(lock_delay, &holds)
+}
+
 struct Shared<'a> {
     seed: u64,
     servers: &'a [String],
@@ -462,6 +478,8 @@ pub fn run(seed: u64, secs: u64, delays: &[&str], allowed: &[FaultKind]) -> Lock
     if !report.diverged.is_empty() {
         summary.verdict = format!("servers disagree on {:?}", report.diverged);
     }
+    let mut acked = acked;
+    acked.extend(rec.probe_acked());
     summary.print(&faults, &acked);
     report
 }

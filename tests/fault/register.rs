@@ -39,6 +39,9 @@ pub struct Recorder {
     pub ops: Mutex<Vec<Op>>,
     /// Default-mode reads (checked together with `ops`' writes).
     pub default_reads: Mutex<Vec<Op>>,
+    /// (invoke, complete) of the recovery probe's acknowledged writes
+    /// (`schedule::run_under_faults`).
+    pub probe: Mutex<Vec<(u64, u64)>>,
 }
 
 impl Recorder {
@@ -47,7 +50,13 @@ impl Recorder {
             start,
             ops: Mutex::new(Vec::new()),
             default_reads: Mutex::new(Vec::new()),
+            probe: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The recovery probe's acknowledged writes so far.
+    pub fn probe_acked(&self) -> Vec<(u64, u64)> {
+        self.probe.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn now(&self) -> u64 {

@@ -267,6 +267,8 @@ pub fn run(seed: u64, secs: u64) {
         .filter(|a| matches!(a.outcome, Outcome::Ok(_)))
         .filter_map(|a| Some((a.invoke, a.complete?)))
         .collect();
+    let mut acked = acked;
+    acked.extend(rec.probe_acked());
     summary.print(&faults, &acked);
     assert!(
         c.acked > 0,

@@ -268,6 +268,8 @@ pub fn run(seed: u64, secs: u64) {
             }),
         ));
     }
+    let mut acked = acked;
+    acked.extend(rec.probe_acked());
     summary.print(&faults, &acked);
     assert!(
         !acked.is_empty(),

@@ -391,6 +391,8 @@ pub fn run(seed: u64, secs: u64) {
         .filter(|w| matches!(w.2, Outcome::Ok(_)))
         .filter_map(|w| Some((w.3, w.4?)))
         .collect();
+    let mut acked = acked;
+    acked.extend(rec.probe_acked());
     summary.print(&faults, &acked);
     assert!(
         !acked.is_empty(),

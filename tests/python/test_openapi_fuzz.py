@@ -24,7 +24,8 @@ Excluded, because they stop or rewire the agent or reach outside this
 machine: `agent/leave` (stops the agent), `agent/force-leave` (a dev
 agent has no other member), `agent/join` (would dial generated
 addresses), `PUT /v1/snapshot` (restore replaces the whole state) and
-`DELETE /v1/operator/raft/peer` (could remove the only server). Check
+`DELETE /v1/operator/raft/peer` (could remove the only server) and
+`GET /v1/agent/monitor` (streams log lines until the caller hangs up). Check
 definitions are sent with their HTTP/TCP/UDP/GRPC targets pointed at a
 closed loopback port, so that no generated address is ever probed.
 """
@@ -56,6 +57,7 @@ EXCLUDED = {
     ("PUT", "/v1/agent/join/{addr}"),
     ("PUT", "/v1/snapshot"),
     ("DELETE", "/v1/operator/raft/peer"),
+    ("GET", "/v1/agent/monitor"),
 }
 
 # The 500s Consul answers for conditions of the cluster, not of the

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use super::common::{compile, DENY, DENY_LIST};
 use crate::acl::{Authorizer, Enforcer, Lookup};
 use crate::structs::catalog::{DeregisterRequest, DirEntry, Node, NodeService, RegisterRequest};
+use crate::structs::prepared_query::PreparedQuery;
 use crate::structs::query::{Query, QueryResult};
 use crate::structs::session::Session;
 use crate::structs::txn::KvOp;
@@ -26,6 +27,13 @@ impl Lookup for Store {
     }
     fn node(&self, name: &str) -> Option<Node> {
         (name == "n1").then(n1_row)
+    }
+    fn prepared_query(&self, id: &str) -> Option<PreparedQuery> {
+        (id == "pq1").then(|| PreparedQuery {
+            id: "pq1".into(),
+            name: "web-query".into(),
+            ..Default::default()
+        })
     }
 }
 
@@ -353,4 +361,85 @@ fn a_service_registration_that_leaves_the_node_alone_needs_only_service_write() 
     };
     let refused = register(takeover).unwrap_err().to_string();
     assert!(refused.contains("'service:write' on \"web\""), "{refused}");
+}
+
+fn pq(id: &str, name: &str, token: &str) -> PreparedQuery {
+    PreparedQuery {
+        id: id.into(),
+        name: name.into(),
+        token: token.into(),
+        ..Default::default()
+    }
+}
+
+fn query_rules() -> Authorizer {
+    compile(
+        &[(
+            "queries",
+            r#"
+query_prefix "web-" { policy = "write" }
+query_prefix "db-" { policy = "read" }
+"#,
+        )],
+        DENY,
+    )
+}
+
+#[test]
+fn prepared_query_writes_need_query_write_on_the_new_and_the_stored_name() {
+    let a = query_rules();
+    let e = enforcer(&a);
+    let set = |q: PreparedQuery| Command::PreparedQuerySet {
+        query: Box::new(q),
+        create: false,
+    };
+    assert!(e.write(&set(pq("new", "web-a", "")), &Store).is_ok());
+    let refused = e.write(&set(pq("new", "db-a", "")), &Store).unwrap_err();
+    assert!(refused
+        .to_string()
+        .contains("lacks permission 'query:write' on \"db-a\""));
+    // Unnamed queries need nothing, as in Consul.
+    assert!(e.write(&set(pq("new", "", "")), &Store).is_ok());
+    // `pq1` is stored as `web-query`: renaming it needs write on both.
+    assert!(e.write(&set(pq("pq1", "web-b", "")), &Store).is_ok());
+    let b = compile(
+        &[("b", r#"query_prefix "other" { policy = "write" }"#)],
+        DENY,
+    );
+    let e = enforcer(&b);
+    assert!(e.write(&set(pq("pq1", "other", "")), &Store).is_err());
+    let del = Command::PreparedQueryDelete { id: "pq1".into() };
+    assert!(e.write(&del, &Store).is_err());
+    assert!(enforcer(&a).write(&del, &Store).is_ok());
+}
+
+#[test]
+fn prepared_query_lists_keep_readable_names_and_hide_tokens() {
+    let a = query_rules();
+    let e = enforcer(&a);
+    let mut r = QueryResult::PreparedQueries(vec![
+        pq("1", "web-a", "secret"),
+        pq("2", "db-a", ""),
+        pq("3", "cache", ""),
+        pq("4", "", ""),
+    ]);
+    assert!(e.filter(&mut r), "some were dropped");
+    let QueryResult::PreparedQueries(v) = r else {
+        panic!("still a list")
+    };
+    let names: Vec<&str> = v.iter().map(|q| q.name.as_str()).collect();
+    assert_eq!(names, vec!["web-a", "db-a"]);
+    assert_eq!(v[0].token, "<hidden>");
+    let mut one = QueryResult::PreparedQuery(Some(Box::new(pq("3", "cache", ""))));
+    assert!(e.filter(&mut one));
+    assert_eq!(one, QueryResult::PreparedQuery(None));
+    // A management token sees everything, tokens too.
+    let m = Authorizer::management();
+    let mut r = QueryResult::PreparedQueries(vec![pq("1", "web-a", "secret"), pq("4", "", "")]);
+    assert!(!enforcer(&m).filter(&mut r));
+    let QueryResult::PreparedQueries(v) = r else {
+        panic!("still a list")
+    };
+    assert_eq!(v.len(), 2);
+    assert_eq!(v[0].token, "secret");
 }

@@ -66,6 +66,18 @@ fn parses_consul_names() {
             dc: Some("dc1".into())
         }
     );
+    let q = |name: &str, dc: Option<&str>| Lookup::Query {
+        name: name.into(),
+        dc: dc.map(Into::into),
+    };
+    assert_eq!(parse_labels(&labels("webq.query")), q("webq", None));
+    assert_eq!(
+        parse_labels(&labels("webq.query.dc2")),
+        q("webq", Some("dc2"))
+    );
+    assert_eq!(parse_labels(&labels("_webq._tcp.query")), q("webq", None));
+    assert_eq!(parse_labels(&labels("a.b.query")), q("a.b", None));
+    assert_eq!(parse_labels(&labels("query")), Lookup::Invalid);
     assert_eq!(parse_labels(&[]), Lookup::Apex);
     assert_eq!(parse_labels(&labels("service")), Lookup::Invalid);
     assert_eq!(parse_labels(&labels("what.ever")), Lookup::Invalid);
@@ -142,6 +154,18 @@ async fn start(recursors: Vec<String>) -> SocketAddr {
         );
     }
     register(&mut s, 9, "v6", "10.0.0.9", "", HealthStatus::Passing);
+    let webq = crate::structs::prepared_query::PreparedQuery {
+        id: "6f1c5a5e-0000-4000-8000-000000000001".into(),
+        name: "webq".into(),
+        service: crate::structs::prepared_query::ServiceQuery {
+            service: "web".into(),
+            only_passing: true,
+            ..Default::default()
+        },
+        dns: crate::structs::prepared_query::QueryDns { ttl: "7s".into() },
+        ..Default::default()
+    };
+    s.prepared_query_set(10, webq, true).unwrap();
     let reads = Arc::new(FakeReads(Arc::new(Mutex::new(s))));
     let config = Arc::new(RuntimeConfig {
         recursors,
@@ -350,4 +374,29 @@ async fn garbage_packets_do_not_stop_the_server() {
     }
     let m = udp(server, "n1.node.consul.", RecordType::A, false).await;
     assert_eq!(ips(&m), ["10.0.0.1"]);
+}
+
+#[actix_rt::test]
+async fn prepared_query_names_answer_with_the_query_ttl() {
+    let server = start(vec![]).await;
+    // OnlyPassing: n2 (critical) and n3 (warning) are left out.
+    let m = tcp(server, "webq.query.consul.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    let got = ips(&m);
+    assert_eq!(got.len(), 6, "{got:?}");
+    assert!(!got.contains(&"10.0.0.3".to_string()));
+    assert!(m.answers.iter().all(|r| r.ttl == 7));
+    // By ID too, and SRV with the node's address beside it.
+    let m = tcp(
+        server,
+        "6f1c5a5e-0000-4000-8000-000000000001.query.consul.",
+        RecordType::SRV,
+    )
+    .await;
+    assert_eq!(m.answers.len(), 6);
+    assert_eq!(m.additionals.len(), 6);
+    let m = tcp(server, "nope.query.consul.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    let m = tcp(server, "webq.query.dc9.consul.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
 }

@@ -18,7 +18,7 @@ impl NodeActor {
         let expired = self.local.expired_critical(Instant::now());
         for id in &expired {
             tracing::info!(service = %id, "service critical past deregister_critical_service_after: deregistering");
-            self.local.remove_service(id);
+            self.forget_service(id);
             self.local.dirty.insert(id.clone());
         }
         if !expired.is_empty() {

@@ -49,6 +49,9 @@ pub(super) struct SyncReport {
     written: Vec<String>,
     /// Entries ACLs refused, and why.
     blocked: Vec<(String, String)>,
+    /// `EnableTagOverride` services whose catalog tags (changed by
+    /// someone else) were kept: the local state takes them.
+    adopted: Vec<(String, Vec<String>)>,
 }
 
 impl SyncReport {
@@ -60,6 +63,7 @@ impl SyncReport {
         self.failed |= other.failed;
         self.written.extend(other.written);
         self.blocked.extend(other.blocked);
+        self.adopted.extend(other.adopted);
         self
     }
 }
@@ -68,7 +72,16 @@ impl SyncReport {
 /// over; any other failure stops the pass.
 async fn write_all(router: &Router, writes: Vec<SyncWrite>) -> SyncReport {
     let mut report = SyncReport::default();
-    for w in writes {
+    for mut w in writes {
+        if let Command::Register(req) = &mut w.command {
+            if let Some(svc) = req.service.as_mut().filter(|s| s.enable_tag_override) {
+                let theirs = catalog_tags(router, &req.node, &svc.id, w.token.clone()).await;
+                if let Some(tags) = theirs.filter(|t| *t != svc.tags) {
+                    report.adopted.push((svc.id.clone(), tags.clone()));
+                    svc.tags = tags;
+                }
+            }
+        }
         let req = WriteRequest {
             dc: None,
             command: w.command,
@@ -87,6 +100,31 @@ async fn write_all(router: &Router, writes: Vec<SyncWrite>) -> SyncReport {
         }
     }
     report
+}
+
+/// The tags the catalog holds for this node's service `id`, None when it
+/// holds no such service or cannot be read: an `EnableTagOverride`
+/// service keeps tags others set there, so each write of it reads first.
+async fn catalog_tags(
+    router: &Router,
+    node: &str,
+    id: &str,
+    token: Option<String>,
+) -> Option<Vec<String>> {
+    let read = ReadRequest {
+        opts: QueryOptions {
+            consistency: Consistency::Stale,
+            token,
+            ..Default::default()
+        },
+        query: Query::CatalogNode {
+            node: node.to_string(),
+        },
+    };
+    match router.read(read).await.ok()?.result {
+        QueryResult::NodeServices(Some(ns)) => ns.services.get(id).map(|s| s.tags.clone()),
+        _ => None,
+    }
 }
 
 impl NodeActor {
@@ -175,6 +213,12 @@ impl NodeActor {
     /// every retry); backs off after a failed or blocked pass, resets
     /// after a good one.
     pub(super) fn sync_done(&mut self, report: &SyncReport) {
+        for (id, tags) in &report.adopted {
+            if self.local.adopt_tags(id, tags) {
+                tracing::debug!(service = %id, "kept the catalog's tags (enable_tag_override)");
+                self.services_changed();
+            }
+        }
         for what in &report.written {
             if self.blocked.remove(what) {
                 tracing::info!(entry = %what, "catalog sync no longer blocked by ACLs");

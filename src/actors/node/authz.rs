@@ -447,6 +447,10 @@ impl Lookup for StoreLookup<'_> {
         }
     }
 
+    fn prepared_query(&self, id: &str) -> Option<crate::structs::prepared_query::PreparedQuery> {
+        self.0.prepared_query_get(id, None).1
+    }
+
     fn node(&self, name: &str) -> Option<Node> {
         let q = Query::CatalogNode {
             node: name.to_string(),

@@ -84,6 +84,18 @@ impl Service for Endpoint {
                 MethodId::KeyringOperation => {
                     answer::<rpc::KeyringOperation, _, _>(&args, |k| router.keyring_lan(k)).await
                 }
+                MethodId::CoordinateUpdate => {
+                    answer::<rpc::CoordinateUpdate, _, _>(&args, |c| {
+                        router.coordinate_update(c.req, c.hop)
+                    })
+                    .await
+                }
+                MethodId::CoordinateDatacenters => {
+                    answer::<rpc::CoordinateDatacenters, _, _>(&args, |()| {
+                        router.coordinate_datacenters()
+                    })
+                    .await
+                }
                 MethodId::AclReplication => {
                     answer::<rpc::AclReplication, _, _>(&args, |a| {
                         router.acl_replication(a.req, a.hop)

@@ -79,9 +79,22 @@ impl Local {
         }
     }
 
-    /// Adds or replaces a service and its inline checks. Checks whose
-    /// definition is unchanged keep their status and output.
+    /// Adds or replaces a service and its inline checks, dropping the
+    /// service's checks the new definition no longer has (files, and the
+    /// API's `?replace-existing-checks`). Checks whose definition is
+    /// unchanged keep their status and output.
     pub fn add_service(&mut self, def: &ServiceDefinition, from_file: bool) -> String {
+        self.add_service_with(def, from_file, true)
+    }
+
+    /// [`Local::add_service`]; without `replace_checks` the service's
+    /// other checks stay, as Consul's API register keeps them.
+    pub fn add_service_with(
+        &mut self,
+        def: &ServiceDefinition,
+        from_file: bool,
+        replace_checks: bool,
+    ) -> String {
         let id = if def.id.is_empty() {
             def.name.clone()
         } else {
@@ -93,6 +106,14 @@ impl Local {
             tags: def.tags.clone(),
             address: def.address.clone(),
             meta: def.meta.clone(),
+            tagged_addresses: def
+                .tagged_addresses
+                .iter()
+                .map(|(k, a)| {
+                    let v = serde_json::json!({"Address": a.address, "Port": a.port});
+                    (k.clone(), v)
+                })
+                .collect(),
             port: def.port,
             weights: def
                 .weights
@@ -122,7 +143,8 @@ impl Local {
             .checks
             .iter()
             .filter(|(cid, c)| {
-                c.row.service_id == id
+                replace_checks
+                    && c.row.service_id == id
                     && !keep.contains(cid.as_str())
                     && !cid.starts_with(SERVICE_MAINT_PREFIX)
             })
@@ -150,6 +172,23 @@ impl Local {
         }
         self.dirty.insert(id.clone());
         id
+    }
+
+    /// `EnableTagOverride`: the catalog's tags, changed there by someone
+    /// else, become this service's (Consul's `updateSyncState`), without
+    /// making it dirty; false when nothing changed.
+    pub fn adopt_tags(&mut self, id: &str, tags: &[String]) -> bool {
+        let Some(s) = self.services.get_mut(id) else {
+            return false;
+        };
+        if !s.service.enable_tag_override || s.service.tags == tags {
+            return false;
+        }
+        s.service.tags = tags.to_vec();
+        for c in self.checks.values_mut().filter(|c| c.row.service_id == id) {
+            c.row.service_tags = tags.to_vec();
+        }
+        true
     }
 
     fn insert_check(&mut self, mut row: HealthCheck, mut def: CheckDefinition, from_file: bool) {
@@ -216,7 +255,7 @@ impl Local {
                     .get(&def.service_id)
                     .map(|s| s.service.clone())
                     .ok_or_else(|| {
-                        LocalError::NotFound(format!(
+                        LocalError::Invalid(format!(
                             "ServiceID {:?} does not exist",
                             def.service_id
                         ))

@@ -7,21 +7,26 @@
 //!   HTTP, DNS and RPC alike (other datacenter, served here, the leader);
 //! - `endpoint.rs`: what a server answers on its RPC port;
 //! - `anti_entropy.rs`: syncing local services and checks to the catalog;
+//! - `coordinate_sync.rs`: the agent's network coordinate to its servers,
+//!   and the leader's batches of them into Raft;
 //! - `alias.rs`: alias checks and critical-service reaping;
 //! - `pools.rs`: the LAN and WAN gossip pools (join, leave, members);
 //! - `keyring.rs`: gossip key operations on both pools;
 //! - `events.rs`: user events this agent keeps;
 //! - `local.rs`: the local state itself, as pure data;
+//! - `persist.rs`: API-registered services and checks kept on disk;
 //! - `authz.rs`: ACL decisions on the request path; `tokens.rs`: the
 //!   agent's own tokens, settable at run time and persisted.
 
 mod alias;
 mod anti_entropy;
 mod authz;
+pub mod coordinate_sync;
 pub mod endpoint;
 pub mod events;
 pub mod keyring;
 pub mod local;
+pub mod persist;
 mod pools;
 pub mod router;
 pub mod tokens;
@@ -52,7 +57,16 @@ pub struct RegisterService {
     pub def: ServiceDefinition,
     /// The caller may register script checks (see `script_checks_allowed`).
     pub scripts_allowed: bool,
+    /// `?replace-existing-checks`: checks of the service the definition
+    /// no longer names go (else they stay, as in Consul).
+    pub replace_checks: bool,
 }
+
+/// A receiver that changes whenever a local service is added, changed or
+/// removed: what `/v1/agent/service/<id>?hash=` blocks on.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "tokio::sync::watch::Receiver<u64>")]
+pub struct WatchLocalServices;
 
 /// Register (or replace) a check (`/v1/agent/check/register`).
 #[derive(Message, Debug, Clone)]
@@ -128,6 +142,9 @@ pub struct AgentInfo {
     pub store: Option<crate::structs::StoreStats>,
     pub local_services: usize,
     pub local_checks: usize,
+    /// Script checks (Consul's `check_monitors`) and TTL checks.
+    pub check_monitors: usize,
+    pub check_ttls: usize,
 }
 
 /// Re-read the config files and apply what can change at run time.
@@ -166,6 +183,10 @@ pub struct NodeActor {
     /// Catalog entries whose last write ACLs refused (logged once).
     blocked: std::collections::BTreeSet<String>,
     events: events::EventLog,
+    /// Where API registrations are kept across restarts (not in dev mode).
+    persist: Option<persist::Store>,
+    /// Bumped on every change of a local service (see `WatchLocalServices`).
+    services_tx: tokio::sync::watch::Sender<u64>,
 }
 
 impl NodeActor {
@@ -181,6 +202,19 @@ impl NodeActor {
         let mut local = Local::new(&config.node_name);
         for e in local.reload(&config.services, &config.checks) {
             tracing::error!(error = %e, "check from the config files refused");
+        }
+        let persist = persist::Store::open(&config);
+        if let Some(store) = &persist {
+            let (services, checks) = store.load();
+            for def in &services {
+                local.add_service_with(def, false, false);
+            }
+            for def in checks {
+                let id = def.id.clone();
+                if let Err(e) = local.add_check(def, false) {
+                    tracing::error!(check = %id, error = %e, "persisted check refused");
+                }
+            }
         }
         NodeActor {
             config,
@@ -199,7 +233,36 @@ impl NodeActor {
             retry_at: None,
             blocked: Default::default(),
             events: Default::default(),
+            persist,
+            services_tx: tokio::sync::watch::channel(0).0,
         }
+    }
+
+    /// Wakes whoever blocks on the local services.
+    pub(super) fn services_changed(&self) {
+        self.services_tx.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Removes a local service, its checks and their persisted copies.
+    fn forget_service(&mut self, id: &str) -> bool {
+        let checks: Vec<String> = self
+            .local
+            .checks
+            .iter()
+            .filter(|(_, c)| c.row.service_id == id)
+            .map(|(cid, _)| cid.clone())
+            .collect();
+        if !self.local.remove_service(id) {
+            return false;
+        }
+        if let Some(store) = &self.persist {
+            store.remove_service(id);
+            for cid in &checks {
+                store.remove_check(cid);
+            }
+        }
+        self.services_changed();
+        true
     }
 
     /// The HTTP(S) listeners' per-IP limit, for a reload to change.
@@ -288,7 +351,13 @@ impl Handler<RegisterService> for NodeActor {
                 ))));
             }
         }
-        let id = self.local.add_service(&msg.def, false);
+        let id = self
+            .local
+            .add_service_with(&msg.def, false, msg.replace_checks);
+        if let Some(store) = &self.persist {
+            store.save_service(&msg.def, &id);
+        }
+        self.services_changed();
         self.publish_checks(ctx);
         self.write_through(vec![id])
     }
@@ -298,7 +367,7 @@ impl Handler<DeregisterService> for NodeActor {
     type Result = ResponseActFuture<Self, Result<bool, RequestError>>;
 
     fn handle(&mut self, msg: DeregisterService, ctx: &mut Context<Self>) -> Self::Result {
-        if !self.local.remove_service(&msg.0) {
+        if !self.forget_service(&msg.0) {
             return Box::pin(actix::fut::ready(Ok(false)));
         }
         self.publish_checks(ctx);
@@ -316,8 +385,13 @@ impl Handler<RegisterCheck> for NodeActor {
             ))));
         }
         let service = msg.def.service_id.clone();
-        if let Err(e) = self.local.add_check(msg.def, false) {
-            return Box::pin(actix::fut::ready(Err(e)));
+        let def = msg.def.clone();
+        let id = match self.local.add_check(msg.def, false) {
+            Ok(id) => id,
+            Err(e) => return Box::pin(actix::fut::ready(Err(e))),
+        };
+        if let Some(store) = &self.persist {
+            store.save_check(&def, &id);
         }
         self.publish_checks(ctx);
         self.write_through(vec![service])
@@ -333,6 +407,9 @@ impl Handler<DeregisterCheck> for NodeActor {
                 "Unknown check ID {:?}. Ensure that the check ID is passed, not the check name.",
                 msg.0
             )));
+        }
+        if let Some(store) = &self.persist {
+            store.remove_check(&msg.0);
         }
         self.publish_checks(ctx);
         self.sync_changes(ctx);
@@ -443,6 +520,14 @@ impl Handler<GetLocalState> for NodeActor {
     }
 }
 
+impl Handler<WatchLocalServices> for NodeActor {
+    type Result = MessageResult<WatchLocalServices>;
+
+    fn handle(&mut self, _: WatchLocalServices, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.services_tx.subscribe())
+    }
+}
+
 impl Handler<GetAgentInfo> for NodeActor {
     type Result = MessageResult<GetAgentInfo>;
 
@@ -453,6 +538,18 @@ impl Handler<GetAgentInfo> for NodeActor {
             store: self.router.local_store_stats(),
             local_services: self.local.services.len(),
             local_checks: self.local.checks.len(),
+            check_monitors: self
+                .local
+                .checks
+                .values()
+                .filter(|c| c.def.kind() == "script")
+                .count(),
+            check_ttls: self
+                .local
+                .checks
+                .values()
+                .filter(|c| c.def.kind() == "ttl")
+                .count(),
         })
     }
 }
@@ -490,6 +587,7 @@ impl Handler<Reload> for NodeActor {
         {
             tracing::error!(error = %e, "check from the config files refused");
         }
+        self.services_changed();
         self.publish_checks(ctx);
         self.dirty = true;
         self.sync_all(ctx);

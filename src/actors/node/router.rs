@@ -32,6 +32,7 @@
 //! ACL writes of objects the primary datacenter owns go there (`acl.rs`).
 
 mod acl;
+pub mod coordinate;
 mod keyring;
 
 use std::collections::{BTreeMap, HashMap};
@@ -49,6 +50,8 @@ use crate::acl::{Access, Resource};
 use crate::actors::raft::{raft_id, LocalServer};
 use crate::config::RuntimeConfig;
 use crate::rpc::{Pool, RpcError};
+use crate::structs::prepared_query::{failover_order, ExecuteOptions};
+use crate::structs::query::{Query, QueryResult};
 use crate::structs::rpc::{
     self, FireEventArgs, Hop, Method, PeerRef, RemovePeerArgs, Routed, StatusArgs,
 };
@@ -90,6 +93,8 @@ pub struct Router(Arc<Inner>);
 
 struct Inner {
     dc: String,
+    /// This agent's node name (its WAN member is `NODE.DC`).
+    node: String,
     /// `primary_datacenter`: where ACL policies, roles and global tokens
     /// are written.
     primary: String,
@@ -113,6 +118,8 @@ struct Inner {
     authz: Authz,
     /// A client agent's tokens resolved by its servers.
     tokens: access::TokenCache,
+    /// The leader's coordinate updates waiting for the next batch.
+    coordinates: coordinate::Pending,
 }
 
 impl Router {
@@ -126,6 +133,7 @@ impl Router {
     ) -> Router {
         Router(Arc::new(Inner {
             dc: config.datacenter.clone(),
+            node: config.node_name.clone(),
             primary: config.primary_datacenter.clone(),
             local,
             servers: RwLock::default(),
@@ -137,6 +145,7 @@ impl Router {
             hold: config.rpc_hold_timeout,
             authz: Authz::new(config),
             tokens: access::TokenCache::new(config),
+            coordinates: coordinate::Pending::default(),
         }))
     }
 
@@ -197,16 +206,11 @@ impl Router {
     async fn servers(&self, target: &Target) -> Result<(Vec<String>, RequestError), RequestError> {
         let list = match (target, &self.0.local) {
             (Target::Dc(dc), Some(_)) => {
-                let wan = self
-                    .0
-                    .wan
-                    .as_ref()
-                    .ok_or(RequestError::NoPathToDatacenter)?;
-                let members = wan
-                    .send(crate::lan::Members)
-                    .await
-                    .map_err(|_| RequestError::ShuttingDown)?;
-                let servers = crate::wan::servers_of(&members, dc);
+                if self.0.wan.is_none() {
+                    return Err(RequestError::NoPathToDatacenter);
+                }
+                let (members, coords) = self.wan_view().await?;
+                let servers = crate::wan::servers_of(&members, &coords, dc);
                 if servers.is_empty() {
                     return Err(RequestError::NoPathToDatacenter);
                 }
@@ -335,22 +339,23 @@ impl Router {
         };
         Box::pin(self.learn_foreign(local, req.opts.token.as_deref())).await?;
         let authz = &self.0.authz;
+        let prepared = PreparedExec::of(&req);
         if local.serves_now(req.opts.consistency) {
             let access = authz.read(local.store(), &req)?;
             if let Some(r) = local.try_read(&req).await {
-                return Ok(authz::filter(access.as_ref(), r));
+                return self.served(local, prepared, access, r).await;
             }
         }
         if req.opts.consistency == Consistency::Stale {
             let access = authz.read(local.store(), &req)?;
             let r = Box::pin(local.read(req)).await?;
-            return Ok(authz::filter(access.as_ref(), r));
+            return self.served(local, prepared, access, r).await;
         }
         match Self::leader_addr(local, hop)? {
             None => {
                 let access = authz.read(local.store(), &req)?;
                 let r = Box::pin(local.read(req)).await?;
-                Ok(authz::filter(access.as_ref(), r))
+                self.served(local, prepared, access, r).await
             }
             Some(addr) => {
                 let timeout = call_timeout(&req.opts, LEADER_HOLD);
@@ -361,6 +366,89 @@ impl Router {
                 Box::pin(self.leader::<rpc::Read>(&addr, args, timeout)).await?
             }
         }
+    }
+
+    /// A read this server served, filtered for the token. A prepared
+    /// query's execution is filtered with the query's own token when it
+    /// has one (Consul's `Token` field), and fails over to other
+    /// datacenters when nothing here is healthy.
+    async fn served(
+        &self,
+        local: &LocalServer,
+        prepared: Option<PreparedExec>,
+        access: Option<authz::Access>,
+        r: ReadResponse,
+    ) -> Result<ReadResponse, RequestError> {
+        let Some(prepared) = prepared else {
+            return Ok(authz::filter(access.as_ref(), r));
+        };
+        Box::pin(self.prepared_served(local, prepared, access, r)).await
+    }
+
+    async fn prepared_served(
+        &self,
+        local: &LocalServer,
+        prepared: PreparedExec,
+        access: Option<authz::Access>,
+        r: ReadResponse,
+    ) -> Result<ReadResponse, RequestError> {
+        let token = match &r.result {
+            QueryResult::PreparedQueryExecuted(Some(e)) => e.query.token.clone(),
+            _ => return Ok(authz::filter(access.as_ref(), r)),
+        };
+        let access = match access {
+            Some(_) if !token.is_empty() => {
+                Some(self.0.authz.resolve_here(local.store(), Some(&token))?)
+            }
+            a => a,
+        };
+        let mut r = authz::filter(access.as_ref(), r);
+        let QueryResult::PreparedQueryExecuted(Some(exec)) = &mut r.result else {
+            return Ok(r);
+        };
+        if exec.datacenter.is_empty() {
+            exec.datacenter = self.0.dc.clone();
+        }
+        if !exec.nodes.is_empty() || !prepared.may_fail_over {
+            return Ok(r);
+        }
+        let by_distance = self.datacenters_by_distance().await;
+        let order = failover_order(&exec.query.service.failover, &by_distance, &self.0.dc);
+        for dc in order {
+            exec.failovers += 1;
+            let req = ReadRequest {
+                opts: QueryOptions {
+                    dc: Some(dc.clone()),
+                    consistency: prepared.opts.consistency,
+                    token: prepared.opts.token.clone(),
+                    ..Default::default()
+                },
+                query: Query::PreparedQueryExecuteRemote {
+                    query: Box::new(exec.query.clone()),
+                    opts: prepared.exec.clone(),
+                },
+            };
+            let target = Target::Dc(dc.to_ascii_lowercase());
+            let answer = self
+                .remote::<rpc::Read>(&target, routed(req), self.0.hold)
+                .await
+                .and_then(|a| a);
+            match answer {
+                Ok(ReadResponse {
+                    result: QueryResult::PreparedQueryExecuted(Some(remote)),
+                    ..
+                }) if !remote.nodes.is_empty() => {
+                    exec.nodes = remote.nodes;
+                    exec.datacenter = remote.datacenter;
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(datacenter = %dc, error = %e, "prepared query failover failed; trying the next");
+                }
+            }
+        }
+        Ok(r)
     }
 
     pub async fn write(&self, mut req: WriteRequest) -> Result<WriteResponse, RequestError> {
@@ -466,11 +554,16 @@ impl Router {
                 .remote::<rpc::Datacenters>(&Target::Here, (), LEADER_HOLD)
                 .await?;
         }
-        let members = match &self.0.wan {
-            Some(w) => w.send(crate::lan::Members).await.unwrap_or_default(),
-            None => Vec::new(),
-        };
-        Ok(crate::wan::datacenters(&members, &self.0.dc))
+        Ok(self.datacenters_by_distance().await)
+    }
+
+    /// This server's datacenters, nearest first by network coordinates
+    /// (see `crate::wan::datacenters_by_distance`): the order failover to
+    /// other datacenters tries them in. Only this datacenter when the WAN
+    /// pool cannot say.
+    pub async fn datacenters_by_distance(&self) -> Vec<String> {
+        let (members, coords) = self.wan_view().await.unwrap_or_default();
+        crate::wan::datacenters_by_distance(&members, &coords, &self.0.dc)
     }
 
     /// Fires a user event in `dc`: into this agent's LAN pool, or through
@@ -560,6 +653,31 @@ impl ReadPath for Router {
         }
         let me = self.clone();
         Box::pin(async move { me.read(req).await })
+    }
+}
+
+/// What a prepared query's execution needs after the local read: its
+/// options again (for the datacenters it fails over to), and whether it
+/// may fail over (an execution for another datacenter's failover may
+/// not, as in Consul).
+struct PreparedExec {
+    opts: QueryOptions,
+    exec: ExecuteOptions,
+    may_fail_over: bool,
+}
+
+impl PreparedExec {
+    fn of(req: &ReadRequest) -> Option<PreparedExec> {
+        let (exec, may_fail_over) = match &req.query {
+            Query::PreparedQueryExecute { opts, .. } => (opts, true),
+            Query::PreparedQueryExecuteRemote { opts, .. } => (opts, false),
+            _ => return None,
+        };
+        Some(PreparedExec {
+            opts: req.opts.clone(),
+            exec: exec.clone(),
+            may_fail_over,
+        })
     }
 }
 

@@ -246,6 +246,7 @@ impl Follow {
                 min_index,
                 max_wait: BLOCKING_WAIT,
                 token: self.token.clone(),
+                near: None,
             },
             query,
         };

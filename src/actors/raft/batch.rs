@@ -78,6 +78,38 @@ fn command_size(c: &Command) -> usize {
     }
 }
 
+static COMMIT_TIME: crate::metrics::Static<crate::metrics::Summary> =
+    crate::metrics::summary("raft.commitTime");
+static APPLY: crate::metrics::Static<crate::metrics::Counter> =
+    crate::metrics::counter("raft.apply");
+
+/// Consul's timer for a write of this kind, from queueing to applied
+/// (`kvs.apply`, `txn.apply`, ...); none for the writes Consul does not
+/// time.
+fn apply_timer(c: &Command) -> Option<&'static crate::metrics::Summary> {
+    use crate::metrics::{summary, Static, Summary};
+    static KVS: Static<Summary> = summary("kvs.apply");
+    static TXN: Static<Summary> = summary("txn.apply");
+    static REGISTER: Static<Summary> = summary("catalog.register");
+    static DEREGISTER: Static<Summary> = summary("catalog.deregister");
+    static SESSION: Static<Summary> = summary("session.apply");
+    let timer = match c {
+        Command::KvSet { .. }
+        | Command::KvCas { .. }
+        | Command::KvDelete { .. }
+        | Command::KvDeleteCas { .. }
+        | Command::KvDeleteTree { .. }
+        | Command::KvLock { .. }
+        | Command::KvUnlock { .. } => &KVS,
+        Command::Txn(_) | Command::TxnOps(_) => &TXN,
+        Command::Register(_) => &REGISTER,
+        Command::Deregister(_) => &DEREGISTER,
+        Command::SessionCreate(_) | Command::SessionDestroy { .. } => &SESSION,
+        _ => return None,
+    };
+    Some(timer.get())
+}
+
 impl RaftActor {
     /// Queues a write; the batcher sends everything queued as one entry.
     pub(super) fn write(
@@ -91,12 +123,20 @@ impl RaftActor {
         if let Command::SessionRenew { id } = &command {
             self.renew_ttl(id);
         }
+        let timer = apply_timer(&command);
+        let started = std::time::Instant::now();
         let (tx, rx) = oneshot::channel();
         self.queue.push(Queued { command, reply: tx });
         if !self.in_flight {
             self.flush(ctx);
         }
-        Box::pin(async move { rx.await.unwrap_or(Err(RequestError::ShuttingDown)) })
+        Box::pin(async move {
+            let r = rx.await.unwrap_or(Err(RequestError::ShuttingDown));
+            if let (Some(t), Ok(_)) = (timer, &r) {
+                t.since(started);
+            }
+            r
+        })
     }
 
     /// Sends the queued writes as one Raft entry. openraft 0.9 flushes one
@@ -120,7 +160,9 @@ impl RaftActor {
         };
         let raft = self.raft.clone();
         let (me, lease_ms) = (self.node_id, leader_lease(&self.config));
+        let writes = batch.len();
         let fut = async move {
+            let started = std::time::Instant::now();
             // Writers learn of a lost leadership or a stuck commit with
             // an error; their entry may still commit later, as with Consul.
             let failed = tokio::select! {
@@ -139,6 +181,8 @@ impl RaftActor {
             };
             match outcome {
                 Ok(resp) => {
+                    COMMIT_TIME.get().since(started);
+                    APPLY.get().incr(writes as f64);
                     let index = resp.log_id.index;
                     let results = match resp.data {
                         CommandResult::Batch(r) if batch.len() > 1 => r,

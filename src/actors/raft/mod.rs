@@ -15,7 +15,9 @@
 //! - `acl_replication.rs`: a secondary datacenter's leader following the
 //!   primary's ACL policies, roles and global tokens;
 //! - `session_ttl.rs`: the leader's session TTL timers;
-//! - `tombstone_gc.rs`: the leader's KV tombstone reaper.
+//! - `tombstone_gc.rs`: the leader's KV tombstone reaper;
+//! - `telemetry.rs`: Raft's and the state store's figures for
+//!   `/v1/agent/metrics`.
 //!
 //! Where a request goes (another datacenter, the leader) is not decided
 //! here but by the router (`actors::node::router`); this actor only ever
@@ -29,6 +31,7 @@ mod prevote;
 mod read;
 mod session_ttl;
 mod snapshots;
+mod telemetry;
 mod timing;
 mod tombstone_gc;
 
@@ -114,6 +117,7 @@ impl RaftActor {
         let db = open_store(dir.as_deref()).await?;
         let db_handle = Arc::downgrade(&db);
         let store: SharedStore = fsm::new_shared(StateStore::new());
+        telemetry::watch_store(&store);
         let sm = StateMachine::open(db.clone(), store.clone())?;
         let log = LogStore::new(db);
         // Refuses to start when the lease could outlive the followers'
@@ -202,6 +206,7 @@ impl Actor for RaftActor {
         // Reconcile as soon as leadership changes, and on an interval to
         // repair anything a failed write left behind.
         ctx.run_interval(Duration::from_secs(1), |act, ctx| {
+            telemetry::sample_last_contact(&act.raft.metrics().borrow());
             act.try_bootstrap(ctx);
             act.reconcile(ctx);
             act.acl_replication_tick(ctx);
@@ -227,8 +232,10 @@ impl Actor for RaftActor {
         ctx.spawn(
             async move {
                 let mut was_leader = false;
+                let mut telemetry = telemetry::RaftTelemetry::default();
                 while metrics.changed().await.is_ok() {
                     let m = metrics.borrow().clone();
+                    telemetry.observe(&m);
                     if let Err(fatal) = &m.running_state {
                         raft_failed(fatal, raft_dir.as_deref());
                         break;

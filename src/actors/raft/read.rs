@@ -486,7 +486,12 @@ pub async fn blocking_query(
         let blocking = opts.min_index > 0 && Instant::now() < deadline;
         let (index, result) = {
             let s = fsm::read(store);
-            execute(&s, query, blocking.then_some(&waiter))
+            let (index, mut result) = execute(&s, query, blocking.then_some(&waiter));
+            // Sorted under the same read lock: the coordinates match the rows.
+            if let Some(near) = &opts.near {
+                s.sort_by_distance(near, &mut result);
+            }
+            (index, result)
         };
         if !blocking || index > opts.min_index {
             return (index.max(1), result);

@@ -1,6 +1,6 @@
 //! The nested blocks of a config file that hold settings rather than
 //! definitions: `ports`, `addresses`, `performance`, `ui_config`,
-//! `limits`, `http_config` and `dns_config`. Each key is acted on, or
+//! `limits`, `http_config`, `dns_config` and `telemetry`. Each key is acted on, or
 //! handed to [`Ignored`] to be warned of or refused, or is an error.
 
 use super::keys::Ignored;
@@ -144,7 +144,7 @@ pub(super) fn limits(
     Ok(())
 }
 
-fn float(x: &At) -> Result<f64, ConfigError> {
+pub(super) fn float(x: &At) -> Result<f64, ConfigError> {
     match x.v {
         serde_json::Value::Number(n) => n.as_f64(),
         serde_json::Value::String(s) => s.parse().ok(),
@@ -199,6 +199,28 @@ pub(super) fn dns_config(
             }
             _ if ignored.handle(&format!("dns_config.{k}"), &x)? => {}
             _ => return Err(x.err("unknown dns_config key")),
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn telemetry(
+    cfg: &mut RuntimeConfig,
+    a: &At,
+    ignored: &mut Ignored,
+) -> Result<(), ConfigError> {
+    let t = &mut cfg.telemetry;
+    for (k, v) in a.object()? {
+        let x = a.child(k, v);
+        match k.as_str() {
+            "prometheus_retention_time" => t.prometheus_retention_time = x.duration()?,
+            "disable_hostname" => t.disable_hostname = x.boolean()?,
+            "metrics_prefix" | "statsite_prefix" => t.metrics_prefix = x.string()?,
+            "disable_compat_1.9" => t.disable_compat_1_9 = x.boolean()?,
+            // The sinks that would send the metrics elsewhere are refused
+            // (keys::REFUSED), the tuning of those sinks warned of.
+            _ if ignored.handle(&format!("telemetry.{k}"), &x)? => {}
+            _ => return Err(x.err("unknown telemetry key")),
         }
     }
     Ok(())

@@ -91,6 +91,21 @@ pub(super) fn parse_service(
             "meta" => s.meta = a.string_map()?,
             "enabletagoverride" => s.enable_tag_override = a.boolean()?,
             "kind" => s.kind = a.string()?,
+            "taggedaddresses" => {
+                for (tk, tv) in a.object()? {
+                    let t = a.child(tk, tv);
+                    let mut addr = crate::structs::catalog::ServiceAddress::default();
+                    for (fk, fv) in t.object()? {
+                        let f = t.child(fk, fv);
+                        match fold(fk).as_str() {
+                            "address" => addr.address = f.string()?,
+                            "port" => addr.port = f.uint()?,
+                            _ => return Err(f.err("unknown tagged address key")),
+                        }
+                    }
+                    s.tagged_addresses.insert(tk.to_string(), addr);
+                }
+            }
             "weights" => {
                 let (mut passing, mut warning) = (1, 1);
                 for (wk, wv) in a.object()? {

@@ -90,6 +90,21 @@ pub(super) fn apply_file(
             "max_query_time" => cfg.max_query_time = a.duration()?,
             "raft_snapshot_threshold" => cfg.raft_snapshot_threshold = a.uint()?,
             "raft_trailing_logs" => cfg.raft_trailing_logs = a.uint()?,
+            "disable_coordinates" => cfg.disable_coordinates = a.boolean()?,
+            "sync_coordinate_interval_min" => {
+                let d = a.duration()?;
+                if d.is_zero() {
+                    return Err(a.err("sync_coordinate_interval_min must be positive"));
+                }
+                cfg.sync_coordinate_interval_min = d;
+            }
+            "sync_coordinate_rate_target" => {
+                let r = blocks::float(&a)?;
+                if !(r.is_finite() && r > 0.0) {
+                    return Err(a.err("sync_coordinate_rate_target must be a positive number"));
+                }
+                cfg.sync_coordinate_rate_target = r;
+            }
             "dns_config" => blocks::dns_config(cfg, &a, &mut ignored)?,
             "http_config" => blocks::http_config(&a, &mut ignored)?,
             "service" | "services" => {
@@ -108,6 +123,7 @@ pub(super) fn apply_file(
                 }
             }
             "limits" => blocks::limits(cfg, &a, &mut ignored)?,
+            "telemetry" => blocks::telemetry(cfg, &a, &mut ignored)?,
             "pid_file" => cfg.pid_file = Some(PathBuf::from(a.string()?)),
             // Meridian never checks for updates: what this asks is done.
             "disable_update_check" => {

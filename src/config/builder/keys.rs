@@ -24,7 +24,6 @@ pub const IGNORED: &[&str] = &[
     "check.output_max_size",
     "check.tls_server_name",
     "check.type",
-    "disable_coordinates",
     "disable_host_node_id",
     "disable_remote_exec",
     "discovery_max_stale",
@@ -70,9 +69,24 @@ pub const IGNORED: &[&str] = &[
     "service.locality",
     "service.namespace",
     "service.partition",
-    "service.tagged_addresses",
     "syslog_facility",
-    "telemetry",
+    "telemetry.circonus_api_app",
+    "telemetry.circonus_api_url",
+    "telemetry.circonus_broker_id",
+    "telemetry.circonus_broker_select_tag",
+    "telemetry.circonus_check_display_name",
+    "telemetry.circonus_check_force_metric_activation",
+    "telemetry.circonus_check_id",
+    "telemetry.circonus_check_instance_id",
+    "telemetry.circonus_check_search_tag",
+    "telemetry.circonus_check_tags",
+    "telemetry.circonus_submission_interval",
+    "telemetry.disable_per_tenancy_usage_metrics",
+    "telemetry.dogstatsd_tags",
+    "telemetry.enable_host_metrics",
+    "telemetry.filter_default",
+    "telemetry.prefix_filter",
+    "telemetry.retry_failed_connection",
     "tls.grpc",
     "translate_wan_addrs",
     "ui_config.content_path",
@@ -87,8 +101,9 @@ pub const IGNORED: &[&str] = &[
 
 /// Refused unless they ask for what Meridian does anyway (`false`, an
 /// empty value, or `{ enabled = false }`): an agent that went without
-/// them would bind elsewhere than asked, trust what it should not, or
-/// run something other than the check described.
+/// them would bind elsewhere than asked, trust what it should not, run
+/// something other than the check described, or keep the metrics a
+/// monitoring system expects to be sent (statsd, DogStatsD, Circonus).
 pub const REFUSED: &[&str] = &[
     "auto_config",
     "auto_encrypt",
@@ -110,6 +125,11 @@ pub const REFUSED: &[&str] = &[
     "serf_wan_allowed_cidrs",
     "service.connect",
     "service.proxy",
+    "telemetry.circonus_api_token",
+    "telemetry.circonus_submission_url",
+    "telemetry.dogstatsd_addr",
+    "telemetry.statsd_address",
+    "telemetry.statsite_address",
 ];
 
 /// The error of a refused key.

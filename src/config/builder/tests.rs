@@ -266,3 +266,78 @@ fn ports_zero_are_kept_for_the_agent_to_bind_ephemeral_ports() {
         [Some(0); 5]
     );
 }
+
+#[test]
+fn telemetry_keys_are_acted_on_and_sinks_refused() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "t.hcl",
+        "telemetry {\n  prometheus_retention_time = \"90s\"\n  disable_hostname = true\n  metrics_prefix = \"meridian\"\n}\n",
+    );
+    write(
+        d.path(),
+        "u.json",
+        r#"{"telemetry": {"disable_compat_1.9": true}}"#,
+    );
+    let cfg = build(&flags_with_dir(d.path())).unwrap();
+    let t = &cfg.telemetry;
+    assert_eq!(t.prometheus_retention_time, Duration::from_secs(90));
+    assert!(t.disable_hostname && t.disable_compat_1_9);
+    assert_eq!(t.metrics_prefix, "meridian");
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    // Consul's default: no Prometheus format, host names on gauges.
+    let t = crate::config::Telemetry::default();
+    assert_eq!(t.prometheus_retention_time, Duration::ZERO);
+    assert!(!t.disable_hostname);
+    assert_eq!(t.metrics_prefix, "consul");
+
+    let e = error_of(
+        "s.json",
+        r#"{"telemetry": {"statsd_address": "127.0.0.1:8125"}}"#,
+    );
+    assert!(
+        e.ends_with("telemetry.statsd_address: not supported by Meridian"),
+        "{e}"
+    );
+    let e = error_of("v.json", r#"{"telemetry": {"disable_hostname": "yes"}}"#);
+    assert!(e.contains("telemetry.disable_hostname"), "{e}");
+    let e = error_of("w.json", r#"{"telemetry": {"prometheus_retention": "1m"}}"#);
+    assert!(
+        e.ends_with("telemetry.prometheus_retention: unknown telemetry key"),
+        "{e}"
+    );
+}
+
+#[test]
+fn coordinate_keys_are_acted_on_and_bad_values_refused() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "c.hcl",
+        "disable_coordinates = true\nsync_coordinate_interval_min = \"2s\"\nsync_coordinate_rate_target = 8\n",
+    );
+    let cfg = build(&flags_with_dir(d.path())).unwrap();
+    assert!(cfg.disable_coordinates);
+    assert_eq!(cfg.sync_coordinate_interval_min, Duration::from_secs(2));
+    assert_eq!(cfg.sync_coordinate_rate_target, 8.0);
+    for (text, key) in [
+        (
+            "sync_coordinate_interval_min = \"0s\"\n",
+            "sync_coordinate_interval_min",
+        ),
+        (
+            "sync_coordinate_rate_target = -1\n",
+            "sync_coordinate_rate_target",
+        ),
+        (
+            "sync_coordinate_rate_target = \"fast\"\n",
+            "sync_coordinate_rate_target",
+        ),
+    ] {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "c.hcl", text);
+        let e = build(&flags_with_dir(d.path())).unwrap_err().to_string();
+        assert!(e.contains(key) && e.contains("c.hcl"), "{text}: {e}");
+    }
+}

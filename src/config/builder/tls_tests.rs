@@ -479,15 +479,11 @@ performance { raft_multiplier = 1 }
 ui_config { metrics_provider = "prometheus" }
 ports { grpc = 8502 }
 tls { grpc { ca_file = "/ca" } }
-service {
-  name = "web"
-  tagged_addresses { lan = { address = "127.0.0.1", port = 80 } }
-}
 "#,
     )]);
     assert_eq!(
         warnings(&cfg),
-        ["i.hcl: these keys are accepted but have no effect in Meridian: performance.raft_multiplier, ports.grpc, service.tagged_addresses, telemetry, ui_config.metrics_provider, tls.grpc"]
+        ["i.hcl: these keys are accepted but have no effect in Meridian: performance.raft_multiplier, ports.grpc, ui_config.metrics_provider, tls.grpc"]
     );
     // Still typed: a wrong type is an error, not a warning.
     assert_eq!(

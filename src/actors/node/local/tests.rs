@@ -233,3 +233,51 @@ fn a_removed_service_keeps_its_token_until_re_added() {
     l.add_service(&api, false);
     assert!(l.removed_tokens.is_empty());
 }
+
+#[test]
+fn a_re_registration_keeps_other_checks_unless_asked_to_replace_them() {
+    let mut l = Local::new("n1");
+    l.add_service_with(&web(vec![ttl(10)]), false, false);
+    let extra = CheckDefinition {
+        id: "extra".into(),
+        service_id: "web".into(),
+        ..ttl(10)
+    };
+    l.add_check(extra, false).expect("service exists");
+    l.add_service_with(&web(vec![]), false, false);
+    assert!(l.checks.contains_key("extra") && l.checks.contains_key("service:web"));
+    l.add_service_with(&web(vec![]), false, true);
+    assert!(l.checks.is_empty(), "{:?}", l.checks.keys());
+}
+
+#[test]
+fn only_a_tag_override_service_adopts_the_catalogs_tags() {
+    let mut l = Local::new("n1");
+    l.add_service(&web(vec![ttl(10)]), false);
+    let theirs = vec!["set-elsewhere".to_string()];
+    assert!(!l.adopt_tags("web", &theirs));
+    let eto = ServiceDefinition {
+        enable_tag_override: true,
+        ..web(vec![ttl(10)])
+    };
+    l.add_service(&eto, false);
+    l.dirty.clear();
+    assert!(l.adopt_tags("web", &theirs));
+    assert_eq!(l.services["web"].service.tags, theirs);
+    assert_eq!(l.checks["service:web"].row.service_tags, theirs);
+    assert!(l.dirty.is_empty(), "adopting is not a local change to sync");
+}
+
+#[test]
+fn a_check_for_an_unknown_service_is_a_bad_request() {
+    let mut l = Local::new("n1");
+    let orphan = CheckDefinition {
+        id: "c".into(),
+        service_id: "nope".into(),
+        ..ttl(10)
+    };
+    match l.add_check(orphan, false) {
+        Err(LocalError::Invalid(m)) => assert_eq!(m, "ServiceID \"nope\" does not exist"),
+        other => panic!("{other:?}"),
+    }
+}

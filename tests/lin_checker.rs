@@ -218,3 +218,51 @@ fn many_unknown_writes_stay_within_the_budget() {
     }
     good(&h);
 }
+
+#[test]
+fn a_failed_cas_brings_back_only_the_unknown_writes_near_it() {
+    // Found by the failpoint run: 130 unknown writes on a key made the
+    // search explode when a failed CAS brought them all back. The one
+    // that explains it began just before it; the rest are older.
+    let mut h = vec![w(0, "a", 0, 1)];
+    for i in 0..60u64 {
+        h.push(unknown_write(10 + i as usize, &format!("old{i}"), 2 + i));
+        h.push(w(0, &format!("x{i}"), 2 + i, 3 + i));
+    }
+    h.push(w(0, "y", 5_000, 5_001));
+    h.push(r(1, Some("y"), 5_002, 5_003));
+    h.push(unknown_write(2, "z", 5_004));
+    h.push(cas(3, Some("y"), "c", 5_005, 5_006, false));
+    h.push(w(0, "after", 5_010, 5_011));
+    h.push(r(1, Some("after"), 5_012, 5_013));
+    good(&h);
+    // An older lost write could explain it as well (it may take effect
+    // at any time after it began): only when the key has none is the
+    // failed CAS a violation.
+    h.retain(|o| o.outcome != Outcome::Unknown || o.invoke < 100 * MS);
+    good(&h);
+    h.retain(|o| o.outcome != Outcome::Unknown);
+    let stuck = cas(3, Some("y"), "c", 5_005, 5_006, false);
+    bad(&h, &stuck);
+}
+
+/// A history a fault run kept (`target/fault-histories/*.json`) checked
+/// again, with the budget of `MERIDIAN_CHECK_BUDGET` (default 5 M steps
+/// per key): `MERIDIAN_HISTORY=<file> cargo test --test lin_checker
+/// saved -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn saved_history_checked_again() {
+    let path = std::env::var("MERIDIAN_HISTORY").expect("MERIDIAN_HISTORY names a history file");
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read the history"))
+            .expect("a history is JSON");
+    let ops: Vec<Op> = serde_json::from_value(saved["ops"].clone()).expect("its ops");
+    let budget = std::env::var("MERIDIAN_CHECK_BUDGET")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(5_000_000);
+    let started = std::time::Instant::now();
+    let verdict = check(&ops, budget);
+    eprintln!("{} ops: {verdict:?} in {:?}", ops.len(), started.elapsed());
+}

@@ -411,7 +411,7 @@ fn agent_checks_ttl_updates_maintenance_and_local_health_codes() {
         "/v1/agent/check/register",
         r#"{"Name": "x", "ServiceID": "nope", "TTL": "5s"}"#,
     );
-    assert_eq!(code, 404);
+    assert_eq!(code, 400);
     let checks = a.get_json("/v1/agent/checks");
     let ids: Vec<&String> = checks.as_object().unwrap().keys().collect();
     assert_eq!(ids, ["disk", "service:web"]);

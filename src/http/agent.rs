@@ -128,7 +128,14 @@ async fn agent_self(
 ) -> Result<HttpResponse, ApiError> {
     let i = info(&state).await?;
     let c = &i.config;
-    let known_dcs = state.router.datacenters().await?.len();
+    // A client that has not reached a server yet still answers (its
+    // own datacenter is known), as Consul's does: agent/self is how
+    // tools tell an agent is up.
+    let known_dcs = state
+        .router
+        .datacenters()
+        .await
+        .map_or(1, |dcs| dcs.len().max(1));
     let s = |v: &dyn ToString| v.to_string();
     let raft = i.raft.clone().unwrap_or_default();
     let members = members_of(&state).await?;

@@ -9,10 +9,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What a client asked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Kind {
     Read,
     Write(String),
@@ -21,7 +21,7 @@ pub enum Kind {
 }
 
 /// What the client learned.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
     /// Took effect; a read carries the value it saw (`None`: absent).
     Ok(Option<String>),
@@ -35,7 +35,7 @@ pub enum Outcome {
     Unknown,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Op {
     pub process: usize,
     /// The server the client sent it to (which answered it, or forwarded
@@ -126,13 +126,39 @@ pub fn check(history: &[Op], budget_per_key: u64) -> Verdict {
     let mut undecided = None;
     for (key, ops) in by_key {
         // Unknown writes no one observed are left out first (they can only
-        // explain a failed CAS, and kept they make the search explode);
-        // only a failed CAS that cannot be ordered brings them back.
-        let mut verdict = check_key(key, &ops, budget_per_key, false);
-        if let Verdict::Violation(v) = &verdict {
-            if matches!(v.stuck.kind, Kind::Cas(..)) && v.stuck.outcome == Outcome::Fail {
-                verdict = check_key(key, &ops, budget_per_key, true);
+        // explain a failed CAS, and kept they make the search explode).
+        // A failed CAS that cannot be ordered brings back those that could
+        // explain it: first the ones begun within a second before it, then
+        // every earlier one, until the key is ordered or none is left.
+        let mut keep = vec![false; ops.len()];
+        let mut verdict = check_key(key, &ops, budget_per_key, &keep);
+        while let Verdict::Violation(v) = &verdict {
+            if !(matches!(v.stuck.kind, Kind::Cas(..)) && v.stuck.outcome == Outcome::Fail) {
+                break;
             }
+            let done = v.stuck.complete.unwrap_or(u64::MAX);
+            let candidates = |from: u64| -> Vec<usize> {
+                (0..ops.len())
+                    .filter(|&i| {
+                        let o = ops[i];
+                        !keep[i]
+                            && o.outcome == Outcome::Unknown
+                            && !matches!(o.kind, Kind::Read)
+                            && (from..done).contains(&o.invoke)
+                    })
+                    .collect()
+            };
+            let mut add = candidates(v.stuck.invoke.saturating_sub(1_000_000_000));
+            if add.is_empty() {
+                add = candidates(0);
+            }
+            if add.is_empty() {
+                break;
+            }
+            for i in add {
+                keep[i] = true;
+            }
+            verdict = check_key(key, &ops, budget_per_key, &keep);
         }
         match verdict {
             Verdict::Linearizable => {}
@@ -182,7 +208,7 @@ struct Event {
     next: usize,
 }
 
-fn check_key(key: &str, ops: &[&Op], budget: u64, keep_unobserved: bool) -> Verdict {
+fn check_key(key: &str, ops: &[&Op], budget: u64, keep: &[bool]) -> Verdict {
     let mut values: HashMap<Option<String>, u32> = HashMap::new();
     values.insert(None, ABSENT);
     let mut intern = |v: &Option<String>| {
@@ -194,18 +220,12 @@ fn check_key(key: &str, ops: &[&Op], budget: u64, keep_unobserved: bool) -> Verd
     // them exactly: one whose value was observed (read, or expected by a
     // CAS that succeeded) happened, before the first observer completed;
     // one never observed can only matter to a failed CAS (the register
-    // held something else): it is dropped unless `keep_unobserved` and a
-    // failed CAS completed after it began.
+    // held something else): it is dropped unless `keep` names it.
     let mut first_seen: HashMap<&str, u64> = HashMap::new();
-    let mut last_failed_cas = 0u64;
     for op in ops {
         let (seen, done) = match (&op.kind, &op.outcome, op.complete) {
             (Kind::Read, Outcome::Ok(Some(v)), Some(c)) => (Some(v), c),
             (Kind::Cas(Some(v), _), Outcome::Ok(_), Some(c)) => (Some(v), c),
-            (Kind::Cas(..), Outcome::Fail, Some(c)) => {
-                last_failed_cas = last_failed_cas.max(c);
-                (None, c)
-            }
             _ => (None, 0),
         };
         if let Some(v) = seen {
@@ -214,7 +234,7 @@ fn check_key(key: &str, ops: &[&Op], budget: u64, keep_unobserved: bool) -> Verd
         }
     }
     let mut prepared = Vec::new();
-    for op in ops {
+    for (i, op) in ops.iter().copied().enumerate() {
         let written = match &op.kind {
             Kind::Write(v) | Kind::Cas(_, v) => Some(v.as_str()),
             Kind::Read => None,
@@ -233,7 +253,7 @@ fn check_key(key: &str, ops: &[&Op], budget: u64, keep_unobserved: bool) -> Verd
                 });
                 continue;
             }
-            if written.is_some() && (!keep_unobserved || last_failed_cas < op.invoke) {
+            if written.is_some() && !keep[i] {
                 continue;
             }
         }

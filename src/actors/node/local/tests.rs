@@ -56,7 +56,7 @@ fn bad_checks_are_refused_with_reasons() {
     };
     assert!(matches!(
         l.add_check(orphan, false),
-        Err(LocalError::NotFound(_))
+        Err(LocalError::Invalid(m)) if m.contains("does not exist")
     ));
     let no_interval = CheckDefinition {
         name: "x".into(),

@@ -232,7 +232,7 @@ fn filter_narrows_the_agents_own_lists() {
         "/v1/agent/members",
         &format!("Name == \"{}\" and Status == 1", a.node),
     );
-    assert_eq!(names(&m, "/Name"), [a.node.clone()]);
+    assert_eq!(names(&m, "/Name"), std::slice::from_ref(&a.node));
     let m = filtered(&a, "/v1/agent/members", "Tags.role == nothing");
     assert!(m.as_array().unwrap().is_empty());
 }

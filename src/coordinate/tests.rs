@@ -168,8 +168,10 @@ fn bad_samples_are_refused_and_change_nothing() {
         a.update("p", &nan, Duration::from_millis(5)),
         Err(CoordinateError::Invalid)
     );
-    let mut inf = Coordinate::default();
-    inf.height = f64::INFINITY;
+    let inf = Coordinate {
+        height: f64::INFINITY,
+        ..Default::default()
+    };
     assert_eq!(
         a.update("p", &inf, Duration::from_millis(5)),
         Err(CoordinateError::Invalid)

@@ -132,7 +132,7 @@ pub(crate) fn apply_filter(result: &mut QueryResult, f: &Filter) {
 /// peerings, so a named peer has none (the headers are the local read's,
 /// as Consul's are for a peer it knows nothing of yet).
 pub(crate) fn no_peer_entries(p: &Params, result: &mut QueryResult) {
-    if !p.get("peer").is_some_and(|peer| !peer.is_empty()) {
+    if p.get("peer").is_none_or(|peer| peer.is_empty()) {
         return;
     }
     match result {

@@ -235,23 +235,7 @@ fn lock_holders_paused_past_their_session_ttl_overlap_measured() {
             }
         }
         let o = fault::lock::overlaps_of(delay, &holds);
-        eprintln!(
-            "paused clients, lock-delay {delay}: {} holds, {} overlapping pairs, {:.0} ms overlapped in all, longest {:.0} ms",
-            o.holds, o.count, o.total_ms, o.max_ms
-        );
-        let tag = format!("delay_{delay}");
-        summary
-            .figures
-            .insert(format!("{tag}_holds"), o.holds as f64);
-        summary
-            .figures
-            .insert(format!("{tag}_overlaps"), o.count as f64);
-        summary
-            .figures
-            .insert(format!("{tag}_overlap_ms"), o.total_ms);
-        summary
-            .figures
-            .insert(format!("{tag}_overlap_max_ms"), o.max_ms);
+        o.report("paused clients", &mut summary.figures);
         reports.push(o);
     }
     summary.line(&[], &[]);

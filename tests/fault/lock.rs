@@ -61,6 +61,22 @@ pub struct Overlaps {
     pub max_ms: f64,
 }
 
+impl Overlaps {
+    /// Prints this lock-delay's overlaps and adds them to a run's figures.
+    pub fn report(&self, what: &str, figures: &mut BTreeMap<String, f64>) {
+        let delay = &self.lock_delay;
+        eprintln!(
+            "{what} (lock-delay {delay}): {} holds, {} overlapping pairs, {:.0} ms overlapped in all, longest {:.0} ms",
+            self.holds, self.count, self.total_ms, self.max_ms
+        );
+        let tag = format!("delay_{delay}");
+        figures.insert(format!("{tag}_holds"), self.holds as f64);
+        figures.insert(format!("{tag}_overlaps"), self.count as f64);
+        figures.insert(format!("{tag}_overlap_ms"), self.total_ms);
+        figures.insert(format!("{tag}_overlap_max_ms"), self.max_ms);
+    }
+}
+
 fn overlaps(lock_delay: &str, holds: &[Hold]) -> Overlaps {
     let mut o = Overlaps {
         lock_delay: lock_delay.into(),
@@ -434,23 +450,7 @@ pub fn run(seed: u64, secs: u64, delays: &[&str], allowed: &[FaultKind]) -> Lock
     };
     for (g, delay) in delays.iter().enumerate() {
         let o = overlaps(delay, holds.get(&g).map_or(&[][..], |h| &h[..]));
-        eprintln!(
-            "lock (lock-delay {delay}): {} holds, {} overlapping pairs, {:.0} ms overlapped in all, longest {:.0} ms",
-            o.holds, o.count, o.total_ms, o.max_ms
-        );
-        let tag = format!("delay_{delay}");
-        summary
-            .figures
-            .insert(format!("{tag}_holds"), o.holds as f64);
-        summary
-            .figures
-            .insert(format!("{tag}_overlaps"), o.count as f64);
-        summary
-            .figures
-            .insert(format!("{tag}_overlap_ms"), o.total_ms);
-        summary
-            .figures
-            .insert(format!("{tag}_overlap_max_ms"), o.max_ms);
+        o.report("lock", &mut summary.figures);
         report.overlaps.push(o);
         let key = format!("{prefix}d{delay}");
         match agreed_entry(&addrs, &key, 15) {

@@ -44,24 +44,27 @@ pub fn trim(
     size: impl Fn(&[Record], &[Record], &[Record]) -> usize,
 ) -> bool {
     let original = s.answers.len();
-    let pool = s.additionals.clone();
+    // The additionals as the answer came: copied only once cutting starts.
+    let mut pool: Option<Vec<Record>> = None;
     if let Some(max) = limits.max_answers {
         if s.answers.len() > max {
+            let pool = pool.get_or_insert_with(|| s.additionals.clone());
             s.answers.truncate(max.max(1));
-            *s.additionals = related(s.answers, &pool);
+            *s.additionals = related(s.answers, pool);
         }
     }
     let fits = |a: &[Record], n: &[Record], d: &[Record]| size(a, n, d) <= limits.max_bytes;
     if s.answers.len() > 1 && !fits(s.answers, s.authorities, s.additionals) {
         s.authorities.clear();
         if !fits(s.answers, s.authorities, s.additionals) {
+            let pool = pool.get_or_insert_with(|| s.additionals.clone());
             // The most answers that fit: the size grows with the count, so
             // a binary search over it finds them in a few encodings.
             let all = std::mem::take(s.answers);
             let (mut lo, mut hi) = (1, all.len());
             while lo < hi {
                 let mid = (lo + hi).div_ceil(2);
-                let extra = related(&all[..mid], &pool);
+                let extra = related(&all[..mid], pool);
                 if fits(&all[..mid], s.authorities, &extra) {
                     lo = mid;
                 } else {
@@ -70,7 +73,7 @@ pub fn trim(
             }
             *s.answers = all;
             s.answers.truncate(lo);
-            *s.additionals = related(s.answers, &pool);
+            *s.additionals = related(s.answers, pool);
         }
     }
     s.answers.len() < original

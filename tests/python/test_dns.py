@@ -62,3 +62,45 @@ def test_ns_and_node_meta_txt(agent):
     assert soa[0] == ns[0], "the SOA's primary is the name server"
     txt = agent.dig("+short", f"{NODE}.node.consul", "TXT").split()
     assert '"rack=r1"' in txt, txt
+
+
+@pytest.fixture(scope="module")
+def tight_agent():
+    """An agent answering a second domain (-alt-domain), with one answer
+    per plain UDP response and TC set when answers were cut."""
+    d = tempfile.mkdtemp(prefix="meridian-dns-tc-")
+    with open(os.path.join(d, "dns.hcl"), "w") as f:
+        f.write("dns_config {\n  udp_answer_limit = 1\n  enable_truncate = true\n}\n")
+        for i in (2, 3):
+            f.write(f'service {{\n  id = "multi-{i}"\n  name = "multi"\n  port = 80\n'
+                    f'  address = "127.0.0.{i}"\n}}\n')
+    a = Agent(["-alt-domain", "meridian.test"], config_dir=d, node="pytest-dns-tc",
+              ephemeral=True)
+    a.wait_for("/v1/catalog/service/multi", b'"multi-3"')
+    yield a
+    a.stop()
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_cut_udp_answers_set_tc_and_dig_retries_over_tcp(tight_agent):
+    # udp_answer_limit is for plain UDP: dig sends EDNS unless told not to.
+    udp_only = tight_agent.dig("+ignore", "+noedns", "multi.service.consul", "A")
+    assert " tc" in udp_only.split("flags:", 1)[1].split(";", 1)[0], udp_only
+    assert "ANSWER: 1," in udp_only, udp_only
+    # dig's own behaviour on TC: ask again over TCP, and get both.
+    retried = tight_agent.dig("+noedns", "multi.service.consul", "A")
+    assert "ANSWER: 2," in retried, retried
+    assert sorted(tight_agent.dig("+short", "+tcp", "multi.service.consul").split()) == [
+        "127.0.0.2", "127.0.0.3"]
+
+
+def test_alt_domain_answers_in_the_domain_asked(tight_agent):
+    out = tight_agent.dig("pytest-dns-tc.node.meridian.test", "A")
+    assert "status: NOERROR" in out, out
+    answer = out.split("ANSWER SECTION:", 1)[1].split("\n\n", 1)[0].split()
+    assert answer == ["pytest-dns-tc.node.meridian.test.", "0", "IN", "A", "127.0.0.1"], out
+    srv = tight_agent.dig("+short", "+tcp", "multi.service.meridian.test", "SRV").split()
+    assert "7f000002.addr.dc1.meridian.test." in srv, srv
+    nx = tight_agent.dig("nope.service.meridian.test")
+    authority = nx.split("AUTHORITY SECTION:", 1)[1].split()
+    assert "status: NXDOMAIN" in nx and authority[0] == "meridian.test.", nx

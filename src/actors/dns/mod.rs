@@ -746,14 +746,33 @@ impl DnsHandler {
     }
 }
 
-/// The size of the response `request` would get with these sections.
+/// The size of the response `request` would get with these sections, or
+/// a bound on it no greater than `max` (all that trimming asks is
+/// whether it is over `max`).
 fn encoded_len(
     request: &Request,
     edns: Option<&Edns>,
     answers: &[Record],
     authorities: &[Record],
     additionals: &[Record],
+    max: usize,
 ) -> usize {
+    // Header, questions, and an OPT record without options.
+    let fixed = 12
+        + request
+            .queries
+            .queries()
+            .iter()
+            .map(|q| trim::name_len(&q.name().into()) + 4)
+            .sum::<usize>()
+        + if edns.is_some() { 11 } else { 0 };
+    let bound = [answers, authorities, additionals]
+        .into_iter()
+        .map(trim::wire_bound)
+        .sum::<Option<usize>>();
+    if let Some(b) = bound.map(|b| b + fixed).filter(|b| *b <= max) {
+        return b;
+    }
     let mut m = Message::response(request.metadata.id, request.metadata.op_code);
     for q in request.queries.queries() {
         m.add_query(DnsQuery::query(q.name().into(), q.query_type()));
@@ -802,7 +821,7 @@ impl DnsHandler {
                 additionals: &mut answer.additionals,
             },
             limits,
-            |a, n, d| encoded_len(request, edns, a, n, d),
+            |a, n, d| encoded_len(request, edns, a, n, d, limits.max_bytes),
         )
     }
 }

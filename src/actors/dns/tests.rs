@@ -995,3 +995,31 @@ async fn answers_too_stale_are_asked_of_the_leader() {
     udp(server, "n1.node.consul.", RecordType::A, false).await;
     assert_eq!(*seen.lock().unwrap(), [Consistency::Stale]);
 }
+
+#[actix_rt::test]
+async fn the_size_bound_is_never_under_the_encoded_size() {
+    // Answers from the server itself, of every kind it gives.
+    let server = start(vec![]).await;
+    for (qname, qtype) in [
+        ("_api._tcp.service.consul.", RecordType::SRV),
+        ("web.service.consul.", RecordType::A),
+        ("a1.node.consul.", RecordType::TXT),
+        ("consul.", RecordType::SOA),
+        ("alias.service.consul.", RecordType::A),
+        ("1.2.0.10.in-addr.arpa.", RecordType::PTR),
+        ("nope.service.consul.", RecordType::A),
+    ] {
+        let m = tcp(server, qname, qtype).await;
+        let encoded = m.to_vec().unwrap().len();
+        let question = trim::name_len(&name(qname)) + 4;
+        let bound = [&m.answers, &m.authorities, &m.additionals]
+            .into_iter()
+            .map(|s| trim::wire_bound(s))
+            .sum::<Option<usize>>()
+            .expect("every type we answer with is known");
+        assert!(
+            12 + question + bound >= encoded,
+            "{qname}: {bound} < {encoded}"
+        );
+    }
+}

@@ -117,3 +117,34 @@ fn related(answers: &[Record], pool: &[Record]) -> Vec<Record> {
         .filter_map(|(r, k)| k.then(|| r.clone()))
         .collect()
 }
+
+/// An upper bound on the wire size of `records`: without name
+/// compression, which only shrinks them. None for a record type it does
+/// not know (the caller then encodes to measure). Computing it costs far
+/// less than encoding, and most answers are well under their limit.
+pub fn wire_bound(records: &[Record]) -> Option<usize> {
+    records
+        .iter()
+        .map(|r| Some(name_len(&r.name) + 10 + rdata_bound(&r.data)?))
+        .sum()
+}
+
+/// A name's uncompressed wire length: each label with its length byte,
+/// and the root.
+pub fn name_len(n: &Name) -> usize {
+    n.iter().map(|l| l.len() + 1).sum::<usize>() + 1
+}
+
+fn rdata_bound(d: &RData) -> Option<usize> {
+    Some(match d {
+        RData::A(_) => 4,
+        RData::AAAA(_) => 16,
+        RData::SRV(s) => 6 + name_len(&s.target),
+        RData::CNAME(c) => name_len(&c.0),
+        RData::NS(n) => name_len(&n.0),
+        RData::PTR(p) => name_len(&p.0),
+        RData::TXT(t) => t.txt_data.iter().map(|s| s.len() + 1).sum(),
+        RData::SOA(s) => name_len(&s.mname) + name_len(&s.rname) + 20,
+        _ => return None,
+    })
+}

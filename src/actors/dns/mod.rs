@@ -60,6 +60,12 @@ const CNAME_DEPTH: u8 = 3;
 /// leader for over 5 s (its `staleCounterThreshold`).
 const STALE_COUNT_MS: u64 = 5_000;
 
+/// How long the datacenter's server list is reused. Every negative
+/// answer's SOA names a server: reading the list each time would add a
+/// read (an RPC on a client agent) to every AAAA question about an IPv4
+/// service, which resolvers ask beside every A question.
+const SERVERS_TTL: Duration = Duration::from_secs(5);
+
 /// The answer to one question, before encoding.
 #[derive(Debug, Default)]
 struct Answer {
@@ -107,6 +113,10 @@ struct DnsHandler {
     reads: Arc<dyn ReadPath>,
     /// Consul's `dns.domain_query` timer, labelled with this node.
     domain_query: crate::metrics::Summary,
+    /// The `consul` service's instances as last read, and when; kept
+    /// [`SERVERS_TTL`], and only when there were some (a datacenter
+    /// whose servers are not registered yet is asked again).
+    servers_seen: Arc<std::sync::Mutex<Option<(tokio::time::Instant, Vec<CheckServiceNode>)>>>,
 }
 
 static STALE_QUERIES: crate::metrics::Static<crate::metrics::Counter> =
@@ -174,19 +184,7 @@ impl DnsHandler {
     /// however many servers there are. Nothing when the read fails (the
     /// SOA then names `ns.<zone>`, as Consul's always does).
     async fn servers(&self, zone: &Name) -> Vec<NameServer> {
-        let query = Query::HealthService {
-            name: "consul".into(),
-            tags: Vec::new(),
-            passing: false,
-        };
-        let mut nodes = match self.read(None, query).await {
-            Ok(QueryResult::CheckServiceNodes(n)) => n,
-            Ok(_) => return Vec::new(),
-            Err(e) => {
-                tracing::debug!(error = %e, "DNS: no server list for NS records");
-                return Vec::new();
-            }
-        };
+        let mut nodes = self.server_rows().await;
         nodes.retain(|n| n.aggregate_status() != HealthStatus::Critical);
         nodes.sort_by(|a, b| a.node.node.cmp(&b.node.node));
         nodes.dedup_by(|a, b| a.node.node == b.node.node);
@@ -204,6 +202,39 @@ impl DnsHandler {
             })
             .take(3)
             .collect()
+    }
+
+    /// The `consul` service's instances, from the last [`SERVERS_TTL`]
+    /// or read now.
+    async fn server_rows(&self) -> Vec<CheckServiceNode> {
+        // A poisoned lock only loses the reuse: read afresh.
+        let fresh = self.servers_seen.lock().ok().and_then(|seen| {
+            seen.as_ref()
+                .filter(|(at, _)| at.elapsed() < SERVERS_TTL)
+                .map(|(_, rows)| rows.clone())
+        });
+        if let Some(rows) = fresh {
+            return rows;
+        }
+        let query = Query::HealthService {
+            name: "consul".into(),
+            tags: Vec::new(),
+            passing: false,
+        };
+        let rows = match self.read(None, query).await {
+            Ok(QueryResult::CheckServiceNodes(n)) => n,
+            Ok(_) => Vec::new(),
+            Err(e) => {
+                tracing::debug!(error = %e, "DNS: no server list for NS records");
+                Vec::new()
+            }
+        };
+        if !rows.is_empty() {
+            if let Ok(mut seen) = self.servers_seen.lock() {
+                *seen = Some((tokio::time::Instant::now(), rows.clone()));
+            }
+        }
+        rows
     }
 
     /// A row's datacenter, this agent's when the row does not say.
@@ -960,6 +991,7 @@ impl DnsActor {
             zones,
             reads,
             domain_query,
+            servers_seen: Default::default(),
         };
         let mut server = Server::new(handler);
         server.register_socket(udp);

@@ -1023,3 +1023,17 @@ async fn the_size_bound_is_never_under_the_encoded_size() {
         );
     }
 }
+
+#[actix_rt::test]
+async fn the_server_list_is_read_once_for_many_negative_answers() {
+    let (server, seen) = start_reads(RuntimeConfig::default(), 0).await;
+    for _ in 0..5 {
+        let m = udp(server, "web.service.consul.", RecordType::AAAA, false).await;
+        let Some(RData::SOA(soa)) = m.authorities.first().map(|r| &r.data) else {
+            panic!("{m:?}")
+        };
+        assert_eq!(soa.mname.to_ascii(), "s1.node.dc1.consul.");
+    }
+    // Five reads of web, one of the servers.
+    assert_eq!(seen.lock().unwrap().len(), 6);
+}

@@ -91,8 +91,9 @@ fn rpc_bodies(method: MethodId, body: &[u8]) {
 
 /// A DNS query packet up to the question the answerer asks of the
 /// catalog: hickory's decoding (as the server does), the first question,
-/// and which lookup under `consul.` it names. The catalog read itself
-/// needs a running agent and is left to the DNS tests.
+/// and which lookup under `consul.` (or which reverse address) it names.
+/// The catalog read itself needs a running agent and is left to the DNS
+/// tests.
 pub fn dns_query(data: &[u8]) {
     use hickory_proto::op::Message;
     use hickory_proto::rr::Name;
@@ -104,6 +105,7 @@ pub fn dns_query(data: &[u8]) {
     };
     for q in msg.queries.iter() {
         let _ = crate::actors::dns::lookup_in(&domain, q.name());
+        let _ = crate::actors::dns::reverse_ip(q.name());
     }
 }
 

@@ -52,6 +52,9 @@ pub struct AgentFlags {
     pub config_dir: Vec<PathBuf>,
     #[arg(long)]
     pub domain: Option<String>,
+    /// A second domain answered as `-domain` is.
+    #[arg(long = "alt-domain")]
+    pub alt_domain: Option<String>,
     /// Upstream DNS resolver for names outside the domain (repeatable).
     #[arg(long)]
     pub recursor: Vec<String>,

@@ -59,9 +59,23 @@ pub struct Addresses {
     pub dns: Option<Vec<IpAddr>>,
 }
 
+/// The order the recursors are asked in (`dns_config.recursor_strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum RecursorStrategy {
+    /// As listed: the first that answers wins.
+    #[default]
+    Sequential,
+    /// A fresh random order for every query, spreading load over them.
+    Random,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct DnsConfig {
     pub allow_stale: bool,
+    /// A stale answer from a server that has not heard from its leader
+    /// for longer than this is asked again of the leader.
+    pub max_stale: Duration,
     pub only_passing: bool,
     /// Answers in a UDP response without EDNS (Consul's default: 3).
     pub udp_answer_limit: usize,
@@ -72,6 +86,10 @@ pub struct DnsConfig {
     /// Service name (or `prefix*`, or `*`) → TTL.
     pub service_ttl: Vec<(String, Duration)>,
     pub recursor_timeout: Duration,
+    pub recursor_strategy: RecursorStrategy,
+    /// Node meta as TXT records in the additional section of node and SRV
+    /// answers (`enable_additional_node_meta_txt`).
+    pub node_meta_txt: bool,
     pub soa_refresh: u32,
     pub soa_retry: u32,
     pub soa_expire: u32,
@@ -82,6 +100,8 @@ impl Default for DnsConfig {
     fn default() -> Self {
         DnsConfig {
             allow_stale: true,
+            // Consul's default: 87600h, in effect never.
+            max_stale: Duration::from_secs(87_600 * 3600),
             only_passing: false,
             udp_answer_limit: 3,
             a_record_limit: 0,
@@ -89,6 +109,8 @@ impl Default for DnsConfig {
             node_ttl: Duration::ZERO,
             service_ttl: Vec::new(),
             recursor_timeout: Duration::from_secs(2),
+            recursor_strategy: RecursorStrategy::Sequential,
+            node_meta_txt: true,
             soa_refresh: 3600,
             soa_retry: 600,
             soa_expire: 86400,
@@ -234,6 +256,10 @@ pub struct RuntimeConfig {
     pub ports: Ports,
     /// Always ends with a dot, e.g. `consul.`.
     pub domain: String,
+    /// A second domain answered as `domain` is, with names in the domain
+    /// asked (`alt_domain`); lowercase, ends with a dot.
+    #[serde(default)]
+    pub alt_domain: Option<String>,
     pub recursors: Vec<String>,
     pub ui_enabled: bool,
     pub log_level: String,
@@ -328,6 +354,7 @@ impl Default for RuntimeConfig {
             addresses: Addresses::default(),
             ports: Ports::default(),
             domain: "consul.".into(),
+            alt_domain: None,
             recursors: Vec::new(),
             ui_enabled: false,
             log_level: "info".into(),

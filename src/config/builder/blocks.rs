@@ -7,7 +7,7 @@ use super::keys::Ignored;
 use super::tls::TlsKeys;
 use super::value::{parse_client, At};
 use super::ConfigError;
-use crate::config::RuntimeConfig;
+use crate::config::{RecursorStrategy, RuntimeConfig};
 
 pub(super) fn ports(
     cfg: &mut RuntimeConfig,
@@ -185,6 +185,19 @@ pub(super) fn dns_config(
                 }
             }
             "recursor_timeout" => d.recursor_timeout = x.duration()?,
+            "recursor_strategy" => {
+                d.recursor_strategy = match x.string()?.as_str() {
+                    "sequential" => RecursorStrategy::Sequential,
+                    "random" => RecursorStrategy::Random,
+                    other => {
+                        return Err(x.err(format!(
+                            "{other:?} is not a recursor strategy (\"sequential\" or \"random\")"
+                        )))
+                    }
+                }
+            }
+            "enable_additional_node_meta_txt" => d.node_meta_txt = x.boolean()?,
+            "max_stale" => d.max_stale = x.duration()?,
             "soa" => {
                 for (sk, sv) in x.object()? {
                     let s = x.child(sk, sv);

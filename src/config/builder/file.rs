@@ -52,6 +52,10 @@ pub(super) fn apply_file(
             "ports" => blocks::ports(cfg, &a, all_tls, &mut ignored)?,
             "addresses" => blocks::addresses(cfg, &a, &mut ignored)?,
             "domain" => cfg.domain = a.string()?,
+            "alt_domain" => {
+                let alt = a.string()?;
+                cfg.alt_domain = (!alt.is_empty()).then_some(alt);
+            }
             "recursors" => cfg.recursors.extend(a.strings()?),
             "ui" => cfg.ui_enabled = a.boolean()?,
             "performance" => blocks::performance(cfg, &a, &mut ignored)?,

@@ -65,6 +65,9 @@ pub(super) fn apply_flags(
     }
     set!(cfg.ui_enabled, f.ui);
     set!(cfg.domain, f.domain);
+    if let Some(alt) = &f.alt_domain {
+        cfg.alt_domain = (!alt.is_empty()).then(|| alt.clone());
+    }
     cfg.recursors.extend(f.recursor.iter().cloned());
     for (name, v, slot) in [
         ("http-port", f.http_port, &mut cfg.ports.http),

@@ -18,7 +18,6 @@ use crate::config::RuntimeConfig;
 pub const IGNORED: &[&str] = &[
     "addresses.grpc",
     "addresses.grpc_tls",
-    "alt_domain",
     "autopilot",
     "check.disable_redirects",
     "check.output_max_size",
@@ -29,10 +28,7 @@ pub const IGNORED: &[&str] = &[
     "discovery_max_stale",
     "dns_config.cache_max_age",
     "dns_config.disable_compression",
-    "dns_config.enable_additional_node_meta_txt",
-    "dns_config.max_stale",
     "dns_config.prefer_namespace",
-    "dns_config.recursor_strategy",
     "dns_config.use_cache",
     "enable_central_service_config",
     "enable_debug",

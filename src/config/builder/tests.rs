@@ -341,3 +341,68 @@ fn coordinate_keys_are_acted_on_and_bad_values_refused() {
         assert!(e.contains(key) && e.contains("c.hcl"), "{text}: {e}");
     }
 }
+
+#[test]
+fn dns_keys_are_acted_on_and_bad_values_refused() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "dns.hcl",
+        "alt_domain = \"Alt.Test\"\ndns_config {\n  recursor_strategy = \"random\"\n  \
+         enable_additional_node_meta_txt = false\n  max_stale = \"30s\"\n  \
+         a_record_limit = 2\n  enable_truncate = true\n}\n",
+    );
+    let cfg = build(&flags_with_dir(d.path())).unwrap();
+    assert_eq!(
+        cfg.alt_domain.as_deref(),
+        Some("alt.test."),
+        "lowercase FQDN"
+    );
+    assert_eq!(
+        cfg.dns.recursor_strategy,
+        crate::config::RecursorStrategy::Random
+    );
+    assert!(!cfg.dns.node_meta_txt);
+    assert_eq!(cfg.dns.max_stale, Duration::from_secs(30));
+    assert_eq!(cfg.dns.a_record_limit, 2);
+    assert!(cfg.dns.enable_truncate);
+    // Consul's defaults.
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "a.json", "{}");
+    let cfg = build(&flags_with_dir(d.path())).unwrap();
+    assert_eq!(cfg.alt_domain, None);
+    assert_eq!(
+        cfg.dns.recursor_strategy,
+        crate::config::RecursorStrategy::Sequential
+    );
+    assert!(cfg.dns.node_meta_txt);
+    assert_eq!(cfg.dns.max_stale, Duration::from_secs(87_600 * 3600));
+    // alt_domain equal to domain is no second domain; -alt-domain wins.
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "a.json", r#"{"alt_domain": "consul"}"#);
+    assert_eq!(build(&flags_with_dir(d.path())).unwrap().alt_domain, None);
+    let cfg = build(&AgentFlags {
+        alt_domain: Some("other.".into()),
+        ..flags_with_dir(d.path())
+    })
+    .unwrap();
+    assert_eq!(cfg.alt_domain.as_deref(), Some("other."));
+    for (text, key) in [
+        (
+            r#"{"dns_config": {"recursor_strategy": "fastest"}}"#,
+            "dns_config.recursor_strategy",
+        ),
+        (
+            r#"{"dns_config": {"enable_additional_node_meta_txt": "yes"}}"#,
+            "dns_config.enable_additional_node_meta_txt",
+        ),
+        (
+            r#"{"dns_config": {"max_stale": "forever"}}"#,
+            "dns_config.max_stale",
+        ),
+        (r#"{"alt_domain": 7}"#, "alt_domain"),
+    ] {
+        let e = error_of("dns.json", text);
+        assert!(e.contains(key), "{text}: {e}");
+    }
+}

@@ -75,6 +75,16 @@ pub(super) fn validate(cfg: &mut RuntimeConfig, need_data_dir: bool) -> Result<(
         cfg.domain.push('.');
     }
     cfg.domain = cfg.domain.to_ascii_lowercase();
+    if let Some(alt) = cfg.alt_domain.take() {
+        let mut alt = alt.to_ascii_lowercase();
+        if !alt.ends_with('.') {
+            alt.push('.');
+        }
+        // The same domain twice is one domain.
+        if alt != cfg.domain {
+            cfg.alt_domain = Some(alt);
+        }
+    }
     // Watches run against the agent's own API: with no listener for them
     // they would never fire.
     if !cfg.watches.is_empty() && cfg.ports.http.is_none() && cfg.ports.https.is_none() {

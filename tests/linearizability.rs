@@ -422,16 +422,19 @@ fn failpoint_exits(seed: u64, cluster: &mut Cluster, until: Instant, rec: &Recor
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    // Up for the final checks: whatever went down last is restarted
-    // (with its failpoints off, so that the checks see a cluster that
-    // stays up).
+    // Up for the final checks, with every failpoint off (a server still
+    // armed could take itself down while the checks wait for it): each
+    // server is restarted without them, whether it went down last or not.
     for (i, s) in servers.iter_mut().enumerate() {
         s.set_prefix(Vec::new());
-        if s.exit_status().is_some() {
-            eprintln!("seed {seed}: server {i} down at the end: restarted without failpoints");
-            if let Err(e) = s.try_restart_no_wait() {
-                panic!("server {i} does not start again without failpoints: {e}");
-            }
+        let was = if s.exit_status().is_some() {
+            "down"
+        } else {
+            "up"
+        };
+        eprintln!("seed {seed}: server {i} {was} at the end: restarted without failpoints");
+        if let Err(e) = s.try_restart_no_wait() {
+            panic!("server {i} does not start again without failpoints: {e}");
         }
     }
     faults

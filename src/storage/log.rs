@@ -34,7 +34,7 @@ use tokio::sync::oneshot;
 
 use super::{
     blocking, io_err, read_err, read_meta, redb_err, NodeId, StorageError, TypeConfig,
-    KEY_COMMITTED, KEY_PURGED, KEY_VOTE, LOG, META,
+    KEY_COMMITTED, KEY_PURGED, KEY_SNAPSHOT, KEY_VOTE, LOG, META,
 };
 
 type Pending = Arc<Mutex<BTreeMap<u64, Entry<TypeConfig>>>>;
@@ -228,6 +228,23 @@ fn purge_alone(db: &redb::Database, upto: &mut Option<u64>) -> Result<(), Storag
     Ok(())
 }
 
+/// How far the log may be purged toward `upto`: no further than the
+/// last entry of the snapshot saved in `meta` (None: no snapshot yet).
+fn purge_bound(
+    meta: &redb::Table<&str, &[u8]>,
+    upto: LogId<NodeId>,
+) -> Result<Option<LogId<NodeId>>, StorageError> {
+    let saved = match meta.get(KEY_SNAPSHOT).map_err(redb_err)? {
+        Some(v) => {
+            serde_json::from_slice::<openraft::SnapshotMeta<NodeId, openraft::BasicNode>>(v.value())
+                .map_err(redb_err)?
+                .last_log_id
+        }
+        None => None,
+    };
+    Ok(saved.map(|s| s.min(upto)))
+}
+
 fn write_batch(
     db: &redb::Database,
     batch: &[Op],
@@ -265,6 +282,16 @@ fn write_batch(
                 }
                 Op::Truncate { from, .. } => remove(&mut log, *from..)?,
                 Op::Purge { upto } => {
+                    // openraft purges up to a snapshot it is installing
+                    // without waiting for the install: a crash before the
+                    // snapshot is saved would leave a log that starts past
+                    // the last saved snapshot, and a server that cannot
+                    // start. Never past the snapshot on disk; the rest
+                    // goes with the next purge.
+                    let Some(upto) = purge_bound(&meta, *upto)? else {
+                        continue;
+                    };
+                    let upto = &upto;
                     let bytes = serde_json::to_vec(upto).map_err(redb_err)?;
                     meta.insert(KEY_PURGED, bytes.as_slice())
                         .map_err(redb_err)?;
@@ -381,7 +408,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     ) -> Result<LogState<TypeConfig>, openraft::StorageError<NodeId>> {
         let db = self.db.clone();
         let (purged, stored_last) = blocking(move || {
-            let purged: Option<LogId<NodeId>> = read_meta(&db, KEY_PURGED)?;
+            // The saved snapshot counts as purged: the state machine starts
+            // from it, and entries below it may be gone without the marker
+            // saying so (a purge is held back until the snapshot it follows
+            // is saved, see `purge_bound`; a conflict truncated entries the
+            // snapshot replaced). Reporting them as present would send
+            // openraft looking for them.
+            let marker: Option<LogId<NodeId>> = read_meta(&db, KEY_PURGED)?;
+            let snapshot: Option<openraft::SnapshotMeta<NodeId, openraft::BasicNode>> =
+                read_meta(&db, KEY_SNAPSHOT)?;
+            let purged = marker.max(snapshot.and_then(|m| m.last_log_id));
             let txn = db.begin_read().map_err(redb_err)?;
             let table = txn.open_table(LOG).map_err(redb_err)?;
             let last = match table.last().map_err(redb_err)? {
@@ -464,13 +500,47 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map_err(|_| io_err(StorageError::Redb("the Raft log writer has stopped".into())))
     }
 
+    /// The committed hint, if this log can re-apply up to it. openraft
+    /// saves it as soon as it learns it, which can be before the entries
+    /// or the snapshot that hold it are on disk here: a follower sent a
+    /// snapshot records the snapshot's last index as committed, and if it
+    /// dies before the snapshot is saved it restarts with an older one
+    /// and a log that ends below the hint. openraft would then fail to
+    /// start, asking for entries that never reached this server. The hint
+    /// stands only when the log holds that very entry (same index and
+    /// term: everything before it then matches the leader's) or the purge
+    /// marker is past it (a saved snapshot covers it); otherwise nothing
+    /// is re-applied at start and the leader brings this server up to
+    /// date, as after a lost hint.
     async fn read_committed(
         &mut self,
     ) -> Result<Option<LogId<NodeId>>, openraft::StorageError<NodeId>> {
         let db = self.db.clone();
-        blocking(move || Ok(read_meta::<Option<LogId<NodeId>>>(&db, KEY_COMMITTED)?.flatten()))
-            .await
-            .map_err(read_err)
+        blocking(move || {
+            let Some(hint) = read_meta::<Option<LogId<NodeId>>>(&db, KEY_COMMITTED)?.flatten()
+            else {
+                return Ok(None);
+            };
+            let purged: Option<LogId<NodeId>> = read_meta(&db, KEY_PURGED)?;
+            if purged.is_some_and(|p| p.index >= hint.index) {
+                return Ok(Some(hint));
+            }
+            let txn = db.begin_read().map_err(redb_err)?;
+            let table = txn.open_table(LOG).map_err(redb_err)?;
+            let held = match table.get(hint.index).map_err(redb_err)? {
+                Some(v) => decode_entry(v.value())?.log_id == hint,
+                None => false,
+            };
+            if !held {
+                tracing::warn!(
+                    committed = %hint,
+                    "the saved commit index is past this server's log; re-applying nothing at start"
+                );
+            }
+            Ok(held.then_some(hint))
+        })
+        .await
+        .map_err(read_err)
     }
 
     async fn append<I>(

@@ -126,39 +126,55 @@ pub fn check(history: &[Op], budget_per_key: u64) -> Verdict {
     let mut undecided = None;
     for (key, ops) in by_key {
         // Unknown writes no one observed are left out first (they can only
-        // explain a failed CAS, and kept they make the search explode).
-        // A failed CAS that cannot be ordered brings back those that could
-        // explain it: first the ones begun within a second before it, then
-        // every earlier one, until the key is ordered or none is left.
+        // explain a failed CAS, and kept they make the search explode: each
+        // stays open to the end). When the search sticks at a failed CAS,
+        // the lost writes begun before it come back one at a time, nearest
+        // first, and one that gets the search past it stays; when none does
+        // (or the search stuck elsewhere: its longest prefix need not end at
+        // the CAS that needs one), all come back at once, and only then is
+        // a violation reported.
+        let lost: Vec<usize> = (0..ops.len())
+            .filter(|&i| ops[i].outcome == Outcome::Unknown && !matches!(ops[i].kind, Kind::Read))
+            .collect();
         let mut keep = vec![false; ops.len()];
         let mut verdict = check_key(key, &ops, budget_per_key, &keep);
         while let Verdict::Violation(v) = &verdict {
-            if !(matches!(v.stuck.kind, Kind::Cas(..)) && v.stuck.outcome == Outcome::Fail) {
+            let (stuck, prefix) = (v.stuck.clone(), v.prefix_len);
+            let mut progressed = false;
+            if matches!(stuck.kind, Kind::Cas(..)) && stuck.outcome == Outcome::Fail {
+                let done = stuck.complete.unwrap_or(u64::MAX);
+                let mut near: Vec<usize> = lost
+                    .iter()
+                    .copied()
+                    .filter(|&i| !keep[i] && ops[i].invoke < done)
+                    .collect();
+                near.sort_by_key(|&i| std::cmp::Reverse(ops[i].invoke));
+                for i in near.into_iter().take(64) {
+                    keep[i] = true;
+                    let tried = check_key(key, &ops, budget_per_key, &keep);
+                    let past = match &tried {
+                        Verdict::Linearizable => true,
+                        Verdict::Violation(w) => w.stuck != stuck && w.prefix_len >= prefix,
+                        Verdict::Undecided { .. } => false,
+                    };
+                    if past {
+                        verdict = tried;
+                        progressed = true;
+                        break;
+                    }
+                    keep[i] = false;
+                }
+            }
+            if !progressed {
+                if lost.iter().all(|&i| keep[i]) {
+                    break;
+                }
+                for &i in &lost {
+                    keep[i] = true;
+                }
+                verdict = check_key(key, &ops, budget_per_key, &keep);
                 break;
             }
-            let done = v.stuck.complete.unwrap_or(u64::MAX);
-            let candidates = |from: u64| -> Vec<usize> {
-                (0..ops.len())
-                    .filter(|&i| {
-                        let o = ops[i];
-                        !keep[i]
-                            && o.outcome == Outcome::Unknown
-                            && !matches!(o.kind, Kind::Read)
-                            && (from..done).contains(&o.invoke)
-                    })
-                    .collect()
-            };
-            let mut add = candidates(v.stuck.invoke.saturating_sub(1_000_000_000));
-            if add.is_empty() {
-                add = candidates(0);
-            }
-            if add.is_empty() {
-                break;
-            }
-            for i in add {
-                keep[i] = true;
-            }
-            verdict = check_key(key, &ops, budget_per_key, &keep);
         }
         match verdict {
             Verdict::Linearizable => {}

@@ -8,7 +8,10 @@
 //!   written (`Fail`, which for a CAS still says "the register did not hold
 //!   the expected value").
 //! - a connection refused (nothing was sent) or a 4xx (refused before it
-//!   reached Raft): not applied (`Fail`).
+//!   reached Raft): not applied (`Fail` for a write). A CAS refused so is
+//!   left out of the history: it did nothing and, unlike a compare that
+//!   failed, says nothing about the register (recorded as a failed CAS it
+//!   made the checker report a violation that was not one).
 //! - a timeout, a dropped connection, any 5xx: `Unknown`. A 500 "No
 //!   cluster leader" can follow a leader that appended the entry and then
 //!   lost leadership or was killed before answering; the entry can still be
@@ -103,16 +106,27 @@ pub fn read(http: &reqwest::blocking::Client, url: &str) -> Option<ReadResult> {
 
 /// PUT `body`; the outcome as the module doc classifies it.
 pub fn put(http: &reqwest::blocking::Client, url: &str, body: String, cas: bool) -> Outcome {
+    put_or_refused(http, url, body, cas).unwrap_or(Outcome::Fail)
+}
+
+/// [`put`], with `None` for a request refused before it could do anything
+/// (a connection refused, a 4xx).
+fn put_or_refused(
+    http: &reqwest::blocking::Client,
+    url: &str,
+    body: String,
+    cas: bool,
+) -> Option<Outcome> {
     match http.put(url).body(body).send() {
-        Err(e) if e.is_connect() => Outcome::Fail,
-        Err(_) => Outcome::Unknown,
+        Err(e) if e.is_connect() => None,
+        Err(_) => Some(Outcome::Unknown),
         Ok(r) => {
             let status = r.status();
             match r.text() {
-                Ok(t) if status.is_success() && t.trim() == "true" => Outcome::Ok(None),
-                Ok(t) if status.is_success() && t.trim() == "false" && cas => Outcome::Fail,
-                Ok(_) if status.is_client_error() => Outcome::Fail,
-                _ => Outcome::Unknown,
+                Ok(t) if status.is_success() && t.trim() == "true" => Some(Outcome::Ok(None)),
+                Ok(t) if status.is_success() && t.trim() == "false" && cas => Some(Outcome::Fail),
+                Ok(_) if status.is_client_error() => None,
+                _ => Some(Outcome::Unknown),
             }
         }
     }
@@ -201,7 +215,11 @@ pub fn client(
                 written += 1;
                 let v = format!("p{process}-{written}");
                 let invoke = rec.now();
-                let outcome = put(&http, &format!("{base}?cas={index}"), v.clone(), true);
+                let Some(outcome) =
+                    put_or_refused(&http, &format!("{base}?cas={index}"), v.clone(), true)
+                else {
+                    continue;
+                };
                 answered = outcome != Outcome::Unknown;
                 let complete = (outcome != Outcome::Unknown).then(|| rec.now());
                 rec.push(op(Kind::Cas(from, v), invoke, outcome, complete), false);

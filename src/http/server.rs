@@ -138,7 +138,9 @@ pub fn server(
     };
 
     let mut builder = actix_server::Server::build()
-        .workers(2)
+        // One worker per core, as Go's net/http in Consul uses them all:
+        // a fixed 2 left larger machines' cores idle (issue 18).
+        .workers(std::thread::available_parallelism().map_or(2, |n| n.get()))
         .shutdown_timeout(2)
         // The agent handles signals itself (leave or not, by role).
         .disable_signals();

@@ -165,7 +165,7 @@ pub fn ip_hex(ip: IpAddr) -> String {
 /// The address an `.addr.` label spells, if it spells one.
 pub fn hex_ip(label: &str) -> Option<IpAddr> {
     // Only hex digits: Rust's integer parsing would take a `+` sign.
-    if !label.bytes().all(|b| b.is_ascii_hexdigit()) || label.len() % 2 != 0 {
+    if !label.bytes().all(|b| b.is_ascii_hexdigit()) || !label.len().is_multiple_of(2) {
         return None;
     }
     let bytes: Vec<u8> = (0..label.len())
@@ -228,6 +228,6 @@ pub fn reverse_ip(qname: &Name) -> Option<IpAddr> {
 pub fn is_reverse(qname: &Name) -> bool {
     qname
         .iter()
-        .last()
+        .next_back()
         .is_some_and(|l| l.eq_ignore_ascii_case(b"arpa"))
 }

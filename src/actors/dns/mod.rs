@@ -117,8 +117,11 @@ struct DnsHandler {
     /// The `consul` service's instances as last read, and when; kept
     /// [`SERVERS_TTL`], and only when there were some (a datacenter
     /// whose servers are not registered yet is asked again).
-    servers_seen: Arc<std::sync::Mutex<Option<(tokio::time::Instant, Vec<CheckServiceNode>)>>>,
+    servers_seen: Arc<std::sync::Mutex<Option<ServersSeen>>>,
 }
+
+/// The `consul` service's instances, and when they were read.
+type ServersSeen = (tokio::time::Instant, Vec<CheckServiceNode>);
 
 static STALE_QUERIES: crate::metrics::Static<crate::metrics::Counter> =
     crate::metrics::counter("dns.stale_queries");
@@ -459,14 +462,15 @@ impl DnsHandler {
         let limit = self.config.dns.a_record_limit;
         for n in nodes {
             match records::reach(n, ask.qname) {
-                Some(Reach::Node(ip) | Reach::Own(ip)) => {
-                    if wants(ask.qtype, &ip) && seen.insert(ip) {
-                        out.answers.push(addr_record(ask.qname, ttl, ip));
-                        if limit > 0 && out.answers.len() >= limit {
-                            break;
-                        }
+                Some(Reach::Node(ip) | Reach::Own(ip))
+                    if wants(ask.qtype, &ip) && seen.insert(ip) =>
+                {
+                    out.answers.push(addr_record(ask.qname, ttl, ip));
+                    if limit > 0 && out.answers.len() >= limit {
+                        break;
                     }
                 }
+                Some(Reach::Node(_) | Reach::Own(_)) => {}
                 Some(Reach::Host(host)) => {
                     cname.get_or_insert(host);
                 }

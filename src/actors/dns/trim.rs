@@ -114,7 +114,8 @@ fn related(answers: &[Record], pool: &[Record]) -> Vec<Record> {
     }
     pool.iter()
         .zip(keep)
-        .filter_map(|(r, k)| k.then(|| r.clone()))
+        .filter(|(_, k)| *k)
+        .map(|(r, _)| r.clone())
         .collect()
 }
 

@@ -314,12 +314,11 @@ pub async fn start(
         for ip in config.dns_addrs() {
             let addr = SocketAddr::new(*ip, port);
             dns_sockets.push(
-                crate::actors::dns::bind_pair(addr)
-                    .await
+                crate::actors::dns::bind_pair(addr, crate::actors::dns::threads())
                     .map_err(listen_err("DNS", addr))?,
             );
         }
-        if let Some(Ok(a)) = dns_sockets.first().map(|(udp, _)| udp.local_addr()) {
+        if let Some(Ok(a)) = dns_sockets.first().map(|s| s.udp_addr()) {
             config.ports.dns = Some(a.port());
         }
     }
@@ -446,13 +445,9 @@ pub async fn start(
     }
 
     let mut dns_addrs = Vec::new();
-    for (udp, tcp) in dns_sockets {
-        let (_, udp, _) = crate::actors::dns::DnsActor::serve(
-            config.clone(),
-            Arc::new(router.clone()),
-            udp,
-            tcp,
-        )?;
+    for sockets in dns_sockets {
+        let (udp, _) =
+            crate::actors::dns::DnsActor::serve(config.clone(), Arc::new(router.clone()), sockets)?;
         dns_addrs.push(udp);
     }
 

@@ -145,18 +145,68 @@ impl RequestHandler for DnsHandler {
     }
 }
 
-/// UDP and TCP on one port. With port 0 the UDP socket picks the port and
-/// TCP may find it taken by someone else's TCP listener: pick again.
-/// The agent binds with this before it shares its config, so that the
-/// config can name the port bound.
-pub async fn bind_pair(
-    addr: SocketAddr,
-) -> std::io::Result<(tokio::net::UdpSocket, tokio::net::TcpListener)> {
+/// Most threads answering DNS. Each holds a UDP socket of its own on the
+/// same address; past a few, the load generator or the kernel is what
+/// limits a loopback benchmark, and each thread is one more stack.
+const MAX_THREADS: usize = 8;
+
+/// How many threads answer DNS on each address: one per core (up to
+/// [`MAX_THREADS`]). DNS ran on the agent's main thread with the actors
+/// before, where every query queued behind gossip, Raft and the HTTP
+/// hand-offs (issue 18).
+pub fn threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, MAX_THREADS)
+}
+
+/// The sockets of one DNS address: a UDP socket per answering thread,
+/// all bound to the same port with `SO_REUSEPORT` (the kernel hashes each
+/// client's flow to one of them), and one TCP listener.
+pub struct Sockets {
+    udp: Vec<std::net::UdpSocket>,
+    tcp: std::net::TcpListener,
+}
+
+impl Sockets {
+    pub fn udp_addr(&self) -> std::io::Result<SocketAddr> {
+        match self.udp.first() {
+            Some(u) => u.local_addr(),
+            None => self.tcp.local_addr(),
+        }
+    }
+}
+
+/// A nonblocking UDP socket on `addr` that other sockets of this process's
+/// user may share (`SO_REUSEPORT`).
+fn shared_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_reuse_port(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    Ok(s.into())
+}
+
+/// UDP (`threads` sockets) and TCP on one port. With port 0 the first UDP
+/// socket picks the port and TCP may find it taken by someone else's TCP
+/// listener: pick again. The agent binds with this before it shares its
+/// config, so that the config can name the port bound.
+pub fn bind_pair(addr: SocketAddr, threads: usize) -> std::io::Result<Sockets> {
     let mut tries = 0;
     loop {
-        let udp = tokio::net::UdpSocket::bind(addr).await?;
-        match tokio::net::TcpListener::bind(udp.local_addr()?).await {
-            Ok(tcp) => return Ok((udp, tcp)),
+        let first = shared_udp(addr)?;
+        let local = first.local_addr()?;
+        match std::net::TcpListener::bind(local) {
+            Ok(tcp) => {
+                tcp.set_nonblocking(true)?;
+                let mut udp = vec![first];
+                for _ in 1..threads.max(1) {
+                    udp.push(shared_udp(local)?);
+                }
+                return Ok(Sockets { udp, tcp });
+            }
             Err(e) if addr.port() == 0 && tries < 8 => {
                 tries += 1;
                 tracing::debug!(error = %e, "DNS: TCP port taken, picking another");
@@ -166,7 +216,8 @@ pub async fn bind_pair(
     }
 }
 
-/// Owns the DNS listeners of one address; stopping the actor stops them.
+/// Owns the DNS listeners of one answering thread; stopping the actor
+/// stops them.
 pub struct DnsActor {
     server: Option<Server<DnsHandler>>,
 }
@@ -190,25 +241,26 @@ impl Actor for DnsActor {
 
 impl DnsActor {
     /// Binds UDP and TCP on `addr` (port 0: UDP picks a port, TCP takes
-    /// the same) and starts serving. Returns the actor and the UDP and TCP
-    /// addresses bound.
-    pub async fn start(
+    /// the same) and starts serving. Returns the UDP and TCP addresses
+    /// bound.
+    pub fn start(
         config: Arc<RuntimeConfig>,
         reads: Arc<dyn ReadPath>,
         addr: SocketAddr,
-    ) -> std::io::Result<(Addr<DnsActor>, SocketAddr, SocketAddr)> {
-        let (udp, tcp) = bind_pair(addr).await?;
-        Self::serve(config, reads, udp, tcp)
+    ) -> std::io::Result<(SocketAddr, SocketAddr)> {
+        Self::serve(config, reads, bind_pair(addr, threads())?)
     }
 
-    /// Starts serving on sockets bound by [`bind_pair`]. Returns the actor
-    /// and the UDP and TCP addresses.
+    /// Starts serving on sockets bound by [`bind_pair`]: a thread (an
+    /// arbiter) per UDP socket, the first also serving TCP. Each answers
+    /// on its own thread from the shared store through `reads` (the
+    /// router's local read takes the store's read lock; no actor is
+    /// asked). Returns the UDP and TCP addresses.
     pub fn serve(
         config: Arc<RuntimeConfig>,
         reads: Arc<dyn ReadPath>,
-        udp: tokio::net::UdpSocket,
-        tcp: tokio::net::TcpListener,
-    ) -> std::io::Result<(Addr<DnsActor>, SocketAddr, SocketAddr)> {
+        sockets: Sockets,
+    ) -> std::io::Result<(SocketAddr, SocketAddr)> {
         let zone = |d: &str| {
             Name::from_ascii(d).map(|n| n.to_lowercase()).map_err(|e| {
                 std::io::Error::new(
@@ -221,7 +273,7 @@ impl DnsActor {
             domain: zone(&config.domain)?,
             alt: config.alt_domain.as_deref().map(zone).transpose()?,
         };
-        let (udp_addr, tcp_addr) = (udp.local_addr()?, tcp.local_addr()?);
+        let (udp_addr, tcp_addr) = (sockets.udp_addr()?, sockets.tcp.local_addr()?);
         let domain_query = crate::metrics::global().summary_with(
             "dns.domain_query",
             vec![("node".into(), config.node_name.clone())],
@@ -233,17 +285,31 @@ impl DnsActor {
             domain_query,
             servers_seen: Default::default(),
         };
-        let mut server = Server::new(handler);
-        server.register_socket(udp);
-        server.register_listener(tcp, Duration::from_secs(5), 64 * 1024);
-        tracing::info!(udp = %udp_addr, tcp = %tcp_addr, "DNS listening");
-        Ok((
-            DnsActor {
-                server: Some(server),
-            }
-            .start(),
-            udp_addr,
-            tcp_addr,
-        ))
+        let mut tcp = Some(sockets.tcp);
+        for udp in sockets.udp {
+            let (handler, tcp) = (handler.clone(), tcp.take());
+            let arbiter = Arbiter::new();
+            // The sockets are made tokio's inside the arbiter: a tokio
+            // socket stays with the runtime that made it, whose thread
+            // would then wake for every packet.
+            DnsActor::start_in_arbiter(&arbiter.handle(), move |_| {
+                let mut server = Server::new(handler);
+                match tokio::net::UdpSocket::from_std(udp) {
+                    Ok(u) => server.register_socket(u),
+                    Err(e) => tracing::error!(error = %e, "DNS: UDP socket not served"),
+                }
+                if let Some(t) = tcp {
+                    match tokio::net::TcpListener::from_std(t) {
+                        Ok(t) => server.register_listener(t, Duration::from_secs(5), 64 * 1024),
+                        Err(e) => tracing::error!(error = %e, "DNS: TCP listener not served"),
+                    }
+                }
+                DnsActor {
+                    server: Some(server),
+                }
+            });
+        }
+        tracing::info!(udp = %udp_addr, tcp = %tcp_addr, threads = threads(), "DNS listening");
+        Ok((udp_addr, tcp_addr))
     }
 }

@@ -41,7 +41,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_server::server::Request;
 use rand::seq::SliceRandom;
 
-pub use listener::{bind_pair, DnsActor};
+pub use listener::{bind_pair, threads, DnsActor, Sockets};
 pub use lookup::{lookup_in, parse_labels, reverse_ip, Lookup, Zones};
 
 use crate::actors::node::router::ReadPath;

@@ -272,9 +272,7 @@ async fn start_reads(
         stale_contact_ms,
         seen: seen.clone(),
     });
-    let (_, udp, _) = DnsActor::start(Arc::new(config), reads, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let (udp, _) = DnsActor::start(Arc::new(config), reads, "127.0.0.1:0".parse().unwrap()).unwrap();
     (udp, seen)
 }
 

@@ -41,6 +41,7 @@ async fn main() {
                         key: format!("k/{c}/{i}"),
                         value: vec![b'x'; 128],
                         flags: 0,
+                        ttl: None,
                     };
                     let _ = raft.send(RaftWrite(cmd)).await;
                 }

@@ -50,6 +50,7 @@ async fn acknowledged_writes_survive_restart_through_snapshots() {
             key: format!("k/{i:04}"),
             value: i.to_string().into_bytes(),
             flags: 0,
+            ttl: None,
         };
         let r = raft.send(RaftWrite(cmd)).await.unwrap().unwrap();
         assert_eq!(r.result, CommandResult::Bool(true));

@@ -51,7 +51,9 @@ impl Enforcer<'_> {
             Query::KvGet { key } => self.need(Resource::Key, Access::Read, key),
             // `list` is granted with `read` unless enable_key_list_policy
             // (the authorizer knows its config).
-            Query::KvList { prefix } | Query::KvKeys { prefix, .. } => {
+            Query::KvList { prefix }
+            | Query::KvKeys { prefix, .. }
+            | Query::KvChanges { prefix, .. } => {
                 if self.authz.config().enable_key_list_policy {
                     self.need(Resource::Key, Access::List, prefix)
                 } else {
@@ -121,6 +123,10 @@ impl Enforcer<'_> {
         match result {
             QueryResult::Entries(v) => keep(v, |e| key(&e.key)),
             QueryResult::Keys(v) => keep(v, |k| key(k)),
+            // A deleted key's name is as secret as its entry was.
+            QueryResult::KvChanges(crate::structs::catalog::KvChanges::Since(v)) => {
+                keep(v, |c| key(c.key()))
+            }
             QueryResult::Nodes(v) => keep(v, |n| node(&n.node)),
             QueryResult::Services(m) => {
                 let before = m.len();
@@ -303,7 +309,9 @@ impl Enforcer<'_> {
             | Command::AclTokensReapExpired { .. }
             | Command::AclReplicate(_) => self.operator(Resource::Acl, Access::Write),
             // Only the leader issues it; no client request carries it.
-            Command::KvReapTombstones { .. } => self.operator(Resource::Operator, Access::Write),
+            Command::KvReapTombstones { .. } | Command::KvExpire { .. } => {
+                self.operator(Resource::Operator, Access::Write)
+            }
             Command::PreparedQuerySet { query, .. } => {
                 self.prepared_query_write(Some(query), &query.id, lookup)
             }

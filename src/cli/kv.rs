@@ -43,6 +43,10 @@ pub enum KvCmd {
         modify_index: Option<u64>,
         #[arg(long)]
         flags: Option<u64>,
+        /// Meridian extension: the key is deleted once this long (a Go
+        /// duration, 1s to 24h) passes without a rewrite.
+        #[arg(long)]
+        ttl: Option<String>,
         /// The value is base64 and is decoded before it is written.
         #[arg(long)]
         base64: bool,
@@ -129,6 +133,7 @@ pub fn run(cmd: KvCmd) -> Result<i32> {
             cas,
             modify_index,
             flags,
+            ttl,
             base64,
             key,
             value,
@@ -148,6 +153,9 @@ pub fn run(cmd: KvCmd) -> Result<i32> {
                 let idx =
                     modify_index.ok_or_else(|| anyhow!("Must specify -modify-index with -cas!"))?;
                 q.push(("cas", idx.to_string()));
+            }
+            if let Some(t) = ttl {
+                q.push(("ttl", t));
             }
             let r = c.call_ok(
                 Method::PUT,

@@ -31,6 +31,18 @@ pub struct Args {
     /// The event name (type event).
     #[arg(long)]
     name: Option<String>,
+    /// keyprefix only (Meridian extension): after the first run, the
+    /// handler gets only the keys written or deleted since the last one.
+    /// A Go-style boolean: `-changes-only` or `-changes-only=false`, never
+    /// taking the handler that follows as its value.
+    #[arg(
+        long = "changes-only",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        default_value = "false"
+    )]
+    changes_only: bool,
     /// Run the handler through a shell (`sh -c`).
     #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "true")]
     shell: bool,
@@ -49,6 +61,7 @@ pub fn run(a: Args) -> Result<i32> {
         passing_only: a.passingonly,
         state: a.state.clone(),
         name: a.name.clone(),
+        changes_only: a.changes_only,
     })
     .map_err(|e| anyhow!("Failed to parse watch parameters: {e}"))?;
     let client = Client::new(&a.http)?;

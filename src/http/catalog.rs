@@ -56,6 +56,7 @@ pub(crate) fn answer(req: &HttpRequest, resp: ReadResponse) -> Result<HttpRespon
         QueryResult::Checks(v) => json_with(b, req, &v),
         QueryResult::Entries(v) => json_with(b, req, &v),
         QueryResult::Keys(v) => json_with(b, req, &v),
+        QueryResult::KvChanges(v) => json_with(b, req, &v),
         QueryResult::Entry(v) => json_with(b, req, &v),
         QueryResult::Sessions(v) => json_with(b, req, &v),
         QueryResult::Snapshot(v) => json_with(b, req, &v),

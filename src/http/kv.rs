@@ -1,5 +1,11 @@
 //! `/v1/kv/<key>`: get (single, `recurse`, `keys` with `separator`, `raw`),
 //! put (`flags`, `cas`), delete (`recurse`, `cas`).
+//!
+//! Two Meridian extensions (README, "Meridian extensions"): `?ttl=` on a
+//! PUT gives the key a time to live, and `?recurse&changes&index=N`
+//! answers only what changed under the prefix after N, deletions as
+//! `{"Key":..,"Deleted":true,"ModifyIndex":..}`; 409 when N is older
+//! than the deletions the servers still remember.
 
 use actix_web::http::StatusCode;
 use actix_web::web::{self, Payload};
@@ -12,6 +18,7 @@ use super::ApiState;
 use crate::config::RuntimeConfig;
 use crate::state::command::{Command, CommandResult};
 use crate::state::query::{Query, QueryResult};
+use crate::structs::catalog::{parse_kv_ttl, KvChange, KvChanges};
 use crate::structs::QueryOptions;
 
 pub fn routes() -> Vec<rt::Route> {
@@ -56,7 +63,22 @@ pub(crate) fn get_request(
 ) -> Result<(QueryOptions, Query), ApiError> {
     validate_key(key)?;
     let opts = p.query_options(cfg)?;
-    let query = if p.has("keys") {
+    let query = if p.has("changes") {
+        if !p.has("recurse") || p.has("keys") {
+            return Err(ApiError::bad_request(
+                "Invalid changes: ?changes needs ?recurse (and not ?keys)",
+            ));
+        }
+        if p.get("index").is_none() {
+            return Err(ApiError::bad_request(
+                "Invalid changes: ?changes needs ?index, the index of the last read",
+            ));
+        }
+        Query::KvChanges {
+            prefix: key.to_string(),
+            since: opts.min_index,
+        }
+    } else if p.has("keys") {
         Query::KvKeys {
             prefix: key.to_string(),
             separator: p
@@ -120,7 +142,48 @@ async fn get(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpRespons
             &[e],
         )),
         QueryResult::Entry(None) => Ok(read_response(StatusCode::NOT_FOUND, &resp.meta).finish()),
+        QueryResult::KvChanges(KvChanges::Since(changes)) => {
+            let rows: Vec<serde_json::Value> = changes.into_iter().map(change_json).collect();
+            // An empty delta is an answer (nothing changed before the wait
+            // ran out), not a missing key: 200 with `[]`.
+            Ok(json_with(
+                read_response(StatusCode::OK, &resp.meta),
+                &req,
+                &rows,
+            ))
+        }
+        QueryResult::KvChanges(KvChanges::TooOld { floor }) => {
+            Ok(read_response(StatusCode::CONFLICT, &resp.meta)
+                .insert_header((CHANGES_FLOOR_HEADER, floor.to_string()))
+                .content_type("text/plain")
+                .body(format!(
+                    "Invalid changes: index {} is older than the oldest change this server \
+                     remembers ({floor}); read the prefix in full (without ?changes) and \
+                     continue from that read's X-Consul-Index",
+                    opts_index(&p)
+                )))
+        }
         other => Err(ApiError::internal(format!("unexpected result {other:?}"))),
+    }
+}
+
+/// On a changed-keys read's 409: the lowest `index` it would accept.
+pub const CHANGES_FLOOR_HEADER: &str = "X-Meridian-Changes-Floor";
+
+fn opts_index(p: &Params) -> &str {
+    p.get("index").unwrap_or("0")
+}
+
+/// A changed-keys row as JSON: a written entry as Consul shapes it, a
+/// deleted one as its key, `"Deleted": true` and the delete's index.
+fn change_json(c: KvChange) -> serde_json::Value {
+    match c {
+        KvChange::Set(e) => serde_json::to_value(e).unwrap_or(serde_json::Value::Null),
+        KvChange::Deleted { key, modify_index } => serde_json::json!({
+            "Key": key,
+            "Deleted": true,
+            "ModifyIndex": modify_index,
+        }),
     }
 }
 
@@ -143,6 +206,8 @@ pub(crate) struct PutArgs {
     key: String,
     flags: u64,
     mode: PutMode,
+    /// `?ttl=` (Meridian extension), already checked.
+    ttl: Option<String>,
 }
 
 impl PutArgs {
@@ -166,7 +231,19 @@ impl PutArgs {
             (Some(cas), None, None) => PutMode::Cas(cas),
             (None, None, None) => PutMode::Set,
         };
-        Ok(PutArgs { key, flags, mode })
+        let ttl = match p.get("ttl") {
+            None => None,
+            Some(t) => {
+                parse_kv_ttl(t).map_err(|e| ApiError::bad_request(capitalized(&e.to_string())))?;
+                Some(t.to_string())
+            }
+        };
+        Ok(PutArgs {
+            key,
+            flags,
+            mode,
+            ttl,
+        })
     }
 
     /// The write, once the body is in. Consul answers a session that is
@@ -178,27 +255,40 @@ impl PutArgs {
                 .map(|_| s.clone())
                 .map_err(|_| ApiError::bad_request(format!("invalid session \"{s}\"")))
         };
-        let PutArgs { key, flags, mode } = self;
+        let PutArgs {
+            key,
+            flags,
+            mode,
+            ttl,
+        } = self;
         Ok(match mode {
             PutMode::Lock(s) => Command::KvLock {
                 key,
                 value,
                 flags,
                 session: session(s)?,
+                ttl,
             },
             PutMode::Unlock(s) => Command::KvUnlock {
                 key,
                 value,
                 flags,
                 session: session(s)?,
+                ttl,
             },
             PutMode::Cas(cas) => Command::KvCas {
                 key,
                 value,
                 flags,
                 cas,
+                ttl,
             },
-            PutMode::Set => Command::KvSet { key, value, flags },
+            PutMode::Set => Command::KvSet {
+                key,
+                value,
+                flags,
+                ttl,
+            },
         })
     }
 }
@@ -221,6 +311,15 @@ async fn put(
     let command = args.command(value)?;
     let resp = state.write(p.dc(), p.token(), command).await?;
     bool_response(&req, resp.result)
+}
+
+/// Consul's 400 texts start with a capital (`Invalid wait time`).
+pub(crate) fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
 }
 
 /// A DELETE's write, from its query string and key.

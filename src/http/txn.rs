@@ -65,6 +65,10 @@ struct KvBody {
     flags: u64,
     index: u64,
     session: String,
+    /// Meridian extension: the key's TTL (`"30s"`) for `set`, `cas`,
+    /// `lock` and `unlock`.
+    #[serde(rename = "TTL")]
+    ttl: Option<String>,
 }
 
 async fn txn(
@@ -200,6 +204,16 @@ fn kv_op(i: usize, kv: KvBody) -> Result<KvOp, ApiError> {
     if kv.key.is_empty() && kv.verb != "get-tree" && kv.verb != "delete-tree" {
         return Err(ApiError::bad_request(format!("Operation {i}: missing key")));
     }
+    if let Some(ttl) = &kv.ttl {
+        if !matches!(kv.verb.as_str(), "set" | "cas" | "lock" | "unlock") {
+            return Err(ApiError::bad_request(format!(
+                "Operation {i}: KV.TTL is only for set, cas, lock and unlock, not {:?}",
+                kv.verb
+            )));
+        }
+        crate::structs::catalog::parse_kv_ttl(ttl)
+            .map_err(|e| ApiError::bad_request(format!("Operation {i}: KV.TTL: {e}")))?;
+    }
     Ok(KvOp {
         verb: kv.verb,
         key: kv.key,
@@ -207,5 +221,6 @@ fn kv_op(i: usize, kv: KvBody) -> Result<KvOp, ApiError> {
         flags: kv.flags,
         index: kv.index,
         session: kv.session,
+        ttl: kv.ttl,
     })
 }

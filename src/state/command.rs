@@ -10,21 +10,47 @@ use super::StateStore;
 
 pub fn apply(store: &mut StateStore, index: u64, cmd: &Command) -> CommandResult {
     let result = match cmd {
-        Command::KvSet { key, value, flags } => {
-            CommandResult::Bool(store.kv_set(index, key, value.clone(), *flags))
-        }
+        Command::KvSet {
+            key,
+            value,
+            flags,
+            ttl,
+        } => match check_ttl(ttl) {
+            Err(r) => r,
+            Ok(()) => CommandResult::Bool(store.kv_set_ttl(
+                index,
+                key,
+                value.clone(),
+                *flags,
+                ttl.clone(),
+            )),
+        },
         Command::KvCas {
             key,
             value,
             flags,
             cas,
-        } => CommandResult::Bool(store.kv_cas(index, key, value.clone(), *flags, *cas)),
+            ttl,
+        } => match check_ttl(ttl) {
+            Err(r) => r,
+            Ok(()) => CommandResult::Bool(store.kv_cas_ttl(
+                index,
+                key,
+                value.clone(),
+                *flags,
+                *cas,
+                ttl.clone(),
+            )),
+        },
         Command::KvDelete { key } => CommandResult::Bool(store.kv_delete(index, key)),
         Command::KvDeleteCas { key, cas } => {
             CommandResult::Bool(store.kv_delete_cas(index, key, *cas))
         }
         Command::KvDeleteTree { prefix } => {
             CommandResult::Bool(store.kv_delete_tree(index, prefix))
+        }
+        Command::KvExpire { key, modify_index } => {
+            CommandResult::Bool(store.kv_expire(index, key, *modify_index))
         }
         Command::Register(req) => match store.ensure_registration(index, req) {
             Ok(()) => CommandResult::Done,
@@ -39,9 +65,19 @@ pub fn apply(store: &mut StateStore, index: u64, cmd: &Command) -> CommandResult
             value,
             flags,
             session,
+            ttl,
         } => {
-            if store.sessions().contains_key(session) {
-                CommandResult::Bool(store.kv_lock(index, key, value.clone(), *flags, session))
+            if let Err(r) = check_ttl(ttl) {
+                r
+            } else if store.sessions().contains_key(session) {
+                CommandResult::Bool(store.kv_lock_ttl(
+                    index,
+                    key,
+                    value.clone(),
+                    *flags,
+                    session,
+                    ttl.clone(),
+                ))
             } else {
                 CommandResult::Rejected(format!("invalid session {session:?}"))
             }
@@ -51,7 +87,18 @@ pub fn apply(store: &mut StateStore, index: u64, cmd: &Command) -> CommandResult
             value,
             flags,
             session,
-        } => CommandResult::Bool(store.kv_unlock(index, key, value.clone(), *flags, session)),
+            ttl,
+        } => match check_ttl(ttl) {
+            Err(r) => r,
+            Ok(()) => CommandResult::Bool(store.kv_unlock_ttl(
+                index,
+                key,
+                value.clone(),
+                *flags,
+                session,
+                ttl.clone(),
+            )),
+        },
         Command::SessionCreate(sess) => match store.session_create(index, sess.clone()) {
             Ok(()) => CommandResult::Done,
             Err(e) => CommandResult::Rejected(e.to_string()),
@@ -120,6 +167,16 @@ pub fn apply(store: &mut StateStore, index: u64, cmd: &Command) -> CommandResult
     };
     store.note_index(index);
     result
+}
+
+/// A KV write's TTL, checked again here: the HTTP layer refuses a bad one
+/// with a 400, and an entry that reached Raft another way is refused the
+/// same way on every server (the check depends on nothing but the text).
+fn check_ttl(ttl: &Option<String>) -> Result<(), CommandResult> {
+    match ttl.as_deref().map(crate::structs::catalog::parse_kv_ttl) {
+        Some(Err(e)) => Err(CommandResult::Rejected(e.to_string())),
+        _ => Ok(()),
+    }
 }
 
 /// An ACL write's answer: the stored object, or the refusal in Consul's

@@ -1,7 +1,18 @@
 //! The KV table: set, check-and-set, delete, delete-tree, and reads by key,
 //! prefix and key listing with a separator.
+//!
+//! Two Meridian extensions live here too. KV TTLs: an entry may carry a
+//! TTL, and the store keeps the TTL keys in a small index of their own so
+//! that the leader's timers (`actors::raft::kv_ttl`) never walk the whole
+//! table; expiry itself is a replicated `KvExpire`, a delete guarded by
+//! the `ModifyIndex` the timer was started for. Changed-key reads: what
+//! changed under a prefix after an index, deletions from the tombstones,
+//! refused as too old once the tombstones that could answer were reaped
+//! (or a snapshot restore replaced the table).
 
-use super::structs::DirEntry;
+use std::time::Duration;
+
+use super::structs::{DirEntry, KvChange, KvChanges};
 use super::watch::{Waiter, WatchKey};
 use super::{StateStore, T_KVS};
 
@@ -10,6 +21,19 @@ impl StateStore {
     /// `CreateIndex`, `LockIndex` and lock holder: a plain write ignores
     /// locks, as in Consul.
     pub fn kv_set(&mut self, index: u64, key: &str, value: Vec<u8>, flags: u64) -> bool {
+        self.kv_set_ttl(index, key, value, flags, None)
+    }
+
+    /// [`Self::kv_set`] that also sets the entry's TTL, or clears it
+    /// (`None`): every write says what the TTL is from then on.
+    pub fn kv_set_ttl(
+        &mut self,
+        index: u64,
+        key: &str,
+        value: Vec<u8>,
+        flags: u64,
+        ttl: Option<String>,
+    ) -> bool {
         let (create_index, lock_index, session) = match self.kvs.get(key) {
             Some(e) => (e.create_index, e.lock_index, e.session.clone()),
             None => (index, 0, None),
@@ -22,6 +46,7 @@ impl StateStore {
             session,
             create_index,
             modify_index: index,
+            ttl,
         };
         self.kvs.insert(key.to_string(), entry);
         self.tombstones.remove(key);
@@ -32,6 +57,19 @@ impl StateStore {
     /// Writes only if the entry's `ModifyIndex` equals `cas`; `cas == 0`
     /// writes only if the key does not exist.
     pub fn kv_cas(&mut self, index: u64, key: &str, value: Vec<u8>, flags: u64, cas: u64) -> bool {
+        self.kv_cas_ttl(index, key, value, flags, cas, None)
+    }
+
+    /// [`Self::kv_cas`] with the entry's TTL (see [`Self::kv_set_ttl`]).
+    pub fn kv_cas_ttl(
+        &mut self,
+        index: u64,
+        key: &str,
+        value: Vec<u8>,
+        flags: u64,
+        cas: u64,
+        ttl: Option<String>,
+    ) -> bool {
         let current = self.kvs.get(key).map(|e| e.modify_index);
         let ok = match (cas, current) {
             (0, None) => true,
@@ -40,7 +78,7 @@ impl StateStore {
             (_, None) => false,
         };
         if ok {
-            self.kv_set(index, key, value, flags);
+            self.kv_set_ttl(index, key, value, flags, ttl);
         }
         ok
     }
@@ -75,9 +113,112 @@ impl StateStore {
         true
     }
 
+    /// Deletes `key` for its TTL: only if it still has one and has not
+    /// been written since `modify_index`, the write the leader's timer
+    /// was started for (a rewrite in between restarted the clock, or
+    /// cleared the TTL, and must win).
+    pub fn kv_expire(&mut self, index: u64, key: &str, modify_index: u64) -> bool {
+        match self.kvs.get(key) {
+            Some(e) if e.modify_index == modify_index && e.ttl.is_some() => {
+                self.kv_delete(index, key)
+            }
+            _ => false,
+        }
+    }
+
+    /// Every change of a KV row goes through here, so the TTL index
+    /// follows the table without each writer knowing about it.
     pub(crate) fn kv_changed(&mut self, index: u64, key: &str) {
         self.bump(T_KVS, index);
+        self.kv_ttl_track(key);
         self.fire(WatchKey::Key(key.to_string()));
+    }
+
+    /// Brings `key`'s place in the TTL index in line with its entry.
+    pub(crate) fn kv_ttl_track(&mut self, key: &str) {
+        let want = self
+            .kvs
+            .get(key)
+            .and_then(|e| e.ttl().map(|d| (e.modify_index, d)));
+        let had = match want {
+            Some(v) => self.kv_ttl.insert(key.to_string(), v),
+            None => self.kv_ttl.remove(key),
+        };
+        if had != want {
+            self.kv_ttl_version += 1;
+        }
+    }
+
+    /// Rebuilds the TTL index from the table (after a restore, or a
+    /// transaction that put whole tables back).
+    pub(crate) fn kv_ttl_rebuild(&mut self) {
+        self.kv_ttl = self
+            .kvs
+            .values()
+            .filter_map(|e| Some((e.key.clone(), (e.modify_index, e.ttl()?))))
+            .collect();
+        self.kv_ttl_version += 1;
+    }
+
+    /// The keys with a TTL: key → (`ModifyIndex`, TTL).
+    pub fn kv_ttl_keys(&self) -> &std::collections::BTreeMap<String, (u64, Duration)> {
+        &self.kv_ttl
+    }
+
+    /// Moves whenever [`Self::kv_ttl_keys`] changes (this server's count,
+    /// not replicated): the leader re-reads the TTL keys only then.
+    pub fn kv_ttl_version(&self) -> u64 {
+        self.kv_ttl_version
+    }
+
+    /// The oldest index a changed-keys read can start from: below it,
+    /// deletions may have left no tombstone (reaped, or the table was
+    /// replaced by a snapshot restore).
+    pub fn kv_changes_floor(&self) -> u64 {
+        self.kv_reaped_index.max(self.kv_restored_index)
+    }
+
+    /// What changed under `prefix` after `since`: entries with a higher
+    /// `ModifyIndex` and tombstones with a higher index, in key order
+    /// (a key is never both: a write removes its tombstone). The index is
+    /// [`Self::kv_list`]'s, so a blocking read wakes exactly when a
+    /// recursive one would.
+    pub fn kv_changes(
+        &self,
+        prefix: &str,
+        since: u64,
+        waiter: Option<&Waiter>,
+    ) -> (u64, KvChanges) {
+        self.watch(waiter, WatchKey::KeyPrefix(prefix.to_string()));
+        let mut live = 0;
+        let mut changes: Vec<KvChange> = Vec::new();
+        for (_, e) in self
+            .kvs
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+        {
+            live = live.max(e.modify_index);
+            if e.modify_index > since {
+                changes.push(KvChange::Set(e.clone()));
+            }
+        }
+        let index = self.prefix_index(prefix, live);
+        let floor = self.kv_changes_floor();
+        if since < floor {
+            return (index, KvChanges::TooOld { floor });
+        }
+        changes.extend(
+            self.tombstones
+                .range(prefix.to_string()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .filter(|(_, i)| **i > since)
+                .map(|(k, i)| KvChange::Deleted {
+                    key: k.clone(),
+                    modify_index: *i,
+                }),
+        );
+        changes.sort_by(|a, b| a.key().cmp(b.key()));
+        (index, KvChanges::Since(changes))
     }
 
     /// One entry. The index is the entry's `ModifyIndex`, or the table's

@@ -70,6 +70,13 @@ pub struct StateStore {
     /// Highest index any tombstone was made at (reaped or not): the
     /// leader's GC learns from it that deletes happened, without a scan.
     kv_tombstone_max: u64,
+    /// The index of the last snapshot restore through Raft: changed-key
+    /// reads cannot start below it (the keys it dropped left no tombstone).
+    kv_restored_index: u64,
+    /// The keys with a TTL: key → (`ModifyIndex`, TTL); derived from `kvs`.
+    kv_ttl: BTreeMap<String, (u64, std::time::Duration)>,
+    /// Counts changes to `kv_ttl` (see [`StateStore::kv_ttl_version`]).
+    kv_ttl_version: u64,
     nodes: BTreeMap<String, Node>,
     /// (node, service id) → instance.
     services: BTreeMap<(String, String), NodeService>,
@@ -174,6 +181,7 @@ impl StateStore {
             kvs: self.kvs.values().cloned().collect(),
             tombstones: self.tombstones.clone(),
             kv_reaped_index: self.kv_reaped_index,
+            kv_restored_index: self.kv_restored_index,
             nodes: self.nodes.values().cloned().collect(),
             services: self
                 .services
@@ -198,8 +206,12 @@ impl StateStore {
         let mut watches = std::mem::take(self.watches.get_mut().unwrap_or_else(|e| e.into_inner()));
         // Queries blocked now still count, and still decrement this one.
         let blocking = self.blocking.clone();
+        // Kept counting, so the leader's TTL timers see the restore as a
+        // change even when the rebuilt index has as many entries.
+        let ttl_version = self.kv_ttl_version;
         *self = StateStore::default();
         self.blocking = blocking;
+        self.kv_ttl_version = ttl_version;
         self.acl = acl::AclTables::restore_from(&mut snap);
         for e in snap.kvs {
             self.kvs.insert(e.key.clone(), e);
@@ -207,6 +219,8 @@ impl StateStore {
         self.kv_tombstone_max = snap.tombstones.values().copied().max().unwrap_or(0);
         self.tombstones = snap.tombstones;
         self.kv_reaped_index = snap.kv_reaped_index;
+        self.kv_restored_index = snap.kv_restored_index;
+        self.kv_ttl_rebuild();
         for n in snap.nodes {
             self.nodes.insert(n.node.clone(), n);
         }
@@ -240,6 +254,7 @@ impl StateStore {
     /// the old state wake and see the new one as a change.
     pub fn restore_at(&mut self, index: u64, snap: StoreSnapshot) {
         self.restore(snap);
+        self.kv_restored_index = index;
         for t in [
             T_KVS,
             T_NODES,
@@ -261,5 +276,7 @@ impl StateStore {
     }
 }
 
+#[cfg(test)]
+mod kv_ext_tests;
 #[cfg(test)]
 mod tests;

@@ -25,6 +25,10 @@ pub fn execute(store: &StateStore, q: &Query, waiter: Option<&Waiter>) -> (u64, 
             let (i, k) = store.kv_keys(prefix, separator.as_deref(), waiter);
             (i, QueryResult::Keys(k))
         }
+        Query::KvChanges { prefix, since } => {
+            let (i, c) = store.kv_changes(prefix, *since, waiter);
+            (i, QueryResult::KvChanges(c))
+        }
         Query::CatalogNodes => {
             let (i, n) = store.catalog_nodes(waiter);
             (i, QueryResult::Nodes(n))

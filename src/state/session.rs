@@ -191,6 +191,19 @@ impl StateStore {
         flags: u64,
         session: &str,
     ) -> bool {
+        self.kv_lock_ttl(index, key, value, flags, session, None)
+    }
+
+    /// [`Self::kv_lock`] that sets the entry's TTL, or clears it.
+    pub fn kv_lock_ttl(
+        &mut self,
+        index: u64,
+        key: &str,
+        value: Vec<u8>,
+        flags: u64,
+        session: &str,
+        ttl: Option<String>,
+    ) -> bool {
         if !self.sessions.contains_key(session) {
             return false;
         }
@@ -211,6 +224,7 @@ impl StateStore {
                 session: Some(session.to_string()),
                 create_index,
                 modify_index: index,
+                ttl,
             },
         );
         self.tombstones.remove(key);
@@ -227,6 +241,19 @@ impl StateStore {
         flags: u64,
         session: &str,
     ) -> bool {
+        self.kv_unlock_ttl(index, key, value, flags, session, None)
+    }
+
+    /// [`Self::kv_unlock`] that sets the entry's TTL, or clears it.
+    pub fn kv_unlock_ttl(
+        &mut self,
+        index: u64,
+        key: &str,
+        value: Vec<u8>,
+        flags: u64,
+        session: &str,
+        ttl: Option<String>,
+    ) -> bool {
         match self.kvs.get(key) {
             Some(e) if e.session.as_deref() == Some(session) => {
                 let mut e = e.clone();
@@ -234,6 +261,7 @@ impl StateStore {
                 e.value = value;
                 e.flags = flags;
                 e.modify_index = index;
+                e.ttl = ttl;
                 self.kvs.insert(key.to_string(), e);
                 self.kv_changed(index, key);
                 true
@@ -278,6 +306,7 @@ mod tests {
             value: Vec::new(),
             flags: 0,
             session: session.into(),
+            ttl: None,
         }
     }
 
@@ -402,6 +431,7 @@ mod tests {
             flags: 0,
             index: 0,
             session: "b".into(),
+            ttl: None,
         };
         let txn = Command::Txn(vec![op("set", "x"), op("lock", "k")]);
         assert_eq!(

@@ -364,6 +364,7 @@ fn snapshot_restore_round_trips_and_wakes_everyone() {
             key: "k".into(),
             value: b"v".to_vec(),
             flags: 3,
+            ttl: None,
         },
     );
     apply(
@@ -405,7 +406,8 @@ fn commands_answer_as_the_http_api_expects() {
                 key: "x".into(),
                 value: vec![],
                 flags: 0,
-                cas: 0
+                cas: 0,
+                ttl: None,
             }
         ),
         CommandResult::Bool(true)
@@ -418,7 +420,8 @@ fn commands_answer_as_the_http_api_expects() {
                 key: "x".into(),
                 value: vec![],
                 flags: 0,
-                cas: 0
+                cas: 0,
+                ttl: None,
             }
         ),
         CommandResult::Bool(false)
@@ -452,17 +455,20 @@ fn a_batch_applies_in_order_under_one_index() {
             value: b"1".to_vec(),
             flags: 0,
             cas: 0,
+            ttl: None,
         },
         Command::KvCas {
             key: "c".into(),
             value: b"2".to_vec(),
             flags: 0,
             cas: 0,
+            ttl: None,
         },
         Command::KvSet {
             key: "d".into(),
             value: b"x".to_vec(),
             flags: 0,
+            ttl: None,
         },
         Command::KvDelete { key: "d".into() },
     ]);

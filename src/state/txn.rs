@@ -69,6 +69,7 @@ impl StateStore {
                 Ok(r) => results.extend(r),
                 Err(what) => {
                     self.kvs = saved.kvs;
+                    self.kv_ttl_rebuild();
                     self.tombstones = saved.tombstones;
                     self.nodes = saved.nodes;
                     self.services = saved.services;
@@ -287,6 +288,7 @@ impl StateStore {
                             Some(t) => self.tombstones.insert(k.clone(), t),
                             None => self.tombstones.remove(&k),
                         };
+                        self.kv_ttl_track(&k);
                     }
                     self.indexes.insert(T_KVS.to_string(), kv_index);
                     return TxnOutcome::Errors(vec![(i, what)]);
@@ -313,13 +315,23 @@ impl StateStore {
                 .into_iter()
                 .collect()
         };
+        if let Some(ttl) = &op.ttl {
+            crate::structs::catalog::parse_kv_ttl(ttl).map_err(|e| e.to_string())?;
+        }
         match op.verb.as_str() {
             "set" => {
-                self.kv_set(index, key, op.value.clone(), op.flags);
+                self.kv_set_ttl(index, key, op.value.clone(), op.flags, op.ttl.clone());
                 Ok(written(self))
             }
             "cas" => {
-                if self.kv_cas(index, key, op.value.clone(), op.flags, op.index) {
+                if self.kv_cas_ttl(
+                    index,
+                    key,
+                    op.value.clone(),
+                    op.flags,
+                    op.index,
+                    op.ttl.clone(),
+                ) {
                     Ok(written(self))
                 } else {
                     Err(format!("failed to set key {key:?}, index is stale"))
@@ -328,14 +340,28 @@ impl StateStore {
             "lock" => {
                 if !self.sessions().contains_key(&op.session) {
                     Err(format!("invalid session {:?}", op.session))
-                } else if self.kv_lock(index, key, op.value.clone(), op.flags, &op.session) {
+                } else if self.kv_lock_ttl(
+                    index,
+                    key,
+                    op.value.clone(),
+                    op.flags,
+                    &op.session,
+                    op.ttl.clone(),
+                ) {
                     Ok(written(self))
                 } else {
                     Err(format!("failed to lock key {key:?}, lock is already held"))
                 }
             }
             "unlock" => {
-                if self.kv_unlock(index, key, op.value.clone(), op.flags, &op.session) {
+                if self.kv_unlock_ttl(
+                    index,
+                    key,
+                    op.value.clone(),
+                    op.flags,
+                    &op.session,
+                    op.ttl.clone(),
+                ) {
                     Ok(written(self))
                 } else {
                     Err(format!("failed to unlock key {key:?}, lock isn't held, or is held by another session"))
@@ -404,6 +430,7 @@ mod tests {
             flags: 0,
             index,
             session: String::new(),
+            ttl: None,
         }
     }
 

@@ -21,6 +21,87 @@ pub struct DirEntry {
     pub session: Option<String>,
     pub create_index: u64,
     pub modify_index: u64,
+    /// Meridian extension: the key's time to live as it was written
+    /// (`?ttl=30s`), a Go duration. Absent from the JSON when unset, so
+    /// Consul clients see Consul's shape.
+    #[serde(rename = "TTL", default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+}
+
+/// The shortest KV TTL: the leader looks at its timers four times a
+/// second, so a shorter one would expire late by a large fraction.
+pub const KV_TTL_MIN: std::time::Duration = std::time::Duration::from_secs(1);
+/// The longest KV TTL, Consul's longest session TTL (86400s).
+pub const KV_TTL_MAX: std::time::Duration = std::time::Duration::from_secs(86_400);
+
+/// Why a KV TTL was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KvTtlError {
+    #[error("invalid ttl {value:?}: {reason}")]
+    Syntax { value: String, reason: String },
+    #[error("invalid ttl {value:?}: must be between 1s and 24h")]
+    OutOfRange { value: String },
+}
+
+/// A KV TTL as written (`30s`, `1m30s`), checked against
+/// [`KV_TTL_MIN`]..=[`KV_TTL_MAX`]. The HTTP layer and the state store
+/// both check with this, so an entry that reached Raft some other way
+/// is refused the same way.
+pub fn parse_kv_ttl(value: &str) -> Result<std::time::Duration, KvTtlError> {
+    let d = super::go_json::parse_go_duration(value).map_err(|reason| KvTtlError::Syntax {
+        value: value.to_string(),
+        reason,
+    })?;
+    if !(KV_TTL_MIN..=KV_TTL_MAX).contains(&d) {
+        return Err(KvTtlError::OutOfRange {
+            value: value.to_string(),
+        });
+    }
+    Ok(d)
+}
+
+impl DirEntry {
+    /// The entry's TTL, if it has a valid one.
+    pub fn ttl(&self) -> Option<std::time::Duration> {
+        self.ttl.as_deref().and_then(|t| parse_kv_ttl(t).ok())
+    }
+}
+
+/// One answer row of a changed-keys read (`?recurse&changes&index=N`,
+/// a Meridian extension): a key written after N, or one deleted after N
+/// (its tombstone's index).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KvChange {
+    Set(DirEntry),
+    Deleted { key: String, modify_index: u64 },
+}
+
+impl KvChange {
+    pub fn key(&self) -> &str {
+        match self {
+            KvChange::Set(e) => &e.key,
+            KvChange::Deleted { key, .. } => key,
+        }
+    }
+
+    pub fn modify_index(&self) -> u64 {
+        match self {
+            KvChange::Set(e) => e.modify_index,
+            KvChange::Deleted { modify_index, .. } => *modify_index,
+        }
+    }
+}
+
+/// A changed-keys read's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KvChanges {
+    /// Every change after the asked index, in key order.
+    Since(Vec<KvChange>),
+    /// The asked index is older than `floor`, the oldest index the store
+    /// can still list deletions from (tombstones below it were reaped, or
+    /// a snapshot restore replaced the table): the client must read the
+    /// prefix in full.
+    TooOld { floor: u64 },
 }
 
 /// Base64 as Consul sends `Value`: standard alphabet, `null` when empty.

@@ -23,6 +23,9 @@ pub enum Command {
         #[serde(with = "serde_bytes")]
         value: Vec<u8>,
         flags: u64,
+        /// Meridian extension: the key's TTL (`30s`); `None` clears it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl: Option<String>,
     },
     KvCas {
         key: String,
@@ -30,6 +33,9 @@ pub enum Command {
         value: Vec<u8>,
         flags: u64,
         cas: u64,
+        /// Meridian extension: the key's TTL (`30s`); `None` clears it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl: Option<String>,
     },
     KvDelete {
         key: String,
@@ -41,6 +47,14 @@ pub enum Command {
     KvDeleteTree {
         prefix: String,
     },
+    /// Meridian extension, sent only by the leader's KV TTL timers:
+    /// deletes `key` if it still has a TTL and its `ModifyIndex` is
+    /// `modify_index` (a rewrite since the timer started wins). Answers
+    /// `Bool(deleted)`.
+    KvExpire {
+        key: String,
+        modify_index: u64,
+    },
     Register(RegisterRequest),
     Deregister(DeregisterRequest),
     KvLock {
@@ -49,6 +63,9 @@ pub enum Command {
         value: Vec<u8>,
         flags: u64,
         session: String,
+        /// Meridian extension: the key's TTL (`30s`); `None` clears it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl: Option<String>,
     },
     KvUnlock {
         key: String,
@@ -56,6 +73,9 @@ pub enum Command {
         value: Vec<u8>,
         flags: u64,
         session: String,
+        /// Meridian extension: the key's TTL (`30s`); `None` clears it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl: Option<String>,
     },
     SessionCreate(Session),
     /// Destroy (the API) or invalidate (the leader's TTL timers).

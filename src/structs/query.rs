@@ -11,7 +11,8 @@ use super::acl::{
     AclPolicy, AclPolicyListStub, AclRole, AclToken, AclTokenListStub, ResolvedAclToken,
 };
 use super::catalog::{
-    CheckServiceNode, DirEntry, HealthCheck, HealthStatus, Node, NodeServices, ServiceNode,
+    CheckServiceNode, DirEntry, HealthCheck, HealthStatus, KvChanges, Node, NodeServices,
+    ServiceNode,
 };
 use super::coordinate::CoordinateEntry;
 use super::prepared_query::{ExecuteOptions, ExecuteResult, PreparedQuery};
@@ -29,6 +30,12 @@ pub enum Query {
     KvKeys {
         prefix: String,
         separator: Option<String>,
+    },
+    /// Meridian extension: what changed under `prefix` after `since`
+    /// (writes and deletes), from the KV tombstones.
+    KvChanges {
+        prefix: String,
+        since: u64,
     },
     CatalogNodes,
     CatalogServices,
@@ -154,6 +161,7 @@ pub enum QueryResult {
     Entry(Option<DirEntry>),
     Entries(Vec<DirEntry>),
     Keys(Vec<String>),
+    KvChanges(KvChanges),
     Nodes(Vec<Node>),
     Services(BTreeMap<String, Vec<String>>),
     /// Every instance, for grouping by name after `?filter=`; the ACL

@@ -20,6 +20,10 @@ pub struct StoreSnapshot {
     /// every prefix read's index, so that a reap cannot move one back.
     #[serde(default)]
     pub kv_reaped_index: u64,
+    /// The index of the last snapshot restore applied through Raft (a
+    /// Meridian extension's floor: changed-key reads start at or above it).
+    #[serde(default)]
+    pub kv_restored_index: u64,
     pub nodes: Vec<Node>,
     /// (node, instance) pairs.
     pub services: Vec<(String, NodeService)>,

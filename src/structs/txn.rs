@@ -14,6 +14,10 @@ pub struct KvOp {
     pub flags: u64,
     pub index: u64,
     pub session: String,
+    /// Meridian extension: `set`, `cas`, `lock` and `unlock` give the key
+    /// this TTL (`None` clears it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
 }
 
 /// One operation of any kind (Consul's `TxnOp`).

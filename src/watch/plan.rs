@@ -13,6 +13,11 @@ use thiserror::Error;
 pub enum WatchKind {
     Key(String),
     KeyPrefix(String),
+    /// Meridian extension (`-changes-only`): a prefix whose handler gets
+    /// the whole listing once, then only the keys written or deleted
+    /// since the previous run (deleted ones as `{"Key", "Deleted": true,
+    /// "ModifyIndex"}`).
+    KeyPrefixChanges(String),
     Services,
     Nodes,
     Service {
@@ -72,6 +77,8 @@ pub struct WatchParams {
     pub passing_only: bool,
     pub state: Option<String>,
     pub name: Option<String>,
+    /// Only what changed (`keyprefix` watches; a Meridian extension).
+    pub changes_only: bool,
 }
 
 impl WatchKind {
@@ -82,11 +89,23 @@ impl WatchKind {
                 .filter(|s| !s.is_empty())
                 .ok_or_else(|| WatchError::Invalid(msg.to_string()))
         };
+        if p.changes_only && p.kind != "keyprefix" {
+            return Err(WatchError::Invalid(
+                "changes-only is only for keyprefix watches".into(),
+            ));
+        }
         Ok(match p.kind.as_str() {
             "key" => WatchKind::Key(need(&p.key, "Must specify a single key to watch")?),
-            "keyprefix" => WatchKind::KeyPrefix(p.prefix.clone().ok_or_else(|| {
-                WatchError::Invalid("Must specify a single prefix to watch".into())
-            })?),
+            "keyprefix" => {
+                let prefix = p.prefix.clone().ok_or_else(|| {
+                    WatchError::Invalid("Must specify a single prefix to watch".into())
+                })?;
+                if p.changes_only {
+                    WatchKind::KeyPrefixChanges(prefix)
+                } else {
+                    WatchKind::KeyPrefix(prefix)
+                }
+            }
             "services" => WatchKind::Services,
             "nodes" => WatchKind::Nodes,
             "service" => WatchKind::Service {
@@ -143,6 +162,17 @@ mod tests {
         let mut p = params("checks");
         p.service = Some("web".into());
         p.state = Some("critical".into());
+        assert!(WatchKind::from_params(&p).is_err());
+        let mut p = params("keyprefix");
+        p.prefix = Some("app/".into());
+        p.changes_only = true;
+        assert_eq!(
+            WatchKind::from_params(&p),
+            Ok(WatchKind::KeyPrefixChanges("app/".into()))
+        );
+        let mut p = params("key");
+        p.key = Some("k".into());
+        p.changes_only = true;
         assert!(WatchKind::from_params(&p).is_err());
     }
 }

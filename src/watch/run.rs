@@ -2,6 +2,7 @@
 //! until stopped, and the plan's handler run with each new result. Used by
 //! `meridian watch` and by the agent for the config file's watches.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -15,7 +16,7 @@ use crate::api::enc;
 fn request(kind: &WatchKind) -> (String, Vec<(&'static str, String)>) {
     match kind {
         WatchKind::Key(k) => (format!("/v1/kv/{}", enc(k)), vec![]),
-        WatchKind::KeyPrefix(p) => (
+        WatchKind::KeyPrefix(p) | WatchKind::KeyPrefixChanges(p) => (
             format!("/v1/kv/{}", enc(p)),
             vec![("recurse", String::new())],
         ),
@@ -79,11 +80,19 @@ pub fn run(
     }
     let mut last = 0u64;
     let mut backoff = Duration::from_millis(500);
+    // A changes-only watch: what it knows of the prefix.
+    let mut view = matches!(plan.kind, WatchKind::KeyPrefixChanges(_)).then(PrefixView::default);
     while !stop.load(Ordering::SeqCst) {
         let mut q = query.clone();
-        if last > 0 {
+        let changes = view.as_ref().is_some_and(|v| v.in_sync);
+        // A changes-only watch that must read in full again (first, or
+        // after a 409) does so at once: no index, no wait.
+        if last > 0 && (view.is_none() || changes) {
             q.push(("index", last.to_string()));
             q.push(("wait", "5m".into()));
+        }
+        if changes {
+            q.push(("changes", String::new()));
         }
         let mut req = http.get(format!("{base}{path}")).query(&q);
         if let Some(t) = &plan.token {
@@ -100,9 +109,13 @@ pub fn run(
             let body = r.bytes().map_err(|e| e.to_string())?;
             match status {
                 200 => serde_json::from_slice::<Value>(&body)
-                    .map(|v| (index, v))
+                    .map(|v| Some((index, v)))
                     .map_err(|e| e.to_string()),
-                404 => Ok((index, absent(&plan.kind))),
+                404 => Ok(Some((index, absent(&plan.kind)))),
+                // The servers no longer remember every deletion since
+                // `last`: read the prefix in full, and tell the handler
+                // what differs from what it was last told.
+                409 if changes => Ok(None),
                 _ => Err(format!(
                     "Unexpected response code: {status} ({})",
                     String::from_utf8_lossy(&body).trim()
@@ -110,7 +123,17 @@ pub fn run(
             }
         });
         let (index, value) = match resp {
-            Ok(r) => r,
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                tracing::info!(
+                    last,
+                    "changes-only watch: index too old; reading the prefix in full"
+                );
+                if let Some(v) = view.as_mut() {
+                    v.in_sync = false;
+                }
+                continue;
+            }
             Err(e) => {
                 if once {
                     return Err(e);
@@ -122,12 +145,20 @@ pub fn run(
             }
         };
         backoff = Duration::from_millis(500);
+        let value = match view.as_mut() {
+            Some(v) if changes => v.delta(value),
+            Some(v) => v.full(value, index),
+            None => Some(value),
+        };
         if index == last {
             continue;
         }
         // Any other index is a change, one that went backwards (a
         // restored snapshot, a new cluster) included.
         last = index;
+        // A changes-only watch whose index moved with nothing for it (a
+        // write its token may not read) does not run the handler.
+        let Some(value) = value else { continue };
         let value = match (&plan.kind, value) {
             (WatchKind::Key(_), Value::Array(mut a)) if !a.is_empty() => a.swap_remove(0),
             (_, v) => v,
@@ -138,6 +169,69 @@ pub fn run(
         }
     }
     Ok(())
+}
+
+/// What a changes-only watch knows of its prefix: each key's
+/// `ModifyIndex`, as of the last answer the handler was given.
+#[derive(Default)]
+struct PrefixView {
+    /// `None` until the first full read.
+    keys: Option<BTreeMap<String, u64>>,
+    /// The next read may ask for `?changes` (false at first and after a 409).
+    in_sync: bool,
+}
+
+impl PrefixView {
+    /// A full listing: the handler's answer is all of it the first time,
+    /// and afterwards (a resync after a 409) what differs from what it
+    /// knew, deletions included; `None` when nothing does.
+    fn full(&mut self, listing: Value, index: u64) -> Option<Value> {
+        self.in_sync = true;
+        let now: BTreeMap<String, u64> = rows(&listing)
+            .filter_map(|r| Some((key_of(r)?, modify_index_of(r))))
+            .collect();
+        let Some(before) = self.keys.replace(now.clone()) else {
+            return Some(listing);
+        };
+        let mut out: Vec<Value> = rows(&listing)
+            .filter(|r| key_of(r).is_some_and(|k| before.get(&k) != now.get(&k)))
+            .cloned()
+            .collect();
+        out.extend(before.keys().filter(|k| !now.contains_key(*k)).map(|k| {
+            // The delete's own index is gone with its tombstone.
+            serde_json::json!({ "Key": k, "Deleted": true, "ModifyIndex": index })
+        }));
+        out.sort_by(|a, b| key_of(a).cmp(&key_of(b)));
+        (!out.is_empty()).then_some(Value::Array(out))
+    }
+
+    /// A `?changes` answer, folded into what the watch knows; `None`
+    /// when it is empty.
+    fn delta(&mut self, changes: Value) -> Option<Value> {
+        let keys = self.keys.get_or_insert_with(BTreeMap::new);
+        for r in rows(&changes) {
+            let Some(k) = key_of(r) else { continue };
+            if r.get("Deleted").and_then(Value::as_bool) == Some(true) {
+                keys.remove(&k);
+            } else {
+                keys.insert(k, modify_index_of(r));
+            }
+        }
+        let any = rows(&changes).next().is_some();
+        any.then_some(changes)
+    }
+}
+
+fn rows(v: &Value) -> impl Iterator<Item = &Value> {
+    v.as_array().into_iter().flatten()
+}
+
+fn key_of(row: &Value) -> Option<String> {
+    row.get("Key").and_then(Value::as_str).map(str::to_string)
+}
+
+fn modify_index_of(row: &Value) -> u64 {
+    row.get("ModifyIndex").and_then(Value::as_u64).unwrap_or(0)
 }
 
 /// Runs the plan's handler for one change.
@@ -284,5 +378,39 @@ mod tests {
             request(&WatchKind::from_params(&params("checks")).unwrap()).0,
             "/v1/health/state/any"
         );
+    }
+
+    fn entry(key: &str, index: u64) -> Value {
+        serde_json::json!({ "Key": key, "ModifyIndex": index, "Value": null })
+    }
+
+    #[test]
+    fn a_changes_only_view_gives_everything_once_then_deltas() {
+        let mut v = PrefixView::default();
+        let first = Value::Array(vec![entry("p/a", 1), entry("p/b", 2)]);
+        assert_eq!(v.full(first.clone(), 2), Some(first));
+        assert!(v.in_sync);
+        let delta = serde_json::json!([
+            entry("p/a", 3),
+            { "Key": "p/b", "Deleted": true, "ModifyIndex": 4 }
+        ]);
+        assert_eq!(v.delta(delta.clone()), Some(delta));
+        assert_eq!(v.delta(serde_json::json!([])), None);
+        // After a 409: the full listing is compared with what was known.
+        v.in_sync = false;
+        let listing = Value::Array(vec![entry("p/a", 3), entry("p/c", 9)]);
+        assert_eq!(
+            v.full(listing, 10),
+            Some(serde_json::json!([entry("p/c", 9)]))
+        );
+        let listing = Value::Array(vec![entry("p/a", 11)]);
+        assert_eq!(
+            v.full(listing, 12),
+            Some(serde_json::json!([
+                entry("p/a", 11),
+                { "Key": "p/c", "Deleted": true, "ModifyIndex": 12 }
+            ]))
+        );
+        assert_eq!(v.full(serde_json::json!([entry("p/a", 11)]), 13), None);
     }
 }

@@ -74,6 +74,7 @@ fn set(key: &str) -> Command {
         key: key.into(),
         value: vec![],
         flags: 0,
+        ttl: None,
     }
 }
 
@@ -110,6 +111,7 @@ fn transactions_check_each_operation() {
         flags: 0,
         index: 0,
         session: String::new(),
+        ttl: None,
     };
     assert!(e
         .write(

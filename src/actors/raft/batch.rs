@@ -99,6 +99,7 @@ fn apply_timer(c: &Command) -> Option<&'static crate::metrics::Summary> {
         | Command::KvDelete { .. }
         | Command::KvDeleteCas { .. }
         | Command::KvDeleteTree { .. }
+        | Command::KvExpire { .. }
         | Command::KvLock { .. }
         | Command::KvUnlock { .. } => &KVS,
         Command::Txn(_) | Command::TxnOps(_) => &TXN,

@@ -15,6 +15,7 @@
 //! - `acl_replication.rs`: a secondary datacenter's leader following the
 //!   primary's ACL policies, roles and global tokens;
 //! - `session_ttl.rs`: the leader's session TTL timers;
+//! - `kv_ttl.rs`: the leader's KV TTL timers (a Meridian extension);
 //! - `tombstone_gc.rs`: the leader's KV tombstone reaper;
 //! - `telemetry.rs`: Raft's and the state store's figures for
 //!   `/v1/agent/metrics`.
@@ -26,6 +27,7 @@
 mod acl_leader;
 mod acl_replication;
 mod batch;
+mod kv_ttl;
 mod leader;
 mod prevote;
 mod read;
@@ -65,6 +67,8 @@ pub struct RaftActor {
     timing: timing::Timing,
     /// Leader only: the session TTL timers.
     sessions: session_ttl::SessionTimers,
+    /// Leader only: the KV TTL timers.
+    kv_ttls: kv_ttl::KvTtlTimers,
     /// Leader only: the KV tombstones waiting for their TTL.
     tombstones: tombstone_gc::TombstoneGc,
     contact: LastContact,
@@ -162,6 +166,7 @@ impl RaftActor {
             pool,
             timing,
             sessions: Default::default(),
+            kv_ttls: Default::default(),
             tombstones: tombstone_gc::TombstoneGc::new(tombstone_ttl),
             contact: contact.clone(),
             stalls: stalls.clone(),
@@ -212,7 +217,8 @@ impl Actor for RaftActor {
             act.acl_replication_tick(ctx);
         });
         ctx.run_interval(Duration::from_millis(250), |act, ctx| {
-            act.expire_sessions(ctx)
+            act.expire_sessions(ctx);
+            act.expire_kv_ttls(ctx);
         });
         ctx.run_interval(self.tombstones.tick(), |act, ctx| act.reap_tombstones(ctx));
         ctx.spawn(

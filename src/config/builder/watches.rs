@@ -27,6 +27,7 @@ pub(super) fn parse_watch(at: &At) -> Result<crate::watch::WatchPlan, ConfigErro
             "passingonly" => p.passing_only = a.boolean()?,
             "state" => p.state = Some(a.string()?),
             "name" => p.name = Some(a.string()?),
+            "changes_only" => p.changes_only = a.boolean()?,
             "datacenter" => datacenter = Some(a.string()?),
             "token" => token = Some(a.string()?),
             "stale" => stale = a.boolean()?,

@@ -16,7 +16,7 @@ pub fn apply(store: &mut StateStore, index: u64, cmd: &Command) -> CommandResult
             flags,
             ttl,
         } => match check_ttl(ttl) {
-            Err(r) => r,
+            Err(e) => CommandResult::Rejected(e),
             Ok(()) => CommandResult::Bool(store.kv_set_ttl(
                 index,
                 key,
@@ -32,7 +32,7 @@ pub fn apply(store: &mut StateStore, index: u64, cmd: &Command) -> CommandResult
             cas,
             ttl,
         } => match check_ttl(ttl) {
-            Err(r) => r,
+            Err(e) => CommandResult::Rejected(e),
             Ok(()) => CommandResult::Bool(store.kv_cas_ttl(
                 index,
                 key,
@@ -67,8 +67,8 @@ pub fn apply(store: &mut StateStore, index: u64, cmd: &Command) -> CommandResult
             session,
             ttl,
         } => {
-            if let Err(r) = check_ttl(ttl) {
-                r
+            if let Err(e) = check_ttl(ttl) {
+                CommandResult::Rejected(e)
             } else if store.sessions().contains_key(session) {
                 CommandResult::Bool(store.kv_lock_ttl(
                     index,
@@ -89,7 +89,7 @@ pub fn apply(store: &mut StateStore, index: u64, cmd: &Command) -> CommandResult
             session,
             ttl,
         } => match check_ttl(ttl) {
-            Err(r) => r,
+            Err(e) => CommandResult::Rejected(e),
             Ok(()) => CommandResult::Bool(store.kv_unlock_ttl(
                 index,
                 key,
@@ -172,9 +172,9 @@ pub fn apply(store: &mut StateStore, index: u64, cmd: &Command) -> CommandResult
 /// A KV write's TTL, checked again here: the HTTP layer refuses a bad one
 /// with a 400, and an entry that reached Raft another way is refused the
 /// same way on every server (the check depends on nothing but the text).
-fn check_ttl(ttl: &Option<String>) -> Result<(), CommandResult> {
+fn check_ttl(ttl: &Option<String>) -> Result<(), String> {
     match ttl.as_deref().map(crate::structs::catalog::parse_kv_ttl) {
-        Some(Err(e)) => Err(CommandResult::Rejected(e.to_string())),
+        Some(Err(e)) => Err(e.to_string()),
         _ => Ok(()),
     }
 }

@@ -201,7 +201,7 @@ impl PrefixView {
             // The delete's own index is gone with its tombstone.
             serde_json::json!({ "Key": k, "Deleted": true, "ModifyIndex": index })
         }));
-        out.sort_by(|a, b| key_of(a).cmp(&key_of(b)));
+        out.sort_by_key(key_of);
         (!out.is_empty()).then_some(Value::Array(out))
     }
 

@@ -57,6 +57,12 @@ enum Op {
         value: Vec<u8>,
         done: oneshot::Sender<Result<(), String>>,
     },
+    /// openraft's committed hint. Nobody waits for it and losing it is
+    /// harmless (see `read_committed`), so it never gets a transaction of
+    /// its own while writes flow: the newest rides with the next batch, or
+    /// goes alone once the writer is idle. Written alone, it cost one redb
+    /// transaction per write: a third of the writer's CPU for one client.
+    Committed { value: Vec<u8> },
 }
 
 #[derive(Clone)]
@@ -126,12 +132,14 @@ fn writer(db: Arc<redb::Database>, rx: mpsc::Receiver<Op>, pending: Pending) {
         .ok()
         .flatten()
         .map(|l| l.index);
+    // The newest committed hint not yet written.
+    let mut hint: Option<Vec<u8>> = None;
     loop {
-        let first = if purge_upto.is_some() {
+        let first = if purge_upto.is_some() || hint.is_some() {
             match rx.recv_timeout(IDLE) {
                 Ok(op) => op,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if let Err(e) = purge_alone(&db, &mut purge_upto) {
+                    if let Err(e) = write_idle(&db, &mut purge_upto, &mut hint) {
                         // Retried on the next pass; nobody reads those entries.
                         tracing::warn!(error = %e, "deleting purged Raft log entries failed");
                         std::thread::sleep(IDLE);
@@ -146,15 +154,25 @@ fn writer(db: Arc<redb::Database>, rx: mpsc::Receiver<Op>, pending: Pending) {
                 Err(_) => return,
             }
         };
-        let mut batch = vec![first];
-        while batch.len() < 4096 {
-            match rx.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
+        let mut batch = Vec::new();
+        let mut next = Some(first);
+        while let Some(op) = next {
+            match op {
+                Op::Committed { value } => hint = Some(value),
+                op => batch.push(op),
             }
+            next = if batch.len() < 4096 {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        if batch.is_empty() {
+            continue;
         }
         let started = std::time::Instant::now();
-        let result = write_batch(&db, &batch, &mut purge_upto).map_err(|e| e.to_string());
+        let result =
+            write_batch(&db, &batch, &mut purge_upto, &mut hint).map_err(|e| e.to_string());
         let took = started.elapsed();
         // A slow batch holds back every follower ack and leader commit
         // behind it: worth seeing when latency spikes are chased.
@@ -183,7 +201,7 @@ fn writer(db: Arc<redb::Database>, rx: mpsc::Receiver<Op>, pending: Pending) {
                 Op::Truncate { done, .. } | Op::Meta { done, .. } => {
                     let _ = done.send(result.clone());
                 }
-                Op::Purge { .. } => {}
+                Op::Purge { .. } | Op::Committed { .. } => {}
             }
         }
     }
@@ -215,16 +233,31 @@ fn purge_slice(
     }
 }
 
-/// A transaction of nothing but deletions, while no write waits.
-fn purge_alone(db: &redb::Database, upto: &mut Option<u64>) -> Result<(), StorageError> {
-    let txn = db.begin_write().map_err(redb_err)?;
+/// What waits for an idle writer: purged entries to delete, a committed
+/// hint to record. A hint alone is not worth an fsync (the next durable
+/// commit carries it).
+fn write_idle(
+    db: &redb::Database,
+    upto: &mut Option<u64>,
+    hint: &mut Option<Vec<u8>>,
+) -> Result<(), StorageError> {
+    let mut txn = db.begin_write().map_err(redb_err)?;
+    if upto.is_none() {
+        txn.set_durability(redb::Durability::None)
+            .map_err(redb_err)?;
+    }
     let mut left = *upto;
     {
+        if let Some(v) = hint.as_deref() {
+            let mut meta = txn.open_table(META).map_err(redb_err)?;
+            meta.insert(KEY_COMMITTED, v).map_err(redb_err)?;
+        }
         let mut log = txn.open_table(LOG).map_err(redb_err)?;
         purge_slice(&mut log, &mut left, IDLE_PURGE_SLICE)?;
     }
     txn.commit().map_err(redb_err)?;
     *upto = left;
+    *hint = None;
     Ok(())
 }
 
@@ -249,22 +282,9 @@ fn write_batch(
     db: &redb::Database,
     batch: &[Op],
     purge_upto: &mut Option<u64>,
+    hint: &mut Option<Vec<u8>>,
 ) -> Result<(), StorageError> {
-    let mut txn = db.begin_write().map_err(redb_err)?;
-    // A batch of nothing but committed-index hints need not reach the disk
-    // now: the next durable commit carries it, and losing it is harmless.
-    if batch.iter().all(|op| {
-        matches!(
-            op,
-            Op::Meta {
-                key: KEY_COMMITTED,
-                ..
-            }
-        )
-    }) {
-        txn.set_durability(redb::Durability::None)
-            .map_err(redb_err)?;
-    }
+    let txn = db.begin_write().map_err(redb_err)?;
     if batch.iter().any(|op| matches!(op, Op::Append { .. })) {
         crate::failpoint::hit("raft_log_append")?;
     }
@@ -300,7 +320,11 @@ fn write_batch(
                 Op::Meta { key, value, .. } => {
                     meta.insert(*key, value.as_slice()).map_err(redb_err)?;
                 }
+                Op::Committed { .. } => {}
             }
+        }
+        if let Some(v) = hint.as_deref() {
+            meta.insert(KEY_COMMITTED, v).map_err(redb_err)?;
         }
         purge_slice(&mut log, &mut left, PURGE_SLICE)?;
     }
@@ -313,6 +337,7 @@ fn write_batch(
     }
     txn.commit().map_err(redb_err)?;
     *purge_upto = left;
+    *hint = None;
     if awaited {
         crate::failpoint::hit("raft_log_after_fsync")?;
     }
@@ -490,13 +515,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         committed: Option<LogId<NodeId>>,
     ) -> Result<(), openraft::StorageError<NodeId>> {
         let value = serde_json::to_vec(&committed).map_err(|e| io_err(redb_err(e)))?;
-        let (done, _) = oneshot::channel();
         self.writer
-            .send(Op::Meta {
-                key: KEY_COMMITTED,
-                value,
-                done,
-            })
+            .send(Op::Committed { value })
             .map_err(|_| io_err(StorageError::Redb("the Raft log writer has stopped".into())))
     }
 

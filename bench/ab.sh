@@ -30,7 +30,7 @@ for side in old new; do
   bench "$side-single-get-c64" -workload kv-get -addr "$(meridian_addrs 1)" -c 64 -duration "$DURATION" -pids "$(meridian_pids 1)"
   # health-service registers the instances the DNS run then looks up.
   bench "$side-single-health-c64" -workload health-service -instances 10 -addr "$(meridian_addrs 1)" -c 64 -duration "$DURATION" -pids "$(meridian_pids 1)"
-  bench "$side-single-dns-c64" -workload dns -dns-addr 127.0.0.1:19511 -c 64 -duration "$DURATION" -pids "$(meridian_pids 1)"
+  bench "$side-single-dns-c64" -workload dns -dns-addr 127.0.0.1:$((PB + 11)) -c 64 -duration "$DURATION" -pids "$(meridian_pids 1)"
   stop_all
 done
 python3 - "$OUT" <<'PY'

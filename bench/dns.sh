@@ -25,7 +25,7 @@ fi
 build
 
 meridian_cluster 1
-HTTP=127.0.0.1:19510; DNS_PORT=19511
+HTTP=127.0.0.1:$((PB + 10)); DNS_PORT=$((PB + 11))
 log "registering 100 services x 10 instances"
 python3 - "$HTTP" "$WORK" <<'PY'
 import json, sys, urllib.request

@@ -2,13 +2,15 @@
 # Meridian and etcd clusters on loopback with their default durability
 # (fsync on), and stops everything they started on exit.
 #
-# Ports: Meridian servers 195N0-195N5, etcd members 2379N (client) and
+# Ports: Meridian servers 195N0-195N5 (PORT_BASE=19500 moves them, so
+# that two scripts can run side by side), etcd members 2379N (client) and
 # 2380N (peer), N = 1..5. A script sources this, then calls the helpers.
 
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # MERIDIAN_BIN runs another build (a debug one) without building.
 BIN=${MERIDIAN_BIN:-$ROOT/target/release/meridian}
+PB=${PORT_BASE:-19500}
 WORK=$(mktemp -d /tmp/meridian-bench.XXXXXX)
 PIDS=()
 declare -A MPID EPID
@@ -58,10 +60,10 @@ wait_http() { # url needle seconds
 # meridian_server N COUNT [extra flags]: server N of a COUNT-server cluster.
 meridian_server() {
   local n=$1 count=$2; shift 2
-  local base=$((19500 + n * 10)) dir=$WORK/m$n
+  local base=$((PB + n * 10)) dir=$WORK/m$n
   mkdir -p "$dir"
   local join=()
-  [ "$n" -gt 1 ] && join=(-join 127.0.0.1:19512)
+  [ "$n" -gt 1 ] && join=(-join 127.0.0.1:$((PB + 12)))
   "$BIN" agent -server -bootstrap-expect "$count" -node "m$n" -bind 127.0.0.1 -client 127.0.0.1 \
     -data-dir "$dir" -http-port $base -dns-port $((base + 1)) -serf-lan-port $((base + 2)) \
     -serf-wan-port $((base + 3)) -server-port $((base + 4)) "${join[@]}" "$@" \
@@ -73,12 +75,12 @@ meridian_server() {
 meridian_cluster() { # COUNT [extra agent flags]
   local count=$1; shift
   for n in $(seq 1 "$count"); do meridian_server "$n" "$count" "$@"; done
-  for n in $(seq 1 "$count"); do wait_http "127.0.0.1:$((19500 + n * 10))/v1/status/leader" 127 30; done
+  for n in $(seq 1 "$count"); do wait_http "127.0.0.1:$((PB + n * 10))/v1/status/leader" 127 30; done
   log "meridian: $count server(s) with a leader"
 }
 
 meridian_addrs() { # COUNT -> comma list of HTTP addresses
-  local out=() ; for n in $(seq 1 "$1"); do out+=("127.0.0.1:$((19500 + n * 10))"); done
+  local out=() ; for n in $(seq 1 "$1"); do out+=("127.0.0.1:$((PB + n * 10))"); done
   (IFS=,; echo "${out[*]}")
 }
 

@@ -3,7 +3,7 @@ bulk loading through /v1/txn from parallel workers, waiting for a server
 to catch up, sequential latency loops (HTTP and DNS) and the tables.
 
     python3 bench/scale.py load-kv ADDR N WORKERS
-    python3 bench/scale.py load-catalog ADDR NODES WORKERS WEB
+    python3 bench/scale.py load-catalog ADDR NODES WORKERS WEB [register|txn]
     python3 bench/scale.py wait ADDR LEADER KEY T0 TIMEOUT
     python3 bench/scale.py http-lat ADDR PATH SECONDS
     python3 bench/scale.py dns-lat HOST PORT NAME SECONDS
@@ -88,7 +88,40 @@ def load_kv(addr, n, workers, timeout=3600):
     print(json.dumps({"keys": n, "load_s": round(took, 2), "load_keys_s": round(n / took)}))
 
 
-def load_catalog(addr, nodes, workers, web, timeout=3600):
+def register_all(addr, jobs, workers, deadline):
+    """PUTs each body of each job (a list of bodies) to /v1/catalog/register."""
+    lock = threading.Lock()
+    it = iter(jobs)
+    errors = []
+
+    def work():
+        c = conn(addr)
+        while not errors:
+            with lock:
+                bodies = next(it, None)
+            if bodies is None:
+                return
+            if time.time() > deadline:
+                errors.append("deadline passed")
+                return
+            for b in bodies:
+                status, text = request(c, "PUT", "/v1/catalog/register", json.dumps(b))
+                if status != 200:
+                    errors.append(f"HTTP {status}: {text[:200]!r}")
+                    return
+
+    start = time.time()
+    threads = [threading.Thread(target=work) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        sys.exit(f"load failed: {errors[0]}")
+    return time.time() - start
+
+
+def load_catalog(addr, nodes, workers, web, how="register", timeout=3600):
     """`nodes` nodes with 10 services each (svc0..svc9); on the first `web`
     nodes svc0 is replaced by an instance of `web` with a passing check."""
     per_txn = 5  # 1 node + 10 services (+ 1 check) = 12 operations each, node0 13
@@ -113,7 +146,26 @@ def load_catalog(addr, nodes, workers, web, timeout=3600):
     def batches():
         for start in range(0, nodes, per_txn):
             yield [op for n in range(start, min(start + per_txn, nodes)) for op in node_ops(n)]
-    took = parallel(addr, batches(), workers, time.time() + timeout)
+
+    def registrations():
+        """The same, one /v1/catalog/register body per service (its check with it)."""
+        for n in range(nodes):
+            ops = node_ops(n)
+            node = ops[0]["Node"]["Node"]
+            checks = {o["Check"]["Check"]["ServiceID"]: o["Check"]["Check"] for o in ops if "Check" in o}
+            bodies = []
+            for o in ops:
+                if "Service" in o:
+                    svc = o["Service"]["Service"]
+                    b = {"Node": node["Node"], "Address": node["Address"], "Service": svc}
+                    if svc["ID"] in checks:
+                        b["Check"] = checks[svc["ID"]]
+                    bodies.append(b)
+            yield bodies
+    if how == "txn":
+        took = parallel(addr, batches(), workers, time.time() + timeout)
+    else:
+        took = register_all(addr, registrations(), workers, time.time() + timeout)
     print(json.dumps({"nodes": nodes, "services": nodes * 10, "load_s": round(took, 2),
                       "load_nodes_s": round(nodes / took)}))
 
@@ -279,6 +331,6 @@ def catalog_report(out):
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     {"load-kv": lambda a, n, w: load_kv(a, int(n), int(w)),
-     "load-catalog": lambda a, n, w, web: load_catalog(a, int(n), int(w), int(web)),
+     "load-catalog": lambda a, n, w, web, how="register": load_catalog(a, int(n), int(w), int(web), how),
      "wait": wait, "http-lat": http_lat, "dns-lat": dns_lat,
      "kv-report": kv_report, "catalog-report": catalog_report}[cmd](*args)

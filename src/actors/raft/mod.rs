@@ -135,6 +135,11 @@ impl RaftActor {
             // openraft allows one heartbeat interval per append: smaller
             // payloads keep a catching-up follower within it.
             max_payload_entries: 64,
+            // Each snapshot chunk (3 MiB) gets this long. openraft's 200 ms
+            // timed out the first install of a 26 MiB snapshot to a joining
+            // server (bench/kv_scale.sh, 100,000 keys) on a loaded machine:
+            // every retry starts over.
+            install_snapshot_timeout: 5_000,
             // `snapshots` triggers them, each server at its own phase.
             snapshot_policy: SnapshotPolicy::Never,
             // Elections start in `prevote`, after a quorum granted a

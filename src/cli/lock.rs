@@ -48,7 +48,7 @@ pub struct Args {
     #[arg(long = "pass-stdin")]
     pass_stdin: bool,
     /// Run the child through a shell (`sh -c`).
-    #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "true")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "true")]
     shell: bool,
     /// Give up acquiring after this long (0: wait forever).
     #[arg(long, default_value = "0s")]

@@ -24,7 +24,7 @@ pub struct Args {
     service: Option<String>,
     #[arg(long)]
     tag: Vec<String>,
-    #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "false")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
     passingonly: bool,
     #[arg(long)]
     state: Option<String>,
@@ -44,7 +44,7 @@ pub struct Args {
     )]
     changes_only: bool,
     /// Run the handler through a shell (`sh -c`).
-    #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "true")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "true")]
     shell: bool,
     /// The handler and its arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]

@@ -272,7 +272,8 @@ async fn start_reads(
         stale_contact_ms,
         seen: seen.clone(),
     });
-    let (udp, _) = DnsActor::start(Arc::new(config), reads, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let (udp, _) =
+        DnsActor::start(Arc::new(config), reads, "127.0.0.1:0".parse().unwrap()).unwrap();
     (udp, seen)
 }
 

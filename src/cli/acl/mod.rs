@@ -62,7 +62,7 @@ pub struct OutputArgs {
     #[arg(long, default_value = "pretty")]
     pub format: String,
     /// Also show the hash and Raft indexes.
-    #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "false")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
     pub meta: bool,
 }
 

@@ -70,7 +70,7 @@ pub struct Update {
     #[arg(long = "valid-datacenter")]
     valid_datacenter: Vec<String>,
     /// Replace every field rather than merging the ones given.
-    #[arg(long = "no-merge", num_args = 0..=1, default_missing_value = "true", default_value = "false")]
+    #[arg(long = "no-merge", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
     no_merge: bool,
 }
 

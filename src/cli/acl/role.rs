@@ -85,7 +85,7 @@ pub struct Update {
     #[arg(long)]
     description: Option<String>,
     /// Replace the role's links and identities instead of adding to them.
-    #[arg(long = "no-merge", num_args = 0..=1, default_missing_value = "true", default_value = "false")]
+    #[arg(long = "no-merge", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
     no_merge: bool,
 }
 

@@ -79,7 +79,7 @@ pub struct Create {
     #[arg(long, default_value = "")]
     description: String,
     /// Keep the token in this datacenter (never replicated).
-    #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "false")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
     local: bool,
     /// How long the token lives (Go duration, e.g. 1h).
     #[arg(long = "expires-ttl")]
@@ -106,7 +106,7 @@ pub struct Read {
     #[command(flatten)]
     sel: Select,
     /// Read the token the request is made with.
-    #[arg(long = "self", num_args = 0..=1, default_missing_value = "true", default_value = "false")]
+    #[arg(long = "self", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
     own: bool,
 }
 

@@ -411,6 +411,8 @@ pub async fn start(
             },
         )));
     }
+    // Servers: which other datacenters answer, twice a second.
+    router.start_probes();
     crate::actors::node::coordinate_sync::start(
         &config,
         router.clone(),

@@ -17,6 +17,7 @@ pub mod builder;
 pub mod duration;
 pub mod flags;
 pub mod limits;
+pub mod replication;
 
 pub use crate::tls::settings::{TlsConfig, TlsProtocol, TlsVersion};
 pub use acl::{AclConfig, AclDefaultPolicy, AclDownPolicy, AclTokens, DefinitionToken};
@@ -24,6 +25,7 @@ pub use builder::{build, ensure_node_id, validate_paths, ConfigError};
 pub use duration::format_go_duration as format_duration;
 pub use flags::AgentFlags;
 pub use limits::Limits;
+pub use replication::KvReplication;
 
 /// Listener ports; `None` means disabled (`-1` in a file or flag).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -275,6 +277,9 @@ pub struct RuntimeConfig {
     pub tls: TlsConfig,
     /// `limits` on connections per client address.
     pub limits: Limits,
+    /// `replication`: KV prefixes this server's datacenter copies from
+    /// another (Meridian's own).
+    pub replication: Option<KvReplication>,
     pub encrypt: Option<String>,
     pub encrypt_verify_incoming: bool,
     pub encrypt_verify_outgoing: bool,
@@ -367,6 +372,7 @@ impl Default for RuntimeConfig {
             rejoin_after_leave: false,
             tls: TlsConfig::default(),
             limits: Limits::default(),
+            replication: None,
             encrypt: None,
             encrypt_verify_incoming: true,
             encrypt_verify_outgoing: true,

@@ -186,6 +186,13 @@ async fn agent_self(
         "Coord": coord,
         "Member": members.iter().find(|m| m.name == c.node_name).map(member_json),
         "Meta": c.node_meta,
+        // Meridian's own: what this server's probes say of the other
+        // datacenters (empty on a client), and its KV replication (null
+        // without a `replication` block).
+        "Meridian": {
+            "Datacenters": state.router.datacenter_reach(),
+            "Replication": state.router.kv_replication(),
+        },
         "Stats": {
             "agent": {"check_monitors": s(&i.check_monitors), "check_ttls": s(&i.check_ttls), "checks": s(&i.local_checks), "services": s(&i.local_services)},
             "build": {"prerelease": "", "revision": crate::build_info::REVISION, "version": env!("CARGO_PKG_VERSION"), "build_date": crate::build_info::BUILD_DATE},

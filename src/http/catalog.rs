@@ -8,6 +8,7 @@ use actix_web::web::{self, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 
 use super::error::ApiError;
+use super::fan_out::per_dc;
 use super::params::{decode, json, json_with, read_body, read_response, Params};
 use super::routes::{get, put, Decision::*, Route};
 use super::ApiState;
@@ -79,12 +80,22 @@ pub(crate) fn answer(req: &HttpRequest, resp: ReadResponse) -> Result<HttpRespon
     })
 }
 
+/// A read of `query` with the request's options, filter and `?peer=`;
+/// with `?dc=*`, of every datacenter (`fan_out.rs`).
 pub(crate) async fn serve(
     req: &HttpRequest,
     state: &ApiState,
     query: Query,
 ) -> Result<HttpResponse, ApiError> {
-    let p = Params::from(req)?;
+    per_dc(req, state, |p| serve_with(req, state, p, query.clone())).await
+}
+
+async fn serve_with(
+    req: &HttpRequest,
+    state: &ApiState,
+    p: Params,
+    query: Query,
+) -> Result<HttpResponse, ApiError> {
     let filter = match schema_of(&query) {
         Some(schema) => p.filter(schema)?,
         None => None,
@@ -281,12 +292,22 @@ async fn node_services(
     state: web::Data<ApiState>,
     node: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let p = Params::from(&req)?;
+    let node = node.into_inner();
+    per_dc(&req, &state, |p| {
+        node_services_with(&req, &state, p, node.clone())
+    })
+    .await
+}
+
+async fn node_services_with(
+    req: &HttpRequest,
+    state: &ApiState,
+    p: Params,
+    node: String,
+) -> Result<HttpResponse, ApiError> {
     let filter = p.filter(&schema::NODE_SERVICE)?;
     let opts = p.query_options(&state.config)?;
-    let query = Query::CatalogNode {
-        node: node.into_inner(),
-    };
+    let query = Query::CatalogNode { node };
     let mut resp = state.read(opts, query).await?;
     no_peer_entries(&p, &mut resp.result);
     let b = read_response(StatusCode::OK, &resp.meta);
@@ -300,5 +321,5 @@ async fn node_services(
         }
         _ => serde_json::json!({"Node": null, "Services": []}),
     };
-    Ok(json_with(b, &req, &body))
+    Ok(json_with(b, req, &body))
 }

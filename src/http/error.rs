@@ -49,7 +49,9 @@ impl From<RequestError> for ApiError {
     fn from(e: RequestError) -> Self {
         if matches!(
             e,
-            RequestError::PermissionDenied(_) | RequestError::AclNotFound
+            RequestError::PermissionDenied(_)
+                | RequestError::AclNotFound
+                | RequestError::Replicated(_)
         ) {
             return ApiError {
                 status: StatusCode::FORBIDDEN,

@@ -7,6 +7,7 @@ use actix_web::{HttpRequest, HttpResponse};
 
 use super::catalog::{answer, serve};
 use super::error::ApiError;
+use super::fan_out::per_dc;
 use super::params::Params;
 use super::routes::{get, Decision::*, Route};
 use super::ApiState;
@@ -62,8 +63,20 @@ async fn service(
     state: web::Data<ApiState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let p = Params::from(&req)?;
-    let ServiceArgs { query: q, meta } = service_args(&p, name.into_inner());
+    let name = name.into_inner();
+    per_dc(&req, &state, |p| {
+        service_with(&req, &state, p, name.clone())
+    })
+    .await
+}
+
+async fn service_with(
+    req: &HttpRequest,
+    state: &ApiState,
+    p: Params,
+    name: String,
+) -> Result<HttpResponse, ApiError> {
+    let ServiceArgs { query: q, meta } = service_args(&p, name);
     let filter = p.filter(&schema::CHECK_SERVICE_NODE)?;
     let opts = p.query_options(&state.config)?;
     let mut resp = state.read(opts, q).await?;
@@ -74,7 +87,7 @@ async fn service(
             f.retain(list);
         }
     }
-    answer(&req, resp)
+    answer(req, resp)
 }
 
 async fn node(

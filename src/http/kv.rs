@@ -101,9 +101,17 @@ pub(crate) fn get_request(
 }
 
 async fn get(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
-    let p = Params::from(&req)?;
     let key = key_of(&req);
-    let (opts, query) = get_request(&p, &key, &state.config)?;
+    super::fan_out::per_dc(&req, &state, |p| get_with(&req, &state, p, &key)).await
+}
+
+async fn get_with(
+    req: &HttpRequest,
+    state: &ApiState,
+    p: Params,
+    key: &str,
+) -> Result<HttpResponse, ApiError> {
+    let (opts, query) = get_request(&p, key, &state.config)?;
     let resp = state.read(opts, query).await?;
     let found = |b: bool| {
         if b {
@@ -119,7 +127,7 @@ async fn get(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpRespons
             }
             Ok(json_with(
                 read_response(StatusCode::OK, &resp.meta),
-                &req,
+                req,
                 &k,
             ))
         }
@@ -127,7 +135,7 @@ async fn get(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpRespons
             if e.is_empty() {
                 return Ok(read_response(StatusCode::NOT_FOUND, &resp.meta).finish());
             }
-            Ok(json_with(read_response(found(true), &resp.meta), &req, &e))
+            Ok(json_with(read_response(found(true), &resp.meta), req, &e))
         }
         QueryResult::Entry(Some(e)) if p.has("raw") => {
             Ok(read_response(StatusCode::OK, &resp.meta)
@@ -138,7 +146,7 @@ async fn get(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpRespons
         }
         QueryResult::Entry(Some(e)) => Ok(json_with(
             read_response(StatusCode::OK, &resp.meta),
-            &req,
+            req,
             &[e],
         )),
         QueryResult::Entry(None) => Ok(read_response(StatusCode::NOT_FOUND, &resp.meta).finish()),
@@ -148,7 +156,7 @@ async fn get(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpRespons
             // ran out), not a missing key: 200 with `[]`.
             Ok(json_with(
                 read_response(StatusCode::OK, &resp.meta),
-                &req,
+                req,
                 &rows,
             ))
         }

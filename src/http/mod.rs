@@ -22,6 +22,7 @@ pub mod catalog;
 pub mod coordinate;
 pub mod error;
 pub mod event;
+pub mod fan_out;
 pub mod health;
 pub mod keyring;
 pub mod kv;

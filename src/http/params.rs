@@ -19,6 +19,7 @@ use crate::structs::{Consistency, QueryMeta, QueryOptions};
 
 /// The query string, decoded (repeated keys are kept: `tag=a&tag=b`),
 /// and the caller's ACL token.
+#[derive(Clone)]
 pub struct Params {
     pairs: Vec<(String, String)>,
     token: Option<String>,
@@ -104,6 +105,15 @@ impl Params {
                 ))
             }),
         }
+    }
+
+    /// These parameters with `?dc=` naming `dc` (one datacenter's part of
+    /// a `?dc=*` read).
+    pub fn with_dc(&self, dc: &str) -> Params {
+        let mut p = self.clone();
+        p.pairs.retain(|(k, _)| k != "dc");
+        p.pairs.push(("dc".into(), dc.to_string()));
+        p
     }
 
     pub fn dc(&self) -> Option<String> {

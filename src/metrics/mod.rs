@@ -341,6 +341,12 @@ pub const DEFINITIONS: &[Definition] = &[
         C,
         "DNS queries answered from possibly stale data.",
     ),
+    // Meridian's declared KV replication (leader only).
+    def(
+        "kv.replication.lag_seconds",
+        G,
+        "How far the KV replication copy may be behind its source: 0 while in sync, else seconds since the oldest failing prefix last synced.",
+    ),
     // HTTP.
     labelled(
         "api.http",

@@ -126,4 +126,8 @@ pub enum RequestError {
     /// The request's secret names no token, or an expired one.
     #[error("ACL not found")]
     AclNotFound,
+    /// A write to a key this datacenter replicates from another
+    /// (Meridian's `replication` block): the text names the source.
+    #[error("{0}")]
+    Replicated(String),
 }

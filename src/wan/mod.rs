@@ -104,7 +104,24 @@ pub fn servers_of(members: &[Member], coords: &PoolCoordinates, dc: &str) -> Vec
     live.into_iter().map(|(_, a)| a).collect()
 }
 
-/// Every datacenter with a live server, this one first, then by the
+/// Every server of every datacenter that has not left the pool (failed
+/// ones too), as server RPC addresses by datacenter: what the circuit
+/// breakers probe, since a failed server may be back before gossip says so.
+pub fn servers_by_dc(members: &[Member]) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for m in members.iter().filter(|m| {
+        m.status != MemberStatus::Left && m.tags.get("role").map(String::as_str) == Some("consul")
+    }) {
+        if let (Some(dc), Some(port)) = (m.tags.get("dc"), m.tags.get("port")) {
+            out.entry(dc.clone())
+                .or_default()
+                .push(format!("{}:{port}", m.addr.ip()));
+        }
+    }
+    out
+}
+
+/// Every datacenter with a server that has not left, this one first, then by the
 /// median distance to its servers (Consul's `GetDatacentersByDistance`:
 /// coordinates where known, else measured round trips; unmeasured last),
 /// then by name. This is the order `/v1/catalog/datacenters` answers in
@@ -115,9 +132,15 @@ pub fn datacenters_by_distance(
     own: &str,
 ) -> Vec<String> {
     let mut dists: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
-    for m in members.iter().filter(|m| m.status == MemberStatus::Alive) {
+    // A datacenter whose servers all failed stays listed (last), as in
+    // Consul, whose router keeps failed servers until they are reaped: a
+    // request for it is `No path to datacenter`, not an unknown name.
+    for m in members.iter().filter(|m| m.status != MemberStatus::Left) {
         if let Some(dc) = m.tags.get("dc") {
             let e = dists.entry(dc.clone()).or_default();
+            if m.status != MemberStatus::Alive {
+                continue;
+            }
             if let Some(d) = distance(m, coords) {
                 e.push(d);
             }
@@ -219,6 +242,30 @@ mod tests {
             datacenters_by_distance(&m, &none, "dc1"),
             vec!["dc1", "dc3", "dc2", "dc4"]
         );
+        // dc5's only server failed: still listed, last; dc6's left: gone.
+        let mut m = m;
+        m.push(server(
+            "g",
+            "dc5",
+            [10, 0, 4, 1],
+            Some(1),
+            MemberStatus::Failed,
+        ));
+        m.push(server(
+            "h",
+            "dc6",
+            [10, 0, 5, 1],
+            Some(1),
+            MemberStatus::Left,
+        ));
+        assert_eq!(
+            datacenters_by_distance(&m, &none, "dc1"),
+            vec!["dc1", "dc3", "dc2", "dc4", "dc5"]
+        );
+        let by_dc = servers_by_dc(&m);
+        assert_eq!(by_dc["dc2"].len(), 3, "failed servers are probed too");
+        assert_eq!(by_dc["dc5"], vec!["10.0.4.1:8300"]);
+        assert!(!by_dc.contains_key("dc6"));
     }
 
     #[test]

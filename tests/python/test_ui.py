@@ -209,6 +209,62 @@ def test_the_datacenter_switcher_shows_another_datacenter(ui_agent, browser):
         dc2.stop()
 
 
+def test_the_federation_page_shows_every_datacenter_live(ui_agent, browser):
+    """Three datacenters on one page: leaders, servers, round trips and
+    each service's health per datacenter; a frozen datacenter turns red
+    without a reload, and comes back."""
+    import signal
+    import time
+    join = ["-join-wan", f"127.0.0.1:{ui_agent.serf_wan_port}"]
+    dc2 = Agent(extra_args=["-datacenter", "dc2", *join], node="fed-west")
+    dc3 = Agent(extra_args=["-datacenter", "dc3", *join], node="fed-east")
+    try:
+        http(dc2, "PUT", "/v1/agent/service/register", json.dumps(
+            {"Name": "web", "Port": 80, "Check": {"TTL": "10m", "Status": "passing"}}))
+        http(dc3, "PUT", "/v1/agent/service/register", json.dumps(
+            {"Name": "web", "Port": 80, "Check": {"TTL": "10m", "Status": "critical"}}))
+        dc3.wait_for("/v1/health/service/web", b"critical")
+        deadline = time.time() + 30
+        while True:
+            _, body = http(ui_agent, "GET", "/v1/catalog/datacenters")
+            if all(dc.encode() in body for dc in ("dc2", "dc3")):
+                break
+            assert time.time() < deadline, body
+            time.sleep(0.2)
+        browser.get(f"http://{ui_agent.http_addr}/ui/dc1/federation")
+        text_in(browser, "h1", "Federation")
+        for dc in ("dc1", "dc2", "dc3"):
+            wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, f'#fed-dcs tr[data-dc="{dc}"]')))
+        text_in(browser, '#fed-dcs tr[data-dc="dc2"] td.leader', "127.0.0.1:")
+        text_in(browser, '#fed-dcs tr[data-dc="dc2"]', "fed-west")
+        # web: passing in dc1 (ui_agent's), passing in dc2, critical in dc3.
+        text_in(browser, '#fed-services tr[data-service="web"] td[data-dc="dc2"]', "passing")
+        text_in(browser, '#fed-services tr[data-service="web"] td[data-dc="dc3"]', "critical")
+        # Round trips come from the servers' coordinates, a few seconds in.
+        wait(browser, lambda b: "ms" in b.find_element(
+            By.CSS_SELECTOR, '#fed-rtt tr[data-rtt-from="dc1"] td[data-rtt-to="dc2"]').text, timeout=40)
+        shot(browser, "federation")
+        # A change in dc2 appears without a reload (dc2's blocking query).
+        http(dc2, "PUT", "/v1/agent/service/register", json.dumps(
+            {"Name": "api", "Port": 81, "Check": {"TTL": "10m", "Status": "warning"}}))
+        text_in(browser, '#fed-services tr[data-service="api"] td[data-dc="dc2"]', "warning")
+        # dc3 frozen: its row says so within the page's refresh.
+        os.kill(dc3.proc.pid, signal.SIGSTOP)
+        try:
+            wait(browser, lambda b: b.find_element(
+                By.CSS_SELECTOR, '#fed-dcs tr[data-dc="dc3"]').get_attribute("data-reachable") == "false",
+                timeout=20)
+            shot(browser, "federation-dc3-down")
+        finally:
+            os.kill(dc3.proc.pid, signal.SIGCONT)
+        wait(browser, lambda b: b.find_element(
+            By.CSS_SELECTOR, '#fed-dcs tr[data-dc="dc3"]').get_attribute("data-reachable") == "true",
+            timeout=20)
+    finally:
+        dc2.stop()
+        dc3.stop()
+
+
 ACL_ROOT = "5b0b4a4e-7c7e-4d59-9a55-2f0e9d0b7e11"
 
 

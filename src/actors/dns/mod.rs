@@ -42,6 +42,10 @@ use hickory_server::server::Request;
 use rand::seq::SliceRandom;
 
 pub use listener::{bind_pair, threads, DnsActor, Sockets};
+
+/// The datacenter label that asks every datacenter, nearest first
+/// (`web.service.any.consul`).
+pub const ANY_DC: &str = "any";
 pub use lookup::{lookup_in, parse_labels, reverse_ip, Lookup, Zones};
 
 use crate::actors::node::router::ReadPath;
@@ -313,22 +317,53 @@ impl DnsHandler {
         tag: Option<String>,
         dc: Option<String>,
     ) -> Answer {
-        let tags = tag.into_iter().collect();
-        let result = self
-            .read(
-                dc.clone(),
-                Query::HealthService {
-                    name: name.clone(),
-                    tags,
-                    passing: false,
-                },
-            )
-            .await;
-        let mut nodes: Vec<CheckServiceNode> = match result {
+        let tags: Vec<String> = tag.into_iter().collect();
+        let (mut nodes, dc) = if dc.as_deref() == Some(ANY_DC) {
+            match self.nearest_healthy(&name, &tags).await {
+                Ok(found) => found,
+                Err(code) => return self.failed(ask, code).await,
+            }
+        } else {
+            match self.healthy(dc.clone(), &name, &tags).await {
+                Ok(nodes) => (nodes, dc.unwrap_or_else(|| self.config.datacenter.clone())),
+                Err(code) => return self.failed(ask, code).await,
+            }
+        };
+        if nodes.is_empty() {
+            return self.nxdomain(ask.zone).await;
+        }
+        nodes.shuffle(&mut rand::thread_rng());
+        let ttl = self.service_ttl(&name);
+        self.records(ask, &nodes, ttl, &dc).await
+    }
+
+    /// NXDOMAIN for a datacenter we have no path to, else the code.
+    async fn failed(&self, ask: Ask<'_>, code: ResponseCode) -> Answer {
+        match code {
+            ResponseCode::NXDomain => self.nxdomain(ask.zone).await,
+            code => Answer::code(code),
+        }
+    }
+
+    /// The instances of `name` in `dc` that DNS answers with (passing, and
+    /// warning unless `dns_config.only_passing`); `NXDomain` when there is
+    /// no path to `dc`.
+    async fn healthy(
+        &self,
+        dc: Option<String>,
+        name: &str,
+        tags: &[String],
+    ) -> Result<Vec<CheckServiceNode>, ResponseCode> {
+        let query = Query::HealthService {
+            name: name.to_string(),
+            tags: tags.to_vec(),
+            passing: false,
+        };
+        let mut nodes: Vec<CheckServiceNode> = match self.read(dc, query).await {
             Ok(QueryResult::CheckServiceNodes(n)) => n,
-            Ok(_) => return Answer::code(ResponseCode::ServFail),
-            Err(RequestError::NoPathToDatacenter) => return self.nxdomain(ask.zone).await,
-            Err(_) => return Answer::code(ResponseCode::ServFail),
+            Ok(_) => return Err(ResponseCode::ServFail),
+            Err(RequestError::NoPathToDatacenter) => return Err(ResponseCode::NXDomain),
+            Err(_) => return Err(ResponseCode::ServFail),
         };
         let only_passing = self.config.dns.only_passing;
         nodes.retain(|n| match n.aggregate_status() {
@@ -336,13 +371,38 @@ impl DnsHandler {
             HealthStatus::Warning => !only_passing,
             _ => true,
         });
-        if nodes.is_empty() {
-            return self.nxdomain(ask.zone).await;
+        Ok(nodes)
+    }
+
+    /// `NAME.service.any.<domain>` (Meridian's own): the nearest
+    /// datacenter with instances DNS answers with, this one first, then by
+    /// network distance. A datacenter that fails is passed over (its
+    /// breaker makes that quick). A datacenter named `any` is asked as
+    /// itself.
+    async fn nearest_healthy(
+        &self,
+        name: &str,
+        tags: &[String],
+    ) -> Result<(Vec<CheckServiceNode>, String), ResponseCode> {
+        let dcs = self
+            .reads
+            .datacenters()
+            .await
+            .map_err(|_| ResponseCode::ServFail)?;
+        if dcs.iter().any(|d| d.eq_ignore_ascii_case(ANY_DC)) {
+            let nodes = self.healthy(Some(ANY_DC.into()), name, tags).await?;
+            return Ok((nodes, ANY_DC.into()));
         }
-        nodes.shuffle(&mut rand::thread_rng());
-        let ttl = self.service_ttl(&name);
-        let dc = dc.unwrap_or_else(|| self.config.datacenter.clone());
-        self.records(ask, &nodes, ttl, &dc).await
+        let own = self.config.datacenter.clone();
+        let others = dcs.into_iter().filter(|d| !d.eq_ignore_ascii_case(&own));
+        for dc in std::iter::once(own.clone()).chain(others) {
+            match self.healthy(Some(dc.clone()), name, tags).await {
+                Ok(nodes) if !nodes.is_empty() => return Ok((nodes, dc)),
+                Ok(_) => {}
+                Err(code) => tracing::debug!(datacenter = %dc, ?code, "passed over for .any"),
+            }
+        }
+        Ok((Vec::new(), own))
     }
 
     /// A prepared query's answer: its instances (already filtered and

@@ -567,6 +567,13 @@ impl Handler<Reload> for NodeActor {
         self.tls.reload(&new.tls).map_err(|e| e.to_string())?;
         // Identity, addresses and ports need a restart; services, checks
         // and the rest of the definitions take effect now.
+        if new.replication != self.config.replication {
+            // The leader's copy tasks and the router's refusals are built
+            // from the block at start.
+            tracing::warn!(
+                "the replication block changed: it takes effect when the server restarts"
+            );
+        }
         let mut cfg = (*self.config).clone();
         cfg.services = new.services;
         cfg.checks = new.checks;

@@ -32,6 +32,7 @@
 //! ACL writes of objects the primary datacenter owns go there (`acl.rs`).
 
 mod acl;
+pub mod breaker;
 pub mod coordinate;
 mod keyring;
 
@@ -86,6 +87,12 @@ enum Target {
 /// give it a fake).
 pub trait ReadPath: Send + Sync + 'static {
     fn read(&self, req: ReadRequest) -> BoxFuture<'static, Result<ReadResponse, RequestError>>;
+
+    /// Every known datacenter, nearest first (what `NAME.service.any`
+    /// tries in order); none known by default.
+    fn datacenters(&self) -> BoxFuture<'static, Result<Vec<String>, RequestError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
 }
 
 #[derive(Clone)]
@@ -120,6 +127,11 @@ struct Inner {
     tokens: access::TokenCache,
     /// The leader's coordinate updates waiting for the next batch.
     coordinates: coordinate::Pending,
+    /// Servers only: which other datacenters answer (`breaker.rs`).
+    breakers: breaker::Breakers,
+    /// `replication`: KV prefixes copied from another datacenter, which
+    /// refuse writes here.
+    replication: Option<crate::config::KvReplication>,
 }
 
 impl Router {
@@ -146,6 +158,8 @@ impl Router {
             authz: Authz::new(config),
             tokens: access::TokenCache::new(config),
             coordinates: coordinate::Pending::default(),
+            breakers: breaker::Breakers::default(),
+            replication: config.replication.clone(),
         }))
     }
 
@@ -162,6 +176,13 @@ impl Router {
     /// This server's own Raft view; `None` on a client agent.
     pub fn local_status(&self) -> Option<RaftStatus> {
         self.0.local.as_ref().map(LocalServer::status)
+    }
+
+    /// This server's KV replication (`None` on a client agent, or without
+    /// a `replication` block).
+    pub fn kv_replication(&self) -> Option<crate::actors::raft::KvReplicationStatus> {
+        self.0.replication.as_ref()?;
+        self.0.local.as_ref().map(LocalServer::kv_replication)
     }
 
     /// This server's state-store gauges; `None` on a client agent.
@@ -210,7 +231,11 @@ impl Router {
                     return Err(RequestError::NoPathToDatacenter);
                 }
                 let (members, coords) = self.wan_view().await?;
-                let servers = crate::wan::servers_of(&members, &coords, dc);
+                let mut servers = crate::wan::servers_of(&members, &coords, dc);
+                if servers.is_empty() {
+                    // Back before gossip has taken them back in.
+                    servers = self.0.breakers.answered(dc);
+                }
                 if servers.is_empty() {
                     return Err(RequestError::NoPathToDatacenter);
                 }
@@ -255,7 +280,34 @@ impl Router {
     }
 
     /// Another agent's server for `target`: the first that answers wins.
+    /// On a server, a datacenter whose breaker is open (or opens while
+    /// the request waits) is `No path to datacenter` at once.
     async fn remote<M: Method>(
+        &self,
+        target: &Target,
+        args: M::Args,
+        timeout: Duration,
+    ) -> Result<M::Reply, RequestError> {
+        let mut open = match target {
+            Target::Dc(dc) => self.0.breakers.watch(dc),
+            Target::Here => None,
+        };
+        if open.as_ref().is_some_and(|rx| *rx.borrow()) {
+            return Err(RequestError::NoPathToDatacenter);
+        }
+        let call = self.remote_call::<M>(target, args, timeout);
+        let Some(open) = open.as_mut() else {
+            return call.await;
+        };
+        tokio::select! {
+            r = call => r,
+            // A breaker forgotten meanwhile (its sender dropped) leaves
+            // the call to finish on its own.
+            Ok(_) = open.wait_for(|open| *open) => Err(RequestError::NoPathToDatacenter),
+        }
+    }
+
+    async fn remote_call<M: Method>(
         &self,
         target: &Target,
         args: M::Args,
@@ -486,6 +538,12 @@ impl Router {
                 // The leader decides, right before the write is batched.
                 self.learn_foreign(local, req.token.as_deref()).await?;
                 self.0.authz.write(local.store(), &req)?;
+                if let Some(refused) = crate::actors::raft::replication_refusal(
+                    self.0.replication.as_ref(),
+                    &req.command,
+                ) {
+                    return Err(refused);
+                }
                 // The lock-delay runs on this leader's clock, before Raft:
                 // checked while applying, servers would decide the same
                 // acquire differently (state/session.rs).
@@ -653,6 +711,11 @@ impl ReadPath for Router {
         }
         let me = self.clone();
         Box::pin(async move { me.read(req).await })
+    }
+
+    fn datacenters(&self) -> BoxFuture<'static, Result<Vec<String>, RequestError>> {
+        let me = self.clone();
+        Box::pin(async move { me.datacenters().await })
     }
 }
 

@@ -98,7 +98,8 @@ impl ReplicationStatusHandle {
 /// The leader's replication tasks and what they need.
 #[derive(Default)]
 pub(super) struct Replication {
-    reads: Option<RemoteReads>,
+    /// Also KV replication's way to the source (`kv_replication.rs`).
+    pub(super) reads: Option<RemoteReads>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 

@@ -16,6 +16,8 @@
 //!   primary's ACL policies, roles and global tokens;
 //! - `session_ttl.rs`: the leader's session TTL timers;
 //! - `kv_ttl.rs`: the leader's KV TTL timers (a Meridian extension);
+//! - `kv_replication.rs`: the leader copying declared KV prefixes from
+//!   another datacenter (a Meridian extension);
 //! - `tombstone_gc.rs`: the leader's KV tombstone reaper;
 //! - `telemetry.rs`: Raft's and the state store's figures for
 //!   `/v1/agent/metrics`.
@@ -27,6 +29,7 @@
 mod acl_leader;
 mod acl_replication;
 mod batch;
+mod kv_replication;
 mod kv_ttl;
 mod leader;
 mod prevote;
@@ -47,6 +50,9 @@ use openraft::{BasicNode, ServerState, SnapshotPolicy};
 
 pub use acl_replication::{AttachRemoteReads, RemoteReads, ReplicationStatusHandle};
 pub use batch::RaftWrite;
+pub use kv_replication::{
+    refusal as replication_refusal, KvReplicationHandle, KvReplicationStatus,
+};
 pub use leader::{self_registration, server_addr};
 pub use read::{blocking_query, LastContact, Leadership, LocalServer, RaftRead, StallWatch};
 
@@ -93,6 +99,10 @@ pub struct RaftActor {
     replication: acl_replication::Replication,
     /// What replication did, shared with the request path.
     replication_status: ReplicationStatusHandle,
+    /// Leader with a `replication` block only: the KV copy tasks.
+    kv_copy: kv_replication::KvCopy,
+    /// What KV replication did, shared with the request path.
+    kv_replication: KvReplicationHandle,
 }
 
 /// A stable Raft id from the node's UUID: its first 8 bytes.
@@ -166,6 +176,7 @@ impl RaftActor {
         let contact = LastContact::new();
         let stalls = StallWatch::start();
         let replication_status = ReplicationStatusHandle::default();
+        let kv_replication = KvReplicationHandle::default();
         let actor = RaftActor {
             raft: raft.clone(),
             pool,
@@ -186,10 +197,13 @@ impl RaftActor {
             acl: Default::default(),
             replication: Default::default(),
             replication_status: replication_status.clone(),
+            kv_copy: Default::default(),
+            kv_replication: kv_replication.clone(),
         }
         .start();
         let local = LocalServer::new(actor.clone(), raft, store, contact, node_id, timing, stalls)
-            .with_acl_replication(replication_status);
+            .with_acl_replication(replication_status)
+            .with_kv_replication(kv_replication);
         Ok((actor, local))
     }
 
@@ -220,6 +234,7 @@ impl Actor for RaftActor {
             act.try_bootstrap(ctx);
             act.reconcile(ctx);
             act.acl_replication_tick(ctx);
+            act.kv_replication_tick(ctx);
         });
         ctx.run_interval(Duration::from_millis(250), |act, ctx| {
             act.expire_sessions(ctx);

@@ -258,6 +258,7 @@ pub struct LocalServer {
     refusal_ms: u64,
     stalls: StallWatch,
     acl_replication: ReplicationStatusHandle,
+    kv_replication: super::KvReplicationHandle,
 }
 
 impl LocalServer {
@@ -280,7 +281,19 @@ impl LocalServer {
             refusal_ms: timing.election_max,
             stalls,
             acl_replication: ReplicationStatusHandle::default(),
+            kv_replication: Default::default(),
         }
+    }
+
+    /// The status the leader's KV replication keeps.
+    pub(crate) fn with_kv_replication(mut self, status: super::KvReplicationHandle) -> Self {
+        self.kv_replication = status;
+        self
+    }
+
+    /// What this server's KV replication did (`/v1/agent/self`).
+    pub fn kv_replication(&self) -> super::KvReplicationStatus {
+        self.kv_replication.get()
     }
 
     /// The status the leader's ACL replication keeps.

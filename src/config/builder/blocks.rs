@@ -238,3 +238,47 @@ pub(super) fn telemetry(
     }
     Ok(())
 }
+
+/// `replication { source prefixes token }` (Meridian's own): checked here
+/// key by key; that only servers take it is judged once the mode is known
+/// (`validate.rs`).
+pub(super) fn replication(cfg: &mut RuntimeConfig, a: &At) -> Result<(), ConfigError> {
+    let mut source = None;
+    let mut prefixes = Vec::new();
+    let mut token = None;
+    for (k, v) in a.object()? {
+        let x = a.child(k, v);
+        match k.as_str() {
+            "source" => {
+                let s = x.string()?.to_ascii_lowercase();
+                if s.is_empty() {
+                    return Err(x.err("names no datacenter"));
+                }
+                source = Some(s);
+            }
+            "prefixes" => {
+                prefixes = x.strings()?;
+                if let Some(p) = prefixes.iter().find(|p| p.is_empty() || p.starts_with('/')) {
+                    return Err(x.err(format!(
+                        "{p:?}: a prefix is a KV key prefix such as \"config/global/\", not empty and without a leading '/'"
+                    )));
+                }
+            }
+            "token" => token = Some(x.string()?).filter(|t| !t.is_empty()),
+            _ => return Err(x.err("unknown replication key (source, prefixes, token)")),
+        }
+    }
+    let Some(source) = source else {
+        return Err(a.err("needs source, the datacenter to copy from"));
+    };
+    if prefixes.is_empty() {
+        return Err(a.err("needs prefixes, the KV prefixes to copy"));
+    }
+    cfg.replication = Some(crate::config::KvReplication {
+        source,
+        prefixes,
+        token,
+        declared_in: a.file.to_string(),
+    });
+    Ok(())
+}

@@ -127,6 +127,7 @@ pub(super) fn apply_file(
                 }
             }
             "limits" => blocks::limits(cfg, &a, &mut ignored)?,
+            "replication" => blocks::replication(cfg, &a)?,
             "telemetry" => blocks::telemetry(cfg, &a, &mut ignored)?,
             "pid_file" => cfg.pid_file = Some(PathBuf::from(a.string()?)),
             // Meridian never checks for updates: what this asks is done.

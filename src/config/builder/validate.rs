@@ -39,6 +39,21 @@ pub(super) fn validate(cfg: &mut RuntimeConfig, need_data_dir: bool) -> Result<(
             cfg.datacenter
         )));
     }
+    if let Some(r) = &cfg.replication {
+        if !cfg.server {
+            return Err(ConfigError::Invalid(format!(
+                "{}: replication: only servers replicate KV prefixes (the leader applies them); \
+                 move the block to the servers' config",
+                r.declared_in
+            )));
+        }
+        if r.source == cfg.datacenter {
+            return Err(ConfigError::Invalid(format!(
+                "{}: replication.source: {:?} is this server's own datacenter",
+                r.declared_in, r.source
+            )));
+        }
+    }
     // Consul's order: primary_datacenter, else acl_datacenter (both read
     // with their file), else this agent's own datacenter, flags included.
     if cfg.primary_datacenter.is_empty() {

@@ -41,7 +41,8 @@ function enc(s) {
 // gets ?dc=. Non-2xx answers throw ApiError with the agent's text.
 async function api(path, opts = {}) {
   const url = new URL(path, location.origin);
-  if (state.dc && state.dc !== state.localDc) url.searchParams.set("dc", state.dc);
+  // A path that names its datacenter (the federation page) keeps it.
+  if (state.dc && state.dc !== state.localDc && !url.searchParams.has("dc")) url.searchParams.set("dc", state.dc);
   if (opts.index) {
     url.searchParams.set("index", opts.index);
     url.searchParams.set("wait", "5m");
@@ -69,7 +70,12 @@ async function api(path, opts = {}) {
   if (!resp.ok) throw new ApiError(resp.status, text.trim() || resp.statusText);
   let data = text;
   if ((resp.headers.get("Content-Type") || "").includes("json")) data = text ? JSON.parse(text) : null;
-  return { data, index, status: resp.status, filtered };
+  return {
+    data, index, status: resp.status, filtered,
+    // A `?dc=*` read's per-datacenter indexes and failures.
+    headers: resp.headers.get("X-Meridian-Datacenter-Index"),
+    failed: (resp.headers.get("X-Meridian-Failed-Datacenters") || "").split(",").map((d) => d.trim()).filter(Boolean),
+  };
 }
 
 // What to do about a refusal: which token was used, and where to set one.
@@ -147,8 +153,10 @@ function filterBox(key, onInput) {
 }
 
 // Renders a page from `load()` (which returns its blocking-query paths and
-// indexes), then re-renders whenever one of those queries sees a change.
-async function live(gen, load) {
+// indexes), then re-renders whenever one of those queries sees a change,
+// or (with `every`) after that many milliseconds at most, for what no
+// blocking query covers (leaders, gossip, round trips).
+async function live(gen, load, every) {
   let watched;
   try {
     watched = await load();
@@ -158,11 +166,13 @@ async function live(gen, load) {
     // The error stays on the page until the API answers again (a leader
     // elected, a datacenter back): the page then draws itself.
     await new Promise((res) => setTimeout(res, 3000));
-    if (gen === state.gen) live(gen, load);
+    if (gen === state.gen) live(gen, load, every);
     return;
   }
-  await Promise.race(
-    watched.map(async ([path, index]) => {
+  const timer = every ? [new Promise((res) => setTimeout(res, every))] : [];
+  await Promise.race([
+    ...timer,
+    ...watched.map(async ([path, index]) => {
       let current = index;
       for (;;) {
         if (gen !== state.gen) return;
@@ -174,9 +184,9 @@ async function live(gen, load) {
           await new Promise((res) => setTimeout(res, 2000));
         }
       }
-    })
-  );
-  if (gen === state.gen) live(gen, load);
+    }),
+  ]);
+  if (gen === state.gen) live(gen, load, every);
 }
 
 // ---- Pages ----
@@ -488,10 +498,134 @@ async function kvEditPage(gen, key) {
   );
 }
 
+// ---- Federation (Meridian's own) ----
+
+// The round trip two network coordinates estimate, in seconds (Serf's
+// Vivaldi distance: Euclidean part, heights, then adjustments when they
+// keep it positive).
+function coordRtt(a, b) {
+  const d = Math.sqrt(a.Vec.reduce((sum, x, i) => sum + (x - b.Vec[i]) ** 2, 0)) + a.Height + b.Height;
+  const adjusted = d + a.Adjustment + b.Adjustment;
+  return adjusted > 0 ? adjusted : d;
+}
+
+function median(xs) {
+  if (!xs.length) return null;
+  const s = [...xs].sort((x, y) => x - y);
+  return s[Math.floor(s.length / 2)];
+}
+
+function ms(seconds) {
+  return seconds === null || seconds === undefined ? "–" : `${(seconds * 1000).toFixed(seconds < 0.01 ? 2 : 1)} ms`;
+}
+
+// Every datacenter on one page: its leader, its servers as the WAN pool
+// sees them, whether this server's probes reach it, round trips between
+// datacenters from their servers' coordinates, and every service's health
+// in every datacenter (one `?dc=*` read; each datacenter's own index is
+// then watched with a blocking query).
+async function federationPage(gen) {
+  await live(gen, async () => {
+    const dcs = (await api("/v1/catalog/datacenters")).data;
+    const [health, members, coords, self] = await Promise.all([
+      api("/v1/health/state/any?dc=*"),
+      api("/v1/agent/members?wan=1").catch(() => ({ data: [] })),
+      api("/v1/coordinate/datacenters").catch(() => ({ data: [] })),
+      api("/v1/agent/self").catch(() => ({ data: {} })),
+    ]);
+    const leaders = await Promise.all(
+      dcs.map((dc) => api(`/v1/status/leader?dc=${encodeURIComponent(dc)}`).then((r) => r.data, () => null))
+    );
+    if (gen !== state.gen) return [];
+    const reach = {};
+    for (const r of ((self.data.Meridian || {}).Datacenters || [])) reach[r.Datacenter] = r;
+    const servers = {};
+    for (const m of members.data) {
+      const dc = (m.Tags || {}).dc;
+      if (dc) (servers[dc] = servers[dc] || []).push(m);
+    }
+    const indexes = {};
+    for (const part of (health.headers || "").split(",")) {
+      const [dc, i] = part.trim().split("=");
+      if (dc) indexes[dc] = Number(i);
+    }
+    const failed = new Set(health.failed);
+
+    const dcRows = dcs.map((dc, i) => {
+      const answer = health.data[dc];
+      const down = failed.has(dc) || (reach[dc] && !reach[dc].Reachable);
+      const checks = Array.isArray(answer) ? answer : [];
+      const probe = reach[dc];
+      return el("tr", { "data-dc": dc, "data-reachable": down ? "false" : "true" },
+        el("td", {}, el("span", { class: `dot ${down ? "critical" : worst(checks)}` }),
+          link(`/ui/${encodeURIComponent(dc)}/services`, dc), dc === state.localDc ? el("span", { class: "muted" }, " (this agent)") : null),
+        el("td", { class: "leader" }, leaders[i] ? leaders[i] : el("span", { class: "status-critical" }, down ? "unreachable" : "no leader")),
+        el("td", {}, ...(servers[dc] || []).map((m) =>
+          el("div", { class: "server", "data-status": m.Status === 1 ? "alive" : "failed" },
+            el("span", { class: `dot ${m.Status === 1 ? "passing" : "critical"}` }), m.Name.replace(/\.[^.]*$/, ""),
+            el("span", { class: "muted" }, ` ${m.Addr}`)))),
+        el("td", { class: "reach" }, dc === state.localDc ? el("span", { class: "muted" }, "local")
+          : probe ? (probe.Reachable ? `answers, ${probe.RTTMs === null ? "–" : probe.RTTMs.toFixed(1) + " ms"}`
+            : el("span", { class: "status-critical" }, `no answer for ${(probe.ForMs / 1000).toFixed(0)} s`))
+          : el("span", { class: "muted" }, "not probed")),
+        el("td", {}, failed.has(dc) ? el("span", { class: "status-critical" }, answer.Error) : healthBadges(checks))
+      );
+    });
+
+    // Round trips between datacenters: the median over their servers' pairs.
+    const byDc = {};
+    for (const m of coords.data) byDc[m.Datacenter] = m.Coordinates || [];
+    const rttHead = el("tr", {}, el("th", {}, ""), ...dcs.map((dc) => el("th", {}, dc)));
+    const rttRows = dcs.map((a) =>
+      el("tr", { "data-rtt-from": a }, el("th", {}, a), ...dcs.map((b) => {
+        if (a === b) return el("td", { class: "muted" }, "–");
+        const pairs = [];
+        for (const x of byDc[a] || []) for (const y of byDc[b] || []) pairs.push(coordRtt(x.Coord, y.Coord));
+        return el("td", { "data-rtt-to": b }, ms(median(pairs)));
+      })));
+
+    // Service health across datacenters.
+    const services = {};
+    for (const dc of dcs) {
+      const answer = health.data[dc];
+      if (!Array.isArray(answer)) continue;
+      for (const c of answer) {
+        const name = c.ServiceName || "(node checks)";
+        ((services[name] = services[name] || {})[dc] = services[name][dc] || []).push(c);
+      }
+    }
+    const names = Object.keys(services).sort();
+    const svcRows = names.map((name) =>
+      el("tr", { "data-service": name }, el("td", {}, name), ...dcs.map((dc) => {
+        if (failed.has(dc)) return el("td", { class: "muted", "data-dc": dc }, "unknown");
+        const checks = services[name][dc];
+        return el("td", { "data-dc": dc }, checks ? healthBadges(checks) : el("span", { class: "muted" }, "–"));
+      })));
+
+    setMain(
+      el("h1", {}, "Federation", el("span", { class: "muted" }, `${dcs.length} datacenters`)),
+      aclFiltered(health),
+      el("table", { id: "fed-dcs" },
+        el("thead", {}, el("tr", {}, el("th", {}, "Datacenter"), el("th", {}, "Leader"), el("th", {}, "Servers"),
+          el("th", {}, "From this server"), el("th", {}, "Health checks"))),
+        el("tbody", {}, ...dcRows)),
+      el("h2", {}, "Round trips between datacenters"),
+      el("p", { class: "muted" }, "Estimated from the servers' network coordinates (median over server pairs)."),
+      el("table", { id: "fed-rtt" }, el("thead", {}, rttHead), el("tbody", {}, ...rttRows)),
+      el("h2", {}, "Services in every datacenter"),
+      el("table", { id: "fed-services" },
+        el("thead", {}, el("tr", {}, el("th", {}, "Service"), ...dcs.map((dc) => el("th", {}, dc)))),
+        el("tbody", {}, ...svcRows))
+    );
+    // Each answering datacenter's health, watched where it lives.
+    return dcs.filter((dc) => indexes[dc]).map((dc) => [`/v1/health/state/any?dc=${encodeURIComponent(dc)}`, indexes[dc]]);
+  }, 5000);
+}
+
 // ---- Routing ----
 
 function parse(path) {
-  const m = path.match(/^\/ui\/([^/]+)\/(services|nodes|kv)(?:\/(.*))?$/);
+  const m = path.match(/^\/ui\/([^/]+)\/(services|nodes|kv|federation)(?:\/(.*))?$/);
   if (!m) return null;
   return { dc: decodeURIComponent(m[1]), section: m[2], rest: m[3] ? decodeURIComponent(m[3]) : "" };
 }
@@ -530,6 +664,7 @@ async function route() {
     a.classList.toggle("active", a.dataset.section === p.section);
   }
   setMain(el("p", { class: "muted" }, "Loading…"));
+  if (p.section === "federation") return federationPage(gen);
   if (p.section === "services") return p.rest ? servicePage(gen, p.rest) : servicesPage(gen);
   if (p.section === "nodes") return p.rest ? nodePage(gen, p.rest) : nodesPage(gen);
   if (p.rest.endsWith("/edit")) return kvEditPage(gen, p.rest.slice(0, -"/edit".length));

@@ -512,18 +512,18 @@ fn wait_ready(
     let dc1 = plan.server(1, 1);
     let deadline = Instant::now() + timeout;
     for step in steps {
-        let (what, log) = match step {
+        let (what, logs) = match step {
             Step::Leader(dc) => (
                 format!("dc{dc} to elect a leader"),
-                format!("dc{dc}-server-1"),
+                vec![format!("dc{dc}-server-1")],
             ),
             Step::Federated => (
                 format!("dc1 to see all {} datacenters", plan.dcs),
-                "dc1-server-1".to_string(),
+                vec!["dc1-server-1".to_string()],
             ),
             Step::Passing(dc) => (
                 format!("dc{dc}'s web service to pass its health check"),
-                agent_name(plan, dc),
+                vec![agent_name(plan, dc), format!("web-dc{dc}")],
             ),
         };
         loop {
@@ -554,10 +554,14 @@ fn wait_ready(
                 break;
             }
             if Instant::now() >= deadline {
+                let logs: Vec<String> = logs
+                    .iter()
+                    .map(|l| fleet.log_of(l).display().to_string())
+                    .collect();
                 bail!(
                     "timed out after {} s waiting for {what}; read {}",
                     timeout.as_secs(),
-                    fleet.log_of(&log).display()
+                    logs.join(" and ")
                 );
             }
             std::thread::sleep(Duration::from_millis(250));

@@ -122,7 +122,7 @@ fn hold_and_run(lock: &Lock, a: &Args, timeout: Duration, stop: &Arc<AtomicBool>
             }
         })
     };
-    let terminated = signal_flag();
+    let terminated = super::termination_flag();
     let status = loop {
         if let Some(status) = child.try_wait()? {
             break Some(status);
@@ -144,27 +144,6 @@ fn hold_and_run(lock: &Lock, a: &Args, timeout: Duration, stop: &Arc<AtomicBool>
         Some(_) => Ok(0),
         None => Ok(1),
     }
-}
-
-/// SIGINT/SIGTERM set this, so the child is stopped and the lock given up
-/// instead of the process dying with the lock held for a whole TTL.
-fn signal_flag() -> Arc<AtomicBool> {
-    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
-    extern "C" fn on_signal(_: libc::c_int) {
-        if let Some(f) = FLAG.get() {
-            f.store(true, Ordering::SeqCst);
-        }
-    }
-    FLAG.get_or_init(|| {
-        // SAFETY: the handler only stores to an atomic, which is
-        // async-signal-safe.
-        unsafe {
-            libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-            libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-        }
-        Arc::new(AtomicBool::new(false))
-    })
-    .clone()
 }
 
 fn spawn_child(args: &[String], shell: bool, pass_stdin: bool) -> Result<std::process::Child> {

@@ -1,11 +1,13 @@
 //! The `meridian` command line: one file per command. Every command but
 //! `agent`, `validate` and `version` talks to an agent's HTTP API, exactly
-//! as Consul's CLI does, so it works against any agent it can reach.
+//! as Consul's CLI does, so it works against any agent it can reach
+//! (`demo` starts agents of its own and talks to those).
 
 mod acl;
 mod agent;
 mod catalog;
 mod client;
+mod demo;
 mod demo_web;
 mod event;
 mod force_leave;
@@ -28,6 +30,9 @@ mod tls;
 mod validate;
 mod version;
 mod watch;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
@@ -118,6 +123,9 @@ enum Cmd {
     Validate(validate::Args),
     /// Prints the version.
     Version,
+    /// Starts federated datacenters of agents on loopback addresses, with
+    /// the UI and a sample service; Ctrl-C stops them (a Meridian extension).
+    Demo(demo::Args),
     /// The docker-compose demo's small web service.
     #[command(name = "demo-web", hide = true)]
     DemoWeb(demo_web::Args),
@@ -161,6 +169,7 @@ pub fn run(args: Vec<String>) -> i32 {
         Cmd::Tls { cmd } => tls::run(cmd),
         Cmd::Validate(a) => validate::run(a),
         Cmd::Version => version::run(),
+        Cmd::Demo(a) => demo::run(a),
         Cmd::DemoWeb(a) => demo_web::run(a),
     };
     match result {
@@ -170,6 +179,28 @@ pub fn run(args: Vec<String>) -> i32 {
             1
         }
     }
+}
+
+/// Set by SIGINT/SIGTERM once this is first called: for commands that
+/// run children (`lock`, `demo`) and must stop them, and give up what they
+/// hold, rather than die and leave them behind.
+pub(crate) fn termination_flag() -> Arc<AtomicBool> {
+    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    extern "C" fn on_signal(_: libc::c_int) {
+        if let Some(f) = FLAG.get() {
+            f.store(true, Ordering::SeqCst);
+        }
+    }
+    FLAG.get_or_init(|| {
+        // SAFETY: the handler only stores to an atomic, which is
+        // async-signal-safe.
+        unsafe {
+            libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+            libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+        }
+        Arc::new(AtomicBool::new(false))
+    })
+    .clone()
 }
 
 /// Lays rows out in columns separated by two spaces (Consul's columnize).

@@ -612,6 +612,9 @@ fn print_guide(plan: &Plan, dir: &Path) {
          \x20 curl 'http://{s1}:{HTTP}/v1/health/service/web?dc=dc{other}&passing'\n\
          \x20 dig @{s1} -p {DNS} web.service.consul\n\
          \x20 dig @{s1} -p {DNS} web.service.dc{other}.consul SRV\n\
+         \x20 curl 'http://{s1}:{HTTP}/v1/health/service/web?dc=*&passing'   # every datacenter at once\n\
+         \x20 dig @{s1} -p {DNS} web.service.any.consul   # the nearest datacenter with a passing web\n\
+         \x20 open http://{s1}:{HTTP}/ui/dc1/federation   # every datacenter on one page\n\
          \x20 meridian members -http-addr={s1}:{HTTP}\n\
          \x20 meridian members -wan -http-addr={s1}:{HTTP}\n"
     ));

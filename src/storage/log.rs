@@ -411,6 +411,17 @@ impl RaftLogReader<TypeConfig> for LogStore {
         if empty {
             return Ok(Vec::new());
         }
+        // Pending entries first, the database after: the writer removes an
+        // entry from `pending` only once its batch is committed, so an entry
+        // missing from this copy is already in any read that starts after
+        // it. The other order could lose an entry committed between the two
+        // reads (in neither). openraft 0.9 reads only flushed entries, but
+        // 0.10 applies on followers before the flush and hit this (found
+        // porting to 0.10, branch openraft10).
+        let pending: Vec<(u64, Entry<TypeConfig>)> = lock(&self.pending)
+            .range((Bound::Included(start), end))
+            .map(|(i, e)| (*i, e.clone()))
+            .collect();
         let db = self.db.clone();
         let stored = blocking(move || read_range(&db, start, end))
             .await
@@ -418,9 +429,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         // Pending entries are newer than anything stored at their index.
         let mut merged: BTreeMap<u64, Entry<TypeConfig>> =
             stored.into_iter().map(|e| (e.log_id.index, e)).collect();
-        for (i, e) in lock(&self.pending).range((Bound::Included(start), end)) {
-            merged.insert(*i, e.clone());
-        }
+        merged.extend(pending);
         Ok(merged.into_values().collect())
     }
 }

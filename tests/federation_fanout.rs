@@ -154,9 +154,10 @@ fn every_datacenter_at_once_and_a_frozen_one_is_reported_fast() {
     // a second; a datacenter not probed yet is found out the slow way).
     wait_for("dc1's probes reach dc3", 20, || {
         let me: Value = dc1.get_json("/v1/agent/self");
-        me["Meridian"]["Datacenters"]
-            .as_array()
-            .is_some_and(|r| r.iter().any(|d| d["Datacenter"] == "dc3" && d["Reachable"] == true))
+        me["Meridian"]["Datacenters"].as_array().is_some_and(|r| {
+            r.iter()
+                .any(|d| d["Datacenter"] == "dc3" && d["Reachable"] == true)
+        })
     });
     dc3.signal_no_wait(libc::SIGSTOP);
     let frozen = Instant::now();

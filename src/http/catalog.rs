@@ -241,15 +241,17 @@ async fn nodes(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpRespo
 /// With `?filter=`, the instances are filtered before they are grouped by
 /// name (a name stays if any instance matches), as Consul does.
 async fn services(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
-    let filtered = Params::from(&req)?
-        .get("filter")
-        .is_some_and(|f| !f.is_empty());
-    let query = if filtered {
-        Query::CatalogServiceList
-    } else {
-        Query::CatalogServices
-    };
-    serve(&req, &state, query).await
+    // The parameters parsed once, by `per_dc`, and the query chosen from
+    // them (the same for every datacenter of a `?dc=*` read).
+    per_dc(&req, &state, |p| {
+        let query = if p.get("filter").is_some_and(|f| !f.is_empty()) {
+            Query::CatalogServiceList
+        } else {
+            Query::CatalogServices
+        };
+        serve_with(&req, &state, p, query)
+    })
+    .await
 }
 
 async fn service(

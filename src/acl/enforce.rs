@@ -66,6 +66,7 @@ impl Enforcer<'_> {
             | Query::CatalogService { .. }
             | Query::CatalogNode { .. }
             | Query::HealthService { .. }
+            | Query::DnsService { .. }
             | Query::HealthNode { .. }
             | Query::HealthChecks { .. }
             | Query::HealthState { .. }
@@ -137,6 +138,18 @@ impl Enforcer<'_> {
             QueryResult::ServiceList(v) => keep(v, |s| service(&s.service_name)),
             QueryResult::CheckServiceNodes(v) => {
                 keep(v, |c| node(&c.node.node) && service(&c.service.service))
+            }
+            QueryResult::DnsInstances {
+                service: s,
+                instances,
+            } => {
+                if service(s) {
+                    keep(instances, |i| node(&i.node))
+                } else {
+                    let dropped = !instances.is_empty();
+                    instances.clear();
+                    dropped
+                }
             }
             QueryResult::Checks(v) => keep(v, |c| {
                 node(&c.node) && (c.service_name.is_empty() || service(&c.service_name))

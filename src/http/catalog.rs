@@ -54,6 +54,8 @@ pub(crate) fn answer(req: &HttpRequest, resp: ReadResponse) -> Result<HttpRespon
         QueryResult::ServiceNodes(v) => json_with(b, req, &v),
         QueryResult::NodeServices(v) => json_with(b, req, &v),
         QueryResult::CheckServiceNodes(v) => json_with(b, req, &v),
+        // No route asks DNS's read; encoded all the same, not refused.
+        QueryResult::DnsInstances { instances, .. } => json_with(b, req, &instances),
         QueryResult::Checks(v) => json_with(b, req, &v),
         QueryResult::Entries(v) => json_with(b, req, &v),
         QueryResult::Keys(v) => json_with(b, req, &v),

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use thiserror::Error;
 
 use super::structs::{
-    aggregate, CheckServiceNode, DeregisterRequest, HealthCheck, HealthStatus, Node, NodeService,
-    NodeServices, RegisterRequest, ServiceNode,
+    aggregate, CheckServiceNode, DeregisterRequest, DnsInstance, HealthCheck, HealthStatus, Node,
+    NodeService, NodeServices, RegisterRequest, ServiceNode,
 };
 use super::watch::{Waiter, WatchKey};
 use super::{StateStore, T_CHECKS, T_NODES, T_SERVICES};
@@ -471,6 +471,62 @@ impl StateStore {
                 service: svc.clone(),
                 checks,
             });
+        }
+        (idx, out)
+    }
+
+    /// `health_service` for DNS: the instances DNS answers with, each
+    /// with its aggregate status worked out here, so that no check is
+    /// copied (an instance's checks are most of its size) and unhealthy
+    /// instances are not copied at all. Same watch and index.
+    pub fn dns_service(
+        &self,
+        name: &str,
+        tags: &[String],
+        only_passing: bool,
+        waiter: Option<&Waiter>,
+    ) -> (u64, Vec<DnsInstance>) {
+        self.watch(waiter, WatchKey::Service(name.to_string()));
+        let mut idx = self.index_or(&svc_key(name), T_SERVICES);
+        let mut out = Vec::new();
+        for key in self.by_service_name.get(name).into_iter().flatten() {
+            let (Some(svc), Some(node)) = (self.services.get(key), self.nodes.get(&key.0)) else {
+                continue;
+            };
+            if !tags_match(&svc.tags, tags) {
+                continue;
+            }
+            idx = idx.max(self.table_index(&node_key(&node.node)));
+            let mut status = HealthStatus::Passing;
+            for c in self
+                .node_checks_iter(&node.node)
+                .filter(|c| c.service_id.is_empty() || c.service_id == svc.id)
+            {
+                match c.status {
+                    HealthStatus::Critical => {
+                        status = HealthStatus::Critical;
+                        break;
+                    }
+                    HealthStatus::Warning => status = HealthStatus::Warning,
+                    _ => {}
+                }
+            }
+            let answered = match status {
+                HealthStatus::Critical => false,
+                HealthStatus::Warning => !only_passing,
+                _ => true,
+            };
+            if answered {
+                out.push(DnsInstance {
+                    node: node.node.clone(),
+                    node_address: node.address.clone(),
+                    node_meta: node.meta.clone(),
+                    address: svc.address.clone(),
+                    port: svc.port,
+                    weights: svc.weights,
+                    status,
+                });
+            }
         }
         (idx, out)
     }

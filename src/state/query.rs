@@ -57,6 +57,20 @@ pub fn execute(store: &StateStore, q: &Query, waiter: Option<&Waiter>) -> (u64, 
             let (i, s) = store.health_service(name, tags, *passing, waiter);
             (i, QueryResult::CheckServiceNodes(s))
         }
+        Query::DnsService {
+            name,
+            tags,
+            only_passing,
+        } => {
+            let (i, instances) = store.dns_service(name, tags, *only_passing, waiter);
+            (
+                i,
+                QueryResult::DnsInstances {
+                    service: name.clone(),
+                    instances,
+                },
+            )
+        }
         Query::HealthNode { node } => {
             let (i, c) = store.health_node(node, waiter);
             (i, QueryResult::Checks(c))

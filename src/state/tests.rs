@@ -577,3 +577,89 @@ fn usage_counts_the_tables() {
         (1, 0, 1)
     );
 }
+
+#[test]
+fn dns_service_is_health_service_without_checks_or_unhealthy_instances() {
+    use super::structs::DnsInstance;
+    let mut s = StateStore::new();
+    let regs = [
+        reg(
+            "n1",
+            "10.0.0.1",
+            Some(("web", "web", &["v1"])),
+            vec![check("serfHealth", "", HealthStatus::Passing)],
+        ),
+        reg(
+            "n2",
+            "10.0.0.2",
+            Some(("web", "web", &[])),
+            vec![check("svc", "web", HealthStatus::Warning)],
+        ),
+        reg(
+            "n3",
+            "10.0.0.3",
+            Some(("web", "web", &[])),
+            vec![check("serfHealth", "", HealthStatus::Critical)],
+        ),
+        // A critical check of another service on the node does not count.
+        reg("n4", "10.0.0.4", Some(("web", "web", &[])), vec![]),
+        reg(
+            "n4",
+            "10.0.0.4",
+            Some(("db", "db", &[])),
+            vec![check("db-check", "db", HealthStatus::Critical)],
+        ),
+    ];
+    for (i, r) in regs.iter().enumerate() {
+        s.ensure_registration(i as u64 + 1, r).unwrap();
+    }
+    let (full_idx, full) = s.health_service("web", &[], false, None);
+    let expected: Vec<DnsInstance> = full
+        .iter()
+        .filter(|n| n.aggregate_status() != HealthStatus::Critical)
+        .map(DnsInstance::from)
+        .collect();
+    let (idx, lean) = s.dns_service("web", &[], false, None);
+    assert_eq!(idx, full_idx);
+    assert_eq!(lean, expected);
+    let nodes: Vec<&str> = lean.iter().map(|i| i.node.as_str()).collect();
+    assert_eq!(nodes, ["n1", "n2", "n4"]);
+    assert_eq!(lean[1].status, HealthStatus::Warning);
+    let (_, passing) = s.dns_service("web", &[], true, None);
+    let nodes: Vec<&str> = passing.iter().map(|i| i.node.as_str()).collect();
+    assert_eq!(nodes, ["n1", "n4"]);
+    let (_, tagged) = s.dns_service("web", &["v1".to_string()], false, None);
+    assert_eq!(tagged.len(), 1);
+
+    // The same watch as health_service: a check going critical wakes it.
+    let w = waiter();
+    let before = match execute(
+        &s,
+        &Query::DnsService {
+            name: "web".into(),
+            tags: vec![],
+            only_passing: false,
+        },
+        Some(&w),
+    ) {
+        (i, QueryResult::DnsInstances { service, instances }) => {
+            assert_eq!((service.as_str(), instances.len()), ("web", 3));
+            i
+        }
+        other => panic!("unexpected {other:?}"),
+    };
+    s.ensure_registration(
+        9,
+        &reg(
+            "n1",
+            "10.0.0.1",
+            None,
+            vec![check("serfHealth", "", HealthStatus::Critical)],
+        ),
+    )
+    .unwrap();
+    assert!(fired(&w));
+    let (after, lean) = s.dns_service("web", &[], false, None);
+    assert!(after > before);
+    assert_eq!(lean.len(), 2);
+}

@@ -338,6 +338,36 @@ impl CheckServiceNode {
     }
 }
 
+/// One instance as a DNS answer uses it: its node's name, address and
+/// meta, its own address, port and weights, and its aggregate health.
+/// What DNS reads instead of [`CheckServiceNode`], whose checks (output,
+/// definition, notes) cost every query their copies and are never put in
+/// a record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DnsInstance {
+    pub node: String,
+    pub node_address: String,
+    pub node_meta: BTreeMap<String, String>,
+    pub address: String,
+    pub port: u16,
+    pub weights: Weights,
+    pub status: HealthStatus,
+}
+
+impl From<&CheckServiceNode> for DnsInstance {
+    fn from(n: &CheckServiceNode) -> Self {
+        DnsInstance {
+            node: n.node.node.clone(),
+            node_address: n.node.address.clone(),
+            node_meta: n.node.meta.clone(),
+            address: n.service.address.clone(),
+            port: n.service.port,
+            weights: n.service.weights,
+            status: n.aggregate_status(),
+        }
+    }
+}
+
 pub fn aggregate(checks: &[HealthCheck]) -> HealthStatus {
     let mut worst = HealthStatus::Passing;
     for c in checks {

@@ -11,8 +11,8 @@ use super::acl::{
     AclPolicy, AclPolicyListStub, AclRole, AclToken, AclTokenListStub, ResolvedAclToken,
 };
 use super::catalog::{
-    CheckServiceNode, DirEntry, HealthCheck, HealthStatus, KvChanges, Node, NodeServices,
-    ServiceNode,
+    CheckServiceNode, DirEntry, DnsInstance, HealthCheck, HealthStatus, KvChanges, Node,
+    NodeServices, ServiceNode,
 };
 use super::coordinate::CoordinateEntry;
 use super::prepared_query::{ExecuteOptions, ExecuteResult, PreparedQuery};
@@ -54,6 +54,14 @@ pub enum Query {
         name: String,
         tags: Vec<String>,
         passing: bool,
+    },
+    /// The instances of a service that DNS answers with (not critical;
+    /// not warning either when `only_passing`), in the lean shape records
+    /// are built from. Same index and watch as `HealthService`.
+    DnsService {
+        name: String,
+        tags: Vec<String>,
+        only_passing: bool,
     },
     HealthNode {
         node: String,
@@ -170,6 +178,11 @@ pub enum QueryResult {
     ServiceNodes(Vec<ServiceNode>),
     NodeServices(Option<NodeServices>),
     CheckServiceNodes(Vec<CheckServiceNode>),
+    /// `DnsService`'s answer; every instance is of `service`.
+    DnsInstances {
+        service: String,
+        instances: Vec<DnsInstance>,
+    },
     Checks(Vec<HealthCheck>),
     Snapshot(Box<StoreSnapshot>),
     AclToken(Option<Box<AclToken>>),

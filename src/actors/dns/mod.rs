@@ -51,7 +51,7 @@ pub use lookup::{lookup_in, parse_labels, reverse_ip, Lookup, Zones};
 use crate::actors::node::router::ReadPath;
 use crate::config::RuntimeConfig;
 use crate::state::query::{Query, QueryResult};
-use crate::state::structs::{CheckServiceNode, HealthStatus};
+use crate::state::structs::{CheckServiceNode, DnsInstance, HealthStatus};
 use crate::structs::prepared_query::ExecuteOptions;
 use crate::structs::{Consistency, QueryOptions, ReadRequest, RequestError};
 use records::{addr_record, address, cname_record, meta_txt, node_name, wants, Address, Reach};
@@ -346,32 +346,25 @@ impl DnsHandler {
     }
 
     /// The instances of `name` in `dc` that DNS answers with (passing, and
-    /// warning unless `dns_config.only_passing`); `NXDomain` when there is
-    /// no path to `dc`.
+    /// warning unless `dns_config.only_passing`), read in DNS's lean shape;
+    /// `NXDomain` when there is no path to `dc`.
     async fn healthy(
         &self,
         dc: Option<String>,
         name: &str,
         tags: &[String],
-    ) -> Result<Vec<CheckServiceNode>, ResponseCode> {
-        let query = Query::HealthService {
+    ) -> Result<Vec<DnsInstance>, ResponseCode> {
+        let query = Query::DnsService {
             name: name.to_string(),
             tags: tags.to_vec(),
-            passing: false,
+            only_passing: self.config.dns.only_passing,
         };
-        let mut nodes: Vec<CheckServiceNode> = match self.read(dc, query).await {
-            Ok(QueryResult::CheckServiceNodes(n)) => n,
-            Ok(_) => return Err(ResponseCode::ServFail),
-            Err(RequestError::NoPathToDatacenter) => return Err(ResponseCode::NXDomain),
-            Err(_) => return Err(ResponseCode::ServFail),
-        };
-        let only_passing = self.config.dns.only_passing;
-        nodes.retain(|n| match n.aggregate_status() {
-            HealthStatus::Critical => false,
-            HealthStatus::Warning => !only_passing,
-            _ => true,
-        });
-        Ok(nodes)
+        match self.read(dc, query).await {
+            Ok(QueryResult::DnsInstances { instances, .. }) => Ok(instances),
+            Ok(_) => Err(ResponseCode::ServFail),
+            Err(RequestError::NoPathToDatacenter) => Err(ResponseCode::NXDomain),
+            Err(_) => Err(ResponseCode::ServFail),
+        }
     }
 
     /// `NAME.service.any.<domain>` (Meridian's own): the nearest
@@ -383,7 +376,7 @@ impl DnsHandler {
         &self,
         name: &str,
         tags: &[String],
-    ) -> Result<(Vec<CheckServiceNode>, String), ResponseCode> {
+    ) -> Result<(Vec<DnsInstance>, String), ResponseCode> {
         let dcs = self
             .reads
             .datacenters()
@@ -436,20 +429,15 @@ impl DnsHandler {
             "" => asked.unwrap_or_else(|| self.config.datacenter.clone()),
             answered => answered.to_string(),
         };
-        self.records(ask, &exec.nodes, ttl, &dc).await
+        let instances: Vec<DnsInstance> = exec.nodes.iter().map(DnsInstance::from).collect();
+        self.records(ask, &instances, ttl, &dc).await
     }
 
     /// The records for instances of one service in datacenter `dc`: SRV
     /// with each target's address in the additional section, or else one
     /// A/AAAA per distinct address (at most `a_record_limit`), or a CNAME
     /// when the instances are only reached by host name.
-    async fn records(
-        &self,
-        ask: Ask<'_>,
-        nodes: &[CheckServiceNode],
-        ttl: u32,
-        dc: &str,
-    ) -> Answer {
+    async fn records(&self, ask: Ask<'_>, nodes: &[DnsInstance], ttl: u32, dc: &str) -> Answer {
         let mut out = if ask.qtype == RecordType::SRV {
             self.srv_records(ask, nodes, ttl, dc).await
         } else {
@@ -463,13 +451,7 @@ impl DnsHandler {
         out
     }
 
-    async fn srv_records(
-        &self,
-        ask: Ask<'_>,
-        nodes: &[CheckServiceNode],
-        ttl: u32,
-        dc: &str,
-    ) -> Answer {
+    async fn srv_records(&self, ask: Ask<'_>, nodes: &[DnsInstance], ttl: u32, dc: &str) -> Answer {
         let mut out = Answer::default();
         let mut seen = HashSet::new();
         // Targets and nodes already in the additional section: instances
@@ -484,11 +466,11 @@ impl DnsHandler {
             let Some(reach) = records::reach(n, ask.qname) else {
                 continue;
             };
-            if !seen.insert((&n.node.node, &n.service.address, n.service.port)) {
+            if !seen.insert((&n.node, &n.address, n.port)) {
                 continue;
             }
             let (target, ip) = match reach {
-                Reach::Node(ip) => (node_name(&n.node.node, dc, ask.zone), Some(ip)),
+                Reach::Node(ip) => (node_name(&n.node, dc, ask.zone), Some(ip)),
                 Reach::Own(ip) => (records::addr_name(ip, dc, ask.zone), Some(ip)),
                 Reach::Host(host) => (Some(host), None),
             };
@@ -504,30 +486,25 @@ impl DnsHandler {
                     }
                 }
             }
-            let w = &n.service.weights;
-            let weight = if n.aggregate_status() == HealthStatus::Warning {
+            let w = &n.weights;
+            let weight = if n.status == HealthStatus::Warning {
                 w.warning
             } else {
                 w.passing
             };
-            let srv = SRV::new(
-                1,
-                weight.clamp(0, u16::MAX as i32) as u16,
-                n.service.port,
-                target,
-            );
+            let srv = SRV::new(1, weight.clamp(0, u16::MAX as i32) as u16, n.port, target);
             out.answers
                 .push(Record::from_rdata(ask.qname.clone(), ttl, RData::SRV(srv)));
-            if self.config.dns.node_meta_txt && described.insert(&n.node.node) {
-                if let Some(name) = node_name(&n.node.node, dc, ask.zone) {
-                    out.additionals.extend(meta_txt(&name, &n.node.meta, ttl));
+            if self.config.dns.node_meta_txt && described.insert(&n.node) {
+                if let Some(name) = node_name(&n.node, dc, ask.zone) {
+                    out.additionals.extend(meta_txt(&name, &n.node_meta, ttl));
                 }
             }
         }
         out
     }
 
-    async fn address_records(&self, ask: Ask<'_>, nodes: &[CheckServiceNode], ttl: u32) -> Answer {
+    async fn address_records(&self, ask: Ask<'_>, nodes: &[DnsInstance], ttl: u32) -> Answer {
         let mut out = Answer::default();
         let mut seen = HashSet::new();
         // Consul answers a host name only when no instance has an IP, and

@@ -10,7 +10,7 @@ use hickory_proto::rr::rdata::{A, AAAA, CNAME, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::lookup::ip_hex;
-use crate::state::structs::CheckServiceNode;
+use crate::state::structs::DnsInstance;
 
 /// `<label>.<kind>.<dc>.<zone>`, or None when the label cannot be a DNS
 /// label (a node name with a space in it has no DNS name).
@@ -84,9 +84,9 @@ pub enum Reach {
 
 /// Consul's choice for instance `n` asked as `qname`: the service's own
 /// address when set and different from the node's, else the node's.
-pub fn reach(n: &CheckServiceNode, qname: &Name) -> Option<Reach> {
-    let node = address(&n.node.address);
-    match (address(&n.service.address), node) {
+pub fn reach(n: &DnsInstance, qname: &Name) -> Option<Reach> {
+    let node = address(&n.node_address);
+    match (address(&n.address), node) {
         (None, Some(Address::Ip(ip))) => Some(Reach::Node(ip)),
         (None, Some(Address::Host(h))) => Some(Reach::Host(h)),
         (None, None) => None,

@@ -35,12 +35,12 @@ HCL
 # run PROTO N KEYS
 run() {
   local proto=$1 n=$2 keys=$3 addr conns=1 tls=()
-  meridian_server 1 1 -config-file "$WORK/watchers.hcl" -https-port 19516
-  wait_http 127.0.0.1:19510/v1/status/leader 127 30
+  meridian_server 1 1 -config-file "$WORK/watchers.hcl" -https-port $((PB + 16))
+  wait_http 127.0.0.1:$((PB + 10))/v1/status/leader 127 30
   if [ "$proto" = h2 ]; then
-    addr=https://127.0.0.1:19516; conns=16; tls=(-ca-file "$PKI/consul-agent-ca.pem")
+    addr=https://127.0.0.1:$((PB + 16)); conns=16; tls=(-ca-file "$PKI/consul-agent-ca.pem")
   else
-    addr=127.0.0.1:19510
+    addr=127.0.0.1:$((PB + 10))
   fi
   local name=$proto-$n-$keys
   "$BIN" bench -workload watchers -c "$n" -keys "$keys" -connections "$conns" -addr "$addr" \
@@ -55,8 +55,8 @@ for n in $H2; do run h2 "$n" 1; run h2 "$n" "$n"; done
 python3 - "$OUT" <<'PY' | tee "$OUT/report.md"
 import json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
-print("| protocol | watchers | keys | RSS before / waiting / wake peak MiB | B per waiting query | woken | wake p50 / p99 / max ms |")
-print("|---|---|---|---|---|---|---|")
+print("| protocol | watchers | keys | RSS before / waiting / wake peak MiB | B per waiting query | woken | wake p50 / p99 / max ms | CPU ms in the wake: server / load generator |")
+print("|---|---|---|---|---|---|---|---|")
 rows = [json.loads(f.read_text()) for f in out.glob("h*.json")]
 for r in sorted(rows, key=lambda r: (r["http2"], r["watchers"], r["keys"])):
     w = r.get("wake") or {}
@@ -64,5 +64,6 @@ for r in sorted(rows, key=lambda r: (r["http2"], r["watchers"], r["keys"])):
     print(f'| {"HTTP/2" if r["http2"] else "HTTP/1.1"} | {r["watchers"]} | {r["keys"]} '
           f'| {mib("rss_before_kib")} / {mib("rss_waiting_kib")} / {mib("rss_wake_peak_kib")} '
           f'| {r["bytes_per_watcher"]} | {r["woken"]} '
-          f'| {w.get("p50_ms", "-")} / {w.get("p99_ms", "-")} / {w.get("max_ms", "-")} |')
+          f'| {w.get("p50_ms", "-")} / {w.get("p99_ms", "-")} / {w.get("max_ms", "-")} '
+          f'| {r.get("wake_cpu_ms_server", 0):.0f} / {r.get("wake_cpu_ms_bench", 0):.0f} |')
 PY

@@ -46,6 +46,10 @@ pub struct WatchersReport {
     pub errors: std::collections::BTreeMap<String, u64>,
     /// From the write sent to each watcher's answer.
     pub wake: Option<Latency>,
+    /// CPU the server and this load generator spent from the write to the
+    /// last answer: whose work the wake-up is, on a machine they share.
+    pub wake_cpu_ms_server: f64,
+    pub wake_cpu_ms_bench: f64,
 }
 
 pub struct Setup {
@@ -178,6 +182,12 @@ pub async fn run(s: Setup) -> Result<WatchersReport> {
             }
         })
     };
+    let cpu_ms = |pid: u32| {
+        stats::sample(pid).map_or(0.0, |(ticks, _)| {
+            ticks as f64 * 1000.0 / stats::ticks_per_second()
+        })
+    };
+    let (server_cpu0, bench_cpu0) = (cpu_ms(s.pid), cpu_ms(std::process::id()));
     let written = Instant::now();
     let w = if s.keys == 1 {
         admin
@@ -215,6 +225,7 @@ pub async fn run(s: Setup) -> Result<WatchersReport> {
             Err(_) => *errors.entry("not woken in time".into()).or_insert(0) += 1,
         }
     }
+    let (server_cpu1, bench_cpu1) = (cpu_ms(s.pid), cpu_ms(std::process::id()));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = sampler.await;
     Ok(WatchersReport {
@@ -232,6 +243,8 @@ pub async fn run(s: Setup) -> Result<WatchersReport> {
         woken,
         errors,
         wake: stats::latency(&mut latencies),
+        wake_cpu_ms_server: server_cpu1 - server_cpu0,
+        wake_cpu_ms_bench: bench_cpu1 - bench_cpu0,
     })
 }
 
@@ -273,6 +286,10 @@ pub fn table(r: &WatchersReport) -> String {
             l.p50_ms, l.p99_ms, l.max_ms
         ));
     }
+    out.push_str(&format!(
+        "CPU ms from the write to the last answer  server {:.0}  load generator {:.0}\n",
+        r.wake_cpu_ms_server, r.wake_cpu_ms_bench
+    ));
     for (kind, n) in &r.errors {
         out.push_str(&format!("error  {n:>8}  {kind}\n"));
     }

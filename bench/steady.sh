@@ -6,7 +6,8 @@
 # machine, same run. Each rate gets fresh clusters, first loaded with
 # WARM of closed-loop writes (64 clients) so that the measured window
 # crosses Raft snapshots and log purges as a long-running cluster does.
-# Systems alternate within each rate, ROUNDS times.
+# Systems alternate within each rate, ROUNDS times. Each run's JSON lists
+# its 20 slowest writes with when they ended, to line up with the logs.
 #
 #   bash bench/steady.sh        (RATES="1000 5000" STEADY=60s WARM=20s ROUNDS=1)
 source "$(dirname "$0")/lib.sh"
@@ -18,11 +19,17 @@ OUT=${OUT:-$ROOT/target/bench/steady}
 mkdir -p "$OUT"
 need_etcd
 build
+# An open loop that falls behind opens more connections, all from one IP:
+# Consul's default of 200 per client would answer 429 where etcd, which
+# has no such limit, queues.
+cat >"$WORK/steady.hcl" <<HCL
+limits { http_max_conns_per_client = 4096 }
+HCL
 
 for r in $(seq 1 "$ROUNDS"); do
   for rate in $RATES; do
     log "round $r: $rate writes/s for $STEADY"
-    meridian_cluster 3
+    meridian_cluster 3 -config-file "$WORK/steady.hcl"
     bench "warm-meridian-$rate-$r" -workload kv-put -addr "$(meridian_addrs 3)" -c 64 -duration "$WARM" -pids "$(meridian_pids 3)"
     bench "steady-meridian-$rate-$r" -workload kv-put -addr "$(meridian_addrs 3)" -rate "$rate" -duration "$STEADY" -pids "$(meridian_pids 3)"
     stop_all

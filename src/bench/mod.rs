@@ -108,6 +108,40 @@ pub struct Report {
     pub longest_gap_ms: Option<f64>,
     pub processes: Vec<ProcessStats>,
     pub notes: Vec<String>,
+    /// When the run started (Unix ms), and its slowest successes, in the
+    /// order they ended: what lines a tail up with the servers' logs
+    /// (a snapshot, a purge, an election at that moment).
+    pub started_unix_ms: u64,
+    pub slowest: Vec<Slow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Slow {
+    /// Milliseconds into the run when it was answered.
+    pub ended_ms: f64,
+    pub latency_ms: f64,
+}
+
+/// The `n` slowest successes, in the order they ended. Runs before the
+/// record's arrays are sorted (latencies and ack times are paired by
+/// position until then).
+fn slowest(rec: &stats::Recorder, n: usize) -> Vec<Slow> {
+    let mut pairs: Vec<(u32, u64)> = rec
+        .latencies_us
+        .iter()
+        .copied()
+        .zip(rec.acks_us.iter().copied())
+        .collect();
+    pairs.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    pairs.truncate(n);
+    pairs.sort_unstable_by_key(|p| p.1);
+    pairs
+        .into_iter()
+        .map(|(lat, at)| Slow {
+            ended_ms: at as f64 / 1000.0,
+            latency_ms: f64::from(lat) / 1000.0,
+        })
+        .collect()
 }
 
 struct Plan {
@@ -297,6 +331,9 @@ async fn measure(a: &Args, plan: &Plan, ctx: Arc<Ctx>) -> Result<Report> {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
+    let started_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     let sampler = {
         let (pids, rss_max, stop, done) =
             (a.pids.clone(), rss_max.clone(), stop.clone(), done.clone());
@@ -375,6 +412,7 @@ async fn measure(a: &Args, plan: &Plan, ctx: Arc<Ctx>) -> Result<Report> {
         notes.push("latency = write sent -> watcher woken with the new value".into());
     }
     let ops = rec.ops();
+    let slow = slowest(&rec, 20);
     Ok(Report {
         workload: plan.workload.name().into(),
         target: a.target.clone(),
@@ -393,6 +431,8 @@ async fn measure(a: &Args, plan: &Plan, ctx: Arc<Ctx>) -> Result<Report> {
         latency: stats::latency(&mut rec.latencies_us),
         processes,
         notes,
+        started_unix_ms,
+        slowest: slow,
     })
 }
 
@@ -586,6 +626,14 @@ pub fn table(r: &Report) -> String {
             "latency ms  p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  mean {:.3}\n",
             l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms, l.mean_ms
         ));
+    }
+    if !r.slowest.is_empty() {
+        let at: Vec<String> = r
+            .slowest
+            .iter()
+            .map(|s| format!("{:.1}s:{:.0}", s.ended_ms / 1000.0, s.latency_ms))
+            .collect();
+        out.push_str(&format!("slowest (s into the run: ms)  {}\n", at.join(" ")));
     }
     for (kind, n) in &r.errors {
         out.push_str(&format!("error  {n:>8}  {kind}\n"));

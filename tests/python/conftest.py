@@ -3,6 +3,7 @@ software nobody here wrote: the py-consul client library and dig."""
 
 import atexit
 import os
+import random
 import re
 import shutil
 import socket
@@ -17,10 +18,44 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BIN = os.environ.get("MERIDIAN_BIN", os.path.join(ROOT, "target", "debug", "meridian"))
 
 
+# Ports handed out below the kernel's ephemeral range: a port the kernel
+# picked for us is free only until some other process (a benchmark's
+# client sockets, a Rust test beside us) is handed the same one, and agents
+# bind theirs a moment later. Below the range only someone who asks for a
+# port by number can take it.
+_LOW, _HIGH = 20000, 32000
+_issued = set()
+
+
+def _ephemeral_floor():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(port):
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free for both TCP and UDP on 127.0.0.1, never one this
+    process has handed out before."""
+    high = min(_HIGH, _ephemeral_floor())
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randrange(_LOW, high)
+        if port not in _issued and _bindable(port):
+            _issued.add(port)
+            return port
+    raise RuntimeError(f"no free port in {_LOW}-{high} after 1000 tries")
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -18,13 +17,7 @@ import urllib.request
 import consul
 import pytest
 
-from conftest import Agent
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from conftest import Agent, free_port
 
 
 def get(url, headers=None, timeout=5):

@@ -4,8 +4,11 @@
 //! in all, latency counted from when each should have started, so a slow
 //! server cannot hide its queue). Reports throughput, exact latency
 //! percentiles, errors by kind and the CPU and peak RSS of the processes
-//! given with `-pids`, as a table and optionally JSON.
+//! given with `-pids`, as a table and optionally JSON. Two workloads
+//! have procedures of their own: `watchers` ([`watchers`]) and `gossip`
+//! ([`gossip`], LAN gossip pools started in this process, no server).
 
+pub mod gossip;
 pub mod stats;
 pub mod watchers;
 pub mod workload;
@@ -24,7 +27,7 @@ use workload::{Ctx, Mode, Target, Workload};
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// kv-put, kv-get, kv-cas, catalog-register, health-service, blocking,
-    /// watchers, dns or cross-dc.
+    /// watchers, dns, cross-dc or gossip.
     #[arg(long)]
     pub workload: String,
     /// meridian, or etcd (its HTTP/JSON gateway; kv-put and kv-get).
@@ -81,6 +84,27 @@ pub struct Args {
     /// the HTTP/2 connections their requests share).
     #[arg(long, default_value_t = 1)]
     pub connections: usize,
+    /// `gossip`: members of the pool started in this process.
+    #[arg(long, default_value_t = 100)]
+    pub members: usize,
+    /// `gossip`: the members the others join.
+    #[arg(long, default_value_t = 1)]
+    pub seeds: usize,
+    /// `gossip`: threads the members are spread over (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub arbiters: usize,
+    /// `gossip`: each phase's limit.
+    #[arg(long, default_value = "120s")]
+    pub deadline: String,
+    /// `gossip`: how long the steady state's traffic is counted.
+    #[arg(long, default_value = "10s")]
+    pub steady: String,
+    /// `gossip`: joins sent a second at first (0: all at once).
+    #[arg(long = "join-rate", default_value_t = 0.0)]
+    pub join_rate: f64,
+    /// `gossip`, what if: each update's transmissions (0: the LAN default).
+    #[arg(long = "max-transmissions", default_value_t = 0)]
+    pub max_transmissions: u8,
     #[command(flatten)]
     pub auth: crate::api::TokenArgs,
     /// HTTPS: an `https://` address or CONSUL_HTTP_SSL, with the CLI's
@@ -210,6 +234,9 @@ pub fn run(a: Args) -> Result<i32> {
     if a.workload == "watchers" {
         return run_watchers(a);
     }
+    if a.workload == "gossip" {
+        return run_gossip(a);
+    }
     let plan = parse(&a)?;
     let dns: std::net::SocketAddr = a
         .dns_addr
@@ -322,6 +349,51 @@ fn run_watchers(a: Args) -> Result<i32> {
     } else {
         1
     })
+}
+
+/// `gossip`: its own procedure (see [`gossip`]), in this process.
+fn run_gossip(a: Args) -> Result<i32> {
+    if a.members < 2 {
+        bail!("gossip needs -members 2 or more");
+    }
+    if a.seeds == 0 || a.seeds >= a.members {
+        bail!("gossip takes -seeds from 1 to -members minus 1");
+    }
+    let positive = |flag: &str, v: &str| {
+        crate::config::duration::parse_go_duration(v)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| anyhow!("invalid -{flag} {v:?}"))
+    };
+    if !(a.join_rate >= 0.0 && a.join_rate.is_finite()) {
+        bail!("-join-rate must be 0 (all at once) or a positive number");
+    }
+    let deadline = positive("deadline", &a.deadline)?;
+    let steady = positive("steady", &a.steady)?;
+    let arbiters = match a.arbiters {
+        0 => std::thread::available_parallelism().map_or(1, |c| c.get()),
+        n => n,
+    };
+    let report = actix::System::new().block_on(gossip::run(gossip::Setup {
+        members: a.members,
+        seeds: a.seeds,
+        arbiters,
+        deadline,
+        steady,
+        join_rate: a.join_rate,
+        max_transmissions: Some(a.max_transmissions).filter(|&k| k > 0),
+        quiet: a.quiet,
+    }))?;
+    print!("{}", gossip::table(&report));
+    if let Some(path) = &a.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let converged = report.join.reached_s.contains_key("1")
+        && [&report.one_join, &report.failure, &report.leave]
+            .iter()
+            .all(|s| s.all_s.is_some());
+    Ok(if converged { 0 } else { 1 })
 }
 
 async fn measure(a: &Args, plan: &Plan, ctx: Arc<Ctx>) -> Result<Report> {
@@ -675,6 +747,13 @@ mod tests {
             json: None,
             quiet: true,
             connections: 1,
+            members: 100,
+            seeds: 1,
+            arbiters: 0,
+            deadline: "120s".into(),
+            steady: "10s".into(),
+            join_rate: 0.0,
+            max_transmissions: 0,
             auth: Default::default(),
             tls: Default::default(),
         }

@@ -24,7 +24,8 @@
 //! - `membership.rs`: the member list and its lifecycle (join, up, down,
 //!   leave, force-leave, reconnect, reap, tags);
 //! - `runtime.rs`: carrying out what foca asks for (sends, timers, notifications);
-//! - `wire.rs`: the datagram kinds, sealing and opening, dispatch;
+//! - `wire.rs`: the datagram kinds, sealing and opening, dispatch, the
+//!   count of datagrams and bytes in and out;
 //! - `rtt.rs`: pings for round-trip times and network coordinates;
 //! - `events.rs`: user events;
 //! - `snapshot.rs`: the members kept for a restart;
@@ -64,6 +65,7 @@ pub use membership::SetTags;
 pub use options::{lan_config, LanOptions};
 use rtt::PING_EVERY;
 pub use rtt::{Coordinates, PoolCoordinates};
+pub use wire::wire_totals;
 #[cfg(test)]
 pub use wire::Isolate;
 use wire::Packet;
@@ -120,6 +122,10 @@ pub struct LanGossip {
     /// they leave (`MERIDIAN_TEST_PING_DELAY_MS`), an artificial access
     /// link that gives loopback agents distinct round-trip times.
     link_delay: Duration,
+    /// The timings chosen for a small pool, and the pool size foca's
+    /// current ones were scaled for (`options::scaled`).
+    base_timings: foca::Config,
+    scaled_for: usize,
 }
 
 impl LanGossip {
@@ -147,7 +153,7 @@ impl LanGossip {
         };
         let rng: Rng = rand010::make_rng();
         let timings = opts.timings.clone().unwrap_or_else(|| lan_config(32));
-        let foca = Foca::new(me.clone(), timings, rng, PostcardCodec);
+        let foca = Foca::new(me.clone(), timings.clone(), rng, PostcardCodec);
         let mut members = BTreeMap::new();
         members.insert(
             me.name.clone(),
@@ -185,6 +191,8 @@ impl LanGossip {
             vivaldi_samples: 0,
             peer_coords: HashMap::new(),
             link_delay: test_link_delay(),
+            base_timings: timings,
+            scaled_for: 1,
         }
         .start();
         Ok((actor, local))
@@ -232,6 +240,7 @@ impl Actor for LanGossip {
             async move {
                 let mut buf = vec![0u8; 64 * 1024];
                 while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+                    wire::count_received(n);
                     // Waits for room in the mailbox: a burst (a member
                     // thawing and replaying its queue) must not end the
                     // receive loop, which would deafen this member for good.

@@ -54,3 +54,53 @@ pub fn lan_config(expected_size: u32) -> foca::Config {
     });
     c
 }
+
+/// The timings for a pool of `members` (this member included), from the
+/// ones chosen for a small pool: memberlist's scaling, which Consul
+/// relies on as a datacenter grows. An update is retransmitted
+/// `4 · ⌈log10(n + 1)⌉` times (fewer and news dies out before it reaches
+/// everyone: a 100-member pool needs 12, the small-pool value is 6), and
+/// a suspect has `max(1, log10 n)` times the small-pool suspicion window
+/// to refute (a bigger pool takes longer to carry the refutation back,
+/// and a busier one answers later). Probe and gossip rates do not
+/// change, as in memberlist. Below ten members the base is returned as
+/// it is.
+pub fn scaled(base: &foca::Config, members: usize) -> foca::Config {
+    let n = members.max(1) as f64;
+    let mut c = base.clone();
+    let wanted_tx = (4.0 * (n + 1.0).log10().ceil()).min(255.0) as u8;
+    if let Some(tx) = std::num::NonZeroU8::new(wanted_tx) {
+        c.max_transmissions = c.max_transmissions.max(tx);
+    }
+    let factor = n.log10().max(1.0);
+    c.suspect_to_down_after = base.suspect_to_down_after.mul_f64(factor);
+    c
+}
+
+#[cfg(test)]
+mod scaled_tests {
+    use super::*;
+
+    #[test]
+    fn small_pools_keep_their_timings_and_big_ones_stretch_like_memberlist() {
+        let base = lan_config(32);
+        for n in [1, 3, 5, 10] {
+            let c = scaled(&base, n);
+            assert_eq!(c.max_transmissions, base.max_transmissions, "n={n}");
+            assert_eq!(c.suspect_to_down_after, base.suspect_to_down_after, "n={n}");
+        }
+        let c = scaled(&base, 100);
+        assert_eq!(c.max_transmissions.get(), 12);
+        assert_eq!(c.suspect_to_down_after, Duration::from_millis(3000));
+        let c = scaled(&base, 1000);
+        assert_eq!(c.max_transmissions.get(), 16);
+        assert_eq!(c.suspect_to_down_after.as_millis(), 4500);
+        // What set_config accepts: rates and probe timings untouched.
+        assert_eq!(c.probe_period, base.probe_period);
+        assert_eq!(c.probe_rtt, base.probe_rtt);
+        assert_eq!(
+            c.periodic_gossip.map(|g| g.frequency),
+            base.periodic_gossip.map(|g| g.frequency)
+        );
+    }
+}

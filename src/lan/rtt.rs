@@ -66,25 +66,30 @@ impl Handler<Coordinates> for LanGossip {
 impl LanGossip {
     /// Pings the next live member to learn its round-trip time.
     pub(super) fn ping(&mut self) {
-        let live: Vec<(String, SocketAddr)> = self
-            .foca
-            .iter_members()
-            .map(|m| (m.id().name.clone(), m.id().addr))
-            .collect();
-        if live.is_empty() {
+        // One member, not a copy of the list: in a big pool every member
+        // pings every second.
+        let live = self.foca.num_members();
+        if live == 0 {
             return;
         }
         self.ping_seq += 1;
-        let (name, addr) = &live[(self.ping_seq as usize) % live.len()];
+        let Some((name, addr)) = self
+            .foca
+            .iter_members()
+            .nth((self.ping_seq as usize) % live)
+            .map(|m| (m.id().name.clone(), m.id().addr))
+        else {
+            return;
+        };
         // Pings never answered must not pile up.
         self.pings
             .retain(|_, (_, at)| at.elapsed() < Duration::from_secs(10));
         self.pings
-            .insert(self.ping_seq, (name.clone(), Instant::now()));
+            .insert(self.ping_seq, (name, Instant::now()));
         let mut packet = vec![KIND_PING];
         packet.extend_from_slice(&self.ping_seq.to_be_bytes());
         packet.push(WANTS_COORDINATE);
-        self.send_delayed(*addr, packet);
+        self.send_delayed(addr, packet);
     }
 
     /// The answer to a ping: its payload back, with this member's

@@ -45,6 +45,7 @@ impl LanGossip {
                 _ => {}
             }
         }
+        self.rescale();
         // Members change: save soon (a killed agent rejoins with what it
         // knew), at most every 100 ms however many change at once.
         if self.snapshot_dirty && !self.snapshot_scheduled && !self.left {
@@ -55,6 +56,22 @@ impl LanGossip {
                     act.save_snapshot();
                 }
             });
+        }
+    }
+
+    /// Keeps foca's retransmissions and suspicion window in step with the
+    /// pool's size as members come and go.
+    fn rescale(&mut self) {
+        let n = self.foca.num_members() + 1;
+        if n == self.scaled_for {
+            return;
+        }
+        self.scaled_for = n;
+        let timings = super::options::scaled(&self.base_timings, n);
+        if self.foca.set_config(timings).is_err() {
+            // Only rates and probe timings are refused, and scaled()
+            // never touches them.
+            tracing::warn!(members = n, "gossip timings could not be scaled");
         }
     }
 

@@ -1,10 +1,12 @@
 //! Datagrams on the pool's UDP socket: the kind byte that tells foca's
 //! packets from our own notices (leave, force-leave, ping, user event,
 //! key operations),
-//! the sealing and opening with the keyring when gossip is encrypted, and
-//! the isolation switch tests use to cut a member off.
+//! the sealing and opening with the keyring when gossip is encrypted, the
+//! isolation switch tests use to cut a member off, and the process's
+//! count of datagrams and bytes in and out.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -35,6 +37,38 @@ pub(super) const KIND_KEY_QUERY: u8 = 6;
 pub(super) const KIND_KEY_REPLY: u8 = 7;
 pub(super) const KIND_KEY_RELAY: u8 = 8;
 
+/// Datagrams and bytes sent and received by every pool of this process
+/// (LAN and WAN together), as on the wire (sealed). Relaxed atomics,
+/// read by `meridian bench -workload gossip`.
+static SENT_BYTES: AtomicU64 = AtomicU64::new(0);
+static SENT_PACKETS: AtomicU64 = AtomicU64::new(0);
+static RECEIVED_BYTES: AtomicU64 = AtomicU64::new(0);
+static RECEIVED_PACKETS: AtomicU64 = AtomicU64::new(0);
+
+/// The counts since the process started.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WireTotals {
+    pub sent_bytes: u64,
+    pub sent_packets: u64,
+    pub received_bytes: u64,
+    pub received_packets: u64,
+}
+
+pub fn wire_totals() -> WireTotals {
+    WireTotals {
+        sent_bytes: SENT_BYTES.load(Ordering::Relaxed),
+        sent_packets: SENT_PACKETS.load(Ordering::Relaxed),
+        received_bytes: RECEIVED_BYTES.load(Ordering::Relaxed),
+        received_packets: RECEIVED_PACKETS.load(Ordering::Relaxed),
+    }
+}
+
+/// A datagram of `len` bytes arrived (before opening).
+pub(super) fn count_received(len: usize) {
+    RECEIVED_BYTES.fetch_add(len as u64, Ordering::Relaxed);
+    RECEIVED_PACKETS.fetch_add(1, Ordering::Relaxed);
+}
+
 impl LanGossip {
     pub(super) fn send(&self, dst: SocketAddr, packet: Vec<u8>) {
         self.send_after(dst, packet, Duration::ZERO);
@@ -56,8 +90,12 @@ impl LanGossip {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            if let Err(e) = socket.send_to(&packet, dst).await {
-                tracing::debug!(%dst, error = %e, "gossip send failed");
+            match socket.send_to(&packet, dst).await {
+                Ok(n) => {
+                    SENT_BYTES.fetch_add(n as u64, Ordering::Relaxed);
+                    SENT_PACKETS.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => tracing::debug!(%dst, error = %e, "gossip send failed"),
             }
         });
     }

@@ -17,10 +17,10 @@ CLIENTS=${CLIENTS:-8}
 RATE=${RATE:-10000}
 OUT=${OUT:-$ROOT/target/bench/dns}
 mkdir -p "$OUT"
-if ! command -v dnsperf >/dev/null || ! command -v nsd >/dev/null; then
-  log "installing dnsperf and nsd"
+if ! command -v dnsperf >/dev/null || ! command -v nsd >/dev/null || ! command -v dig >/dev/null; then
+  log "installing dnsperf, nsd and dig"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null && apt-get install -y -qq dnsperf nsd >/dev/null
+  apt-get update -qq >/dev/null && apt-get install -y -qq dnsperf nsd dnsutils >/dev/null
 fi
 build
 

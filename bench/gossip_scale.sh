@@ -84,7 +84,7 @@ for r in rows:
     oj = r["one_join"]
     one = s(oj["all_s"]) if oj["all_s"] is not None else f'not all ({oj["seen"]} of {oj["observers"]})'
     ff = j["false_failures"] + oj["false_failures"] + st["false_failures"] + r["failure"]["false_failures"] + r["leave"]["false_failures"]
-        final = "" if "1" in j["reached_s"] else f' (final {j["final_fraction"]:.4f})'
+    final = "" if "1" in j["reached_s"] else f' (final {j["final_fraction"]:.4f})'
     print(f'| {r["members"]} | {mark(r, "0.99")} / {mark(r, "0.9999")} / {mark(r, "1")}{final} | {one} '
           f'| {spread(r["failure"])} | {spread(r["leave"])} '
           f'| {st["sent_bytes_per_member_s"]:.0f} | {st["sent_packets_per_member_s"]:.1f} '

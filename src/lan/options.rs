@@ -64,7 +64,7 @@ pub fn lan_config(expected_size: u32) -> foca::Config {
 /// to refute (a bigger pool takes longer to carry the refutation back,
 /// and a busier one answers later). Probe and gossip rates do not
 /// change, as in memberlist. Below ten members the base is returned as
-/// it is.
+/// it is (at ten, memberlist's formula already asks for 8 sends).
 pub fn scaled(base: &foca::Config, members: usize) -> foca::Config {
     let n = members.max(1) as f64;
     let mut c = base.clone();
@@ -84,11 +84,12 @@ mod scaled_tests {
     #[test]
     fn small_pools_keep_their_timings_and_big_ones_stretch_like_memberlist() {
         let base = lan_config(32);
-        for n in [1, 3, 5, 10] {
+        for n in [1, 3, 5, 9] {
             let c = scaled(&base, n);
             assert_eq!(c.max_transmissions, base.max_transmissions, "n={n}");
             assert_eq!(c.suspect_to_down_after, base.suspect_to_down_after, "n={n}");
         }
+        assert_eq!(scaled(&base, 10).max_transmissions.get(), 8);
         let c = scaled(&base, 100);
         assert_eq!(c.max_transmissions.get(), 12);
         assert_eq!(c.suspect_to_down_after, Duration::from_millis(3000));

@@ -15,6 +15,7 @@ import pytest
 from conftest import ROOT, Agent
 
 selenium = pytest.importorskip("selenium")
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
@@ -69,7 +70,10 @@ def browser():
 
 
 def wait(browser, cond, timeout=15):
-    return WebDriverWait(browser, timeout).until(cond)
+    # The pages re-render their rows on every blocking-query answer, so an
+    # element found a moment ago can be gone: that is a retry, not a failure.
+    return WebDriverWait(browser, timeout, ignored_exceptions=(
+        NoSuchElementException, StaleElementReferenceException)).until(cond)
 
 
 def text_in(browser, css, text):

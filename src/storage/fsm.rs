@@ -3,8 +3,8 @@
 //!
 //! The state store itself lives in memory; after a restart it is rebuilt
 //! from the last snapshot plus the log (openraft re-applies up to the saved
-//! committed index). Snapshots are stored in the same redb database as the
-//! log, so the two cannot disagree after a crash.
+//! committed index). Snapshots are kept in a redb database of their own
+//! (see the storage module for why, and why the log cannot get ahead).
 
 use std::io::Cursor;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -17,12 +17,11 @@ use openraft::{
 use redb::ReadableDatabase;
 
 use super::{
-    blocking, io_err, read_err, redb_err, NodeId, StorageError, TypeConfig, KEY_SNAPSHOT, META,
+    blocking, io_err, read_err, redb_err, NodeId, StorageError, TypeConfig, KEY_SNAPSHOT,
+    KEY_SNAPSHOT_DATA, META,
 };
 use crate::state::command::{apply, CommandResult};
 use crate::state::{StateStore, StoreSnapshot};
-
-const KEY_SNAPSHOT_DATA: &str = "snapshot_data";
 
 /// The state store shared between the state machine (writer) and readers.
 /// The state store, shared by the state machine (the one writer) and
@@ -47,10 +46,24 @@ pub fn write(store: &SharedStore) -> RwLockWriteGuard<'_, StateStore> {
 }
 
 pub struct StateMachine {
+    /// The snapshots' database.
     db: Arc<redb::Database>,
     store: SharedStore,
+    point: Arc<std::sync::Mutex<Point>>,
+}
+
+/// The last entry applied to the store and the membership then. Changed
+/// only while the store's write lock is held, so a snapshot builder that
+/// reads it under the read lock names exactly the entries its copy holds
+/// (openraft builds in a task of its own while entries go on applying).
+#[derive(Clone, Default)]
+struct Point {
     applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, BasicNode>,
+}
+
+fn point(p: &std::sync::Mutex<Point>) -> std::sync::MutexGuard<'_, Point> {
+    p.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 type Meta = SnapshotMeta<NodeId, BasicNode>;
@@ -91,20 +104,21 @@ fn restored(started: std::time::Instant, bytes: usize) {
 
 impl StateMachine {
     /// Opens the state machine, restoring the last snapshot if there is one.
-    pub fn open(db: Arc<redb::Database>, store: SharedStore) -> Result<Self, StorageError> {
-        let mut sm = StateMachine {
-            db,
+    pub fn open(stores: &super::Stores, store: SharedStore) -> Result<Self, StorageError> {
+        let sm = StateMachine {
+            db: stores.snapshots.clone(),
             store,
-            applied: None,
-            membership: StoredMembership::default(),
+            point: Arc::default(),
         };
         if let Some((meta, data)) = load_snapshot(&sm.db)? {
             let started = std::time::Instant::now();
             let snap: StoreSnapshot = serde_json::from_slice(&data).map_err(redb_err)?;
             write(&sm.store).restore(snap);
             restored(started, data.len());
-            sm.applied = meta.last_log_id;
-            sm.membership = meta.last_membership;
+            *point(&sm.point) = Point {
+                applied: meta.last_log_id,
+                membership: meta.last_membership,
+            };
         }
         Ok(sm)
     }
@@ -117,33 +131,46 @@ impl StateMachine {
 pub struct SnapshotBuilder {
     db: Arc<redb::Database>,
     store: SharedStore,
-    applied: Option<LogId<NodeId>>,
-    membership: StoredMembership<NodeId, BasicNode>,
+    point: Arc<std::sync::Mutex<Point>>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(
         &mut self,
     ) -> Result<Snapshot<TypeConfig>, openraft::StorageError<NodeId>> {
-        // The copy is taken under the lock; encoding and the fsync are not.
+        // All of it on a blocking thread: the runtime thread that calls
+        // this also drives Raft's core (heartbeats, votes) and the actors,
+        // and copying and encoding a million keys there took seconds, long
+        // enough for followers to elect another leader mid-load. The copy
+        // is taken under the read lock; encoding and the fsync are not.
         let started = std::time::Instant::now();
-        let snap = read(&self.store).snapshot();
-        let copied = started.elapsed();
-        let data = serde_json::to_vec(&snap).map_err(|e| io_err(redb_err(e)))?;
-        let snapshot_id = match self.applied {
-            Some(l) => format!("{}-{}-{}", l.leader_id, l.index, snap.last_index),
-            None => format!("empty-{}", snap.last_index),
-        };
-        let meta = SnapshotMeta {
-            last_log_id: self.applied,
-            last_membership: self.membership.clone(),
-            snapshot_id,
-        };
-        let db = self.db.clone();
-        let (m, d) = (meta.clone(), data.clone());
-        blocking(move || {
+        let (store, db, at) = (self.store.clone(), self.db.clone(), self.point.clone());
+        let (meta, data, copied) = blocking(move || {
+            let (
+                snap,
+                Point {
+                    applied,
+                    membership,
+                },
+            ) = {
+                let store = read(&store);
+                (store.snapshot(), point(&at).clone())
+            };
+            let copied = started.elapsed();
+            let data = serde_json::to_vec(&snap).map_err(redb_err)?;
+            let snapshot_id = match applied {
+                Some(l) => format!("{}-{}-{}", l.leader_id, l.index, snap.last_index),
+                None => format!("empty-{}", snap.last_index),
+            };
+            drop(snap);
+            let meta = SnapshotMeta {
+                last_log_id: applied,
+                last_membership: membership,
+                snapshot_id,
+            };
             crate::failpoint::hit("snapshot_write")?;
-            save_snapshot(&db, &m, &d)
+            save_snapshot(&db, &meta, &data)?;
+            Ok((meta, data, copied))
         })
         .await
         .map_err(io_err)?;
@@ -173,7 +200,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         (Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>),
         openraft::StorageError<NodeId>,
     > {
-        Ok((self.applied, self.membership.clone()))
+        let p = point(&self.point);
+        Ok((p.applied, p.membership.clone()))
     }
 
     async fn apply<I>(
@@ -186,9 +214,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let mut results = Vec::new();
         let mut store = write(&self.store);
+        let mut at = point(&self.point);
         for entry in entries {
             let index = entry.log_id.index;
-            self.applied = Some(entry.log_id);
+            at.applied = Some(entry.log_id);
             match entry.payload {
                 EntryPayload::Normal(cmd) => results.push(apply(&mut store, index, &cmd)),
                 EntryPayload::Blank => {
@@ -197,7 +226,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 }
                 EntryPayload::Membership(m) => {
                     store.note_index(index);
-                    self.membership = StoredMembership::new(Some(entry.log_id), m);
+                    at.membership = StoredMembership::new(Some(entry.log_id), m);
                     results.push(CommandResult::Done);
                 }
             }
@@ -209,8 +238,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         SnapshotBuilder {
             db: self.db.clone(),
             store: self.store.clone(),
-            applied: self.applied,
-            membership: self.membership.clone(),
+            point: self.point.clone(),
         }
     }
 
@@ -228,20 +256,26 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let data = snapshot.into_inner();
         let started = std::time::Instant::now();
         let bytes = data.len();
-        let snap: StoreSnapshot = serde_json::from_slice(&data).map_err(|e| io_err(redb_err(e)))?;
-        let db = self.db.clone();
+        let (db, store, at) = (self.db.clone(), self.store.clone(), self.point.clone());
         let m = meta.clone();
+        // Decoded, saved and swapped in on a blocking thread, as a snapshot
+        // is built (see `build_snapshot`): the runtime thread drives Raft.
         blocking(move || {
+            let snap: StoreSnapshot = serde_json::from_slice(&data).map_err(redb_err)?;
             crate::failpoint::hit("snapshot_install")?;
             save_snapshot(&db, &m, &data)?;
-            Ok(crate::failpoint::hit("snapshot_install_saved")?)
+            crate::failpoint::hit("snapshot_install_saved")?;
+            let mut store = write(&store);
+            store.restore(snap);
+            *point(&at) = Point {
+                applied: m.last_log_id,
+                membership: m.last_membership,
+            };
+            Ok(())
         })
         .await
         .map_err(io_err)?;
-        write(&self.store).restore(snap);
         restored(started, bytes);
-        self.applied = meta.last_log_id;
-        self.membership = meta.last_membership.clone();
         tracing::info!(id = %meta.snapshot_id, "Raft snapshot installed from the leader");
         Ok(())
     }

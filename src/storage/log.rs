@@ -68,6 +68,8 @@ enum Op {
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<redb::Database>,
+    /// Read for the last snapshot saved, which bounds purges.
+    snapshots: Arc<redb::Database>,
     writer: mpsc::Sender<Op>,
     pending: Pending,
     /// Purged as far as openraft knows, before the writer has recorded it.
@@ -79,19 +81,21 @@ fn lock(p: &Pending) -> std::sync::MutexGuard<'_, BTreeMap<u64, Entry<TypeConfig
 }
 
 impl LogStore {
-    pub fn new(db: Arc<redb::Database>) -> Self {
+    pub fn new(stores: &super::Stores) -> Self {
+        let (db, snapshots) = (stores.log.clone(), stores.snapshots.clone());
         let (tx, rx) = mpsc::channel();
         let pending: Pending = Arc::default();
         let purged = read_meta::<LogId<NodeId>>(&db, KEY_PURGED).ok().flatten();
-        let (wdb, wpending) = (db.clone(), pending.clone());
+        let (wdb, wsnaps, wpending) = (db.clone(), snapshots.clone(), pending.clone());
         // The thread ends when the last LogStore (sender) is dropped.
         std::thread::Builder::new()
             .name("raft-log-writer".into())
-            .spawn(move || writer(wdb, rx, wpending))
+            .spawn(move || writer(wdb, wsnaps, rx, wpending))
             .map_err(|e| tracing::error!(error = %e, "cannot start the Raft log writer"))
             .ok();
         LogStore {
             db,
+            snapshots,
             writer: tx,
             pending,
             purged: Arc::new(Mutex::new(purged)),
@@ -126,7 +130,12 @@ const IDLE_PURGE_SLICE: std::time::Duration = std::time::Duration::from_millis(2
 const IDLE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Applies queued operations in order, one transaction and one fsync per batch.
-fn writer(db: Arc<redb::Database>, rx: mpsc::Receiver<Op>, pending: Pending) {
+fn writer(
+    db: Arc<redb::Database>,
+    snapshots: Arc<redb::Database>,
+    rx: mpsc::Receiver<Op>,
+    pending: Pending,
+) {
     // Entries a purge released that are still stored (also after a restart).
     let mut purge_upto: Option<u64> = read_meta::<LogId<NodeId>>(&db, KEY_PURGED)
         .ok()
@@ -171,8 +180,8 @@ fn writer(db: Arc<redb::Database>, rx: mpsc::Receiver<Op>, pending: Pending) {
             continue;
         }
         let started = std::time::Instant::now();
-        let result =
-            write_batch(&db, &batch, &mut purge_upto, &mut hint).map_err(|e| e.to_string());
+        let result = write_batch(&db, &snapshots, &batch, &mut purge_upto, &mut hint)
+            .map_err(|e| e.to_string());
         let took = started.elapsed();
         // A slow batch holds back every follower ack and leader commit
         // behind it: worth seeing when latency spikes are chased.
@@ -262,24 +271,19 @@ fn write_idle(
 }
 
 /// How far the log may be purged toward `upto`: no further than the
-/// last entry of the snapshot saved in `meta` (None: no snapshot yet).
+/// last entry of the snapshot saved in `snapshots` (None: no snapshot yet).
 fn purge_bound(
-    meta: &redb::Table<&str, &[u8]>,
+    snapshots: &redb::Database,
     upto: LogId<NodeId>,
 ) -> Result<Option<LogId<NodeId>>, StorageError> {
-    let saved = match meta.get(KEY_SNAPSHOT).map_err(redb_err)? {
-        Some(v) => {
-            serde_json::from_slice::<openraft::SnapshotMeta<NodeId, openraft::BasicNode>>(v.value())
-                .map_err(redb_err)?
-                .last_log_id
-        }
-        None => None,
-    };
-    Ok(saved.map(|s| s.min(upto)))
+    let saved: Option<openraft::SnapshotMeta<NodeId, openraft::BasicNode>> =
+        read_meta(snapshots, KEY_SNAPSHOT)?;
+    Ok(saved.and_then(|m| m.last_log_id).map(|s| s.min(upto)))
 }
 
 fn write_batch(
     db: &redb::Database,
+    snapshots: &redb::Database,
     batch: &[Op],
     purge_upto: &mut Option<u64>,
     hint: &mut Option<Vec<u8>>,
@@ -308,7 +312,7 @@ fn write_batch(
                     // the last saved snapshot, and a server that cannot
                     // start. Never past the snapshot on disk; the rest
                     // goes with the next purge.
-                    let Some(upto) = purge_bound(&meta, *upto)? else {
+                    let Some(upto) = purge_bound(snapshots, *upto)? else {
                         continue;
                     };
                     let upto = &upto;
@@ -440,7 +444,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn get_log_state(
         &mut self,
     ) -> Result<LogState<TypeConfig>, openraft::StorageError<NodeId>> {
-        let db = self.db.clone();
+        let (db, snapshots) = (self.db.clone(), self.snapshots.clone());
         let (purged, stored_last) = blocking(move || {
             // The saved snapshot counts as purged: the state machine starts
             // from it, and entries below it may be gone without the marker
@@ -450,7 +454,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             // openraft looking for them.
             let marker: Option<LogId<NodeId>> = read_meta(&db, KEY_PURGED)?;
             let snapshot: Option<openraft::SnapshotMeta<NodeId, openraft::BasicNode>> =
-                read_meta(&db, KEY_SNAPSHOT)?;
+                read_meta(&snapshots, KEY_SNAPSHOT)?;
             let purged = marker.max(snapshot.and_then(|m| m.last_log_id));
             let txn = db.begin_read().map_err(redb_err)?;
             let table = txn.open_table(LOG).map_err(redb_err)?;

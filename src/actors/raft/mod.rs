@@ -88,8 +88,8 @@ pub struct RaftActor {
     lan: Option<Addr<crate::lan::LanGossip>>,
     /// Bootstrap (from -bootstrap-expect) is done or not needed.
     bootstrapped: bool,
-    /// Alive while anything (log writer, state machine) holds the database.
-    db: std::sync::Weak<redb::Database>,
+    /// Alive while anything (log writer, state machine) holds a database.
+    db: [std::sync::Weak<redb::Database>; 2],
     store: SharedStore,
     node_id: NodeId,
     config: Arc<RuntimeConfig>,
@@ -129,11 +129,12 @@ impl RaftActor {
     ) -> anyhow::Result<(Addr<RaftActor>, LocalServer)> {
         let dir = config.data_dir.as_ref().map(|d| d.join("raft"));
         let db = open_store(dir.as_deref()).await?;
-        let db_handle = Arc::downgrade(&db);
+        let db_handle = [Arc::downgrade(&db.log), Arc::downgrade(&db.snapshots)];
         let store: SharedStore = fsm::new_shared(StateStore::new());
         telemetry::watch_store(&store);
-        let sm = StateMachine::open(db.clone(), store.clone())?;
-        let log = LogStore::new(db);
+        let sm = StateMachine::open(&db, store.clone())?;
+        let log = LogStore::new(&db);
+        drop(db);
         // Refuses to start when the lease could outlive the followers'
         // vote refusal (stale reads from a deposed leader).
         let timing = timing::Timing::for_mode(config.dev)?;
@@ -253,20 +254,34 @@ impl Actor for RaftActor {
         let mut metrics = self.raft.metrics();
         let me = ctx.address();
         let raft = self.raft.clone();
-        let mut points = snapshots::Points::new(self.config.raft_snapshot_threshold);
+        let mut points = snapshots::Points::new(
+            self.config.raft_snapshot_threshold,
+            self.config.raft_snapshot_interval,
+        );
         let raft_dir = self.config.data_dir.as_ref().map(|d| d.join("raft"));
         ctx.spawn(
             async move {
                 let mut was_leader = false;
                 let mut telemetry = telemetry::RaftTelemetry::default();
-                while metrics.changed().await.is_ok() {
+                loop {
+                    tokio::select! {
+                        changed = metrics.changed() => {
+                            if changed.is_err() {
+                                break;
+                            }
+                        }
+                        _ = tokio::time::sleep_until(points.next_check()) => {
+                            let m = metrics.borrow().clone();
+                            points.check(&raft, &m).await;
+                            continue;
+                        }
+                    }
                     let m = metrics.borrow().clone();
                     telemetry.observe(&m);
                     if let Err(fatal) = &m.running_state {
                         raft_failed(fatal, raft_dir.as_deref());
                         break;
                     }
-                    points.observe(&raft, &m).await;
                     let leader = m.current_leader == Some(m.id) && m.state == ServerState::Leader;
                     if leader && !was_leader {
                         me.do_send(Reconcile);
@@ -454,10 +469,12 @@ impl Handler<Shutdown> for RaftActor {
                     tracing::warn!(error = %e, "raft shutdown");
                 }
                 // The log writer and the state machine let go of the
-                // database a moment after Raft stops; its file lock must be
+                // databases a moment after Raft stops; their file locks must be
                 // free before this returns so the store can be reopened.
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-                while db.strong_count() > 0 && tokio::time::Instant::now() < deadline {
+                while db.iter().any(|d| d.strong_count() > 0)
+                    && tokio::time::Instant::now() < deadline
+                {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
             }
@@ -510,7 +527,7 @@ impl Handler<crate::lan::MemberEvent> for RaftActor {
 /// another thread) is waited for, briefly.
 async fn open_store(
     dir: Option<&std::path::Path>,
-) -> Result<Arc<redb::Database>, storage::StorageError> {
+) -> Result<storage::Stores, storage::StorageError> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         match storage::open(dir) {

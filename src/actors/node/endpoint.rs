@@ -10,6 +10,11 @@ use crate::actors::raft::LocalServer;
 use crate::rpc::server::{answer, Service};
 use crate::structs::rpc::{self, MethodId};
 
+/// While an append from the current leader waits for this server's disk,
+/// the leader counts as heard every tick, for at most this long.
+const KEEP_HEARD_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+const KEEP_HEARD_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub struct Endpoint {
     pub local: LocalServer,
     pub router: Router,
@@ -22,8 +27,36 @@ impl Service for Endpoint {
             match method {
                 MethodId::AppendEntries => {
                     answer::<rpc::AppendEntries, _, _>(&args, |r| async move {
-                        let resp = local.raft().append_entries(r).await;
-                        // Only an accepted append is contact with a current leader.
+                        // From the leader this server already follows: that
+                        // is contact on arrival, as openraft counts it for
+                        // its own vote refusal, and for as long as the answer
+                        // waits for the entries' fsync (openraft sends the
+                        // follower nothing else meanwhile, heartbeats
+                        // included). A disk busy with a snapshot held answers
+                        // for a second: counted only once answered, followers
+                        // started elections against a healthy leader.
+                        let known = r.vote.is_committed() && {
+                            let m = local.raft().metrics();
+                            let mine = m.borrow().vote;
+                            mine == r.vote
+                        };
+                        let append = local.raft().append_entries(r);
+                        tokio::pin!(append);
+                        // Bounded: a disk stuck for good must not hold off
+                        // elections for good.
+                        let until = tokio::time::Instant::now() + KEEP_HEARD_MAX;
+                        let resp = loop {
+                            if known {
+                                local.contact().touch();
+                            }
+                            tokio::select! {
+                                r = &mut append => break r,
+                                _ = tokio::time::sleep(KEEP_HEARD_TICK),
+                                    if known && tokio::time::Instant::now() < until => {}
+                            }
+                        };
+                        // Otherwise only an accepted append is contact with a
+                        // current leader (a deposed one's is refused).
                         if matches!(
                             resp,
                             Ok(AppendEntriesResponse::Success

@@ -275,7 +275,7 @@ fn concurrent_writers_lose_nothing_across_ten_leader_kills() {
     let conf = conf_dir.path().join("small-snapshots.json");
     std::fs::write(
         &conf,
-        r#"{"raft_snapshot_threshold": 128, "raft_trailing_logs": 32}"#,
+        r#"{"raft_snapshot_threshold": 128, "raft_snapshot_interval": "10ms", "raft_trailing_logs": 32}"#,
     )
     .unwrap();
     let mut servers = three_servers_with(&dirs, &["-config-file", conf.to_str().unwrap()]);
@@ -781,7 +781,7 @@ fn servers_snapshot_at_different_indexes() {
     let conf = conf_dir.path().join("small-snapshots.json");
     std::fs::write(
         &conf,
-        r#"{"raft_snapshot_threshold": 128, "raft_trailing_logs": 32}"#,
+        r#"{"raft_snapshot_threshold": 128, "raft_snapshot_interval": "10ms", "raft_trailing_logs": 32}"#,
     )
     .unwrap();
     let servers = three_servers_with(&dirs, &["-config-file", conf.to_str().unwrap()]);

@@ -20,6 +20,7 @@ fn config(dir: &std::path::Path) -> Arc<RuntimeConfig> {
         data_dir: Some(dir.to_path_buf()),
         // Small thresholds so that the run crosses several snapshots and purges.
         raft_snapshot_threshold: 100,
+        raft_snapshot_interval: Duration::from_millis(10),
         raft_trailing_logs: 10,
         // No RPC listener: one server talks to nobody, and tests run in parallel.
         ports: meridian::config::Ports {

@@ -62,7 +62,7 @@ fn tombstones_are_reaped_after_the_ttl_through_raft_and_indexes_never_go_back() 
     let conf = dir.path().join("small-snapshots.json");
     std::fs::write(
         &conf,
-        r#"{"raft_snapshot_threshold": 16, "raft_trailing_logs": 4}"#,
+        r#"{"raft_snapshot_threshold": 16, "raft_snapshot_interval": "10ms", "raft_trailing_logs": 4}"#,
     )
     .unwrap();
     let ttl = format!("{}s", TTL.as_secs());

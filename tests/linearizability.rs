@@ -271,7 +271,7 @@ fn register_is_linearizable_when_storage_fails_at_failpoints() {
         // snapshots are built several times a second.
         std::fs::write(
             &conf,
-            r#"{"raft_snapshot_threshold": 32, "raft_trailing_logs": 4}"#,
+            r#"{"raft_snapshot_threshold": 32, "raft_snapshot_interval": "10ms", "raft_trailing_logs": 4}"#,
         )
         .unwrap();
         let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();

@@ -185,7 +185,7 @@ fn sigkill_during_concurrent_writes_keeps_every_acknowledged_one() {
     let conf = dir.path().join("small-snapshots.json");
     std::fs::write(
         &conf,
-        r#"{"raft_snapshot_threshold": 64, "raft_trailing_logs": 16}"#,
+        r#"{"raft_snapshot_threshold": 64, "raft_snapshot_interval": "10ms", "raft_trailing_logs": 16}"#,
     )
     .unwrap();
     let mut agent = TestAgent::server_with(

@@ -312,6 +312,12 @@ pub struct RuntimeConfig {
     pub default_query_time: Duration,
     pub max_query_time: Duration,
     pub raft_snapshot_threshold: u64,
+    /// How often a server checks whether its log has grown by
+    /// `raft_snapshot_threshold` entries and snapshots if so (Consul's,
+    /// which waits between this and twice this): the least time between
+    /// snapshots, however fast writes come.
+    #[serde(default = "default_raft_snapshot_interval")]
+    pub raft_snapshot_interval: Duration,
     pub raft_trailing_logs: u64,
     /// `telemetry`: how `/v1/agent/metrics` names and shows the metrics.
     #[serde(default)]
@@ -393,6 +399,7 @@ impl Default for RuntimeConfig {
             default_query_time: Duration::from_secs(300),
             max_query_time: Duration::from_secs(600),
             raft_snapshot_threshold: 16384,
+            raft_snapshot_interval: default_raft_snapshot_interval(),
             raft_trailing_logs: 10240,
             telemetry: Telemetry::default(),
             disable_coordinates: false,
@@ -428,6 +435,10 @@ impl Default for Telemetry {
             disable_compat_1_9: false,
         }
     }
+}
+
+fn default_raft_snapshot_interval() -> Duration {
+    Duration::from_secs(30)
 }
 
 fn default_txn_max_req_len() -> usize {

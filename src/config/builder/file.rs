@@ -93,6 +93,13 @@ pub(super) fn apply_file(
             "default_query_time" => cfg.default_query_time = a.duration()?,
             "max_query_time" => cfg.max_query_time = a.duration()?,
             "raft_snapshot_threshold" => cfg.raft_snapshot_threshold = a.uint()?,
+            "raft_snapshot_interval" => {
+                let d = a.duration()?;
+                if d.is_zero() {
+                    return Err(a.err("raft_snapshot_interval must be positive"));
+                }
+                cfg.raft_snapshot_interval = d;
+            }
             "raft_trailing_logs" => cfg.raft_trailing_logs = a.uint()?,
             "disable_coordinates" => cfg.disable_coordinates = a.boolean()?,
             "sync_coordinate_interval_min" => {

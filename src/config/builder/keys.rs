@@ -59,7 +59,6 @@ pub const IGNORED: &[&str] = &[
     "ports.sidecar_max_port",
     "ports.sidecar_min_port",
     "raft_protocol",
-    "raft_snapshot_interval",
     "reconnect_timeout_wan",
     "rpc",
     "service.locality",

@@ -406,3 +406,29 @@ fn dns_keys_are_acted_on_and_bad_values_refused() {
         assert!(e.contains(key), "{text}: {e}");
     }
 }
+
+#[test]
+fn raft_snapshot_interval_is_acted_on_and_zero_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = build(&flags_with_dir(d.path())).unwrap();
+    assert_eq!(
+        cfg.raft_snapshot_interval,
+        Duration::from_secs(30),
+        "Consul's default"
+    );
+    write(d.path(), "r.hcl", "raft_snapshot_interval = \"5s\"\n");
+    let cfg = build(&flags_with_dir(d.path())).unwrap();
+    assert_eq!(cfg.raft_snapshot_interval, Duration::from_secs(5));
+    assert!(
+        !cfg.warnings
+            .iter()
+            .any(|w| w.contains("raft_snapshot_interval")),
+        "{:?}",
+        cfg.warnings
+    );
+    let e = error_of("r.json", r#"{"raft_snapshot_interval": "0s"}"#);
+    assert!(
+        e.contains("raft_snapshot_interval") && e.contains("positive"),
+        "{e}"
+    );
+}

@@ -84,8 +84,7 @@ impl LanGossip {
         // Pings never answered must not pile up.
         self.pings
             .retain(|_, (_, at)| at.elapsed() < Duration::from_secs(10));
-        self.pings
-            .insert(self.ping_seq, (name, Instant::now()));
+        self.pings.insert(self.ping_seq, (name, Instant::now()));
         let mut packet = vec![KIND_PING];
         packet.extend_from_slice(&self.ping_seq.to_be_bytes());
         packet.push(WANTS_COORDINATE);

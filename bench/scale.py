@@ -42,6 +42,7 @@ def parallel(addr, batches, workers, deadline):
     lock = threading.Lock()
     it = iter(batches)
     errors = []
+    no_leader = [0]
 
     def work():
         c = conn(addr)
@@ -54,15 +55,29 @@ def parallel(addr, batches, workers, deadline):
                 errors.append("deadline passed")
                 return
             body = json.dumps(ops)
-            for attempt in range(3):
+            # A lost connection is tried 3 times; an election (no leader
+            # for a moment) for up to 30 s, counted, since the report must
+            # say when a load cost the cluster its leader.
+            given_up = time.time() + 30
+            attempt = 0
+            while True:
+                attempt += 1
                 try:
                     status, text = request(c, "PUT", "/v1/txn", body)
-                    break
                 except (OSError, http.client.HTTPException) as e:
                     c.close()
                     c = conn(addr)
                     status, text = 0, str(e).encode()
-                    time.sleep(0.2)
+                    if attempt < 3:
+                        time.sleep(0.2)
+                        continue
+                    break
+                if status in (500, 503) and b"leader" in text.lower() and time.time() < given_up:
+                    with lock:
+                        no_leader[0] += 1
+                    time.sleep(0.1)
+                    continue
+                break
             if status != 200:
                 errors.append(f"HTTP {status}: {text[:200]!r}")
 
@@ -74,7 +89,7 @@ def parallel(addr, batches, workers, deadline):
         t.join()
     if errors:
         sys.exit(f"load failed: {errors[0]}")
-    return time.time() - start
+    return time.time() - start, no_leader[0]
 
 
 def load_kv(addr, n, workers, timeout=3600):
@@ -84,8 +99,9 @@ def load_kv(addr, n, workers, timeout=3600):
             yield [{"KV": {"Verb": "set", "Key": f"bench/k{i}",
                            "Value": base64.b64encode(os.urandom(128)).decode()}}
                    for i in range(start, min(start + OPS, n))]
-    took = parallel(addr, batches(), workers, time.time() + timeout)
-    print(json.dumps({"keys": n, "load_s": round(took, 2), "load_keys_s": round(n / took)}))
+    took, no_leader = parallel(addr, batches(), workers, time.time() + timeout)
+    print(json.dumps({"keys": n, "load_s": round(took, 2), "load_keys_s": round(n / took),
+                      "no_leader_retries": no_leader}))
 
 
 def register_all(addr, jobs, workers, deadline):
@@ -163,7 +179,7 @@ def load_catalog(addr, nodes, workers, web, how="register", timeout=3600):
                     bodies.append(b)
             yield bodies
     if how == "txn":
-        took = parallel(addr, batches(), workers, time.time() + timeout)
+        took, _ = parallel(addr, batches(), workers, time.time() + timeout)
     else:
         took = register_all(addr, registrations(), workers, time.time() + timeout)
     print(json.dumps({"nodes": nodes, "services": nodes * 10, "load_s": round(took, 2),
@@ -293,17 +309,18 @@ def g(d, *path, fmt="{}"):
 
 
 def kv_report(out):
-    print("| keys | load s (keys/s) | GET ops/s (keys read) | GET p50 / p99 ms | PUT ops/s | PUT p50 / p99 ms "
+    print("| keys | load s (keys/s) | elections during the load (writes retried for want of a leader) | GET ops/s (keys read) | GET p50 / p99 ms | PUT ops/s | PUT p50 / p99 ms "
           "| RSS MiB per server | snapshot save s | snapshot file / state MiB | Raft snapshot MiB, build ms "
           "| follower restart: HTTP / serves last key / caught up s | 4th server caught up s (InstallSnapshot) "
           "| 4th server RSS MiB |")
-    print("|" + "---|" * 13)
+    print("|" + "---|" * 14)
     for r in rows(out, "size-"):
         lat = lambda b: (f'{b["latency"]["p50_ms"]:.2f} / {b["latency"]["p99_ms"]:.2f}'
                          if b.get("latency") else "-")
         get, put, rs, j = r.get("get", {}), r.get("put", {}), r.get("restart", {}), r.get("join", {})
         mib = lambda b: f"{b / 1048576:.1f}" if isinstance(b, (int, float)) else "-"
         print(f'| {r["keys"]} | {g(r, "load", "load_s")} ({g(r, "load", "load_keys_s")}) '
+              f'| {g(r, "load", "elections")} ({g(r, "load", "no_leader_retries")}) '
               f'| {get.get("throughput_ops_s", 0):.0f} ({r.get("get_keys", "-")}) | {lat(get)} '
               f'| {put.get("throughput_ops_s", 0):.0f} | {lat(put)} '
               f'| {" / ".join(str(x) for x in r.get("rss_mib", []))} '

@@ -135,18 +135,19 @@ impl Ctx {
         match self.workload {
             Workload::KvGet | Workload::CrossDc => {
                 for n in 0..self.keys {
-                    self.put_kv(0, &key("k", n), &self.value, self.dc.as_deref())
-                        .await?;
+                    let k = key("k", n);
+                    retried(|| self.put_kv(0, &k, &self.value, self.dc.as_deref())).await?;
                 }
             }
             Workload::KvCas => {
                 for n in 0..self.keys {
-                    self.put_kv(0, &key("counter", n), b"0", None).await?;
+                    let k = key("counter", n);
+                    retried(|| self.put_kv(0, &k, b"0", None)).await?;
                 }
             }
             Workload::HealthService => {
                 for n in 0..self.instances {
-                    self.register(0, n).await?;
+                    retried(|| self.register(0, n)).await?;
                 }
             }
             _ => {}
@@ -404,5 +405,24 @@ impl Ctx {
                     .sum()
             })
             .unwrap_or(0))
+    }
+}
+
+/// A preparation write, tried again for up to 30 s: a leader change or a
+/// refused write on a loaded cluster (bench/kv_scale.sh's million keys)
+/// is not what the workload measures, and aborted it.
+async fn retried<F, Fut>(mut op: F) -> Result<(), String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match op().await {
+            Err(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await
+            }
+            done => return done,
+        }
     }
 }

@@ -1,7 +1,8 @@
-//! Failpoints: named places in the Raft storage path where a debug build
-//! can be told to fail on purpose, so the fault tests can show what a
-//! failing append, fsync, snapshot write or snapshot install does to the
-//! cluster (the `fail` crate's idea, driven by an environment variable
+//! Failpoints: named places in the Raft storage path (and the agent's
+//! anti-entropy) where a debug build can be told to fail or stall on
+//! purpose, so the fault tests can show what a failing append, fsync,
+//! snapshot write or snapshot install does to the cluster, and what a
+//! slow sync pass races with (the `fail` crate's idea, driven by an environment variable
 //! instead of a cargo feature: CI's binary is the debug build, and a
 //! feature would build the whole binary a second time).
 //!
@@ -52,6 +53,10 @@ pub const POINTS: &[(&str, &str)] = &[
     (
         "snapshot_install_saved",
         "a snapshot received from the leader, saved, before the state store takes it",
+    ),
+    (
+        "anti_entropy_pass",
+        "a full anti-entropy pass, its entries read from the agent's local state, before it writes them (a delay awaits, the agent goes on)",
     ),
 ];
 
@@ -216,12 +221,16 @@ mod armed {
         Ok(rules)
     }
 
-    pub fn hit(point: &'static str) -> Result<(), Injected> {
+    /// What failpoint `point` does on this hit: an error, or a sleep of
+    /// this long (zero when nothing is armed there); panic and crash act
+    /// here.
+    fn fire(point: &'static str) -> Result<u64, Injected> {
         // Before `init` (unit tests of the storage code) nothing is armed.
         let Some(a) = ARMED.get() else {
-            return Ok(());
+            return Ok(0);
         };
         debug_assert!(POINTS.iter().any(|(p, _)| *p == point), "{point}");
+        let mut sleep = 0;
         for (rule, hits) in a.rules.iter().zip(&a.hits) {
             if rule.point != point {
                 continue;
@@ -247,8 +256,24 @@ mod armed {
                     unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
                     std::process::abort();
                 }
-                Action::Delay(ms) => std::thread::sleep(std::time::Duration::from_millis(ms)),
+                Action::Delay(ms) => sleep += ms,
             }
+        }
+        Ok(sleep)
+    }
+
+    pub fn hit(point: &'static str) -> Result<(), Injected> {
+        let ms = fire(point)?;
+        if ms > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
+        Ok(())
+    }
+
+    pub async fn pause(point: &'static str) -> Result<(), Injected> {
+        let ms = fire(point)?;
+        if ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
         }
         Ok(())
     }
@@ -280,6 +305,20 @@ pub(crate) fn hit(point: &'static str) -> Result<(), Injected> {
 #[cfg(not(debug_assertions))]
 #[inline(always)]
 pub(crate) fn hit(_point: &'static str) -> Result<(), Injected> {
+    Ok(())
+}
+
+/// `hit` for a point in async code run by an actor or a runtime that
+/// must go on meanwhile: a delay awaits a timer instead of holding the
+/// thread.
+#[cfg(debug_assertions)]
+pub(crate) async fn pause(point: &'static str) -> Result<(), Injected> {
+    armed::pause(point).await
+}
+
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+pub(crate) async fn pause(_point: &'static str) -> Result<(), Injected> {
     Ok(())
 }
 

@@ -86,3 +86,52 @@ fn api_registrations_survive_an_agent_restart() {
     let services = a.get_json("/v1/agent/services");
     assert!(services.get("cli-svc").is_none() && services.get("web-1").is_some());
 }
+
+/// A full anti-entropy pass is a copy of the local state written out
+/// while the agent goes on: what changes meanwhile must not be undone by
+/// it. The pass at start is held (failpoint `anti_entropy_pass`) while a
+/// service is registered and a TTL check of a config-file service turns
+/// passing; once the pass resumes, the catalog still has both (before,
+/// the pass removed the service it had not seen, and wrote the check's
+/// old status over the new).
+#[test]
+fn a_full_sync_pass_does_not_undo_changes_made_while_it_ran() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let conf = dir.path().join("web.json");
+    std::fs::write(
+        &conf,
+        r#"{"service": {"name": "web", "port": 80, "check": {"id": "web-ttl", "ttl": "10m"}}}"#,
+    )
+    .expect("config file");
+    let started = std::time::Instant::now();
+    let a = TestAgent::server_with_env(
+        &dir.path().join("data"),
+        &["-config-file", conf.to_str().expect("utf-8 path")],
+        &[("MERIDIAN_FAILPOINTS", "anti_entropy_pass=delay:8000@once")],
+    );
+    wait_for("the held pass", 10, || {
+        a.log_text().contains("failpoint fired")
+    });
+    wait_for("a leader", 10, || !common::leader(&a).is_empty());
+    assert_eq!(
+        put(
+            &a,
+            "/v1/agent/service/register",
+            json!({"Name": "api", "Port": 81})
+        )
+        .0,
+        200
+    );
+    assert_eq!(put(&a, "/v1/agent/check/pass/web-ttl", json!(null)).0, 200);
+    let changed = started.elapsed();
+    // Past the held pass, and the writes it held.
+    std::thread::sleep(std::time::Duration::from_secs(10).saturating_sub(changed));
+    let api = a.get_json("/v1/catalog/service/api");
+    assert_eq!(api.as_array().map(Vec::len), Some(1), "{api}");
+    let web = a.get_json("/v1/health/service/web?passing");
+    assert_eq!(web.as_array().map(Vec::len), Some(1), "{web}");
+    assert!(
+        changed < std::time::Duration::from_secs(7),
+        "the changes came {changed:?} after start, not while the pass was held"
+    );
+}

@@ -156,7 +156,7 @@ fn slowest(rec: &stats::Recorder, n: usize) -> Vec<Slow> {
         .copied()
         .zip(rec.acks_us.iter().copied())
         .collect();
-    pairs.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    pairs.sort_unstable_by_key(|p| std::cmp::Reverse(p.0));
     pairs.truncate(n);
     pairs.sort_unstable_by_key(|p| p.1);
     pairs

@@ -127,6 +127,62 @@ async fn catalog_tags(
     }
 }
 
+/// This node's services (other than `consul`) and checks (other than
+/// `serfHealth`) in the catalog, as deregistrations, read as the agent:
+/// what it may not read, it does not remove. None when the catalog
+/// cannot be read.
+async fn catalog_entries(
+    router: &Router,
+    node: &str,
+    agent: Option<String>,
+) -> Option<Vec<DeregisterRequest>> {
+    let read = ReadRequest {
+        opts: QueryOptions {
+            consistency: Consistency::Stale,
+            token: agent,
+            ..Default::default()
+        },
+        query: Query::CatalogNode {
+            node: node.to_string(),
+        },
+    };
+    let resp = router.read(read.clone()).await.ok()?;
+    let mut found = Vec::new();
+    if let QueryResult::NodeServices(Some(ns)) = resp.result {
+        found.extend(
+            ns.services
+                .keys()
+                .filter(|id| *id != "consul")
+                .map(|id| DeregisterRequest {
+                    node: node.to_string(),
+                    service_id: id.clone(),
+                    ..Default::default()
+                }),
+        );
+    }
+    let read = ReadRequest {
+        query: Query::HealthNode {
+            node: node.to_string(),
+        },
+        ..read
+    };
+    if let Ok(resp) = router.read(read).await {
+        if let QueryResult::Checks(checks) = resp.result {
+            found.extend(
+                checks
+                    .iter()
+                    .filter(|c| c.check_id != "serfHealth")
+                    .map(|c| DeregisterRequest {
+                        node: node.to_string(),
+                        check_id: c.check_id.clone(),
+                        ..Default::default()
+                    }),
+            );
+        }
+    }
+    Some(found)
+}
+
 impl NodeActor {
     /// The catalog writes that bring these services ("" = node checks) up
     /// to date; a service no longer here is deregistered.
@@ -255,11 +311,17 @@ impl NodeActor {
             self.local.dirty.remove(id);
         }
         let writes = self.writes_for(&ids);
+        // A pass in flight may write what it read of these entries before
+        // this change, after this write: they are written again once it
+        // is done (sync_changes waits for it).
+        let raced = self.syncing;
         let fut = async move { write_all(&upstream, writes).await };
         Box::pin(fut.into_actor(self).map(move |report, act, _| {
             let ok = report.ok();
             act.sync_done(&report);
-            if !ok {
+            if ok && raced {
+                act.local.dirty.extend(ids);
+            } else if !ok {
                 tracing::debug!("local change not yet in the catalog; anti-entropy will retry");
                 act.local.dirty.extend(ids);
                 // Removed checks it carried are the full sync's to redo.
@@ -303,8 +365,6 @@ impl NodeActor {
         self.local.removed_checks.clear();
         let writes = self.writes_for(&ids);
         let node = self.config.node_name.clone();
-        let keep_services: Vec<String> = self.local.services.keys().cloned().collect();
-        let keep_checks: Vec<String> = self.local.checks.keys().cloned().collect();
         let agent = self.router.agent_token();
         // Services removed here go with the token they had.
         let removed: std::collections::BTreeMap<String, Option<String>> = self
@@ -317,61 +377,46 @@ impl NodeActor {
             })
             .collect();
         let cleared: Vec<String> = removed.keys().cloned().collect();
+        let upstream = router.clone();
         let fut = async move {
+            if crate::failpoint::pause("anti_entropy_pass").await.is_err() {
+                let report = SyncReport {
+                    failed: true,
+                    ..Default::default()
+                };
+                return (report, Vec::new());
+            }
             // The node row comes from the leader's reconcile; until it
             // exists (or while there is no leader) retry later.
             let report = write_all(&router, writes).await;
             if report.failed {
-                return report;
+                return (report, Vec::new());
             }
-            // Read as the agent: what it may not read, it does not remove.
-            let read = ReadRequest {
-                opts: QueryOptions {
-                    consistency: Consistency::Stale,
-                    token: agent.clone(),
-                    ..Default::default()
-                },
-                query: Query::CatalogNode { node: node.clone() },
-            };
-            let Ok(resp) = router.read(read.clone()).await else {
-                return SyncReport {
-                    failed: true,
-                    ..report
-                };
-            };
-            let mut removals = Vec::new();
-            if let QueryResult::NodeServices(Some(ns)) = resp.result {
-                for id in ns
-                    .services
-                    .keys()
-                    .filter(|id| *id != "consul" && !keep_services.contains(id))
-                {
-                    removals.push(DeregisterRequest {
-                        node: node.clone(),
-                        service_id: id.clone(),
-                        ..Default::default()
-                    });
-                }
+            match catalog_entries(&router, &node, agent).await {
+                Some(found) => (report, found),
+                None => (
+                    SyncReport {
+                        failed: true,
+                        ..report
+                    },
+                    Vec::new(),
+                ),
             }
-            let read = ReadRequest {
-                query: Query::HealthNode { node: node.clone() },
-                ..read
-            };
-            if let Ok(resp) = router.read(read).await {
-                if let QueryResult::Checks(checks) = resp.result {
-                    for c in checks.iter().filter(|c| {
-                        c.check_id != "serfHealth" && !keep_checks.contains(&c.check_id)
-                    }) {
-                        removals.push(DeregisterRequest {
-                            node: node.clone(),
-                            check_id: c.check_id.clone(),
-                            ..Default::default()
-                        });
-                    }
-                }
-            }
-            let removals = removals
+        };
+        let fut = fut.into_actor(self).then(move |(report, found), act, _| {
+            // What to remove is decided against the local state as it is
+            // now, not as it was when the pass began: a service or check
+            // registered while the pass ran is in the catalog read above
+            // and was never stale.
+            let removals: Vec<SyncWrite> = found
                 .into_iter()
+                .filter(|req| {
+                    if req.service_id.is_empty() {
+                        !act.local.checks.contains_key(&req.check_id)
+                    } else {
+                        !act.local.services.contains_key(&req.service_id)
+                    }
+                })
                 .map(|req| SyncWrite {
                     what: format!(
                         "stale entry {:?}",
@@ -380,15 +425,15 @@ impl NodeActor {
                     token: removed
                         .get(&req.service_id)
                         .cloned()
-                        .unwrap_or_else(|| agent.clone()),
+                        .unwrap_or_else(|| act.router.agent_token()),
                     command: Command::Deregister(req),
                 })
                 .collect();
-            report.merge(write_all(&router, removals).await)
-        };
+            async move { report.merge(write_all(&upstream, removals).await) }.into_actor(act)
+        });
         self.syncing = true;
         self.dirty = false;
-        ctx.spawn(fut.into_actor(self).map(move |report, act, _| {
+        ctx.spawn(fut.map(move |report, act, _| {
             act.syncing = false;
             act.dirty |= !report.ok();
             if report.ok() {

@@ -26,7 +26,7 @@
 # would leave the smaller sizes' runs, under half a minute each, without
 # one before the fourth server joins).
 #
-#   bash bench/kv_scale.sh     (SIZES="1000 100000 1000000" DURATION=5s CLIENTS=16 LOADERS=4)
+#   bash bench/kv_scale.sh     (SIZES="1000 100000 1000000" DURATION=5s CLIENTS=16 LOADERS=4 LOAD_ONLY=)
 source "$(dirname "$0")/lib.sh"
 SIZES=${SIZES:-"1000 100000 1000000"}
 DURATION=${DURATION:-5s}
@@ -36,6 +36,7 @@ GET_KEYS=${GET_KEYS:-1000}
 SNAP_THRESHOLD=${SNAP_THRESHOLD:-1024}
 SNAP_INTERVAL=${SNAP_INTERVAL:-10s}
 TRAILING_LOGS=${TRAILING_LOGS:-256}
+LOAD_ONLY=${LOAD_ONLY:-}   # set: stop after the load, GET, PUT and RSS (A/B runs of the load)
 WAIT=${WAIT:-600}   # seconds a restart or a join may take before it counts as timed out
 OUT=${OUT:-$ROOT/target/bench/kv_scale}
 SCALE="python3 $ROOT/bench/scale.py"
@@ -89,6 +90,8 @@ PY
     -duration "$DURATION" -pids "$(meridian_pids 3)"
   RSS="[$(rss "${MPID[1]}"), $(rss "${MPID[2]}"), $(rss "${MPID[3]}")]"
 
+  SAVE_S=0 FILE_BYTES=0 STATE_BYTES=0 RAFT="{}" JOIN_RSS=0 INSTALLED=false
+  if [ -z "$LOAD_ONLY" ]; then
   log "$N keys: snapshot save"
   t=$(date +%s.%N)
   "$BIN" snapshot save -http-addr "$LEADER" "$WORK/s.snap" >/dev/null
@@ -116,6 +119,10 @@ PY
   JOIN_RSS=$(rss "${MPID[4]}")
   INSTALLED=false
   grep -q 'Raft snapshot installed from the leader' "$WORK/m4.log" && INSTALLED=true
+  fi
+  # What each server's Raft thread was spared: entries applied off it
+  # while a snapshot's copy held the store.
+  OFF_THREAD=$(cat "$WORK"/m[123].log | { grep -c 'applied off the Raft thread' || true; })
 
   python3 - "$OUT/size-$N.json" <<PY
 import json, os, sys
@@ -128,6 +135,7 @@ json.dump({
     "snapshot": {"save_s": round($SAVE_S, 2), "file_bytes": $FILE_BYTES, "state_bytes": ${STATE_BYTES:-0}, **$RAFT},
     "restart": load("$R/restart.json"), "join": load("$R/join.json"),
     "join_installed_snapshot": "$INSTALLED" == "true", "join_rss_mib": $JOIN_RSS,
+    "applies_off_raft_thread": $OFF_THREAD,
     "snap_threshold": $SNAP_THRESHOLD, "trailing_logs": $TRAILING_LOGS,
 }, open(sys.argv[1], "w"), indent=1)
 PY

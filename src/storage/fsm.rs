@@ -7,6 +7,7 @@
 //! (see the storage module for why, and why the log cannot get ahead).
 
 use std::io::Cursor;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -50,6 +51,9 @@ pub struct StateMachine {
     db: Arc<redb::Database>,
     store: SharedStore,
     point: Arc<std::sync::Mutex<Point>>,
+    /// Set while a snapshot builder copies the store (holding it shared
+    /// for up to a second): apply then waits for it off the Raft thread.
+    copying: Arc<AtomicBool>,
 }
 
 /// The last entry applied to the store and the membership then. Changed
@@ -67,6 +71,34 @@ fn point(p: &std::sync::Mutex<Point>) -> std::sync::MutexGuard<'_, Point> {
 }
 
 type Meta = SnapshotMeta<NodeId, BasicNode>;
+
+/// Applies committed entries to the store, under its write lock, moving
+/// the applied point with them.
+fn apply_entries(
+    mut store: RwLockWriteGuard<'_, StateStore>,
+    at: &std::sync::Mutex<Point>,
+    entries: Vec<Entry<TypeConfig>>,
+) -> Vec<CommandResult> {
+    let mut results = Vec::with_capacity(entries.len());
+    let mut at = point(at);
+    for entry in entries {
+        let index = entry.log_id.index;
+        at.applied = Some(entry.log_id);
+        match entry.payload {
+            EntryPayload::Normal(cmd) => results.push(apply(&mut store, index, &cmd)),
+            EntryPayload::Blank => {
+                store.note_index(index);
+                results.push(CommandResult::Done);
+            }
+            EntryPayload::Membership(m) => {
+                store.note_index(index);
+                at.membership = StoredMembership::new(Some(entry.log_id), m);
+                results.push(CommandResult::Done);
+            }
+        }
+    }
+    results
+}
 
 fn load_snapshot(db: &redb::Database) -> Result<Option<(Meta, Vec<u8>)>, StorageError> {
     let txn = db.begin_read().map_err(redb_err)?;
@@ -109,6 +141,7 @@ impl StateMachine {
             db: stores.snapshots.clone(),
             store,
             point: Arc::default(),
+            copying: Arc::default(),
         };
         if let Some((meta, data)) = load_snapshot(&sm.db)? {
             let started = std::time::Instant::now();
@@ -128,10 +161,32 @@ impl StateMachine {
     }
 }
 
+impl StateMachine {
+    /// Applies the entries on this thread unless a snapshot's copy holds
+    /// the store, in which case they come back to be applied elsewhere.
+    fn apply_here(
+        &self,
+        entries: Vec<Entry<TypeConfig>>,
+    ) -> Result<Vec<CommandResult>, Vec<Entry<TypeConfig>>> {
+        let store = match self.store.try_write() {
+            Ok(store) => store,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) if !self.copying.load(Ordering::Acquire) => {
+                write(&self.store)
+            }
+            Err(std::sync::TryLockError::WouldBlock) => return Err(entries),
+        };
+        Ok(apply_entries(store, &self.point, entries))
+    }
+}
+
 pub struct SnapshotBuilder {
     db: Arc<redb::Database>,
     store: SharedStore,
     point: Arc<std::sync::Mutex<Point>>,
+    /// Set while a snapshot builder copies the store (holding it shared
+    /// for up to a second): apply then waits for it off the Raft thread.
+    copying: Arc<AtomicBool>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
@@ -145,6 +200,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         // is taken under the read lock; encoding and the fsync are not.
         let started = std::time::Instant::now();
         let (store, db, at) = (self.store.clone(), self.db.clone(), self.point.clone());
+        let copying = self.copying.clone();
         let (meta, data, copied) = blocking(move || {
             let (
                 snap,
@@ -153,8 +209,14 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
                     membership,
                 },
             ) = {
+                // Set before the lock is taken, so that whenever the copy
+                // holds it, apply knows to wait elsewhere.
+                copying.store(true, Ordering::Release);
                 let store = read(&store);
-                (store.snapshot(), point(&at).clone())
+                let copy = (store.snapshot(), point(&at).clone());
+                drop(store);
+                copying.store(false, Ordering::Release);
+                copy
             };
             let copied = started.elapsed();
             let data = serde_json::to_vec(&snap).map_err(redb_err)?;
@@ -212,25 +274,26 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut results = Vec::new();
-        let mut store = write(&self.store);
-        let mut at = point(&self.point);
-        for entry in entries {
-            let index = entry.log_id.index;
-            at.applied = Some(entry.log_id);
-            match entry.payload {
-                EntryPayload::Normal(cmd) => results.push(apply(&mut store, index, &cmd)),
-                EntryPayload::Blank => {
-                    store.note_index(index);
-                    results.push(CommandResult::Done);
-                }
-                EntryPayload::Membership(m) => {
-                    store.note_index(index);
-                    at.membership = StoredMembership::new(Some(entry.log_id), m);
-                    results.push(CommandResult::Done);
-                }
-            }
-        }
+        // Applied here, on the thread that runs Raft's core: readers hold
+        // the store for microseconds. But while a snapshot's copy holds it
+        // shared (up to a second at a million keys) the entries wait for
+        // it on a blocking thread, so heartbeats and votes go on meanwhile.
+        let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
+        let entries = match self.apply_here(entries) {
+            Ok(results) => return Ok(results),
+            Err(entries) => entries,
+        };
+        let (store, at) = (self.store.clone(), self.point.clone());
+        let waited = std::time::Instant::now();
+        let results = blocking(move || Ok(apply_entries(write(&store), &at, entries)))
+            .await
+            .map_err(io_err)?;
+        // Rare (a few times per snapshot), and the evidence of a stall the
+        // Raft thread was spared.
+        tracing::info!(
+            waited_ms = waited.elapsed().as_millis() as u64,
+            "entries applied off the Raft thread (a snapshot's copy held the store)"
+        );
         Ok(results)
     }
 
@@ -239,6 +302,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             db: self.db.clone(),
             store: self.store.clone(),
             point: self.point.clone(),
+            copying: self.copying.clone(),
         }
     }
 
@@ -291,5 +355,74 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             meta,
             snapshot: Box::new(Cursor::new(data)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv_set(index: u64, key: &str) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(crate::state::command::Command::KvSet {
+                key: key.into(),
+                value: b"v".to_vec(),
+                flags: 0,
+                ttl: None,
+            }),
+        }
+    }
+
+    /// While a snapshot's copy holds the store, the entries to apply wait
+    /// for it without holding the thread that runs Raft's core: a timer
+    /// task on the same single-threaded runtime keeps ticking through the
+    /// wait, and the entries are applied once the copy lets go.
+    #[test]
+    fn apply_waits_for_a_snapshot_copy_off_the_raft_thread() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let stores = super::super::open(Some(dir.path())).expect("the Raft store opens");
+        let store = new_shared(StateStore::new());
+        let mut sm = StateMachine::open(&stores, store.clone()).expect("the state machine opens");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+
+        sm.copying.store(true, Ordering::Release);
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let copy = {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let guard = read(&store);
+                held_tx.send(()).expect("the test waits");
+                std::thread::sleep(std::time::Duration::from_millis(400));
+                drop(guard);
+            })
+        };
+        held_rx.recv().expect("the copy holds the store");
+        let ticks = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let results = rt.block_on(async {
+            let counted = ticks.clone();
+            let ticker = tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    counted.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            let results = sm.apply([kv_set(1, "a")]).await.expect("applied");
+            ticker.abort();
+            results
+        });
+        copy.join().expect("the copy thread");
+        // ~40 ticks in 400 ms; none if apply had blocked the thread.
+        let ticks = ticks.load(Ordering::Relaxed);
+        assert!(
+            ticks >= 5,
+            "the runtime ticked {ticks} times during the wait"
+        );
+        assert_eq!(results.len(), 1);
+        assert!(read(&store).kv_get("a", None).1.is_some());
+        assert_eq!(point(&sm.point).applied.map(|l| l.index), Some(1));
     }
 }

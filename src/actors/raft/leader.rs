@@ -5,6 +5,7 @@
 //! of the pool.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use actix::prelude::*;
 use openraft::BasicNode;
@@ -137,8 +138,15 @@ impl RaftActor {
 
     /// `-bootstrap-expect N`: once N servers of this datacenter (all
     /// expecting N) are alive in the pool, bootstrap with exactly those.
-    /// Every one of them does this with the same set, which openraft allows;
-    /// a server with Raft state never bootstraps again.
+    /// Only the first of them by name initializes: openraft's `initialize`
+    /// stands for election at once (hashicorp/raft waits a randomised
+    /// timeout first), so three servers initializing together all voted
+    /// for themselves in term 1 about one time in six, and the datacenter
+    /// had no leader until a second election half a second later (CI's
+    /// end-to-end run read `No cluster leader` in that gap). The others
+    /// learn the configuration from its first append; if none comes within
+    /// [`BOOTSTRAP_FALLBACK`], they initialize too, as every server did
+    /// before. A server with Raft state never bootstraps again.
     pub(super) fn try_bootstrap(&mut self, ctx: &mut Context<Self>) {
         let expect = self.config.bootstrap_expect as usize;
         if self.bootstrapped || expect < 2 {
@@ -146,9 +154,11 @@ impl RaftActor {
         }
         let Some(lan) = self.lan.clone() else { return };
         let (raft, dc) = (self.raft.clone(), self.config.datacenter.clone());
+        let me = self.config.node_name.clone();
+        let waited_since = self.bootstrap_waiting;
         let fut = async move {
             if raft.is_initialized().await.unwrap_or(true) {
-                return true;
+                return Bootstrap::Done;
             }
             let members = lan.send(crate::lan::Members).await.unwrap_or_default();
             let mut servers: Vec<&crate::lan::Member> = members
@@ -159,29 +169,52 @@ impl RaftActor {
                 })
                 .collect();
             if servers.len() < expect {
-                return false;
+                return Bootstrap::NotYet;
             }
             servers.sort_by(|a, b| a.name.cmp(&b.name));
+            servers.truncate(expect);
+            let first = servers[0].name.clone();
+            let in_set = servers.iter().any(|m| m.name == me);
+            if first != me && in_set {
+                let since = waited_since.unwrap_or_else(Instant::now);
+                if since.elapsed() < BOOTSTRAP_FALLBACK {
+                    return Bootstrap::Waiting(since);
+                }
+                tracing::warn!(%first, waited = ?since.elapsed(), "no configuration from the first server: bootstrapping here");
+            }
             let voters: BTreeMap<NodeId, BasicNode> = servers
                 .iter()
-                .take(expect)
                 .filter_map(|m| raft_peer(m))
                 .map(|(id, addr)| (id, BasicNode { addr }))
                 .collect();
             tracing::info!(servers = ?voters.values().map(|n| n.addr.clone()).collect::<Vec<_>>(), "found {expect} servers: bootstrapping");
-            match raft.initialize(voters).await {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::info!(error = %e, "bootstrap skipped: the cluster is already formed");
-                    true
-                }
+            if let Err(e) = raft.initialize(voters).await {
+                tracing::info!(error = %e, "bootstrap skipped: the cluster is already formed");
             }
+            Bootstrap::Done
         };
-        ctx.spawn(
-            fut.into_actor(self)
-                .map(|done, act, _| act.bootstrapped |= done),
-        );
+        ctx.spawn(fut.into_actor(self).map(|step, act, _| match step {
+            Bootstrap::Done => act.bootstrapped = true,
+            Bootstrap::Waiting(since) => act.bootstrap_waiting = Some(since),
+            Bootstrap::NotYet => act.bootstrap_waiting = None,
+        }));
     }
+}
+
+/// How long the servers of a `-bootstrap-expect` set wait for the first
+/// one's configuration before initializing themselves: well past a
+/// heartbeat and an election, short against a datacenter's first start.
+const BOOTSTRAP_FALLBACK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// One look at the pool by [`RaftActor::try_bootstrap`].
+enum Bootstrap {
+    /// Initialized, here or by the first server's append.
+    Done,
+    /// Fewer than N servers alive.
+    NotYet,
+    /// The set is complete; the first server initializes it (waiting
+    /// since then).
+    Waiting(Instant),
 }
 
 fn is_server_of(m: &crate::lan::Member, dc: &str) -> bool {

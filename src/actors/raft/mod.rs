@@ -88,6 +88,9 @@ pub struct RaftActor {
     lan: Option<Addr<crate::lan::LanGossip>>,
     /// Bootstrap (from -bootstrap-expect) is done or not needed.
     bootstrapped: bool,
+    /// Since when this server waits for the first server of its
+    /// `-bootstrap-expect` set to initialize (`leader.rs`).
+    bootstrap_waiting: Option<std::time::Instant>,
     /// Alive while anything (log writer, state machine) holds a database.
     db: [std::sync::Weak<redb::Database>; 2],
     store: SharedStore,
@@ -192,6 +195,7 @@ impl RaftActor {
             db: db_handle,
             lan: None,
             bootstrapped: false,
+            bootstrap_waiting: None,
             store: store.clone(),
             node_id,
             config,

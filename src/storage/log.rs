@@ -10,7 +10,12 @@
 //!
 //! Entries appended but not yet committed stay in `pending`, which reads
 //! consult first: openraft may read an entry (to replicate it) before it
-//! is durable here.
+//! is durable here. Once durable, the newest entries stay in memory a
+//! while longer ([`TAIL_ENTRIES`], [`TAIL_BYTES`]; Consul keeps the last
+//! 512 in its `LogCache` for the same reason): every write is read back
+//! right after its flush, by the leader's replication to each follower and
+//! by every server's apply, and a read that has to open the database goes
+//! to a blocking thread and back, two context switches each.
 //!
 //! Purging (after a snapshot) only records how far the log is purged;
 //! the entries themselves are deleted a slice at a time, alongside later
@@ -37,7 +42,85 @@ use super::{
     KEY_COMMITTED, KEY_PURGED, KEY_SNAPSHOT, KEY_VOTE, LOG, META,
 };
 
-type Pending = Arc<Mutex<BTreeMap<u64, Entry<TypeConfig>>>>;
+/// Durable entries kept in memory at most: Consul's `raftLogCacheSize`.
+const TAIL_ENTRIES: usize = 512;
+/// ... and at most this many encoded bytes, so that large entries (a
+/// `/v1/txn` of 4 KiB values) cannot make the tail large.
+const TAIL_BYTES: usize = 8 << 20;
+
+/// The log's newest entries in memory: those not yet on disk, and the
+/// last durable ones. One lock, so an entry moving from one to the other
+/// is always in one of them for a reader.
+#[derive(Default)]
+struct Tail {
+    pending: BTreeMap<u64, Entry<TypeConfig>>,
+    /// Durable entries with their encoded size, oldest dropped first.
+    durable: BTreeMap<u64, (Entry<TypeConfig>, usize)>,
+    durable_bytes: usize,
+}
+
+impl Tail {
+    /// `entries` are on disk: those still pending as they were written
+    /// (not replaced by a truncate meanwhile) move to the durable tail.
+    fn flushed(&mut self, entries: &[(LogId<NodeId>, Vec<u8>)]) {
+        for (id, bytes) in entries {
+            if self.pending.get(&id.index).is_some_and(|e| e.log_id == *id) {
+                if let Some(e) = self.pending.remove(&id.index) {
+                    self.durable_bytes += bytes.len();
+                    if let Some((_, old)) = self.durable.insert(id.index, (e, bytes.len())) {
+                        self.durable_bytes -= old;
+                    }
+                }
+            }
+        }
+        while self.durable.len() > TAIL_ENTRIES || self.durable_bytes > TAIL_BYTES {
+            match self.durable.pop_first() {
+                Some((_, (_, n))) => self.durable_bytes -= n,
+                None => break,
+            }
+        }
+    }
+
+    /// Keeps only the entries `keep` accepts.
+    fn retain(&mut self, keep: impl Fn(u64) -> bool) {
+        self.pending.retain(|i, _| keep(*i));
+        let mut freed = 0;
+        self.durable.retain(|i, (_, n)| {
+            let k = keep(*i);
+            if !k {
+                freed += *n;
+            }
+            k
+        });
+        self.durable_bytes -= freed;
+    }
+
+    /// The entries in `start..end` held here (pending ones over durable
+    /// ones), and whether they are all of that range.
+    fn range(&self, start: u64, end: Bound<u64>) -> (BTreeMap<u64, Entry<TypeConfig>>, bool) {
+        let bounds = (Bound::Included(start), end);
+        let mut out: BTreeMap<u64, Entry<TypeConfig>> = self
+            .durable
+            .range(bounds)
+            .map(|(i, (e, _))| (*i, e.clone()))
+            .collect();
+        out.extend(self.pending.range(bounds).map(|(i, e)| (*i, e.clone())));
+        let last = match end {
+            Bound::Included(e) => Some(e),
+            Bound::Excluded(e) => e.checked_sub(1),
+            // How far the log goes is the database's to say.
+            Bound::Unbounded => None,
+        };
+        let whole = last.is_some_and(|last| {
+            out.len() as u64 == last.saturating_sub(start).saturating_add(1)
+                && out.keys().next() == Some(&start)
+                && out.keys().next_back() == Some(&last)
+        });
+        (out, whole)
+    }
+}
+
+type Pending = Arc<Mutex<Tail>>;
 
 enum Op {
     Append {
@@ -76,7 +159,7 @@ pub struct LogStore {
     purged: Arc<Mutex<Option<LogId<NodeId>>>>,
 }
 
-fn lock(p: &Pending) -> std::sync::MutexGuard<'_, BTreeMap<u64, Entry<TypeConfig>>> {
+fn lock(p: &Pending) -> std::sync::MutexGuard<'_, Tail> {
     p.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -196,14 +279,7 @@ fn writer(
             match op {
                 Op::Append { entries, done } => {
                     if result.is_ok() {
-                        // Durable now: drop from pending unless a truncate
-                        // already replaced it with another entry.
-                        let mut p = lock(&pending);
-                        for (id, _) in &entries {
-                            if p.get(&id.index).is_some_and(|e| e.log_id == *id) {
-                                p.remove(&id.index);
-                            }
-                        }
+                        lock(&pending).flushed(&entries);
                     }
                     done.log_io_completed(result.clone().map_err(std::io::Error::other));
                 }
@@ -415,17 +491,17 @@ impl RaftLogReader<TypeConfig> for LogStore {
         if empty {
             return Ok(Vec::new());
         }
-        // Pending entries first, the database after: the writer removes an
-        // entry from `pending` only once its batch is committed, so an entry
+        // Held entries first, the database after: the writer moves an entry
+        // out of `pending` only once its batch is committed, so an entry
         // missing from this copy is already in any read that starts after
         // it. The other order could lose an entry committed between the two
         // reads (in neither). openraft 0.9 reads only flushed entries, but
         // 0.10 applies on followers before the flush and hit this (found
         // porting to 0.10, branch openraft10).
-        let pending: Vec<(u64, Entry<TypeConfig>)> = lock(&self.pending)
-            .range((Bound::Included(start), end))
-            .map(|(i, e)| (*i, e.clone()))
-            .collect();
+        let (held, whole) = lock(&self.pending).range(start, end);
+        if whole {
+            return Ok(held.into_values().collect());
+        }
         let db = self.db.clone();
         let stored = blocking(move || read_range(&db, start, end))
             .await
@@ -433,7 +509,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         // Pending entries are newer than anything stored at their index.
         let mut merged: BTreeMap<u64, Entry<TypeConfig>> =
             stored.into_iter().map(|e| (e.log_id.index, e)).collect();
-        merged.extend(pending);
+        merged.extend(held);
         Ok(merged.into_values().collect())
     }
 }
@@ -467,7 +543,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         .await
         .map_err(read_err)?;
         let purged = purged.max(self.purged());
-        let pending_last = lock(&self.pending).values().next_back().map(|e| e.log_id);
+        let pending_last = lock(&self.pending)
+            .pending
+            .values()
+            .next_back()
+            .map(|e| e.log_id);
         let last = pending_last.max(stored_last).max(purged);
         Ok(LogState {
             last_purged_log_id: purged,
@@ -591,7 +671,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             for e in entries {
                 let bytes = encode_entry(&e).map_err(io_err)?;
                 encoded.push((e.log_id, bytes));
-                p.insert(e.log_id.index, e);
+                p.pending.insert(e.log_id.index, e);
             }
         }
         // Returns at once; the writer calls back once the batch is on disk.
@@ -607,7 +687,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         &mut self,
         log_id: LogId<NodeId>,
     ) -> Result<(), openraft::StorageError<NodeId>> {
-        lock(&self.pending).retain(|i, _| *i < log_id.index);
+        lock(&self.pending).retain(|i| i < log_id.index);
         self.submit(|done| Op::Truncate {
             from: log_id.index,
             done,
@@ -617,7 +697,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), openraft::StorageError<NodeId>> {
-        lock(&self.pending).retain(|i, _| *i > log_id.index);
+        lock(&self.pending).retain(|i| i > log_id.index);
         {
             let mut purged = self.purged.lock().unwrap_or_else(|e| e.into_inner());
             *purged = (*purged).max(Some(log_id));
@@ -627,5 +707,78 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.writer
             .send(Op::Purge { upto: log_id })
             .map_err(|_| io_err(StorageError::Redb("the Raft log writer has stopped".into())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(term: u64, index: u64) -> (Entry<TypeConfig>, (LogId<NodeId>, Vec<u8>)) {
+        let log_id = LogId::new(openraft::CommittedLeaderId::new(term, 1), index);
+        let e = Entry {
+            log_id,
+            payload: openraft::EntryPayload::Blank,
+        };
+        (e, (log_id, vec![0; 1000]))
+    }
+
+    fn appended(
+        t: &mut Tail,
+        term: u64,
+        indexes: std::ops::RangeInclusive<u64>,
+    ) -> Vec<(LogId<NodeId>, Vec<u8>)> {
+        indexes
+            .map(|i| {
+                let (e, w) = entry(term, i);
+                t.pending.insert(i, e);
+                w
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_tail_answers_whole_ranges_and_stays_bounded() {
+        let mut t = Tail::default();
+        let first = appended(&mut t, 1, 1..=10);
+        // Pending only, then durable: either way the tail answers.
+        assert!(t.range(3, Bound::Excluded(8)).1);
+        t.flushed(&first);
+        assert!(t.pending.is_empty());
+        let (got, whole) = t.range(3, Bound::Included(10));
+        assert!(whole);
+        assert_eq!(
+            got.keys().copied().collect::<Vec<_>>(),
+            (3..=10).collect::<Vec<_>>()
+        );
+        // Beyond what it holds, or with no end, the database must be read.
+        assert!(!t.range(3, Bound::Included(11)).1);
+        assert!(!t.range(3, Bound::Unbounded).1);
+
+        // A truncate drops durable entries too; entries written again at
+        // those indexes win, and a flush of the replaced ones moves nothing.
+        t.retain(|i| i < 6);
+        let again = appended(&mut t, 2, 6..=7);
+        t.flushed(&first[5..]);
+        assert_eq!(t.pending.len(), 2);
+        let (got, whole) = t.range(5, Bound::Included(7));
+        assert!(whole);
+        assert_eq!(got[&6].log_id.leader_id.term, 2);
+        t.flushed(&again);
+        assert_eq!(t.durable_bytes, 7 * 1000);
+
+        // Count and bytes both bound it, the oldest going first.
+        let many = appended(&mut t, 2, 8..=(8 + TAIL_ENTRIES as u64));
+        t.flushed(&many);
+        assert_eq!(t.durable.len(), TAIL_ENTRIES);
+        assert_eq!(t.durable_bytes, TAIL_ENTRIES * 1000);
+        assert!(!t.range(1, Bound::Included(10)).1);
+        let big: Vec<_> = appended(&mut t, 2, 600..=609)
+            .into_iter()
+            .map(|(id, _)| (id, vec![0; TAIL_BYTES / 4]))
+            .collect();
+        t.flushed(&big);
+        assert!(t.durable_bytes <= TAIL_BYTES, "{}", t.durable_bytes);
+        assert!(t.range(606, Bound::Included(609)).1);
     }
 }

@@ -1,31 +1,30 @@
-//! The Raft log and vote in redb, written by one ordered writer thread.
+//! The Raft log (entries in the append-only segments of `storage::wal`)
+//! and the vote and markers (in redb), written by one ordered writer thread.
 //!
 //! Every mutation (append, truncate, purge, vote, committed marker) goes to
 //! the writer in the order openraft issues it. The writer takes everything
-//! queued, applies it in order in one redb transaction, commits once (one
-//! fsync for the whole batch) and only then acknowledges: appends through
-//! openraft's `LogFlushed` callback, the rest through a reply channel. So
-//! an entry counts toward a quorum only once it is on disk, and concurrent
-//! clients share fsyncs instead of queueing behind one each.
+//! queued and applies it in order: entries to the log's segments, the rest
+//! to redb, making one store durable before the other is written whenever
+//! the batch switches between them (so a crash keeps a prefix of what was
+//! asked, in order). A batch of appends costs one write and one fdatasync,
+//! and only then is it acknowledged through openraft's `LogFlushed`
+//! callback (the rest through a reply channel). So an entry counts toward
+//! a quorum only once it is on disk, and concurrent clients share fsyncs
+//! instead of queueing behind one each.
 //!
-//! Entries appended but not yet committed stay in `pending`, which reads
+//! Entries appended but not yet durable stay in `pending`, which reads
 //! consult first: openraft may read an entry (to replicate it) before it
 //! is durable here. Once durable, the newest entries stay in memory a
 //! while longer ([`TAIL_ENTRIES`], [`TAIL_BYTES`]; Consul keeps the last
 //! 512 in its `LogCache` for the same reason): every write is read back
 //! right after its flush, by the leader's replication to each follower and
-//! by every server's apply, and a read that has to open the database goes
+//! by every server's apply, and a read that has to go to the files goes
 //! to a blocking thread and back, two context switches each.
 //!
-//! Purging (after a snapshot) only records how far the log is purged;
-//! the entries themselves are deleted a slice at a time, alongside later
-//! batches or while the writer is idle. openraft awaits `purge` in its core
-//! loop, and deleting the 6,000-16,000 entries a snapshot releases in one
-//! go took the writer ~1 s, on every server at once (they snapshotted at
-//! the same index then; `actors::raft::snapshots` now spreads them): no
-//! appends, no heartbeats, no commits, and writes failed with `No cluster
-//! leader` (BENCHMARKS.md). Entries at or below the
-//! marker are never read, so leaving them for a while is harmless.
+//! A purge (after a snapshot) records how far the log is purged, then
+//! deletes the segments that hold only purged entries: no entry is
+//! deleted one by one (with redb, deleting the 6,000-16,000 entries a
+//! snapshot released held the writer ~1 s on every server, BENCHMARKS.md).
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -34,12 +33,12 @@ use std::sync::{mpsc, Arc, Mutex};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{Entry, LogId, OptionalSend, RaftLogReader, Vote};
-use redb::{ReadableDatabase, ReadableTable};
 use tokio::sync::oneshot;
 
+use super::wal::Wal;
 use super::{
     blocking, io_err, read_err, read_meta, redb_err, NodeId, StorageError, TypeConfig,
-    KEY_COMMITTED, KEY_PURGED, KEY_SNAPSHOT, KEY_VOTE, LOG, META,
+    KEY_COMMITTED, KEY_PURGED, KEY_SNAPSHOT, KEY_VOTE, META,
 };
 
 /// Durable entries kept in memory at most: Consul's `raftLogCacheSize`.
@@ -133,7 +132,8 @@ enum Op {
         done: oneshot::Sender<Result<(), String>>,
     },
     /// Nobody waits for it: losing it in a crash only leaves entries the
-    /// snapshot already covers, and openraft purges them again.
+    /// snapshot already covers, and the next purge (or the next start)
+    /// deletes them.
     Purge { upto: LogId<NodeId> },
     Meta {
         key: &'static str,
@@ -143,14 +143,17 @@ enum Op {
     /// openraft's committed hint. Nobody waits for it and losing it is
     /// harmless (see `read_committed`), so it never gets a transaction of
     /// its own while writes flow: the newest rides with the next batch, or
-    /// goes alone once the writer is idle. Written alone, it cost one redb
-    /// transaction per write: a third of the writer's CPU for one client.
+    /// goes alone once the writer is idle or a second after the last.
+    /// Written alone, it cost one redb transaction per write: a third of
+    /// the writer's CPU for one client.
     Committed { value: Vec<u8> },
 }
 
 #[derive(Clone)]
 pub struct LogStore {
+    /// The vote and the markers.
     db: Arc<redb::Database>,
+    wal: Arc<Wal>,
     /// Read for the last snapshot saved, which bounds purges.
     snapshots: Arc<redb::Database>,
     writer: mpsc::Sender<Op>,
@@ -165,19 +168,25 @@ fn lock(p: &Pending) -> std::sync::MutexGuard<'_, Tail> {
 
 impl LogStore {
     pub fn new(stores: &super::Stores) -> Self {
-        let (db, snapshots) = (stores.log.clone(), stores.snapshots.clone());
+        let (db, snapshots, wal) = (
+            stores.log.clone(),
+            stores.snapshots.clone(),
+            stores.wal.clone(),
+        );
         let (tx, rx) = mpsc::channel();
         let pending: Pending = Arc::default();
         let purged = read_meta::<LogId<NodeId>>(&db, KEY_PURGED).ok().flatten();
-        let (wdb, wsnaps, wpending) = (db.clone(), snapshots.clone(), pending.clone());
+        let (wdb, wsnaps, wwal, wpending) =
+            (db.clone(), snapshots.clone(), wal.clone(), pending.clone());
         // The thread ends when the last LogStore (sender) is dropped.
         std::thread::Builder::new()
             .name("raft-log-writer".into())
-            .spawn(move || writer(wdb, wsnaps, rx, wpending))
+            .spawn(move || writer(wdb, wsnaps, wwal, rx, wpending))
             .map_err(|e| tracing::error!(error = %e, "cannot start the Raft log writer"))
             .ok();
         LogStore {
             db,
+            wal,
             snapshots,
             writer: tx,
             pending,
@@ -205,37 +214,34 @@ impl LogStore {
 
 const SLOW_BATCH: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// How long one transaction may spend deleting purged entries: a batch
-/// of appends waits that much longer at most.
-const PURGE_SLICE: std::time::Duration = std::time::Duration::from_millis(3);
-/// While nothing else is queued, purged entries go this much at a time.
-const IDLE_PURGE_SLICE: std::time::Duration = std::time::Duration::from_millis(20);
 const IDLE: std::time::Duration = std::time::Duration::from_millis(20);
+/// While writes flow, the committed hint is written this often at most.
+const HINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Applies queued operations in order, one transaction and one fsync per batch.
+/// Applies queued operations in order, one write and one fsync per batch.
 fn writer(
     db: Arc<redb::Database>,
     snapshots: Arc<redb::Database>,
+    wal: Arc<Wal>,
     rx: mpsc::Receiver<Op>,
     pending: Pending,
 ) {
-    // Entries a purge released that are still stored (also after a restart).
-    let mut purge_upto: Option<u64> = read_meta::<LogId<NodeId>>(&db, KEY_PURGED)
-        .ok()
-        .flatten()
-        .map(|l| l.index);
-    // The newest committed hint not yet written.
+    // Segments a purge released before a crash go now.
+    if let Some(upto) = read_meta::<LogId<NodeId>>(&db, KEY_PURGED).ok().flatten() {
+        if let Err(e) = wal.purge(upto.index) {
+            tracing::warn!(error = %e, "deleting purged Raft log segments failed");
+        }
+    }
+    // The newest committed hint not yet written, and when one last was
+    // made durable.
     let mut hint: Option<Vec<u8>> = None;
+    let mut hint_durable = std::time::Instant::now();
     loop {
-        let first = if purge_upto.is_some() || hint.is_some() {
+        let first = if hint.is_some() {
             match rx.recv_timeout(IDLE) {
                 Ok(op) => op,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if let Err(e) = write_idle(&db, &mut purge_upto, &mut hint) {
-                        // Retried on the next pass; nobody reads those entries.
-                        tracing::warn!(error = %e, "deleting purged Raft log entries failed");
-                        std::thread::sleep(IDLE);
-                    }
+                    write_hint(&db, &mut hint, &mut hint_durable);
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
@@ -263,8 +269,8 @@ fn writer(
             continue;
         }
         let started = std::time::Instant::now();
-        let result = write_batch(&db, &snapshots, &batch, &mut purge_upto, &mut hint)
-            .map_err(|e| e.to_string());
+        let result =
+            write_batch(&db, &snapshots, &wal, &batch, &mut hint).map_err(|e| e.to_string());
         let took = started.elapsed();
         // A slow batch holds back every follower ack and leader commit
         // behind it: worth seeing when latency spikes are chased.
@@ -289,61 +295,40 @@ fn writer(
                 Op::Purge { .. } | Op::Committed { .. } => {}
             }
         }
+        if hint.is_some() && hint_durable.elapsed() >= HINT_EVERY {
+            write_hint(&db, &mut hint, &mut hint_durable);
+        }
     }
 }
 
-/// Deletes purged entries from the front of the log for at most `budget`;
-/// `upto` becomes None once none are left.
-fn purge_slice(
-    log: &mut redb::Table<u64, &[u8]>,
-    upto: &mut Option<u64>,
-    budget: std::time::Duration,
-) -> Result<(), StorageError> {
-    let Some(last) = *upto else { return Ok(()) };
-    let started = std::time::Instant::now();
-    loop {
-        let first = match log.first().map_err(redb_err)? {
-            Some((k, _)) => k.value(),
-            None => u64::MAX,
-        };
-        if first > last {
-            *upto = None;
-            return Ok(());
+/// Records the committed hint. Not worth an fsync of its own each time
+/// (a lost hint only means less is re-applied at start): durable once a
+/// second at most, otherwise left for redb's next durable commit.
+fn write_hint(db: &redb::Database, hint: &mut Option<Vec<u8>>, durable: &mut std::time::Instant) {
+    let Some(v) = hint.as_deref() else { return };
+    let sync = durable.elapsed() >= HINT_EVERY;
+    let written = (|| -> Result<(), StorageError> {
+        let mut txn = db.begin_write().map_err(redb_err)?;
+        if !sync {
+            txn.set_durability(redb::Durability::None)
+                .map_err(redb_err)?;
         }
-        if started.elapsed() >= budget {
-            return Ok(());
-        }
-        let end = first.saturating_add(15).min(last);
-        log.retain_in(first..=end, |_, _| false).map_err(redb_err)?;
-    }
-}
-
-/// What waits for an idle writer: purged entries to delete, a committed
-/// hint to record. A hint alone is not worth an fsync (the next durable
-/// commit carries it).
-fn write_idle(
-    db: &redb::Database,
-    upto: &mut Option<u64>,
-    hint: &mut Option<Vec<u8>>,
-) -> Result<(), StorageError> {
-    let mut txn = db.begin_write().map_err(redb_err)?;
-    if upto.is_none() {
-        txn.set_durability(redb::Durability::None)
+        txn.open_table(META)
+            .map_err(redb_err)?
+            .insert(KEY_COMMITTED, v)
             .map_err(redb_err)?;
-    }
-    let mut left = *upto;
-    {
-        if let Some(v) = hint.as_deref() {
-            let mut meta = txn.open_table(META).map_err(redb_err)?;
-            meta.insert(KEY_COMMITTED, v).map_err(redb_err)?;
+        txn.commit().map_err(redb_err)
+    })();
+    match written {
+        Ok(()) => {
+            *hint = None;
+            if sync {
+                *durable = std::time::Instant::now();
+            }
         }
-        let mut log = txn.open_table(LOG).map_err(redb_err)?;
-        purge_slice(&mut log, &mut left, IDLE_PURGE_SLICE)?;
+        // Tried again with the next batch or idle pass.
+        Err(e) => tracing::warn!(error = %e, "recording the Raft commit hint failed"),
     }
-    txn.commit().map_err(redb_err)?;
-    *upto = left;
-    *hint = None;
-    Ok(())
 }
 
 /// How far the log may be purged toward `upto`: no further than the
@@ -357,57 +342,145 @@ fn purge_bound(
     Ok(saved.and_then(|m| m.last_log_id).map(|s| s.min(upto)))
 }
 
+/// The saved snapshot's last entry, when it covers everything before
+/// `next` (the index an append starts at).
+fn snapshot_covering(
+    snapshots: &redb::Database,
+    next: u64,
+) -> Result<Option<LogId<NodeId>>, StorageError> {
+    let saved: Option<openraft::SnapshotMeta<NodeId, openraft::BasicNode>> =
+        read_meta(snapshots, KEY_SNAPSHOT)?;
+    Ok(saved
+        .and_then(|m| m.last_log_id)
+        .filter(|l| l.index + 1 >= next))
+}
+
+/// One batch's writes to the two stores: whichever is written next, the
+/// other is made durable first, so a crash keeps a prefix of the batch.
+struct BatchWrite<'a> {
+    db: &'a redb::Database,
+    wal: &'a Wal,
+    /// The open redb transaction.
+    txn: Option<redb::WriteTransaction>,
+    /// The segments hold writes not yet synced.
+    unsynced: bool,
+    /// The purge marker in `txn`: the segments below it go once it is
+    /// durable.
+    purge_to: Option<u64>,
+}
+
+impl BatchWrite<'_> {
+    fn commit(&mut self) -> Result<(), StorageError> {
+        if let Some(t) = self.txn.take() {
+            t.commit().map_err(redb_err)?;
+        }
+        Ok(())
+    }
+
+    fn meta(&mut self, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        if self.unsynced {
+            self.wal.sync()?;
+            self.unsynced = false;
+        }
+        let t = match self.txn.take() {
+            Some(t) => t,
+            None => self.db.begin_write().map_err(redb_err)?,
+        };
+        t.open_table(META)
+            .map_err(redb_err)?
+            .insert(key, value)
+            .map_err(redb_err)?;
+        self.txn = Some(t);
+        Ok(())
+    }
+
+    fn append(
+        &mut self,
+        snapshots: &redb::Database,
+        entries: &[(LogId<NodeId>, Vec<u8>)],
+    ) -> Result<(), StorageError> {
+        // An append past the end follows a snapshot install whose purge
+        // was held back (the snapshot was not saved yet when it came, or
+        // the server stopped between the save and the purge). The saved
+        // snapshot covers the gap: the log is purged up to it first, or
+        // the log would have a hole.
+        let gap = match (entries.first(), self.wal.last()) {
+            (Some((id, _)), Some(last)) if id.index > last.index + 1 => Some(id.index),
+            _ => None,
+        };
+        if let Some(next) = gap {
+            if let Some(upto) = snapshot_covering(snapshots, next)? {
+                self.mark_purged(upto)?;
+            }
+        }
+        self.commit()?;
+        if let Some(upto) = self.purge_to.take() {
+            self.wal.purge(upto)?;
+        }
+        self.wal.append(entries)?;
+        self.unsynced = true;
+        Ok(())
+    }
+
+    fn mark_purged(&mut self, upto: LogId<NodeId>) -> Result<(), StorageError> {
+        let bytes = serde_json::to_vec(&upto).map_err(redb_err)?;
+        self.meta(KEY_PURGED, &bytes)?;
+        self.purge_to = self.purge_to.max(Some(upto.index));
+        Ok(())
+    }
+}
+
 fn write_batch(
     db: &redb::Database,
     snapshots: &redb::Database,
+    wal: &Wal,
     batch: &[Op],
-    purge_upto: &mut Option<u64>,
     hint: &mut Option<Vec<u8>>,
 ) -> Result<(), StorageError> {
-    let txn = db.begin_write().map_err(redb_err)?;
     if batch.iter().any(|op| matches!(op, Op::Append { .. })) {
         crate::failpoint::hit("raft_log_append")?;
     }
-    // Only a committed transaction moves the purge cursor.
-    let mut left = *purge_upto;
-    {
-        let mut log = txn.open_table(LOG).map_err(redb_err)?;
-        let mut meta = txn.open_table(META).map_err(redb_err)?;
-        for op in batch {
-            match op {
-                Op::Append { entries, .. } => {
-                    for (id, bytes) in entries {
-                        log.insert(id.index, bytes.as_slice()).map_err(redb_err)?;
-                    }
-                }
-                Op::Truncate { from, .. } => remove(&mut log, *from..)?,
-                Op::Purge { upto } => {
-                    // openraft purges up to a snapshot it is installing
-                    // without waiting for the install: a crash before the
-                    // snapshot is saved would leave a log that starts past
-                    // the last saved snapshot, and a server that cannot
-                    // start. Never past the snapshot on disk; the rest
-                    // goes with the next purge.
-                    let Some(upto) = purge_bound(snapshots, *upto)? else {
-                        continue;
-                    };
-                    let upto = &upto;
-                    let bytes = serde_json::to_vec(upto).map_err(redb_err)?;
-                    meta.insert(KEY_PURGED, bytes.as_slice())
-                        .map_err(redb_err)?;
-                    left = left.max(Some(upto.index));
-                }
-                Op::Meta { key, value, .. } => {
-                    meta.insert(*key, value.as_slice()).map_err(redb_err)?;
-                }
-                Op::Committed { .. } => {}
+    let mut w = BatchWrite {
+        db,
+        wal,
+        txn: None,
+        unsynced: false,
+        purge_to: None,
+    };
+    for op in batch {
+        match op {
+            Op::Append { entries, .. } => w.append(snapshots, entries)?,
+            Op::Truncate { from, .. } => {
+                w.commit()?;
+                // Durable when it returns, with what was appended before.
+                wal.truncate(*from)?;
+                wal.sync()?;
+                w.unsynced = false;
             }
+            Op::Purge { upto } => {
+                // openraft purges up to a snapshot it is installing
+                // without waiting for the install: a crash before the
+                // snapshot is saved would leave a log that starts past
+                // the last saved snapshot, and a server that cannot
+                // start. Never past the snapshot on disk; the rest
+                // goes with the next purge, or the next append past the
+                // end of the log.
+                if let Some(upto) = purge_bound(snapshots, *upto)? {
+                    w.mark_purged(upto)?;
+                }
+            }
+            Op::Meta { key, value, .. } => {
+                w.meta(key, value)?;
+            }
+            Op::Committed { .. } => {}
         }
-        if let Some(v) = hint.as_deref() {
-            meta.insert(KEY_COMMITTED, v).map_err(redb_err)?;
-        }
-        purge_slice(&mut log, &mut left, PURGE_SLICE)?;
     }
+    let BatchWrite {
+        txn,
+        unsynced,
+        purge_to,
+        ..
+    } = w;
     // A batch of nothing but purges has no waiter to hand an error to
     // (see `Op::Purge`): the fsync failpoints are for batches someone
     // waits on.
@@ -415,41 +488,45 @@ fn write_batch(
     if awaited {
         crate::failpoint::hit("raft_log_before_fsync")?;
     }
-    txn.commit().map_err(redb_err)?;
-    *purge_upto = left;
-    *hint = None;
+    if unsynced {
+        wal.sync()?;
+    }
+    if let Some(t) = txn {
+        // The hint rides along with a commit that happens anyway.
+        if let Some(v) = hint.as_deref() {
+            t.open_table(META)
+                .map_err(redb_err)?
+                .insert(KEY_COMMITTED, v)
+                .map_err(redb_err)?;
+        }
+        t.commit().map_err(redb_err)?;
+        *hint = None;
+    }
+    // Only once the marker is durable do the entries below it go.
+    if let Some(upto) = purge_to {
+        wal.purge(upto)?;
+    }
     if awaited {
         crate::failpoint::hit("raft_log_after_fsync")?;
     }
     Ok(())
 }
 
-fn remove(
-    log: &mut redb::Table<u64, &[u8]>,
-    range: impl RangeBounds<u64>,
-) -> Result<(), StorageError> {
-    log.retain_in(range, |_, _| false).map_err(redb_err)
-}
-
 fn read_range(
-    db: &redb::Database,
+    wal: &Wal,
     start: u64,
     end: Bound<u64>,
 ) -> Result<Vec<Entry<TypeConfig>>, StorageError> {
-    let txn = db.begin_read().map_err(redb_err)?;
-    let table = txn.open_table(LOG).map_err(redb_err)?;
-    let iter = match end {
-        Bound::Included(e) => table.range(start..=e),
-        Bound::Excluded(e) => table.range(start..e),
-        Bound::Unbounded => table.range(start..),
-    }
-    .map_err(redb_err)?;
-    let mut out = Vec::new();
-    for item in iter {
-        let (_, v) = item.map_err(redb_err)?;
-        out.push(decode_entry(v.value())?);
-    }
-    Ok(out)
+    let end = match end {
+        Bound::Included(e) => Some(e),
+        Bound::Excluded(0) => return Ok(Vec::new()),
+        Bound::Excluded(e) => Some(e - 1),
+        Bound::Unbounded => None,
+    };
+    wal.read(start, end)?
+        .iter()
+        .map(|b| decode_entry(b))
+        .collect()
 }
 
 /// Log entries are MessagePack: compact, and values stay byte strings
@@ -461,7 +538,7 @@ fn encode_entry(e: &Entry<TypeConfig>) -> Result<Vec<u8>, StorageError> {
 
 /// Reads MessagePack entries, and JSON ones written by earlier versions
 /// (a JSON entry starts with `{`, which no MessagePack map does).
-fn decode_entry(bytes: &[u8]) -> Result<Entry<TypeConfig>, StorageError> {
+pub(super) fn decode_entry(bytes: &[u8]) -> Result<Entry<TypeConfig>, StorageError> {
     if bytes.first() == Some(&b'{') {
         serde_json::from_slice(bytes).map_err(redb_err)
     } else {
@@ -479,7 +556,8 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(s) => s.saturating_add(1),
             Bound::Unbounded => 0,
         };
-        // Purged entries may still be stored (deleted lazily): never shown.
+        // Purged entries may still be stored (a segment goes once all its
+        // entries are purged): never shown.
         let purged = self.purged().map_or(0, |l| l.index + 1);
         let start = start.max(purged);
         let end = range.end_bound().cloned();
@@ -502,8 +580,8 @@ impl RaftLogReader<TypeConfig> for LogStore {
         if whole {
             return Ok(held.into_values().collect());
         }
-        let db = self.db.clone();
-        let stored = blocking(move || read_range(&db, start, end))
+        let wal = self.wal.clone();
+        let stored = blocking(move || read_range(&wal, start, end))
             .await
             .map_err(read_err)?;
         // Pending entries are newer than anything stored at their index.
@@ -520,7 +598,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn get_log_state(
         &mut self,
     ) -> Result<LogState<TypeConfig>, openraft::StorageError<NodeId>> {
-        let (db, snapshots) = (self.db.clone(), self.snapshots.clone());
+        let (db, snapshots, wal) = (self.db.clone(), self.snapshots.clone(), self.wal.clone());
         let (purged, stored_last) = blocking(move || {
             // The saved snapshot counts as purged: the state machine starts
             // from it, and entries below it may be gone without the marker
@@ -532,13 +610,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let snapshot: Option<openraft::SnapshotMeta<NodeId, openraft::BasicNode>> =
                 read_meta(&snapshots, KEY_SNAPSHOT)?;
             let purged = marker.max(snapshot.and_then(|m| m.last_log_id));
-            let txn = db.begin_read().map_err(redb_err)?;
-            let table = txn.open_table(LOG).map_err(redb_err)?;
-            let last = match table.last().map_err(redb_err)? {
-                Some((_, v)) => Some(decode_entry(v.value())?.log_id),
-                None => None,
-            };
-            Ok((purged, last))
+            Ok((purged, wal.last()))
         })
         .await
         .map_err(read_err)?;
@@ -628,7 +700,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn read_committed(
         &mut self,
     ) -> Result<Option<LogId<NodeId>>, openraft::StorageError<NodeId>> {
-        let db = self.db.clone();
+        let (db, wal) = (self.db.clone(), self.wal.clone());
         blocking(move || {
             let Some(hint) = read_meta::<Option<LogId<NodeId>>>(&db, KEY_COMMITTED)?.flatten()
             else {
@@ -638,12 +710,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             if purged.is_some_and(|p| p.index >= hint.index) {
                 return Ok(Some(hint));
             }
-            let txn = db.begin_read().map_err(redb_err)?;
-            let table = txn.open_table(LOG).map_err(redb_err)?;
-            let held = match table.get(hint.index).map_err(redb_err)? {
-                Some(v) => decode_entry(v.value())?.log_id == hint,
-                None => false,
-            };
+            let held = wal.id_at(hint.index) == Some(hint);
             if !held {
                 tracing::warn!(
                     committed = %hint,
@@ -735,6 +802,61 @@ mod tests {
                 w
             })
             .collect()
+    }
+
+    fn batch<'a>(stores: &'a super::super::Stores) -> BatchWrite<'a> {
+        BatchWrite {
+            db: &stores.log,
+            wal: &stores.wal,
+            txn: None,
+            unsynced: false,
+            purge_to: None,
+        }
+    }
+
+    /// A follower that installed a snapshot past its log (its purge held
+    /// back, or the server stopped before it) goes on from the snapshot:
+    /// the log is purged to it, not left with a hole.
+    #[test]
+    fn an_append_past_the_end_goes_on_from_the_saved_snapshot() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stores = super::super::open(Some(dir.path())).expect("opens");
+        let old: Vec<_> = (1..=10).map(|i| entry(1, i).1).collect();
+        let mut w = batch(&stores);
+        w.append(&stores.snapshots, &old).expect("appends");
+        stores.wal.sync().expect("syncs");
+        let next = [entry(2, 21).1];
+
+        // No snapshot covers 11..=20: refused.
+        let err = batch(&stores)
+            .append(&stores.snapshots, &next)
+            .expect_err("a hole");
+        assert!(
+            err.to_string().contains("append at 21 where 11 was due"),
+            "{err}"
+        );
+
+        let snap = openraft::SnapshotMeta::<NodeId, openraft::BasicNode> {
+            last_log_id: Some(LogId::new(openraft::CommittedLeaderId::new(2, 1), 20)),
+            last_membership: Default::default(),
+            snapshot_id: "s".into(),
+        };
+        let txn = stores.snapshots.begin_write().expect("txn");
+        txn.open_table(META)
+            .expect("meta")
+            .insert(
+                KEY_SNAPSHOT,
+                serde_json::to_vec(&snap).expect("json").as_slice(),
+            )
+            .expect("insert");
+        txn.commit().expect("commit");
+        let mut w = batch(&stores);
+        w.append(&stores.snapshots, &next).expect("appends");
+        stores.wal.sync().expect("syncs");
+        assert_eq!(stores.wal.first().map(|l| l.index), Some(21));
+        assert_eq!(stores.wal.last().map(|l| l.index), Some(21));
+        let marker: Option<LogId<NodeId>> = read_meta(&stores.log, KEY_PURGED).expect("reads");
+        assert_eq!(marker.map(|l| l.index), Some(20));
     }
 
     #[test]

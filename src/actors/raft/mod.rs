@@ -93,6 +93,7 @@ pub struct RaftActor {
     bootstrap_waiting: Option<std::time::Instant>,
     /// Alive while anything (log writer, state machine) holds a database.
     db: [std::sync::Weak<redb::Database>; 2],
+    wal: std::sync::Weak<storage::wal::Wal>,
     store: SharedStore,
     node_id: NodeId,
     config: Arc<RuntimeConfig>,
@@ -133,6 +134,7 @@ impl RaftActor {
         let dir = config.data_dir.as_ref().map(|d| d.join("raft"));
         let db = open_store(dir.as_deref()).await?;
         let db_handle = [Arc::downgrade(&db.log), Arc::downgrade(&db.snapshots)];
+        let wal_handle = Arc::downgrade(&db.wal);
         let store: SharedStore = fsm::new_shared(StateStore::new());
         telemetry::watch_store(&store);
         let sm = StateMachine::open(&db, store.clone())?;
@@ -193,6 +195,7 @@ impl RaftActor {
             queue: Vec::new(),
             in_flight: false,
             db: db_handle,
+            wal: wal_handle,
             lan: None,
             bootstrapped: false,
             bootstrap_waiting: None,
@@ -466,7 +469,7 @@ pub struct Shutdown;
 impl Handler<Shutdown> for RaftActor {
     type Result = ResponseActFuture<Self, ()>;
     fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) -> Self::Result {
-        let (raft, db) = (self.raft.clone(), self.db.clone());
+        let (raft, db, wal) = (self.raft.clone(), self.db.clone(), self.wal.clone());
         Box::pin(
             async move {
                 if let Err(e) = raft.shutdown().await {
@@ -474,9 +477,10 @@ impl Handler<Shutdown> for RaftActor {
                 }
                 // The log writer and the state machine let go of the
                 // databases a moment after Raft stops; their file locks must be
-                // free before this returns so the store can be reopened.
+                // free before this returns so the store can be reopened, and
+                // the segments (no lock of their own) no longer written.
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-                while db.iter().any(|d| d.strong_count() > 0)
+                while (db.iter().any(|d| d.strong_count() > 0) || wal.strong_count() > 0)
                     && tokio::time::Instant::now() < deadline
                 {
                     tokio::time::sleep(Duration::from_millis(5)).await;

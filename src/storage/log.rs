@@ -140,13 +140,20 @@ enum Op {
         value: Vec<u8>,
         done: oneshot::Sender<Result<(), String>>,
     },
-    /// openraft's committed hint. Nobody waits for it and losing it is
-    /// harmless (see `read_committed`), so it never gets a transaction of
-    /// its own while writes flow: the newest rides with the next batch, or
-    /// goes alone once the writer is idle or a second after the last.
-    /// Written alone, it cost one redb transaction per write: a third of
-    /// the writer's CPU for one client.
-    Committed { value: Vec<u8> },
+}
+
+/// openraft's committed hint, the newest not yet taken by the writer.
+/// Nobody waits for it and losing it is harmless (see `read_committed`),
+/// so it is left here rather than sent: a message woke the writer once
+/// more per write on every server. The writer takes it when it wakes
+/// anyway; it rides with a batch's redb commit, or goes alone at most
+/// once a second. Written alone on every commit, it cost a third of the
+/// writer's CPU for one client.
+type Hint = Arc<Mutex<Option<Option<LogId<NodeId>>>>>;
+
+fn take_hint(h: &Hint) -> Option<Vec<u8>> {
+    let taken = h.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+    serde_json::to_vec(&taken).ok()
 }
 
 #[derive(Clone)]
@@ -157,6 +164,7 @@ pub struct LogStore {
     /// Read for the last snapshot saved, which bounds purges.
     snapshots: Arc<redb::Database>,
     writer: mpsc::Sender<Op>,
+    hint: Hint,
     pending: Pending,
     /// Purged as far as openraft knows, before the writer has recorded it.
     purged: Arc<Mutex<Option<LogId<NodeId>>>>,
@@ -175,13 +183,19 @@ impl LogStore {
         );
         let (tx, rx) = mpsc::channel();
         let pending: Pending = Arc::default();
+        let hint: Hint = Arc::default();
         let purged = read_meta::<LogId<NodeId>>(&db, KEY_PURGED).ok().flatten();
-        let (wdb, wsnaps, wwal, wpending) =
-            (db.clone(), snapshots.clone(), wal.clone(), pending.clone());
+        let (wdb, wsnaps, wwal, wpending, whint) = (
+            db.clone(),
+            snapshots.clone(),
+            wal.clone(),
+            pending.clone(),
+            hint.clone(),
+        );
         // The thread ends when the last LogStore (sender) is dropped.
         std::thread::Builder::new()
             .name("raft-log-writer".into())
-            .spawn(move || writer(wdb, wsnaps, wwal, rx, wpending))
+            .spawn(move || writer(wdb, wsnaps, wwal, rx, wpending, whint))
             .map_err(|e| tracing::error!(error = %e, "cannot start the Raft log writer"))
             .ok();
         LogStore {
@@ -189,6 +203,7 @@ impl LogStore {
             wal,
             snapshots,
             writer: tx,
+            hint,
             pending,
             purged: Arc::new(Mutex::new(purged)),
         }
@@ -214,8 +229,7 @@ impl LogStore {
 
 const SLOW_BATCH: std::time::Duration = std::time::Duration::from_millis(100);
 
-const IDLE: std::time::Duration = std::time::Duration::from_millis(20);
-/// While writes flow, the committed hint is written this often at most.
+/// The committed hint is written alone this often at most.
 const HINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Applies queued operations in order, one write and one fsync per batch.
@@ -225,6 +239,7 @@ fn writer(
     wal: Arc<Wal>,
     rx: mpsc::Receiver<Op>,
     pending: Pending,
+    shared_hint: Hint,
 ) {
     // Segments a purge released before a crash go now.
     if let Some(upto) = read_meta::<LogId<NodeId>>(&db, KEY_PURGED).ok().flatten() {
@@ -232,41 +247,31 @@ fn writer(
             tracing::warn!(error = %e, "deleting purged Raft log segments failed");
         }
     }
-    // The newest committed hint not yet written, and when one last was
-    // made durable.
+    // The newest committed hint taken and not yet written, and when one
+    // last was written.
     let mut hint: Option<Vec<u8>> = None;
-    let mut hint_durable = std::time::Instant::now();
+    let mut hint_written = std::time::Instant::now();
     loop {
-        let first = if hint.is_some() {
-            match rx.recv_timeout(IDLE) {
-                Ok(op) => op,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    write_hint(&db, &mut hint, &mut hint_durable);
-                    continue;
+        let first = match rx.recv_timeout(HINT_EVERY) {
+            Ok(op) => op,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Some(h) = take_hint(&shared_hint) {
+                    hint = Some(h);
                 }
-                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                write_hint(&db, &mut hint, &mut hint_written);
+                continue;
             }
-        } else {
-            match rx.recv() {
-                Ok(op) => op,
-                Err(_) => return,
-            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
-        let mut batch = Vec::new();
-        let mut next = Some(first);
-        while let Some(op) = next {
-            match op {
-                Op::Committed { value } => hint = Some(value),
-                op => batch.push(op),
+        let mut batch = vec![first];
+        while batch.len() < 4096 {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
             }
-            next = if batch.len() < 4096 {
-                rx.try_recv().ok()
-            } else {
-                None
-            };
         }
-        if batch.is_empty() {
-            continue;
+        if let Some(h) = take_hint(&shared_hint) {
+            hint = Some(h);
         }
         let started = std::time::Instant::now();
         let result =
@@ -292,27 +297,24 @@ fn writer(
                 Op::Truncate { done, .. } | Op::Meta { done, .. } => {
                     let _ = done.send(result.clone());
                 }
-                Op::Purge { .. } | Op::Committed { .. } => {}
+                Op::Purge { .. } => {}
             }
         }
-        if hint.is_some() && hint_durable.elapsed() >= HINT_EVERY {
-            write_hint(&db, &mut hint, &mut hint_durable);
+        if hint.is_some() && hint_written.elapsed() >= HINT_EVERY {
+            write_hint(&db, &mut hint, &mut hint_written);
         }
     }
 }
 
-/// Records the committed hint. Not worth an fsync of its own each time
-/// (a lost hint only means less is re-applied at start): durable once a
-/// second at most, otherwise left for redb's next durable commit.
-fn write_hint(db: &redb::Database, hint: &mut Option<Vec<u8>>, durable: &mut std::time::Instant) {
+/// Records the committed hint in a transaction of its own.
+fn write_hint(
+    db: &redb::Database,
+    hint: &mut Option<Vec<u8>>,
+    written_at: &mut std::time::Instant,
+) {
     let Some(v) = hint.as_deref() else { return };
-    let sync = durable.elapsed() >= HINT_EVERY;
     let written = (|| -> Result<(), StorageError> {
-        let mut txn = db.begin_write().map_err(redb_err)?;
-        if !sync {
-            txn.set_durability(redb::Durability::None)
-                .map_err(redb_err)?;
-        }
+        let txn = db.begin_write().map_err(redb_err)?;
         txn.open_table(META)
             .map_err(redb_err)?
             .insert(KEY_COMMITTED, v)
@@ -322,9 +324,7 @@ fn write_hint(db: &redb::Database, hint: &mut Option<Vec<u8>>, durable: &mut std
     match written {
         Ok(()) => {
             *hint = None;
-            if sync {
-                *durable = std::time::Instant::now();
-            }
+            *written_at = std::time::Instant::now();
         }
         // Tried again with the next batch or idle pass.
         Err(e) => tracing::warn!(error = %e, "recording the Raft commit hint failed"),
@@ -472,7 +472,6 @@ fn write_batch(
             Op::Meta { key, value, .. } => {
                 w.meta(key, value)?;
             }
-            Op::Committed { .. } => {}
         }
     }
     let BatchWrite {
@@ -679,10 +678,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         &mut self,
         committed: Option<LogId<NodeId>>,
     ) -> Result<(), openraft::StorageError<NodeId>> {
-        let value = serde_json::to_vec(&committed).map_err(|e| io_err(redb_err(e)))?;
-        self.writer
-            .send(Op::Committed { value })
-            .map_err(|_| io_err(StorageError::Redb("the Raft log writer has stopped".into())))
+        *self.hint.lock().unwrap_or_else(|e| e.into_inner()) = Some(committed);
+        Ok(())
     }
 
     /// The committed hint, if this log can re-apply up to it. openraft

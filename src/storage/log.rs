@@ -1,8 +1,9 @@
 //! The Raft log (entries in the append-only segments of `storage::wal`)
 //! and the vote and markers (in redb), written by one ordered writer thread.
 //!
-//! Every mutation (append, truncate, purge, vote, committed marker) goes to
-//! the writer in the order openraft issues it. The writer takes everything
+//! Every mutation (append, truncate, purge, vote) goes to the writer in
+//! the order openraft issues it; the committed hint, which needs no order,
+//! waits in a slot the writer reads when it wakes (see [`Hint`]). The writer takes everything
 //! queued and applies it in order: entries to the log's segments, the rest
 //! to redb, making one store durable before the other is written whenever
 //! the batch switches between them (so a crash keeps a prefix of what was

@@ -332,15 +332,21 @@ fn write_hint(
     }
 }
 
+/// The last entry of the snapshot saved in `snapshots` (None: no
+/// snapshot yet).
+fn saved_snapshot(snapshots: &redb::Database) -> Result<Option<LogId<NodeId>>, StorageError> {
+    let saved: Option<openraft::SnapshotMeta<NodeId, openraft::BasicNode>> =
+        read_meta(snapshots, KEY_SNAPSHOT)?;
+    Ok(saved.and_then(|m| m.last_log_id))
+}
+
 /// How far the log may be purged toward `upto`: no further than the
-/// last entry of the snapshot saved in `snapshots` (None: no snapshot yet).
+/// saved snapshot.
 fn purge_bound(
     snapshots: &redb::Database,
     upto: LogId<NodeId>,
 ) -> Result<Option<LogId<NodeId>>, StorageError> {
-    let saved: Option<openraft::SnapshotMeta<NodeId, openraft::BasicNode>> =
-        read_meta(snapshots, KEY_SNAPSHOT)?;
-    Ok(saved.and_then(|m| m.last_log_id).map(|s| s.min(upto)))
+    Ok(saved_snapshot(snapshots)?.map(|s| s.min(upto)))
 }
 
 /// The saved snapshot's last entry, when it covers everything before
@@ -349,11 +355,7 @@ fn snapshot_covering(
     snapshots: &redb::Database,
     next: u64,
 ) -> Result<Option<LogId<NodeId>>, StorageError> {
-    let saved: Option<openraft::SnapshotMeta<NodeId, openraft::BasicNode>> =
-        read_meta(snapshots, KEY_SNAPSHOT)?;
-    Ok(saved
-        .and_then(|m| m.last_log_id)
-        .filter(|l| l.index + 1 >= next))
+    Ok(saved_snapshot(snapshots)?.filter(|l| l.index + 1 >= next))
 }
 
 /// One batch's writes to the two stores: whichever is written next, the
@@ -607,9 +609,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             // snapshot replaced). Reporting them as present would send
             // openraft looking for them.
             let marker: Option<LogId<NodeId>> = read_meta(&db, KEY_PURGED)?;
-            let snapshot: Option<openraft::SnapshotMeta<NodeId, openraft::BasicNode>> =
-                read_meta(&snapshots, KEY_SNAPSHOT)?;
-            let purged = marker.max(snapshot.and_then(|m| m.last_log_id));
+            let purged = marker.max(saved_snapshot(&snapshots)?);
             Ok((purged, wal.last()))
         })
         .await

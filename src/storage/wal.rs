@@ -123,8 +123,9 @@ struct Inner {
     segments: BTreeMap<u64, Segment>,
     /// Every entry held, oldest first, contiguous indexes.
     slots: VecDeque<Slot>,
-    /// Segments written since the last sync.
-    dirty: Vec<u64>,
+    /// The active (last) segment has writes not yet synced. Only it can:
+    /// a segment is synced before the next one is created.
+    dirty: bool,
     /// Set by a failed write: the file may hold a partial record, so
     /// nothing more is written (openraft stops on the error anyway).
     failed: bool,
@@ -395,7 +396,7 @@ impl Wal {
     fn clear(&self) -> Result<(), StorageError> {
         let gone = {
             let mut inner = lock(&self.inner);
-            inner.dirty.clear();
+            inner.dirty = false;
             inner.slots.clear();
             std::mem::take(&mut inner.segments)
         };
@@ -423,9 +424,7 @@ impl Wal {
         if let Some(s) = inner.segments.get_mut(&seg) {
             s.len = at + buf.len() as u64;
         }
-        if !inner.dirty.contains(&seg) {
-            inner.dirty.push(seg);
-        }
+        inner.dirty = true;
         Ok(())
     }
 
@@ -465,14 +464,14 @@ impl Wal {
 
     /// Makes everything written so far durable.
     pub fn sync(&self) -> Result<(), StorageError> {
-        let dirty: Vec<Bytes> = {
+        let active = {
             let mut inner = lock(&self.inner);
-            let keys = std::mem::take(&mut inner.dirty);
-            keys.iter()
-                .filter_map(|k| inner.segments.get(k).map(|s| s.bytes.clone()))
-                .collect()
+            if !std::mem::take(&mut inner.dirty) {
+                return Ok(());
+            }
+            inner.segments.values().next_back().map(|s| s.bytes.clone())
         };
-        for b in dirty {
+        if let Some(b) = active {
             b.sync().map_err(|e| self.fail(e, "sync"))?;
         }
         Ok(())
@@ -502,7 +501,6 @@ impl Wal {
                     .filter_map(|k| inner.segments.remove(&k))
                     .collect()
             };
-            inner.dirty.retain(|k| *k <= slot.seg);
             let seg = inner.segments.get_mut(&slot.seg);
             let cut = seg.map(|s| {
                 s.len = slot.off;
@@ -532,10 +530,8 @@ impl Wal {
             // upto + 1 (its entries all end before that).
             if inner.slots.is_empty() {
                 // Nothing held is live: every segment goes.
-                inner.dirty.clear();
-                let all = std::mem::take(&mut inner.segments);
                 drop(inner);
-                return self.remove(all.into_values().collect());
+                return self.clear();
             }
             let keys: Vec<u64> = inner.segments.keys().copied().collect();
             let mut gone = Vec::new();
@@ -546,8 +542,6 @@ impl Wal {
                     }
                 }
             }
-            let live: Vec<u64> = inner.segments.keys().copied().collect();
-            inner.dirty.retain(|k| live.contains(k));
             gone
         };
         self.remove(gone)
